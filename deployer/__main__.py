@@ -1,0 +1,5 @@
+"""`python -m deployer` runs the CLI."""
+
+from deployer.cli import main
+
+main()
