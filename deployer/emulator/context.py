@@ -1,0 +1,71 @@
+"""The emulator's shared state handed to every API surface (GCS, Vertex AI, batch).
+
+Owns `EmulatorContext`: where data lives, the address the server listens on,
+the object store, the fault controller, and the shutdown hooks run (in reverse
+order of registration) when the server stops cleanly, e.g. to stop replica
+processes.
+
+Must not: import TensorFlow / deployer.serving, or do I/O at import time.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from deployer.emulator.faults import FaultController
+from deployer.emulator.objects import ObjectStore
+
+log = logging.getLogger("deployer.emulator")
+
+
+@dataclass
+class EmulatorContext:
+    """Everything an API surface needs from the running emulator."""
+
+    data_dir: Path  # root of all persistent state (SQLite databases, object bytes, replicas' files)
+    host: str  # address the server is bound to ("127.0.0.1" unless told otherwise)
+    port: int  # port the server is bound to (the real one once bound, even if 0 was asked)
+    objects: ObjectStore  # GCS buckets and objects
+    faults: FaultController  # fault injection settings; .op_delay is read by long-running operations
+    pid: int = field(default_factory=os.getpid)  # the emulator's process id (health route)
+    started_at: float = field(default_factory=time.time)  # epoch seconds the context was made
+    # API surfaces registered on the router ("gcs", "vertex", ...), shown by the health route.
+    apis: list[str] = field(default_factory=list)
+    _hooks: list[Callable[[], None]] = field(default_factory=list, repr=False)
+    _hooks_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _stopped: bool = field(default=False, repr=False)
+
+    @property
+    def base_url(self) -> str:
+        """URL clients use: http://127.0.0.1:PORT (loopback even when bound to 0.0.0.0)."""
+        host = self.host
+        if host in ("0.0.0.0", "", "::"):
+            host = "127.0.0.1"
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}"
+
+    def on_shutdown(self, fn: Callable[[], None]) -> None:
+        """Register a hook run at clean stop; hooks run in reverse order of registration."""
+        with self._hooks_lock:
+            self._hooks.append(fn)
+
+    def run_shutdown_hooks(self) -> None:
+        """Run every hook once (later registrations first); a failing hook does not stop the rest."""
+        with self._hooks_lock:
+            if self._stopped:
+                return
+            self._stopped = True
+            hooks = list(reversed(self._hooks))
+            self._hooks.clear()
+        for fn in hooks:
+            try:
+                fn()
+            except Exception:  # noqa: BLE001 - shutdown must go on; the failure is logged
+                log.exception("shutdown hook %r failed", fn)

@@ -1,0 +1,242 @@
+"""HTTP primitives of the local emulator: requests, responses, Google JSON errors, the router.
+
+Owns the small, transport-free vocabulary every API surface (GCS, Vertex AI) is
+written in: a parsed `Request`, a `Response` (bytes or a streamed iterable), the
+`ApiError` a handler raises to answer with Google's error body, and the
+`Router` mapping (method, path regex) to a handler plus the API method name the
+request log and fault injection key on.
+
+Must not: touch sockets (that is `server.py`), know any API's semantics, or
+import TensorFlow / deployer.serving.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO
+from urllib.parse import parse_qs, unquote, urlsplit
+
+log = logging.getLogger("deployer.emulator")
+
+# HTTP status -> canonical Google status string, for errors raised without one.
+_CANONICAL = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    409: "ALREADY_EXISTS",
+    411: "LENGTH_REQUIRED",
+    412: "FAILED_PRECONDITION",
+    413: "PAYLOAD_TOO_LARGE",
+    416: "OUT_OF_RANGE",
+    429: "RESOURCE_EXHAUSTED",
+    500: "INTERNAL",
+    501: "UNIMPLEMENTED",
+    503: "UNAVAILABLE",
+    504: "DEADLINE_EXCEEDED",
+}
+
+# GCS's per-error "reason" strings (errors[].reason), which its clients display.
+_GCS_REASON = {
+    400: "invalid",
+    401: "required",
+    403: "forbidden",
+    404: "notFound",
+    409: "conflict",
+    412: "conditionNotMet",
+    416: "requestedRangeNotSatisfiable",
+    429: "rateLimitExceeded",
+    500: "backendError",
+    503: "backendError",
+}
+
+
+def canonical_status(http_status: int) -> str:
+    """The google.rpc status name conventionally paired with an HTTP status."""
+    return _CANONICAL.get(http_status, "UNKNOWN")
+
+
+class ApiError(Exception):
+    """Raised by a handler to answer with Google's JSON error body and this status."""
+
+    def __init__(self, http_status: int, status: str, message: str) -> None:
+        super().__init__(message)
+        self.http_status = http_status  # e.g. 404
+        self.status = status  # google.rpc code name, e.g. "NOT_FOUND"
+        self.message = message  # human-readable, shown by the clients
+
+    def to_response(self) -> Response:
+        return error_response(self.http_status, self.status, self.message)
+
+
+@dataclass
+class Request:
+    """One parsed HTTP request, as handlers see it."""
+
+    method: str  # upper-case verb
+    path: str  # percent-decoded path, without the query string
+    raw_path: str  # path exactly as received (still percent-encoded), without the query
+    query: dict[str, list[str]]  # parsed query string (blank values kept)
+    headers: dict[str, str]  # header names lower-cased
+    body: bytes = b""  # the whole body; empty for streaming routes (read `stream` instead)
+    # Unread body stream, set only for routes registered with streaming=True;
+    # reading past `content_length` is prevented by the server.
+    stream: BinaryIO | None = None
+    content_length: int | None = None  # declared body size, None if chunked/absent
+
+    @classmethod
+    def from_target(
+        cls, method: str, target: str, headers: dict[str, str], body: bytes = b""
+    ) -> Request:
+        """Build a request from the request-line target ("/a%2Fb?x=1")."""
+        parts = urlsplit(target)
+        raw_path = parts.path or "/"
+        return cls(
+            method=method.upper(),
+            path=unquote(raw_path),
+            raw_path=raw_path,
+            query=parse_qs(parts.query, keep_blank_values=True),
+            headers={k.lower(): v for k, v in headers.items()},
+            body=body,
+        )
+
+    def json(self) -> Any:
+        """The body parsed as JSON (empty body -> {}); 400 INVALID_ARGUMENT otherwise."""
+        if not self.body.strip():
+            return {}
+        try:
+            return json.loads(self.body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ApiError(400, "INVALID_ARGUMENT", f"Invalid JSON payload received: {exc}") from exc
+
+    def q(self, name: str, default: str | None = None) -> str | None:
+        """First value of a query parameter, or `default`."""
+        values = self.query.get(name)
+        return values[0] if values else default
+
+    def read_body(self) -> bytes:
+        """The whole body, reading the stream of a streaming route if needed."""
+        if self.stream is not None:
+            self.body = self.stream.read()
+            self.stream = None
+        return self.body
+
+
+@dataclass
+class Response:
+    """What a handler returns; an iterable body is streamed (chunked unless Content-Length)."""
+
+    status: int = 200
+    body: bytes | Iterable[bytes] = b""
+    headers: dict[str, str] = field(default_factory=dict)
+    # Called once the body has been written (or abandoned): close files, etc.
+    on_close: Callable[[], None] | None = None
+
+
+def json_response(obj: Any, status: int = 200) -> Response:
+    """A JSON response with the content type the Google clients expect."""
+    body = json.dumps(obj, separators=(",", ":")).encode()
+    return Response(status, body, {"Content-Type": "application/json; charset=UTF-8"})
+
+
+def error_response(http_status: int, status: str, message: str) -> Response:
+    """Google's JSON error body: {"error": {"code", "message", "status", "errors": [...]}}."""
+    reason = _GCS_REASON.get(http_status, status.lower() or "error")
+    payload = {
+        "error": {
+            "code": http_status,
+            "message": message,
+            "status": status,
+            "errors": [{"message": message, "domain": "global", "reason": reason}],
+        }
+    }
+    return json_response(payload, http_status)
+
+
+Handler = Callable[[Request, "re.Match[str]"], Response]
+
+
+@dataclass(frozen=True)
+class Route:
+    """One registered route."""
+
+    method: str  # upper-case verb, or "*" for any
+    pattern: re.Pattern[str]  # matched with fullmatch
+    handler: Handler
+    name: str  # API method name: request log, scripted faults ("deployModel", "storage.objects.insert")
+    mutating: bool  # changes state: eligible for --drop-responses, counted as mutating in the log
+    raw: bool  # match only the raw (still encoded) path: needed where names hold encoded '/'
+    streaming: bool  # the handler reads request.stream itself (large uploads)
+
+
+class Router:
+    """Maps (method, path regex) to handlers; first registered match wins."""
+
+    def __init__(self) -> None:
+        self._routes: list[Route] = []
+
+    def add(
+        self,
+        method: str,
+        pattern: str,
+        handler: Handler,
+        *,
+        name: str,
+        mutating: bool,
+        raw: bool = False,
+        streaming: bool = False,
+    ) -> None:
+        """Register a route. `pattern` is fullmatched against request.path, then raw_path
+        (or raw_path only with raw=True)."""
+        self._routes.append(
+            Route(method.upper(), re.compile(pattern), handler, name, mutating, raw, streaming)
+        )
+
+    def resolve(self, request: Request) -> tuple[Route, re.Match[str]] | None:
+        """The route and match for a request; None if no pattern matches any method.
+
+        Raises ApiError(405) when a path matches but not with this method.
+        """
+        path_matched = False
+        for route in self._routes:
+            match = None
+            if not route.raw:
+                match = route.pattern.fullmatch(request.path)
+            if match is None:
+                match = route.pattern.fullmatch(request.raw_path)
+            if match is None:
+                continue
+            if route.method in ("*", request.method):
+                return route, match
+            path_matched = True
+        if path_matched:
+            raise ApiError(405, "METHOD_NOT_ALLOWED", f"Method {request.method} not allowed on {request.path}")
+        return None
+
+    def call(self, route: Route, match: re.Match[str], request: Request) -> Response:
+        """Run a resolved route's handler, mapping exceptions to Google error bodies."""
+        try:
+            return route.handler(request, match)
+        except ApiError as exc:
+            return exc.to_response()
+        except Exception:  # noqa: BLE001 - a handler bug must answer 500, never kill the server
+            log.exception("handler %s failed on %s %s", route.name, request.method, request.raw_path)
+            return error_response(500, "INTERNAL", f"Internal error in {route.name}; see the emulator log.")
+
+    def dispatch(self, request: Request) -> Response:
+        """Resolve and call; unknown routes answer 404 with a Google JSON error."""
+        try:
+            resolved = self.resolve(request)
+        except ApiError as exc:
+            return exc.to_response()
+        if resolved is None:
+            return error_response(404, "NOT_FOUND", f"No such API: {request.method} {request.path}")
+        route, match = resolved
+        if route.streaming and request.stream is None and request.body:
+            pass  # body already buffered (tests, in-process callers): handlers use read_body()
+        return self.call(route, match, request)

@@ -1,0 +1,619 @@
+"""Crash-safe storage of the emulator's GCS buckets and objects.
+
+Owns `ObjectStore`: bucket and object metadata in SQLite (WAL, one transaction
+per change), object bytes in immutable files under `<data_dir>/gcs/blobs`,
+written atomically (temp file + fsync + rename) BEFORE the metadata row that
+points at them is committed. A `kill -9` at any moment therefore leaves every
+object either fully present with its recorded checksums or absent; leftovers
+(temp files, blobs no row points at) are swept at the next start. md5 and
+crc32c are computed while streaming. No operation does O(objects) work per
+upload: every change touches one row.
+
+Must not: speak HTTP or render GCS JSON (that is `gcs.py`), or import
+TensorFlow / deployer.serving.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import re
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import google_crc32c
+
+from deployer.emulator.http import ApiError
+
+_CHUNK = 1 << 20
+_BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS buckets (
+    name TEXT PRIMARY KEY,
+    location TEXT NOT NULL,
+    storage_class TEXT NOT NULL,
+    labels TEXT NOT NULL,
+    project TEXT,
+    metageneration INTEGER NOT NULL,
+    time_created TEXT NOT NULL,
+    updated TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS objects (
+    bucket TEXT NOT NULL,
+    name TEXT NOT NULL,
+    generation INTEGER NOT NULL,
+    metageneration INTEGER NOT NULL,
+    size INTEGER NOT NULL,
+    md5 TEXT NOT NULL,
+    crc32c TEXT NOT NULL,
+    content_type TEXT NOT NULL,
+    metadata TEXT NOT NULL,
+    time_created TEXT NOT NULL,
+    updated TEXT NOT NULL,
+    blob TEXT NOT NULL,
+    PRIMARY KEY (bucket, name)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS uploads (
+    upload_id TEXT PRIMARY KEY,
+    bucket TEXT NOT NULL,
+    name TEXT NOT NULL,
+    spec TEXT NOT NULL,
+    created REAL NOT NULL
+);
+"""
+
+
+def rfc3339(ts: float) -> str:
+    """GCS timestamp format: 2024-01-02T03:04:05.678Z."""
+    dt = datetime.fromtimestamp(ts, tz=timezone.utc)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+
+
+def parse_gs_uri(uri: str) -> tuple[str, str]:
+    """"gs://b/a/b" -> ("b", "a/b"); "gs://b" or "gs://b/" -> ("b", ""). ApiError 400 otherwise."""
+    if not isinstance(uri, str) or not uri.startswith("gs://"):
+        raise ApiError(400, "INVALID_ARGUMENT", f"Not a Cloud Storage URI (gs://bucket/path): {uri!r}")
+    bucket, _, name = uri[len("gs://"):].partition("/")
+    if not bucket:
+        raise ApiError(400, "INVALID_ARGUMENT", f"Cloud Storage URI without a bucket: {uri!r}")
+    return bucket, name
+
+
+@dataclass(frozen=True)
+class ObjectMeta:
+    """Metadata of one live object generation."""
+
+    bucket: str
+    name: str
+    size: int  # bytes
+    generation: int  # microseconds since epoch at write, strictly increasing per store
+    metageneration: int  # bumped by metadata patches
+    md5_hash: str  # base64 of the 16-byte digest, as GCS reports it
+    crc32c: str  # base64 of the big-endian 4-byte CRC32C, as GCS reports it
+    content_type: str
+    updated: str  # RFC 3339
+    time_created: str  # RFC 3339
+    metadata: dict[str, str] = field(default_factory=dict)  # user metadata
+
+
+@dataclass(frozen=True)
+class ListPage:
+    """One page of an object listing."""
+
+    items: list[ObjectMeta]
+    prefixes: list[str]  # rolled-up "directories" when a delimiter was given
+    next_page_token: str | None
+
+
+@dataclass
+class _Hashed:
+    size: int
+    md5: str
+    crc32c: str
+
+
+def _successor(prefix: str) -> str:
+    """Smallest string greater than every string starting with `prefix`."""
+    return prefix[:-1] + chr(ord(prefix[-1]) + 1)
+
+
+class ObjectStore:
+    """Buckets and objects of the emulator, safe against crashes and concurrent requests."""
+
+    def __init__(self, data_dir: Path, *, fsync: bool = True) -> None:
+        self.root = Path(data_dir) / "gcs"
+        self._blobs = self.root / "blobs"
+        self._tmp = self.root / "tmp"
+        self.uploads_dir = self.root / "uploads"  # resumable upload sessions' partial bytes
+        for d in (self._blobs, self._tmp, self.uploads_dir):
+            d.mkdir(parents=True, exist_ok=True)
+        self._fsync = fsync  # tests of speed may turn it off; crash safety across power loss needs it
+        self._lock = threading.RLock()
+        # One connection guarded by a lock: metadata changes are tiny, the slow
+        # part (streaming and hashing bytes) happens outside the lock.
+        self._db = sqlite3.connect(self.root / "meta.sqlite3", check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        # NORMAL in WAL mode survives process crashes (kill -9) without losing commits.
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+        self._last_generation = 0
+        self._sweep()
+
+    # ---- housekeeping -------------------------------------------------------------
+
+    def _sweep(self) -> None:
+        """Remove what a crash can leave: temp files, and blobs no row points at (startup only)."""
+        for tmp in self._tmp.iterdir():
+            tmp.unlink(missing_ok=True)
+        referenced = {row[0] for row in self._db.execute("SELECT blob FROM objects")}
+        for sub in self._blobs.iterdir():
+            for blob in sub.iterdir():
+                if f"{sub.name}/{blob.name}" not in referenced:
+                    blob.unlink(missing_ok=True)
+        row = self._db.execute("SELECT MAX(generation) FROM objects").fetchone()
+        self._last_generation = int(row[0] or 0)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def _next_generation(self) -> int:
+        with self._lock:
+            gen = max(int(time.time() * 1_000_000), self._last_generation + 1)
+            self._last_generation = gen
+            return gen
+
+    # ---- buckets ------------------------------------------------------------------
+
+    @staticmethod
+    def _bucket_row(row: tuple[Any, ...]) -> dict[str, Any]:
+        name, location, storage_class, labels, project, metageneration, created, updated = row
+        return {
+            "name": name, "location": location, "storage_class": storage_class,
+            "labels": json.loads(labels), "project": project, "metageneration": metageneration,
+            "time_created": created, "updated": updated,
+        }
+
+    def bucket_exists(self, bucket: str) -> bool:
+        with self._lock:
+            return self._db.execute("SELECT 1 FROM buckets WHERE name=?", (bucket,)).fetchone() is not None
+
+    def get_bucket(self, bucket: str) -> dict[str, Any] | None:
+        with self._lock:
+            row = self._db.execute("SELECT * FROM buckets WHERE name=?", (bucket,)).fetchone()
+        return self._bucket_row(row) if row else None
+
+    def require_bucket(self, bucket: str) -> dict[str, Any]:
+        found = self.get_bucket(bucket)
+        if found is None:
+            raise ApiError(404, "NOT_FOUND", f"The specified bucket does not exist: {bucket}")
+        return found
+
+    def create_bucket(
+        self, name: str, *, location: str = "US", labels: dict[str, str] | None = None,
+        storage_class: str = "STANDARD", project: str | None = None,
+    ) -> dict[str, Any]:
+        """Create a bucket; 409 if it exists, 400 for a name GCS would refuse."""
+        if not isinstance(name, str) or not _BUCKET_NAME.fullmatch(name) or ".." in name:
+            raise ApiError(400, "INVALID_ARGUMENT", f"Invalid bucket name: {name!r}")
+        now = rfc3339(time.time())
+        with self._lock:
+            try:
+                self._db.execute(
+                    "INSERT INTO buckets VALUES (?,?,?,?,?,?,?,?)",
+                    (name, (location or "US").upper(), storage_class or "STANDARD",
+                     json.dumps(labels or {}), project, 1, now, now),
+                )
+            except sqlite3.IntegrityError:
+                raise ApiError(
+                    409, "ALREADY_EXISTS",
+                    "The requested bucket name is not available. The bucket namespace is shared "
+                    "by all users of the system. Please select a different name and try again.",
+                ) from None
+        return self.require_bucket(name)
+
+    def update_bucket(self, name: str, *, labels: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Patch a bucket's labels (a None value removes a label)."""
+        with self._lock:
+            current = self.require_bucket(name)
+            if labels is not None:
+                merged = dict(current["labels"])
+                for key, value in labels.items():
+                    if value is None:
+                        merged.pop(key, None)
+                    else:
+                        merged[key] = str(value)
+                self._db.execute(
+                    "UPDATE buckets SET labels=?, metageneration=metageneration+1, updated=? WHERE name=?",
+                    (json.dumps(merged), rfc3339(time.time()), name),
+                )
+            return self.require_bucket(name)
+
+    def list_buckets(self, prefix: str = "") -> list[dict[str, Any]]:
+        with self._lock:
+            rows = self._db.execute("SELECT * FROM buckets ORDER BY name").fetchall()
+        return [self._bucket_row(r) for r in rows if r[0].startswith(prefix)]
+
+    def delete_bucket(self, name: str) -> None:
+        """Delete an empty bucket; 404 if missing, 409 while it holds objects."""
+        with self._lock:
+            self.require_bucket(name)
+            if self._db.execute("SELECT 1 FROM objects WHERE bucket=? LIMIT 1", (name,)).fetchone():
+                raise ApiError(409, "FAILED_PRECONDITION", "The bucket you tried to delete is not empty.")
+            self._db.execute("DELETE FROM buckets WHERE name=?", (name,))
+
+    # ---- objects: reads -----------------------------------------------------------
+
+    _COLS = "bucket,name,size,generation,metageneration,md5,crc32c,content_type,updated,time_created,metadata"
+
+    @staticmethod
+    def _meta(row: tuple[Any, ...]) -> ObjectMeta:
+        b, n, size, gen, mgen, md5, crc, ctype, updated, created, metadata = row
+        return ObjectMeta(b, n, size, gen, mgen, md5, crc, ctype, updated, created, json.loads(metadata))
+
+    def stat(self, bucket: str, name: str) -> ObjectMeta | None:
+        with self._lock:
+            row = self._db.execute(
+                f"SELECT {self._COLS} FROM objects WHERE bucket=? AND name=?", (bucket, name)
+            ).fetchone()
+        return self._meta(row) if row else None
+
+    def require(self, bucket: str, name: str) -> ObjectMeta:
+        """Metadata of an object; 404 naming the bucket or object that is missing."""
+        meta = self.stat(bucket, name)
+        if meta is None:
+            self.require_bucket(bucket)
+            raise ApiError(404, "NOT_FOUND", f"No such object: {bucket}/{name}")
+        return meta
+
+    def local_path(self, bucket: str, name: str) -> Path:
+        """The file holding the object's current bytes. Read-only: never write or move it."""
+        self.require(bucket, name)
+        with self._lock:
+            row = self._db.execute("SELECT blob FROM objects WHERE bucket=? AND name=?", (bucket, name)).fetchone()
+        if row is None:
+            raise ApiError(404, "NOT_FOUND", f"No such object: {bucket}/{name}")
+        return self._blobs / row[0]
+
+    def open_with_meta(self, bucket: str, name: str) -> tuple[ObjectMeta, BinaryIO]:
+        """Metadata and an open file of the same generation (a later overwrite cannot mix them)."""
+        with self._lock:
+            row = self._db.execute(
+                f"SELECT {self._COLS},blob FROM objects WHERE bucket=? AND name=?", (bucket, name)
+            ).fetchone()
+            if row is None:
+                self.require(bucket, name)
+                raise ApiError(404, "NOT_FOUND", f"No such object: {bucket}/{name}")
+            # Opened under the lock: an overwrite unlinks the old blob only after its
+            # commit, and an open file survives the unlink.
+            handle = open(self._blobs / row[-1], "rb")  # noqa: SIM115 - caller closes
+        return self._meta(row[:-1]), handle
+
+    def open(self, bucket: str, name: str) -> BinaryIO:
+        """The object's bytes as a binary file; ApiError 404 if missing. Caller closes it."""
+        return self.open_with_meta(bucket, name)[1]
+
+    def read_bytes(self, bucket: str, name: str) -> bytes:
+        with self.open(bucket, name) as fh:
+            return fh.read()
+
+    def list_page(
+        self, bucket: str, *, prefix: str = "", delimiter: str | None = None,
+        page_token: str | None = None, max_results: int = 1000,
+        start_offset: str | None = None, end_offset: str | None = None,
+        include_trailing_delimiter: bool = False,
+    ) -> ListPage:
+        """One page of objects in name order; items and prefixes both count toward max_results."""
+        self.require_bucket(bucket)
+        max_results = max(1, min(int(max_results), 1000))
+        lower, inclusive = prefix, True
+        if start_offset and start_offset > lower:
+            lower = start_offset
+        if page_token:
+            try:
+                token = json.loads(base64.urlsafe_b64decode(page_token.encode()))
+                after, rolled = str(token["a"]), bool(token["p"])
+            except (ValueError, KeyError, TypeError) as exc:
+                raise ApiError(400, "INVALID_ARGUMENT", "Invalid pageToken") from exc
+            lower, inclusive = (_successor(after), True) if rolled else (after, False)
+        upper = _successor(prefix) if prefix else None
+        if end_offset and (upper is None or end_offset < upper):
+            upper = end_offset
+        items: list[ObjectMeta] = []
+        prefixes: list[str] = []
+        last: tuple[str, bool] | None = None  # (key, is_prefix) of the last thing emitted
+
+        def token() -> str:
+            assert last is not None
+            return base64.urlsafe_b64encode(json.dumps({"a": last[0], "p": last[1]}).encode()).decode()
+
+        while True:
+            sql = f"SELECT {self._COLS} FROM objects WHERE bucket=? AND name {'>=' if inclusive else '>'} ?"
+            args: list[Any] = [bucket, lower]
+            if upper is not None:
+                sql += " AND name < ?"
+                args.append(upper)
+            sql += " ORDER BY name LIMIT ?"
+            args.append(max_results + 1)
+            with self._lock:
+                rows = self._db.execute(sql, args).fetchall()
+            if not rows:
+                return ListPage(items, prefixes, None)
+            jumped = False
+            for row in rows:
+                if len(items) + len(prefixes) >= max_results:
+                    return ListPage(items, prefixes, token())  # `row` proves there is more
+                name = row[1]
+                if delimiter:
+                    idx = name.find(delimiter, len(prefix))
+                    if idx >= 0:
+                        rolled = name[: idx + len(delimiter)]
+                        if include_trailing_delimiter and name == rolled:
+                            items.append(self._meta(row))
+                        prefixes.append(rolled)
+                        last = (rolled, True)
+                        # Skip everything under the rolled-up prefix with a fresh query.
+                        lower, inclusive, jumped = _successor(rolled), True, True
+                        break
+                items.append(self._meta(row))
+                last = (name, False)
+                lower, inclusive = name, False
+            if not jumped and len(rows) <= max_results:
+                return ListPage(items, prefixes, None)
+
+    def list(
+        self, bucket: str, prefix: str = "", delimiter: str | None = None, *,
+        start_offset: str | None = None, end_offset: str | None = None,
+    ) -> Iterator[ObjectMeta]:
+        """Objects in name order (with a delimiter: only those not rolled up into a prefix)."""
+        token: str | None = None
+        while True:
+            page = self.list_page(bucket, prefix=prefix, delimiter=delimiter, page_token=token,
+                                  start_offset=start_offset, end_offset=end_offset)
+            yield from page.items
+            if not page.next_page_token:
+                return
+            token = page.next_page_token
+
+    # ---- objects: writes ----------------------------------------------------------
+
+    def _check_preconditions(
+        self, current: ObjectMeta | None, *, if_generation_match: int | None,
+        if_generation_not_match: int | None, if_metageneration_match: int | None,
+        if_metageneration_not_match: int | None = None,
+    ) -> None:
+        gen = current.generation if current else 0
+        if if_generation_match is not None and gen != if_generation_match:
+            raise ApiError(412, "FAILED_PRECONDITION",
+                           "At least one of the pre-conditions you specified did not hold.")
+        if if_generation_not_match is not None and gen == if_generation_not_match:
+            raise ApiError(304 if current else 412, "FAILED_PRECONDITION",
+                           "At least one of the pre-conditions you specified did not hold.")
+        if if_metageneration_match is not None and (current is None or current.metageneration != if_metageneration_match):
+            raise ApiError(412, "FAILED_PRECONDITION",
+                           "At least one of the pre-conditions you specified did not hold.")
+        if if_metageneration_not_match is not None and current is not None and current.metageneration == if_metageneration_not_match:
+            raise ApiError(412, "FAILED_PRECONDITION",
+                           "At least one of the pre-conditions you specified did not hold.")
+
+    def _write_temp(self, source: bytes | BinaryIO | Path, *, size_limit: int | None = None) -> tuple[Path, _Hashed]:
+        """Stream `source` into a fsynced temp file, hashing as it goes."""
+        md5 = hashlib.md5()  # noqa: S324 - GCS's md5Hash, not a security use
+        crc = google_crc32c.Checksum()
+        tmp = self._tmp / uuid.uuid4().hex
+        size = 0
+        try:
+            with open(tmp, "wb") as out:
+                if isinstance(source, (bytes, bytearray, memoryview)):
+                    chunks: Any = [bytes(source)]
+                elif isinstance(source, Path):
+                    chunks = _iter_file(source)
+                else:
+                    chunks = iter(lambda: source.read(_CHUNK), b"")
+                for chunk in chunks:
+                    if not chunk:
+                        continue
+                    md5.update(chunk)
+                    crc.update(chunk)
+                    out.write(chunk)
+                    size += len(chunk)
+                out.flush()
+                if self._fsync:
+                    os.fsync(out.fileno())
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        return tmp, _Hashed(size, base64.b64encode(md5.digest()).decode(), base64.b64encode(crc.digest()).decode())
+
+    def put(
+        self, bucket: str, name: str, source: bytes | BinaryIO | Path, *,
+        content_type: str = "application/octet-stream",
+        if_generation_match: int | None = None, if_generation_not_match: int | None = None,
+        if_metageneration_match: int | None = None, metadata: dict[str, str] | None = None,
+        expected_md5: str | None = None, expected_crc32c: str | None = None,
+    ) -> ObjectMeta:
+        """Write an object atomically (readers see the old or the new bytes, never a mix)."""
+        validate_object_name(name)
+        self.require_bucket(bucket)
+        preconditions = dict(if_generation_match=if_generation_match, if_generation_not_match=if_generation_not_match,
+                             if_metageneration_match=if_metageneration_match)
+        # Fail early (cheap) before streaming bytes; checked again atomically at commit.
+        self._check_preconditions(self.stat(bucket, name), **preconditions)
+        tmp, hashed = self._write_temp(source)
+        try:
+            if expected_md5 and expected_md5 != hashed.md5:
+                raise ApiError(400, "INVALID_ARGUMENT",
+                               f"Provided MD5 hash {expected_md5!r} doesn't match calculated MD5 hash {hashed.md5!r}.")
+            if expected_crc32c and expected_crc32c != hashed.crc32c:
+                raise ApiError(400, "INVALID_ARGUMENT",
+                               f"Provided CRC32C {expected_crc32c!r} doesn't match calculated CRC32C {hashed.crc32c!r}.")
+            return self._commit(bucket, name, tmp, hashed, content_type or "application/octet-stream",
+                                metadata or {}, preconditions)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def _commit(
+        self, bucket: str, name: str, tmp: Path, hashed: _Hashed, content_type: str,
+        metadata: dict[str, str], preconditions: dict[str, int | None],
+    ) -> ObjectMeta:
+        blob_id = uuid.uuid4().hex
+        rel = f"{blob_id[:2]}/{blob_id}"
+        target = self._blobs / rel
+        target.parent.mkdir(exist_ok=True)
+        old_blob: str | None = None
+        with self._lock:
+            self.require_bucket(bucket)
+            current = self.stat(bucket, name)
+            self._check_preconditions(current, **preconditions)
+            # Bytes are durable under their final name before any row points at them.
+            os.replace(tmp, target)
+            gen = self._next_generation()
+            now = rfc3339(gen / 1_000_000)
+            created = now
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                row = self._db.execute("SELECT blob FROM objects WHERE bucket=? AND name=?", (bucket, name)).fetchone()
+                old_blob = row[0] if row else None
+                self._db.execute(
+                    "INSERT OR REPLACE INTO objects VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                    (bucket, name, gen, 1, hashed.size, hashed.md5, hashed.crc32c, content_type,
+                     json.dumps({str(k): str(v) for k, v in metadata.items()}), created, now, rel),
+                )
+                self._db.execute("COMMIT")
+            except BaseException:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                target.unlink(missing_ok=True)
+                raise
+        if old_blob:
+            (self._blobs / old_blob).unlink(missing_ok=True)
+        meta = self.stat(bucket, name)
+        assert meta is not None
+        return meta
+
+    def update_metadata(
+        self, bucket: str, name: str, *, metadata: dict[str, Any] | None = None,
+        content_type: str | None = None, replace: bool = False,
+        if_generation_match: int | None = None, if_metageneration_match: int | None = None,
+    ) -> ObjectMeta:
+        """Patch (or with replace=True, set) user metadata / content type; bumps metageneration."""
+        with self._lock:
+            current = self.require(bucket, name)
+            self._check_preconditions(current, if_generation_match=if_generation_match,
+                                      if_generation_not_match=None, if_metageneration_match=if_metageneration_match)
+            merged: dict[str, str] = {} if replace else dict(current.metadata)
+            for key, value in (metadata or {}).items():
+                if value is None:
+                    merged.pop(key, None)
+                else:
+                    merged[str(key)] = str(value)
+            self._db.execute(
+                "UPDATE objects SET metadata=?, content_type=?, metageneration=metageneration+1, updated=? "
+                "WHERE bucket=? AND name=?",
+                (json.dumps(merged), content_type or current.content_type, rfc3339(time.time()), bucket, name),
+            )
+        return self.require(bucket, name)
+
+    def delete(
+        self, bucket: str, name: str, *, if_generation_match: int | None = None,
+        if_metageneration_match: int | None = None,
+    ) -> None:
+        """Delete an object; 404 if missing, 412 if a precondition fails."""
+        with self._lock:
+            current = self.require(bucket, name)
+            self._check_preconditions(current, if_generation_match=if_generation_match,
+                                      if_generation_not_match=None, if_metageneration_match=if_metageneration_match)
+            row = self._db.execute("SELECT blob FROM objects WHERE bucket=? AND name=?", (bucket, name)).fetchone()
+            self._db.execute("DELETE FROM objects WHERE bucket=? AND name=?", (bucket, name))
+        if row:
+            (self._blobs / row[0]).unlink(missing_ok=True)
+
+    def copy(
+        self, src_bucket: str, src_name: str, dst_bucket: str, dst_name: str, *,
+        content_type: str | None = None, metadata: dict[str, str] | None = None,
+        if_generation_match: int | None = None, if_source_generation_match: int | None = None,
+    ) -> ObjectMeta:
+        """Copy an object (bytes re-hashed and written like any upload)."""
+        meta, handle = self.open_with_meta(src_bucket, src_name)
+        with handle:
+            if if_source_generation_match is not None and meta.generation != if_source_generation_match:
+                raise ApiError(412, "FAILED_PRECONDITION",
+                               "At least one of the pre-conditions you specified did not hold.")
+            return self.put(dst_bucket, dst_name, handle, content_type=content_type or meta.content_type,
+                            metadata=meta.metadata if metadata is None else metadata,
+                            if_generation_match=if_generation_match)
+
+    def compose(
+        self, bucket: str, sources: list[str], dst_name: str, *, content_type: str | None = None,
+        metadata: dict[str, str] | None = None, if_generation_match: int | None = None,
+    ) -> ObjectMeta:
+        """Concatenate source objects of one bucket into `dst_name`."""
+        if not 1 <= len(sources) <= 32:
+            raise ApiError(400, "INVALID_ARGUMENT", "compose takes between 1 and 32 source objects")
+        handles = [self.open(bucket, s) for s in sources]
+        try:
+            def chunks() -> Iterator[bytes]:
+                for h in handles:
+                    yield from iter(lambda h=h: h.read(_CHUNK), b"")
+            return self.put(bucket, dst_name, _IterReader(chunks()),
+                            content_type=content_type or "application/octet-stream",
+                            metadata=metadata, if_generation_match=if_generation_match)
+        finally:
+            for h in handles:
+                h.close()
+
+    # ---- resumable upload sessions ------------------------------------------------
+
+    def create_upload(self, bucket: str, name: str, spec: dict[str, Any]) -> str:
+        """Start a resumable upload session; bytes accumulate in uploads_dir/<id>."""
+        validate_object_name(name)
+        self.require_bucket(bucket)
+        upload_id = uuid.uuid4().hex
+        (self.uploads_dir / upload_id).touch()
+        with self._lock:
+            self._db.execute("INSERT INTO uploads VALUES (?,?,?,?,?)",
+                             (upload_id, bucket, name, json.dumps(spec), time.time()))
+        return upload_id
+
+    def get_upload(self, upload_id: str) -> tuple[str, str, dict[str, Any]] | None:
+        with self._lock:
+            row = self._db.execute("SELECT bucket,name,spec FROM uploads WHERE upload_id=?", (upload_id,)).fetchone()
+        return (row[0], row[1], json.loads(row[2])) if row else None
+
+    def finish_upload(self, upload_id: str) -> None:
+        with self._lock:
+            self._db.execute("DELETE FROM uploads WHERE upload_id=?", (upload_id,))
+        (self.uploads_dir / upload_id).unlink(missing_ok=True)
+
+
+def validate_object_name(name: str) -> None:
+    if not name or len(name.encode()) > 1024 or name in (".", "..") or "\n" in name or "\r" in name:
+        raise ApiError(400, "INVALID_ARGUMENT", f"Invalid object name: {name!r}")
+
+
+def _iter_file(path: Path) -> Iterator[bytes]:
+    with open(path, "rb") as fh:
+        yield from iter(lambda: fh.read(_CHUNK), b"")
+
+
+class _IterReader:
+    """A minimal read()-able over an iterator of byte chunks."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks = chunks
+
+    def read(self, n: int = -1) -> bytes:
+        return next(self._chunks, b"")
+
+
+__all__ = ["ListPage", "ObjectMeta", "ObjectStore", "parse_gs_uri", "rfc3339"]
