@@ -1,0 +1,263 @@
+"""Dynamic batching: concurrent requests merged into one model call, results split back.
+
+Owns: `BatchingParameters` (TF Serving's knobs and its batching-parameters text-proto file),
+the `Batcher` (a queue, batch-forming with a timeout, N executing threads, splitting of requests
+larger than the max batch, padding to allowed batch sizes) and its batch-size statistics.
+Must not: import TensorFlow or know about HTTP/gRPC; it batches numpy arrays for any callable.
+
+Semantics follow TF Serving's shared batch scheduler: one batch is formed at a time; it closes
+when full or `batch_timeout_micros` after its first request was enqueued (0 = take what is
+queued now: no added latency for a lone client, natural merging under load); up to
+`num_batch_threads` batches execute concurrently; only requests whose non-batch dimensions and
+dtypes agree are merged; the queue holds at most `max_enqueued_batches * max_batch_size` rows.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import re
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+Arrays = dict[str, np.ndarray]
+
+
+class QueueFull(RuntimeError):
+    """The batch queue is full (TF Serving answers UNAVAILABLE; HTTP 503)."""
+
+
+class BatcherClosed(RuntimeError):
+    """The batcher is shutting down (its model version is being unloaded)."""
+
+
+def default_batch_threads() -> int:
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+@dataclass(frozen=True)
+class BatchingParameters:
+    """TF Serving's BatchingParameters, with defaults suited to small models on CPU."""
+
+    max_batch_size: int = 64  # rows per model call; larger requests are split
+    batch_timeout_micros: int = 0  # wait for more rows after the first; 0 = natural batching
+    max_enqueued_batches: int = 100  # queue bound, in batches of max_batch_size rows
+    num_batch_threads: int = field(default_factory=default_batch_threads)  # concurrent calls
+    allowed_batch_sizes: tuple[int, ...] = ()  # pad each batch up to one of these, if given
+
+    def __post_init__(self) -> None:
+        for name in ("max_batch_size", "max_enqueued_batches", "num_batch_threads"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"batching parameter {name} must be >= 1")
+        if self.batch_timeout_micros < 0:
+            raise ValueError("batching parameter batch_timeout_micros must be >= 0")
+        sizes = self.allowed_batch_sizes
+        if sizes and (list(sizes) != sorted(sizes) or sizes[-1] != self.max_batch_size):
+            raise ValueError("allowed_batch_sizes must increase and end with max_batch_size")
+
+    def with_overrides(self, **overrides: int | None) -> BatchingParameters:
+        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+
+_FIELD = re.compile(r"(\w+)\s*(?::\s*([^\s{}]+)|\{\s*value\s*:\s*([^\s{}]+)\s*\})")
+_IGNORED = {"thread_pool_name", "pad_variable_length_inputs", "enable_large_batch_splitting",
+            "max_execution_batch_size", "batch_padding_policy", "mixed_priority_batching_policy"}
+
+
+def parse_batching_parameters(text: str, *, source: str = "<text>") -> BatchingParameters:
+    """Parse TF Serving's `--batching_parameters_file` text proto, e.g.
+    `max_batch_size { value: 128 } batch_timeout_micros { value: 1000 } allowed_batch_sizes: 64`."""
+    text = re.sub(r"#[^\n]*", "", text)
+    values: dict[str, Any] = {}
+    allowed: list[int] = []
+    pos = 0
+    for match in _FIELD.finditer(text):
+        if text[pos:match.start()].strip():
+            raise ValueError(f"{source}: cannot parse {text[pos:match.start()].strip()[:40]!r}")
+        pos = match.end()
+        name, raw = match.group(1), match.group(2) or match.group(3)
+        if name in _IGNORED:
+            continue
+        if name == "allowed_batch_sizes":
+            allowed.append(int(raw))
+        elif name in ("max_batch_size", "batch_timeout_micros", "max_enqueued_batches",
+                      "num_batch_threads"):
+            try:
+                values[name] = int(raw)
+            except ValueError:
+                raise ValueError(f"{source}: {name} must be an integer, got {raw!r}") from None
+        else:
+            raise ValueError(f"{source}: unknown batching parameter {name!r}")
+    if text[pos:].strip():
+        raise ValueError(f"{source}: cannot parse {text[pos:].strip()[:40]!r}")
+    if allowed:
+        values["allowed_batch_sizes"] = tuple(allowed)
+    return BatchingParameters(**values)
+
+
+def load_batching_parameters(path: str | os.PathLike[str]) -> BatchingParameters:
+    return parse_batching_parameters(Path(path).read_text(), source=str(path))
+
+
+class _Task:
+    __slots__ = ("inputs", "size", "key", "enqueued", "done", "result", "error")
+
+    def __init__(self, inputs: Arrays, size: int) -> None:
+        self.inputs = inputs
+        self.size = size
+        # Only tasks with equal non-batch shapes and dtypes can be concatenated.
+        self.key = tuple((k, v.shape[1:], v.dtype.str) for k, v in inputs.items())
+        self.enqueued = time.monotonic()
+        self.done = threading.Event()
+        self.result: Arrays | None = None
+        self.error: BaseException | None = None
+
+
+class Batcher:
+    """Merge concurrent `submit` calls into calls of `run` on concatenated arrays."""
+
+    def __init__(self, run: Callable[[Arrays], Mapping[str, np.ndarray]],
+                 params: BatchingParameters, *, name: str = "batcher") -> None:
+        self._run = run
+        self.params = params
+        self._queue: collections.deque[_Task] = collections.deque()
+        self._queued_rows = 0
+        self._cond = threading.Condition()
+        self._forming = threading.Lock()  # one batch is formed at a time, as in TF Serving
+        self._closed = False
+        self._stats_lock = threading.Lock()
+        self._sizes: collections.Counter[int] = collections.Counter()
+        self._requests = 0
+        self._threads = [
+            threading.Thread(target=self._loop, name=f"{name}-{i}", daemon=True)
+            for i in range(params.num_batch_threads)
+        ]
+        for t in self._threads:
+            t.start()
+
+    def submit(self, inputs: Arrays) -> Arrays:
+        """Run `inputs` (leading dim = rows) through the model, batched with others. Blocks."""
+        size = len(next(iter(inputs.values())))
+        cap = self.params.max_batch_size
+        if size <= cap:
+            tasks = [_Task(inputs, size)]
+        else:  # TF Serving's large batch splitting
+            tasks = [_Task({k: v[i:i + cap] for k, v in inputs.items()}, min(cap, size - i))
+                     for i in range(0, size, cap)]
+        with self._cond:
+            if self._closed:
+                raise BatcherClosed("the model version is unloading")
+            limit = self.params.max_enqueued_batches * cap
+            if self._queued_rows + size > limit:
+                raise QueueFull(f"the batch queue is full ({self._queued_rows} rows queued, "
+                                f"limit {limit})")
+            self._queue.extend(tasks)
+            self._queued_rows += size
+            self._cond.notify()
+        with self._stats_lock:
+            self._requests += 1
+        for t in tasks:
+            t.done.wait()
+        for t in tasks:
+            if t.error is not None:
+                raise t.error
+        if len(tasks) == 1:
+            return tasks[0].result  # type: ignore[return-value]
+        names = list(tasks[0].result or {})
+        return {n: np.concatenate([t.result[n] for t in tasks]) for n in names}  # type: ignore[index]
+
+    def _form(self) -> list[_Task] | None:
+        cap, timeout = self.params.max_batch_size, self.params.batch_timeout_micros / 1e6
+        with self._cond:
+            while not self._queue:
+                if self._closed:
+                    return None
+                self._cond.wait()
+            first = self._queue.popleft()
+            batch, size = [first], first.size
+            deadline = first.enqueued + timeout
+            while True:
+                i = 0
+                while i < len(self._queue) and size < cap:
+                    task = self._queue[i]
+                    if task.key == first.key and size + task.size <= cap:
+                        del self._queue[i]
+                        batch.append(task)
+                        size += task.size
+                    else:
+                        i += 1
+                remaining = deadline - time.monotonic()
+                if size >= cap or remaining <= 0 or self._closed:
+                    break
+                self._cond.wait(remaining)
+            self._queued_rows -= size
+            return batch
+
+    def _loop(self) -> None:
+        while True:
+            with self._forming:
+                batch = self._form()
+            if batch is None:
+                with self._cond:
+                    self._cond.notify_all()  # let sibling threads see the close too
+                return
+            self._execute(batch)
+
+    def _execute(self, batch: list[_Task]) -> None:
+        size = sum(t.size for t in batch)
+        try:
+            names = list(batch[0].inputs)
+            if len(batch) == 1:
+                inputs = batch[0].inputs
+            else:
+                inputs = {n: np.concatenate([t.inputs[n] for t in batch]) for n in names}
+            padded = next((s for s in self.params.allowed_batch_sizes if s >= size), size)
+            if padded > size:  # repeat the first row, as TF Serving pads with it
+                inputs = {n: np.concatenate([a, np.repeat(a[:1], padded - size, axis=0)])
+                          for n, a in inputs.items()}
+            outputs = self._run(inputs)
+            for name, out in outputs.items():
+                if out.ndim == 0 or out.shape[0] != padded:
+                    raise RuntimeError(f"output '{name}' has shape {list(out.shape)}, not batch "
+                                       f"size {padded} first: serve this model without batching")
+            offset = 0
+            for t in batch:
+                t.result = {k: v[offset:offset + t.size] for k, v in outputs.items()}
+                offset += t.size
+        except BaseException as exc:  # every caller must be woken, whatever happened
+            for t in batch:
+                t.error = exc
+        finally:
+            for t in batch:
+                t.done.set()
+        with self._stats_lock:
+            self._sizes[size] += 1
+
+    def stats(self) -> dict[str, Any]:
+        with self._stats_lock:
+            sizes = dict(sorted(self._sizes.items()))
+            requests = self._requests
+        batches = sum(sizes.values())
+        rows = sum(k * v for k, v in sizes.items())
+        return {
+            "requests": requests, "batches": batches, "rows": rows,
+            "mean_batch_size": round(rows / batches, 3) if batches else 0.0,
+            "max_batch_size_seen": max(sizes, default=0),
+            "batch_sizes": {str(k): v for k, v in sizes.items()},
+            "queued_rows": self._queued_rows,
+        }
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Stop accepting; queued work is still executed before the threads exit."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        deadline = time.monotonic() + timeout
+        for t in self._threads:
+            t.join(max(0.0, deadline - time.monotonic()))
