@@ -1,0 +1,45 @@
+"""The emulated Vertex AI v1 REST surface: models, endpoints, deployments, predict, operations.
+
+`register(router, ctx)` (called by deployer.emulator.server) opens the store
+(`<data_dir>/vertex.sqlite3`), registers every route under `/v1/` (operations
+also under `/ui/`), restores replicas of deployed models after a restart, and
+registers batch prediction jobs when `batch_jobs` is present, passing them the
+store and the replica manager:
+
+    batch_jobs.register(router, ctx, store, replicas)
+
+Must not: import TensorFlow or deployer.serving (replicas are separate processes).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from deployer.emulator.context import EmulatorContext
+from deployer.emulator.http import Router
+
+log = logging.getLogger("deployer.emulator.vertex")
+
+
+def register(router: Router, ctx: EmulatorContext) -> None:
+    from deployer.emulator.vertex import deploy, endpoints, models, operations, predict
+    from deployer.emulator.vertex.replicas import ReplicaManager
+    from deployer.emulator.vertex.store import VertexStore
+
+    store = VertexStore(ctx.data_dir / "vertex.sqlite3")
+    replicas = ReplicaManager(ctx)
+    routing = predict.Routing()
+    # Predict first: the hot path should not scan the other routes' regexes.
+    predict.register(router, routing)
+    operations.register(router, ctx, store)
+    models.register(router, ctx, store)
+    svc = endpoints.register(router, ctx, store, routing)
+    dep = deploy.register(router, ctx, store, svc, replicas)
+    try:
+        from deployer.emulator.vertex import batch_jobs
+    except ImportError:
+        batch_jobs = None  # type: ignore[assignment]
+    if batch_jobs is not None:
+        batch_jobs.register(router, ctx, store, replicas)
+    dep.recover()
+    ctx.on_shutdown(store.close)

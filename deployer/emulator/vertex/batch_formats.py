@@ -1,0 +1,123 @@
+"""Input side of the emulator's batch prediction jobs: find the input objects, stream instances.
+
+Owns turning a job's `inputConfig` (gcsSource URIs, wildcards allowed, and an
+instancesFormat) into a lazy stream of instances read from the emulator's
+object store, one row or record at a time (never a whole file in memory), with
+errors that say which file and line is at fault. The per-row rules (CSV
+typing, TFRecord framing, `{"b64": ...}`) live in `deployer.batch.formats`,
+shared with the client.
+
+Must not: call replicas, write outputs, touch job state, or import TensorFlow.
+"""
+
+from __future__ import annotations
+
+import base64
+import fnmatch
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from deployer.batch import formats
+from deployer.emulator.http import ApiError
+from deployer.emulator.objects import ObjectStore, parse_gs_uri
+
+_WILDCARDS = "*?["
+
+
+class InputError(Exception):
+    """The job's input is missing or malformed: the job fails with this message."""
+
+
+@dataclass(frozen=True)
+class Instance:
+    """One instance to predict, and where it came from (for error messages)."""
+
+    value: Any  # the JSON value sent in "instances"
+    source: str  # gs://bucket/object
+    where: str  # "line 12" / "record 3"
+
+
+def expand_sources(objects: ObjectStore, uris: list[str]) -> list[tuple[str, str]]:
+    """(bucket, object) for every input URI, wildcards expanded in name order.
+
+    Raises InputError if a URI is malformed, a bucket or object is missing, or a
+    wildcard matches nothing: Vertex fails the job in those cases.
+    """
+    if not uris:
+        raise InputError("inputConfig.gcsSource.uris is empty: give at least one gs:// URI.")
+    found: list[tuple[str, str]] = []
+    for uri in uris:
+        try:
+            bucket, name = parse_gs_uri(uri)
+        except ApiError as exc:
+            raise InputError(exc.message) from exc
+        if not objects.bucket_exists(bucket):
+            raise InputError(f"Input {uri}: bucket {bucket} does not exist.")
+        cut = min((name.find(c) for c in _WILDCARDS if c in name), default=-1)
+        if cut < 0:
+            if objects.stat(bucket, name) is None:
+                raise InputError(f"Input file {uri} does not exist.")
+            found.append((bucket, name))
+            continue
+        matched = [
+            (bucket, meta.name) for meta in objects.list(bucket, prefix=name[:cut])
+            if fnmatch.fnmatchcase(meta.name, name) and not meta.name.endswith("/")
+        ]
+        if not matched:
+            raise InputError(f"Input pattern {uri} matches no files.")
+        found.extend(matched)
+    return found
+
+
+def iter_instances(
+    objects: ObjectStore, sources: list[tuple[str, str]], instances_format: str
+) -> Iterator[Instance]:
+    """Every instance of every source in order, streamed; InputError on a malformed row."""
+    if instances_format not in formats.FORMATS:
+        raise InputError(
+            f"Unsupported instancesFormat {instances_format!r}: use one of {', '.join(formats.FORMATS)}."
+        )
+    for bucket, name in sources:
+        uri = f"gs://{bucket}/{name}"
+        try:
+            handle = objects.open(bucket, name)
+        except ApiError as exc:  # deleted since the job started
+            raise InputError(f"Input file {uri} could not be read: {exc.message}") from exc
+        try:
+            yield from _iter_one(objects, handle, uri, instances_format)
+        except formats.FormatError as exc:
+            raise InputError(f"Malformed {instances_format} input {uri}, {exc.where}: {exc.reason}") from exc
+        except UnicodeDecodeError as exc:
+            raise InputError(f"Malformed {instances_format} input {uri}: not UTF-8 text ({exc})") from exc
+        finally:
+            handle.close()
+
+
+def _iter_one(objects: ObjectStore, handle: Any, uri: str, fmt: str) -> Iterator[Instance]:
+    if fmt == "tf-record":
+        for n, data in formats.iter_tfrecords(handle):
+            yield Instance(formats.b64_instance(data), uri, f"record {n}")
+        return
+    text = io.TextIOWrapper(handle, encoding="utf-8", newline="")
+    if fmt == "jsonl":
+        for n, value in formats.iter_jsonl(text):
+            yield Instance(value, uri, f"line {n}")
+    elif fmt == "csv":
+        for n, row in formats.iter_csv(text):
+            yield Instance(row, uri, f"line {n}")
+    else:  # file-list
+        for n, listed in formats.iter_file_list(text):
+            yield Instance(_read_listed(objects, listed, uri, n), uri, f"line {n}")
+
+
+def _read_listed(objects: ObjectStore, listed: str, uri: str, line: int) -> Any:
+    """A listed file's bytes as {"b64": ...}; a missing file is an input error of the job."""
+    try:
+        bucket, name = parse_gs_uri(listed)
+        with objects.open(bucket, name) as fh:
+            data = fh.read()
+    except ApiError as exc:
+        raise InputError(f"File list {uri}, line {line}: {listed}: {exc.message}") from exc
+    return {"b64": base64.b64encode(data).decode("ascii")}

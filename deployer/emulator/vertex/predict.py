@@ -1,0 +1,203 @@
+"""Online prediction: the in-memory routing table and the :predict / :rawPredict routes.
+
+Owns the hot path. Each endpoint's traffic split and its deployed models'
+replicas live in memory (`Routing`), rebuilt from the store whenever an
+endpoint changes, so a predict call never touches SQLite or parses protobuf:
+it checks the payload size, picks a deployed model by weighted random choice
+over the traffic split, picks a replica round-robin, forwards the body over a
+pooled keep-alive connection, and splices `deployedModelId`, `model`,
+`modelDisplayName` and `modelVersionId` into the replica's JSON answer.
+
+Must not: change state, or import TensorFlow.
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import json
+import random
+import re
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from deployer.emulator.http import ApiError, Request, Response, Router
+from deployer.emulator.vertex.names import API, PARENT_RE, SEG
+from deployer.emulator.vertex.replicas import Replica, ReplicaError, error_message
+
+# Vertex's online prediction request limit: 1.5 MB.
+MAX_PAYLOAD_BYTES = 1_572_864
+_JSON = {"Content-Type": "application/json; charset=UTF-8"}
+
+
+@dataclass
+class Target:
+    """A deployed model as the hot path needs it."""
+
+    deployed_model_id: str
+    model: str  # registry model name without @version
+    model_display_name: str
+    model_version_id: str
+    suffix: bytes  # ',"deployedModelId":...' spliced before the replica answer's closing brace
+    replicas: list[Replica] = field(default_factory=list)
+    turn: itertools.count = field(default_factory=itertools.count)  # round-robin position
+
+
+@dataclass
+class Route:
+    """One endpoint's routing: deployed models and their cumulative traffic weights."""
+
+    targets: dict[str, Target]
+    weighted: list[Target]  # targets with traffic > 0
+    weights: list[int]
+
+
+class Routing:
+    """Endpoint name -> Route, plus the replicas of each (endpoint, deployed model)."""
+
+    def __init__(self) -> None:
+        self._routes: dict[str, Route] = {}
+        self._replicas: dict[tuple[str, str], list[Replica]] = {}
+        self._lock = threading.Lock()
+
+    def refresh(self, endpoint: Any, models: dict[str, tuple[str, str]]) -> None:
+        """Rebuild an endpoint's route from its Endpoint proto.
+
+        `models` maps deployed model id -> (model display name, model base name).
+        """
+        name = endpoint.name
+        targets: dict[str, Target] = {}
+        for dm in endpoint.deployed_models:
+            display, base = models.get(dm.id, ("", dm.model.split("@")[0]))
+            suffix = (
+                ',"deployedModelId":' + json.dumps(dm.id) + ',"model":' + json.dumps(base)
+                + ',"modelDisplayName":' + json.dumps(display)
+                + ',"modelVersionId":' + json.dumps(dm.model_version_id)
+            ).encode()
+            with self._lock:
+                replicas = self._replicas.get((name, dm.id), [])
+            targets[dm.id] = Target(dm.id, base, display, dm.model_version_id, suffix, replicas)
+        weighted = [targets[k] for k, v in endpoint.traffic_split.items() if v > 0 and k in targets]
+        weights = [endpoint.traffic_split[t.deployed_model_id] for t in weighted]
+        with self._lock:
+            self._routes[name] = Route(targets, weighted, weights)
+
+    def forget(self, endpoint_name: str) -> None:
+        with self._lock:
+            self._routes.pop(endpoint_name, None)
+
+    def set_replicas(self, endpoint_name: str, deployed_model_id: str, replicas: list[Replica]) -> None:
+        with self._lock:
+            self._replicas[(endpoint_name, deployed_model_id)] = replicas
+            route = self._routes.get(endpoint_name)
+            if route and deployed_model_id in route.targets:
+                route.targets[deployed_model_id].replicas = replicas
+
+    def pop_replicas(self, endpoint_name: str, deployed_model_id: str) -> list[Replica]:
+        with self._lock:
+            replicas = self._replicas.pop((endpoint_name, deployed_model_id), [])
+            route = self._routes.get(endpoint_name)
+            if route and deployed_model_id in route.targets:
+                route.targets[deployed_model_id].replicas = []
+        return replicas
+
+    def replicas_of(self, endpoint_name: str, deployed_model_id: str) -> list[Replica]:
+        with self._lock:
+            return list(self._replicas.get((endpoint_name, deployed_model_id), []))
+
+    def choose(self, endpoint_name: str) -> tuple[Target, Replica]:
+        route = self._routes.get(endpoint_name)
+        if route is None:
+            raise ApiError(404, "NOT_FOUND", f"Endpoint {endpoint_name} not found.")
+        if not route.targets:
+            raise ApiError(400, "FAILED_PRECONDITION",
+                           f"Endpoint {endpoint_name} does not have any deployed model to serve the request.")
+        if not route.weighted:
+            raise ApiError(400, "FAILED_PRECONDITION",
+                           f"Endpoint {endpoint_name} has no traffic split assigned to any deployed model.")
+        if len(route.weighted) == 1:
+            target = route.weighted[0]
+        else:
+            target = random.choices(route.weighted, route.weights)[0]
+        replicas = target.replicas
+        if not replicas:
+            raise ApiError(503, "UNAVAILABLE",
+                           f"Deployed model {target.deployed_model_id} on {endpoint_name} is starting "
+                           "(its replicas are not ready yet); retry shortly.")
+        return target, replicas[next(target.turn) % len(replicas)]
+
+
+def _check_size(body: bytes) -> None:
+    if len(body) > MAX_PAYLOAD_BYTES:
+        raise ApiError(400, "INVALID_ARGUMENT",
+                       f"Request payload size exceeds the limit: {MAX_PAYLOAD_BYTES} bytes.")
+
+
+def _forward(target: Target, replica: Replica, body: bytes) -> bytes:
+    try:
+        status, data = replica.post_predict(body)
+    except ReplicaError as exc:
+        raise ApiError(503, "UNAVAILABLE",
+                       f"Deployed model {target.deployed_model_id} is unavailable: {exc.message}") from exc
+    if status == 200:
+        return data
+    message = error_message(data)
+    if 400 <= status < 500:
+        raise ApiError(400, "INVALID_ARGUMENT", message)
+    raise ApiError(503 if status in (502, 503, 504) else 500,
+                   "UNAVAILABLE" if status in (502, 503, 504) else "INTERNAL",
+                   f"Deployed model {target.deployed_model_id} failed: {message}")
+
+
+def register(router: Router, routing: Routing) -> None:
+    endpoint = rf"{API}(?P<name>{PARENT_RE}/endpoints/{SEG})"
+
+    def predict(req: Request, m: re.Match[str]) -> Response:
+        body = req.body
+        _check_size(body)
+        target, replica = routing.choose(m["name"])
+        if b'"parameters"' in body:
+            # TF Serving's REST API knows no "parameters"; the pre-built TF containers drop them.
+            try:
+                obj = json.loads(body)
+            except ValueError as exc:
+                raise ApiError(400, "INVALID_ARGUMENT", f"Invalid JSON payload received. {exc}") from exc
+            if isinstance(obj, dict):
+                obj.pop("parameters", None)
+                body = json.dumps(obj).encode()
+        data = _forward(target, replica, body).rstrip()
+        if not data.endswith(b"}"):
+            raise ApiError(500, "INTERNAL", "The replica answered a non-object JSON body.")
+        return Response(200, data[:-1] + target.suffix + b"}", dict(_JSON))
+
+    def raw_predict(req: Request, m: re.Match[str]) -> Response:
+        body = req.body
+        _check_size(body)
+        target, replica = routing.choose(m["name"])
+        http_body = _as_http_body(body)
+        if http_body is not None:
+            data = _forward(target, replica, http_body)
+            out = {"contentType": "application/json", "data": base64.b64encode(data).decode()}
+            return Response(200, json.dumps(out).encode(), dict(_JSON))
+        data = _forward(target, replica, body)
+        headers = dict(_JSON)
+        headers["X-Vertex-AI-Endpoint-Id"] = m["name"].rsplit("/", 1)[1]
+        headers["X-Vertex-AI-Deployed-Model-Id"] = target.deployed_model_id
+        return Response(200, data, headers)
+
+    router.add("POST", endpoint + ":predict", predict, name="predict", mutating=False)
+    router.add("POST", endpoint + ":rawPredict", raw_predict, name="rawPredict", mutating=False)
+
+
+def _as_http_body(body: bytes) -> bytes | None:
+    """The payload of a GAPIC RawPredictRequest ({"httpBody": {"contentType", "data"}}), else None."""
+    head = body.lstrip()[:40]
+    if not (head.startswith(b'{"httpBody"') or head.startswith(b'{"http_body"')):
+        return None
+    try:
+        obj = json.loads(body)
+        hb = obj.get("httpBody", obj.get("http_body"))
+        return base64.b64decode(hb.get("data", ""))
+    except (ValueError, AttributeError, TypeError):
+        return None

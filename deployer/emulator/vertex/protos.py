@@ -1,0 +1,107 @@
+"""Proto helpers for the Vertex surface: parse requests into, and answer with, real v1 types.
+
+Owns the conversion between the wire (lowerCamelCase JSON, enums as ints,
+int64 as strings) and the protobuf messages of `google.cloud.aiplatform_v1`,
+Any-packing for operations, timestamps, and the binary (de)serialisation the
+store keeps resources in.
+
+Must not: hold state, know resource semantics, or import TensorFlow.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any, TypeVar
+
+from google.protobuf import any_pb2, json_format, timestamp_pb2
+from google.protobuf.message import DecodeError, Message
+
+from deployer.emulator.http import ApiError, Request, Response
+
+M = TypeVar("M", bound=Message)
+
+JSON_HEADERS = {"Content-Type": "application/json; charset=UTF-8"}
+
+
+def pb(proto_plus_cls: Any) -> type[Message]:
+    """The raw protobuf class behind a proto-plus type (aiplatform_v1.Model -> model_pb2.Model)."""
+    return proto_plus_cls.pb()  # type: ignore[no-any-return]
+
+
+def parse_body(request: Request, cls: type[M]) -> M:
+    """The request body parsed into `cls`; 400 INVALID_ARGUMENT with the parser's reason."""
+    msg = cls()
+    body = request.body.strip()
+    if not body:
+        return msg
+    try:
+        json_format.Parse(body, msg, ignore_unknown_fields=True)
+    except (json_format.ParseError, UnicodeDecodeError, ValueError) as exc:
+        raise ApiError(400, "INVALID_ARGUMENT", f"Invalid JSON payload received. {exc}") from exc
+    return msg
+
+
+def parse_dict(obj: Any, cls: type[M]) -> M:
+    msg = cls()
+    try:
+        json_format.ParseDict(obj, msg, ignore_unknown_fields=True)
+    except (json_format.ParseError, ValueError) as exc:
+        raise ApiError(400, "INVALID_ARGUMENT", f"Invalid JSON payload received. {exc}") from exc
+    return msg
+
+
+def to_dict(msg: Message) -> dict[str, Any]:
+    return json_format.MessageToDict(msg, preserving_proto_field_name=False)
+
+
+def proto_response(msg: Message, status: int = 200) -> Response:
+    body = json.dumps(to_dict(msg), separators=(",", ":")).encode()
+    return Response(status, body, dict(JSON_HEADERS))
+
+
+def dumps(msg: Message) -> bytes:
+    """Binary form for the store (exact, compact, schema-evolvable)."""
+    return msg.SerializeToString(deterministic=True)
+
+
+def loads(data: bytes, cls: type[M]) -> M:
+    msg = cls()
+    try:
+        msg.ParseFromString(data)
+    except DecodeError as exc:  # a torn row would be a store bug, not a client error
+        raise ApiError(500, "INTERNAL", f"Corrupt stored {cls.__name__}: {exc}") from exc
+    return msg
+
+
+def now_ts(at: float | None = None) -> timestamp_pb2.Timestamp:
+    ts = timestamp_pb2.Timestamp()
+    seconds = time.time() if at is None else at
+    ts.FromNanoseconds(int(seconds * 1e9))
+    return ts
+
+
+def pack(msg: Message) -> any_pb2.Any:
+    """Any with the type URL the clients resolve (type.googleapis.com/google.cloud.aiplatform.v1.X)."""
+    out = any_pb2.Any()
+    out.Pack(msg)
+    return out
+
+
+def update_mask_paths(request: Request) -> list[str]:
+    """updateMask from the query (`?updateMask=a,b` or repeated), as snake_case field paths."""
+    raw: list[str] = []
+    for key in ("updateMask", "update_mask", "updateMask.paths", "update_mask.paths"):
+        for value in request.query.get(key, []):
+            raw.extend(p for p in value.split(",") if p)
+    return [_snake(p.strip()) for p in raw]
+
+
+def _snake(path: str) -> str:
+    out = []
+    for ch in path:
+        if ch.isupper():
+            out.append("_" + ch.lower())
+        else:
+            out.append(ch)
+    return "".join(out)

@@ -1,0 +1,315 @@
+"""Replica processes of the serving runtime, and the artifact cache they load from.
+
+Owns: fetching a SavedModel tree from the emulated bucket into a cache keyed by
+its content (`<data_dir>/vertex/artifacts/<sha256>/`), starting replica
+processes (`python -m deployer.serving.replica --saved-model DIR --model-name
+NAME --host 127.0.0.1 --port PORT`), waiting until they report the model
+AVAILABLE, a keep-alive HTTP connection pool per replica for the predict hot
+path, and stopping them (SIGTERM, then SIGKILL after a grace period).
+
+Interface for other emulator surfaces (batch jobs):
+
+    manager = ReplicaManager(ctx)
+    replica = manager.start("gs://bucket/model/", name="job-123")   # blocks until warm
+    status, body = replica.post_predict(b'{"instances": [[...]]}')   # TF Serving REST JSON
+    body = replica.predict(b'{"instances": [...]}')  # same, raises ReplicaError on non-200
+    replica.stop()
+
+Must not: import TensorFlow or deployer.serving (replicas run in their own
+processes), or know endpoints and traffic.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import json
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from deployer.emulator.context import EmulatorContext
+from deployer.emulator.http import ApiError
+from deployer.emulator.objects import parse_gs_uri
+
+log = logging.getLogger("deployer.emulator.vertex")
+
+# The module replicas run; tests may point it at a stand-in.
+REPLICA_MODULE = os.environ.get("DEPLOYER_REPLICA_MODULE", "deployer.serving.replica")
+READY_TIMEOUT_S = float(os.environ.get("DEPLOYER_REPLICA_READY_TIMEOUT", "300"))
+STOP_GRACE_S = 10.0
+
+
+class ReplicaError(Exception):
+    """A replica answered non-200, could not be reached, or failed to start."""
+
+    def __init__(self, message: str, *, http_status: int = 503, body: bytes = b"") -> None:
+        super().__init__(message)
+        self.message = message
+        self.http_status = http_status  # the replica's status (503 if unreachable)
+        self.body = body  # the replica's response body, if any
+
+
+class Replica:
+    """One running replica process serving one SavedModel under `model_name`."""
+
+    def __init__(self, *, name: str, model_name: str, port: int, process: subprocess.Popen[bytes],
+                 log_path: Path) -> None:
+        self.name = name  # owner-chosen label, e.g. "<endpoint id>/<deployed model id>#0"
+        self.model_name = model_name  # the name the replica serves under /v1/models/NAME
+        self.port = port
+        self.process = process
+        self.log_path = log_path  # stdout+stderr of the process
+        self.url = f"http://127.0.0.1:{port}"
+        self._predict_path = f"/v1/models/{model_name}:predict"
+        self._pool: list[http.client.HTTPConnection] = []
+        self._pool_lock = threading.Lock()
+        self._stopped = False
+
+    # -- HTTP ------------------------------------------------------------------------
+
+    def _conn(self) -> http.client.HTTPConnection:
+        with self._pool_lock:
+            if self._pool:
+                return self._pool.pop()
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
+        conn.connect()
+        # Small requests and answers: without TCP_NODELAY each costs a delayed-ACK wait.
+        conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return conn
+
+    def _release(self, conn: http.client.HTTPConnection) -> None:
+        with self._pool_lock:
+            if not self._stopped and len(self._pool) < 64:
+                self._pool.append(conn)
+                return
+        conn.close()
+
+    def request(self, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:
+        """One HTTP exchange over a pooled keep-alive connection (retried once on a stale one)."""
+        headers = {"Content-Type": "application/json"} if body is not None else {}
+        for attempt in (0, 1):
+            try:
+                conn = self._conn()
+            except OSError as exc:
+                raise ReplicaError(f"replica {self.name} is unreachable: {exc}") from exc
+            try:
+                conn.request(method, path, body=body, headers=headers)
+                resp = conn.getresponse()
+                data = resp.read()
+            except (http.client.HTTPException, OSError) as exc:
+                conn.close()
+                if attempt == 0:
+                    continue  # a pooled connection the replica closed meanwhile
+                raise ReplicaError(f"replica {self.name} failed: {exc}") from exc
+            if resp.will_close:
+                conn.close()
+            else:
+                self._release(conn)
+            return resp.status, data
+        raise AssertionError("unreachable")
+
+    def post_predict(self, body: bytes) -> tuple[int, bytes]:
+        """POST a TF Serving REST predict body; (status, response body)."""
+        return self.request("POST", self._predict_path, body)
+
+    def predict(self, body: bytes) -> bytes:
+        """Like post_predict, but raises ReplicaError (with the replica's message) on non-200."""
+        status, data = self.post_predict(body)
+        if status != 200:
+            raise ReplicaError(error_message(data), http_status=status, body=data)
+        return data
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def stop(self) -> None:
+        """SIGTERM (the replica drains in-flight requests), SIGKILL after a grace period."""
+        with self._pool_lock:
+            self._stopped = True
+            pool, self._pool = self._pool, []
+        for conn in pool:
+            conn.close()
+        if self.process.poll() is None:
+            try:
+                self.process.send_signal(signal.SIGTERM)
+                self.process.wait(STOP_GRACE_S)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+            except ProcessLookupError:
+                pass
+
+
+def error_message(body: bytes) -> str:
+    """The `error` text of a TF Serving error body, else the body itself (truncated)."""
+    try:
+        obj = json.loads(body)
+        if isinstance(obj, dict) and "error" in obj:
+            err = obj["error"]
+            return err if isinstance(err, str) else json.dumps(err)
+    except ValueError:
+        pass
+    return body[:2000].decode("utf-8", "replace")
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class ReplicaManager:
+    """Starts and tracks replica processes; stops them all at emulator shutdown."""
+
+    def __init__(self, ctx: EmulatorContext) -> None:
+        self.ctx = ctx
+        self.root = ctx.data_dir / "vertex"
+        self.cache = self.root / "artifacts"
+        self.logs = self.root / "replica-logs"
+        self.cache.mkdir(parents=True, exist_ok=True)
+        self.logs.mkdir(parents=True, exist_ok=True)
+        for stale in self.cache.glob(".tmp-*"):  # half-fetched trees of a killed emulator
+            shutil.rmtree(stale, ignore_errors=True)
+        self._live: set[Replica] = set()
+        self._lock = threading.Lock()
+        self._fetch_lock = threading.Lock()
+        self._closed = False
+        ctx.on_shutdown(self.stop_all)
+
+    # -- artifacts ------------------------------------------------------------------
+
+    def fetch_artifact(self, artifact_uri: str) -> Path:
+        """A local directory holding the objects under `artifact_uri`, cached by content.
+
+        The cache key hashes (relative name, md5, size) of every object, so an
+        unchanged tree is fetched once and a changed one never reuses stale files.
+        """
+        bucket, prefix = parse_gs_uri(artifact_uri)
+        prefix = prefix.rstrip("/") + "/" if prefix else ""
+        if not self.ctx.objects.bucket_exists(bucket):
+            raise ApiError(400, "FAILED_PRECONDITION", f"Bucket of artifact {artifact_uri} does not exist.")
+        metas = [m for m in self.ctx.objects.list(bucket, prefix) if not m.name.endswith("/")]
+        if not metas:
+            raise ApiError(400, "FAILED_PRECONDITION", f"No objects under artifact {artifact_uri}.")
+        digest = hashlib.sha256()
+        for m in metas:
+            digest.update(f"{m.name[len(prefix):]}\0{m.md5_hash}\0{m.size}\n".encode())
+        target = self.cache / digest.hexdigest()
+        with self._fetch_lock:
+            if target.is_dir():
+                return target
+            tmp = self.cache / f".tmp-{digest.hexdigest()[:16]}-{os.getpid()}-{threading.get_ident()}"
+            shutil.rmtree(tmp, ignore_errors=True)
+            for m in metas:
+                rel = m.name[len(prefix):]
+                dest = tmp / rel
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                src = self.ctx.objects.local_path(bucket, m.name)
+                try:
+                    # Blob files are immutable (an overwrite writes a new one), so a
+                    # hard link is a safe zero-copy snapshot.
+                    os.link(src, dest)
+                except OSError:
+                    with self.ctx.objects.open(bucket, m.name) as fh, open(dest, "wb") as out:
+                        shutil.copyfileobj(fh, out, 1 << 20)
+            os.replace(tmp, target)  # atomic publish: a crash never leaves a half tree
+        return target
+
+    # -- processes --------------------------------------------------------------------
+
+    def start(self, artifact_uri: str, *, name: str, model_name: str = "model",
+              timeout: float = READY_TIMEOUT_S, cancelled: threading.Event | None = None) -> Replica:
+        """Fetch the artifact, start one replica, and wait until it serves the model.
+
+        Raises ReplicaError (with the tail of the replica's log) if it exits or is
+        not ready within `timeout`; the process is stopped in that case.
+        """
+        model_dir = self.fetch_artifact(artifact_uri)
+        return self.start_dir(model_dir, name=name, model_name=model_name, timeout=timeout,
+                              cancelled=cancelled)
+
+    def start_dir(self, model_dir: Path, *, name: str, model_name: str = "model",
+                  timeout: float = READY_TIMEOUT_S, cancelled: threading.Event | None = None) -> Replica:
+        if self._closed:
+            raise ReplicaError("the emulator is shutting down")
+        port = _free_port()
+        safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
+        log_path = self.logs / f"{safe}.log"
+        cmd = [sys.executable, "-m", "deployer.emulator.vertex.replica_launch",
+               "--parent", str(os.getpid()), "--module", REPLICA_MODULE, "--",
+               "--saved-model", str(model_dir), "--model-name", model_name,
+               "--host", "127.0.0.1", "--port", str(port)]
+        with open(log_path, "ab") as log_file:
+            proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+                cmd, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=True,  # a Ctrl-C to the emulator's group must not kill replicas mid-drain
+            )
+        replica = Replica(name=name, model_name=model_name, port=port, process=proc, log_path=log_path)
+        with self._lock:
+            self._live.add(replica)
+        log.info("replica %s starting on port %d (pid %d, model %s)", name, port, proc.pid, model_dir)
+        try:
+            self._wait_ready(replica, timeout, cancelled)
+        except BaseException:
+            self.stop(replica)
+            raise
+        log.info("replica %s ready on port %d", name, port)
+        return replica
+
+    def _wait_ready(self, replica: Replica, timeout: float, cancelled: threading.Event | None) -> None:
+        deadline = time.monotonic() + timeout
+        path = f"/v1/models/{replica.model_name}"
+        while True:
+            if replica.process.poll() is not None:
+                raise ReplicaError(
+                    f"replica {replica.name} exited with status {replica.process.returncode} while "
+                    f"loading the model: {self._log_tail(replica)}", http_status=500)
+            if cancelled is not None and cancelled.is_set():
+                raise ReplicaError(f"replica {replica.name}: start cancelled", http_status=499)
+            try:
+                status, body = replica.request("GET", path)
+                if status == 200 and b"AVAILABLE" in body:
+                    return
+            except ReplicaError:
+                pass  # not listening yet
+            if time.monotonic() > deadline:
+                raise ReplicaError(f"replica {replica.name} not ready after {timeout:.0f}s: "
+                                   f"{self._log_tail(replica)}", http_status=504)
+            time.sleep(0.2)
+
+    @staticmethod
+    def _log_tail(replica: Replica, limit: int = 1500) -> str:
+        try:
+            text = replica.log_path.read_bytes()[-limit:].decode("utf-8", "replace")
+        except OSError:
+            return "(no log)"
+        return text.strip().replace("\n", " | ") or "(empty log)"
+
+    def stop(self, replica: Replica) -> None:
+        with self._lock:
+            self._live.discard(replica)
+        replica.stop()
+
+    def stop_all(self) -> None:
+        """Stop every replica (emulator shutdown): SIGTERM all first, then wait, so drains overlap."""
+        with self._lock:
+            self._closed = True
+            live, self._live = list(self._live), set()
+        for r in live:
+            if r.process.poll() is None:
+                try:
+                    r.process.send_signal(signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+        for r in live:
+            r.stop()
+        if live:
+            log.info("stopped %d replica process(es)", len(live))
