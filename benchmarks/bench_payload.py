@@ -145,13 +145,13 @@ def run(ctx: Any) -> BenchResult:
                 baseline="faster than JSON",
             )
     res.notes += [
-        "Random float32 values in [0, 1) (dense: JSON's worst case, ~20 characters per value); "
-        "a real MNIST digit is ~80% zeros (printed as 0.0), so its JSON is roughly 2.5x smaller.",
-        f"Fit counts use {VERTEX_ONLINE_LIMIT:,} bytes (1.5 MiB) for the whole request body, "
-        "envelope included; raw bytes go through :rawPredict, which has the same limit.",
-        '{"b64": ...} only works for a signature with a string input (e.g. tf.io.decode_raw or '
-        "decode_png inside the model); a float32 signature needs the JSON list form.",
-        "Encode = client side (json.dumps / base64 / tobytes); decode = server side down to a "
-        "float32 numpy array, as the serving runtime needs it.",
+        ("Random float32 values in [0, 1) (dense: JSON's worst case, ~20 characters per value); "
+        "a real MNIST digit is ~80% zeros (printed as 0.0), so its JSON is roughly 2.5x smaller."),
+        (f"Fit counts use {VERTEX_ONLINE_LIMIT:,} bytes (1.5 MiB) for the whole request body, "
+         "envelope included; raw bytes go through :rawPredict, which has the same limit."),
+        ('{"b64": ...} only works for a signature with a string input (e.g. tf.io.decode_raw or '
+         "decode_png inside the model); a float32 signature needs the JSON list form."),
+        ("Encode = client side (json.dumps / base64 / tobytes); decode = server side down to a "
+         "float32 numpy array, as the serving runtime needs it."),
     ]
     return res

