@@ -1,0 +1,183 @@
+"""Test helper: the local emulator as a real subprocess on a free port with a temp data dir.
+
+Owns `EmulatorProcess` (start, wait for health, read the request log, admin
+faults, restart, kill -9, stop; always cleans up its process) and
+`emulator_env(url)` (the environment variables clients need). Tests drive the
+emulator only over HTTP, through the official clients.
+
+Must not: import the emulator in-process (tests exercise the real process), or
+leave a process running after `stop()`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def emulator_env(url: str) -> dict[str, str]:
+    """Environment variables that point clients (and deployer) at the emulator at `url`."""
+    return {"STORAGE_EMULATOR_HOST": url, "DEPLOYER_EMULATOR": url}
+
+
+class EmulatorError(RuntimeError):
+    """The emulator process failed to start or answer."""
+
+
+class EmulatorProcess:
+    """A running `python -m deployer.emulator run` subprocess; use as a context manager."""
+
+    def __init__(
+        self, *, data_dir: Path | None = None, extra_args: list[str] | None = None,
+        env: dict[str, str] | None = None, start_timeout: float = 60.0,
+    ) -> None:
+        self._tmp = None if data_dir else tempfile.TemporaryDirectory(prefix="deployer-emu-")
+        self.data_dir = Path(data_dir) if data_dir else Path(self._tmp.name) / "data"  # type: ignore[union-attr]
+        self.request_log_path = self.data_dir.parent / "requests.jsonl"
+        self.stderr_path = self.data_dir.parent / "emulator.stderr.log"
+        self.extra_args = list(extra_args or [])
+        self.env = env
+        self.start_timeout = start_timeout
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> EmulatorProcess:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    # ---- lifecycle ----------------------------------------------------------------
+
+    def start(self) -> EmulatorProcess:
+        if self.proc is not None and self.proc.poll() is None:
+            return self
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        cmd = [
+            sys.executable, "-m", "deployer.emulator", "run", "--port", str(self.port),
+            "--data-dir", str(self.data_dir), "--request-log", str(self.request_log_path), *self.extra_args,
+        ]
+        env = {**os.environ, **(self.env or {})}
+        env.pop("STORAGE_EMULATOR_HOST", None)
+        stderr = open(self.stderr_path, "ab")  # noqa: SIM115 - the child holds it
+        try:
+            self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=stderr, stderr=stderr, env=env)
+        finally:
+            stderr.close()
+        self._wait_healthy()
+        return self
+
+    def _wait_healthy(self) -> None:
+        assert self.proc is not None
+        deadline = time.monotonic() + self.start_timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise EmulatorError(
+                    f"emulator exited with {self.proc.returncode} while starting:\n{self.stderr_tail()}"
+                )
+            try:
+                if self.health().get("status") == "ok":
+                    return
+            except (OSError, ValueError):
+                pass
+            time.sleep(0.05)
+        self.kill9()
+        raise EmulatorError(f"emulator not healthy after {self.start_timeout} s:\n{self.stderr_tail()}")
+
+    def stderr_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.stderr_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def stop(self, timeout: float = 15.0) -> int | None:
+        """SIGTERM (clean stop, shutdown hooks run), then SIGKILL after `timeout`."""
+        code = None
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                self.proc.send_signal(signal.SIGTERM)
+                try:
+                    self.proc.wait(timeout)
+                except subprocess.TimeoutExpired:
+                    self.proc.kill()
+                    self.proc.wait(10)
+            code = self.proc.returncode
+            self.proc = None
+        return code
+
+    def kill9(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+        self.proc = None
+
+    def restart(self, *, kill: bool = False) -> EmulatorProcess:
+        """Stop (cleanly, or with kill -9) and start again on the same port and data dir."""
+        if kill:
+            self.kill9()
+        else:
+            self.stop()
+        return self.start()
+
+    def cleanup(self) -> None:
+        self.stop()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+
+    # ---- HTTP helpers -------------------------------------------------------------
+
+    def _call(self, method: str, path: str, body: Any = None) -> Any:
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.url + path, data=data, method=method,
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310 - loopback
+            return json.loads(resp.read() or b"{}")
+
+    def health(self) -> dict[str, Any]:
+        return dict(self._call("GET", "/_emulator/health"))
+
+    def admin(self, faults: dict[str, Any] | None = None) -> dict[str, Any]:
+        """POST fault settings (e.g. {"script": [{"method": "deployModel", "count": 2, "http_status": 503}]})
+        and return the current ones; GET them with no argument."""
+        if faults is None:
+            return dict(self._call("GET", "/_emulator/faults"))
+        return dict(self._call("POST", "/_emulator/faults", faults))
+
+    # ---- request log --------------------------------------------------------------
+
+    def read_request_log(self) -> list[dict[str, Any]]:
+        if not self.request_log_path.exists():
+            return []
+        lines = self.request_log_path.read_text().splitlines()
+        return [json.loads(line) for line in lines if line.strip()]
+
+    def mutating_calls(self) -> list[dict[str, Any]]:
+        return [e for e in self.read_request_log() if e.get("mutating")]
+
+    def clear_request_log(self) -> None:
+        """Forget earlier calls (the server appends; truncating keeps its handle valid)."""
+        if self.request_log_path.exists():
+            with open(self.request_log_path, "r+b") as fh:
+                fh.truncate(0)
