@@ -49,14 +49,21 @@ def validate(spec_path: str, output: str, skip_artifacts: bool) -> None:
     for endpoint in spec.endpoints:
         split = ", ".join(f"{d.ref} {d.traffic}%" for d in endpoint.deployments)
         click.echo(f"  endpoint {endpoint.name}: {split}")
-    cost = summary.get("cost")
-    if cost:
-        click.echo(
-            f"  estimated cost: {cost['hourly_min']}/h steady (ceiling {cost['hourly_max']}/h), "
-            f"{cost['monthly_min']}/month; prices: {cost['table']}"
-        )
-        for name in cost["unknown"]:
-            click.echo(f"  no price for {name}")
+    from deployer.cost import format_usd
+
+    cost = summary["cost"]
+    click.echo(
+        f"  estimated cost: {format_usd(cost['hourly_min'])}/h steady, "
+        f"{format_usd(cost['hourly_max'])}/h at max replicas, "
+        f"{format_usd(cost['monthly_min'])}-{format_usd(cost['monthly_max'])}/month "
+        f"(prices: {cost['table_source']}, {cost['table_as_of']})"
+    )
+    for item in cost["items"]:
+        if item["kind"] == "batch_job" and item["total_max"] is not None:
+            click.echo(f"  batch job {item['name']}: up to {format_usd(item['total_max'])} per run "
+                       f"({item['note']})")
+    for name in cost["unknown"]:
+        click.echo(f"  no price for {name}: not included in the totals")
 
 
 def _n(count: int, noun: str) -> str:
@@ -77,14 +84,7 @@ def _summary(spec: Any) -> dict[str, Any]:
         },
         "batch_jobs": [j.name for j in spec.batch_jobs],
     }
-    try:
-        from deployer.cost import estimate_spec, format_usd
-    except ImportError:  # cost estimates not available yet
-        return summary
-    est = estimate_spec(spec)
-    summary["cost"] = {
-        "hourly_min": format_usd(est.hourly_min), "hourly_max": format_usd(est.hourly_max),
-        "monthly_min": format_usd(est.monthly_min), "monthly_max": format_usd(est.monthly_max),
-        "unknown": list(est.unknown), "table": f"{est.table_source} ({est.table_as_of})",
-    }
+    from deployer.cost import estimate_spec
+
+    summary["cost"] = estimate_spec(spec).to_dict()
     return summary
