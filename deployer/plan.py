@@ -1,0 +1,542 @@
+"""PURE: desired spec + observed state -> the ordered actions that make them equal.
+
+Owns: the action vocabulary (frozen dataclasses, `str` enums), the diff of a `Spec`
+against a `StackState`, and the ordering that keeps serving capacity during a rollout:
+bucket, artifacts, model versions, aliases, endpoints, deployments (deploy new before
+anything old goes), traffic, then removals (undeploy, delete endpoints, versions,
+models). `plan_teardown` is the same diff against an empty spec.
+
+Must not: do I/O, read the clock, hash files or import any SDK. Artifact hashes and the
+expiry stamp are inputs (`PlanInputs`), so the same inputs always give the same plan.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from deployer.errors import ConfigError
+from deployer.spec import Deployment, Endpoint, Model, ModelVersion, Spec
+from deployer.state import (
+    DEFAULT_ALIAS, LABEL_ALIAS, LABEL_CREATED, LABEL_EXPIRES, LABEL_HASH, LABEL_NAME,
+    LABEL_SPEC, LABEL_STACK, ObservedDeployment, ObservedEndpoint, ObservedModel,
+    ObservedVersion, StackState, artifact_prefix, deployed_model_id, endpoint_id, label_value,
+    model_id, short_hash,
+)
+
+Labels = tuple[tuple[str, str], ...]
+Traffic = tuple[tuple[str, int], ...]  # (deployed model id or "0" for the one being deployed, %)
+
+
+class ActionKind(str, enum.Enum):
+    CREATE = "create"
+    UPDATE = "update"
+    REPLACE = "replace"  # a new resource takes over from an old one (old removed later)
+    DELETE = "delete"
+
+
+class Resource(str, enum.Enum):
+    BUCKET = "bucket"
+    ARTIFACT = "artifact"
+    MODEL_VERSION = "model_version"
+    ALIASES = "aliases"
+    ENDPOINT = "endpoint"
+    DEPLOYMENT = "deployment"
+    TRAFFIC = "traffic"
+    MODEL = "model"
+
+
+@dataclass(frozen=True)
+class VersionRef:
+    """A model version that exists, or that an earlier action of the plan creates."""
+
+    model: str  # logical model name
+    model_id: str
+    spec_hash: str  # deployer-spec label of the version: identity of (artifact, container)
+    version_id: str | None = None  # None until created; apply resolves it
+
+
+# ----------------------------------------------------------------- action payloads
+
+
+@dataclass(frozen=True)
+class CreateBucket:
+    name: str
+    location: str
+    labels: Labels
+
+
+@dataclass(frozen=True)
+class UploadArtifact:
+    model: str
+    alias: str
+    source: str  # local SavedModel directory
+    content_hash: str
+    bucket: str
+    prefix: str  # object prefix, ends with "/"
+
+
+@dataclass(frozen=True)
+class CreateVersion:
+    version: VersionRef
+    parent_exists: bool  # False: the first version creates the registry model (model_id)
+    display_name: str
+    description: str
+    artifact_uri: str
+    container_image: str
+    labels: Labels
+    aliases: tuple[str, ...]  # only aliases no other version holds at that point
+
+
+@dataclass(frozen=True)
+class UpdateVersion:
+    version: VersionRef
+    description: str
+    labels: Labels
+
+
+@dataclass(frozen=True)
+class MergeAliases:
+    version: VersionRef
+    add: tuple[str, ...]
+    remove: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class CreateEndpoint:
+    name: str
+    endpoint_id: str
+    display_name: str
+    description: str
+    labels: Labels
+
+
+@dataclass(frozen=True)
+class UpdateEndpoint:
+    endpoint_id: str
+    display_name: str
+    description: str
+    labels: Labels
+
+
+@dataclass(frozen=True)
+class Deploy:
+    endpoint_id: str
+    deployed_id: str
+    version: VersionRef
+    display_name: str  # "<model>@<alias>": what status shows
+    machine_type: str
+    accelerator_type: str | None
+    accelerator_count: int
+    min_replicas: int
+    max_replicas: int
+    traffic: Traffic  # the endpoint's split after this deploy ("0" = this one)
+
+
+@dataclass(frozen=True)
+class MutateDeployment:
+    endpoint_id: str
+    deployed_id: str
+    min_replicas: int
+    max_replicas: int
+
+
+@dataclass(frozen=True)
+class SetTraffic:
+    endpoint_id: str
+    traffic: Traffic
+
+
+@dataclass(frozen=True)
+class Undeploy:
+    endpoint_id: str
+    deployed_id: str
+    traffic: Traffic  # the split of the others after it goes; () when it carries none
+
+
+@dataclass(frozen=True)
+class DeleteEndpoint:
+    endpoint_id: str
+
+
+@dataclass(frozen=True)
+class DeleteVersion:
+    version: VersionRef
+
+
+@dataclass(frozen=True)
+class DeleteModel:
+    model_id: str
+
+
+Payload = (
+    CreateBucket | UploadArtifact | CreateVersion | UpdateVersion | MergeAliases
+    | CreateEndpoint | UpdateEndpoint | Deploy | MutateDeployment | SetTraffic | Undeploy
+    | DeleteEndpoint | DeleteVersion | DeleteModel
+)
+
+
+@dataclass(frozen=True)
+class Action:
+    kind: ActionKind
+    resource: Resource
+    address: str  # what a person reads: "endpoint mnist-endpoint / mnist@v2"
+    reason: str  # why, in a few words
+    payload: Payload
+
+
+@dataclass(frozen=True)
+class Plan:
+    stack: str
+    actions: tuple[Action, ...]
+
+    @property
+    def is_empty(self) -> bool:
+        return not self.actions
+
+    def counts(self) -> dict[str, int]:
+        out = {k.value: 0 for k in ActionKind}
+        for a in self.actions:
+            out[a.kind.value] += 1
+        return out
+
+
+@dataclass(frozen=True)
+class PlanInputs:
+    # (model name, alias) -> content hash of the version's artifact (sha256 hex of the tree
+    # for a local dir; any stable hash of the URI for gs:// artifacts).
+    artifact_hashes: Mapping[tuple[str, str], str] = field(default_factory=dict)
+    expires_at: int | None = None  # unix seconds stamped as deployer-expires on creates
+
+
+# ------------------------------------------------------------------------ helpers
+
+
+def version_spec_hash(artifact_hash: str, container_image: str) -> str:
+    """Identity of a version: a new registry version iff the artifact or container changes."""
+    return short_hash("version", artifact_hash, container_image)
+
+
+def _user_labels(labels: Labels) -> Labels:
+    return tuple(sorted((k, v) for k, v in labels if not k.startswith("deployer-")))
+
+
+def _labels(stack: str, name: str, spec: str, extra: Labels, expires: int | None,
+            more: Mapping[str, str] | None = None) -> Labels:
+    out = dict(extra)
+    out.update({LABEL_STACK: stack, LABEL_NAME: label_value(name), LABEL_SPEC: spec})
+    out.update(more or {})
+    if expires is not None:
+        out[LABEL_EXPIRES] = str(expires)
+    return tuple(sorted(out.items()))
+
+
+def _nonzero(traffic: Mapping[str, int]) -> Traffic:
+    return tuple(sorted((k, v) for k, v in traffic.items() if v))
+
+
+def _deployment_identity(d: Deployment, spec_hash: str) -> str:
+    acc = f"{d.accelerator.type}x{d.accelerator.count}" if d.accelerator else "none"
+    return f"{d.ref}:{spec_hash}:{d.machine_type}:{acc}"
+
+
+def _endpoint_spec_hash(e: Endpoint) -> str:
+    return short_hash("endpoint", e.display_name, e.description, sorted(e.labels))
+
+
+def drain_endpoint(ep: ObservedEndpoint, keep: frozenset[str] = frozenset()) -> list[Action]:
+    """Undeploy every deployment of `ep` not in `keep`, zero-traffic ones first.
+
+    A deployment carrying traffic hands its share to the biggest remaining one, so the
+    split always sums to 100 while anything is deployed (Vertex refuses otherwise).
+    """
+    traffic = {k: v for k, v in ep.traffic if v}
+    going = sorted((d for d in ep.deployments if d.id not in keep),
+                   key=lambda d: (traffic.get(d.id, 0), d.id))
+    actions: list[Action] = []
+    for dep in going:
+        share = traffic.pop(dep.id, 0)
+        if share and traffic:
+            heir = max(traffic, key=lambda k: (traffic[k], k))
+            traffic[heir] += share
+        after = _nonzero(traffic) if share else ()
+        actions.append(Action(
+            ActionKind.DELETE, Resource.DEPLOYMENT, f"endpoint {ep.name} / {dep.display_name}",
+            "no longer in the spec", Undeploy(ep.endpoint_id, dep.id, after)))
+    return actions
+
+
+# --------------------------------------------------------------------------- plan
+
+
+def plan_stack(spec: Spec, observed: StackState, inputs: PlanInputs) -> Plan:
+    """The ordered actions that turn `observed` into what `spec` describes."""
+    stack, exp = spec.stack, inputs.expires_at
+    early: list[Action] = []  # bucket, artifacts, versions, aliases
+    endpoints: list[Action] = []
+    deploys: list[Action] = []
+    traffic_actions: list[Action] = []
+    removals: list[Action] = []
+
+    if not observed.bucket.exists:
+        if not spec.bucket.create:
+            raise ConfigError(
+                f"bucket {spec.bucket.name!r} does not exist and the spec says create: false",
+                hint="create the bucket first, or set bucket.create: true")
+        labels = ((LABEL_CREATED, "true"), (LABEL_STACK, stack))
+        if exp is not None:
+            labels = tuple(sorted((*labels, (LABEL_EXPIRES, str(exp)))))
+        early.append(Action(ActionKind.CREATE, Resource.BUCKET, f"bucket {spec.bucket.name}",
+                            "does not exist", CreateBucket(spec.bucket.name,
+                                                           spec.bucket.location, labels)))
+
+    # --- model versions ------------------------------------------------------------
+    refs: dict[tuple[str, str], VersionRef] = {}  # (model, alias) -> version
+    kept_versions: set[tuple[str, str]] = set()  # (model_id, version_id) still wanted
+    for model in spec.models:
+        early += _plan_model(spec, model, observed.model(model.name), inputs, refs,
+                             kept_versions, exp)
+
+    # --- endpoints and deployments --------------------------------------------------
+    for ep in spec.endpoints:
+        obs = observed.endpoint(ep.name)
+        eid = endpoint_id(stack, ep.name)
+        ep_hash = _endpoint_spec_hash(ep)
+        if obs is None:
+            endpoints.append(Action(
+                ActionKind.CREATE, Resource.ENDPOINT, f"endpoint {ep.name}", "does not exist",
+                CreateEndpoint(ep.name, eid, ep.display_name, ep.description,
+                               _labels(stack, ep.name, ep_hash, ep.labels, exp))))
+        elif obs.label(LABEL_SPEC) != ep_hash:
+            endpoints.append(Action(
+                ActionKind.UPDATE, Resource.ENDPOINT, f"endpoint {ep.name}",
+                "display name, description or labels changed",
+                UpdateEndpoint(obs.endpoint_id, ep.display_name, ep.description,
+                               _labels(stack, ep.name, ep_hash, ep.labels,
+                                       _keep_expiry(obs.labels, exp)))))
+        d_acts, t_acts, r_acts = _plan_deployments(stack, ep, obs, eid, refs)
+        deploys += d_acts
+        traffic_actions += t_acts
+        removals += r_acts
+
+    # --- removals: endpoints, then versions, then models ----------------------------
+    wanted_endpoints = {e.name for e in spec.endpoints}
+    for obs_ep in observed.endpoints:
+        if obs_ep.name not in wanted_endpoints:
+            removals += drain_endpoint(obs_ep)
+            removals.append(Action(ActionKind.DELETE, Resource.ENDPOINT,
+                                   f"endpoint {obs_ep.name}", "no longer in the spec",
+                                   DeleteEndpoint(obs_ep.endpoint_id)))
+    wanted_models = {m.name for m in spec.models}
+    for obs_model in observed.models:
+        if obs_model.name not in wanted_models:
+            removals.append(_delete_model(obs_model))
+            continue
+        for v in _stale_versions(obs_model, kept_versions):
+            removals.append(Action(
+                ActionKind.DELETE, Resource.MODEL_VERSION,
+                f"model {obs_model.name} version {v.version_id}",
+                "no alias in the spec points to it any more",
+                DeleteVersion(VersionRef(obs_model.name, obs_model.model_id,
+                                         v.label(LABEL_SPEC) or "", v.version_id))))
+    actions = early + endpoints + deploys + traffic_actions + removals
+    return Plan(stack, tuple(actions))
+
+
+def _keep_expiry(labels: Labels, exp: int | None) -> int | None:
+    # An update must not push an expiry forward silently, nor drop it.
+    old = dict(labels).get(LABEL_EXPIRES)
+    return int(old) if old and old.isdigit() else exp
+
+
+def _version_labels(stack: str, model: Model, v: ModelVersion, spec_hash: str, art_hash: str,
+                    exp: int | None) -> Labels:
+    return _labels(stack, model.name, spec_hash, (*model.labels, *v.labels), exp,
+                   {LABEL_HASH: art_hash[:63], LABEL_ALIAS: label_value(v.alias)})
+
+
+def _plan_model(spec: Spec, model: Model, obs: ObservedModel | None, inputs: PlanInputs,
+                refs: dict[tuple[str, str], VersionRef], kept: set[tuple[str, str]],
+                exp: int | None) -> list[Action]:
+    stack = spec.stack
+    mid = obs.model_id if obs else model_id(stack, model.name)
+    actions: list[Action] = []
+    uploads: list[Action] = []
+    observed_versions = obs.versions if obs else ()
+    # alias -> version currently holding it (what Vertex has now)
+    holder = {a: v for v in observed_versions for a in v.aliases}
+    desired_aliases: dict[str, set[str]] = {}  # spec_hash -> aliases it must carry
+    chosen: dict[str, ObservedVersion | None] = {}  # spec_hash -> matched version
+    parent_exists = obs is not None
+    for i, v in enumerate(model.versions):
+        art_hash = inputs.artifact_hashes.get((model.name, v.alias))
+        if art_hash is None:
+            raise ConfigError(f"no artifact hash for {model.name}@{v.alias}",
+                              hint="hash the artifacts before planning (deployer.upload)")
+        sh = version_spec_hash(art_hash, v.container_image)
+        aliases = desired_aliases.setdefault(sh, set())
+        aliases.add(v.alias)
+        if i == len(model.versions) - 1:
+            aliases.add(DEFAULT_ALIAS)  # the last version in the spec is the default
+        if sh in chosen:
+            refs[(model.name, v.alias)] = refs[(model.name, chosen_alias(refs, model, sh))]
+            continue
+        match = _match_version(observed_versions, sh, v.alias)
+        chosen[sh] = match
+        if match is not None:
+            refs[(model.name, v.alias)] = VersionRef(model.name, mid, sh, match.version_id)
+            kept.add((mid, match.version_id))
+            if (match.description != v.description
+                    or _user_labels(match.labels) != _user_labels((*model.labels, *v.labels))):
+                actions.append(Action(
+                    ActionKind.UPDATE, Resource.MODEL_VERSION,
+                    f"model {model.name}@{v.alias}", "description or labels changed",
+                    UpdateVersion(refs[(model.name, v.alias)], v.description,
+                                  _version_labels(stack, model, v, sh, art_hash,
+                                                  _keep_expiry(match.labels, exp)))))
+            continue
+        ref = VersionRef(model.name, mid, sh, None)
+        refs[(model.name, v.alias)] = ref
+        if v.is_local:
+            prefix = artifact_prefix(stack, model.name, art_hash)
+            uploads.append(Action(
+                ActionKind.CREATE, Resource.ARTIFACT, f"artifact {model.name}@{v.alias}",
+                f"content {art_hash[:12]} has no model version",
+                UploadArtifact(model.name, v.alias, v.artifact, art_hash, spec.bucket.name,
+                               prefix)))
+            uri = f"gs://{spec.bucket.name}/{prefix}"
+        else:
+            uri = v.artifact
+        old = holder.get(v.alias)
+        kind = ActionKind.REPLACE if old is not None else ActionKind.CREATE
+        reason = ("artifact or container changed" if old is not None
+                  else ("new model" if not parent_exists else "new version"))
+        actions.append(Action(
+            kind, Resource.MODEL_VERSION, f"model {model.name}@{v.alias}", reason,
+            CreateVersion(ref, parent_exists, model.display_name, v.description, uri,
+                          v.container_image, _version_labels(stack, model, v, sh, art_hash, exp),
+                          (DEFAULT_ALIAS,) if DEFAULT_ALIAS in aliases else ())))
+        parent_exists = True
+    # Aliases: free them from versions that must lose them, then give them out. Creates
+    # carry only "default" (which Vertex moves by itself), so a user alias is never
+    # asked for while another version still holds it.
+    removes: list[Action] = []
+    adds: list[Action] = []
+    wanted_by_version = {(chosen[sh].version_id if chosen[sh] else None, sh): a
+                         for sh, a in desired_aliases.items()}
+    for ov in observed_versions:
+        keep = desired_aliases.get(ov.label(LABEL_SPEC) or "", set())
+        if chosen.get(ov.label(LABEL_SPEC) or "") is not ov:
+            keep = set()
+        drop = tuple(sorted(a for a in ov.aliases if a not in keep and a != DEFAULT_ALIAS))
+        if drop:
+            ref = VersionRef(model.name, mid, ov.label(LABEL_SPEC) or "", ov.version_id)
+            removes.append(Action(ActionKind.UPDATE, Resource.ALIASES,
+                                  f"model {model.name} version {ov.version_id}",
+                                  f"alias {', '.join(drop)} moves elsewhere",
+                                  MergeAliases(ref, (), drop)))
+    for (vid, sh), aliases in wanted_by_version.items():
+        have = set(chosen[sh].aliases) if chosen[sh] else {DEFAULT_ALIAS} & aliases
+        add = tuple(sorted(aliases - have))
+        if add:
+            any_alias = sorted(aliases - {DEFAULT_ALIAS})[0]
+            adds.append(Action(ActionKind.UPDATE, Resource.ALIASES,
+                               f"model {model.name}@{any_alias}", f"gets alias {', '.join(add)}",
+                               MergeAliases(VersionRef(model.name, mid, sh, vid), add, ())))
+    return uploads + actions + removes + adds
+
+
+def chosen_alias(refs: Mapping[tuple[str, str], VersionRef], model: Model, sh: str) -> str:
+    """The first alias of `model` already resolved to the version with spec hash `sh`."""
+    return next(a for (m, a), r in refs.items() if m == model.name and r.spec_hash == sh)
+
+
+def _match_version(versions: tuple[ObservedVersion, ...], sh: str,
+                   alias: str) -> ObservedVersion | None:
+    candidates = [v for v in versions if v.label(LABEL_SPEC) == sh]
+    if not candidates:
+        return None
+    # Duplicates can only come from an interrupted run; keep the one already aliased,
+    # else the oldest, and let the others go as stale.
+    candidates.sort(key=lambda v: (alias not in v.aliases, _vid_key(v.version_id)))
+    return candidates[0]
+
+
+def _vid_key(version_id: str) -> tuple[int, str]:
+    return (int(version_id), "") if version_id.isdigit() else (1 << 62, version_id)
+
+
+def _stale_versions(obs: ObservedModel, kept: set[tuple[str, str]]) -> list[ObservedVersion]:
+    # Vertex refuses to delete the default version; it only gets here when the spec's
+    # default moved, and the alias step moves "default" before removals run.
+    return [v for v in obs.versions if (obs.model_id, v.version_id) not in kept]
+
+
+def _delete_model(obs: ObservedModel) -> Action:
+    return Action(ActionKind.DELETE, Resource.MODEL, f"model {obs.name}",
+                  "no longer in the spec", DeleteModel(obs.model_id))
+
+
+def _plan_deployments(stack: str, ep: Endpoint, obs: ObservedEndpoint | None, eid: str,
+                      refs: Mapping[tuple[str, str], VersionRef],
+                      ) -> tuple[list[Action], list[Action], list[Action]]:
+    deploys: list[Action] = []
+    current: dict[str, ObservedDeployment] = {d.id: d for d in obs.deployments} if obs else {}
+    split: dict[str, int] = {k: v for k, v in obs.traffic if v} if obs else {}
+    present = set(current)  # deployed now, or deployed by an earlier action of this plan
+    desired: dict[str, int] = {}
+    for d in ep.deployments:
+        ref = refs[(d.model, d.version)]
+        did = deployed_model_id(stack, ep.name, _deployment_identity(d, ref.spec_hash))
+        desired[did] = desired.get(did, 0) + d.traffic
+        addr = f"endpoint {ep.name} / {d.ref}"
+        have = current.get(did)
+        if have is None:
+            after = (("0", 100),) if not present else (*sorted(split.items()), ("0", 0))
+            if not present:
+                split = {did: 100}
+            present.add(did)
+            replaces = any(o.display_name == d.ref for o in current.values())
+            deploys.append(Action(
+                ActionKind.REPLACE if replaces else ActionKind.CREATE, Resource.DEPLOYMENT,
+                addr, "version, machine or accelerator changed" if replaces else "not deployed",
+                Deploy(eid, did, ref, d.ref, d.machine_type,
+                       d.accelerator.type if d.accelerator else None,
+                       d.accelerator.count if d.accelerator else 0, d.min_replicas,
+                       d.max_replicas, after)))
+        elif (have.min_replicas, have.max_replicas) != (d.min_replicas, d.max_replicas):
+            deploys.append(Action(
+                ActionKind.UPDATE, Resource.DEPLOYMENT, addr,
+                f"replicas {have.min_replicas}-{have.max_replicas} -> "
+                f"{d.min_replicas}-{d.max_replicas}",
+                MutateDeployment(eid, did, d.min_replicas, d.max_replicas)))
+    traffic: list[Action] = []
+    want = _nonzero(desired)
+    if want != _nonzero(split):
+        old = ", ".join(f"{k}={v}" for k, v in _nonzero(split)) or "none"
+        traffic.append(Action(ActionKind.UPDATE, Resource.TRAFFIC, f"endpoint {ep.name}",
+                              f"split {old} -> " + ", ".join(f"{k}={v}" for k, v in want),
+                              SetTraffic(eid, want)))
+    removals: list[Action] = []
+    if obs is not None:
+        # Traffic already moved to what the spec keeps, so these carry none.
+        stale = ObservedEndpoint(obs.name, obs.endpoint_id, obs.resource, obs.labels,
+                                 obs.display_name, obs.description, obs.deployments,
+                                 tuple((k, v) for k, v in want))
+        removals = drain_endpoint(stale, keep=frozenset(desired))
+    return deploys, traffic, removals
+
+
+def plan_teardown(observed: StackState) -> Plan:
+    """Remove every endpoint and model labelled with the stack (batch jobs, objects and
+    the bucket are teardown's own steps). Works whatever the spec says now."""
+    actions: list[Action] = []
+    for ep in observed.endpoints:
+        actions += drain_endpoint(ep)
+        actions.append(Action(ActionKind.DELETE, Resource.ENDPOINT, f"endpoint {ep.name}",
+                              "teardown", DeleteEndpoint(ep.endpoint_id)))
+    for m in observed.models:
+        actions.append(Action(ActionKind.DELETE, Resource.MODEL, f"model {m.name}",
+                              "teardown", DeleteModel(m.model_id)))
+    return Plan(observed.stack, tuple(actions))
