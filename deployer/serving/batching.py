@@ -47,7 +47,7 @@ class BatchingParameters:
 
     max_batch_size: int = 64  # rows per model call; larger requests are split
     batch_timeout_micros: int = 0  # wait for more rows after the first; 0 = natural batching
-    max_enqueued_batches: int = 100  # queue bound, in batches of max_batch_size rows
+    max_enqueued_batches: int = 1000  # queue bound, in batches of max_batch_size rows
     num_batch_threads: int = field(default_factory=default_batch_threads)  # concurrent calls
     allowed_batch_sizes: tuple[int, ...] = ()  # pad each batch up to one of these, if given
 

@@ -1,0 +1,182 @@
+"""The dynamic batcher: merging, splitting, padding, isolation of results, and the params file."""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+from deployer.serving.batching import (
+    Batcher, BatcherClosed, BatchingParameters, QueueFull, parse_batching_parameters,
+)
+
+
+class RecordingModel:
+    """y = 2x + row id check; records the batch size of every call."""
+
+    def __init__(self, delay: float = 0.0) -> None:
+        self.calls: list[int] = []
+        self.delay = delay
+        self.lock = threading.Lock()
+
+    def __call__(self, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        x = arrays["x"]
+        with self.lock:
+            self.calls.append(len(x))
+        if self.delay:
+            time.sleep(self.delay)
+        return {"y": x * 2.0, "s": x.sum(axis=1)}
+
+
+def test_concurrent_requests_are_merged_and_each_caller_gets_its_own_rows() -> None:
+    model = RecordingModel()
+    batcher = Batcher(model, BatchingParameters(max_batch_size=32, batch_timeout_micros=50_000,
+                                                num_batch_threads=1))
+    try:
+        def call(i: int) -> tuple[int, dict[str, np.ndarray]]:
+            x = np.full((1 + i % 3, 4), float(i), np.float32)
+            return i, batcher.submit({"x": x})
+
+        with ThreadPoolExecutor(16) as pool:
+            results = list(pool.map(call, range(16)))
+        for i, out in results:
+            assert out["y"].shape == (1 + i % 3, 4)
+            assert np.all(out["y"] == 2.0 * i), f"caller {i} got someone else's rows"
+        assert max(model.calls) > 1
+        stats = batcher.stats()
+        assert stats["requests"] == 16
+        assert stats["rows"] == sum(1 + i % 3 for i in range(16))
+        assert stats["max_batch_size_seen"] > 1
+    finally:
+        batcher.close()
+
+
+def test_a_lone_request_is_not_delayed_when_timeout_is_zero() -> None:
+    batcher = Batcher(RecordingModel(), BatchingParameters(batch_timeout_micros=0))
+    try:
+        start = time.perf_counter()
+        batcher.submit({"x": np.ones((1, 4), np.float32)})
+        assert time.perf_counter() - start < 0.05
+    finally:
+        batcher.close()
+
+
+def test_a_request_larger_than_the_max_batch_is_split_and_reassembled_in_order() -> None:
+    model = RecordingModel()
+    batcher = Batcher(model, BatchingParameters(max_batch_size=4, num_batch_threads=2))
+    try:
+        x = np.arange(10 * 2, dtype=np.float32).reshape(10, 2)
+        out = batcher.submit({"x": x})
+        np.testing.assert_array_equal(out["y"], x * 2)
+        assert sorted(model.calls) == [2, 4, 4]
+    finally:
+        batcher.close()
+
+
+def test_batches_are_padded_to_allowed_sizes_and_padding_is_dropped() -> None:
+    model = RecordingModel()
+    params = BatchingParameters(max_batch_size=8, allowed_batch_sizes=(2, 4, 8))
+    batcher = Batcher(model, params)
+    try:
+        out = batcher.submit({"x": np.ones((3, 2), np.float32)})
+        assert out["y"].shape == (3, 2)
+        assert model.calls == [4]
+    finally:
+        batcher.close()
+
+
+def test_incompatible_shapes_are_never_merged() -> None:
+    model = RecordingModel(delay=0.02)
+    batcher = Batcher(model, BatchingParameters(batch_timeout_micros=30_000, num_batch_threads=1))
+    try:
+        with ThreadPoolExecutor(4) as pool:
+            futs = [pool.submit(batcher.submit, {"x": np.ones((1, 2 + i % 2), np.float32)})
+                    for i in range(4)]
+            shapes = [f.result()["y"].shape for f in futs]
+        assert shapes == [(1, 2), (1, 3), (1, 2), (1, 3)]
+    finally:
+        batcher.close()
+
+
+def test_model_errors_reach_every_caller_of_the_batch() -> None:
+    def broken(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        raise ValueError("boom")
+
+    batcher = Batcher(broken, BatchingParameters())
+    try:
+        with pytest.raises(ValueError, match="boom"):
+            batcher.submit({"x": np.ones((1, 1))})
+    finally:
+        batcher.close()
+
+
+def test_a_full_queue_rejects_instead_of_growing() -> None:
+    gate = threading.Event()
+
+    def slow(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        gate.wait(5)
+        return {"y": arrays["x"]}
+
+    batcher = Batcher(slow, BatchingParameters(max_batch_size=2, max_enqueued_batches=1,
+                                               num_batch_threads=1))
+    try:
+        with ThreadPoolExecutor(4) as pool:
+            first = pool.submit(batcher.submit, {"x": np.ones((2, 1))})  # executing
+            time.sleep(0.1)
+            second = pool.submit(batcher.submit, {"x": np.ones((2, 1))})  # fills the queue
+            time.sleep(0.1)
+            with pytest.raises(QueueFull):
+                batcher.submit({"x": np.ones((1, 1))})
+            gate.set()
+            first.result(5)
+            second.result(5)
+    finally:
+        gate.set()
+        batcher.close()
+
+
+def test_close_drains_queued_work_then_refuses_new_work() -> None:
+    model = RecordingModel(delay=0.05)
+    batcher = Batcher(model, BatchingParameters(max_batch_size=1, num_batch_threads=1))
+    with ThreadPoolExecutor(3) as pool:
+        futs = [pool.submit(batcher.submit, {"x": np.ones((1, 1))}) for _ in range(3)]
+        time.sleep(0.02)
+        batcher.close()
+        assert all(f.result(5)["y"].shape == (1, 1) for f in futs)
+    with pytest.raises(BatcherClosed):
+        batcher.submit({"x": np.ones((1, 1))})
+
+
+def test_tf_serving_batching_parameters_file_is_parsed() -> None:
+    text = """
+    # as in TF Serving's docs
+    max_batch_size { value: 128 }
+    batch_timeout_micros { value: 2000 }
+    max_enqueued_batches { value: 100 }
+    num_batch_threads { value: 3 }
+    allowed_batch_sizes: 32
+    allowed_batch_sizes: 128
+    pad_variable_length_inputs: true
+    """
+    params = parse_batching_parameters(text)
+    assert params == BatchingParameters(max_batch_size=128, batch_timeout_micros=2000,
+                                        max_enqueued_batches=100, num_batch_threads=3,
+                                        allowed_batch_sizes=(32, 128))
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("max_batch_size { value: big }", "must be an integer"),
+        ("max_batch_sise { value: 3 }", "unknown batching parameter 'max_batch_sise'"),
+        ("max_batch_size { value: 0 }", "must be >= 1"),
+        ("max_batch_size { value: 8 } allowed_batch_sizes: 4", "end with max_batch_size"),
+        ("max_batch_size value 3", "cannot parse"),
+    ],
+)
+def test_bad_batching_parameters_are_explained(text: str, fragment: str) -> None:
+    with pytest.raises(ValueError, match=fragment):
+        parse_batching_parameters(text)
