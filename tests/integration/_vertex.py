@@ -1,0 +1,101 @@
+"""Shared helpers for the Vertex emulator tests (test_vertex_*.py): official clients and artifacts.
+
+Owns: GAPIC v1 REST clients bound to an emulator URL, uploading a SavedModel tree
+into the emulated bucket with google-cloud-storage, and the session-wide MNIST-size
+SavedModel (784 -> 10, fixed weights) every deploy test serves.
+Must not: import the emulator in-process: tests drive it only through the clients.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+TF_IMAGE = "us-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-12:latest"
+PARENT = "projects/test-project/locations/us-central1"
+
+
+@dataclass
+class Clients:
+    model: Any  # aiplatform_v1.ModelServiceClient
+    endpoint: Any  # aiplatform_v1.EndpointServiceClient
+    prediction: Any  # aiplatform_v1.PredictionServiceClient
+
+
+def gapic_clients(url: str) -> Clients:
+    """GAPIC v1 clients with the REST transport; api_endpoint takes the http:// URL as is."""
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import aiplatform_v1 as v1
+
+    opts = {"api_endpoint": url}
+    kw: dict[str, Any] = {"transport": "rest", "client_options": opts, "credentials": AnonymousCredentials()}
+    return Clients(v1.ModelServiceClient(**kw), v1.EndpointServiceClient(**kw),
+                   v1.PredictionServiceClient(**kw))
+
+
+def put_tree(storage_client: Any, bucket: str, prefix: str, local_dir: Path) -> str:
+    """Upload every file under `local_dir` to gs://bucket/prefix/...; returns the gs:// directory URI."""
+    b = storage_client.bucket(bucket)
+    if not b.exists():
+        b = storage_client.create_bucket(bucket)
+    for f in sorted(Path(local_dir).rglob("*")):
+        if f.is_file():
+            b.blob(f"{prefix}/{f.relative_to(local_dir).as_posix()}").upload_from_filename(str(f))
+    return f"gs://{bucket}/{prefix}/"
+
+
+def upload_model(clients: Clients, artifact_uri: str, *, model_id: str | None = None,
+                 display_name: str = "mnist", parent_model: str = "", aliases: list[str] | None = None,
+                 labels: dict[str, str] | None = None, image: str = TF_IMAGE, timeout: float = 60) -> Any:
+    """UploadModel through GAPIC, waiting for the operation; returns the UploadModelResponse."""
+    from google.cloud import aiplatform_v1 as v1
+
+    req = v1.UploadModelRequest(
+        parent=PARENT, model_id=model_id or "", parent_model=parent_model,
+        model=v1.Model(display_name=display_name, artifact_uri=artifact_uri, labels=labels or {},
+                       version_aliases=aliases or [],
+                       container_spec=v1.ModelContainerSpec(image_uri=image)),
+    )
+    return clients.model.upload_model(request=req).result(timeout=timeout)
+
+
+def dedicated(machine_type: str = "n1-standard-2", replicas: int = 1, **spec: Any) -> Any:
+    from google.cloud import aiplatform_v1 as v1
+
+    return v1.DedicatedResources(machine_spec=v1.MachineSpec(machine_type=machine_type, **spec),
+                                 min_replica_count=replicas, max_replica_count=replicas)
+
+
+@pytest.fixture(scope="session")
+def mnist_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An MNIST-size SavedModel (784-300-100-10 MLP, fixed weights, input `flatten_input` [None, 784])."""
+    from tests.support.savedmodels import make_mnist_like_model
+
+    return make_mnist_like_model(tmp_path_factory.mktemp("mnist") / "0001", input_shape=(784,), seed=1)
+
+
+@pytest.fixture(scope="session")
+def mnist_dir_v2(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A second version (different weights) of the MNIST-size SavedModel."""
+    from tests.support.savedmodels import make_mnist_like_model
+
+    return make_mnist_like_model(tmp_path_factory.mktemp("mnist") / "0002", input_shape=(784,), seed=2)
+
+
+@contextmanager
+def raises_status(cls: type[BaseException], status: str) -> Iterator[Any]:
+    """pytest.raises for an api_core exception, also checking Google's `status` string.
+
+    Over REST, api_core picks the exception class from the HTTP status alone:
+    409 -> Conflict (not its subclass AlreadyExists), 400 -> BadRequest (for
+    INVALID_ARGUMENT and FAILED_PRECONDITION alike), as against real Vertex AI.
+    """
+    with pytest.raises(cls) as info:
+        yield info
+    payload = info.value.response.json()  # type: ignore[attr-defined]
+    assert payload["error"]["status"] == status, payload
