@@ -114,31 +114,35 @@ def all_machine_types() -> tuple[str, ...]:
     return tuple(name for fam in MACHINE_FAMILIES for name in machine_sizes(fam))
 
 
-def accelerator_fit(machine_type: str, accelerator: str | None, count: int) -> str | None:
-    """Why this accelerator (or its absence) does not fit the machine, or None if it fits.
-
-    The returned sentence is shown to the user as the problem; callers add the fix.
-    """
+def accelerator_fit(machine_type: str, accelerator: str | None, count: int) -> tuple[str, str] | None:
+    """(problem, fix) when this accelerator (or its absence) does not fit the machine, else None."""
     shape = machine_shape(machine_type)
     if shape is None:
         return None  # unknown machine types are reported on their own
     if shape.builtin_gpu is not None:
         gpu, n = shape.builtin_gpu
+        declare = f"accelerator: {{type: {gpu}, count: {n}}}"
         if accelerator is None:
-            return f"{machine_type} comes with {n} {gpu}; declare accelerator {{type: {gpu}, count: {n}}}"
+            return f"{machine_type} comes with {n} {gpu}, but no accelerator is declared", f"add {declare}"
         if accelerator != gpu:
-            return f"{machine_type} comes with {gpu}, not {accelerator}"
+            other = machine_for(accelerator, count)
+            return (f"{machine_type} comes with {gpu}, not {accelerator}",
+                    f"use machine_type: {other}" if other else f"use {declare}")
         if count != n:
-            return f"{machine_type} comes with exactly {n} {gpu}, not {count}"
+            other = machine_for(accelerator, count)
+            return (f"{machine_type} comes with exactly {n} {gpu}, not {count}",
+                    f"use machine_type: {other}" if other else f"use {declare}")
         return None
     if accelerator is None:
         return None
     if accelerator in _N1_ACCELERATORS:
-        if shape.family.split("-")[0] != "n1":
-            return f"{accelerator} attaches only to n1-* machine types, not {machine_type}"
         allowed = _N1_ACCELERATORS[accelerator]
+        if shape.family.split("-")[0] != "n1":
+            return (f"{accelerator} attaches only to n1-* machine types, not {machine_type}",
+                    "use machine_type: n1-standard-4 (or another n1-* type)")
         if count not in allowed:
-            return f"{accelerator} comes in counts of {', '.join(map(str, allowed))} per replica, not {count}"
+            return (f"{accelerator} comes in counts of {', '.join(map(str, allowed))} per replica, not {count}",
+                    f"use count: {max(c for c in allowed if c <= count) if count > allowed[0] else allowed[0]}")
         return None
     needs = {
         "NVIDIA_L4": "g2-standard-*",
@@ -147,7 +151,9 @@ def accelerator_fit(machine_type: str, accelerator: str | None, count: int) -> s
         "NVIDIA_H100_80GB": "a3-highgpu-*",
     }.get(accelerator)
     if needs:
-        return f"{accelerator} needs a {needs} machine type, not {machine_type}"
+        other = machine_for(accelerator, count)
+        return (f"{accelerator} runs only on {needs} machine types, not {machine_type}",
+                f"use machine_type: {other}" if other else f"use a {needs} machine type")
     return None
 
 

@@ -230,7 +230,10 @@ def _read_yaml(text: str, findings: Any, env: Mapping[str, str]) -> Any:
         return _to_data(node, (), loader, findings, env)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        findings.add(("(yaml)",), f"YAML syntax error: {exc.problem or exc.context}",
+        detail = exc.problem or exc.context
+        if exc.context and exc.context_mark and exc.problem_mark:
+            detail += f" ({exc.context} at line {exc.context_mark.line + 1})"
+        findings.add(("(yaml)",), f"YAML syntax error: {detail}",
                      "fix the YAML at that line (indentation, a missing ':' or an unclosed quote "
                      "or bracket are the usual causes)", line=mark.line + 1 if mark else None)
         return None

@@ -140,8 +140,25 @@ def check_bucket(bucket: Any, f: Findings) -> None:
         return
     problem = bucket_name_problem(name)
     if problem:
-        fixed = re.sub(r"[^a-z0-9_.-]+", "-", name.lower()).strip("-_.") or "my-bucket"
-        f.add(("bucket", "name"), problem, f"use a name such as {fixed!r} (GCS bucket naming rules)")
+        f.add(("bucket", "name"), problem, _bucket_fix(name))
+
+
+def _bucket_fix(name: str) -> str:
+    fixed = re.sub(r"[^a-z0-9_.-]+", "-", name.lower()).strip("-_.")
+    fixed = fixed.replace("google", "gcp").replace("..", ".")
+    if fixed.startswith("goog"):
+        fixed = "my-" + fixed
+    try:
+        ipaddress.ip_address(fixed)
+        fixed = "bucket-" + fixed.replace(".", "-")
+    except ValueError:
+        pass
+    if len(fixed) < 3:
+        fixed = f"{fixed or 'my'}-bucket"
+    fixed = fixed[:63].strip("-_.")
+    if bucket_name_problem(fixed) is None and fixed != name:
+        return f"use a name such as {fixed!r} (3-63 lowercase letters, digits, '-', '_', '.')"
+    return "use 3-63 lowercase letters, digits, '-', '_' or '.', starting and ending with a letter or digit"
 
 
 def gs_uri_problem(uri: str, *, need_object: bool = True) -> str | None:
@@ -187,7 +204,7 @@ def _duplicates(items: list[tuple[int, dict[str, Any]]], key: str, path: Path_, 
             continue
         if name in seen:
             f.add((*path, i, key), f"duplicate {what} {name!r} (also at {field_path((*path, seen[name]))})",
-                  f"give each {what} a unique {key}")
+                  f"rename one of them: each {what} must be unique")
         else:
             seen[name] = i
 
@@ -296,16 +313,9 @@ def check_machine(machine: str | None, accel: Any, path: Path_, f: Findings) -> 
             return
     if machine is None or count is None or (accel is not None and atype is None):
         return
-    why = catalog.accelerator_fit(machine, atype, count)
-    if why:
-        better = catalog.machine_for(atype, count) if atype else None
-        fix = (f"use machine_type: {better}" if better and better != machine
-               else "change the accelerator type or count to what the machine type takes")
-        if atype is None:
-            shape = catalog.machine_shape(machine)
-            gpu = shape.builtin_gpu if shape else None
-            fix = f"add accelerator: {{type: {gpu[0]}, count: {gpu[1]}}}" if gpu else fix
-        f.add((*path, "accelerator"), why, fix)
+    misfit = catalog.accelerator_fit(machine, atype, count)
+    if misfit:
+        f.add((*path, "accelerator"), *misfit)
 
 
 def _check_replicas(item: Any, low_key: str, high_key: str, path: Path_, f: Findings) -> None:
@@ -338,6 +348,9 @@ def _check_endpoints(data: Any, f: Findings, versions: dict[str, list[str]]) -> 
             _check_replicas(dep, "min_replicas", "max_replicas", dpath, f)
             traffic = _int(dep, "traffic")
             if dep.get("traffic") is None:
+                if any((*dpath, key) in f.flagged for key in dep if key not in ("model", "machine_type")):
+                    sum_known = False  # e.g. `trafic: 90`: the unknown key is the real problem
+                    continue
                 if len(deployments) > 1:
                     f.add((*dpath, "traffic"), "traffic is required when an endpoint has several deployments",
                           "give each deployment a traffic percentage; together they make 100")
