@@ -1,0 +1,141 @@
+"""Cloud Storage through google-cloud-storage: the stack's bucket, its objects, the lock.
+
+Owns: `GcsStore`, the storage half of `VertexProvider` (get/create/delete bucket, list
+objects with checksums, parallel streamed uploads with progress, server-side copies,
+create-only and generation-checked writes for the lock and journal, prefix deletion).
+The client's own retry is disabled (`retry=None`) so the one policy in retry.py applies.
+
+Must not: read whole files into memory (uploads stream from disk), or decide what to
+upload (deployer.upload does).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from deployer.errors import NotFound
+from deployer.providers import Labels, ObjectInfo, Progress
+from deployer.providers.errors import translated
+from deployer.providers.retry import RetryPolicy, call_with_retry
+from deployer.state import ObservedBucket
+
+T = TypeVar("T")
+UPLOAD_WORKERS = int(os.environ.get("DEPLOYER_UPLOAD_WORKERS", "8"))
+
+
+class GcsStore:
+    def __init__(self, client: Any, policy: RetryPolicy, count: Callable[[int], None]) -> None:
+        self.client = client
+        self.policy = policy
+        self._count = count  # tells the provider how many API calls were made
+
+    def _read(self, what: str, fn: Callable[[], T]) -> T:
+        def once() -> T:
+            self._count(1)
+            with translated(what, mutating=False):
+                return fn()
+        return call_with_retry(once, policy=self.policy)
+
+    def _write(self, what: str, fn: Callable[[], T]) -> T:
+        self._count(1)
+        with translated(what, mutating=True):
+            return fn()
+
+    # ---------------------------------------------------------------------- buckets
+
+    def get_bucket(self, name: str) -> ObservedBucket:
+        def get() -> ObservedBucket:
+            from google.api_core.exceptions import NotFound as GNotFound
+            try:
+                b = self.client.get_bucket(name, retry=None)
+            except GNotFound:
+                return ObservedBucket(name, False)
+            return ObservedBucket(name, True, tuple(sorted((b.labels or {}).items())))
+        return self._read(f"get bucket {name}", get)
+
+    def create_bucket(self, name: str, location: str, labels: Labels) -> None:
+        def create() -> None:
+            bucket = self.client.bucket(name)
+            bucket.labels = dict(labels)
+            self.client.create_bucket(bucket, location=location, retry=None)
+        self._write(f"create bucket {name}", create)
+
+    def delete_bucket(self, name: str) -> None:
+        self._write(f"delete bucket {name}", lambda: self.client.bucket(name).delete(retry=None))
+
+    # ---------------------------------------------------------------------- objects
+
+    def list_objects(self, bucket: str, prefix: str) -> dict[str, ObjectInfo]:
+        def list_() -> dict[str, ObjectInfo]:
+            blobs = self.client.list_blobs(bucket, prefix=prefix, retry=None)
+            return {b.name: ObjectInfo(b.name, int(b.size or 0), b.md5_hash, b.crc32c,
+                                       int(b.generation or 0)) for b in blobs}
+        return self._read(f"list gs://{bucket}/{prefix}", list_)
+
+    def upload_files(self, bucket: str, files: Iterable[tuple[str, str]],
+                     progress: Progress | None = None) -> None:
+        """Upload (local path, object name) pairs in parallel, each streamed from disk."""
+        b = self.client.bucket(bucket)
+
+        def one(pair: tuple[str, str]) -> None:
+            path, name = pair
+            # Re-sending the same bytes to the same name is idempotent: retry lost ones too.
+            call_with_retry(lambda: self._write(
+                f"upload gs://{bucket}/{name}",
+                lambda: b.blob(name).upload_from_filename(path, retry=None)),
+                policy=self.policy)
+            if progress is not None:
+                progress(os.path.getsize(path))
+
+        pairs = list(files)
+        with ThreadPoolExecutor(max_workers=max(1, min(UPLOAD_WORKERS, len(pairs)))) as pool:
+            for future in [pool.submit(one, p) for p in pairs]:
+                future.result()
+
+    def copy_objects(self, bucket: str, pairs: Iterable[tuple[str, str]]) -> None:
+        b = self.client.bucket(bucket)
+        for src, dst in pairs:
+            call_with_retry(lambda: self._write(
+                f"copy gs://{bucket}/{src}",
+                lambda: b.copy_blob(b.blob(src), b, dst, retry=None)), policy=self.policy)
+
+    def read_object(self, bucket: str, name: str) -> tuple[bytes, int] | None:
+        def read() -> tuple[bytes, int] | None:
+            from google.api_core.exceptions import NotFound as GNotFound
+            blob = self.client.bucket(bucket).blob(name)
+            try:
+                data = blob.download_as_bytes(retry=None)
+            except GNotFound:
+                return None
+            return data, int(blob.generation or 0)
+        return self._read(f"read gs://{bucket}/{name}", read)
+
+    def write_object(self, bucket: str, name: str, data: bytes, *,
+                     if_generation_match: int | None = None) -> int:
+        def write() -> int:
+            blob = self.client.bucket(bucket).blob(name)
+            blob.upload_from_string(data, content_type="application/json",
+                                    if_generation_match=if_generation_match, retry=None)
+            return int(blob.generation or 0)
+        return self._write(f"write gs://{bucket}/{name}", write)
+
+    def delete_object(self, bucket: str, name: str, *,
+                      if_generation_match: int | None = None) -> None:
+        self._write(f"delete gs://{bucket}/{name}", lambda: self.client.bucket(bucket).blob(
+            name).delete(if_generation_match=if_generation_match, retry=None))
+
+    def delete_prefix(self, bucket: str, prefix: str) -> int:
+        names = list(self.list_objects(bucket, prefix))
+
+        def one(name: str) -> None:
+            try:
+                call_with_retry(lambda: self.delete_object(bucket, name), policy=self.policy)
+            except NotFound:
+                pass  # a lost response of our own delete
+        with ThreadPoolExecutor(max_workers=max(1, min(UPLOAD_WORKERS, len(names)))) as pool:
+            for future in [pool.submit(one, n) for n in names]:
+                future.result()
+        return len(names)
