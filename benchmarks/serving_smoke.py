@@ -1,0 +1,253 @@
+"""Serving smoke benchmark: `deployer serve` (REST and gRPC, batching on/off) vs the model in-process.
+
+Owns: one command that builds an MNIST-like MLP (784-300-100-10, fixed random weights; input
+[None, 28, 28] like the seed book's model), measures the SavedModel signature in-process (one
+instance; 1,024 instances = the ceiling) and the runtime's full in-process REST path (JSON decode,
+checks, call, JSON encode), then starts `deployer serve` with batching on and then off and
+measures, for REST and gRPC, p50/p99 latency at 1 client and throughput at 1, 8 and 32
+closed-loop clients (one instance per request), and prints a markdown table.
+
+    python -m benchmarks.serving_smoke [--seconds 3] [--latency-requests 500]
+
+Must not: leave servers running (stopped in `finally`) or judge anything (tests do that).
+The load generator runs in this process, so on a 2-core machine it competes with the server:
+the figures are a floor for what a separate client machine would see.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks import loadgen
+from benchmarks.common import free_port, percentile, stop_process
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+ROOT = Path(__file__).resolve().parent.parent
+CLIENTS = (1, 8, 32)
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1000:.2f}"
+
+
+def in_process(model_dir: Path, images: np.ndarray) -> dict[str, Any]:
+    import tensorflow as tf
+
+    from deployer.serving import runtime
+
+    model = runtime.load(model_dir)
+    fn = tf.saved_model.load(str(model_dir)).signatures["serving_default"]
+    one = tf.constant(images[:1])
+    big = tf.constant(np.resize(images, (1024, 28, 28)))
+    out: dict[str, Any] = {}
+    for label, x, n in (("1 instance", one, 2000), ("1,024 instances", big, 100)):
+        fn(flatten_input=x)
+        lat = []
+        for _ in range(n):
+            t0 = time.perf_counter()
+            fn(flatten_input=x)
+            lat.append(time.perf_counter() - t0)
+        out[label] = (percentile(lat, 50), int(x.shape[0]) / percentile(lat, 50))
+    body = json.dumps({"instances": images[:1].tolist()})
+    lat = []
+    for _ in range(2000):
+        t0 = time.perf_counter()
+        json.dumps(model.predict_json(json.loads(body)))
+        lat.append(time.perf_counter() - t0)
+    out["REST path in-process (decode+call+encode)"] = (percentile(lat, 50), 1 / percentile(lat, 50))
+    return out
+
+
+def grpc_closed_loop(target: str, requests: list[Any], clients: int, seconds: float,
+                     warmup: float = 0.3) -> tuple[float, list[float], int]:
+    """(throughput, latencies, errors) of `clients` closed-loop gRPC clients, one channel each."""
+    import grpc
+    from tensorflow_serving.apis import prediction_service_pb2_grpc
+
+    lock = threading.Lock()
+    lat_all: list[float] = []
+    counts = {"ok": 0, "err": 0}
+    barrier = threading.Barrier(clients)
+    start = time.perf_counter() + 0.5  # channels connect before the clock
+    window = (start + warmup, start + warmup + seconds)
+
+    def client(idx: int) -> None:
+        channel = grpc.insecure_channel(target)
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+        stub.Predict(requests[0], timeout=10.0)
+        lat: list[float] = []
+        ok = err = 0
+        i = idx
+        barrier.wait()
+        while True:
+            t0 = time.perf_counter()
+            if t0 >= window[1]:
+                break
+            try:
+                stub.Predict(requests[i % len(requests)], timeout=10.0)
+                good = True
+            except grpc.RpcError:
+                good = False
+            i += clients
+            t1 = time.perf_counter()
+            if window[0] <= t1 <= window[1]:
+                if good:
+                    ok += 1
+                    lat.append(t1 - t0)
+                else:
+                    err += 1
+        channel.close()
+        with lock:
+            lat_all.extend(lat)
+            counts["ok"] += ok
+            counts["err"] += err
+
+    threads = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return counts["ok"] / seconds, lat_all, counts["err"]
+
+
+def grpc_serial(target: str, requests: list[Any], n: int) -> list[float]:
+    import grpc
+    from tensorflow_serving.apis import prediction_service_pb2_grpc
+
+    stub = prediction_service_pb2_grpc.PredictionServiceStub(grpc.insecure_channel(target))
+    for r in requests[:20]:
+        stub.Predict(r, timeout=10.0)
+    out = []
+    for i in range(n):
+        t0 = time.perf_counter()
+        stub.Predict(requests[i % len(requests)], timeout=10.0)
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+def measure_server(base: Path, workdir: Path, batching: bool, images: np.ndarray,
+                   seconds: float, latency_requests: int) -> dict[str, Any]:
+    import tensorflow as tf
+    from tensorflow_serving.apis import predict_pb2
+
+    rest, grpc_port = free_port(), free_port()
+    log = workdir / f"serve-{'on' if batching else 'off'}.log"
+    cmd = [sys.executable, "-m", "deployer", "serve", str(base), "--model-name", "mnist",
+           "--rest-port", str(rest), "--grpc-port", str(grpc_port),
+           "--enable-batching" if batching else "--no-enable-batching"]
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT,
+                                env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    try:
+        _wait_ready(f"http://127.0.0.1:{rest}/healthz", proc, log)
+        url = f"http://127.0.0.1:{rest}/v1/models/mnist:predict"
+        bodies = [json.dumps({"instances": images[i:i + 1].tolist()}).encode() for i in range(64)]
+        reqs = []
+        for i in range(64):
+            r = predict_pb2.PredictRequest()
+            r.model_spec.name = "mnist"
+            r.inputs["flatten_input"].CopyFrom(tf.make_tensor_proto(images[i:i + 1]))
+            reqs.append(r)
+        loadgen.serial_latencies(url, bodies, n=50)
+        result: dict[str, Any] = {"REST": {}, "gRPC": {}}
+        lat = loadgen.serial_latencies(url, bodies, n=latency_requests)
+        result["REST"]["latency"] = (percentile(lat, 50), percentile(lat, 99))
+        lat = grpc_serial(f"127.0.0.1:{grpc_port}", reqs, latency_requests)
+        result["gRPC"]["latency"] = (percentile(lat, 50), percentile(lat, 99))
+        for clients in CLIENTS:
+            r = loadgen.closed_loop(url, bodies, clients=clients, seconds=seconds)
+            result["REST"][clients] = (r.throughput, r.errors)
+            tput, _, errs = grpc_closed_loop(f"127.0.0.1:{grpc_port}", reqs, clients, seconds)
+            result["gRPC"][clients] = (tput, errs)
+        stats = json.loads(_get(f"http://127.0.0.1:{rest}/v1/models/mnist/stats"))
+        batch = stats["versions"]["1"]["batching"].get("serving_default")
+        result["mean_batch"] = batch["mean_batch_size"] if batch else None
+        return result
+    finally:
+        stop_process(proc)
+
+
+def _get(url: str) -> str:
+    import urllib.request
+
+    with urllib.request.urlopen(url, timeout=10) as resp:
+        return str(resp.read().decode())
+
+
+def _wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"deployer serve exited: {log.read_text()[-2000:]}")
+        try:
+            _get(url)
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"deployer serve not ready after {timeout}s")
+
+
+def render(inproc: dict[str, Any], servers: dict[str, dict[str, Any]]) -> str:
+    lines = [
+        f"Serving smoke benchmark - {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
+        f"{platform.node()}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}",
+        "", "| in-process (SavedModel signature) | p50 ms | instances/s |", "|---|---|---|",
+    ]
+    for label, (p50, ips) in inproc.items():
+        lines.append(f"| {label} | {_ms(p50)} | {ips:,.0f} |")
+    lines += ["", "| deployer serve, one instance per request | p50 ms (1 client) | p99 ms | "
+              + " | ".join(f"req/s @{c}" for c in CLIENTS) + " | errors |",
+              "|---|---|---|" + "---|" * len(CLIENTS) + "---|"]
+    for mode, res in servers.items():
+        for proto in ("REST", "gRPC"):
+            row = res[proto]
+            p50, p99 = row["latency"]
+            errs = sum(row[c][1] for c in CLIENTS)
+            lines.append(f"| {proto}, batching {mode} | {_ms(p50)} | {_ms(p99)} | "
+                         + " | ".join(f"{row[c][0]:,.0f}" for c in CLIENTS) + f" | {errs} |")
+    on, off = servers.get("on"), servers.get("off")
+    if on and off:
+        for proto in ("REST", "gRPC"):
+            ratio = on[proto][32][0] / off[proto][32][0] if off[proto][32][0] else float("nan")
+            lines.append(f"\n{proto} at 32 clients: batching on / off = {ratio:.2f}x "
+                         f"(mean batch size with batching on: {on['mean_batch']})")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=3.0, help="window per throughput run")
+    parser.add_argument("--latency-requests", type=int, default=500)
+    parser.add_argument("--modes", default="on,off", help="batching modes to run: on,off")
+    args = parser.parse_args(argv)
+    sys.path.insert(0, str(ROOT))
+    from tests.support.savedmodels import make_mnist_like_model
+
+    with tempfile.TemporaryDirectory(prefix="serving-smoke-") as tmp:
+        work = Path(tmp)
+        base = work / "mnist"
+        make_mnist_like_model(base / "0001")
+        images = np.random.default_rng(0).random((1024, 28, 28), dtype=np.float32).round(3)
+        inproc = in_process(base / "0001", images)
+        servers = {mode: measure_server(base, work, mode == "on", images, args.seconds,
+                                        args.latency_requests)
+                   for mode in args.modes.split(",")}
+    print(render(inproc, servers))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
