@@ -128,9 +128,13 @@ def user_cache_path(environ: Mapping[str, str] | None = None) -> Path:
     return deployer_home(environ) / "prices.json"
 
 
+def packaged_table_text() -> str:
+    """The packaged table's JSON text (the refresh starts from it)."""
+    return (resources.files("deployer") / "data" / "prices.json").read_text(encoding="utf-8")
+
+
 def packaged_price_table() -> PriceTable:
-    ref = resources.files("deployer") / "data" / "prices.json"
-    return _table_from_json(json.loads(ref.read_text(encoding="utf-8")), "deployer/data/prices.json")
+    return _table_from_json(json.loads(packaged_table_text()), "deployer/data/prices.json")
 
 
 def read_price_table(path: Path) -> PriceTable:

@@ -295,12 +295,12 @@ _EXPECTED = {
 
 # Pattern mismatches: field name -> (what the value must look like, an example).
 _PATTERN_RULES = {
-    "stack": ("start with a lowercase letter and use only lowercase letters, digits and '-' "
-              "(at most 40 characters)", "mnist"),
-    "name": ("start with a lowercase letter and use only lowercase letters, digits and '-' "
-             "(at most 63 characters)", "mnist-endpoint"),
-    "alias": ("start with a lowercase letter, use letters, digits and '-', and end with a "
-              "lowercase letter or digit", "v1"),
+    "stack": (("start with a lowercase letter and use only lowercase letters, digits and '-' "
+               "(at most 40 characters)"), "mnist"),
+    "name": (("start with a lowercase letter and use only lowercase letters, digits and '-' "
+              "(at most 63 characters)"), "mnist-endpoint"),
+    "alias": (("start with a lowercase letter, use letters, digits and '-', and end with a "
+               "lowercase letter or digit"), "v1"),
     "region": ("be a Google Cloud region name", "us-central1"),
     "project": ("be a Google Cloud project id (6-30 lowercase letters, digits or '-')",
                 "my-project-123"),

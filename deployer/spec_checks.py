@@ -277,18 +277,18 @@ def check_ref(ref: str | None, path: Path_, f: Findings, versions: dict[str, lis
     if ref is None:
         return
     if "@" not in ref:
-        alias = versions.get(ref, ["v1"])
+        known = versions.get(ref) or ["v1"]
         f.add(path, f"model reference {ref!r} has no version alias",
-              f"write MODEL@ALIAS, e.g. {ref}@{alias[-1] if alias else 'v1'}")
+              f"write MODEL@ALIAS, e.g. {ref}@{known[-1]}")
         return
     name, _, alias = ref.partition("@")
     if name not in versions:
         hint = suggest(name, versions) or f"models in this spec: {', '.join(versions) or '(none)'}"
         f.add(path, f"no model named {name!r} (in {ref!r})", hint)
     elif alias not in versions[name]:
-        known = ", ".join(versions[name]) or "(none)"
+        listed = ", ".join(versions[name]) or "(none)"
         f.add(path, f"model {name!r} has no version {alias!r}",
-              f"use one of its versions: {known}, or add {alias} under models[].versions")
+              f"use one of its versions: {listed}, or add {alias} under models[].versions")
 
 
 def check_machine(machine: str | None, accel: Any, path: Path_, f: Findings) -> None:

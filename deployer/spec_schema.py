@@ -110,10 +110,10 @@ class BatchJobDoc(_Doc):
     name: str = Field(pattern=NAME_PATTERN)
     model: str = Field(description="model@alias of the version to run.")
     input: BatchInputDoc
-    output: BatchOutputDoc = Field(default_factory=BatchOutputDoc)
+    output: BatchOutputDoc = Field(default_factory=lambda: BatchOutputDoc.model_validate({}))
     machine_type: str = Field(description="e.g. n1-standard-4.")
     accelerator: AcceleratorDoc | None = None
-    replicas: BatchReplicasDoc = Field(default_factory=BatchReplicasDoc)
+    replicas: BatchReplicasDoc = Field(default_factory=lambda: BatchReplicasDoc.model_validate({}))
     batch_size: int | None = Field(None, ge=1, description="Instances per model call.")
 
 
@@ -148,7 +148,7 @@ class SpecDoc(_Doc):
     models: list[ModelDoc] = Field(min_length=1)
     endpoints: list[EndpointDoc] = Field(default_factory=list)
     batch_jobs: list[BatchJobDoc] = Field(default_factory=list)
-    guards: GuardsDoc = Field(default_factory=GuardsDoc)
+    guards: GuardsDoc = Field(default_factory=lambda: GuardsDoc.model_validate({}))
 
 
 def json_schema() -> dict[str, Any]:

@@ -9,13 +9,31 @@ import pytest
 
 from deployer import cost
 from deployer.cost import (
-    HOURS_PER_MONTH, PriceTable, batch_job_upper_bound, check_budget, estimate_deployments,
-    estimate_spec, format_usd, load_price_table, packaged_price_table, parse_ttl,
+    HOURS_PER_MONTH,
+    PriceTable,
+    batch_job_upper_bound,
+    check_budget,
+    estimate_deployments,
+    estimate_spec,
+    format_usd,
+    load_price_table,
+    packaged_price_table,
+    parse_ttl,
 )
 from deployer.errors import BudgetExceeded, ConfigError
 from deployer.spec import (
-    Accelerator, BatchInput, BatchJob, Bucket, Deployment, Endpoint, InputFormat, Model,
-    ModelVersion, Spec, Target, load_spec,
+    Accelerator,
+    BatchInput,
+    BatchJob,
+    Bucket,
+    Deployment,
+    Endpoint,
+    InputFormat,
+    Model,
+    ModelVersion,
+    Spec,
+    Target,
+    load_spec,
 )
 
 SPECS = Path(__file__).parent / "specs"

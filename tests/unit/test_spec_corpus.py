@@ -47,8 +47,9 @@ CORPUS: dict[str, tuple[int | None, str, str, str, int]] = {
                     "add up to 100", 1),
     "traffic_range": (15, "endpoints[0].deployments[0].traffic", "traffic must be at most 100, got 190",
                       "at most 100", 1),
-    "traffic_missing": (16, "endpoints[0].deployments[1].traffic", "traffic is required when an endpoint has "
-                        "several deployments", "together they make 100", 1),
+    "traffic_missing": (16, "endpoints[0].deployments[1].traffic",
+                        "traffic is required when an endpoint has several deployments",
+                        "together they make 100", 1),
     "ref_unknown_version": (15, "endpoints[0].deployments[0].model", "model 'mnist' has no version 'v9'",
                             "v1, v2", 1),
     "ref_unknown_model": (15, "endpoints[0].deployments[0].model", "no model named 'nomodel'",
