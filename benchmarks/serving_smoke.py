@@ -201,8 +201,8 @@ def _wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: flo
 
 def render(inproc: dict[str, Any], servers: dict[str, dict[str, Any]]) -> str:
     lines = [
-        f"Serving smoke benchmark - {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
-        f"{platform.node()}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}",
+        (f"Serving smoke benchmark - {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
+         f"{platform.node()}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}"),
         "", "| in-process (SavedModel signature) | p50 ms | instances/s |", "|---|---|---|",
     ]
     for label, (p50, ips) in inproc.items():

@@ -33,12 +33,14 @@ from deployer.errors import ConfigError
               "resource: unload the old version first.")
 @click.option("--intra-op-threads", type=int, default=0, help="TF intra-op threads (0 = default).")
 @click.option("--inter-op-threads", type=int, default=0, help="TF inter-op threads (0 = default).")
+@click.option("--cpu-share", type=int, default=1, show_default=True,
+              help="Server processes sharing the CPUs (splits TF's thread pools).")
 @click.option("--gpu-memory-limit-mb", type=int, default=None,
               help="Cap this process's GPU memory (else memory growth).")
 @click.option("--verbose", is_flag=True, help="Log every request.")
 def serve(model_base_dir: Path, model_name: str, host: str, rest_port: int, grpc_port: int,
           enable_batching: bool, batching_file: Path | None, poll_interval: float, policy: str,
-          intra_op_threads: int, inter_op_threads: int, gpu_memory_limit_mb: int | None,
+          intra_op_threads: int, inter_op_threads: int, cpu_share: int, gpu_memory_limit_mb: int | None,
           verbose: bool) -> None:
     """Serve the newest version under MODEL_BASE_DIR (numeric subdirs 0001, 0002, ...).
 
@@ -71,7 +73,7 @@ def serve(model_base_dir: Path, model_name: str, host: str, rest_port: int, grpc
         name=model_name, host=host, rest_port=rest_port,
         grpc_port=None if grpc_port < 0 else grpc_port, batching=batching,
         policy=Policy(policy), poll_interval=poll_interval, intra_op_threads=intra_op_threads,
-        inter_op_threads=inter_op_threads, gpu_memory_limit_mb=gpu_memory_limit_mb)
+        inter_op_threads=inter_op_threads, cpu_share=cpu_share, gpu_memory_limit_mb=gpu_memory_limit_mb)
     code = run_model_server(BaseDirSource(model_base_dir.resolve()), options)
     if code:
         sys.exit(code)

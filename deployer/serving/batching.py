@@ -62,7 +62,8 @@ class BatchingParameters:
             raise ValueError("allowed_batch_sizes must increase and end with max_batch_size")
 
     def with_overrides(self, **overrides: int | None) -> BatchingParameters:
-        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+        changes: dict[str, Any] = {k: v for k, v in overrides.items() if v is not None}
+        return replace(self, **changes)
 
 
 _FIELD = re.compile(r"(\w+)\s*(?::\s*([^\s{}]+)|\{\s*value\s*:\s*([^\s{}]+)\s*\})")
@@ -106,7 +107,7 @@ def load_batching_parameters(path: str | os.PathLike[str]) -> BatchingParameters
 
 
 class _Task:
-    __slots__ = ("inputs", "size", "key", "enqueued", "done", "result", "error")
+    __slots__ = ("done", "enqueued", "error", "inputs", "key", "result", "size")
 
     def __init__(self, inputs: Arrays, size: int) -> None:
         self.inputs = inputs
@@ -230,7 +231,7 @@ class Batcher:
             for t in batch:
                 t.result = {k: v[offset:offset + t.size] for k, v in outputs.items()}
                 offset += t.size
-        except BaseException as exc:  # every caller must be woken, whatever happened
+        except BaseException as exc:  # noqa: BLE001 - every caller must be woken, whatever happened
             for t in batch:
                 t.error = exc
         finally:

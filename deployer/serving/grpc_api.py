@@ -14,7 +14,10 @@ from typing import Any
 
 import grpc
 from tensorflow_serving.apis import (
-    get_model_metadata_pb2, get_model_status_pb2, model_service_pb2_grpc, predict_pb2,
+    get_model_metadata_pb2,
+    get_model_status_pb2,
+    model_service_pb2_grpc,
+    predict_pb2,
     prediction_service_pb2_grpc,
 )
 
@@ -43,7 +46,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         self._make_ndarray = tf.make_ndarray
         self._make_tensor_proto = tf.make_tensor_proto
 
-    def Predict(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+    def Predict(self, request: Any, context: grpc.ServicerContext) -> Any:
         try:
             self._server.check_name(request.model_spec.name)
             arrays = {k: self._make_ndarray(v) for k, v in request.inputs.items()}
@@ -67,7 +70,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         except (ValueError, TypeError) as exc:  # make_ndarray on a malformed TensorProto
             return _abort(context, ServingError("INVALID_ARGUMENT", 400, f"bad input tensor: {exc}"))
 
-    def GetModelMetadata(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+    def GetModelMetadata(self, request: Any, context: grpc.ServicerContext) -> Any:
         try:
             self._server.check_name(request.model_spec.name)
             fields = list(request.metadata_field)
@@ -88,7 +91,7 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
     def __init__(self, server: ModelServer) -> None:
         self._server = server
 
-    def GetModelStatus(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+    def GetModelStatus(self, request: Any, context: grpc.ServicerContext) -> Any:
         try:
             self._server.check_name(request.model_spec.name)
             version = _version(request.model_spec)

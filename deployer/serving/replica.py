@@ -6,7 +6,7 @@ Owns: the command-line contract the local emulator relies on to run a deployed m
         [--host 127.0.0.1] --port PORT [--grpc-port PORT]
         [--batching/--no-batching] [--batching-parameters FILE] [--max-batch-size N]
         [--batch-timeout-micros N] [--max-enqueued-batches N] [--num-batch-threads N]
-        [--intra-op-threads N] [--inter-op-threads N]
+        [--intra-op-threads N] [--inter-op-threads N] [--cpu-share REPLICAS]
         [--gpu-memory-limit-mb N | --no-gpu-memory-growth] [--verbose]
 
 It serves ONE SavedModel directory as version 1 of NAME with TF Serving's REST API:
@@ -54,6 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     _batching_args(parser)
     parser.add_argument("--intra-op-threads", type=int, default=0, help="0 = TensorFlow's default")
     parser.add_argument("--inter-op-threads", type=int, default=0, help="0 = TensorFlow's default")
+    parser.add_argument("--cpu-share", type=int, default=1,
+                        help="number of replicas sharing this machine's CPUs: unless given, "
+                        "intra-op threads = cpus // N and inter-op threads = min(2, that)")
     parser.add_argument("--gpu-memory-limit-mb", type=int, default=None,
                         help="per-process GPU memory cap, so replicas share a card")
     parser.add_argument("--no-gpu-memory-growth", dest="gpu_memory_growth", action="store_false")
@@ -77,7 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     options = ServerOptions(
         name=args.model_name, host=args.host, rest_port=args.port, grpc_port=args.grpc_port,
         batching=batching, intra_op_threads=args.intra_op_threads,
-        inter_op_threads=args.inter_op_threads, gpu_memory_growth=args.gpu_memory_growth,
+        inter_op_threads=args.inter_op_threads, cpu_share=args.cpu_share,
+        gpu_memory_growth=args.gpu_memory_growth,
         gpu_memory_limit_mb=args.gpu_memory_limit_mb, drain_timeout=args.drain_timeout)
     return run_model_server(FixedSource(model_dir), options)
 

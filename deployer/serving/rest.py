@@ -49,7 +49,7 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "deployer-serving"
     server: _HttpServer
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s " + format, self.client_address[0], *args)
 
     def _send(self, status: int, payload: Any) -> None:
@@ -73,7 +73,7 @@ class _Handler(BaseHTTPRequestHandler):
         with self.server.lock:
             self.server.in_flight -= 1
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         self._enter()
         try:
             self._get()
@@ -82,7 +82,7 @@ class _Handler(BaseHTTPRequestHandler):
         finally:
             self._leave()
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         self._enter()
         try:
             self._post()

@@ -29,7 +29,12 @@ from typing import Any
 import numpy as np
 
 from deployer.serving.codec import (
-    RequestError, SignatureInfo, TensorInfo, check_arrays, decode_json, encode_json,
+    RequestError,
+    SignatureInfo,
+    TensorInfo,
+    check_arrays,
+    decode_json,
+    encode_json,
 )
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -72,6 +77,16 @@ def configure_tensorflow(
         "gpus": len(gpus), "gpu_memory": (f"limit {gpu_memory_limit_mb} MB" if gpu_memory_limit_mb
                                           else "growth" if gpu_memory_growth else "all"),
     }
+
+
+def threads_for_share(share: int, cpus: int | None = None) -> tuple[int, int]:
+    """(intra, inter) op threads for one of `share` replica processes splitting the CPUs.
+
+    Without a split, N replicas each start cpus-wide pools and oversubscribe the machine N times;
+    small models gain little from inter-op parallelism, so it is capped at 2."""
+    cpus = cpus or os.cpu_count() or 1
+    intra = max(1, cpus // max(1, share))
+    return intra, max(1, min(2, intra))
 
 
 def _tensor_info(name: str, spec: Any) -> TensorInfo:
@@ -208,7 +223,7 @@ def run_warmup(model: ServedModel,
         try:
             call(model.synthetic_inputs(), None)
             report.requests = 1
-        except Exception as exc:  # only a hint of readiness; never a reason to refuse a model
+        except Exception as exc:  # noqa: BLE001 - only a hint of readiness; never a reason to refuse a model
             report.error = str(exc).splitlines()[0][:200]
             log.warning("synthetic warmup request failed (ignored): %s", report.error)
     report.seconds = time.perf_counter() - start

@@ -23,7 +23,13 @@ from typing import Any
 import numpy as np
 
 from deployer.serving.batching import BatcherClosed, BatchingParameters, QueueFull
-from deployer.serving.codec import RequestError, SignatureInfo, check_arrays, decode_json, encode_json
+from deployer.serving.codec import (
+    RequestError,
+    SignatureInfo,
+    check_arrays,
+    decode_json,
+    encode_json,
+)
 from deployer.serving.versions import ModelManager, NotServable, Policy, VersionSource
 
 log = logging.getLogger("deployer.serving")
@@ -130,8 +136,9 @@ class ServerOptions:
     batching: BatchingParameters | None = None  # None = every request is its own model call
     policy: Policy = Policy.AVAILABILITY
     poll_interval: float = 1.0
-    intra_op_threads: int = 0
+    intra_op_threads: int = 0  # 0 = TF's default, or the cpu_share split when cpu_share > 1
     inter_op_threads: int = 0
+    cpu_share: int = 1  # replica processes sharing this machine's CPUs
     gpu_memory_growth: bool = True
     gpu_memory_limit_mb: int | None = None
     drain_timeout: float = 30.0
@@ -157,10 +164,14 @@ def run_model_server(source: VersionSource, options: ServerOptions) -> int:
     rest.start()
     log.info("REST API listening on http://%s:%d", options.host, rest.port)
 
-    from deployer.serving.runtime import configure_tensorflow
+    from deployer.serving.runtime import configure_tensorflow, threads_for_share
 
+    intra, inter = options.intra_op_threads, options.inter_op_threads
+    if options.cpu_share > 1:
+        auto_intra, auto_inter = threads_for_share(options.cpu_share)
+        intra, inter = intra or auto_intra, inter or auto_inter
     applied = configure_tensorflow(
-        intra_op_threads=options.intra_op_threads, inter_op_threads=options.inter_op_threads,
+        intra_op_threads=intra, inter_op_threads=inter,
         gpu_memory_growth=options.gpu_memory_growth, gpu_memory_limit_mb=options.gpu_memory_limit_mb)
     log.info("TensorFlow settings: %s; batching: %s", applied, options.batching or "off")
     grpc_server = None

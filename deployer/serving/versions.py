@@ -249,7 +249,7 @@ class ModelManager:
                             _bound_run(model, sig), self.batching,
                             name=f"batch-{self.name}-v{slot.version}-{sig.name}")
             model.warmup = slot.warmup = run_warmup(model, model.run)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any load failure is reported, not raised
             slot.error = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
             slot.state = State.END
             slot.model = None

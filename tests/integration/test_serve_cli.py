@@ -19,13 +19,19 @@ import pytest
 import requests
 import tensorflow as tf
 from tensorflow_serving.apis import (
-    get_model_metadata_pb2, get_model_status_pb2, model_service_pb2_grpc, predict_pb2,
+    get_model_metadata_pb2,
+    get_model_status_pb2,
+    model_service_pb2_grpc,
+    predict_pb2,
     prediction_service_pb2_grpc,
 )
 
 from tests.integration.test_serve_support import ServerProcess, free_port, serve_args
 from tests.support.savedmodels import (
-    make_bytes_model, make_mnist_like_model, make_two_input_model, reference_predict,
+    make_bytes_model,
+    make_mnist_like_model,
+    make_two_input_model,
+    reference_predict,
 )
 
 
@@ -251,7 +257,7 @@ def test_new_version_is_hot_swapped_with_no_failed_request(servers: dict[str, Se
                         failures.append(f"{r.status_code} {r.text}")
                         continue
                     got = np.array(r.json()["predictions"])
-            except Exception as exc:  # any transport error is a failed request too
+            except Exception as exc:  # noqa: BLE001 - any transport error is a failed request too
                 failures.append(repr(exc))
                 continue
             matches = [v for v, w in want.items() if np.allclose(got, w, rtol=1e-5, atol=1e-7)]

@@ -32,6 +32,7 @@ outputs: the ground truth a served prediction must equal.
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -65,7 +66,7 @@ def make_mnist_like_model(
     n_in = int(np.prod(input_shape))
     sizes = [n_in, *hidden, 10]
     weights = []
-    for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+    for fan_in, fan_out in itertools.pairwise(sizes):
         # Glorot-ish scale keeps the softmax away from one-hot, so rounding bugs show.
         w = rng.normal(0.0, 1.0 / np.sqrt(fan_in), size=(fan_in, fan_out)).astype(np.float32)
         b = rng.normal(0.0, 0.05, size=(fan_out,)).astype(np.float32)

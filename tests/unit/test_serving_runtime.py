@@ -17,7 +17,10 @@ from deployer.serving.batching import BatchingParameters
 from deployer.serving.codec import RequestError
 from deployer.serving.versions import BaseDirSource, ModelManager, NotServable, Policy, State
 from tests.support.savedmodels import (
-    make_bytes_model, make_mnist_like_model, make_two_input_model, reference_predict,
+    make_bytes_model,
+    make_mnist_like_model,
+    make_two_input_model,
+    reference_predict,
 )
 
 
@@ -108,9 +111,8 @@ def test_availability_policy_keeps_old_version_until_new_one_is_warm(models: dic
     manager.reconcile()
     assert seen_while_loading == [1]
     assert [(s["version"], s["state"]) for s in manager.statuses()] == [("2", "AVAILABLE"), ("1", "END")]
-    with pytest.raises(NotServable, match=r"Specific\(m, 1\)"):
-        with manager.lease(1):
-            pass
+    with pytest.raises(NotServable, match=r"Specific\(m, 1\)"), manager.lease(1):
+        pass
     manager.stop()
 
 
