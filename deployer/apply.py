@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 class Reporter:
     """Progress hooks; the default reports nothing. The CLI subclasses it (render.py)."""
 
-    def plan_ready(self, plan: Plan) -> None: ...
+    def plan_ready(self, plan: Plan, observed: StackState) -> None: ...
     def action_started(self, action: Action) -> None: ...
     def action_finished(self, action: Action, outcome: str, seconds: float) -> None: ...
     def upload_started(self, action: Action, files: int, nbytes: int) -> None: ...
@@ -67,6 +67,7 @@ class ApplyReport:
     uploads: list[UploadReport] = field(default_factory=list)
     resumed_operations: int = 0
     rounds: int = 0
+    observed: StackState | None = None  # what existed before (for the cost delta)
 
     @property
     def changed(self) -> bool:
@@ -95,9 +96,9 @@ def apply_spec(spec: Spec, provider: Provider, *, reporter: Reporter | None = No
     """Make the cloud match `spec`. Zero mutating calls when it already does."""
     rep = reporter or Reporter()
     opts = options or ApplyOptions()
-    plan, _, inputs = make_plan(spec, provider, hashes=hashes)
-    report = ApplyReport(plan)
-    rep.plan_ready(plan)
+    plan, observed, inputs = make_plan(spec, provider, hashes=hashes)
+    report = ApplyReport(plan, observed=observed)
+    rep.plan_ready(plan, observed)
     if plan.is_empty:
         return report
     if confirm is not None and not confirm(plan):

@@ -245,7 +245,8 @@ def _endpoint_spec_hash(e: Endpoint) -> str:
     return short_hash("endpoint", e.display_name, e.description, sorted(e.labels))
 
 
-def drain_endpoint(ep: ObservedEndpoint, keep: frozenset[str] = frozenset()) -> list[Action]:
+def drain_endpoint(ep: ObservedEndpoint, keep: frozenset[str] = frozenset(),
+                   reason: str = "no longer in the spec") -> list[Action]:
     """Undeploy every deployment of `ep` not in `keep`, zero-traffic ones first.
 
     A deployment carrying traffic hands its share to the biggest remaining one, so the
@@ -263,7 +264,7 @@ def drain_endpoint(ep: ObservedEndpoint, keep: frozenset[str] = frozenset()) -> 
         after = _nonzero(traffic) if share else ()
         actions.append(Action(
             ActionKind.DELETE, Resource.DEPLOYMENT, f"endpoint {ep.name} / {dep.display_name}",
-            "no longer in the spec", Undeploy(ep.endpoint_id, dep.id, after)))
+            reason, Undeploy(ep.endpoint_id, dep.id, after)))
     return actions
 
 
@@ -533,7 +534,7 @@ def plan_teardown(observed: StackState) -> Plan:
     the bucket are teardown's own steps). Works whatever the spec says now."""
     actions: list[Action] = []
     for ep in observed.endpoints:
-        actions += drain_endpoint(ep)
+        actions += drain_endpoint(ep, reason="teardown")
         actions.append(Action(ActionKind.DELETE, Resource.ENDPOINT, f"endpoint {ep.name}",
                               "teardown", DeleteEndpoint(ep.endpoint_id)))
     for m in observed.models:

@@ -28,6 +28,7 @@ DEFAULT_ALIAS = "default"  # Vertex's alias of a model's default version
 
 ARTIFACT_PREFIX = "artifacts"  # gs://<bucket>/artifacts/<stack>/<model>/<hash>/
 CONTROL_PREFIX = ".deployer"  # gs://<bucket>/.deployer/<stack>/{lock,journal.json}
+BATCH_INPUT_PREFIX = "batch-inputs"  # gs://<bucket>/batch-inputs/<stack>/...: staged batch inputs
 
 
 def short_hash(*parts: Any, length: int = 12) -> str:
@@ -85,7 +86,8 @@ def journal_object(stack: str) -> str:
 
 def stack_prefixes(stack: str) -> tuple[str, ...]:
     """Object prefixes the stack owns in its bucket (teardown removes them)."""
-    return (f"{ARTIFACT_PREFIX}/{stack}/", f"{CONTROL_PREFIX}/{stack}/")
+    return (f"{ARTIFACT_PREFIX}/{stack}/", f"{BATCH_INPUT_PREFIX}/{stack}/",
+            f"{CONTROL_PREFIX}/{stack}/")
 
 
 # --------------------------------------------------------------------------- observed
@@ -139,6 +141,7 @@ class ObservedDeployment:
     accelerator_count: int
     min_replicas: int
     max_replicas: int
+    deployed_at: float | None = field(default=None, compare=False)  # unix seconds
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ Must not: retry (see retry.py), or let any vendor exception escape.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -35,8 +36,13 @@ def _status_of(exc: Any) -> str | None:
     return str(status) if status else None
 
 
+_URL_PREFIX = re.compile(r"^(?:GET|POST|PUT|PATCH|DELETE|HEAD) \S+: ")
+
+
 def _from_http(code: int | None, status: str | None, message: str,
                what: str) -> errors.ApiError:
+    # api_core prefixes "POST https://...?$alt=json...: "; the action already says what.
+    message = _URL_PREFIX.sub("", message)
     text = f"{what}: {message}" if what else message
     kw: dict[str, Any] = {"status": status or "UNKNOWN", "http_status": code}
     if code in _TRANSIENT_HTTP or status in {"UNAVAILABLE", "RESOURCE_EXHAUSTED", "INTERNAL",

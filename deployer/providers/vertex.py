@@ -149,7 +149,8 @@ class VertexProvider:
             deps.append(ObservedDeployment(
                 d.id, model, d.model_version_id or version, d.display_name, spec.machine_type,
                 accel if accel != "ACCELERATOR_TYPE_UNSPECIFIED" else None,
-                spec.accelerator_count, res.min_replica_count, res.max_replica_count))
+                spec.accelerator_count, res.min_replica_count, res.max_replica_count,
+                d.create_time.timestamp() if d.create_time else None))
         eid = e.name.rsplit("/", 1)[-1]
         labels = dict(e.labels)
         return ObservedEndpoint(labels.get(LABEL_NAME, eid), eid, e.name,

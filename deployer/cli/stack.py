@@ -1,0 +1,273 @@
+"""`deployer plan | apply | status | predict | teardown | force-unlock`: the stack commands.
+
+Thin: load the spec, wire the real provider for its target, call the library
+(plan/apply/teardown), render with deployer.render. Errors are our error tree, rendered
+by the CLI root without a traceback. SDK imports stay inside the command bodies.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from deployer.cli.flags import output_option, spec_argument, yes_option
+from deployer.errors import ConfigError, DeployerError
+
+if TYPE_CHECKING:
+    from deployer.cost import Estimate
+    from deployer.providers import Provider
+    from deployer.spec import Spec
+    from deployer.state import StackState
+
+
+def _load(spec_path: str, *, check_artifacts: bool = True) -> Spec:
+    from deployer.spec import load_spec
+    return load_spec(spec_path, check_artifacts=check_artifacts)
+
+
+def make_provider(spec: Spec) -> Provider:
+    """The real provider for the spec's target (local emulator or Vertex AI)."""
+    from deployer.providers.clients import resolve_target
+    from deployer.providers.vertex import VertexProvider
+    return VertexProvider(resolve_target(spec.target.value, spec.project, spec.region))
+
+
+def _estimates(spec: Spec, observed: StackState | None) -> tuple[Estimate, Estimate | None]:
+    from deployer.cost import estimate_deployments, estimate_spec, load_price_table
+    table = load_price_table()
+    after = estimate_spec(spec, table)
+    if observed is None:
+        return after, None
+    return after, estimate_deployments(_observed_deployments(observed), spec.region, table)
+
+
+def _observed_deployments(observed: StackState) -> list[tuple[str, Any]]:
+    from deployer.spec import Accelerator, Deployment
+    out = []
+    for e in observed.endpoints:
+        traffic = dict(e.traffic)
+        for d in e.deployments:
+            model, _, alias = d.display_name.partition("@")
+            acc = Accelerator(d.accelerator_type, d.accelerator_count) \
+                if d.accelerator_type else None
+            out.append((e.name, Deployment(model, alias or d.version_id, traffic.get(d.id, 0),
+                                           d.machine_type, d.min_replicas, d.max_replicas, acc)))
+    return out
+
+
+def _echo_json(doc: Any) -> None:
+    click.echo(json.dumps(doc, indent=2, default=str))
+
+
+# --------------------------------------------------------------------------- plan
+
+
+@click.command()
+@spec_argument
+@output_option
+@click.option("--detailed-exitcode", is_flag=True,
+              help="Exit 0 when there is nothing to do, 2 when there are changes, 1 on error.")
+def plan(spec_path: str, output: str, detailed_exitcode: bool) -> None:
+    """Show what apply would change in SPEC's stack, and what it would cost. Changes nothing."""
+    from deployer.apply import make_plan
+    from deployer.render import plan_json, plan_text
+    try:
+        spec = _load(spec_path)
+        the_plan, observed, _ = make_plan(spec, make_provider(spec))
+        after, now = _estimates(spec, observed)
+    except DeployerError as exc:
+        if not detailed_exitcode:
+            raise
+        click.secho(f"error: {exc.render()}", fg="red", err=True)
+        sys.exit(1)
+    if output == "json":
+        _echo_json(plan_json(the_plan, after, now))
+    else:
+        click.echo(plan_text(the_plan, after, now))
+    if detailed_exitcode and not the_plan.is_empty:
+        sys.exit(2)
+
+
+# -------------------------------------------------------------------------- apply
+
+
+@click.command()
+@spec_argument
+@output_option
+@yes_option
+@click.option("--lock-timeout", type=float, default=0.0, show_default=True, metavar="SECONDS",
+              help="Wait this long for another apply's lock on the stack.")
+@click.option("--max-hourly-usd", type=float, default=None, metavar="USD",
+              help="Budget guard for this run (overrides guards.max_hourly_usd).")
+@click.option("--allow-over-budget", is_flag=True, help="Apply even above the budget guard.")
+def apply(spec_path: str, output: str, yes: bool, lock_timeout: float,
+          max_hourly_usd: float | None, allow_over_budget: bool) -> None:
+    """Make SPEC's stack match it: upload, register versions, deploy, shift traffic, remove."""
+    from dataclasses import replace
+
+    from deployer.apply import ApplyOptions, apply_spec
+    from deployer.cost import check_budget
+    from deployer.render import ConsoleReporter, apply_json, plan_text
+
+    spec = _load(spec_path)
+    after, _ = _estimates(spec, None)
+    if not allow_over_budget:
+        # Before any API call: an over-budget spec never reaches the cloud.
+        check_budget(after, max_hourly_usd if max_hourly_usd is not None
+                     else spec.guards.max_hourly_usd)
+    if not yes and not sys.stdin.isatty():
+        raise ConfigError("apply needs confirmation but stdin is not a terminal",
+                          hint="pass --yes to apply without asking (e.g. in CI)")
+    provider = make_provider(spec)
+    shown: dict[str, Any] = {}
+
+    class Reporter(ConsoleReporter):
+        def plan_ready(self, the_plan: Any, observed: StackState) -> None:
+            shown["now"] = _estimates(spec, observed)[1]
+
+    reporter = Reporter()
+
+    def confirm(the_plan: Any) -> bool:
+        if output != "json":
+            click.echo(plan_text(the_plan, after, shown.get("now")))
+        if yes:
+            return True
+        return click.confirm("Apply these changes?", default=False, err=True)
+
+    options = replace(ApplyOptions(), lock_timeout=lock_timeout)
+    report = apply_spec(spec, provider, reporter=reporter, options=options, confirm=confirm)
+    if output == "json":
+        _echo_json(apply_json(report, after, shown.get("now")))
+    elif report.plan.is_empty:
+        click.echo(plan_text(report.plan, after, None))
+    else:
+        sent = sum(u.bytes_uploaded for u in report.uploads)
+        click.echo(f"Apply complete: {len(report.results)} action(s), "
+                   f"{sent:,} bytes uploaded, {provider.api_calls} API calls.")
+
+
+# ------------------------------------------------------------------------- status
+
+
+@click.command()
+@spec_argument
+@output_option
+def status(spec_path: str, output: str) -> None:
+    """Show what exists for SPEC's stack: versions, endpoints, traffic, replicas, costs, URLs."""
+    from deployer.cost import estimate_deployments, load_price_table
+    from deployer.render import status_rows, status_text
+    spec = _load(spec_path, check_artifacts=False)
+    provider = make_provider(spec)
+    state = provider.observe(spec.stack, spec.bucket.name)
+    table = load_price_table()
+    hourly: dict[tuple[str, str], float | None] = {}
+    for e in state.endpoints:
+        for d, (_, dep) in zip(e.deployments, _observed_deployments(
+                type(state)(state.stack, state.bucket, (), (e,)))):
+            est = estimate_deployments([(e.name, dep)], spec.region, table)
+            hourly[(e.name, d.id)] = est.items[0].hourly_min if est.items else None
+    urls = {e.name: provider.endpoint_url(e.endpoint_id) for e in state.endpoints}
+    doc = status_rows(state, hourly, urls)
+    click.echo(json.dumps(doc, indent=2) if output == "json" else status_text(doc))
+
+
+# ------------------------------------------------------------------------ predict
+
+
+def read_instances(path: str) -> list[Any]:
+    """A JSON list, a JSON object {"instances": [...]}, or JSON Lines (one instance a line)."""
+    text = Path(path).read_text(encoding="utf-8")
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError:
+        try:
+            return [json.loads(line) for line in text.splitlines() if line.strip()]
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{path}: line {exc.lineno}: not JSON ({exc.msg})",
+                              hint="give a JSON list, {\"instances\": [...]}, or JSON Lines"
+                              ) from None
+    if isinstance(doc, dict) and isinstance(doc.get("instances"), list):
+        return list(doc["instances"])
+    if isinstance(doc, list):
+        return doc
+    raise ConfigError(f"{path}: expected a JSON list or an object with \"instances\"",
+                      hint="wrap the instances: {\"instances\": [...]}")
+
+
+@click.command()
+@spec_argument
+@output_option
+@click.option("--endpoint", "endpoint_name", required=True, help="Endpoint name in the spec.")
+@click.option("--instances", "instances_path", required=True,
+              type=click.Path(exists=True, dir_okay=False), help="JSON, {instances}, or JSONL.")
+def predict(spec_path: str, output: str, endpoint_name: str, instances_path: str) -> None:
+    """Send an online prediction request to one of SPEC's endpoints; print the predictions."""
+    from deployer.state import endpoint_id
+    spec = _load(spec_path, check_artifacts=False)
+    if endpoint_name not in {e.name for e in spec.endpoints}:
+        raise ConfigError(f"no endpoint {endpoint_name!r} in {spec_path}",
+                          hint="one of: " + ", ".join(e.name for e in spec.endpoints))
+    instances = read_instances(instances_path)
+    provider = make_provider(spec)
+    result = provider.predict(endpoint_id(spec.stack, endpoint_name), instances)
+    if output == "json":
+        _echo_json(result)
+        return
+    click.echo(f"deployed model {result.get('deployedModelId', '?')}:")
+    for i, p in enumerate(result.get("predictions", [])):
+        click.echo(f"  [{i}] {json.dumps(p)}")
+
+
+# ----------------------------------------------------------------------- teardown
+
+
+@click.command()
+@spec_argument
+@output_option
+@yes_option
+@click.option("--keep-bucket", is_flag=True, help="Keep the bucket even if the stack created it.")
+@click.option("--keep-outputs", is_flag=True, help="Keep batch prediction outputs.")
+@click.option("--dry-run", is_flag=True, help="List what would be removed; change nothing.")
+def teardown(spec_path: str, output: str, yes: bool, keep_bucket: bool, keep_outputs: bool,
+             dry_run: bool) -> None:
+    """Remove everything labelled with SPEC's stack, in a safe order, and verify it is gone."""
+    from deployer.render import ConsoleReporter, teardown_json, teardown_text
+    from deployer.teardown import teardown_stack
+    spec = _load(spec_path, check_artifacts=False)
+    provider = make_provider(spec)
+    outputs = tuple(j.output_prefix for j in spec.batch_jobs)
+    kwargs = dict(keep_bucket=keep_bucket, keep_outputs=keep_outputs, output_prefixes=outputs)
+    preview = teardown_stack(provider, spec.stack, spec.bucket.name, dry_run=True, **kwargs)
+    if dry_run or preview.nothing_to_do:
+        if output == "json":
+            _echo_json(teardown_json(preview))
+        else:
+            click.echo(teardown_text(preview))
+        return
+    if not yes:
+        if not sys.stdin.isatty():
+            raise ConfigError("teardown needs confirmation but stdin is not a terminal",
+                              hint="pass --yes to tear down without asking")
+        click.echo(teardown_text(preview))
+        if not click.confirm("Remove all of this?", default=False, err=True):
+            from deployer.errors import Aborted
+            raise Aborted("teardown cancelled; nothing was changed")
+    report = teardown_stack(provider, spec.stack, spec.bucket.name, reporter=ConsoleReporter(),
+                            **kwargs)
+    click.echo(json.dumps(teardown_json(report), indent=2) if output == "json"
+               else teardown_text(report))
+
+
+@click.command("force-unlock")
+@spec_argument
+def force_unlock(spec_path: str) -> None:
+    """Release SPEC's stack lock left by a run that died. Only when no apply is running."""
+    from deployer.journal import force_unlock as unlock
+    spec = _load(spec_path, check_artifacts=False)
+    who = unlock(make_provider(spec), spec.bucket.name, spec.stack)
+    click.echo(f"Released the lock of stack {spec.stack} (held by {who})." if who
+               else f"Stack {spec.stack} was not locked.")

@@ -1,0 +1,149 @@
+"""Remove everything a stack owns, found by label, in a safe order; then prove it is gone.
+
+Owns: `teardown_stack`: observe by label (whatever the spec says now), undeploy
+(zero-traffic first), delete endpoints, models, batch jobs, the stack's objects, and the
+bucket if the stack created it (bucket label deployer-created=true); then observe again
+and fail loudly if anything is left. `--dry-run` lists what would go and what it costs.
+
+Must not: touch a resource without the stack's label, delete a bucket the stack did not
+create, or import google.cloud (it works through a `Provider`).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from deployer import errors
+from deployer.apply import ApplyOptions, ApplyReport, Executor, Reporter
+from deployer.journal import Journal, StackLock
+from deployer.plan import Plan, plan_teardown
+from deployer.state import ObservedBatchJob, StackState, lock_object, stack_prefixes
+
+if TYPE_CHECKING:
+    from deployer.providers import Provider
+
+_JOB_DONE = {"JOB_STATE_SUCCEEDED", "JOB_STATE_FAILED", "JOB_STATE_CANCELLED",
+             "JOB_STATE_EXPIRED", "JOB_STATE_PARTIALLY_SUCCEEDED"}
+
+
+@dataclass
+class TeardownReport:
+    stack: str
+    bucket: str
+    plan: Plan  # undeploys and endpoint/model deletions
+    batch_jobs: tuple[ObservedBatchJob, ...]
+    objects: dict[str, int] = field(default_factory=dict)  # prefix -> objects (to) delete(d)
+    bucket_deleted: bool = False
+    dry_run: bool = False
+    remaining: list[str] = field(default_factory=list)  # what verification still found
+
+    @property
+    def nothing_to_do(self) -> bool:
+        return (self.plan.is_empty and not self.batch_jobs and not any(self.objects.values())
+                and not self.bucket_deleted)
+
+
+def teardown_stack(provider: Provider, stack: str, bucket: str, *,
+                   keep_bucket: bool = False, keep_outputs: bool = False,
+                   output_prefixes: tuple[str, ...] = (), dry_run: bool = False,
+                   reporter: Reporter | None = None,
+                   options: ApplyOptions | None = None) -> TeardownReport:
+    """Tear the stack down. `output_prefixes`: batch output prefixes the spec names."""
+    rep = reporter or Reporter()
+    opts = options or ApplyOptions()
+    observed = provider.observe(stack, bucket)
+    jobs = provider.list_batch_jobs(stack)
+    plan = plan_teardown(observed)
+    prefixes = list(stack_prefixes(stack))
+    if not keep_outputs:
+        prefixes += [p for p in output_prefixes if p]
+    delete_bucket = observed.bucket.exists and observed.bucket.created_by_stack and not keep_bucket
+    report = TeardownReport(stack, bucket, plan, jobs, dry_run=dry_run)
+    if observed.bucket.exists:
+        for prefix in ([""] if delete_bucket else prefixes):
+            report.objects[prefix] = len(provider.list_objects(bucket, prefix))
+    if dry_run:
+        report.bucket_deleted = delete_bucket
+        return report
+    rep.plan_ready(plan, observed)
+    ex = Executor(provider, stack, rep, opts, ApplyReport(plan))
+    lock = StackLock(provider, bucket, stack, timeout=opts.lock_timeout, policy=opts.policy) \
+        if observed.bucket.exists else None
+    if lock is not None:
+        lock.acquire()
+    try:
+        if lock is not None:
+            ex.journal = Journal(provider, bucket, stack, policy=opts.policy)
+            ex.resume()
+            # A resumed operation may have changed what exists: plan from fresh eyes.
+            plan = plan_teardown(provider.observe(stack, bucket))
+            report.plan = plan
+        for action in plan.actions:
+            ex.run(action)
+        for job in jobs:
+            rep.note(f"deleting batch job {job.name or job.resource}")
+            _delete_batch_job(provider, job, opts)
+        if observed.bucket.exists:
+            for prefix in ([""] if delete_bucket else prefixes):
+                keep = {lock_object(stack)} if lock is not None else set()
+                names = [n for n in provider.list_objects(bucket, prefix) if n not in keep]
+                for name in names:
+                    try:
+                        ex.call(lambda n=name: provider.delete_object(bucket, n))
+                    except errors.NotFound:
+                        pass
+                report.objects[prefix] = len(names)
+    finally:
+        if lock is not None:
+            lock.release()
+    if delete_bucket:
+        try:
+            ex.call(lambda: provider.delete_bucket(bucket))
+        except errors.NotFound:
+            pass
+        report.bucket_deleted = True
+    report.remaining = _verify(provider, stack, bucket, prefixes, delete_bucket)
+    if report.remaining:
+        raise errors.DeployerError(
+            f"teardown of stack {stack!r} left: " + "; ".join(report.remaining),
+            hint="run teardown again; if it persists, remove those by hand")
+    return report
+
+
+def _delete_batch_job(provider: Provider, job: ObservedBatchJob, opts: ApplyOptions) -> None:
+    deadline = time.monotonic() + opts.op_timeout
+    pause = 0.2
+    while True:
+        try:
+            op = provider.delete_batch_job(job.resource)
+            Executor(provider, "", Reporter(), opts, ApplyReport(Plan("", ()))).wait(
+                op, f"delete-job:{job.resource}", f"batch job {job.name}")
+            return
+        except errors.NotFound:
+            return
+        except (errors.FailedPrecondition, errors.TransientError):
+            # A running job is cancelled first (the provider asked); wait for it to stop.
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(pause)
+            pause = min(pause * 2, opts.poll_max_seconds)
+
+
+def _verify(provider: Provider, stack: str, bucket: str, prefixes: list[str],
+            bucket_deleted: bool) -> list[str]:
+    left: list[str] = []
+    state: StackState = provider.observe(stack, bucket)
+    left += [f"endpoint {e.name}" for e in state.endpoints]
+    left += [f"model {m.name}" for m in state.models]
+    left += [f"batch job {j.resource}" for j in provider.list_batch_jobs(stack)]
+    if bucket_deleted:
+        if state.bucket.exists:
+            left.append(f"bucket {bucket}")
+    elif state.bucket.exists:
+        for prefix in prefixes:
+            n = len(provider.list_objects(bucket, prefix))
+            if n:
+                left.append(f"{n} objects under gs://{bucket}/{prefix}")
+    return left
