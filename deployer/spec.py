@@ -245,25 +245,34 @@ def _read_yaml(text: str, findings: Any, env: Mapping[str, str]) -> Any:
 
 
 def _to_data(node: yaml.Node, path: tuple[str | int, ...], loader: yaml.SafeLoader,
-             findings: Any, env: Mapping[str, str]) -> Any:
+             findings: Any, env: Mapping[str, str], parents: frozenset[int] = frozenset()) -> Any:
+    if id(node) in parents:
+        findings.add(path, "a YAML alias refers to a node that contains it (a cycle)",
+                     "expand the alias by hand; specs cannot be recursive",
+                     line=node.start_mark.line + 1)
+        return None
+    parents = parents | {id(node)}
     if isinstance(node, yaml.MappingNode):
         loader.flatten_mapping(node)  # resolves `<<: *anchor` merges
         out: dict[Any, Any] = {}
         for key_node, value_node in node.value:
             key = loader.construct_object(key_node, deep=True)
-            here = (*path, key if isinstance(key, str) else str(key))
+            if not isinstance(key, str):
+                # YAML 1.1 reads `on:`/`yes:` as booleans and `1:` as an int: keep the text as typed.
+                key = str(key_node.value) if isinstance(key_node, yaml.ScalarNode) else str(key)
+            here = (*path, key)
             if key in out:
                 findings.add(here, f"duplicate key {key!r} in this mapping",
                              "keep one of them (YAML would silently drop the first)",
                              line=key_node.start_mark.line + 1)
             findings.lines[here] = key_node.start_mark.line + 1
-            out[key] = _to_data(value_node, here, loader, findings, env)
+            out[key] = _to_data(value_node, here, loader, findings, env, parents)
         return out
     if isinstance(node, yaml.SequenceNode):
         items = []
         for i, item in enumerate(node.value):
             findings.lines[(*path, i)] = item.start_mark.line + 1
-            items.append(_to_data(item, (*path, i), loader, findings, env))
+            items.append(_to_data(item, (*path, i), loader, findings, env, parents))
         return items
     value = loader.construct_object(node, deep=True)
     if isinstance(value, str) and "$" in value:
@@ -328,7 +337,10 @@ def _validate_shape(data: dict[str, Any], findings: Any) -> Any:
 def _translate(err: Any, loc: tuple[Any, ...], allowed_keys: Any, suggest: Any,
                field_path: Any) -> tuple[str, str]:
     kind, value, ctx = err["type"], err.get("input"), err.get("ctx") or {}
-    leaf = str(loc[-1]) if loc else ""
+    # Name list entries by their path ("models[0]"), fields by their key ("traffic").
+    leaf = (str(loc[-1]) if isinstance(loc[-1], str) else field_path(loc)) if loc else ""
+    if value is None and kind.endswith("_type") and loc:
+        return f"{leaf} is empty", f"give {leaf} a value (`deployer schema` shows its shape)"
     if kind == "extra_forbidden":
         allowed = allowed_keys(loc[:-1]) or ()
         hint = suggest(leaf, allowed)
