@@ -44,7 +44,13 @@ from deployer.emulator.context import EmulatorContext
 from deployer.emulator.http import ApiError, Request, Response, Router
 from deployer.emulator.objects import parse_gs_uri
 from deployer.emulator.vertex import listing, protos
-from deployer.emulator.vertex.batch_formats import InputError, Instance, expand_sources, iter_instances
+from deployer.emulator.vertex.batch_formats import (
+    InputError,
+    Instance,
+    count_instances,
+    expand_sources,
+    iter_instances,
+)
 from deployer.emulator.vertex.names import API, PARENT_RE, SEG, new_numeric_id, parse_parent
 from deployer.emulator.vertex.operations import generic_metadata, start_operation
 from deployer.emulator.vertex.store import VertexStore
@@ -217,6 +223,7 @@ class _Run:
         self.job = jobs.require(name)
         self.ok = 0
         self.failed = 0
+        self.total = 0  # instances in the input, once counted
         self._saved_at = 0.0
 
     def stopping(self) -> bool:
@@ -230,84 +237,109 @@ class _Run:
             self.cancel.wait(delay)
         if self.stopping():
             return self._end(CANCELLED, code_pb2.CANCELLED, "Job cancelled before it started.")
+        replicas: list[Any] = []
+        try:
+            state, code, message = self._process(replicas)
+            self._end(state, code, message)
+        finally:
+            # The job is already final: stopping replicas (a drain of seconds) must not delay it.
+            if replicas:
+                threading.Thread(target=self._stop_replicas, args=(replicas,),
+                                 name="batch-replica-stop").start()
+
+    def _process(self, replicas: list[Any]) -> tuple[int, int, str]:
+        """Run the job; (final state, google.rpc code, error message). Fills `replicas`."""
+        job = self.job
         job.state = RUNNING
         job.start_time.CopyFrom(protos.now_ts())
         try:
             model = self.jobs.store.resolve_model(job.model)
         except ApiError as exc:
-            return self._end(FAILED, code_pb2.NOT_FOUND, exc.message)
+            return FAILED, code_pb2.NOT_FOUND, exc.message
         job.model_version_id = model.version_id
         out_bucket, out_dir = self._output_dir(model.display_name or "model")
         self.jobs.save(job)
+        objects = self.jobs.ctx.objects
+        fmt = job.input_config.instances_format
         try:
-            sources = expand_sources(self.jobs.ctx.objects, list(job.input_config.gcs_source.uris))
+            sources = expand_sources(objects, list(job.input_config.gcs_source.uris))
         except InputError as exc:
-            return self._end(FAILED, code_pb2.INVALID_ARGUMENT, str(exc))
-        if not self.jobs.ctx.objects.bucket_exists(out_bucket):
-            return self._end(FAILED, code_pb2.INVALID_ARGUMENT,
-                             f"Output bucket {out_bucket} does not exist.")
+            return FAILED, code_pb2.INVALID_ARGUMENT, str(exc)
+        if not objects.bucket_exists(out_bucket):
+            return FAILED, code_pb2.INVALID_ARGUMENT, f"Output bucket {out_bucket} does not exist."
+        # Replicas take seconds to load TensorFlow: validate and count the input meanwhile,
+        # so a malformed input fails before any prediction is made.
+        abort = threading.Event()
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="batch-start") as pool:
+            starting = pool.submit(self._start_replicas, model.artifact_uri, abort)
+            try:
+                total = count_instances(objects, sources, fmt)
+            except InputError as exc:
+                abort.set()
+                replicas.extend(_quiet_result(starting))
+                return FAILED, code_pb2.INVALID_ARGUMENT, str(exc)
+            try:
+                replicas.extend(starting.result())
+            except ApiError as exc:  # the artifact is missing or unreadable
+                return FAILED, _code(exc.status), exc.message
+            except _StartError as exc:
+                return FAILED, code_pb2.FAILED_PRECONDITION, f"Could not start the model server for {job.model}: {exc}"
+        if total == 0:
+            return FAILED, code_pb2.INVALID_ARGUMENT, "The input holds no instances."
+        self.total = total
+        if not replicas or self.cancel.is_set():
+            return CANCELLED, code_pb2.CANCELLED, "Job cancelled."
         work = Path(tempfile.mkdtemp(prefix="batch-", dir=self._work_root()))
-        replicas: list[Any] = []
         try:
-            replicas.extend(self._start_replicas(model.artifact_uri))
-            if not replicas:
-                return self._end(CANCELLED, code_pb2.CANCELLED, "Job cancelled.")
-            instances = iter_instances(self.jobs.ctx.objects, sources, job.input_config.instances_format)
             writer = _ShardWriter(work)
             try:
-                self._predict_all(instances, replicas, writer)
-            except InputError as exc:
-                return self._end(FAILED, code_pb2.INVALID_ARGUMENT, str(exc))
+                self._predict_all(iter_instances(objects, sources, fmt), replicas, writer)
+            except InputError as exc:  # changed since it was counted
+                return FAILED, code_pb2.INVALID_ARGUMENT, str(exc)
             if self.jobs._shutdown.is_set():
-                return self._end(FAILED, code_pb2.ABORTED,
-                                 "The emulator stopped while this job was running; create the job again.")
+                return FAILED, code_pb2.ABORTED, "The emulator stopped while this job was running; create the job again."
             if self.cancel.is_set():
-                return self._end(CANCELLED, code_pb2.CANCELLED, "Job cancelled.")
-            writer.publish(self.jobs.ctx.objects, out_bucket, out_dir)
-        except ApiError as exc:  # artifact or object store errors
-            return self._end(FAILED, _code(exc.status), exc.message)
-        except _StartError as exc:
-            return self._end(FAILED, code_pb2.FAILED_PRECONDITION,
-                             f"Could not start the model server for {job.model}: {exc}")
+                return CANCELLED, code_pb2.CANCELLED, "Job cancelled."
+            writer.publish(objects, out_bucket, out_dir)
+        except ApiError as exc:  # the object store refused an output
+            return FAILED, _code(exc.status), exc.message
         finally:
-            for r in replicas:
-                try:
-                    self.jobs.replicas.stop(r)
-                except Exception:  # noqa: BLE001 - stopping is best effort, logged
-                    log.exception("stopping batch replica failed")
             shutil.rmtree(work, ignore_errors=True)
-        if self.ok == 0 and self.failed == 0:
-            return self._end(FAILED, code_pb2.INVALID_ARGUMENT, "The input holds no instances.")
         if self.ok == 0:
-            return self._end(FAILED, code_pb2.INVALID_ARGUMENT,
-                             f"All {self.failed} instances failed; see prediction.errors_stats-* "
-                             f"under {job.output_info.gcs_output_directory}.")
-        return self._end(SUCCEEDED)
+            return (FAILED, code_pb2.INVALID_ARGUMENT,
+                    f"All {self.failed} instances failed; see prediction.errors_stats-* "
+                    f"under {job.output_info.gcs_output_directory}.")
+        return SUCCEEDED, 0, ""
 
-    def _start_replicas(self, artifact_uri: str) -> list[Any]:
+    def _start_replicas(self, artifact_uri: str, abort: threading.Event) -> list[Any]:
         """Start the replicas in parallel (each loads TensorFlow: seconds); [] if cancelled."""
         wanted = min(max(1, self.job.dedicated_resources.starting_replica_count or 1), MAX_LOCAL_REPLICAS)
         stem = f"batch-{self.job.name.rsplit('/', 1)[-1]}"
+        stop = _AnyEvent(abort, self.cancel, self.jobs._shutdown)
         with ThreadPoolExecutor(max_workers=wanted) as pool:
             futures = [pool.submit(self.jobs.replicas.start, artifact_uri, name=f"{stem}-{i}",
-                                   cancelled=self.cancel) for i in range(wanted)]
+                                   cancelled=stop) for i in range(wanted)]
         started, errors = [], []
         for f in futures:
             try:
                 started.append(f.result())
-            except ApiError:
-                for r in started:
-                    self.jobs.replicas.stop(r)
-                raise
-            except Exception as exc:  # noqa: BLE001 - ReplicaError: reported as the job's error
+            except Exception as exc:  # noqa: BLE001 - ApiError / ReplicaError, sorted below
                 errors.append(exc)
         if errors:
-            for r in started:
-                self.jobs.replicas.stop(r)
-            if self.stopping():
+            self._stop_replicas(started)
+            if stop.is_set():
                 return []
+            if isinstance(errors[0], ApiError):
+                raise errors[0]
             raise _StartError(getattr(errors[0], "message", str(errors[0])))
         return started
+
+    def _stop_replicas(self, replicas: list[Any]) -> None:
+        for r in replicas:
+            try:
+                self.jobs.replicas.stop(r)
+            except Exception:  # noqa: BLE001 - stopping is best effort, logged
+                log.exception("stopping batch replica %s failed", getattr(r, "name", r))
 
     def _work_root(self) -> Path:
         root = Path(self.jobs.ctx.data_dir) / "batch-work"
@@ -356,13 +388,17 @@ class _Run:
         # Re-read: a cancel request may have changed the state meanwhile.
         current = self.jobs.require(self.name)
         self.job.state = CANCELLING if current.state == CANCELLING else self.job.state
-        self.job.completion_stats.successful_count = self.ok
-        self.job.completion_stats.failed_count = self.failed
+        self._set_counts()
         self.jobs.save(self.job)
 
+    def _set_counts(self) -> None:
+        stats = self.job.completion_stats
+        stats.successful_count = self.ok
+        stats.failed_count = self.failed
+        stats.incomplete_count = max(0, self.total - self.ok - self.failed)
+
     def _end(self, state: int, code: int = 0, message: str = "") -> None:
-        self.job.completion_stats.successful_count = self.ok
-        self.job.completion_stats.failed_count = self.failed
+        self._set_counts()
         _finish(self.job, state, code, message)
         self.jobs.save(self.job)
         log.info("batch job %s ended %s (%d ok, %d failed) %s", self.name,
@@ -439,6 +475,23 @@ def _predict_batch(replica: Any, batch: list[Any]) -> list[tuple[Any, Any, Any]]
         except _PredictError as exc:
             out.append((instance, None, {"code": exc.code, "message": exc.message}))
     return out
+
+
+class _AnyEvent:
+    """Set when any of its events is (duck-types threading.Event.is_set for the ReplicaManager)."""
+
+    def __init__(self, *events: threading.Event) -> None:
+        self._events = events
+
+    def is_set(self) -> bool:
+        return any(e.is_set() for e in self._events)
+
+
+def _quiet_result(future: Future[list[Any]]) -> list[Any]:
+    try:
+        return future.result()
+    except Exception:  # noqa: BLE001 - the job already failed for another reason
+        return []
 
 
 class _StartError(Exception):
