@@ -151,9 +151,44 @@ class SpecDoc(_Doc):
     guards: GuardsDoc = Field(default_factory=lambda: GuardsDoc.model_validate({}))
 
 
+# Any scalar may be written as ${VAR} or ${VAR:-default}; the loader fills it from the environment.
+INTERPOLATION_SCHEMA: dict[str, Any] = {
+    "type": "string",
+    "pattern": r"\$\{[A-Za-z_][A-Za-z0-9_]*(:-[^}]*)?\}",
+    "description": "${VAR} or ${VAR:-default}, filled from the environment when the spec is loaded",
+}
+_MOVED = ("title", "description", "default")
+
+
 def json_schema() -> dict[str, Any]:
-    """The JSON Schema of the spec, generated from the models above."""
-    return SpecDoc.model_json_schema()
+    """The JSON Schema of the spec, generated from the models above.
+
+    Constrained scalars (patterns, enums, numbers, booleans) also accept
+    `${VAR}` text, so editors do not flag interpolated values as errors.
+    """
+    schema = SpecDoc.model_json_schema()
+    for model in [schema, *schema.get("$defs", {}).values()]:
+        for name, prop in model.get("properties", {}).items():
+            model["properties"][name] = _allow_interpolation(prop)
+    return schema
+
+
+def _constrained(part: dict[str, Any]) -> bool:
+    if "$ref" in part or part.get("type") in ("object", "array", "null"):
+        return False
+    return part.get("type") != "string" or "pattern" in part or "enum" in part
+
+
+def _allow_interpolation(prop: dict[str, Any]) -> dict[str, Any]:
+    if "anyOf" in prop:
+        if any(_constrained(p) for p in prop["anyOf"]):
+            return {**prop, "anyOf": [*prop["anyOf"], INTERPOLATION_SCHEMA]}
+        return prop
+    if not _constrained(prop):
+        return prop
+    outer = {k: prop[k] for k in _MOVED if k in prop}
+    inner = {k: v for k, v in prop.items() if k not in _MOVED}
+    return {**outer, "anyOf": [inner, INTERPOLATION_SCHEMA]}
 
 
 def json_schema_text() -> str:

@@ -38,11 +38,13 @@ def test_schema_is_json_schema_generated_from_the_boundary_models(capsys: pytest
     assert schema["title"] == "deployer spec"
     assert schema["additionalProperties"] is False
     assert set(schema["required"]) == {"stack", "project", "region", "bucket", "models"}
-    assert schema["properties"]["target"]["enum"] == ["local", "vertex"]
+    assert schema["properties"]["target"]["anyOf"][0]["enum"] == ["local", "vertex"]
+    # ...or ${VAR} text, which the loader interpolates.
+    assert "${" in schema["properties"]["target"]["anyOf"][1]["description"]
     deployment = schema["$defs"]["DeploymentDoc"]["properties"]
     traffic = next(s for s in deployment["traffic"]["anyOf"] if s.get("type") == "integer")
     assert (traffic["minimum"], traffic["maximum"]) == (0, 100)
-    assert schema["properties"]["stack"]["pattern"] == "^[a-z][a-z0-9-]{0,39}$"
+    assert schema["properties"]["stack"]["anyOf"][0]["pattern"] == "^[a-z][a-z0-9-]{0,39}$"
     fmt = schema["$defs"]["BatchInputDoc"]["properties"]["format"]["anyOf"][0]
     assert fmt["enum"] == ["jsonl", "csv", "file-list", "tf-record"]
     # Every key the loader accepts is in the schema (one source of truth).
@@ -160,3 +162,31 @@ def test_reap_passes_its_options_to_the_reaper(capsys: pytest.CaptureFixture[str
     assert calls == [{"project": "p-123456", "region": "us-east1", "dry_run": True, "target": "vertex"}]
     code, out, _ = run(["reap", "--project", "p-123456", "--region", "us-east1", "-o", "json"], capsys)
     assert json.loads(out) == {"stacks": ["old"]} and calls[-1]["dry_run"] is False
+
+
+# Specs whose first problem the pydantic boundary finds: the JSON Schema must catch them too.
+SHAPE_ERRORS = [
+    "batch_format", "budget_negative", "missing_bucket", "missing_required", "models_empty",
+    "project_format", "region_format", "replicas_zero", "stack_name", "target_unknown",
+    "top_level_list", "top_level_scalar", "traffic_range", "ttl_bad", "unknown_key",
+    "unknown_top_level_key", "wrong_type_int", "wrong_type_list",
+]
+
+
+def test_the_json_schema_accepts_every_valid_spec_and_config_and_rejects_shape_errors() -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    import yaml
+
+    from deployer.spec_schema import json_schema
+
+    schema = json_schema()
+    jsonschema.Draft202012Validator.check_schema(schema)
+    validator = jsonschema.Draft202012Validator(schema)
+    valid = [*sorted((SPECS / "valid").glob("*.yaml")), *sorted((ROOT / "configs").glob("*.yaml"))]
+    assert len(valid) >= 3
+    for path in valid:  # configs use ${VAR:-default} in region and target: the schema allows it
+        errors = [e.message for e in validator.iter_errors(yaml.safe_load(path.read_text()))]
+        assert errors == [], path
+    for stem in SHAPE_ERRORS:
+        data = yaml.safe_load((SPECS / "bad" / f"{stem}.yaml").read_text())
+        assert not validator.is_valid(data), stem
