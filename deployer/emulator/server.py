@@ -180,6 +180,12 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 self.close_connection = True
         assert response is not None
+        if not name.startswith(_ADMIN_PREFIX):
+            # Logged before the reply goes out, so a client that got its answer finds the line.
+            app.request_log.record(
+                method=request.method, path=request.path, name=name, status=response.status,
+                started=started, mutating=mutating, fault=fault,
+            )
         try:
             if fault == "dropped":
                 # The call took effect; the client never learns it (like a lost reply).
@@ -193,11 +199,6 @@ class _Handler(BaseHTTPRequestHandler):
         finally:
             if response.on_close is not None:
                 response.on_close()
-            if not name.startswith(_ADMIN_PREFIX):
-                app.request_log.record(
-                    method=request.method, path=request.path, name=name, status=response.status,
-                    started=started, mutating=mutating, fault=fault,
-                )
 
     def _write(self, response: Response, *, head: bool) -> None:
         self.send_response(response.status)
