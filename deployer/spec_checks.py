@@ -223,6 +223,11 @@ def _check_local_dir(path_text: str, path: Path_, f: Findings, base_dir: Path) -
               "point at a version directory that holds saved_model.pb (e.g. models/my_mnist_model/0001)")
 
 
+def _foreign_scheme(text: str) -> bool:
+    # s3://, https://, file:// ...: only local paths and gs:// reach Vertex AI.
+    return bool(re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", text)) and not text.startswith("gs://")
+
+
 def resolve_local(path_text: str, base_dir: Path) -> Path:
     path = Path(path_text).expanduser()
     return (path if path.is_absolute() else base_dir / path).resolve()
@@ -260,7 +265,10 @@ def _check_models(data: Any, f: Findings, *, base_dir: Path, check_artifacts: bo
             artifact = _str(version, "artifact")
             if artifact is None:
                 continue
-            if artifact.startswith("gs:"):
+            if _foreign_scheme(artifact):
+                f.add((*vpath, "artifact"), f"artifact {artifact!r} is neither a local directory nor a gs:// URI",
+                      "copy the SavedModel to Cloud Storage (gs://...) or to a local directory")
+            elif artifact.startswith("gs:"):
                 problem = gs_uri_problem(artifact)
                 if problem:
                     f.add((*vpath, "artifact"), problem,
@@ -398,7 +406,10 @@ def _check_batch_jobs(data: Any, f: Findings, versions: dict[str, list[str]], *,
                 f.add((*ipath, "paths"), "paths is empty", "list at least one input file, folder or gs:// URI")
             paths += [((*ipath, "paths", k), p) for k, p in enumerate(inp["paths"]) if isinstance(p, str)]
         for where, text in paths:
-            if text.startswith("gs:"):
+            if _foreign_scheme(text):
+                f.add(where, f"batch input {text!r} is neither a local path nor a gs:// URI",
+                      "copy the input to Cloud Storage (gs://...) or to a local file or folder")
+            elif text.startswith("gs:"):
                 problem = gs_uri_problem(text)
                 if problem:
                     f.add(where, problem, "write gs://BUCKET/path/to/input (a valid bucket name and a path)")

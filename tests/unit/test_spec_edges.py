@@ -105,3 +105,14 @@ def test_gpu_machines_and_their_builtin_accelerators() -> None:
     assert misfit == ("g2-standard-24 comes with exactly 2 NVIDIA_L4, not 1", "use machine_type: g2-standard-4")
     misfit = catalog.accelerator_fit("e2-standard-4", "NVIDIA_TESLA_T4", 1)
     assert misfit is not None and "only to n1-*" in misfit[0]
+
+
+def test_other_url_schemes_are_refused(tmp_path: Path) -> None:
+    head = HEAD.replace("gs://abc/d", "s3://abc/d")
+    tail = ("batch_jobs: [{name: j, model: m@v1, machine_type: n1-standard-4,"
+            " input: {path: 'https://example.com/x.jsonl'}}]\n")
+    assert problems(tmp_path, tail, head=head) == [
+        (5, "models[0].versions[0].artifact", "artifact 's3://abc/d' is neither a local directory nor a gs:// URI"),
+        (6, "batch_jobs[0].input.path",
+         "batch input 'https://example.com/x.jsonl' is neither a local path nor a gs:// URI"),
+    ]
