@@ -297,16 +297,21 @@ def batch_job_upper_bound(job: BatchJob, region: str, instance_count: int | None
 
 
 def check_budget(estimate: Estimate, max_hourly_usd: float | None) -> None:
-    """Raise BudgetExceeded if the steady-state cost is above the guard (None: no guard)."""
+    """Raise BudgetExceeded if the steady-state cost is above the guard (None: no guard).
+
+    Unpriced items (estimate.unknown) cannot be counted; they are named in the
+    message, and the renderer lists them with every estimate.
+    """
     if max_hourly_usd is None or estimate.hourly_min <= max_hourly_usd:
         return
     biggest = sorted((i for i in estimate.deployments if i.hourly_min),
                      key=lambda i: i.hourly_min or 0.0, reverse=True)[:3]
     contributors = ", ".join(f"{i.name} {format_usd(i.hourly_min)}/h ({_shape(i)})" for i in biggest)
+    unpriced = f"; not counting unpriced {', '.join(estimate.unknown)}" if estimate.unknown else ""
     raise BudgetExceeded(
         f"estimated steady-state cost {format_usd(estimate.hourly_min)}/h "
         f"({format_usd(estimate.monthly_min)}/month) exceeds the budget of "
-        f"{format_usd(max_hourly_usd)}/h (guards.max_hourly_usd); biggest: {contributors}",
+        f"{format_usd(max_hourly_usd)}/h (guards.max_hourly_usd); biggest: {contributors}{unpriced}",
         hint="lower min_replicas, pick smaller machines or accelerators, raise "
              "guards.max_hourly_usd, or pass --allow-over-budget",
     )

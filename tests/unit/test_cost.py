@@ -271,3 +271,11 @@ def test_the_flagship_spec_costs_what_the_issue_says() -> None:
     assert v1.hourly_min is not None and v2.hourly_min is not None
     assert v1.hourly_min * HOURS_PER_MONTH == pytest.approx(160, abs=2)
     assert v2.hourly_min * HOURS_PER_MONTH == pytest.approx(454, abs=5)
+
+
+def test_budget_message_names_unpriced_items(table: PriceTable) -> None:
+    est = estimate_deployments([("cpu", dep(machine="n1-standard-16", lo=3, hi=3)),
+                                ("h100", dep(machine="a3-highgpu-8g", gpu="NVIDIA_H100_80GB", count=8))],
+                               "us-central1", table)
+    with pytest.raises(BudgetExceeded, match=r"not counting unpriced a3-highgpu-8g in us-central1 \(h100/m@v1\)"):
+        check_budget(est, 1.0)
