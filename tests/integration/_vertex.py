@@ -99,3 +99,35 @@ def raises_status(cls: type[BaseException], status: str) -> Iterator[Any]:
         yield info
     payload = info.value.response.json()  # type: ignore[attr-defined]
     assert payload["error"]["status"] == status, payload
+
+
+def replica_pids(data_dir: Path) -> list[int]:
+    """Pids of live replica processes serving from this emulator's data dir (via /proc)."""
+    needle = str(data_dir).encode()
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmd = (entry / "cmdline").read_bytes()
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        zombie = stat.rsplit(")", 1)[-1].split()[0] == "Z"
+        if b"deployer.serving.replica" in cmd and needle in cmd and not zombie:
+            pids.append(int(entry.name))
+    return pids
+
+
+def wait_for(predicate: Any, timeout: float = 30.0, interval: float = 0.1) -> Any:
+    """Poll until predicate() is truthy; returns its value or fails the test."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"condition not met within {timeout}s")
+        time.sleep(interval)

@@ -29,6 +29,8 @@ from deployer.emulator.vertex.replicas import Replica, ReplicaError, error_messa
 # Vertex's online prediction request limit: 1.5 MB.
 MAX_PAYLOAD_BYTES = 1_572_864
 _JSON = {"Content-Type": "application/json; charset=UTF-8"}
+# GAPIC's RawPredictRequest JSON (MessageToJson, so indented): {"httpBody": {...}}.
+_HTTP_BODY_RE = re.compile(rb'\s*\{\s*"http_?[bB]ody"\s*:')
 
 
 @dataclass
@@ -192,8 +194,7 @@ def register(router: Router, routing: Routing) -> None:
 
 def _as_http_body(body: bytes) -> bytes | None:
     """The payload of a GAPIC RawPredictRequest ({"httpBody": {"contentType", "data"}}), else None."""
-    head = body.lstrip()[:40]
-    if not (head.startswith(b'{"httpBody"') or head.startswith(b'{"http_body"')):
+    if _HTTP_BODY_RE.match(body) is None:
         return None
     try:
         obj = json.loads(body)

@@ -1,0 +1,106 @@
+"""Emulated Vertex endpoints through the GAPIC v1 REST client: create with client-chosen ids,
+get, list with label filters and pages, patch, delete, and the errors each refusal raises.
+(Deployments and predictions are in test_vertex_deploy.py.)"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from google.api_core import exceptions as gexc
+
+from tests.integration._vertex import PARENT, Clients, gapic_clients, raises_status
+from tests.support.emulator import EmulatorProcess
+
+pytestmark = pytest.mark.timeout(120)
+
+
+@pytest.fixture(scope="module")
+def emu() -> Iterator[EmulatorProcess]:
+    proc = EmulatorProcess()
+    try:
+        proc.start()
+        yield proc
+    finally:
+        proc.cleanup()
+
+
+@pytest.fixture(scope="module")
+def clients(emu: EmulatorProcess) -> Clients:
+    return gapic_clients(emu.url)
+
+
+def _create(clients: Clients, endpoint_id: str = "", **fields: object) -> object:
+    from google.cloud import aiplatform_v1 as v1
+
+    fields.setdefault("display_name", endpoint_id or "ep")
+    op = clients.endpoint.create_endpoint(parent=PARENT, endpoint=v1.Endpoint(**fields), endpoint_id=endpoint_id)
+    return op.result(timeout=30)
+
+
+def test_create_honours_endpoint_id_and_reuse_conflicts(clients: Clients) -> None:
+    ep = _create(clients, "chosen", labels={"stack": "s"})
+    assert ep.name == f"{PARENT}/endpoints/chosen"
+    got = clients.endpoint.get_endpoint(name=ep.name)
+    assert (got.display_name, dict(got.labels)) == ("chosen", {"stack": "s"})
+    assert not got.deployed_models and not got.traffic_split
+    assert got.create_time.timestamp() > 0 and got.etag
+    with raises_status(gexc.Conflict, "ALREADY_EXISTS"):
+        _create(clients, "chosen")
+
+
+def test_generated_ids_are_numeric_and_unique(clients: Clients) -> None:
+    a, b = _create(clients), _create(clients)
+    ida, idb = a.name.rsplit("/", 1)[1], b.name.rsplit("/", 1)[1]
+    assert ida.isdigit() and idb.isdigit() and ida != idb
+
+
+def test_list_filters_labels_and_paginates(clients: Clients) -> None:
+    for i in range(3):
+        _create(clients, f"listed-{i}", labels={"stack": "paged", "i": str(i)})
+    req = {"parent": PARENT, "filter": 'labels.stack="paged"', "page_size": 2}
+    pager = clients.endpoint.list_endpoints(request=req)
+    assert [len(p.endpoints) for p in pager.pages] == [2, 1]
+    names = [e.name.rsplit("/", 1)[1] for e in clients.endpoint.list_endpoints(request=req)]
+    assert names == ["listed-0", "listed-1", "listed-2"]
+    one = list(clients.endpoint.list_endpoints(
+        request={"parent": PARENT, "filter": 'labels.stack="paged" AND labels.i="1"'}))
+    assert [e.name.rsplit("/", 1)[1] for e in one] == ["listed-1"]
+
+
+def test_patch_updates_labels_and_display_name_and_checks_traffic(clients: Clients) -> None:
+    from google.cloud import aiplatform_v1 as v1
+    from google.protobuf import field_mask_pb2
+
+    ep = _create(clients, "patched", labels={"a": "1"})
+    got = clients.endpoint.update_endpoint(
+        endpoint=v1.Endpoint(name=ep.name, display_name="renamed", labels={"b": "2"}),
+        update_mask=field_mask_pb2.FieldMask(paths=["display_name", "labels"]))
+    assert (got.display_name, dict(got.labels)) == ("renamed", {"b": "2"})
+    assert clients.endpoint.get_endpoint(name=ep.name).display_name == "renamed"
+    with raises_status(gexc.BadRequest, "INVALID_ARGUMENT"):  # nothing deployed to send traffic to
+        clients.endpoint.update_endpoint(
+            endpoint=v1.Endpoint(name=ep.name, traffic_split={"123": 100}),
+            update_mask=field_mask_pb2.FieldMask(paths=["traffic_split"]))
+
+
+def test_delete_then_get_raises_not_found(clients: Clients) -> None:
+    ep = _create(clients, "gone")
+    clients.endpoint.delete_endpoint(name=ep.name).result(timeout=30)
+    with raises_status(gexc.NotFound, "NOT_FOUND"):
+        clients.endpoint.get_endpoint(name=ep.name)
+    with raises_status(gexc.NotFound, "NOT_FOUND"):
+        clients.endpoint.delete_endpoint(name=ep.name)
+
+
+def test_bad_endpoint_id_is_invalid_argument(clients: Clients) -> None:
+    with raises_status(gexc.BadRequest, "INVALID_ARGUMENT"):
+        _create(clients, "Not_Valid!")
+
+
+def test_predict_on_missing_or_empty_endpoint(clients: Clients) -> None:
+    ep = _create(clients, "empty")
+    with raises_status(gexc.BadRequest, "FAILED_PRECONDITION"):
+        clients.prediction.predict(endpoint=ep.name, instances=[[0.0] * 784])
+    with raises_status(gexc.NotFound, "NOT_FOUND"):
+        clients.prediction.predict(endpoint=f"{PARENT}/endpoints/nope", instances=[[0.0]])
