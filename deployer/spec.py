@@ -2,7 +2,9 @@
 
 This module owns the internal spec model (frozen dataclasses, `str` enums) and
 `load_spec`, which turns a YAML file into it. Pydantic is used only at the YAML
-boundary (see `deployer.spec_schema`), never inside. Loading validates the whole
+boundary (see `deployer.spec_schema`), never inside; the cross-field rules live in
+`deployer.spec_checks` and the machine/accelerator catalog in `deployer.catalog`
+(both imported lazily, so importing the model stays cheap). Loading validates the whole
 file before returning: every problem is reported at once as a `SpecError`
 naming file, line, field and fix. It must not do I/O beyond reading the spec
 and checking local artifact paths, and never calls an API.
@@ -16,11 +18,12 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import yaml
+from typing import TYPE_CHECKING, Any
 
 from deployer.errors import ConfigError, SpecError
+
+if TYPE_CHECKING:
+    import yaml
 
 
 class Target(str, enum.Enum):
@@ -222,6 +225,8 @@ def load_spec(
 
 def _read_yaml(text: str, findings: Any, env: Mapping[str, str]) -> Any:
     """Parse YAML into plain data, recording each key's line and interpolating ${VAR}."""
+    import yaml  # lazily: modules that only need the dataclasses (plan, apply) skip it
+
     loader = yaml.SafeLoader(text)
     try:
         node = loader.get_single_node()
@@ -246,6 +251,8 @@ def _read_yaml(text: str, findings: Any, env: Mapping[str, str]) -> Any:
 
 def _to_data(node: yaml.Node, path: tuple[str | int, ...], loader: yaml.SafeLoader,
              findings: Any, env: Mapping[str, str], parents: frozenset[int] = frozenset()) -> Any:
+    import yaml
+
     if id(node) in parents:
         findings.add(path, "a YAML alias refers to a node that contains it (a cycle)",
                      "expand the alias by hand; specs cannot be recursive",
