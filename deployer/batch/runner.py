@@ -1,0 +1,296 @@
+"""Run one batch job of a spec: stage, create or re-attach, wait, collect.
+
+Owns: the `BatchBackend` protocol (what batch-predict needs from a cloud; the
+provider implements it, tests use a fake), the job journal (`.deployer/
+batch-jobs.json` next to the spec: the job a run started, so a killed or
+interrupted run re-attaches instead of starting a second job), finding a job
+to adopt by labels when the journal is lost (batch jobs have no client-chosen
+id), waiting with progress callbacks, and collecting the outputs.
+
+Must not: render anything (the CLI does, through the callbacks), prompt, or
+import google.cloud / deployer.emulator.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from deployer.batch import formats
+from deployer.batch.results import Merged, RowError, Score, load_labels, merge, score, write_output
+from deployer.batch.staging import StagedInput, infer_format, stage_input
+from deployer.errors import BatchJobFailed, ConfigError, NotFound, OperationTimeout, ResponseLost
+from deployer.spec import BatchJob, Spec
+from deployer.state import LABEL_NAME, LABEL_STACK, label_value, model_id
+
+LABEL_JOB = "deployer-job"  # the logical job name (same as deployer-name; explicit for humans)
+LABEL_INPUT = "deployer-input"  # short hash of the staged input: a re-run with other data is another job
+TERMINAL = ("JOB_STATE_SUCCEEDED", "JOB_STATE_FAILED", "JOB_STATE_CANCELLED", "JOB_STATE_EXPIRED",
+            "JOB_STATE_PARTIALLY_SUCCEEDED")
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    """A batch prediction job as last seen."""
+
+    resource: str  # projects/P/locations/R/batchPredictionJobs/N
+    display_name: str
+    state: str  # JobState name, e.g. "JOB_STATE_RUNNING"
+    successful: int = 0
+    failed: int = 0
+    incomplete: int = 0  # instances not yet processed (0 if the service does not say)
+    error: str | None = None  # the job's error message when it failed
+    output_dir: str | None = None  # gs:// directory holding the shards
+    labels: tuple[tuple[str, str], ...] = ()
+    create_time: float = 0.0  # unix seconds
+    model: str = ""  # model version resource the job runs
+
+    @property
+    def terminal(self) -> bool:
+        return self.state in TERMINAL
+
+    def label(self, key: str) -> str | None:
+        return dict(self.labels).get(key)
+
+
+@dataclass(frozen=True)
+class JobRequest:
+    """Everything CreateBatchPredictionJob needs."""
+
+    display_name: str
+    model_version: str  # projects/P/locations/R/models/ID@VERSION
+    input_uris: tuple[str, ...]
+    input_format: str  # jsonl | csv | file-list | tf-record
+    output_prefix: str  # gs://bucket/prefix
+    machine_type: str
+    accelerator_type: str | None
+    accelerator_count: int
+    starting_replicas: int
+    max_replicas: int
+    batch_size: int | None
+    labels: tuple[tuple[str, str], ...]
+
+
+class BatchBackend(Protocol):
+    """What batch-predict needs from a cloud (implemented in deployer.providers.batch_jobs)."""
+
+    poll_interval: float  # seconds between status polls
+
+    def model_version(self, model_id: str, alias: str) -> str | None: ...
+    def create_job(self, req: JobRequest) -> JobStatus: ...
+    def get_job(self, resource: str) -> JobStatus: ...
+    def find_jobs(self, labels: dict[str, str]) -> list[JobStatus]: ...
+    def cancel_job(self, resource: str) -> None: ...
+    def list_objects(self, bucket: str, prefix: str) -> dict[str, Any]: ...
+    def upload_files(self, bucket: str, files: Any, progress: Any = None) -> None: ...
+    def download_files(self, items: list[tuple[str, Path]]) -> None: ...
+
+
+# --- journal ------------------------------------------------------------------------------
+
+
+class Journal:
+    """`.deployer/batch-jobs.json` next to the spec: job name -> the job a run started."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    @classmethod
+    def for_spec(cls, spec: Spec) -> Journal:
+        base = spec.source.parent if spec.source else Path.cwd()
+        return cls(base / ".deployer" / "batch-jobs.json")
+
+    def _load(self) -> dict[str, dict[str, Any]]:
+        try:
+            data = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        return self._load().get(key)
+
+    def record(self, key: str, resource: str, input_hash: str) -> None:
+        data = self._load()
+        data[key] = {"resource": resource, "input": input_hash, "recorded": time.time()}
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+        os.replace(tmp, self.path)  # atomic: a kill never leaves half a journal
+
+
+# --- the steps ------------------------------------------------------------------------------
+
+
+def pick_job(spec: Spec, name: str | None) -> BatchJob:
+    if not spec.batch_jobs:
+        raise ConfigError("the spec has no batch_jobs", hint="add a batch_jobs entry to the spec")
+    if name is None:
+        if len(spec.batch_jobs) > 1:
+            names = ", ".join(j.name for j in spec.batch_jobs)
+            raise ConfigError(f"the spec has several batch jobs ({names})", hint="choose one with --job NAME")
+        return spec.batch_jobs[0]
+    try:
+        return spec.batch_job(name)
+    except KeyError:
+        names = ", ".join(j.name for j in spec.batch_jobs)
+        raise ConfigError(f"no batch job {name!r} in the spec", hint=f"use one of: {names}") from None
+
+
+def job_labels(spec: Spec, job: BatchJob, input_hash: str) -> dict[str, str]:
+    return {LABEL_STACK: spec.stack, LABEL_NAME: label_value(job.name), LABEL_JOB: label_value(job.name),
+            LABEL_INPUT: input_hash[:12]}
+
+
+def resolve_version(backend: BatchBackend, spec: Spec, job: BatchJob) -> str:
+    found = backend.model_version(model_id(spec.stack, job.model), job.version)
+    if found is None:
+        raise ConfigError(f"model version {job.ref} is not in the registry yet",
+                          hint="run `deployer apply` first: batch jobs run registered versions")
+    return found
+
+
+def stage(backend: BatchBackend, spec: Spec, job: BatchJob, input_override: str | None,
+          progress: Any = None) -> StagedInput:
+    paths = [input_override] if input_override else list(job.input.paths)
+    if input_override and not input_override.startswith("gs://"):
+        paths = [str(Path(input_override).resolve())]
+    declared = None if input_override else job.input.format.value
+    fmt = infer_format(paths[0], declared)
+    return stage_input(backend, spec.bucket.name, spec.stack, paths, fmt, progress=progress)
+
+
+def start_or_attach(backend: BatchBackend, spec: Spec, job: BatchJob, staged: StagedInput,
+                    version: str, journal: Journal, *, resume: bool) -> tuple[JobStatus, bool]:
+    """The job to follow, and whether it already existed (True: re-attached)."""
+    key = f"{spec.stack}/{job.name}"
+    entry = journal.get(key)
+    if entry:
+        try:
+            found = backend.get_job(entry["resource"])
+        except NotFound:
+            found = None
+        if found is not None and (resume or not found.terminal):
+            return found, True
+    elif resume:
+        raise ConfigError(f"no journaled run of batch job {job.name!r} to resume",
+                          hint="run without --resume to start one")
+    labels = job_labels(spec, job, staged.content_hash)
+    running = [j for j in backend.find_jobs(labels) if not j.terminal]
+    if running:  # the journal was lost (another machine, a killed run): adopt, never duplicate
+        adopted = max(running, key=lambda j: j.create_time)
+        journal.record(key, adopted.resource, staged.content_hash)
+        return adopted, True
+    req = JobRequest(
+        display_name=label_value(f"{spec.stack}-{job.name}"), model_version=version,
+        input_uris=staged.uris, input_format=staged.format,
+        output_prefix=f"gs://{spec.bucket.name}/{job.output_prefix.strip('/')}",
+        machine_type=job.machine_type,
+        accelerator_type=job.accelerator.type if job.accelerator else None,
+        accelerator_count=job.accelerator.count if job.accelerator else 0,
+        starting_replicas=job.starting_replicas, max_replicas=job.max_replicas,
+        batch_size=job.batch_size, labels=tuple(sorted(labels.items())),
+    )
+    try:
+        created = backend.create_job(req)
+    except ResponseLost:
+        adopted_list = [j for j in backend.find_jobs(labels) if not j.terminal]
+        if not adopted_list:
+            raise
+        created = max(adopted_list, key=lambda j: j.create_time)
+    journal.record(key, created.resource, staged.content_hash)
+    return created, False
+
+
+def wait(backend: BatchBackend, resource: str, *, on_status: Callable[[JobStatus], None] | None = None,
+         timeout: float | None = None, sleep: Callable[[float], None] = time.sleep) -> JobStatus:
+    """Poll until the job ends; on_status sees every snapshot."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        status = backend.get_job(resource)
+        if on_status is not None:
+            on_status(status)
+        if status.terminal:
+            return status
+        if deadline is not None and time.monotonic() > deadline:
+            raise OperationTimeout(f"batch job {resource} still {status.state} after {timeout:.0f}s",
+                                   hint="re-run with --resume to keep waiting")
+        sleep(backend.poll_interval)
+
+
+def raise_if_failed(status: JobStatus) -> None:
+    if status.state == "JOB_STATE_SUCCEEDED" or status.state == "JOB_STATE_PARTIALLY_SUCCEEDED":
+        return
+    what = status.state.removeprefix("JOB_STATE_").lower()
+    raise BatchJobFailed(f"batch job {status.resource} {what}: {status.error or 'no error message'}",
+                         hint="fix the input or the model, then run batch-predict again")
+
+
+@dataclass
+class Collected:
+    output: Path
+    merged: Merged
+    score: Score | None = None
+    shards: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def errors(self) -> list[RowError]:
+        return self.merged.errors
+
+
+def collect(backend: BatchBackend, status: JobStatus, staged: StagedInput | None, output: Path, *,
+            output_format: str, labels_file: Path | None = None) -> Collected:
+    """Download every shard in parallel, merge in input order, write `output`, score if labelled."""
+    if not status.output_dir:
+        raise BatchJobFailed(f"batch job {status.resource} reports no output directory")
+    bucket, _, prefix = status.output_dir.removeprefix("gs://").partition("/")
+    objects = backend.list_objects(bucket, prefix.rstrip("/") + "/")
+    shards = sorted(n for n in objects if formats.parse_shard_name(n))
+    notes: list[str] = []
+    index = staged.index if staged is not None else None
+    if staged is not None and status.label(LABEL_INPUT) not in (None, staged.content_hash[:12]):
+        notes.append("the input changed since this job ran: rows are taken in output order")
+        index = None
+    with tempfile.TemporaryDirectory(prefix="deployer-batch-out-") as tmp:
+        items = [(f"gs://{bucket}/{name}", Path(tmp) / name.rsplit("/", 1)[-1]) for name in shards]
+        backend.download_files(items)
+        results = [p for _, p in items if formats.RESULTS_STEM in p.name]
+        errors = [p for _, p in items if formats.ERRORS_STEM in p.name]
+        merged = merge(results, errors, index)
+    if merged.unmatched:
+        notes.append(f"{merged.unmatched} output rows matched no input row")
+    write_output(merged, output, output_format)
+    known = None
+    if labels_file is not None:
+        known = load_labels(labels_file)
+    elif staged is not None and staged.labels is not None and index is not None:
+        known = staged.labels
+    result = Collected(output, merged, shards=len(shards), notes=notes)
+    if known is not None:
+        result.score = score(merged.predictions, known)
+    return result
+
+
+def list_jobs(backend: BatchBackend, spec: Spec) -> list[JobStatus]:
+    return sorted(backend.find_jobs({LABEL_STACK: spec.stack}), key=lambda j: j.create_time)
+
+
+def find_for_cancel(backend: BatchBackend, spec: Spec, ref: str) -> JobStatus:
+    """A job of the stack by logical name (its newest live run), numeric id, or resource name."""
+    jobs = list_jobs(backend, spec)
+    for j in jobs:
+        if ref in (j.resource, j.resource.rsplit("/", 1)[-1]):
+            return j
+    named = [j for j in jobs if j.label(LABEL_NAME) == label_value(ref)]
+    live = [j for j in named if not j.terminal]
+    if live or named:
+        return max(live or named, key=lambda j: j.create_time)
+    raise ConfigError(f"no batch job {ref!r} in stack {spec.stack}",
+                      hint="see `deployer batch-predict SPEC --list`")
