@@ -11,7 +11,8 @@ should import this module (pydantic stays off the CLI's fast path).
 from __future__ import annotations
 
 import json
-from typing import Any, Literal
+import types
+from typing import Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -48,7 +49,7 @@ class ModelVersionDoc(_Doc):
         description="SavedModel directory (relative to the spec file) or a gs:// URI."
     )
     container: str | None = Field(None, description="Serving container image; overrides the model's.")
-    description: str = ""
+    description: str = Field("", description="Shown in the model registry.")
     labels: Labels = Field(default_factory=dict, description="User labels (GCP label rules).")
 
 
@@ -59,8 +60,8 @@ class ModelDoc(_Doc):
         "us-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-12:latest."
     )
     display_name: str | None = Field(None, description="Registry display name; defaults to name.")
-    description: str = ""
-    labels: Labels = Field(default_factory=dict)
+    description: str = Field("", description="Shown in the model registry.")
+    labels: Labels = Field(default_factory=dict, description="User labels on every version (GCP label rules).")
     versions: list[ModelVersionDoc] = Field(min_length=1, description="Oldest first; the last is newest.")
 
 
@@ -76,17 +77,18 @@ class DeploymentDoc(_Doc):
         description="Percent of the endpoint's traffic; required when it has several deployments.",
     )
     machine_type: str = Field(description="e.g. n1-standard-4, g2-standard-8, a2-highgpu-1g.")
-    accelerator: AcceleratorDoc | None = None
-    min_replicas: int = Field(1, ge=1)
+    accelerator: AcceleratorDoc | None = Field(None, description="GPUs per replica; omit for CPU only.")
+    min_replicas: int = Field(1, ge=1, description="Replicas always running (and billed).")
     max_replicas: int | None = Field(None, ge=1, description="Defaults to min_replicas.")
 
 
 class EndpointDoc(_Doc):
-    name: str = Field(pattern=NAME_PATTERN)
-    display_name: str | None = None
-    description: str = ""
-    labels: Labels = Field(default_factory=dict)
-    deployments: list[DeploymentDoc] = Field(min_length=1)
+    name: str = Field(pattern=NAME_PATTERN, description="Logical endpoint name, unique in the spec.")
+    display_name: str | None = Field(None, description="Display name; defaults to name.")
+    description: str = Field("", description="Shown on the endpoint.")
+    labels: Labels = Field(default_factory=dict, description="User labels (GCP label rules).")
+    deployments: list[DeploymentDoc] = Field(
+        min_length=1, description="Model versions served, with their traffic split (sums to 100).")
 
 
 class BatchInputDoc(_Doc):
@@ -102,18 +104,20 @@ class BatchOutputDoc(_Doc):
 
 
 class BatchReplicasDoc(_Doc):
-    starting: int = Field(1, ge=1)
+    starting: int = Field(1, ge=1, description="Replicas the job starts with.")
     max: int | None = Field(None, ge=1, description="Defaults to starting.")
 
 
 class BatchJobDoc(_Doc):
-    name: str = Field(pattern=NAME_PATTERN)
+    name: str = Field(pattern=NAME_PATTERN, description="Logical job name, unique in the spec.")
     model: str = Field(description="model@alias of the version to run.")
-    input: BatchInputDoc
-    output: BatchOutputDoc = Field(default_factory=lambda: BatchOutputDoc.model_validate({}))
+    input: BatchInputDoc = Field(description="What to score: path or paths, and format.")
+    output: BatchOutputDoc = Field(default_factory=lambda: BatchOutputDoc.model_validate({}),
+                                   description="Where results go in the stack bucket.")
     machine_type: str = Field(description="e.g. n1-standard-4.")
-    accelerator: AcceleratorDoc | None = None
-    replicas: BatchReplicasDoc = Field(default_factory=lambda: BatchReplicasDoc.model_validate({}))
+    accelerator: AcceleratorDoc | None = Field(None, description="GPUs per replica; omit for CPU only.")
+    replicas: BatchReplicasDoc = Field(default_factory=lambda: BatchReplicasDoc.model_validate({}),
+                                       description="Replica count range.")
     batch_size: int | None = Field(None, ge=1, description="Instances per model call.")
 
 
@@ -144,11 +148,12 @@ class SpecDoc(_Doc):
     target: Literal["local", "vertex"] = Field(
         "local", description="local: the embedded emulator; vertex: real Vertex AI."
     )
-    bucket: BucketDoc
-    models: list[ModelDoc] = Field(min_length=1)
-    endpoints: list[EndpointDoc] = Field(default_factory=list)
-    batch_jobs: list[BatchJobDoc] = Field(default_factory=list)
-    guards: GuardsDoc = Field(default_factory=lambda: GuardsDoc.model_validate({}))
+    bucket: BucketDoc = Field(description="Bucket for artifacts, batch inputs and outputs.")
+    models: list[ModelDoc] = Field(min_length=1, description="Registry models and their versions.")
+    endpoints: list[EndpointDoc] = Field(default_factory=list, description="Online prediction endpoints.")
+    batch_jobs: list[BatchJobDoc] = Field(default_factory=list, description="Batch prediction jobs.")
+    guards: GuardsDoc = Field(default_factory=lambda: GuardsDoc.model_validate({}),
+                              description="Cost and lifetime limits.")
 
 
 # Any scalar may be written as ${VAR} or ${VAR:-default}; the loader fills it from the environment.
@@ -193,6 +198,48 @@ def _allow_interpolation(prop: dict[str, Any]) -> dict[str, Any]:
 
 def json_schema_text() -> str:
     return json.dumps(json_schema(), indent=2, sort_keys=False) + "\n"
+
+
+def markdown_reference() -> str:
+    """Every spec field as a Markdown table (path, type, default, meaning), from the same models."""
+    rows = ["| field | type | default | meaning |", "|---|---|---|---|"]
+
+    def walk(model: type[BaseModel], prefix: str) -> None:
+        for name, info in model.model_fields.items():
+            path = f"{prefix}{name}"
+            nested = _model_of(info.annotation)
+            is_list = "list[" in str(info.annotation)
+            if info.is_required():
+                default = "required"
+            elif info.default_factory is not None:
+                default = "`[]`" if is_list else "`{}`" if "dict[" in str(info.annotation) else ""
+            elif info.default is None:
+                default = ""
+            else:
+                default = f"`{json.dumps(info.default)}`"
+            kind = _type_name(info.annotation)
+            rows.append(f"| `{path}` | {kind} | {default} | {(info.description or '').replace('|', '/')} |")
+            if nested is not None:
+                walk(nested, f"{path}[]." if is_list else f"{path}.")
+
+    walk(SpecDoc, "")
+    return "\n".join(rows) + "\n"
+
+
+def _type_name(annotation: Any) -> str:
+    args = get_args(annotation)
+    origin = get_origin(annotation)
+    if origin in (Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in args if a is not type(None))
+    if origin is list:
+        return f"list of {_type_name(args[0])}"
+    if origin is dict:
+        return "labels (key: value)"
+    if origin is Literal:
+        return " / ".join(f"`{a}`" for a in args)
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return "mapping"
+    return {str: "string", int: "integer", float: "number", bool: "boolean"}.get(annotation, str(annotation))
 
 
 def allowed_keys(loc: tuple[str | int, ...]) -> tuple[str, ...] | None:

@@ -16,11 +16,13 @@ from deployer.cli.flags import output_option, spec_argument
 
 
 @click.command()
-def schema() -> None:
+@click.option("--format", "fmt", type=click.Choice(["json", "markdown"]), default="json", show_default=True,
+              help="json: JSON Schema for editors; markdown: a field reference table.")
+def schema(fmt: str) -> None:
     """Print the JSON Schema of the spec (for editors: yaml-language-server, VS Code)."""
-    from deployer.spec_schema import json_schema_text
+    from deployer.spec_schema import json_schema_text, markdown_reference
 
-    click.echo(json_schema_text(), nl=False)
+    click.echo(json_schema_text() if fmt == "json" else markdown_reference(), nl=False)
 
 
 @click.command()

@@ -190,3 +190,29 @@ def test_the_json_schema_accepts_every_valid_spec_and_config_and_rejects_shape_e
     for stem in SHAPE_ERRORS:
         data = yaml.safe_load((SPECS / "bad" / f"{stem}.yaml").read_text())
         assert not validator.is_valid(data), stem
+
+
+def test_schema_markdown_lists_every_field_from_the_same_models(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(["schema", "--format", "markdown"], capsys)
+    assert code == 0
+    assert out.startswith("| field | type | default | meaning |")
+    assert "| `endpoints[].deployments[].traffic` | integer |  | Percent of the endpoint's traffic" in out
+    assert "| `batch_jobs[].input.format` | `jsonl` / `csv` / `file-list` / `tf-record` |" in out
+    assert "| `bucket.create` | boolean | `true` |" in out
+    from deployer.spec_schema import SpecDoc
+
+    def paths(model: type, prefix: str) -> list[str]:
+        out_paths = []
+        for name, info in model.model_fields.items():  # type: ignore[attr-defined]
+            out_paths.append(prefix + name)
+            for arg in [info.annotation, *getattr(info.annotation, "__args__", ())]:
+                for inner in [arg, *getattr(arg, "__args__", ())]:
+                    if isinstance(inner, type) and hasattr(inner, "model_fields"):
+                        sep = "[]." if "list[" in str(info.annotation) else "."
+                        out_paths += paths(inner, prefix + name + sep)
+        return out_paths
+
+    every = set(paths(SpecDoc, ""))
+    assert len(every) > 50
+    for path in every:
+        assert f"| `{path}` |" in out, path
