@@ -138,7 +138,8 @@ def grpc_serial(target: str, requests: list[Any], n: int) -> list[float]:
 
 
 def measure_server(base: Path, workdir: Path, batching: bool, images: np.ndarray,
-                   seconds: float, latency_requests: int) -> dict[str, Any]:
+                   seconds: float, latency_requests: int, params: Path | None = None,
+                   ) -> dict[str, Any]:
     import tensorflow as tf
     from tensorflow_serving.apis import predict_pb2
 
@@ -147,6 +148,8 @@ def measure_server(base: Path, workdir: Path, batching: bool, images: np.ndarray
     cmd = [sys.executable, "-m", "deployer", "serve", str(base), "--model-name", "mnist",
            "--rest-port", str(rest), "--grpc-port", str(grpc_port),
            "--enable-batching" if batching else "--no-enable-batching"]
+    if batching and params is not None:
+        cmd += ["--batching-parameters", str(params)]
     with open(log, "wb") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT,
                                 env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
@@ -231,6 +234,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=3.0, help="window per throughput run")
     parser.add_argument("--latency-requests", type=int, default=500)
     parser.add_argument("--modes", default="on,off", help="batching modes to run: on,off")
+    parser.add_argument("--batching-parameters", type=Path, default=None,
+                        help="TF Serving batching parameters file for the batching-on server")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(ROOT))
     from tests.support.savedmodels import make_mnist_like_model
@@ -242,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
         images = np.random.default_rng(0).random((1024, 28, 28), dtype=np.float32).round(3)
         inproc = in_process(base / "0001", images)
         servers = {mode: measure_server(base, work, mode == "on", images, args.seconds,
-                                        args.latency_requests)
+                                        args.latency_requests, args.batching_parameters)
                    for mode in args.modes.split(",")}
     print(render(inproc, servers))
     return 0

@@ -65,31 +65,37 @@ class _Handler(BaseHTTPRequestHandler):
     def _error(self, exc: ServingError) -> None:
         self._send(exc.http_status, {"error": exc.message})
 
-    def _enter(self) -> None:
+    # A request counts as in flight from its request line to its response, so a drain waits
+    # for it even if SIGTERM lands while its body is still arriving; idle keep-alive
+    # connections (waiting for a request line) do not hold the drain up.
+    _counted = False
+
+    def parse_request(self) -> bool:
         with self.server.lock:
             self.server.in_flight += 1
+        self._counted = True
+        return super().parse_request()
 
-    def _leave(self) -> None:
-        with self.server.lock:
-            self.server.in_flight -= 1
+    def handle_one_request(self) -> None:
+        try:
+            super().handle_one_request()
+        finally:
+            if self._counted:
+                self._counted = False
+                with self.server.lock:
+                    self.server.in_flight -= 1
 
     def do_GET(self) -> None:
-        self._enter()
         try:
             self._get()
         except ServingError as exc:
             self._error(exc)
-        finally:
-            self._leave()
 
     def do_POST(self) -> None:
-        self._enter()
         try:
             self._post()
         except ServingError as exc:
             self._error(exc)
-        finally:
-            self._leave()
 
     def _route(self) -> tuple[str, int | None, str]:
         path = self.path.split("?", 1)[0]

@@ -45,7 +45,7 @@ class ServingError(Exception):
         self.message = message
 
 
-def _map_error(exc: BaseException) -> ServingError:
+def _map_error(exc: Exception) -> ServingError:
     if isinstance(exc, ServingError):
         return exc
     if isinstance(exc, RequestError):
@@ -98,7 +98,7 @@ class ModelServer:
                 else:
                     outputs = model.run(inputs, sig.name)
                 return slot.version, sig, outputs, row
-        except BaseException as exc:
+        except Exception as exc:
             raise _map_error(exc) from exc
 
     def predict_json(self, body: bytes, version: int | None) -> dict[str, Any]:
@@ -121,7 +121,7 @@ class ModelServer:
             with self.manager.lease(version) as slot:
                 assert slot.model is not None
                 return slot.version, slot.model.signature_def_map()
-        except BaseException as exc:
+        except Exception as exc:
             raise _map_error(exc) from exc
 
 
