@@ -16,9 +16,11 @@ Must not: leave processes or the multi-GB temp files behind.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from benchmarks import loadgen
@@ -130,5 +132,64 @@ def batch_flat(res: BenchResult, ctx: Any) -> None:
     raise Skip("not written yet")
 
 
+def _sparse_artifact(root: Path, big_bytes: int) -> Path:
+    """A valid tiny SavedModel plus one sparse file of `big_bytes` (zeros; no disk used here)."""
+    from benchmarks.bench_noop_apply import make_models
+
+    model = make_models(root, 1)[0]
+    (model / "assets").mkdir(exist_ok=True)
+    with open(model / "assets" / "big.bin", "wb") as f:
+        f.truncate(big_bytes)
+    return model
+
+
 def upload_flat(res: BenchResult, ctx: Any) -> None:
-    raise Skip("not written yet")
+    """Peak RSS of `deployer apply` (hash + upload + register) for a small and a large artifact."""
+    from benchmarks.bench_noop_apply import deployer_cmd
+
+    try:
+        import deployer.cli.stack  # noqa: F401
+    except ImportError as exc:
+        raise Skip(f"deployer.cli.stack is not importable ({exc})") from exc
+    sizes = [64 * MB, 512 * MB] if ctx.quick else [256 * MB, 2048 * MB]
+    work = ctx.workdir / "mem-upload"
+    work.mkdir()
+    emu = Emulator(work).start()
+    peaks: list[tuple[int, float, float, float]] = []
+    try:
+        for size in sizes:
+            root = work / f"artifact-{size // MB}"
+            model = _sparse_artifact(root, size)
+            spec = root / "stack.yaml"
+            stack = f"mem-up-{size // MB}"
+            spec.write_text(
+                f"stack: {stack}\nproject: bench-project\nregion: us-central1\ntarget: local\n"
+                f"bucket: {{name: {stack}-artifacts, create: true}}\nmodels:\n  - name: big\n"
+                "    container: us-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-12:latest\n"
+                f"    versions:\n      - {{alias: v1, artifact: {model}}}\n"
+            )
+            emu_before = rss_bytes(emu.pid)
+            t0 = time.perf_counter()
+            with open(root / "apply.log", "wb") as log:
+                proc = subprocess.Popen([*deployer_cmd(), "apply", str(spec), "--yes"],
+                                        stdout=log, stderr=subprocess.STDOUT,
+                                        env=emu.client_env(), start_new_session=True)
+                with PeakRss(proc.pid) as cli_peak, PeakRss(emu.pid) as emu_peak:
+                    rc = proc.wait(timeout=1800)
+            wall = time.perf_counter() - t0
+            if rc != 0:
+                raise Skip(f"apply of a {size // MB} MB artifact failed (exit {rc}): "
+                           f"{(root / 'apply.log').read_text(errors='replace')[-300:]}")
+            peaks.append((size, cli_peak.peak / MB, (emu_peak.peak - emu_before) / MB, wall))
+            shutil.rmtree(root, ignore_errors=True)
+    finally:
+        emu.stop()
+        shutil.rmtree(work, ignore_errors=True)
+    (s_small, cli_small, emu_small, w_small), (s_big, cli_big, emu_big, w_big) = peaks
+    flat = cli_big <= cli_small * 1.25 + 20
+    res.add(f"`deployer apply` uploading a {s_small // MB:,} MB artifact, peak", cli_small, "MB",
+            spread=f"emulator +{emu_small:.0f} MB; {w_small:.0f} s")
+    res.add(f"`deployer apply` uploading a {s_big // MB:,} MB artifact, peak", cli_big, "MB",
+            spread=f"emulator +{emu_big:.0f} MB; {w_big:.0f} s ({s_big / MB / w_big:.0f} MB/s)",
+            ratio=cli_big / cli_small, baseline=f"the {s_small // MB} MB run",
+            target="flat (<= 1.25x)", met=flat)

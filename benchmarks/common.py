@@ -166,6 +166,8 @@ def fmt_num(x: float) -> str:
     if x == 0:
         return "0"
     ax = abs(x)
+    if float(x).is_integer() and ax < 1000:
+        return str(int(x))
     if ax >= 1000:
         return f"{x:,.0f}"
     if ax >= 100:
