@@ -89,7 +89,15 @@ def _lock(root: Path) -> Iterator[None]:
 def _seed_everything() -> None:
     import keras
 
+    import tensorflow as tf
+
+    # Fresh layer-name counters and graph state: a second training in one process must
+    # export the same bytes as the first (names end up in saved_model.pb).
+    keras.backend.clear_session()
     keras.utils.set_random_seed(SEED)  # python, numpy and TF seeds
+    # Same weights on every run (on one machine type): content-addressed uploads then
+    # see an unchanged artifact. Costs little on CPU for these small models.
+    tf.config.experimental.enable_op_determinism()
 
 
 def build_mlp() -> Any:
@@ -158,21 +166,33 @@ def _write_atomically(target: Path, write: Any) -> None:
 
 
 def export_dense_input(model: Any, target: Path) -> None:
-    """SavedModel with `serving_default(flatten_input: float32[None,28,28]) -> output_0`."""
+    """SavedModel with `serving_default(flatten_input: float32[None,28,28]) -> output_0`.
+
+    A bare `tf.Module` tracking only the model's weights, in layer order: Keras's
+    ExportArchive tracks variables in an order that changes between runs (and keeps the
+    optimizer's), so the same weights would hash differently on every export.
+    """
     import tensorflow as tf
-    from keras.export import ExportArchive
 
-    def write(path: Path) -> None:
-        archive = ExportArchive()
-        archive.track(model)
-        archive.add_endpoint(
-            name="serving_default",
-            fn=lambda x: model(x, training=False),
-            input_signature=[tf.TensorSpec([None, 28, 28], tf.float32, name=INPUT_NAME)],
-        )
-        archive.write_out(str(path), verbose=False)
+    module = tf.Module()
+    module.weights_ = list(model.weights)
 
-    _write_atomically(target, write)
+    @tf.function(input_signature=[tf.TensorSpec([None, 28, 28], tf.float32, name=INPUT_NAME)])
+    def serve(flatten_input: Any) -> dict[str, Any]:
+        return {"output_0": model(flatten_input, training=False)}
+
+    module.serve = serve
+    _write_atomically(target, lambda path: _save(module, path))
+
+
+def _save(module: Any, path: Path) -> None:
+    import tensorflow as tf
+
+    tf.saved_model.save(module, str(path), signatures={"serving_default": module.serve})
+    # fingerprint.pb carries a random UUID per save; loaders (TF Serving, Vertex's
+    # containers, tf.saved_model.load) do not need it, and dropping it keeps a re-export
+    # of the same weights byte-identical, so content-addressed uploads skip it.
+    (path / "fingerprint.pb").unlink(missing_ok=True)
 
 
 def export_png_input(base_dir: Path, target: Path) -> None:
@@ -201,11 +221,7 @@ def export_png_input(base_dir: Path, target: Path) -> None:
             return {"output_0": probs["output_0"]}
 
     module = PngClassifier()
-
-    def write(path: Path) -> None:
-        tf.saved_model.save(module, str(path), signatures={"serving_default": module.serve})
-
-    _write_atomically(target, write)
+    _write_atomically(target, lambda path: _save(module, path))
 
 
 def encode_pngs(images: np.ndarray) -> list[bytes]:

