@@ -271,7 +271,7 @@ class GcsApi:
 
     # ---- object writes ------------------------------------------------------------
 
-    def _preconditions(self, req: Request) -> dict[str, int | None]:
+    def _preconditions(self, req: Request) -> dict[str, Any]:
         return {
             "if_generation_match": _int_param(req, "ifGenerationMatch"),
             "if_generation_not_match": _int_param(req, "ifGenerationNotMatch"),
@@ -308,7 +308,7 @@ class GcsApi:
             name = body.get("name") or req.q("name")
             if not name:
                 raise ApiError(400, "INVALID_ARGUMENT", "Resumable upload needs the object name")
-            spec = {
+            spec: dict[str, Any] = {
                 "content_type": body.get("contentType") or req.headers.get("x-upload-content-type") or "application/octet-stream",
                 "metadata": body.get("metadata") or {},
                 "md5": body.get("md5Hash"), "crc32c": body.get("crc32c"),
@@ -317,7 +317,7 @@ class GcsApi:
             # Fail fast on a precondition that already does not hold, as GCS does.
             current = self.store.stat(bucket, name)
             self.store.require_bucket(bucket)
-            self.store._check_preconditions(current, **spec["preconditions"])  # noqa: SLF001
+            self.store._check_preconditions(current, **spec["preconditions"])
             upload_id = self.store.create_upload(bucket, name, spec)
             location = f"{base}/upload/storage/v1/b/{quote(bucket, safe='')}/o?uploadType=resumable&upload_id={upload_id}"
             return Response(200, b"", {"Location": location, "X-GUploader-UploadID": upload_id})
@@ -453,7 +453,7 @@ def _parse_range(header: str, size: int) -> tuple[int, int]:
         return max(0, size - n), size - 1
     start = int(match[1])
     end = int(match[2]) if match[2] else size - 1
-    if start >= size and size > 0 or end < start:
+    if start >= size > 0 or end < start:
         raise ApiError(416, "OUT_OF_RANGE", f"Request range not satisfiable: {header!r} for {size} bytes")
     return start, min(end, size - 1)
 

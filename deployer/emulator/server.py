@@ -105,7 +105,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     server: EmulatorHTTPServer
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s " + format, self.address_string(), *args)
 
     def handle_one_request(self) -> None:
@@ -125,7 +125,7 @@ class _Handler(BaseHTTPRequestHandler):
         except (TimeoutError, ConnectionError, BrokenPipeError) as exc:
             log.debug("connection dropped: %s", exc)
             self.close_connection = True
-        except Exception:  # noqa: BLE001 - a bug here must cost one connection, never the server
+        except Exception:
             log.exception("unexpected error serving %r", getattr(self, "requestline", ""))
             self.close_connection = True
 
@@ -203,12 +203,13 @@ class _Handler(BaseHTTPRequestHandler):
     def _write(self, response: Response, *, head: bool) -> None:
         self.send_response(response.status)
         hdrs = {k.lower(): (k, v) for k, v in response.headers.items()}
-        streamed = not isinstance(response.body, (bytes, bytearray, memoryview))
+        body = response.body
+        streamed = not isinstance(body, (bytes, bytearray, memoryview))
         for key, value in hdrs.values():
             self.send_header(key, value)
-        if not streamed:
+        if isinstance(body, (bytes, bytearray, memoryview)):
             if "content-length" not in hdrs:
-                self.send_header("Content-Length", str(len(response.body)))  # type: ignore[arg-type]
+                self.send_header("Content-Length", str(len(body)))
         elif "content-length" not in hdrs:
             self.send_header("Transfer-Encoding", "chunked")
         if self.close_connection:
@@ -216,11 +217,11 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if head or response.status in (204, 304):
             return
-        if not streamed:
-            self.wfile.write(response.body)  # type: ignore[arg-type]
+        if isinstance(body, (bytes, bytearray, memoryview)):
+            self.wfile.write(body)
             return
         chunked = "content-length" not in hdrs
-        for chunk in response.body:  # type: ignore[union-attr]
+        for chunk in body:
             if not chunk:
                 continue
             if chunked:
@@ -240,7 +241,7 @@ class EmulatorHTTPServer(ThreadingHTTPServer):
     app: _App
 
     def handle_error(self, request: Any, client_address: Any) -> None:
-        log.debug("error on connection from %s", client_address, exc_info=True)
+        log.debug("error on connection from %s: %s", client_address, sys.exc_info()[1])
 
 
 def build_server(
