@@ -108,7 +108,9 @@ def apply_spec(spec: Spec, provider: Provider, *, reporter: Reporter | None = No
         if isinstance(action.payload, CreateBucket):
             ex.run(action)  # the lock lives in the bucket, so the bucket comes first
     with StackLock(provider, spec.bucket.name, spec.stack, timeout=opts.lock_timeout,
-                   policy=opts.policy):
+                   policy=opts.policy) as lock:
+        if lock.broke_stale:
+            rep.note(f"removed a stale lock left by {lock.broke_stale} (no longer running)")
         ex.journal = Journal(provider, spec.bucket.name, spec.stack, policy=opts.policy)
         ex.resume()
         for round_ in range(1, opts.max_rounds + 1):

@@ -32,6 +32,16 @@ def _holder() -> str:
     return f"{os.environ.get('USER', 'someone')}@{socket.gethostname()} pid {os.getpid()}"
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    return True
+
+
 class StackLock:
     """Context manager holding gs://<bucket>/.deployer/<stack>/lock."""
 
@@ -45,9 +55,11 @@ class StackLock:
         self.name = lock_object(stack)
         self.token = uuid.uuid4().hex
         self.generation: int | None = None
+        self.broke_stale: str | None = None  # holder of a dead run's lock we removed
 
     def _payload(self) -> bytes:
         return json.dumps({"token": self.token, "holder": _holder(),
+                           "host": socket.gethostname(), "pid": os.getpid(),
                            "since": int(time.time())}).encode()
 
     def _mine(self) -> int | None:
@@ -72,12 +84,37 @@ class StackLock:
                 if mine is not None:
                     self.generation = mine
                     return
+                if self._break_if_dead():
+                    continue
                 if time.monotonic() >= deadline:
                     raise LockHeld(
                         f"stack {self.stack!r} is locked by {describe_lock(self.provider, self.bucket, self.stack)}",
                         hint="wait for that run (or pass --lock-timeout SECONDS); if it died, "
                              "run `deployer force-unlock SPEC`") from None
                 self.sleep(min(2.0, max(0.1, deadline - time.monotonic())))
+
+    def _break_if_dead(self) -> bool:
+        """A lock left by a dead process on this very machine is stale: remove it.
+
+        Only the same host can tell a pid is gone; other holders need --lock-timeout
+        or force-unlock."""
+        found = self.provider.read_object(self.bucket, self.name)
+        if not found:
+            return True  # released meanwhile: try again
+        try:
+            info = json.loads(found[0])
+        except ValueError:
+            return False
+        if info.get("host") != socket.gethostname() or not isinstance(info.get("pid"), int):
+            return False
+        if info["pid"] == os.getpid() or _pid_alive(info["pid"]):
+            return False
+        try:
+            self.provider.delete_object(self.bucket, self.name, if_generation_match=found[1])
+        except (NotFound, FailedPrecondition):
+            pass  # someone else broke or re-took it; the next attempt tells
+        self.broke_stale = info.get("holder", "a dead process")
+        return True
 
     def release(self) -> None:
         if self.generation is None:
