@@ -74,6 +74,16 @@ class DeployRequest:
     traffic: Traffic  # "0" is the model being deployed
 
 
+@dataclass(frozen=True)
+class LabelledResource:
+    """Anything carrying deployer's labels, as `deployer reap` lists it."""
+
+    kind: str  # "model" | "endpoint" | "batch_job" | "bucket"
+    name: str  # full resource name (bucket name for buckets)
+    labels: Labels
+    artifact_uri: str = ""  # models: where the default version's artifact lives
+
+
 Progress = Callable[[int], None]  # called with bytes sent since the last call
 
 
@@ -84,12 +94,13 @@ class Provider(Protocol):
     region: str
 
     # ---- observe (reads: retried internally)
-    def observe(self, stack: str, bucket: str) -> StackState: ...
+    def observe(self, stack: str, bucket: str | None) -> StackState: ...
     def get_bucket(self, name: str) -> ObservedBucket: ...
     def get_endpoint(self, endpoint_id: str) -> ObservedEndpoint | None: ...
     def list_versions(self, model_id: str) -> tuple[ObservedVersion, ...]: ...
     def list_batch_jobs(self, stack: str) -> tuple[ObservedBatchJob, ...]: ...
     def get_operation(self, name: str) -> Operation: ...
+    def list_labelled(self) -> tuple[LabelledResource, ...]: ...
 
     # ---- storage
     def create_bucket(self, name: str, location: str, labels: Labels) -> None: ...

@@ -22,7 +22,7 @@ from typing import Any
 
 from deployer import errors
 from deployer.providers import (
-    DeployRequest, Labels, ObjectInfo, Operation, Progress, Traffic, VersionRequest,
+    DeployRequest, LabelledResource, Labels, ObjectInfo, Operation, Progress, Traffic, VersionRequest,
 )
 from deployer.state import (
     DEFAULT_ALIAS, LABEL_NAME, LABEL_STACK, ObservedBatchJob, ObservedBucket,
@@ -144,8 +144,9 @@ class FakeProvider:
 
     # ---------------------------------------------------------------------- observe
 
-    def observe(self, stack: str, bucket: str) -> StackState:
-        b = self.get_bucket(bucket)
+    def observe(self, stack: str, bucket: str | None) -> StackState:
+        # bucket None: the caller does not know it (reap); skip the bucket lookup.
+        b = self.get_bucket(bucket) if bucket else ObservedBucket("", False)
         self._call("list_models", stack=stack)
         models = []
         for m in self.models.values():
@@ -200,6 +201,24 @@ class FakeProvider:
         self._call("list_batch_jobs", stack=stack)
         return tuple(j for j in self.batch_jobs.values()
                      if dict(j.labels).get(LABEL_STACK) == stack)
+
+    def list_labelled(self) -> tuple[LabelledResource, ...]:
+        self._call("list_labelled")
+        out = []
+        for m in self.models.values():
+            if m.versions:
+                v = next(v for v in m.versions.values() if DEFAULT_ALIAS in v.aliases)
+                if LABEL_STACK in v.labels:
+                    out.append(LabelledResource("model", f"{self._parent()}/models/{m.model_id}",
+                                                tuple(sorted(v.labels.items())), v.artifact_uri))
+        out += [LabelledResource("endpoint", f"{self._parent()}/endpoints/{e.endpoint_id}",
+                                 tuple(sorted(e.labels.items())))
+                for e in self.endpoints.values() if LABEL_STACK in e.labels]
+        out += [LabelledResource("batch_job", j.resource, j.labels)
+                for j in self.batch_jobs.values() if LABEL_STACK in dict(j.labels)]
+        out += [LabelledResource("bucket", name, tuple(sorted(labels.items())))
+                for name, labels in self.buckets.items() if LABEL_STACK in labels]
+        return tuple(out)
 
     def get_operation(self, name: str) -> Operation:
         self._call("get_operation", name=name)

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
 from deployer.providers import (
-    DeployRequest, Labels, ObjectInfo, Operation, Progress, Traffic, VersionRequest,
+    DeployRequest, LabelledResource, Labels, ObjectInfo, Operation, Progress, Traffic, VersionRequest,
 )
 from deployer.providers.clients import Clients, ClientTarget
 from deployer.providers.errors import translated
@@ -99,9 +99,10 @@ class VertexProvider:
 
     # -------------------------------------------------------------------- observe
 
-    def observe(self, stack: str, bucket: str) -> StackState:
+    def observe(self, stack: str, bucket: str | None) -> StackState:
+        # bucket None: the caller does not know it (reap); skip the bucket lookup.
         start = self._calls
-        b = self.get_bucket(bucket)
+        b = self.get_bucket(bucket) if bucket else ObservedBucket("", False)
         models = self._read("list models", lambda: list(self.clients.models.list_models(
             request={"parent": self._parent(), "filter": _label_filter(stack),
                      "page_size": 100})))
@@ -174,6 +175,26 @@ class VertexProvider:
                 "parent": self._parent(), "filter": _label_filter(stack), "page_size": 100})))
         return tuple(ObservedBatchJob(dict(j.labels).get(LABEL_NAME, ""), j.name, j.state.name,
                                       tuple(sorted(dict(j.labels).items()))) for j in jobs)
+
+    def list_labelled(self) -> tuple[LabelledResource, ...]:
+        """Every model, endpoint, batch job and bucket carrying a deployer-stack label."""
+        flt = f"labels.{LABEL_STACK}:*"
+        req = {"parent": self._parent(), "filter": flt, "page_size": 100}
+        c = self.clients
+        models = self._read("list models", lambda: list(c.models.list_models(request=req)))
+        eps = self._read("list endpoints", lambda: list(c.endpoints.list_endpoints(request=req)))
+        jobs = self._read("list batch jobs",
+                          lambda: list(c.jobs.list_batch_prediction_jobs(request=req)))
+        buckets = self._read("list buckets", lambda: list(c.storage.list_buckets(retry=None)))
+
+        def labels(obj: Any) -> Labels:
+            return tuple(sorted(dict(obj.labels or {}).items()))
+        out = [LabelledResource("model", m.name, labels(m), m.artifact_uri) for m in models]
+        out += [LabelledResource("endpoint", e.name, labels(e)) for e in eps]
+        out += [LabelledResource("batch_job", j.name, labels(j)) for j in jobs]
+        out += [LabelledResource("bucket", b.name, labels(b)) for b in buckets
+                if LABEL_STACK in (b.labels or {})]
+        return tuple(out)
 
     def get_operation(self, name: str) -> Operation:
         op = self._read(f"get operation {name}",
