@@ -87,6 +87,8 @@ def run_cli(args: list[str], emulator_url: str, *, expect: int = 0) -> Any:
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         from deployer.errors import DeployerError
         if isinstance(result.exception, DeployerError) and expect:
+            # The root's main() would exit with the error's own code: check that one.
+            assert result.exception.exit_code == expect, result.exception.render()
             result.deployer_error = result.exception
             return result
         raise result.exception
