@@ -30,7 +30,8 @@ if TYPE_CHECKING:
 def _console() -> Any:
     from rich.console import Console
 
-    return Console(stderr=True, highlight=False)
+    # soft_wrap: job names and paths stay on one line (greppable) when stderr is a pipe.
+    return Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def _backend(spec: Spec) -> BatchBackend:
