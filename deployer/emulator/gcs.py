@@ -332,6 +332,8 @@ class GcsApi:
         if session is None:
             raise ApiError(404, "NOT_FOUND", f"No such upload session: {upload_id}")
         bucket, name, spec = session
+        if spec.get("result"):
+            return json_response(spec["result"])  # already complete: a retry after a lost reply
         path = self.store.uploads_dir / upload_id
         received = path.stat().st_size if path.exists() else 0
         content_range = req.headers.get("content-range", "").strip()
@@ -377,8 +379,9 @@ class GcsApi:
             bucket, name, path, content_type=spec["content_type"], metadata=spec["metadata"],
             expected_md5=spec.get("md5"), expected_crc32c=spec.get("crc32c"), **spec["preconditions"],
         )
-        self.store.finish_upload(upload_id)
-        return json_response(object_resource(meta, _base(req, self.ctx)))
+        resource = object_resource(meta, _base(req, self.ctx))
+        self.store.finish_upload(upload_id, resource)
+        return json_response(resource)
 
     def cancel_upload(self, req: Request, m: re.Match[str]) -> Response:
         upload_id = req.q("upload_id")

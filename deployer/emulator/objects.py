@@ -168,6 +168,12 @@ class ObjectStore:
             for blob in sub.iterdir():
                 if f"{sub.name}/{blob.name}" not in referenced:
                     blob.unlink(missing_ok=True)
+        # Sessions older than a week are abandoned (GCS expires them after one).
+        self._db.execute("DELETE FROM uploads WHERE created < ?", (time.time() - 7 * 86400,))
+        live = {row[0] for row in self._db.execute("SELECT upload_id FROM uploads")}
+        for partial in self.uploads_dir.iterdir():
+            if partial.name not in live:
+                partial.unlink(missing_ok=True)
         row = self._db.execute("SELECT MAX(generation) FROM objects").fetchone()
         self._last_generation = int(row[0] or 0)
 
@@ -599,9 +605,17 @@ class ObjectStore:
             row = self._db.execute("SELECT bucket,name,spec FROM uploads WHERE upload_id=?", (upload_id,)).fetchone()
         return (row[0], row[1], json.loads(row[2])) if row else None
 
-    def finish_upload(self, upload_id: str) -> None:
+    def finish_upload(self, upload_id: str, result: dict[str, Any] | None = None) -> None:
+        """End a session: cancelled (result None: forgotten) or completed (result kept, so a
+        client whose final response was lost can ask again and get the object)."""
         with self._lock:
-            self._db.execute("DELETE FROM uploads WHERE upload_id=?", (upload_id,))
+            if result is None:
+                self._db.execute("DELETE FROM uploads WHERE upload_id=?", (upload_id,))
+            else:
+                row = self._db.execute("SELECT spec FROM uploads WHERE upload_id=?", (upload_id,)).fetchone()
+                if row is not None:
+                    spec = {**json.loads(row[0]), "result": result}
+                    self._db.execute("UPDATE uploads SET spec=? WHERE upload_id=?", (json.dumps(spec), upload_id))
         (self.uploads_dir / upload_id).unlink(missing_ok=True)
 
 

@@ -204,7 +204,6 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(response.status)
         hdrs = {k.lower(): (k, v) for k, v in response.headers.items()}
         body = response.body
-        streamed = not isinstance(body, (bytes, bytearray, memoryview))
         for key, value in hdrs.values():
             self.send_header(key, value)
         if isinstance(body, (bytes, bytearray, memoryview)):
