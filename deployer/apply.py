@@ -11,6 +11,7 @@ Must not: import google.cloud (it receives a `Provider`), decide what to change 
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,9 +20,25 @@ from typing import TYPE_CHECKING, Any
 from deployer import errors
 from deployer.journal import Journal, StackLock
 from deployer.plan import (
-    Action, CreateBucket, CreateEndpoint, CreateVersion, DeleteEndpoint, DeleteModel,
-    DeleteVersion, Deploy, MergeAliases, MutateDeployment, Plan, PlanInputs, SetTraffic,
-    Undeploy, UpdateEndpoint, UpdateVersion, UploadArtifact, VersionRef, plan_stack,
+    Action,
+    CreateBucket,
+    CreateEndpoint,
+    CreateVersion,
+    DeleteEndpoint,
+    DeleteModel,
+    DeleteVersion,
+    Deploy,
+    MergeAliases,
+    MutateDeployment,
+    Plan,
+    PlanInputs,
+    SetTraffic,
+    Undeploy,
+    UpdateEndpoint,
+    UpdateVersion,
+    UploadArtifact,
+    VersionRef,
+    plan_stack,
 )
 from deployer.providers.retry import RetryPolicy, call_with_retry
 from deployer.spec import Spec
@@ -174,7 +191,7 @@ class Executor:
                     hint="re-run apply to resume waiting for it (its name is journaled)")
             time.sleep(pause)
             pause = min(pause * 2, self.opts.poll_max_seconds)
-            op = self.call(lambda: self.p.get_operation(op.name))
+            op = self.call(functools.partial(self.p.get_operation, op.name))
         if self.journal is not None and op.name:
             self.journal.forget(key)
         if op.error:
@@ -187,7 +204,7 @@ class Executor:
         for key, entry in self.journal.load().items():
             self.rep.note(f"resuming: waiting for {entry.get('what', key)} ({entry['op']})")
             try:
-                op = self.call(lambda: self.p.get_operation(entry["op"]))
+                op = self.call(functools.partial(self.p.get_operation, str(entry["op"])))
                 self.wait(op, key, entry.get("what", key))
             except (errors.NotFound, errors.OperationFailed) as exc:
                 # Gone or failed: the next observe shows what really exists.

@@ -196,4 +196,4 @@ class Journal:
             self._save()
 
 
-__all__ = ["Journal", "StackLock", "force_unlock", "describe_lock", "ResponseLost"]
+__all__ = ["Journal", "ResponseLost", "StackLock", "describe_lock", "force_unlock"]

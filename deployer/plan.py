@@ -19,10 +19,25 @@ from dataclasses import dataclass, field
 from deployer.errors import ConfigError
 from deployer.spec import Deployment, Endpoint, Model, ModelVersion, Spec
 from deployer.state import (
-    DEFAULT_ALIAS, LABEL_ALIAS, LABEL_CREATED, LABEL_EXPIRES, LABEL_HASH, LABEL_NAME,
-    LABEL_SPEC, LABEL_STACK, ObservedDeployment, ObservedEndpoint, ObservedModel,
-    ObservedVersion, StackState, artifact_prefix, deployed_model_id, endpoint_id, label_value,
-    model_id, short_hash,
+    DEFAULT_ALIAS,
+    LABEL_ALIAS,
+    LABEL_CREATED,
+    LABEL_EXPIRES,
+    LABEL_HASH,
+    LABEL_NAME,
+    LABEL_SPEC,
+    LABEL_STACK,
+    ObservedDeployment,
+    ObservedEndpoint,
+    ObservedModel,
+    ObservedVersion,
+    StackState,
+    artifact_prefix,
+    deployed_model_id,
+    endpoint_id,
+    label_value,
+    model_id,
+    short_hash,
 )
 
 Labels = tuple[tuple[str, str], ...]
@@ -285,7 +300,7 @@ def plan_stack(spec: Spec, observed: StackState, inputs: PlanInputs) -> Plan:
             raise ConfigError(
                 f"bucket {spec.bucket.name!r} does not exist and the spec says create: false",
                 hint="create the bucket first, or set bucket.create: true")
-        labels = ((LABEL_CREATED, "true"), (LABEL_STACK, stack))
+        labels: Labels = ((LABEL_CREATED, "true"), (LABEL_STACK, stack))
         if exp is not None:
             labels = tuple(sorted((*labels, (LABEL_EXPIRES, str(exp)))))
         early.append(Action(ActionKind.CREATE, Resource.BUCKET, f"bucket {spec.bucket.name}",
@@ -424,8 +439,10 @@ def _plan_model(spec: Spec, model: Model, obs: ObservedModel | None, inputs: Pla
     # asked for while another version still holds it.
     removes: list[Action] = []
     adds: list[Action] = []
-    wanted_by_version = {(chosen[sh].version_id if chosen[sh] else None, sh): a
-                         for sh, a in desired_aliases.items()}
+    wanted_by_version: dict[tuple[str | None, str], set[str]] = {}
+    for sh, a in desired_aliases.items():
+        match = chosen[sh]
+        wanted_by_version[(match.version_id if match else None, sh)] = a
     for ov in observed_versions:
         keep = desired_aliases.get(ov.label(LABEL_SPEC) or "", set())
         if chosen.get(ov.label(LABEL_SPEC) or "") is not ov:
@@ -438,10 +455,11 @@ def _plan_model(spec: Spec, model: Model, obs: ObservedModel | None, inputs: Pla
                                   f"alias {', '.join(drop)} moves elsewhere",
                                   MergeAliases(ref, (), drop)))
     for (vid, sh), aliases in wanted_by_version.items():
-        have = set(chosen[sh].aliases) if chosen[sh] else {DEFAULT_ALIAS} & aliases
+        match = chosen[sh]
+        have = set(match.aliases) if match else {DEFAULT_ALIAS} & aliases
         add = tuple(sorted(aliases - have))
         if add:
-            any_alias = sorted(aliases - {DEFAULT_ALIAS})[0]
+            any_alias = min(aliases - {DEFAULT_ALIAS})
             adds.append(Action(ActionKind.UPDATE, Resource.ALIASES,
                                f"model {model.name}@{any_alias}", f"gets alias {', '.join(add)}",
                                MergeAliases(VersionRef(model.name, mid, sh, vid), add, ())))

@@ -42,9 +42,9 @@ def action_line(a: Action, *, markup: bool = False) -> str:
 def cost_lines(after: Estimate | None, now: Estimate | None) -> list[str]:
     if after is None:
         return []
-    lines = [f"Estimated cost after this change: {_usd(after.hourly_min)}/h "
-             f"({_usd(after.monthly_min)}/month) at min replicas, up to "
-             f"{_usd(after.hourly_max)}/h ({_usd(after.monthly_max)}/month) at max replicas"]
+    lines = [(f"Estimated cost after this change: {_usd(after.hourly_min)}/h "
+              f"({_usd(after.monthly_min)}/month) at min replicas, up to "
+              f"{_usd(after.hourly_max)}/h ({_usd(after.monthly_max)}/month) at max replicas")]
     if now is not None:
         delta = after.hourly_min - now.hourly_min
         sign = "+" if delta >= 0 else "-"
@@ -63,8 +63,8 @@ def plan_text(plan: Plan, after: Estimate | None = None, now: Estimate | None = 
         out = ["No changes. The stack matches the spec."]
     else:
         c = plan.counts()
-        out = [f"Plan for stack {plan.stack}: {c['create']} to create, {c['update']} to update, "
-               f"{c['replace']} to replace, {c['delete']} to delete."]
+        out = [(f"Plan for stack {plan.stack}: {c['create']} to create, {c['update']} to "
+                f"update, {c['replace']} to replace, {c['delete']} to delete.")]
         out += [action_line(a) for a in plan.actions]
     out += cost_lines(after, now)
     return "\n".join(out)
@@ -154,8 +154,8 @@ def status_rows(state: StackState, hourly: dict[tuple[str, str], float | None],
 
 
 def status_text(doc: dict[str, Any]) -> str:
-    lines = [f"Stack {doc['stack']}  (bucket gs://{doc['bucket']}"
-             f"{'' if doc['bucket_exists'] else ', missing'})"]
+    lines = [(f"Stack {doc['stack']}  (bucket gs://{doc['bucket']}"
+              f"{'' if doc['bucket_exists'] else ', missing'})")]
     if not doc["models"] and not doc["endpoints"]:
         lines.append("  nothing deployed")
     for m in doc["models"]:
@@ -201,7 +201,10 @@ class ConsoleReporter(Reporter):
             self.console.print("      all files already uploaded: nothing sent")
             return
         from rich.progress import (
-            BarColumn, DownloadColumn, Progress, TransferSpeedColumn,
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TransferSpeedColumn,
         )
         self._progress = Progress("      uploading", BarColumn(), DownloadColumn(),
                                   TransferSpeedColumn(), console=self.console,

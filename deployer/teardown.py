@@ -90,10 +90,7 @@ def teardown_stack(provider: Provider, stack: str, bucket: str, *,
                 keep = {lock_object(stack)} if lock is not None else set()
                 names = [n for n in provider.list_objects(bucket, prefix) if n not in keep]
                 for name in names:
-                    try:
-                        ex.call(lambda n=name: provider.delete_object(bucket, n))
-                    except errors.NotFound:
-                        pass
+                    _delete_object(ex, provider, bucket, name)
                 report.objects[prefix] = len(names)
     finally:
         if lock is not None:
@@ -110,6 +107,13 @@ def teardown_stack(provider: Provider, stack: str, bucket: str, *,
             f"teardown of stack {stack!r} left: " + "; ".join(report.remaining),
             hint="run teardown again; if it persists, remove those by hand")
     return report
+
+
+def _delete_object(ex: Executor, provider: Provider, bucket: str, name: str) -> None:
+    try:
+        ex.call(lambda: provider.delete_object(bucket, name))
+    except errors.NotFound:
+        pass  # our own earlier attempt took effect and lost its response
 
 
 def _delete_batch_job(provider: Provider, job: ObservedBatchJob, opts: ApplyOptions) -> None:

@@ -240,7 +240,8 @@ def teardown(spec_path: str, output: str, yes: bool, keep_bucket: bool, keep_out
     spec = _load(spec_path, check_artifacts=False)
     provider = make_provider(spec)
     outputs = tuple(j.output_prefix for j in spec.batch_jobs)
-    kwargs = dict(keep_bucket=keep_bucket, keep_outputs=keep_outputs, output_prefixes=outputs)
+    kwargs: dict[str, Any] = {"keep_bucket": keep_bucket, "keep_outputs": keep_outputs,
+                              "output_prefixes": outputs}
     preview = teardown_stack(provider, spec.stack, spec.bucket.name, dry_run=True, **kwargs)
     if dry_run or preview.nothing_to_do:
         if output == "json":

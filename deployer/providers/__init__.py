@@ -19,7 +19,11 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from deployer.state import (
-    ObservedBatchJob, ObservedBucket, ObservedEndpoint, ObservedVersion, StackState,
+    ObservedBatchJob,
+    ObservedBucket,
+    ObservedEndpoint,
+    ObservedVersion,
+    StackState,
 )
 
 Labels = tuple[tuple[str, str], ...]

@@ -79,8 +79,9 @@ class Clients:
         if self.target.kind == "local":
             from google.auth.credentials import AnonymousCredentials
             return AnonymousCredentials()
-        from deployer.providers.errors import translated
         import google.auth
+
+        from deployer.providers.errors import translated
         with translated("Application Default Credentials", mutating=False):
             creds, _ = google.auth.default(
                 scopes=["https://www.googleapis.com/auth/cloud-platform"])
@@ -119,7 +120,7 @@ class Clients:
 
     @cached_property
     def storage(self) -> Any:
-        from google.cloud import storage
+        from google.cloud import storage  # type: ignore[attr-defined]
         if self.target.storage_endpoint is None:
             return storage.Client(project=self.target.project, credentials=self.credentials)
         from google.api_core.client_options import ClientOptions

@@ -97,7 +97,7 @@ def map_exception(exc: BaseException, *, mutating: bool, what: str = "") -> Base
         return _from_http(code, _status_of(exc), exc.message or str(exc), what)
 
     module = type(exc).__module__ or ""
-    if module.startswith("google.resumable_media") or module.startswith("google.cloud.storage"):
+    if module.startswith(("google.resumable_media", "google.cloud.storage")):
         response = getattr(exc, "response", None)
         code = getattr(response, "status_code", None)
         if code is not None:
@@ -136,7 +136,7 @@ def translated(what: str, *, mutating: bool) -> Iterator[None]:
         yield
     except errors.DeployerError:
         raise
-    except Exception as exc:  # noqa: BLE001 - everything vendor is mapped, the rest re-raised
+    except Exception as exc:
         mapped = map_exception(exc, mutating=mutating, what=what)
         if mapped is exc:
             raise

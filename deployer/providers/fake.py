@@ -22,11 +22,26 @@ from typing import Any
 
 from deployer import errors
 from deployer.providers import (
-    DeployRequest, LabelledResource, Labels, ObjectInfo, Operation, Progress, Traffic, VersionRequest,
+    DeployRequest,
+    LabelledResource,
+    Labels,
+    ObjectInfo,
+    Operation,
+    Progress,
+    Traffic,
+    VersionRequest,
 )
 from deployer.state import (
-    DEFAULT_ALIAS, LABEL_NAME, LABEL_STACK, ObservedBatchJob, ObservedBucket,
-    ObservedDeployment, ObservedEndpoint, ObservedModel, ObservedVersion, StackState,
+    DEFAULT_ALIAS,
+    LABEL_NAME,
+    LABEL_STACK,
+    ObservedBatchJob,
+    ObservedBucket,
+    ObservedDeployment,
+    ObservedEndpoint,
+    ObservedModel,
+    ObservedVersion,
+    StackState,
 )
 
 MUTATING = frozenset({

@@ -97,10 +97,14 @@ class GcsStore:
 
     def copy_objects(self, bucket: str, pairs: Iterable[tuple[str, str]]) -> None:
         b = self.client.bucket(bucket)
-        for src, dst in pairs:
+
+        def one(src: str, dst: str) -> None:
+            # A copy onto the same name with the same bytes is idempotent: retry lost ones.
             call_with_retry(lambda: self._write(
                 f"copy gs://{bucket}/{src}",
                 lambda: b.copy_blob(b.blob(src), b, dst, retry=None)), policy=self.policy)
+        for src, dst in pairs:
+            one(src, dst)
 
     def read_object(self, bucket: str, name: str) -> tuple[bytes, int] | None:
         def read() -> tuple[bytes, int] | None:

@@ -16,15 +16,29 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
 from deployer.providers import (
-    DeployRequest, LabelledResource, Labels, ObjectInfo, Operation, Progress, Traffic, VersionRequest,
+    DeployRequest,
+    LabelledResource,
+    Labels,
+    ObjectInfo,
+    Operation,
+    Progress,
+    Traffic,
+    VersionRequest,
 )
 from deployer.providers.clients import Clients, ClientTarget
 from deployer.providers.errors import translated
 from deployer.providers.gcs import GcsStore
 from deployer.providers.retry import RetryPolicy, call_with_retry
 from deployer.state import (
-    LABEL_NAME, LABEL_STACK, ObservedBatchJob, ObservedBucket, ObservedDeployment,
-    ObservedEndpoint, ObservedModel, ObservedVersion, StackState,
+    LABEL_NAME,
+    LABEL_STACK,
+    ObservedBatchJob,
+    ObservedBucket,
+    ObservedDeployment,
+    ObservedEndpoint,
+    ObservedModel,
+    ObservedVersion,
+    StackState,
 )
 
 T = TypeVar("T")
@@ -302,11 +316,14 @@ class VertexProvider:
 
     def deploy(self, req: DeployRequest) -> Operation:
         from google.cloud.aiplatform_v1.types import (
-            AcceleratorType, DedicatedResources, DeployedModel, MachineSpec,
+            AcceleratorType,
+            DedicatedResources,
+            DeployedModel,
+            MachineSpec,
         )
         spec = MachineSpec(machine_type=req.machine_type)
         if req.accelerator_type:
-            spec.accelerator_type = AcceleratorType[req.accelerator_type]
+            spec.accelerator_type = AcceleratorType[req.accelerator_type]  # type: ignore[misc]
             spec.accelerator_count = req.accelerator_count
         dm = DeployedModel(
             id=req.deployed_id, display_name=req.display_name,

@@ -8,14 +8,37 @@ import pytest
 
 from deployer.errors import ConfigError
 from deployer.plan import (
-    ActionKind, CreateBucket, CreateEndpoint, CreateVersion, DeleteEndpoint, DeleteModel,
-    Deploy, MergeAliases, PlanInputs, Resource, SetTraffic, Undeploy, UploadArtifact,
-    plan_stack, plan_teardown, version_spec_hash,
+    ActionKind,
+    CreateBucket,
+    CreateEndpoint,
+    CreateVersion,
+    DeleteEndpoint,
+    DeleteModel,
+    Deploy,
+    MergeAliases,
+    PlanInputs,
+    Resource,
+    SetTraffic,
+    Undeploy,
+    UploadArtifact,
+    plan_stack,
+    plan_teardown,
+    version_spec_hash,
 )
 from deployer.spec import Bucket, Deployment, Endpoint, Model, ModelVersion, Spec, Target
 from deployer.state import (
-    LABEL_NAME, LABEL_SPEC, LABEL_STACK, ObservedBucket, ObservedDeployment, ObservedEndpoint,
-    ObservedModel, ObservedVersion, StackState, deployed_model_id, endpoint_id, model_id,
+    LABEL_NAME,
+    LABEL_SPEC,
+    LABEL_STACK,
+    ObservedBucket,
+    ObservedDeployment,
+    ObservedEndpoint,
+    ObservedModel,
+    ObservedVersion,
+    StackState,
+    deployed_model_id,
+    endpoint_id,
+    model_id,
 )
 
 IMAGE = "us-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-12:latest"

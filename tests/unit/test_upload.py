@@ -76,9 +76,8 @@ def test_api_core_errors_map_by_status(code: int, status: str | None, expected: 
     body = {"error": {"code": code, "message": "boom", **({"status": status} if status else {})}}
     response._content = __import__("json").dumps(body).encode()
     response.request = requests.Request("POST", "http://127.0.0.1:1/v1/x?$alt=json").prepare()
-    with pytest.raises(expected) as info:
-        with translated("create thing", mutating=True):
-            raise gexc.from_http_response(response)
+    with pytest.raises(expected) as info, translated("create thing", mutating=True):
+        raise gexc.from_http_response(response)
     assert type(info.value) is expected
     assert info.value.message == "create thing: boom"  # no URL noise
     assert isinstance(info.value.__cause__, gexc.GoogleAPICallError)
@@ -90,12 +89,10 @@ def test_a_broken_connection_is_response_lost_only_on_mutating_calls() -> None:
     from deployer.providers.errors import translated
 
     broken = requests.exceptions.ConnectionError("Connection aborted.", )
-    with pytest.raises(errors.ResponseLost):
-        with translated("deploy", mutating=True):
-            raise broken
-    with pytest.raises(errors.TransientError) as info:
-        with translated("list", mutating=False):
-            raise broken
+    with pytest.raises(errors.ResponseLost), translated("deploy", mutating=True):
+        raise broken
+    with pytest.raises(errors.TransientError) as info, translated("list", mutating=False):
+        raise broken
     assert not isinstance(info.value, errors.ResponseLost)
 
 
@@ -104,9 +101,8 @@ def test_a_refused_connection_never_reached_the_server() -> None:
 
     from deployer.providers.errors import translated
 
-    with pytest.raises(errors.TransientError) as info:
-        with translated("deploy", mutating=True):
-            requests.get("http://127.0.0.1:9/", timeout=1)  # nothing listens on port 9
+    with pytest.raises(errors.TransientError) as info, translated("deploy", mutating=True):
+        requests.get("http://127.0.0.1:9/", timeout=1)  # nothing listens on port 9
     assert not isinstance(info.value, errors.ResponseLost)
 
 
