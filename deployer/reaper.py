@@ -22,6 +22,7 @@ from deployer.apply import ApplyOptions, Reporter
 from deployer.state import ARTIFACT_PREFIX, LABEL_EXPIRES, LABEL_STACK
 
 if TYPE_CHECKING:
+    from deployer.cost import PriceTable
     from deployer.providers import LabelledResource, Provider
 
 
@@ -53,6 +54,29 @@ class ReapReport:
         return {"project": self.project, "region": self.region, "dry_run": self.dry_run,
                 "now": self.now, "stacks": [s.__dict__ for s in self.stacks]}
 
+    def render(self) -> str:
+        from deployer.cost import format_usd
+        if not self.stacks:
+            return f"No deployer stacks in {self.project}/{self.region}."
+        lines = []
+        for s in self.stacks:
+            if s.expires_at is None:
+                lines.append(f"stack {s.stack}: no expiry label (guards.ttl unset): kept")
+                continue
+            delta = abs(self.now - s.expires_at) // 60
+            if not s.expired:
+                lines.append(f"stack {s.stack}: expires in {delta} min: kept")
+                continue
+            verb = ("would tear down" if self.dry_run else
+                    "torn down" if s.torn_down else "NOT torn down")
+            lines.append(f"stack {s.stack}: expired {delta} min ago, "
+                         f"{format_usd(s.hourly_usd)}/h: {verb}")
+            if self.dry_run:
+                lines += [f"    {r}" for r in s.resources]
+            if s.error:
+                lines.append(f"    error: {s.error}")
+        return "\n".join(lines)
+
 
 def _bucket_of(stack: str, items: list[LabelledResource]) -> str | None:
     for r in items:
@@ -65,7 +89,8 @@ def _bucket_of(stack: str, items: list[LabelledResource]) -> str | None:
     return None
 
 
-def _hourly(provider: Provider, stack: str, bucket: str | None, region: str) -> float | None:
+def _hourly(provider: Provider, stack: str, bucket: str | None, region: str,
+            table: PriceTable | None) -> float | None:
     from deployer.cost import estimate_deployments
     from deployer.spec import Accelerator, Deployment
     state = provider.observe(stack, bucket)
@@ -75,13 +100,13 @@ def _hourly(provider: Provider, stack: str, bucket: str | None, region: str) -> 
             acc = Accelerator(d.accelerator_type, d.accelerator_count) if d.accelerator_type else None
             pairs.append((e.name, Deployment(d.display_name, d.version_id, 0, d.machine_type,
                                              d.min_replicas, d.max_replicas, acc)))
-    return estimate_deployments(pairs, region).hourly_min if pairs else 0.0
+    return estimate_deployments(pairs, region, table).hourly_min if pairs else 0.0
 
 
 def reap(project: str, region: str, *, dry_run: bool = False, target: str = "vertex",
          emulator_url: str | None = None, provider: Provider | None = None,
          now: float | None = None, reporter: Reporter | None = None,
-         options: ApplyOptions | None = None) -> ReapReport:
+         options: ApplyOptions | None = None, table: PriceTable | None = None) -> ReapReport:
     """Tear down every stack in project/region whose expiry label is in the past."""
     if provider is None:
         from deployer.providers.clients import resolve_target
@@ -103,7 +128,7 @@ def reap(project: str, region: str, *, dry_run: bool = False, target: str = "ver
         if not entry.expired:
             continue
         try:
-            entry.hourly_usd = _hourly(provider, stack, entry.bucket, region)
+            entry.hourly_usd = _hourly(provider, stack, entry.bucket, region, table)
         except errors.DeployerError as exc:
             entry.error = exc.message
         if dry_run:

@@ -29,6 +29,9 @@ def test_reap_removes_expired_stacks_only(tmp_path: Path) -> None:
     assert dry.expired[0].hourly_usd and dry.expired[0].hourly_usd > 0
     assert dry.expired[0].bucket == "bkt"
     assert len(fake.models) == 3  # a dry run changes nothing
+    text = dry.render()
+    assert "stack st: expired" in text and "would tear down" in text
+    assert "stack keep: no expiry label" in text and "stack young: expires in" in text
 
     report = reap("p", "us-central1", provider=fake, now=later, options=FAST)
     assert [s.stack for s in report.stacks if s.torn_down] == ["st"]
