@@ -267,3 +267,51 @@ def test_deploy_of_a_vanished_artifact_fails_the_operation_not_the_server(served
     assert not served.clients.endpoint.get_endpoint(name=ep.name).deployed_models
     served.clients.endpoint.delete_endpoint(name=ep.name).result(timeout=30)
 
+
+
+def test_cancelling_a_deploy_in_flight_fails_it_and_deploys_nothing(served: Served) -> None:
+    from google.cloud import aiplatform_v1 as v1
+
+    c = served.clients.endpoint
+    model = upload_model(served.clients, put_tree(make_storage_client(served.emu.url), "deploy-bucket",
+                                                  "cancel", served.dirs["1"]), model_id="cancelled").model
+    ep = c.create_endpoint(parent=PARENT, endpoint=v1.Endpoint(display_name="c"),
+                           endpoint_id="cancelled").result(timeout=30)
+    served.emu.admin({"op_delay": 30})
+    try:
+        op = c.deploy_model(endpoint=ep.name, traffic_split={"0": 100}, deployed_model=v1.DeployedModel(
+            model=model, id="dm", automatic_resources=v1.AutomaticResources(min_replica_count=1)))
+        with raises_status(gexc.BadRequest, "FAILED_PRECONDITION"):  # not while deploying
+            c.delete_endpoint(name=ep.name)
+        c.cancel_operation(request={"name": op.operation.name})
+        with pytest.raises(gexc.Cancelled):
+            op.result(timeout=60)
+    finally:
+        served.emu.admin({"op_delay": 0})
+    assert not c.get_endpoint(name=ep.name).deployed_models
+    wait_for(lambda: replica_pids(served.emu.data_dir) == [])
+    c.delete_endpoint(name=ep.name).result(timeout=30)
+
+
+def test_automatic_resources_deploy_serves_and_wait_operation_returns_done(served: Served) -> None:
+    from google.cloud import aiplatform_v1 as v1
+
+    c = served.clients.endpoint
+    model = upload_model(served.clients, put_tree(make_storage_client(served.emu.url), "deploy-bucket",
+                                                  "auto", served.dirs["2"]), model_id="auto").model
+    ep = c.create_endpoint(parent=PARENT, endpoint=v1.Endpoint(display_name="a"),
+                           endpoint_id="auto").result(timeout=30)
+    op = c.deploy_model(endpoint=ep.name, deployed_model=v1.DeployedModel(
+        model=model, automatic_resources=v1.AutomaticResources(min_replica_count=1, max_replica_count=2)))
+    waited = c.wait_operation(request={"name": op.operation.name, "timeout": {"seconds": 25}})
+    done = waited if waited.done else op.result(timeout=240) and c.get_operation(request={"name": op.operation.name})
+    assert done.done
+    ep = c.get_endpoint(name=ep.name)
+    (dm,) = ep.deployed_models
+    assert dm.id.isdigit() and dict(ep.traffic_split) == {dm.id: 100}  # the only model gets it all
+    assert dm.automatic_resources.max_replica_count == 2
+    got = served.clients.prediction.predict(endpoint=ep.name, instances=served.x[:2].tolist())
+    np.testing.assert_allclose(np.array(got.predictions), _reference(served.dirs["2"], served.x[:2]),
+                               rtol=1e-5, atol=1e-6)
+    c.undeploy_model(endpoint=ep.name, deployed_model_id=dm.id).result(timeout=60)
+    c.delete_endpoint(name=ep.name).result(timeout=30)

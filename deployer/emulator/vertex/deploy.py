@@ -221,6 +221,11 @@ class Deployer:
         except Exception as exc:  # noqa: BLE001 - every failure ends the operation with an error
             for r in started:
                 self.replicas.stop(r)
+            if self.replicas.closed:
+                # A clean shutdown interrupted it: leave the operation running so the
+                # next start resumes it (recover) instead of reporting a failure.
+                log.info("deploy %s interrupted by shutdown; it resumes at the next start", op_name)
+                return
             if isinstance(exc, ReplicaError) and exc.http_status == 499:
                 status = error_status(CANCELLED, "Operation cancelled.")
             elif isinstance(exc, ApiError):

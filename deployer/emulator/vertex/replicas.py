@@ -184,6 +184,11 @@ class ReplicaManager:
         self._closed = False
         ctx.on_shutdown(self.stop_all)
 
+    @property
+    def closed(self) -> bool:
+        """True once stop_all ran (the emulator is shutting down)."""
+        return self._closed
+
     # -- artifacts ------------------------------------------------------------------
 
     def fetch_artifact(self, artifact_uri: str) -> Path:
@@ -294,9 +299,12 @@ class ReplicaManager:
         return text.strip().replace("\n", " | ") or "(empty log)"
 
     def stop(self, replica: Replica) -> None:
-        with self._lock:
-            self._live.discard(replica)
-        replica.stop()
+        """Stop one replica; it stays tracked until it has exited, so stop_all can wait for it."""
+        try:
+            replica.stop()
+        finally:
+            with self._lock:
+                self._live.discard(replica)
 
     def stop_all(self) -> None:
         """Stop every replica (emulator shutdown): SIGTERM all first, then wait, so drains overlap."""
