@@ -132,6 +132,7 @@ class Batcher:
         self._cond = threading.Condition()
         self._forming = threading.Lock()  # one batch is formed at a time, as in TF Serving
         self._closed = False
+        self._executing = 0  # batches running now (batch threads or an idle-path caller)
         self._stats_lock = threading.Lock()
         self._sizes: collections.Counter[int] = collections.Counter()
         self._requests = 0
@@ -154,15 +155,29 @@ class Batcher:
         with self._cond:
             if self._closed:
                 raise BatcherClosed("the model version is unloading")
-            limit = self.params.max_enqueued_batches * cap
-            if self._queued_rows + size > limit:
-                raise QueueFull(f"the batch queue is full ({self._queued_rows} rows queued, "
-                                f"limit {limit})")
-            self._queue.extend(tasks)
-            self._queued_rows += size
-            self._cond.notify()
+            # Idle path: nothing queued or running and no batch window to wait for, so no
+            # other request could join this one: run it on the caller's thread and save two
+            # thread hand-offs (~0.1 ms). Under load the batcher is never idle: normal batching.
+            idle = (len(tasks) == 1 and not self._queue and not self._executing
+                    and self.params.batch_timeout_micros == 0 and not self.params.allowed_batch_sizes)
+            if idle:
+                self._executing += 1
+            else:
+                limit = self.params.max_enqueued_batches * cap
+                if self._queued_rows + size > limit:
+                    raise QueueFull(f"the batch queue is full ({self._queued_rows} rows queued, "
+                                    f"limit {limit})")
+                self._queue.extend(tasks)
+                self._queued_rows += size
+                self._cond.notify()
         with self._stats_lock:
             self._requests += 1
+        if idle:
+            try:
+                self._execute(tasks)
+            finally:
+                with self._cond:
+                    self._executing -= 1
         for t in tasks:
             t.done.wait()
         for t in tasks:
@@ -182,6 +197,7 @@ class Batcher:
                 self._cond.wait()
             first = self._queue.popleft()
             batch, size = [first], first.size
+            self._executing += 1  # counted from forming, so idle-path callers queue behind it
             deadline = first.enqueued + timeout
             while True:
                 i = 0
@@ -208,7 +224,11 @@ class Batcher:
                 with self._cond:
                     self._cond.notify_all()  # let sibling threads see the close too
                 return
-            self._execute(batch)
+            try:
+                self._execute(batch)
+            finally:
+                with self._cond:
+                    self._executing -= 1
 
     def _execute(self, batch: list[_Task]) -> None:
         size = sum(t.size for t in batch)

@@ -10,7 +10,11 @@ import numpy as np
 import pytest
 
 from deployer.serving.batching import (
-    Batcher, BatcherClosed, BatchingParameters, QueueFull, parse_batching_parameters,
+    Batcher,
+    BatcherClosed,
+    BatchingParameters,
+    QueueFull,
+    parse_batching_parameters,
 )
 
 
@@ -60,6 +64,22 @@ def test_a_lone_request_is_not_delayed_when_timeout_is_zero() -> None:
         start = time.perf_counter()
         batcher.submit({"x": np.ones((1, 4), np.float32)})
         assert time.perf_counter() - start < 0.05
+    finally:
+        batcher.close()
+
+
+def test_an_idle_batcher_runs_a_lone_request_on_the_callers_thread() -> None:
+    threads: list[str] = []
+
+    def model(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        threads.append(threading.current_thread().name)
+        return {"y": arrays["x"]}
+
+    batcher = Batcher(model, BatchingParameters(), name="b")
+    try:
+        batcher.submit({"x": np.ones((1, 1))})
+        assert threads == [threading.current_thread().name]
+        assert batcher.stats()["batch_sizes"] == {"1": 1}
     finally:
         batcher.close()
 
@@ -124,15 +144,16 @@ def test_a_full_queue_rejects_instead_of_growing() -> None:
                                                num_batch_threads=1))
     try:
         with ThreadPoolExecutor(4) as pool:
-            first = pool.submit(batcher.submit, {"x": np.ones((2, 1))})  # executing
-            time.sleep(0.1)
-            second = pool.submit(batcher.submit, {"x": np.ones((2, 1))})  # fills the queue
-            time.sleep(0.1)
+            running = []
+            for _ in range(3):  # the caller (idle path), the batch thread, then the queue
+                running.append(pool.submit(batcher.submit, {"x": np.ones((2, 1))}))
+                time.sleep(0.1)
+            assert batcher.stats()["queued_rows"] == 2
             with pytest.raises(QueueFull):
                 batcher.submit({"x": np.ones((1, 1))})
             gate.set()
-            first.result(5)
-            second.result(5)
+            for f in running:
+                f.result(5)
     finally:
         gate.set()
         batcher.close()
