@@ -1,0 +1,114 @@
+"""The deployer steps of the GitHub Actions workflows, run as written, against the emulator.
+
+Each step's own `run:` script (extracted by scripts/workflow_commands.py) runs under
+`bash -eo pipefail` as on a runner, with the workflow's env resolved (matrix entries, input
+defaults) and the cloud settings pointed at the local emulator: `DEPLOYER_TARGET=local`, a
+local project, `DEPLOYER_EMULATOR` / `STORAGE_EMULATOR_HOST`, plus temp files for
+`$RUNNER_TEMP`, `$GITHUB_STEP_SUMMARY` and `$GITHUB_OUTPUT`. Order: PR plan (exit 2 =
+changes, reported as success) -> apply on main -> PR plan again (exit 0, no changes) ->
+teardown -> reap; then nothing labelled with the stack is left.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.emulator import emulator_env
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "scripts"))
+
+import make_batch_inputs  # noqa: E402
+import train_mnist  # noqa: E402
+import workflow_commands  # noqa: E402
+
+PROJECT = "local-project"
+REGION = "us-central1"
+OVERRIDES = {
+    # Replace the workflows' Vertex settings (repository variables) with the emulator's.
+    "DEPLOYER_TARGET": "local",
+    "GOOGLE_CLOUD_PROJECT": PROJECT,
+    "DEPLOYER_REGION": REGION,
+}
+
+
+def _step(job: str) -> workflow_commands.Step:
+    matches = [s for s in workflow_commands.deployer_steps() if s.job == job]
+    assert len(matches) == 1, f"expected one deployer step in job {job!r}: {matches}"
+    return matches[0]
+
+
+class Runner:
+    """Runs workflow steps with fresh GitHub file commands for each step."""
+
+    def __init__(self, tmp: Path, emulator_url: str) -> None:
+        self.tmp, self.url, self.count = tmp, emulator_url, 0
+
+    def run(self, job: str) -> tuple[Any, str, dict[str, str]]:
+        self.count += 1
+        here = self.tmp / f"{self.count:02d}-{job}"
+        here.mkdir()
+        summary, output = here / "summary.md", here / "output"
+        step = _step(job)
+        proc = workflow_commands.run_step(
+            step, OVERRIDES, timeout=540,
+            extra_env={**emulator_env(self.url), "RUNNER_TEMP": str(here),
+                       "GITHUB_STEP_SUMMARY": str(summary), "GITHUB_OUTPUT": str(output),
+                       "CI": "true", "GITHUB_ACTIONS": "true"},
+        )
+        assert proc.returncode == 0, (
+            f"{step.label} exited {proc.returncode}\n--- stdout\n{proc.stdout[-3000:]}"
+            f"\n--- stderr\n{proc.stderr[-5000:]}"
+        )
+        outputs = dict(
+            line.split("=", 1) for line in (output.read_text().splitlines() if output.exists() else [])
+        )
+        docs = sorted(here.glob("*.json"))
+        assert docs, f"{step.label} wrote no JSON under $RUNNER_TEMP"
+        doc = json.loads(docs[0].read_text())
+        return doc, summary.read_text() if summary.exists() else "", outputs
+
+
+def _list(url: str, kind: str) -> list[Any]:
+    with urllib.request.urlopen(
+        f"{url}/v1/projects/{PROJECT}/locations/{REGION}/{kind}", timeout=30
+    ) as resp:
+        body = json.loads(resp.read() or b"{}")
+    return list(body.get(kind, []))
+
+
+@pytest.mark.timeout(900)
+def test_workflow_deployer_steps_plan_apply_teardown_reap(emulator, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    train_mnist.ensure_models()
+    make_batch_inputs.write_inputs()
+    runner = Runner(tmp_path, emulator.url)
+
+    plan, summary, outputs = runner.run("plan")
+    assert outputs["exitcode"] == "2", "a fresh stack must plan changes"
+    assert plan["changes"] is True and plan["stack"] == "mnist"
+    assert "changes pending" in summary and "Plan: mnist" in summary
+    assert [e for e in emulator.mutating_calls()] == [], "plan must not change anything"
+
+    applied, summary, _ = runner.run("apply")
+    assert applied["no_changes"] is False and applied["applied"]
+    assert "Apply: mnist" in summary
+    (endpoint,) = _list(emulator.url, "endpoints")
+    assert sorted(endpoint.get("trafficSplit", {}).values()) == [10, 90]
+
+    again, summary, outputs = runner.run("plan")
+    assert outputs["exitcode"] == "0" and again["changes"] is False
+    assert "No changes" in summary
+
+    runner.run("teardown")
+    assert _list(emulator.url, "endpoints") == []
+    assert _list(emulator.url, "models") == []
+
+    reaped, summary, _ = runner.run("reap")
+    assert "Reap expired stacks" in summary
+    assert reaped is not None
