@@ -505,9 +505,10 @@ def modules_loaded(pid: int, needle: str) -> bool:
 class PeakRss:
     """Samples a process tree's RSS in a thread; `.peak` is the highest total seen."""
 
-    def __init__(self, pid: int, *, interval: float = 0.05) -> None:
+    def __init__(self, pid: int, *, interval: float = 0.05, children: bool = True) -> None:
         self.pid = pid
         self.interval = interval
+        self.children = children  # False: the process alone (e.g. a control plane without replicas)
         self.peak = 0
         self.samples = 0
         self._stop = threading.Event()
@@ -515,7 +516,8 @@ class PeakRss:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self.peak = max(self.peak, tree_rss_bytes(self.pid))
+            rss = tree_rss_bytes(self.pid) if self.children else rss_bytes(self.pid)
+            self.peak = max(self.peak, rss)
             self.samples += 1
             self._stop.wait(self.interval)
 
