@@ -13,16 +13,28 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
 import numpy as np
 import pytest
 from google.api_core import exceptions as gexc
 
-from tests.integration._vertex import (  # noqa: F401 - fixtures
-    PARENT, Clients, dedicated, gapic_clients, mnist_dir, mnist_dir_v2, put_tree, raises_status,
-    replica_pids, upload_model, wait_for,
+from tests.integration import _vertex
+from tests.integration._vertex import (
+    PARENT,
+    Clients,
+    dedicated,
+    gapic_clients,
+    put_tree,
+    raises_status,
+    replica_pids,
+    upload_model,
+    wait_for,
 )
 from tests.integration.conftest import make_storage_client
 from tests.support.emulator import EmulatorProcess
+
+mnist_dir = _vertex.mnist_dir  # the shared fixture, visible to this module
+mnist_dir_v2 = _vertex.mnist_dir_v2  # the shared fixture, visible to this module
 
 pytestmark = pytest.mark.timeout(300)
 

@@ -13,11 +13,20 @@ from typing import Any
 import pytest
 from google.api_core import exceptions as gexc
 
-from tests.integration._vertex import (  # noqa: F401 - fixtures
-    PARENT, TF_IMAGE, Clients, gapic_clients, mnist_dir, put_tree, raises_status, upload_model,
+from tests.integration import _vertex
+from tests.integration._vertex import (
+    PARENT,
+    TF_IMAGE,
+    Clients,
+    gapic_clients,
+    put_tree,
+    raises_status,
+    upload_model,
 )
 from tests.integration.conftest import make_storage_client
 from tests.support.emulator import EmulatorProcess
+
+mnist_dir = _vertex.mnist_dir  # the shared fixture, visible to this module
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -43,7 +52,7 @@ def artifact(emu: EmulatorProcess, mnist_dir: Any) -> str:
 
 
 def _get_json(url: str) -> Any:
-    with urllib.request.urlopen(url, timeout=10) as resp:  # noqa: S310 - loopback
+    with urllib.request.urlopen(url, timeout=10) as resp:
         return json.loads(resp.read())
 
 
@@ -76,7 +85,7 @@ def test_new_versions_under_parent_model_move_aliases(clients: Clients, artifact
     assert clients.model.get_model(name=f"{base}@3").version_id == "3"
     assert clients.model.get_model(name=f"{base}@v1").version_id == "3"  # v1 moved to version 3
     assert list(clients.model.get_model(name=f"{base}@1").version_aliases) == []
-    raw = _get_json(clients.model._transport._host + f"/v1/{base}%40v2")  # noqa: SLF001
+    raw = _get_json(clients.model._transport._host + f"/v1/{base}%40v2")
     assert raw["versionId"] == "2"
     versions = list(clients.model.list_model_versions(name=base))
     assert [v.version_id for v in versions] == ["1", "2", "3"]
@@ -215,7 +224,7 @@ def test_malformed_requests_answer_400_not_500(emu: EmulatorProcess) -> None:
     req = urllib.request.Request(f"{emu.url}/v1/{PARENT}/models:upload", data=b"{not json",
                                  method="POST", headers={"Content-Type": "application/json"})
     with pytest.raises(urllib.error.HTTPError) as err:
-        urllib.request.urlopen(req, timeout=10)  # noqa: S310 - loopback
+        urllib.request.urlopen(req, timeout=10)
     assert err.value.code == 400
     body = json.loads(err.value.read())
     assert body["error"]["status"] == "INVALID_ARGUMENT"

@@ -12,11 +12,20 @@ import numpy as np
 import pytest
 from google.api_core import exceptions as gexc
 
-from tests.integration._vertex import (  # noqa: F401 - fixtures
-    PARENT, TF_IMAGE, dedicated, gapic_clients, mnist_dir, put_tree, replica_pids, upload_model, wait_for,
+from tests.integration import _vertex
+from tests.integration._vertex import (
+    PARENT,
+    dedicated,
+    gapic_clients,
+    put_tree,
+    replica_pids,
+    upload_model,
+    wait_for,
 )
 from tests.integration.conftest import make_storage_client
 from tests.support.emulator import EmulatorProcess
+
+mnist_dir = _vertex.mnist_dir  # the shared fixture, visible to this module
 
 pytestmark = pytest.mark.timeout(400)
 

@@ -11,9 +11,18 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.integration._vertex import TF_IMAGE, mnist_dir, mnist_dir_v2, put_tree, replica_pids, wait_for  # noqa: F401
+from tests.integration import _vertex
+from tests.integration._vertex import (
+    TF_IMAGE,
+    put_tree,
+    replica_pids,
+    wait_for,
+)
 from tests.integration.conftest import make_storage_client
 from tests.support.emulator import EmulatorProcess
+
+mnist_dir = _vertex.mnist_dir  # the shared fixture, visible to this module
+mnist_dir_v2 = _vertex.mnist_dir_v2  # the shared fixture, visible to this module
 
 pytestmark = pytest.mark.timeout(400)
 

@@ -31,10 +31,19 @@ from deployer.emulator.vertex import protos
 from deployer.emulator.vertex.endpoints import EndpointService, check_traffic
 from deployer.emulator.vertex.models import check_serving_image
 from deployer.emulator.vertex.names import (
-    API, PARENT_RE, SEG, check_deployed_model_id, new_numeric_id, parse_model_name,
+    API,
+    PARENT_RE,
+    SEG,
+    check_deployed_model_id,
+    new_numeric_id,
+    parse_model_name,
 )
 from deployer.emulator.vertex.operations import (
-    CANCELLED, INTERNAL, error_status, generic_metadata, start_operation,
+    CANCELLED,
+    INTERNAL,
+    error_status,
+    generic_metadata,
+    start_operation,
 )
 from deployer.emulator.vertex.replicas import Replica, ReplicaError, ReplicaManager
 from deployer.emulator.vertex.store import VertexStore
@@ -218,7 +227,7 @@ class Deployer:
             self.routing.set_replicas(endpoint, dm.id, started)
             self.endpoints.refresh_route(ep)
             log.info("deployed %s (model %s) on %s with %d replica(s)", dm.id, dm.model, endpoint, len(started))
-        except Exception as exc:  # noqa: BLE001 - every failure ends the operation with an error
+        except Exception as exc:
             for r in started:
                 self.replicas.stop(r)
             if self.replicas.closed:
@@ -288,9 +297,13 @@ class Deployer:
                                  response=UndeployModelResponse())
         self.endpoints.refresh_route(ep)
         stopping = self.routing.pop_replicas(name, dmid)
-        threading.Thread(target=lambda: [self.replicas.stop(r) for r in stopping], daemon=True).start()
+        threading.Thread(target=self._stop_all_of, args=(stopping,), daemon=True).start()
         log.info("undeployed %s from %s (%d replica(s) stopping)", dmid, name, len(stopping))
         return protos.proto_response(op)
+
+    def _stop_all_of(self, replicas: list[Replica]) -> None:
+        for r in replicas:
+            self.replicas.stop(r)
 
     # -- mutateDeployedModel -------------------------------------------------------------
 
@@ -383,7 +396,7 @@ class Deployer:
 def _rpc_code(status: str) -> int:
     from google.rpc import code_pb2
 
-    return int(code_pb2.Code.Value(status)) if status in code_pb2.Code.keys() else INTERNAL
+    return int(code_pb2.Code.Value(status)) if status in code_pb2.Code.keys() else INTERNAL  # noqa: SIM118 - an EnumTypeWrapper, not a dict
 
 
 def register(router: Router, ctx: EmulatorContext, store: VertexStore, endpoints: EndpointService,

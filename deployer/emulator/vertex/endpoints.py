@@ -106,7 +106,7 @@ class EndpointService:
     def get(self, req: Request, m: re.Match[str]) -> Response:
         return protos.proto_response(self.store.require_endpoint(m["name"]))
 
-    def list(self, req: Request, m: re.Match[str]) -> Response:
+    def list_endpoints(self, req: Request, m: re.Match[str]) -> Response:
         pred = compile_filter(req.q("filter"))
         found = [e for e in self.store.endpoints_in(m["parent"]) if pred(e)]
         page, token = paginate(order(found, req.q("orderBy") or req.q("order_by")), req)
@@ -165,7 +165,7 @@ def register(router: Router, ctx: EmulatorContext, store: VertexStore, routing: 
     one = rf"{API}(?P<name>{PARENT_RE}/endpoints/{SEG})"
     many = rf"{API}(?P<parent>{PARENT_RE})/endpoints"
     router.add("POST", many, svc.create, name="createEndpoint", mutating=True)
-    router.add("GET", many, svc.list, name="listEndpoints", mutating=False)
+    router.add("GET", many, svc.list_endpoints, name="listEndpoints", mutating=False)
     router.add("GET", one, svc.get, name="getEndpoint", mutating=False)
     router.add("PATCH", one, svc.update, name="updateEndpoint", mutating=True)
     router.add("DELETE", one, svc.delete, name="deleteEndpoint", mutating=True)

@@ -28,7 +28,7 @@ _FIELDS = {"display_name": "display_name", "displayname": "display_name", "name"
 def _field_value(resource: Any, field: str) -> str | None:
     if field.startswith("labels."):
         key = field[len("labels."):].strip('"')
-        return resource.labels[key] if key in resource.labels else None
+        return resource.labels.get(key)
     attr = _FIELDS.get(field.lower())
     if attr is None:
         raise ApiError(400, "INVALID_ARGUMENT",
@@ -86,11 +86,14 @@ def order(resources: list[Any], order_by: str | None) -> list[Any]:
         keys.append((field, desc))
     out = list(resources)
     for field, desc in reversed(keys):  # stable sorts, last key first
-        if field.endswith("_time"):
-            out.sort(key=lambda r, f=field: getattr(r, f).ToNanoseconds(), reverse=desc)
-        else:
-            out.sort(key=lambda r, f=field: getattr(r, f), reverse=desc)
+        out.sort(key=_sort_key(field), reverse=desc)
     return out
+
+
+def _sort_key(field: str) -> Callable[[Any], Any]:
+    if field.endswith("_time"):
+        return lambda r: getattr(r, field).ToNanoseconds()
+    return lambda r: getattr(r, field)
 
 
 def paginate(resources: list[Any], request: Request) -> tuple[list[Any], str]:

@@ -25,7 +25,12 @@ from deployer.emulator.http import ApiError, Request, Response, Router
 from deployer.emulator.vertex import protos
 from deployer.emulator.vertex.listing import compile_filter, order, paginate
 from deployer.emulator.vertex.names import (
-    API, PARENT_RE, check_alias, check_resource_id, new_numeric_id, parse_model_name,
+    API,
+    PARENT_RE,
+    check_alias,
+    check_resource_id,
+    new_numeric_id,
+    parse_model_name,
 )
 from deployer.emulator.vertex.operations import generic_metadata, start_operation
 from deployer.emulator.vertex.store import Model, VertexStore, pick_version
@@ -193,7 +198,7 @@ class ModelRegistry:
     def get(self, req: Request, m: re.Match[str]) -> Response:
         return protos.proto_response(self.render(self.store.resolve_model(m["name"])))
 
-    def list(self, req: Request, m: re.Match[str]) -> Response:
+    def list_models(self, req: Request, m: re.Match[str]) -> Response:
         pred = compile_filter(req.q("filter"))
         defaults = [v for v in self.store.models_in(m["parent"]) if "default" in v.version_aliases]
         chosen = order([v for v in defaults if pred(v)], req.q("orderBy") or req.q("order_by"))
@@ -336,7 +341,7 @@ def register(router: Router, ctx: EmulatorContext, store: VertexStore) -> ModelR
     reg = ModelRegistry(ctx, store)
     model = rf"{API}(?P<name>{PARENT_RE}/models/[^/:]+)"
     router.add("POST", rf"{API}(?P<parent>{PARENT_RE})/models:upload", reg.upload, name="upload", mutating=True)
-    router.add("GET", rf"{API}(?P<parent>{PARENT_RE})/models", reg.list, name="listModels", mutating=False)
+    router.add("GET", rf"{API}(?P<parent>{PARENT_RE})/models", reg.list_models, name="listModels", mutating=False)
     router.add("GET", model + ":listVersions", reg.list_versions, name="listModelVersions", mutating=False)
     router.add("POST", model + ":mergeVersionAliases", reg.merge_aliases, name="mergeVersionAliases",
                mutating=True)

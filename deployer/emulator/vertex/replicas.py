@@ -253,7 +253,7 @@ class ReplicaManager:
                "--saved-model", str(model_dir), "--model-name", model_name,
                "--host", "127.0.0.1", "--port", str(port)]
         with open(log_path, "ab") as log_file:
-            proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+            proc = subprocess.Popen(
                 cmd, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 start_new_session=True,  # a Ctrl-C to the emulator's group must not kill replicas mid-drain
             )

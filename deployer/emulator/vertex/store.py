@@ -28,7 +28,7 @@ from typing import Any
 
 from google.cloud.aiplatform_v1.types import endpoint as endpoint_t
 from google.cloud.aiplatform_v1.types import model as model_t
-from google.longrunning import operations_pb2
+from google.longrunning.operations_pb2 import Operation
 from google.rpc import status_pb2
 
 from deployer.emulator.http import ApiError
@@ -37,7 +37,6 @@ from deployer.emulator.vertex.names import ModelName, parse_model_name
 
 Model = protos.pb(model_t.Model)
 Endpoint = protos.pb(endpoint_t.Endpoint)
-Operation = operations_pb2.Operation
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS models (
