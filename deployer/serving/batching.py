@@ -38,7 +38,11 @@ class BatcherClosed(RuntimeError):
 
 
 def default_batch_threads() -> int:
-    return max(1, min(4, os.cpu_count() or 1))
+    """One batch thread per 8 cores (at most 4). The model call already spreads over the cores
+    through TF's intra-op pool, and the HTTP/JSON work around it holds the GIL: measured on 2
+    cores at 32 clients, 1 thread gave 1.49x the throughput of no batching, 2 threads 1.17x
+    (it forms bigger batches)."""
+    return max(1, min(4, (os.cpu_count() or 1) // 8))
 
 
 @dataclass(frozen=True)
