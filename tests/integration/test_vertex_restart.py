@@ -3,6 +3,8 @@ nothing, leave no operation stuck, and bring deployed models back to serving."""
 
 from __future__ import annotations
 
+import os
+import signal
 import sqlite3
 import threading
 from pathlib import Path
@@ -74,7 +76,13 @@ def test_clean_restart_keeps_models_endpoints_and_serving(emulator: EmulatorProc
     got = _predict_when_ready(clients, ep.name, x)
     assert got.deployed_model_id == "dm"
     np.testing.assert_allclose(np.array(got.predictions), _reference(mnist_dir, x), rtol=1e-5, atol=1e-6)
-    assert len(replica_pids(emulator.data_dir)) == 1  # the old replica did not linger
+    (pid,) = replica_pids(emulator.data_dir)  # the old replica did not linger
+
+    # A replica that dies while serving is replaced, as Vertex replaces a failed node.
+    os.kill(pid, signal.SIGKILL)
+    got = _predict_when_ready(clients, ep.name, x)
+    np.testing.assert_allclose(np.array(got.predictions), _reference(mnist_dir, x), rtol=1e-5, atol=1e-6)
+    assert replica_pids(emulator.data_dir) not in ([], [pid])
 
 
 def test_kill9_during_deploy_then_restart_completes_the_operation(

@@ -64,6 +64,8 @@ MutateDeployedModelOperationMetadata = protos.pb(es.MutateDeployedModelOperation
 # Replicas actually started per deployed model: the machine is shared; more
 # would only compete for the same cores. The log says when a request is capped.
 MAX_LOCAL_REPLICAS = 2
+# How often dead replicas are looked for (and replaced).
+SUPERVISE_INTERVAL_S = 2.0
 _MUTABLE = {"dedicated_resources.min_replica_count", "dedicated_resources.max_replica_count",
             "dedicated_resources.autoscaling_metric_specs", "dedicated_resources",
             "automatic_resources", "automatic_resources.min_replica_count",
@@ -380,6 +382,40 @@ class Deployer:
         for row in self.store.deployments():
             if row["state"] == "deployed":
                 threading.Thread(target=self._restart_replicas, args=(row,), daemon=True).start()
+        threading.Thread(target=self._supervise, daemon=True, name="replica-supervisor").start()
+
+    def _supervise(self) -> None:
+        """Replace replicas that died while serving (crash, OOM kill), as Vertex would."""
+        while not self.replicas.closed:
+            time.sleep(SUPERVISE_INTERVAL_S)
+            for (endpoint, dmid), current in self.routing.all_replicas().items():
+                dead = [r for r in current if not r.alive()]
+                if dead and not self.replicas.closed:
+                    self._replace(endpoint, dmid, dead)
+
+    def _replace(self, endpoint: str, dmid: str, dead: list[Replica]) -> None:
+        rows = [r for r in self.store.deployments(endpoint=endpoint) if r["deployed_model_id"] == dmid]
+        if not rows or rows[0]["state"] != "deployed":
+            return  # being undeployed: nothing to replace
+        # Out of the rotation at once: until the replacement is warm, the live ones serve
+        # (or predict answers 503 UNAVAILABLE if none is left).
+        self.routing.set_replicas(endpoint, dmid, [r for r in self.routing.replicas_of(endpoint, dmid)
+                                                   if r not in dead])
+        for r in dead:
+            log.warning("replica %s of %s exited with status %s; starting a replacement",
+                        r.name, dmid, r.process.returncode)
+            self.replicas.stop(r)
+        try:
+            model = self.store.resolve_model(f"{rows[0]['model_base']}@{rows[0]['version']}")
+            fresh = [self.replicas.start(model.artifact_uri, name=f"{r.name}-r", model_name=dmid) for r in dead]
+        except Exception as exc:  # noqa: BLE001 - retried at the next round
+            log.error("could not replace replicas of %s on %s: %s", dmid, endpoint, exc)
+            return
+        still = [r for r in self.store.deployments(endpoint=endpoint) if r["deployed_model_id"] == dmid]
+        if still and still[0]["state"] == "deployed":
+            self.routing.set_replicas(endpoint, dmid, self.routing.replicas_of(endpoint, dmid) + fresh)
+        else:
+            self._stop_all_of(fresh)  # undeployed meanwhile
 
     def _restart_replicas(self, row: dict[str, Any]) -> None:
         dm = protos.loads(row["body"], DeployedModel)

@@ -108,6 +108,11 @@ class Routing:
         with self._lock:
             return list(self._replicas.get((endpoint_name, deployed_model_id), []))
 
+    def all_replicas(self) -> dict[tuple[str, str], list[Replica]]:
+        """(endpoint, deployed model id) -> its serving replicas (a snapshot)."""
+        with self._lock:
+            return {k: list(v) for k, v in self._replicas.items()}
+
     def choose(self, endpoint_name: str) -> tuple[Target, Replica]:
         route = self._routes.get(endpoint_name)
         if route is None:
