@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -67,6 +68,7 @@ class ApplyOptions:
     poll_max_seconds: float = 5.0  # longest pause between two polls of an operation
     max_rounds: int = 3  # observe/plan/execute rounds before giving up on converging
     adopt_timeout: float = 120.0  # seconds to wait for a create whose response was lost
+    parallelism: int = 4  # independent resources (other endpoints, models) worked on at once
     policy: RetryPolicy = field(default_factory=RetryPolicy.from_env)
 
 
@@ -135,15 +137,40 @@ def apply_spec(spec: Spec, provider: Provider, *, reporter: Reporter | None = No
             current = plan_stack(spec, provider.observe(spec.stack, spec.bucket.name), inputs)
             if current.is_empty:
                 return report
-            for action in current.actions:
-                ex.run(action)
+            ex.run_all(current.actions)
     raise errors.DeployerError(
         f"stack {spec.stack!r} still differs from the spec after {opts.max_rounds} rounds",
         hint="run `deployer plan SPEC` to see what is left, then apply again")
 
 
+def _phases(actions: tuple[Action, ...] | list[Action]) -> list[list[Action]]:
+    out: list[list[Action]] = []
+    for action in actions:
+        if out and out[-1][0].resource is action.resource:
+            out[-1].append(action)
+        else:
+            out.append([action])
+    return out
+
+
+def _resource_key(action: Action) -> tuple[str, ...]:
+    """What an action must stay ordered with: its endpoint, its model, or its artifact."""
+    p = action.payload
+    if isinstance(p, UploadArtifact):
+        return ("artifact", p.model, p.alias)
+    endpoint = getattr(p, "endpoint_id", None)
+    if endpoint is not None:
+        return ("endpoint", endpoint)
+    version = getattr(p, "version", None)
+    if isinstance(version, VersionRef):
+        return ("model", version.model_id)
+    if isinstance(p, DeleteModel):
+        return ("model", p.model_id)
+    return ("other",)
+
+
 class Executor:
-    """Runs actions one at a time, adopting what already took effect."""
+    """Runs actions, adopting what already took effect."""
 
     def __init__(self, provider: Provider, stack: str, reporter: Reporter,
                  options: ApplyOptions, report: ApplyReport) -> None:
@@ -173,6 +200,28 @@ class Executor:
         seconds = time.monotonic() - t0
         self.report.results.append(ActionResult(action, outcome, seconds))
         self.rep.action_finished(action, outcome, seconds)
+
+    def run_all(self, actions: tuple[Action, ...] | list[Action]) -> None:
+        """Run a plan's actions in order, phase by phase; within one phase (a run of actions
+        on the same kind of resource), different endpoints or models proceed in parallel
+        while each one's own actions keep their order."""
+        for phase in _phases(actions):
+            groups: dict[tuple[str, ...], list[Action]] = {}
+            for action in phase:
+                groups.setdefault(_resource_key(action), []).append(action)
+            if len(groups) == 1 or self.opts.parallelism <= 1:
+                for action in phase:
+                    self.run(action)
+                continue
+            with ThreadPoolExecutor(max_workers=min(self.opts.parallelism, len(groups))) as pool:
+                futures = [pool.submit(self._run_group, g) for g in groups.values()]
+            errors_seen = [f.exception() for f in futures if f.exception() is not None]
+            if errors_seen:
+                raise errors_seen[0]  # type: ignore[misc]
+
+    def _run_group(self, actions: list[Action]) -> None:
+        for action in actions:
+            self.run(action)
 
     def call(self, fn: Callable[[], Any], *, probe: Callable[[], Any] | None = None) -> Any:
         return call_with_retry(fn, policy=self.opts.policy, probe=probe)

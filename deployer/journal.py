@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -168,6 +169,7 @@ class Journal:
         self.name = journal_object(stack)
         self.policy = policy or RetryPolicy.from_env()
         self.entries: dict[str, dict[str, Any]] = {}
+        self._lock = threading.Lock()  # apply works on several endpoints at once
 
     def load(self) -> dict[str, dict[str, Any]]:
         found = call_with_retry(lambda: self.provider.read_object(self.bucket, self.name),
@@ -188,12 +190,14 @@ class Journal:
                         policy=self.policy)
 
     def record(self, key: str, op_name: str, what: str) -> None:
-        self.entries[key] = {"op": op_name, "what": what, "since": int(time.time())}
-        self._save()
+        with self._lock:
+            self.entries[key] = {"op": op_name, "what": what, "since": int(time.time())}
+            self._save()
 
     def forget(self, key: str) -> None:
-        if self.entries.pop(key, None) is not None:
-            self._save()
+        with self._lock:
+            if self.entries.pop(key, None) is not None:
+                self._save()
 
 
 __all__ = ["Journal", "ResponseLost", "StackLock", "describe_lock", "force_unlock"]

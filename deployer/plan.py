@@ -310,9 +310,15 @@ def plan_stack(spec: Spec, observed: StackState, inputs: PlanInputs) -> Plan:
     # --- model versions ------------------------------------------------------------
     refs: dict[tuple[str, str], VersionRef] = {}  # (model, alias) -> version
     kept_versions: set[tuple[str, str]] = set()  # (model_id, version_id) still wanted
+    # Phases across models (all uploads, then versions, then alias moves) so apply can
+    # run each phase for different models side by side.
+    phases: tuple[list[Action], ...] = ([], [], [], [])
     for model in spec.models:
-        early += _plan_model(spec, model, observed.model(model.name), inputs, refs,
-                             kept_versions, exp)
+        for phase, acts in zip(phases, _plan_model(spec, model, observed.model(model.name),
+                                                   inputs, refs, kept_versions, exp)):
+            phase += acts
+    for phase in phases:
+        early += phase
 
     # --- endpoints and deployments --------------------------------------------------
     for ep in spec.endpoints:
@@ -374,7 +380,8 @@ def _version_labels(stack: str, model: Model, v: ModelVersion, spec_hash: str, a
 
 def _plan_model(spec: Spec, model: Model, obs: ObservedModel | None, inputs: PlanInputs,
                 refs: dict[tuple[str, str], VersionRef], kept: set[tuple[str, str]],
-                exp: int | None) -> list[Action]:
+                exp: int | None) -> tuple[list[Action], list[Action], list[Action], list[Action]]:
+    """(uploads, version creates/updates, alias removals, alias additions) of one model."""
     stack = spec.stack
     mid = obs.model_id if obs else model_id(stack, model.name)
     actions: list[Action] = []
@@ -463,7 +470,7 @@ def _plan_model(spec: Spec, model: Model, obs: ObservedModel | None, inputs: Pla
             adds.append(Action(ActionKind.UPDATE, Resource.ALIASES,
                                f"model {model.name}@{any_alias}", f"gets alias {', '.join(add)}",
                                MergeAliases(VersionRef(model.name, mid, sh, vid), add, ())))
-    return uploads + actions + removes + adds
+    return uploads, actions, removes, adds
 
 
 def chosen_alias(refs: Mapping[tuple[str, str], VersionRef], model: Model, sh: str) -> str:

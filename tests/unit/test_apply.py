@@ -166,3 +166,23 @@ def test_declining_confirmation_changes_nothing(tmp_path: Path) -> None:
     with pytest.raises(errors.Aborted):
         apply_spec(make_spec(tmp_path), fake, options=FAST, confirm=lambda plan: False)
     assert fake.mutating_calls == []
+
+
+def test_independent_endpoints_are_worked_on_in_parallel_in_order_per_endpoint(
+        tmp_path: Path) -> None:
+    fake = FakeProvider()
+    spec = make_spec(tmp_path, (90, 10), n_endpoints=4)
+    apply_spec(spec, fake, options=FAST)
+    for ep in fake.endpoints.values():
+        assert sorted(ep.traffic.values()) == [10, 90]
+    per_endpoint: dict[str, list[str]] = {}
+    for method, args in fake.calls:
+        if method in ("deploy", "set_traffic") and "endpoint_id" in args:
+            per_endpoint.setdefault(args["endpoint_id"], []).append(method)
+    assert all(seq == ["deploy", "deploy", "set_traffic"] for seq in per_endpoint.values())
+    assert apply_spec(spec, fake, options=FAST).plan.is_empty
+    # And a failure in one endpoint's branch surfaces, after the others finish.
+    fake2 = FakeProvider()
+    fake2.fail_next("deploy", 1, errors.InvalidArgument("bad machine"))
+    with pytest.raises(errors.InvalidArgument):
+        apply_spec(spec, fake2, options=FAST)
