@@ -3,11 +3,11 @@
 Owns: one command that builds an MNIST-like MLP (784-300-100-10, fixed random weights; input
 [None, 28, 28] like the seed book's model), measures the SavedModel signature in-process (one
 instance; 1,024 instances = the ceiling) and the runtime's full in-process REST path (JSON decode,
-checks, call, JSON encode), then starts `deployer serve` with batching on and then off and
-measures, for REST and gRPC, p50/p99 latency at 1 client and throughput at 1, 8 and 32
+checks, call, JSON encode), then starts `deployer serve` with batching on and off side by side and
+measures in interleaved rounds, for REST and gRPC, p50/p99 latency at 1 client and throughput at 1, 8 and 32
 closed-loop clients (one instance per request), and prints a markdown table.
 
-    python -m benchmarks.serving_smoke [--seconds 3] [--latency-requests 500]
+    python -m benchmarks.serving_smoke [--seconds 2] [--rounds 3] [--latency-requests 300]
 
 Must not: leave servers running (stopped in `finally`) or judge anything (tests do that).
 The load generator runs in this process, so on a 2-core machine it competes with the server:
@@ -20,6 +20,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -137,49 +138,56 @@ def grpc_serial(target: str, requests: list[Any], n: int) -> list[float]:
     return out
 
 
-def measure_server(base: Path, workdir: Path, batching: bool, images: np.ndarray,
-                   seconds: float, latency_requests: int, params: Path | None = None,
-                   ) -> dict[str, Any]:
+class Server:
+    """One `deployer serve` process under test, with its request bodies prepared."""
+
+    def __init__(self, base: Path, workdir: Path, mode: str, params: Path | None) -> None:
+        self.mode = mode
+        self.rest, self.grpc_port = free_port(), free_port()
+        self.log = workdir / f"serve-{mode}.log"
+        cmd = [sys.executable, "-m", "deployer", "serve", str(base), "--model-name", "mnist",
+               "--rest-port", str(self.rest), "--grpc-port", str(self.grpc_port),
+               "--enable-batching" if mode == "on" else "--no-enable-batching"]
+        if mode == "on" and params is not None:
+            cmd += ["--batching-parameters", str(params)]
+        with open(self.log, "wb") as out:
+            self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT,
+                                         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+        self.url = f"http://127.0.0.1:{self.rest}/v1/models/mnist:predict"
+        self.target = f"127.0.0.1:{self.grpc_port}"
+        self.latency: dict[str, list[float]] = {"REST": [], "gRPC": []}
+        self.tput: dict[tuple[str, int], list[float]] = {}
+        self.errors = {"REST": 0, "gRPC": 0}
+
+
+def measure(servers: list[Server], images: np.ndarray, seconds: float, latency_requests: int,
+            rounds: int) -> None:
+    """Interleave rounds across servers, so load drift on a shared machine hits all alike."""
     import tensorflow as tf
     from tensorflow_serving.apis import predict_pb2
 
-    rest, grpc_port = free_port(), free_port()
-    log = workdir / f"serve-{'on' if batching else 'off'}.log"
-    cmd = [sys.executable, "-m", "deployer", "serve", str(base), "--model-name", "mnist",
-           "--rest-port", str(rest), "--grpc-port", str(grpc_port),
-           "--enable-batching" if batching else "--no-enable-batching"]
-    if batching and params is not None:
-        cmd += ["--batching-parameters", str(params)]
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT,
-                                env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
-    try:
-        _wait_ready(f"http://127.0.0.1:{rest}/healthz", proc, log)
-        url = f"http://127.0.0.1:{rest}/v1/models/mnist:predict"
-        bodies = [json.dumps({"instances": images[i:i + 1].tolist()}).encode() for i in range(64)]
-        reqs = []
-        for i in range(64):
-            r = predict_pb2.PredictRequest()
-            r.model_spec.name = "mnist"
-            r.inputs["flatten_input"].CopyFrom(tf.make_tensor_proto(images[i:i + 1]))
-            reqs.append(r)
-        loadgen.serial_latencies(url, bodies, n=50)
-        result: dict[str, Any] = {"REST": {}, "gRPC": {}}
-        lat = loadgen.serial_latencies(url, bodies, n=latency_requests)
-        result["REST"]["latency"] = (percentile(lat, 50), percentile(lat, 99))
-        lat = grpc_serial(f"127.0.0.1:{grpc_port}", reqs, latency_requests)
-        result["gRPC"]["latency"] = (percentile(lat, 50), percentile(lat, 99))
+    bodies = [json.dumps({"instances": images[i:i + 1].tolist()}).encode() for i in range(64)]
+    reqs = []
+    for i in range(64):
+        r = predict_pb2.PredictRequest()
+        r.model_spec.name = "mnist"
+        r.inputs["flatten_input"].CopyFrom(tf.make_tensor_proto(images[i:i + 1]))
+        reqs.append(r)
+    for s in servers:
+        _wait_ready(f"http://127.0.0.1:{s.rest}/healthz", s.proc, s.log)
+        loadgen.serial_latencies(s.url, bodies, n=50)
+    for _ in range(rounds):
+        for s in servers:
+            s.latency["REST"] += loadgen.serial_latencies(s.url, bodies, n=latency_requests)
+            s.latency["gRPC"] += grpc_serial(s.target, reqs, latency_requests)
         for clients in CLIENTS:
-            r = loadgen.closed_loop(url, bodies, clients=clients, seconds=seconds)
-            result["REST"][clients] = (r.throughput, r.errors)
-            tput, _, errs = grpc_closed_loop(f"127.0.0.1:{grpc_port}", reqs, clients, seconds)
-            result["gRPC"][clients] = (tput, errs)
-        stats = json.loads(_get(f"http://127.0.0.1:{rest}/v1/models/mnist/stats"))
-        batch = stats["versions"]["1"]["batching"].get("serving_default")
-        result["mean_batch"] = batch["mean_batch_size"] if batch else None
-        return result
-    finally:
-        stop_process(proc)
+            for s in servers:
+                r = loadgen.closed_loop(s.url, bodies, clients=clients, seconds=seconds)
+                s.tput.setdefault(("REST", clients), []).append(r.throughput)
+                s.errors["REST"] += r.errors
+                tput, _, errs = grpc_closed_loop(s.target, reqs, clients, seconds)
+                s.tput.setdefault(("gRPC", clients), []).append(tput)
+                s.errors["gRPC"] += errs
 
 
 def _get(url: str) -> str:
@@ -202,10 +210,11 @@ def _wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: flo
     raise RuntimeError(f"deployer serve not ready after {timeout}s")
 
 
-def render(inproc: dict[str, Any], servers: dict[str, dict[str, Any]]) -> str:
+def render(inproc: dict[str, Any], servers: list[Server], rounds: int) -> str:
     lines = [
         (f"Serving smoke benchmark - {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
-         f"{platform.node()}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}"),
+         f"{platform.node()}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}; "
+         f"medians of {rounds} interleaved rounds"),
         "", "| in-process (SavedModel signature) | p50 ms | instances/s |", "|---|---|---|",
     ]
     for label, (p50, ips) in inproc.items():
@@ -213,26 +222,32 @@ def render(inproc: dict[str, Any], servers: dict[str, dict[str, Any]]) -> str:
     lines += ["", "| deployer serve, one instance per request | p50 ms (1 client) | p99 ms | "
               + " | ".join(f"req/s @{c}" for c in CLIENTS) + " | errors |",
               "|---|---|---|" + "---|" * len(CLIENTS) + "---|"]
-    for mode, res in servers.items():
+    for s in servers:
         for proto in ("REST", "gRPC"):
-            row = res[proto]
-            p50, p99 = row["latency"]
-            errs = sum(row[c][1] for c in CLIENTS)
-            lines.append(f"| {proto}, batching {mode} | {_ms(p50)} | {_ms(p99)} | "
-                         + " | ".join(f"{row[c][0]:,.0f}" for c in CLIENTS) + f" | {errs} |")
-    on, off = servers.get("on"), servers.get("off")
-    if on and off:
+            lat = s.latency[proto]
+            lines.append(f"| {proto}, batching {s.mode} | {_ms(percentile(lat, 50))} | "
+                         f"{_ms(percentile(lat, 99))} | "
+                         + " | ".join(f"{statistics.median(s.tput[(proto, c)]):,.0f}" for c in CLIENTS)
+                         + f" | {s.errors[proto]} |")
+    by_mode = {s.mode: s for s in servers}
+    if "on" in by_mode and "off" in by_mode:
+        on, off = by_mode["on"], by_mode["off"]
+        stats = json.loads(_get(f"http://127.0.0.1:{on.rest}/v1/models/mnist/stats"))
+        mean = stats["versions"]["1"]["batching"]["serving_default"]["mean_batch_size"]
+        lines.append("")
         for proto in ("REST", "gRPC"):
-            ratio = on[proto][32][0] / off[proto][32][0] if off[proto][32][0] else float("nan")
-            lines.append(f"\n{proto} at 32 clients: batching on / off = {ratio:.2f}x "
-                         f"(mean batch size with batching on: {on['mean_batch']})")
+            ratio = (statistics.median(on.tput[(proto, 32)])
+                     / max(1e-9, statistics.median(off.tput[(proto, 32)])))
+            lines.append(f"{proto} at 32 clients: batching on / off = {ratio:.2f}x")
+        lines.append(f"mean batch size with batching on, over the whole run: {mean}")
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seconds", type=float, default=3.0, help="window per throughput run")
-    parser.add_argument("--latency-requests", type=int, default=500)
+    parser.add_argument("--seconds", type=float, default=2.0, help="window per throughput run")
+    parser.add_argument("--latency-requests", type=int, default=300, help="per round")
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--modes", default="on,off", help="batching modes to run: on,off")
     parser.add_argument("--batching-parameters", type=Path, default=None,
                         help="TF Serving batching parameters file for the batching-on server")
@@ -246,10 +261,15 @@ def main(argv: list[str] | None = None) -> int:
         make_mnist_like_model(base / "0001")
         images = np.random.default_rng(0).random((1024, 28, 28), dtype=np.float32).round(3)
         inproc = in_process(base / "0001", images)
-        servers = {mode: measure_server(base, work, mode == "on", images, args.seconds,
-                                        args.latency_requests, args.batching_parameters)
-                   for mode in args.modes.split(",")}
-    print(render(inproc, servers))
+        servers = [Server(base, work, mode, args.batching_parameters)
+                   for mode in args.modes.split(",")]
+        try:
+            measure(servers, images, args.seconds, args.latency_requests, args.rounds)
+            report = render(inproc, servers, args.rounds)
+        finally:
+            for s in servers:
+                stop_process(s.proc)
+    print(report)
     return 0
 
 
