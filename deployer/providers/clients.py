@@ -60,7 +60,7 @@ def _light_import() -> None:
             spec.loader.exec_module(module)  # the real __init__, once
             return getattr(module, attr)
 
-        module.__getattr__ = complete  # type: ignore[attr-defined]
+        module.__getattr__ = complete  # type: ignore[method-assign]
         sys.modules[name] = module
         parent, _, child = name.rpartition(".")
         if parent in sys.modules:  # what the import system would have bound
