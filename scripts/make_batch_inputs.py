@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import io
 import json
 import os
+import struct
 import sys
 import time
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -46,12 +47,26 @@ def _write_text(path: Path, text: str) -> None:
 
 
 def png_bytes(image: np.ndarray) -> bytes:
-    """Encode one uint8 [28, 28] image as an 8-bit grayscale PNG (deterministic bytes)."""
-    from PIL import Image
+    """Encode one uint8 [h, w] image as an 8-bit grayscale PNG (deterministic bytes).
 
-    buf = io.BytesIO()
-    Image.fromarray(image, mode="L").save(buf, format="PNG", optimize=False)
-    return buf.getvalue()
+    Written with zlib alone so the quickstart needs no imaging library; any PNG decoder
+    (Pillow, tf.io.decode_png) reads it.
+    """
+    img = np.ascontiguousarray(image, dtype=np.uint8)
+    height, width = img.shape
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data) & 0xFFFFFFFF
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    # IHDR: width, height, bit depth 8, colour type 0 (gray), compression, filter, interlace.
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    # Each scanline starts with its filter type, 0 (none).
+    raw = np.hstack([np.zeros((height, 1), dtype=np.uint8), img]).tobytes()
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(raw, 6)) + chunk(b"IEND", b"")
+    )
 
 
 def write_inputs(

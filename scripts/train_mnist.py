@@ -225,10 +225,10 @@ def export_png_input(base_dir: Path, target: Path) -> None:
 
 
 def encode_pngs(images: np.ndarray) -> list[bytes]:
-    """PNG-encode uint8 `[n, 28, 28]` images (8-bit grayscale), as make_batch_inputs does."""
-    import tensorflow as tf
+    """PNG-encode uint8 `[n, 28, 28]` images with the encoder make_batch_inputs writes with."""
+    from make_batch_inputs import png_bytes
 
-    return [tf.io.encode_png(img[..., None]).numpy() for img in images]
+    return [png_bytes(img) for img in images]
 
 
 def evaluate(model_dir: Path, x_test: np.ndarray, y_test: np.ndarray) -> float:
