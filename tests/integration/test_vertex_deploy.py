@@ -180,6 +180,16 @@ def test_replica_400_passes_through_with_its_message(served: Served) -> None:
     served.clients.prediction.predict(endpoint=served.endpoint, instances=served.x[:1].tolist())
 
 
+def test_renaming_the_model_shows_in_predict_answers(served: Served) -> None:
+    from google.cloud import aiplatform_v1 as v1
+    from google.protobuf import field_mask_pb2
+
+    served.clients.model.update_model(model=v1.Model(name=served.model, display_name="mnist-renamed"),
+                                      update_mask=field_mask_pb2.FieldMask(paths=["display_name"]))
+    got = served.clients.prediction.predict(endpoint=served.endpoint, instances=served.x[:1].tolist())
+    assert got.model_display_name == "mnist-renamed"
+
+
 def test_deploy_refusals(served: Served) -> None:
     from google.cloud import aiplatform_v1 as v1
 

@@ -32,8 +32,16 @@ def register(router: Router, ctx: EmulatorContext) -> None:
     # Predict first: the hot path should not scan the other routes' regexes.
     predict.register(router, routing)
     operations.register(router, ctx, store)
-    models.register(router, ctx, store)
+    registry = models.register(router, ctx, store)
     svc = endpoints.register(router, ctx, store, routing)
+
+    def refresh_routes_of(model_base: str) -> None:
+        for name in sorted({r["endpoint"] for r in store.deployments(model_base=model_base)}):
+            ep = store.get_endpoint(name)
+            if ep is not None:
+                svc.refresh_route(ep)
+
+    registry.on_renamed = refresh_routes_of
     dep = deploy.register(router, ctx, store, svc, replicas)
     try:
         from deployer.emulator.vertex import batch_jobs

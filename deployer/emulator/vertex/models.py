@@ -13,6 +13,7 @@ Must not: start replicas, or import TensorFlow.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 from google.cloud.aiplatform_v1.types import deployed_model_ref as dmr_t
@@ -98,6 +99,9 @@ class ModelRegistry:
     def __init__(self, ctx: EmulatorContext, store: VertexStore) -> None:
         self.ctx = ctx
         self.store = store
+        # Called with a model's base name after its display name changed, so predict
+        # answers carry the new modelDisplayName (wired to the endpoints' routing).
+        self.on_renamed: Callable[[str], None] | None = None
 
     # -- rendering --------------------------------------------------------------
 
@@ -287,6 +291,8 @@ class ModelRegistry:
                 self._apply_alias_changes(versions, target, list(patch.version_aliases))
             target = pick_version(self.store.model_versions(name.base),
                                   parse_model_name(f"{name.base}@{target.version_id}"))
+        if "display_name" in paths and self.on_renamed is not None:
+            self.on_renamed(name.base)
         return protos.proto_response(self.render(target))
 
     def _deployed_to(self, base: str, version: int | None = None) -> list[str]:
