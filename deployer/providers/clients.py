@@ -18,6 +18,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -37,6 +38,9 @@ _LIGHT_PACKAGES = ("google.cloud.aiplatform_v1", "google.cloud.aiplatform_v1.typ
                    "google.cloud.aiplatform_v1.services")
 
 
+_LIGHT_LOCK = threading.RLock()
+
+
 def _light_import() -> None:
     import importlib
     import importlib.util
@@ -48,7 +52,8 @@ def _light_import() -> None:
             return
         module = importlib.util.module_from_spec(spec)
 
-        def complete(attr: str, module: Any = module, spec: Any = spec) -> Any:
+        def complete(attr: str, module: Any = module, spec: Any = spec,
+                     state: dict[str, bool] = {"done": False}) -> Any:  # noqa: B006
             if attr.startswith("__"):
                 raise AttributeError(attr)
             try:  # `from pkg import submodule` asks the package first
@@ -56,9 +61,18 @@ def _light_import() -> None:
             except ModuleNotFoundError as exc:
                 if exc.name != f"{module.__name__}.{attr}":
                     raise
-            module.__dict__.pop("__getattr__", None)
-            spec.loader.exec_module(module)  # the real __init__, once
-            return getattr(module, attr)
+            # Apply works on several resources in threads: complete once, under a lock;
+            # others wait here rather than miss the attribute mid-way.
+            with _LIGHT_LOCK:
+                if not state["done"]:
+                    state["done"] = True
+                    spec.loader.exec_module(module)  # the real __init__, once
+                    module.__dict__.pop("__getattr__", None)
+            try:
+                return module.__dict__[attr]
+            except KeyError:
+                raise AttributeError(f"module {module.__name__!r} has no attribute {attr!r}"
+                                     ) from None
 
         module.__getattr__ = complete  # type: ignore[method-assign]
         sys.modules[name] = module
