@@ -104,3 +104,25 @@ def test_predict_on_missing_or_empty_endpoint(clients: Clients) -> None:
         clients.prediction.predict(endpoint=ep.name, instances=[[0.0] * 784])
     with raises_status(gexc.NotFound, "NOT_FOUND"):
         clients.prediction.predict(endpoint=f"{PARENT}/endpoints/nope", instances=[[0.0]])
+
+
+def test_scripted_faults_and_dropped_responses_key_on_vertex_method_names(
+    clients: Clients, emu: EmulatorProcess,
+) -> None:
+    import requests
+
+    emu.clear_request_log()
+    emu.admin({"script": [{"method": "createEndpoint", "count": 1, "http_status": 503}]})
+    with raises_status(gexc.ServiceUnavailable, "UNAVAILABLE"):
+        _create(clients, "faulted")
+    with raises_status(gexc.NotFound, "NOT_FOUND"):  # the fault came before any effect
+        clients.endpoint.get_endpoint(name=f"{PARENT}/endpoints/faulted")
+    emu.admin({"script": [{"method": "createEndpoint", "count": 1, "drop": True}]})
+    with pytest.raises((requests.exceptions.ConnectionError, gexc.GoogleAPICallError)):
+        _create(clients, "faulted")
+    # The create took effect before its answer was lost: a retry meets ALREADY_EXISTS.
+    with raises_status(gexc.Conflict, "ALREADY_EXISTS"):
+        _create(clients, "faulted")
+    assert clients.endpoint.get_endpoint(name=f"{PARENT}/endpoints/faulted").display_name == "faulted"
+    entries = [(e["api"], e["mutating"]) for e in emu.read_request_log()]
+    assert ("createEndpoint", True) in entries and ("getEndpoint", False) in entries
