@@ -242,10 +242,10 @@ def test_new_version_is_hot_swapped_with_no_failed_request(servers: dict[str, Se
     want = {1: reference_predict(s.base / "0001", {"flatten_input": x})["output_0"],
             2: reference_predict(v2_dir, {"flatten_input": x})["output_0"]}
     failures: list[str] = []
-    answered: list[int] = []
+    answered: dict[int, list[int]] = {i: [] for i in range(4)}  # client -> versions, in order
     stop = threading.Event()
 
-    def client_loop(use_grpc: bool) -> None:
+    def client_loop(idx: int, use_grpc: bool) -> None:
         session = requests.Session()
         while not stop.is_set():
             try:
@@ -264,13 +264,15 @@ def test_new_version_is_hot_swapped_with_no_failed_request(servers: dict[str, Se
             if len(matches) != 1:
                 failures.append("prediction matches neither version")
             else:
-                answered.append(matches[0])
+                answered[idx].append(matches[0])
 
-    clients = [threading.Thread(target=client_loop, args=(i % 2 == 1,)) for i in range(4)]
+    clients = [threading.Thread(target=client_loop, args=(i, i % 2 == 1)) for i in range(4)]
     for c in clients:
         c.start()
     try:
-        time.sleep(1.0)
+        deadline = time.monotonic() + 30
+        while not all(answered.values()) and time.monotonic() < deadline:
+            time.sleep(0.05)  # every client is answered by version 1 before the swap
         staging = s.base / ".staging-0002"
         shutil.copytree(v2_dir, staging)
         os.rename(staging, s.base / "0002")  # atomic publish, as TF Serving advises
@@ -288,6 +290,8 @@ def test_new_version_is_hot_swapped_with_no_failed_request(servers: dict[str, Se
             c.join(30)
     assert failures == []
     assert states == {"2": "AVAILABLE", "1": "END"}
-    assert 1 in answered and answered[-1] == 2
-    first_v2 = answered.index(2)
-    assert all(v == 2 for v in answered[first_v2 + 4:]), "version 1 answered after the swap settled"
+    for versions in answered.values():
+        assert versions[0] == 1 and versions[-1] == 2
+        # Once a client saw the new version, the old one never answers it again.
+        first_v2 = versions.index(2)
+        assert set(versions[first_v2:]) == {2}
