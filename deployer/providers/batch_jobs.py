@@ -69,26 +69,30 @@ class VertexBatchBackend:
     # -- jobs ---------------------------------------------------------------------------------
 
     def create_job(self, req: JobRequest) -> JobStatus:
-        from google.cloud.aiplatform_v1 import types as t
+        # Submodules, not `aiplatform_v1.types`: that package's __init__ imports the whole API
+        # (seconds), and clients.py keeps it a lazy shell.
+        from google.cloud.aiplatform_v1.types import batch_prediction_job as bpj
+        from google.cloud.aiplatform_v1.types import io, machine_resources
+        from google.cloud.aiplatform_v1.types import manual_batch_tuning_parameters as tuning
 
-        machine = t.MachineSpec(machine_type=req.machine_type)
+        machine = machine_resources.MachineSpec(machine_type=req.machine_type)
         if req.accelerator_type:
             machine.accelerator_type = req.accelerator_type
             machine.accelerator_count = req.accelerator_count
-        job = t.BatchPredictionJob(
+        job = bpj.BatchPredictionJob(
             display_name=req.display_name, model=req.model_version, labels=dict(req.labels),
-            input_config=t.BatchPredictionJob.InputConfig(
+            input_config=bpj.BatchPredictionJob.InputConfig(
                 instances_format=req.input_format,
-                gcs_source=t.GcsSource(uris=list(req.input_uris))),
-            output_config=t.BatchPredictionJob.OutputConfig(
+                gcs_source=io.GcsSource(uris=list(req.input_uris))),
+            output_config=bpj.BatchPredictionJob.OutputConfig(
                 predictions_format="jsonl",
-                gcs_destination=t.GcsDestination(output_uri_prefix=req.output_prefix)),
-            dedicated_resources=t.BatchDedicatedResources(
+                gcs_destination=io.GcsDestination(output_uri_prefix=req.output_prefix)),
+            dedicated_resources=machine_resources.BatchDedicatedResources(
                 machine_spec=machine, starting_replica_count=req.starting_replicas,
                 max_replica_count=req.max_replicas),
         )
         if req.batch_size:
-            job.manual_batch_tuning_parameters = t.ManualBatchTuningParameters(batch_size=req.batch_size)
+            job.manual_batch_tuning_parameters = tuning.ManualBatchTuningParameters(batch_size=req.batch_size)
         created = self._write("create batch prediction job", lambda: self.clients.jobs.create_batch_prediction_job(
             parent=self.provider.target.parent, batch_prediction_job=job))
         return _status(created)
