@@ -99,6 +99,14 @@ def up(host: str, port: int | None, data_dir: Path | None, request_log: Path | N
         extra_args=_extra_args(request_log, inject_faults, drop_responses, op_delay, seed, log_level),
     )
     info = inst.to_json(already_running=already)
+    if already:
+        differs = [f"{what} {have} (asked {asked})" for what, asked, have in (
+            ("port", port, inst.port),
+            ("data dir", data_dir.resolve() if data_dir else None, Path(inst.data_dir)),
+        ) if asked is not None and asked != have]
+        if differs:
+            click.echo("warning: an emulator is already running with " + ", ".join(differs)
+                       + "; run `deployer local down` first to change its settings.", err=True)
     if output == "json":
         click.echo(json.dumps(info))
         return

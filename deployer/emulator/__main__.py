@@ -6,7 +6,10 @@ instances and test fixtures spawn it this way). Must not hold any logic.
 
 from __future__ import annotations
 
-from deployer.cli.local import local
+import sys
+
+from deployer.cli import main
 
 if __name__ == "__main__":
-    local.main(prog_name="python -m deployer.emulator")
+    # Through the root CLI so our errors render as messages with their exit codes.
+    main(["local", *sys.argv[1:]])

@@ -16,6 +16,7 @@ kill the server.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import socket
 import sys
@@ -29,6 +30,7 @@ from deployer.emulator.context import EmulatorContext
 from deployer.emulator.faults import FaultController, RequestLog, register_admin
 from deployer.emulator.http import ApiError, Request, Response, Router, error_response
 from deployer.emulator.objects import ObjectStore
+from deployer.errors import ConfigError
 
 log = logging.getLogger("deployer.emulator")
 
@@ -251,7 +253,11 @@ def build_server(
     """Bind the server and register every API surface; the caller runs serve_forever()."""
     data_dir = Path(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
-    server = EmulatorHTTPServer((host, port), _Handler)
+    try:
+        server = EmulatorHTTPServer((host, port), _Handler)
+    except OSError as exc:
+        raise ConfigError(f"Cannot listen on {host}:{port}: {exc.strerror or exc}",
+                          hint="pick another --port (0 = any free port) or stop what holds it") from exc
     faults = FaultController(fault_rate=fault_rate, drop_rate=drop_rate, op_delay=op_delay, seed=seed)
     ctx = EmulatorContext(
         data_dir=data_dir, host=host, port=server.server_address[1],
@@ -302,7 +308,11 @@ def run(
     stopping = threading.Event()
 
     def stop(signum: int, frame: Any) -> None:
-        if not stopping.is_set():
+        if stopping.is_set():
+            # A second signal while the shutdown hooks run: the user wants out now.
+            log.warning("signal %d again: exiting without waiting for shutdown hooks", signum)
+            os._exit(1)
+        else:
             stopping.set()
             log.info("signal %d: stopping", signum)
             # shutdown() waits for serve_forever to return: never call it on the serving thread.
