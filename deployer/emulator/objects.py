@@ -411,7 +411,7 @@ class ObjectStore:
             raise ApiError(412, "FAILED_PRECONDITION",
                            "At least one of the pre-conditions you specified did not hold.")
         if if_generation_not_match is not None and gen == if_generation_not_match:
-            raise ApiError(304 if current else 412, "FAILED_PRECONDITION",
+            raise ApiError(412, "FAILED_PRECONDITION",
                            "At least one of the pre-conditions you specified did not hold.")
         if if_metageneration_match is not None and (current is None or current.metageneration != if_metageneration_match):
             raise ApiError(412, "FAILED_PRECONDITION",
