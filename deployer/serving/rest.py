@@ -42,6 +42,16 @@ class _HttpServer(ThreadingHTTPServer):
     in_flight: int = 0
     lock: threading.Lock
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that hangs up mid-request is routine, not a traceback on stderr.
+        import sys
+
+        exc = sys.exc_info()[1]
+        if isinstance(exc, (ConnectionError, TimeoutError)):
+            log.debug("client %s went away: %s", client_address, exc)
+            return
+        log.exception("unexpected error serving %s", client_address)
+
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive: one TCP connection per client
@@ -86,16 +96,21 @@ class _Handler(BaseHTTPRequestHandler):
                     self.server.in_flight -= 1
 
     def do_GET(self) -> None:
-        try:
-            self._get()
-        except ServingError as exc:
-            self._error(exc)
+        self._dispatch(self._get)
 
     def do_POST(self) -> None:
+        self._dispatch(self._post)
+
+    def _dispatch(self, handler: Any) -> None:
         try:
-            self._post()
+            handler()
         except ServingError as exc:
             self._error(exc)
+        except (ConnectionError, TimeoutError):
+            raise  # the client is gone: nothing to answer
+        except Exception as exc:  # a bug must cost one 500, not the connection
+            log.exception("internal error on %s %s", self.command, self.path)
+            self._error(ServingError("INTERNAL", 500, f"{type(exc).__name__}: {exc}"))
 
     def _route(self) -> tuple[str, int | None, str]:
         path = self.path.split("?", 1)[0]
