@@ -40,6 +40,8 @@ def build_app(saved_model: str, model_name: str, input_shape: tuple[int, ...]) -
     def predict() -> Any:
         instances = np.array(request.get_json()["instances"], dtype=np.float32)
         preds = model.predict(instances, verbose=0)
+        if isinstance(preds, dict):  # TFSMLayer returns the signature's output dict as is
+            preds = preds["output_0"] if "output_0" in preds else next(iter(preds.values()))
         return jsonify({"predictions": preds.tolist()})
 
     # The first predict builds the graph; users' servers pay it on the first request, we do not
