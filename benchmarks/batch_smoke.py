@@ -61,9 +61,9 @@ def _replica_start_seconds(stderr_log: Path, job: str) -> float | None:
     times: dict[str, list[datetime]] = {"starting": [], "ready": []}
     for line in stderr_log.read_text(errors="replace").splitlines():
         if stem in line:
-            for word in times:
+            for word, seen in times.items():
                 if f" {word} on port" in line:
-                    times[word].append(datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f"))
+                    seen.append(datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f"))
     if not times["starting"] or not times["ready"]:
         return None
     return (max(times["ready"]) - min(times["starting"])).total_seconds()
@@ -92,8 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     with temp_dir() as work:
         data = work / "mnist.jsonl"
         with open(data, "w") as fh:
-            for img in x.astype(np.int64):
-                fh.write(json.dumps(img.tolist(), separators=(",", ":")) + "\n")
+            fh.writelines(json.dumps(img.tolist(), separators=(",", ":")) + "\n" for img in x.astype(np.int64))
         spec = work / "stack.yaml"
         spec.write_text(f"""\
 stack: batchsmoke

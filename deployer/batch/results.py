@@ -107,8 +107,7 @@ def write_output(merged: Merged, path: Path, output_format: str) -> None:
         _write_npy(merged.predictions, tmp)
     else:
         with open(tmp, "w", encoding="utf-8") as fh:
-            for p in merged.predictions:
-                fh.write(json.dumps(p, separators=(",", ":")) + "\n")
+            fh.writelines(json.dumps(p, separators=(",", ":")) + "\n" for p in merged.predictions)
     os.replace(tmp, path)
 
 

@@ -14,7 +14,6 @@ implements), or hold a whole input file in memory (rows are streamed; only a
 
 from __future__ import annotations
 
-import base64
 import csv
 import hashlib
 import io

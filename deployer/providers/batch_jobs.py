@@ -77,7 +77,7 @@ class VertexBatchBackend:
 
         machine = machine_resources.MachineSpec(machine_type=req.machine_type)
         if req.accelerator_type:
-            machine.accelerator_type = req.accelerator_type
+            machine.accelerator_type = req.accelerator_type  # type: ignore[assignment] # proto-plus takes the enum name
             machine.accelerator_count = req.accelerator_count
         job = bpj.BatchPredictionJob(
             display_name=req.display_name, model=req.model_version, labels=dict(req.labels),

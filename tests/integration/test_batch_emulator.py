@@ -18,7 +18,14 @@ import numpy as np
 import pytest
 
 from deployer.batch import formats
-from tests.integration._vertex import PARENT, gapic_clients, put_tree, replica_pids, upload_model, wait_for
+from tests.integration._vertex import (
+    PARENT,
+    gapic_clients,
+    put_tree,
+    replica_pids,
+    upload_model,
+    wait_for,
+)
 from tests.integration.conftest import make_storage_client
 from tests.support.emulator import EmulatorProcess
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import io
+
 import pytest
 
 from deployer.batch import formats

@@ -1,0 +1,397 @@
+"""The background runner of one emulated batch prediction job.
+
+Owns what happens between QUEUED and a final state: resolving the model version,
+starting replica processes through the ReplicaManager (in parallel, while the
+input is validated and counted), streaming instances in batches to the replicas
+concurrently, keeping input order (results are drained in submission order),
+writing `prediction.results-0000N-of-0000M` / `prediction.errors_stats-...`
+shards (shard N holds a contiguous input range) under
+`<prefix>/prediction-<model display name>-<timestamp>/`, updating
+completionStats as it goes, honouring cancellation between batches, and turning
+every input problem into the job's error.
+
+Must not: import TensorFlow or deployer.serving (replicas are processes), load
+whole input files in memory, or touch HTTP routes (batch_jobs.py owns the API).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shutil
+import tempfile
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from google.rpc import code_pb2, status_pb2
+
+from deployer.batch import formats
+from deployer.emulator.http import ApiError
+from deployer.emulator.objects import parse_gs_uri
+from deployer.emulator.vertex import protos
+from deployer.emulator.vertex.batch_formats import (
+    InputError,
+    Instance,
+    count_instances,
+    expand_sources,
+    iter_instances,
+)
+
+if TYPE_CHECKING:
+    from deployer.emulator.vertex.batch_jobs import BatchJobs
+
+log = logging.getLogger("deployer.emulator.batch")
+
+QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLING, CANCELLED = 1, 3, 4, 5, 6, 7
+TERMINAL = {SUCCEEDED, FAILED, CANCELLED}
+STATE_NAMES = {
+    "JOB_STATE_QUEUED": QUEUED, "JOB_STATE_RUNNING": RUNNING, "JOB_STATE_SUCCEEDED": SUCCEEDED,
+    "JOB_STATE_FAILED": FAILED, "JOB_STATE_CANCELLING": CANCELLING, "JOB_STATE_CANCELLED": CANCELLED,
+}
+
+DEFAULT_BATCH_SIZE = 64
+# Rows per output shard: shards are contiguous input ranges, so their count follows the input.
+SHARD_ROWS = int(os.environ.get("DEPLOYER_EMULATOR_BATCH_SHARD_ROWS", "2500"))
+# A laptop is not a fleet: at most this many replica processes per job.
+MAX_LOCAL_REPLICAS = int(os.environ.get("DEPLOYER_EMULATOR_BATCH_MAX_REPLICAS", "2"))
+_PERSIST_EVERY_S = 0.5
+
+
+class JobRun:
+    """One execution of one job."""
+
+    def __init__(self, jobs: BatchJobs, name: str, cancel: threading.Event) -> None:
+        self.jobs = jobs
+        self.name = name
+        self.cancel = cancel
+        self.job = jobs.require(name)
+        self.ok = 0
+        self.failed = 0
+        self.total = 0  # instances in the input, once counted
+        self._saved_at = 0.0
+
+    def stopping(self) -> bool:
+        return self.cancel.is_set() or self.jobs._shutdown.is_set()
+
+    def execute(self) -> None:
+        # --op-delay keeps jobs QUEUED that long, so tests can act on a job before it runs.
+        delay = float(getattr(self.jobs.ctx.faults, "op_delay", 0.0) or 0.0)
+        if delay:
+            self.cancel.wait(delay)
+        if self.stopping():
+            return self._end(CANCELLED, code_pb2.CANCELLED, "Job cancelled before it started.")
+        replicas: list[Any] = []
+        try:
+            state, code, message = self._process(replicas)
+            self._end(state, code, message)
+        finally:
+            # The job is already final: stopping replicas (a drain of seconds) must not delay it.
+            if replicas:
+                threading.Thread(target=self._stop_replicas, args=(replicas,),
+                                 name="batch-replica-stop").start()
+
+    def _process(self, replicas: list[Any]) -> tuple[int, int, str]:
+        """Run the job; (final state, google.rpc code, error message). Fills `replicas`."""
+        job = self.job
+        job.state = RUNNING
+        job.start_time.CopyFrom(protos.now_ts())
+        try:
+            model = self.jobs.store.resolve_model(job.model)
+        except ApiError as exc:
+            return FAILED, code_pb2.NOT_FOUND, exc.message
+        job.model_version_id = model.version_id
+        out_bucket, out_dir = self._output_dir(model.display_name or "model")
+        self.jobs.save(job)
+        objects = self.jobs.ctx.objects
+        fmt = job.input_config.instances_format
+        try:
+            sources = expand_sources(objects, list(job.input_config.gcs_source.uris))
+        except InputError as exc:
+            return FAILED, code_pb2.INVALID_ARGUMENT, str(exc)
+        if not objects.bucket_exists(out_bucket):
+            return FAILED, code_pb2.INVALID_ARGUMENT, f"Output bucket {out_bucket} does not exist."
+        # Replicas take seconds to load TensorFlow: validate and count the input meanwhile,
+        # so a malformed input fails before any prediction is made.
+        abort = threading.Event()
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="batch-start") as pool:
+            starting = pool.submit(self._start_replicas, model.artifact_uri, abort)
+            try:
+                total = count_instances(objects, sources, fmt)
+            except InputError as exc:
+                abort.set()
+                replicas.extend(_quiet_result(starting))
+                return FAILED, code_pb2.INVALID_ARGUMENT, str(exc)
+            try:
+                replicas.extend(starting.result())
+            except ApiError as exc:  # the artifact is missing or unreadable
+                return FAILED, _code(exc.status), exc.message
+            except _StartError as exc:
+                return FAILED, code_pb2.FAILED_PRECONDITION, f"Could not start the model server for {job.model}: {exc}"
+        if total == 0:
+            return FAILED, code_pb2.INVALID_ARGUMENT, "The input holds no instances."
+        self.total = total
+        if not replicas or self.cancel.is_set():
+            return CANCELLED, code_pb2.CANCELLED, "Job cancelled."
+        work = Path(tempfile.mkdtemp(prefix="batch-", dir=self._work_root()))
+        try:
+            writer = _ShardWriter(work)
+            try:
+                self._predict_all(iter_instances(objects, sources, fmt), replicas, writer)
+            except InputError as exc:  # changed since it was counted
+                return FAILED, code_pb2.INVALID_ARGUMENT, str(exc)
+            if self.jobs._shutdown.is_set():
+                return FAILED, code_pb2.ABORTED, "The emulator stopped while this job was running; create the job again."
+            if self.cancel.is_set():
+                return CANCELLED, code_pb2.CANCELLED, "Job cancelled."
+            writer.publish(objects, out_bucket, out_dir)
+        except ApiError as exc:  # the object store refused an output
+            return FAILED, _code(exc.status), exc.message
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        if self.ok == 0:
+            where = job.output_info.gcs_output_directory
+            return (FAILED, code_pb2.INVALID_ARGUMENT,
+                    f"All {self.failed} instances failed; see prediction.errors_stats-* under {where}.")
+        return SUCCEEDED, 0, ""
+
+    def _start_replicas(self, artifact_uri: str, abort: threading.Event) -> list[Any]:
+        """Start the replicas in parallel (each loads TensorFlow: seconds); [] if cancelled."""
+        wanted = min(max(1, self.job.dedicated_resources.starting_replica_count or 1), MAX_LOCAL_REPLICAS)
+        stem = f"batch-{self.job.name.rsplit('/', 1)[-1]}"
+        stop = _AnyEvent(abort, self.cancel, self.jobs._shutdown)
+        with ThreadPoolExecutor(max_workers=wanted) as pool:
+            futures = [pool.submit(self.jobs.replicas.start, artifact_uri, name=f"{stem}-{i}",
+                                   cancelled=stop) for i in range(wanted)]
+        started, errors = [], []
+        for f in futures:
+            try:
+                started.append(f.result())
+            except Exception as exc:  # noqa: BLE001 - ApiError / ReplicaError, sorted below
+                errors.append(exc)
+        if errors:
+            self._stop_replicas(started)
+            if stop.is_set():
+                return []
+            if isinstance(errors[0], ApiError):
+                raise errors[0]
+            raise _StartError(getattr(errors[0], "message", str(errors[0])))
+        return started
+
+    def _stop_replicas(self, replicas: list[Any]) -> None:
+        for r in replicas:
+            try:
+                self.jobs.replicas.stop(r)
+            except Exception:
+                log.exception("stopping batch replica %s failed", getattr(r, "name", r))
+
+    def _work_root(self) -> Path:
+        root = Path(self.jobs.ctx.data_dir) / "batch-work"
+        root.mkdir(parents=True, exist_ok=True)
+        return root
+
+    def _output_dir(self, display_name: str) -> tuple[str, str]:
+        prefix = self.job.output_config.gcs_destination.output_uri_prefix
+        bucket, path = parse_gs_uri(prefix)
+        stamp = datetime.now(UTC).strftime("%Y_%m_%dT%H_%M_%S_%f")[:-3] + "Z"
+        safe = re.sub(r"[^A-Za-z0-9_-]+", "_", display_name)
+        directory = f"{path.rstrip('/') + '/' if path.strip('/') else ''}prediction-{safe}-{stamp}"
+        self.job.output_info.gcs_output_directory = f"gs://{bucket}/{directory}"
+        return bucket, directory
+
+    def _predict_all(self, instances: Iterator[Instance], replicas: list[Any], writer: _ShardWriter) -> None:
+        size = self.job.manual_batch_tuning_parameters.batch_size or DEFAULT_BATCH_SIZE
+        # Two batches in flight per replica keeps each busy while the next request travels.
+        window = 2 * len(replicas)
+        pending: deque[tuple[list[Any], Future[list[tuple[Any, Any, Any]]]]] = deque()
+        with ThreadPoolExecutor(max_workers=window, thread_name_prefix="batch-predict") as pool:
+            for n, batch in enumerate(_chunks(instances, size)):
+                if self.stopping():
+                    break
+                replica = replicas[n % len(replicas)]
+                pending.append((batch, pool.submit(_predict_batch, replica, batch)))
+                while len(pending) >= window:
+                    self._drain_one(pending, writer)
+            while pending:
+                self._drain_one(pending, writer)
+
+    def _drain_one(self, pending: deque[Any], writer: _ShardWriter) -> None:
+        _, future = pending.popleft()
+        for instance, prediction, error in future.result():
+            writer.add(instance, prediction, error)
+            if error is None:
+                self.ok += 1
+            else:
+                self.failed += 1
+        now = time.monotonic()
+        if now - self._saved_at >= _PERSIST_EVERY_S:
+            self._saved_at = now
+            self._save_progress()
+
+    def _save_progress(self) -> None:
+        # Re-read: a cancel request may have changed the state meanwhile.
+        current = self.jobs.require(self.name)
+        self.job.state = CANCELLING if current.state == CANCELLING else self.job.state
+        self._set_counts()
+        self.jobs.save(self.job)
+
+    def _set_counts(self) -> None:
+        stats = self.job.completion_stats
+        stats.successful_count = self.ok
+        stats.failed_count = self.failed
+        stats.incomplete_count = max(0, self.total - self.ok - self.failed)
+
+    def _end(self, state: int, code: int = 0, message: str = "") -> None:
+        self._set_counts()
+        finish(self.job, state, code, message)
+        self.jobs.save(self.job)
+        log.info("batch job %s ended %s (%d ok, %d failed) %s", self.name,
+                 state_name(state), self.ok, self.failed, message)
+
+
+class _ShardWriter:
+    """Writes result/error rows to local shard files, SHARD_ROWS input rows per shard."""
+
+    def __init__(self, work: Path) -> None:
+        self.work = work
+        self.index = -1
+        self.rows = SHARD_ROWS
+        self._results: Any = None
+        self._errors: Any = None
+
+    def add(self, instance: Any, prediction: Any, error: Any) -> None:
+        if self.rows >= SHARD_ROWS:
+            self._roll()
+        self.rows += 1
+        if error is None:
+            self._results.write(json.dumps({"instance": instance, "prediction": prediction}) + "\n")
+        else:
+            self._errors.write(json.dumps({"instance": instance, "error": error}) + "\n")
+
+    def _roll(self) -> None:
+        self._close()
+        self.index += 1
+        self.rows = 0
+        self._results = open(self.work / f"r{self.index}", "w", encoding="utf-8")  # noqa: SIM115
+        self._errors = open(self.work / f"e{self.index}", "w", encoding="utf-8")  # noqa: SIM115
+
+    def _close(self) -> None:
+        for fh in (self._results, self._errors):
+            if fh is not None:
+                fh.close()
+
+    def publish(self, objects: Any, bucket: str, directory: str) -> None:
+        self._close()
+        count = max(1, self.index + 1)
+        if self.index < 0:  # no rows: still write one empty pair, as Vertex does
+            (self.work / "r0").touch()
+            (self.work / "e0").touch()
+        for i in range(count):
+            for local, stem in ((f"r{i}", formats.RESULTS_STEM), (f"e{i}", formats.ERRORS_STEM)):
+                objects.put(bucket, f"{directory}/{formats.shard_name(stem, i, count)}",
+                            self.work / local, content_type="application/jsonl")
+
+
+def _chunks(instances: Iterator[Instance], size: int) -> Iterator[list[Any]]:
+    batch: list[Any] = []
+    for inst in instances:
+        batch.append(inst.value)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _predict_batch(replica: Any, batch: list[Any]) -> list[tuple[Any, Any, Any]]:
+    """(instance, prediction, error) per instance; a failed batch is retried one by one
+    so a single bad instance does not take its neighbours down with it."""
+    try:
+        predictions = _call(replica, batch)
+        return [(i, p, None) for i, p in zip(batch, predictions, strict=True)]
+    except _PredictError as exc:
+        if len(batch) == 1:
+            return [(batch[0], None, {"code": exc.code, "message": exc.message})]
+    out: list[tuple[Any, Any, Any]] = []
+    for instance in batch:
+        try:
+            out.append((instance, _call(replica, [instance])[0], None))
+        except _PredictError as exc:
+            out.append((instance, None, {"code": exc.code, "message": exc.message}))
+    return out
+
+
+class _AnyEvent:
+    """Set when any of its events is (duck-types threading.Event.is_set for the ReplicaManager)."""
+
+    def __init__(self, *events: threading.Event) -> None:
+        self._events = events
+
+    def is_set(self) -> bool:
+        return any(e.is_set() for e in self._events)
+
+
+def _quiet_result(future: Future[list[Any]]) -> list[Any]:
+    try:
+        return future.result()
+    except Exception:  # noqa: BLE001 - the job already failed for another reason
+        return []
+
+
+class _StartError(Exception):
+    """No replica could serve the model."""
+
+
+class _PredictError(Exception):
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def _call(replica: Any, batch: list[Any]) -> list[Any]:
+    body = json.dumps({"instances": batch}).encode()
+    try:
+        raw = replica.predict(body)
+    except ApiError as exc:
+        raise _PredictError(_code(exc.status), exc.message) from exc
+    except Exception as exc:
+        status = getattr(exc, "http_status", 500)
+        code = code_pb2.INVALID_ARGUMENT if status == 400 else code_pb2.INTERNAL
+        raise _PredictError(code, getattr(exc, "message", "") or str(exc) or type(exc).__name__) from exc
+    try:
+        answer = json.loads(raw)
+    except ValueError as exc:
+        raise _PredictError(code_pb2.INTERNAL, f"replica answered non-JSON: {raw[:200]!r}") from exc
+    if isinstance(answer, dict) and "error" in answer:
+        raise _PredictError(code_pb2.INVALID_ARGUMENT, str(answer["error"]))
+    predictions = answer.get("predictions") if isinstance(answer, dict) else None
+    if not isinstance(predictions, list) or len(predictions) != len(batch):
+        raise _PredictError(code_pb2.INTERNAL, "replica answered a wrong number of predictions")
+    return predictions
+
+
+def _code(status: str) -> int:
+    known = set(code_pb2.Code.keys())
+    return int(code_pb2.Code.Value(status)) if status in known else code_pb2.UNKNOWN
+
+
+def finish(job: Any, state: int, code: int = 0, message: str = "") -> None:
+    job.state = state
+    job.end_time.CopyFrom(protos.now_ts())
+    if code and message:
+        job.error.CopyFrom(status_pb2.Status(code=code, message=message))
+
+
+def state_name(state: int) -> str:
+    for name, value in STATE_NAMES.items():
+        if value == state:
+            return name
+    return str(state)
