@@ -8,7 +8,12 @@ import numpy as np
 import pytest
 
 from deployer.serving.codec import (
-    RequestError, SignatureInfo, TensorInfo, check_arrays, decode_json, encode_json,
+    RequestError,
+    SignatureInfo,
+    TensorInfo,
+    check_arrays,
+    decode_json,
+    encode_json,
 )
 
 F32 = np.dtype(np.float32)
