@@ -166,6 +166,10 @@ class JobRun:
         """Start the replicas in parallel (each loads TensorFlow: seconds); [] if cancelled."""
         wanted = min(max(1, self.job.dedicated_resources.starting_replica_count or 1), MAX_LOCAL_REPLICAS)
         stem = f"batch-{self.job.name.rsplit('/', 1)[-1]}"
+        machine = self.job.dedicated_resources.machine_spec
+        if machine.accelerator_count:
+            log.info("batch job %s asks for %d x %s per replica: served on CPU here",
+                     self.name, machine.accelerator_count, machine.accelerator_type)
         stop = _AnyEvent(abort, self.cancel, self.jobs._shutdown)
         with ThreadPoolExecutor(max_workers=wanted) as pool:
             futures = [pool.submit(self.jobs.replicas.start, artifact_uri, name=f"{stem}-{i}",
