@@ -320,8 +320,10 @@ def run(
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
-    log.info("deployer emulator listening on %s (data dir %s; APIs: %s)", ctx.base_url, data_dir, ", ".join(ctx.apis))
-    log.info("use api_endpoint=%s and STORAGE_EMULATOR_HOST=%s", ctx.base_url, ctx.base_url)
+    # Printed whatever the log level: launchers that asked for port 0 read the real one here.
+    sys.stderr.write(f"deployer emulator listening on {ctx.base_url} (data dir {data_dir}; APIs: {', '.join(ctx.apis)})\n"
+                     f"use api_endpoint={ctx.base_url} and STORAGE_EMULATOR_HOST={ctx.base_url}\n")
+    sys.stderr.flush()
     try:
         server.serve_forever(poll_interval=0.2)
     finally:

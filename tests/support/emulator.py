@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -45,7 +46,7 @@ class EmulatorProcess:
 
     def __init__(
         self, *, data_dir: Path | None = None, extra_args: list[str] | None = None,
-        env: dict[str, str] | None = None, start_timeout: float = 60.0,
+        env: dict[str, str] | None = None, start_timeout: float = 60.0, port: int | None = None,
     ) -> None:
         self._tmp = None if data_dir else tempfile.TemporaryDirectory(prefix="deployer-emu-")
         self.data_dir = Path(data_dir) if data_dir else Path(self._tmp.name) / "data"  # type: ignore[union-attr]
@@ -54,8 +55,17 @@ class EmulatorProcess:
         self.extra_args = list(extra_args or [])
         self.env = env
         self.start_timeout = start_timeout
-        self.port = free_port()
+        # None until the first start: the emulator binds port 0 and reports what it got, so
+        # no other process can take a port between our choosing it and the server binding it.
+        self._port = port
+        self._log_offset = 0  # where this start's output begins in stderr_path
         self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def port(self) -> int:
+        if self._port is None:
+            raise EmulatorError("the emulator has not been started yet")
+        return self._port
 
     @property
     def url(self) -> str:
@@ -75,12 +85,13 @@ class EmulatorProcess:
             return self
         self.data_dir.mkdir(parents=True, exist_ok=True)
         cmd = [
-            sys.executable, "-m", "deployer.emulator", "run", "--port", str(self.port),
+            sys.executable, "-m", "deployer.emulator", "run", "--port", str(self._port or 0),
             "--data-dir", str(self.data_dir), "--request-log", str(self.request_log_path), *self.extra_args,
         ]
         env = {**os.environ, **(self.env or {})}
         env.pop("STORAGE_EMULATOR_HOST", None)
         stderr = open(self.stderr_path, "ab")  # noqa: SIM115 - the child holds it
+        self._log_offset = stderr.tell()
         try:
             self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=stderr, stderr=stderr, env=env)
         finally:
@@ -96,14 +107,28 @@ class EmulatorProcess:
                 raise EmulatorError(
                     f"emulator exited with {self.proc.returncode} while starting:\n{self.stderr_tail()}"
                 )
-            try:
-                if self.health().get("status") == "ok":
-                    return
-            except (OSError, ValueError):
-                pass
+            if self._port is None:
+                self._port = self._reported_port()
+            if self._port is not None:
+                try:
+                    if self.health().get("status") == "ok":
+                        return
+                except (OSError, ValueError):
+                    pass
             time.sleep(0.05)
         self.kill9()
         raise EmulatorError(f"emulator not healthy after {self.start_timeout} s:\n{self.stderr_tail()}")
+
+    def _reported_port(self) -> int | None:
+        """The port from the server's "listening on http://HOST:PORT" log line of this start."""
+        try:
+            with open(self.stderr_path, "rb") as fh:
+                fh.seek(self._log_offset)
+                text = fh.read().decode(errors="replace")
+        except OSError:
+            return None
+        match = re.search(r"listening on http://[^\s:]+:(\d+)", text)
+        return int(match.group(1)) if match else None
 
     def stderr_tail(self, lines: int = 40) -> str:
         try:
