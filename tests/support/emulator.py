@@ -50,8 +50,9 @@ class EmulatorProcess:
     ) -> None:
         self._tmp = None if data_dir else tempfile.TemporaryDirectory(prefix="deployer-emu-")
         self.data_dir = Path(data_dir) if data_dir else Path(self._tmp.name) / "data"  # type: ignore[union-attr]
-        self.request_log_path = self.data_dir.parent / "requests.jsonl"
-        self.stderr_path = self.data_dir.parent / "emulator.stderr.log"
+        # Beside the data dir, named after it: two emulators in one folder never share them.
+        self.request_log_path = self.data_dir.parent / f"{self.data_dir.name}.requests.jsonl"
+        self.stderr_path = self.data_dir.parent / f"{self.data_dir.name}.stderr.log"
         self.extra_args = list(extra_args or [])
         self.env = env
         self.start_timeout = start_timeout
