@@ -272,7 +272,7 @@ def collect(backend: BatchBackend, status: JobStatus, staged: StagedInput | None
         known = load_labels(labels_file)
     elif staged is not None and staged.labels is not None and index is not None:
         known = staged.labels
-    result = Collected(output, merged, shards=len(shards), notes=notes)
+    result = Collected(output, merged, shards=sum(formats.RESULTS_STEM in n for n in shards), notes=notes)
     if known is not None:
         result.score = score(merged.predictions, known)
     return result

@@ -30,8 +30,12 @@ if TYPE_CHECKING:
 def _console() -> Any:
     from rich.console import Console
 
-    # soft_wrap: job names and paths stay on one line (greppable) when stderr is a pipe.
-    return Console(stderr=True, highlight=False, soft_wrap=True)
+    # soft_wrap: job names and paths stay on one line (greppable) when stderr is a pipe;
+    # a pipe has no width, and rich's 80 columns would cut job ids in tables.
+    console = Console(stderr=True, highlight=False, soft_wrap=True)
+    if not console.is_terminal:
+        console.width = 160
+    return console
 
 
 def _backend(spec: Spec) -> BatchBackend:
@@ -90,7 +94,8 @@ def batch_predict(spec_path: str, job_name: str | None, input_path: str | None, 
     version = runner.resolve_version(backend, spec, job)
     with console.status("Staging input..."):
         staged = runner.stage(backend, spec, job, input_path)
-    console.print(f"Input: {len(staged.index) if staged.index else '?'} rows ({staged.format}), "
+    rows = f"{len(staged.index):,}" if staged.index else "?"
+    console.print(f"Input: {rows} rows ({staged.format}), "
                   f"{len(staged.uris)} file(s); uploaded {_size(staged.uploaded_bytes)} "
                   f"of {_size(staged.total_bytes)}.")
     journal = runner.Journal.for_spec(spec)
@@ -129,6 +134,17 @@ def _wait_with_progress(console: Any, backend: BatchBackend, status: JobStatus,
     from deployer.batch import runner
 
     started = time.monotonic()
+    if not console.is_terminal:
+        # Logs and CI: one line when the state changes, else at most every 30 s.
+        last: dict[str, Any] = {"state": None, "at": 0.0}
+
+        def log_line(s: JobStatus) -> None:
+            now = time.monotonic()
+            if s.state != last["state"] or now - last["at"] >= 30:
+                console.print(_progress_line(s, now - started))
+                last.update(state=s.state, at=now)
+
+        return runner.wait(backend, status.resource, timeout=timeout, on_status=log_line)
     with Live(_progress_line(status, 0.0), console=console, transient=False,
               refresh_per_second=4) as live:
         return runner.wait(backend, status.resource, timeout=timeout,
@@ -160,7 +176,7 @@ def _render_collected(console: Any, final: JobStatus, c: Collected, as_json: boo
     from rich.table import Table
 
     console.print(f"{_state(final.state)}: {c.merged.succeeded:,} predictions, {len(c.errors):,} failed rows, "
-                  f"from {c.shards} shard file(s) -> {c.output}")
+                  f"merged from {c.shards} result shard(s) -> {c.output}")
     for note in c.notes:
         console.print(f"[yellow]note:[/] {note}")
     for e in c.errors[:20]:
