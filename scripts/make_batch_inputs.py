@@ -33,7 +33,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import mnist_data  # noqa: E402
+import mnist_data
 
 DATA_DIR = mnist_data.REPO_ROOT / "data"
 STAMP = ".mnist_inputs.json"
@@ -84,7 +84,7 @@ def write_inputs(
     digest = hashlib.sha256(x_test.tobytes() + y_test.tobytes()).hexdigest()
     stamp = {
         "format_version": FORMAT_VERSION,
-        "count": int(len(x_test)),
+        "count": len(x_test),
         "samples": samples,
         "source": mnist_data.describe_source(source),
         "sha256": digest,

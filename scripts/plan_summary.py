@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 _KIND_ICON = {"create": "+", "update": "~", "replace": "-/+", "delete": "-"}
@@ -30,8 +31,10 @@ def _cost_lines(cost: dict[str, Any]) -> list[str]:
         "",
         "| cost (estimate) | hourly (min replicas) | hourly (max replicas) | monthly (min) |",
         "|---|---|---|---|",
-        f"| after this change | {_money(after.get('hourly_min'))} | "
-        f"{_money(after.get('hourly_max'))} | {_money(after.get('monthly_min'))} |",
+        (
+            f"| after this change | {_money(after.get('hourly_min'))} | "
+            f"{_money(after.get('hourly_max'))} | {_money(after.get('monthly_min'))} |"
+        ),
     ]
     if now:
         lines.append(
@@ -100,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--detailed-exitcode", action="store_true",
                         help="the exit code follows plan --detailed-exitcode (2 = changes)")
     args = parser.parse_args(argv)
-    text = sys.stdin.read() if args.path == "-" else open(args.path, encoding="utf-8").read()
+    text = sys.stdin.read() if args.path == "-" else Path(args.path).read_text(encoding="utf-8")
     try:
         doc: Any = json.loads(text) if text.strip() else None
     except json.JSONDecodeError:

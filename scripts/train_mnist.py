@@ -43,7 +43,7 @@ import numpy as np
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import mnist_data  # noqa: E402  (sits next to this script)
+import mnist_data
 
 MODELS_DIR = mnist_data.REPO_ROOT / "models"
 SEED = 42
@@ -88,7 +88,6 @@ def _lock(root: Path) -> Iterator[None]:
 
 def _seed_everything() -> None:
     import keras
-
     import tensorflow as tf
 
     # Fresh layer-name counters and graph state: a second training in one process must

@@ -49,14 +49,14 @@ class Step:
         return f"{self.workflow}/{self.job}/{self.name}"
 
 
-def _load(path: Path) -> dict[str, Any]:
+def _load(path: Path) -> dict[Any, Any]:
     doc = yaml.safe_load(path.read_text())
     if not isinstance(doc, dict):
-        raise ValueError(f"{path}: not a workflow mapping")
+        raise TypeError(f"{path}: not a workflow mapping")
     return doc
 
 
-def _triggers(doc: dict[str, Any]) -> Any:
+def _triggers(doc: dict[Any, Any]) -> Any:
     # PyYAML reads the bare key `on` as the boolean True (YAML 1.1).
     return doc.get("on", doc.get(True))
 
@@ -151,7 +151,7 @@ def run_step(
     env = {**os.environ, **(extra_env or {}), **resolve_env(step, overrides)}
     return subprocess.run(
         [*GITHUB_BASH, "-c", step.script], cwd=cwd, env=env, text=True,
-        capture_output=True, timeout=timeout,
+        capture_output=True, timeout=timeout, check=False,
     )
 
 

