@@ -5,6 +5,7 @@ get, list with label filters and pages, patch, delete, and the errors each refus
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from google.api_core import exceptions as gexc
@@ -126,3 +127,12 @@ def test_scripted_faults_and_dropped_responses_key_on_vertex_method_names(
     assert clients.endpoint.get_endpoint(name=f"{PARENT}/endpoints/faulted").display_name == "faulted"
     entries = [(e["api"], e["mutating"]) for e in emu.read_request_log()]
     assert ("createEndpoint", True) in entries and ("getEndpoint", False) in entries
+
+
+def test_control_plane_stays_light(emu: EmulatorProcess) -> None:
+    # No TensorFlow and no aiplatform clients in the emulator process: its RSS stays small.
+    status = Path(f"/proc/{emu.proc.pid}/status").read_text()  # type: ignore[union-attr]
+    rss_kb = int(status.split("VmRSS:")[1].split()[0])
+    maps = Path(f"/proc/{emu.proc.pid}/maps").read_text()  # type: ignore[union-attr]
+    assert "libtensorflow" not in maps and "_pywrap_tensorflow" not in maps
+    assert rss_kb < 100 * 1024, f"emulator RSS {rss_kb} kB"

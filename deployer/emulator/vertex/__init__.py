@@ -15,6 +15,12 @@ from __future__ import annotations
 
 import logging
 
+from deployer.emulator.vertex import _lightimport
+
+# Before any aiplatform_v1 type is imported by this package's modules: the control
+# plane needs a dozen message types, not every client of the API (see _lightimport).
+_lightimport.install()
+
 from deployer.emulator.context import EmulatorContext
 from deployer.emulator.http import Router
 
