@@ -101,7 +101,7 @@ def up(host: str, port: int | None, data_dir: Path | None, request_log: Path | N
     info = inst.to_json(already_running=already)
     if already:
         differs = [f"{what} {have} (asked {asked})" for what, asked, have in (
-            ("port", port, inst.port),
+            ("port", port or None, inst.port),  # 0 = any port: never a mismatch
             ("data dir", data_dir.resolve() if data_dir else None, Path(inst.data_dir)),
         ) if asked is not None and asked != have]
         if differs:

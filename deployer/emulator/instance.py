@@ -17,6 +17,7 @@ import contextlib
 import fcntl
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -69,7 +70,7 @@ class Instance:
 def health(url: str, timeout: float = 1.0) -> dict[str, Any] | None:
     """The emulator's health document, or None if nothing healthy answers at `url`."""
     try:
-        with urllib.request.urlopen(f"{url}/_emulator/health", timeout=timeout) as resp:  # noqa: S310 - loopback
+        with urllib.request.urlopen(f"{url}/_emulator/health", timeout=timeout) as resp:
             doc = json.loads(resp.read())
     except (OSError, ValueError):
         return None
@@ -166,13 +167,11 @@ def up(
         cmd = [sys.executable, "-m", "deployer.emulator", "run", "--host", host, "--port", str(chosen_port),
                "--data-dir", str(data), *(extra_args or [])]
         with open(log_path, "ab") as log_file:
-            proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+            log_offset = log_file.tell()
+            proc = subprocess.Popen(
                 cmd, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
                 start_new_session=True, close_fds=True,
             )
-        url_host = "127.0.0.1" if host in ("0.0.0.0", "", "::") else host
-        url = f"http://{url_host}:{chosen_port}"
-        inst = Instance(url=url, host=host, port=chosen_port, pid=proc.pid, data_dir=str(data), log=str(log_path))
         deadline = time.monotonic() + wait_s
         while time.monotonic() < deadline:
             code = proc.poll()
@@ -181,14 +180,29 @@ def up(
                     f"The local emulator exited with status {code} while starting.\n{_tail(log_path)}",
                     hint=f"see {log_path}",
                 )
-            doc = health(url, timeout=0.5)
-            if doc is not None and int(doc.get("pid", proc.pid)) == proc.pid:
+            # The server prints the URL it really listens on (port 0 = any free port).
+            url = _reported_url(log_path, log_offset)
+            doc = health(url, timeout=0.5) if url else None
+            if url and doc is not None and int(doc.get("pid", proc.pid)) == proc.pid:
+                inst = Instance(url=url, host=host, port=int(url.rsplit(":", 1)[1]), pid=proc.pid,
+                                data_dir=str(data), log=str(log_path))
                 _write_state(inst)
                 return inst, False
             time.sleep(0.1)
         _stop_pid(proc.pid, timeout=5.0)
         raise DeployerError(f"The local emulator did not become healthy within {wait_s:.0f} s.\n{_tail(log_path)}",
                             hint=f"see {log_path}")
+
+
+def _reported_url(log_path: Path, offset: int) -> str | None:
+    try:
+        with open(log_path, "rb") as fh:
+            fh.seek(offset)
+            text = fh.read().decode(errors="replace")
+    except OSError:
+        return None
+    match = re.search(r"listening on (http://\S+:\d+)", text)
+    return match.group(1) if match else None
 
 
 def _tail(path: Path, lines: int = 20) -> str:
