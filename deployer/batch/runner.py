@@ -166,9 +166,13 @@ def stage(backend: BatchBackend, spec: Spec, job: BatchJob, input_override: str 
     return stage_input(backend, spec.bucket.name, spec.stack, paths, fmt, progress=progress)
 
 
-def start_or_attach(backend: BatchBackend, spec: Spec, job: BatchJob, staged: StagedInput,
+def start_or_attach(backend: BatchBackend, spec: Spec, job: BatchJob, staged: StagedInput | None,
                     version: str, journal: Journal, *, resume: bool) -> tuple[JobStatus, bool]:
-    """The job to follow, and whether it already existed (True: re-attached)."""
+    """The job to follow, and whether it already existed (True: re-attached).
+
+    `staged` may be None only with `resume` (the local input is gone): then only the
+    journaled job can be followed.
+    """
     key = f"{spec.stack}/{job.name}"
     entry = journal.get(key)
     if entry:
@@ -181,6 +185,9 @@ def start_or_attach(backend: BatchBackend, spec: Spec, job: BatchJob, staged: St
     elif resume:
         raise ConfigError(f"no journaled run of batch job {job.name!r} to resume",
                           hint="run without --resume to start one")
+    if staged is None:
+        raise ConfigError(f"the journaled run of batch job {job.name!r} is gone and the input "
+                          "cannot be staged", hint="fix the input path and run again")
     labels = job_labels(spec, job, staged.content_hash)
     running = [j for j in backend.find_jobs(labels) if not j.terminal]
     if running:  # the journal was lost (another machine, a killed run): adopt, never duplicate

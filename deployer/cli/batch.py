@@ -20,10 +20,11 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from deployer.cli.flags import spec_argument
-from deployer.errors import Aborted
+from deployer.errors import Aborted, ConfigError
 
 if TYPE_CHECKING:
     from deployer.batch.runner import BatchBackend, Collected, JobStatus
+    from deployer.batch.staging import StagedInput
     from deployer.spec import Spec
 
 
@@ -92,12 +93,20 @@ def batch_predict(spec_path: str, job_name: str | None, input_path: str | None, 
 
     job = runner.pick_job(spec, job_name)
     version = runner.resolve_version(backend, spec, job)
-    with console.status("Staging input..."):
-        staged = runner.stage(backend, spec, job, input_path)
-    rows = f"{len(staged.index):,}" if staged.index else "?"
-    console.print(f"Input: {rows} rows ({staged.format}), "
-                  f"{len(staged.uris)} file(s); uploaded {_size(staged.uploaded_bytes)} "
-                  f"of {_size(staged.total_bytes)}.")
+    staged: StagedInput | None = None
+    try:
+        with console.status("Staging input..."):
+            staged = runner.stage(backend, spec, job, input_path)
+    except ConfigError as exc:
+        if not resume:
+            raise
+        # The job already has its input in the bucket: follow it, merge in output order.
+        console.print(f"[yellow]note:[/] input not readable ({exc.message}); rows are taken in output order")
+    if staged is not None:
+        rows = f"{len(staged.index):,}" if staged.index else "?"
+        console.print(f"Input: {rows} rows ({staged.format}), "
+                      f"{len(staged.uris)} file(s); uploaded {_size(staged.uploaded_bytes)} "
+                      f"of {_size(staged.total_bytes)}.")
     journal = runner.Journal.for_spec(spec)
     status, attached = runner.start_or_attach(backend, spec, job, staged, version, journal, resume=resume)
     verb = "Re-attached to" if attached else "Started"

@@ -239,3 +239,17 @@ def test_version_not_applied_says_run_apply(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         runner.resolve_version(FakeBackend(), spec, job)
     assert "deployer apply" in (info.value.hint or "")
+
+
+def test_resume_follows_the_journaled_job_even_when_the_local_input_is_gone(tmp_path: Path) -> None:
+    spec = _spec(tmp_path, _jsonl(tmp_path / "x.jsonl", [[1]]))
+    backend = FakeBackend()
+    job = spec.batch_jobs[0]
+    journal = runner.Journal.for_spec(spec)
+    started, _ = runner.start_or_attach(backend, spec, job, runner.stage(backend, spec, job, None), "m@1",
+                                        journal, resume=False)
+    resumed, attached = runner.start_or_attach(backend, spec, job, None, "m@1", journal, resume=True)
+    assert attached and resumed.resource == started.resource
+    journal.path.unlink()
+    with pytest.raises(ConfigError, match="no journaled run"):
+        runner.start_or_attach(backend, spec, job, None, "m@1", journal, resume=True)
