@@ -55,7 +55,7 @@ class StackFiles:
 
     def write(self) -> Path:
         for alias, seed in self.versions.items():
-            marker = self.artifact(alias) / ".seed"
+            marker = self.root / "models" / f".{alias}.seed"  # outside the artifact tree
             if not marker.exists() or marker.read_text() != str(seed):
                 build_model(self.artifact(alias), seed)
                 marker.write_text(str(seed))
