@@ -11,6 +11,7 @@ Must not: import google.cloud (it receives a `Provider`), decide what to change 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import time
 from collections.abc import Callable
@@ -41,13 +42,14 @@ from deployer.plan import (
     VersionRef,
     plan_stack,
 )
+from deployer.providers import DeployRequest, Operation, VersionRequest
 from deployer.providers.retry import RetryPolicy, call_with_retry
 from deployer.spec import Spec
 from deployer.state import LABEL_SPEC, LABEL_STACK, StackState
 from deployer.upload import UploadReport, artifact_hashes, upload_artifact
 
 if TYPE_CHECKING:
-    from deployer.providers import Operation, Provider
+    from deployer.providers import Provider
 
 
 class Reporter:
@@ -312,7 +314,6 @@ class Executor:
         return "done" if upload.files_uploaded else "adopted"
 
     def _create_version(self, a: CreateVersion, action: Action) -> str:
-        from deployer.providers import VersionRequest
         ref = a.version
         req = VersionRequest(ref.model_id, a.parent_exists, a.display_name, a.description,
                              a.artifact_uri, a.container_image, a.labels, a.aliases)
@@ -321,7 +322,6 @@ class Executor:
             vid = self._find_version(ref.model_id, ref.spec_hash)
             if vid is None:
                 return None
-            from deployer.providers import Operation
             return Operation("", True, None, f"{ref.model_id}@{vid}")
 
         try:
@@ -333,7 +333,7 @@ class Executor:
             if found is not None:
                 self.versions[(ref.model_id, ref.spec_hash)] = found.result.split("@")[-1]  # type: ignore[union-attr]
                 return "adopted"
-            req = VersionRequest(**{**req.__dict__, "parent_exists": not a.parent_exists})
+            req = dataclasses.replace(req, parent_exists=not a.parent_exists)
             op = self.call(lambda: self.p.upload_version(req), probe=probe)
         adopted = op.name == ""
         op = self.wait(op, f"version:{ref.model_id}:{ref.spec_hash}", action.address)
@@ -383,7 +383,6 @@ class Executor:
         return ep is not None and any(d.id == deployed_id for d in ep.deployments)
 
     def _deploy(self, a: Deploy, action: Action) -> str:
-        from deployer.providers import DeployRequest
         req = DeployRequest(a.endpoint_id, a.deployed_id, a.version.model_id,
                             self.version_id(a.version), a.display_name, a.machine_type,
                             a.accelerator_type, a.accelerator_count, a.min_replicas,
