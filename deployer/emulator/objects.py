@@ -1,8 +1,8 @@
 """Crash-safe storage of the emulator's GCS buckets and objects.
 
 Owns `ObjectStore`: bucket and object metadata in SQLite (WAL, one transaction
-per change), object bytes in immutable files under `<data_dir>/gcs/blobs`,
-written atomically (temp file + fsync + rename) BEFORE the metadata row that
+per change), object bytes in immutable files under `<data_dir>/gcs/blobs` (see
+`blobfiles.py`), written atomically (temp file + fsync + rename) BEFORE the metadata row that
 points at them is committed. A `kill -9` at any moment therefore leaves every
 object either fully present with its recorded checksums or absent; leftovers
 (temp files, blobs no row points at) are swept at the next start. md5 and
@@ -16,9 +16,7 @@ TensorFlow / deployer.serving.
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
-import os
 import re
 import sqlite3
 import threading
@@ -28,13 +26,11 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, BinaryIO, Protocol
+from typing import Any, BinaryIO
 
-import google_crc32c
-
+from deployer.emulator.blobfiles import CHUNK, BlobFiles, Hashed, IterReader, Readable
 from deployer.emulator.http import ApiError
 
-_CHUNK = 1 << 20
 _BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]")
 
 _SCHEMA = """
@@ -89,12 +85,6 @@ def parse_gs_uri(uri: str) -> tuple[str, str]:
     return bucket, name
 
 
-class Readable(Protocol):
-    """Anything with read(n) -> bytes: files, request body streams."""
-
-    def read(self, n: int = ..., /) -> bytes: ...
-
-
 @dataclass(frozen=True)
 class ObjectMeta:
     """Metadata of one live object generation."""
@@ -121,13 +111,6 @@ class ListPage:
     next_page_token: str | None
 
 
-@dataclass
-class _Hashed:
-    size: int
-    md5: str
-    crc32c: str
-
-
 def _successor(prefix: str) -> str:
     """Smallest string greater than every string starting with `prefix`."""
     return prefix[:-1] + chr(ord(prefix[-1]) + 1)
@@ -138,14 +121,9 @@ class ObjectStore:
 
     def __init__(self, data_dir: Path, *, fsync: bool = True) -> None:
         self.root = Path(data_dir) / "gcs"
-        self._blobs = self.root / "blobs"
-        self._tmp = self.root / "tmp"
+        self._files = BlobFiles(self.root, fsync=fsync)
         self.uploads_dir = self.root / "uploads"  # resumable upload sessions' partial bytes
-        for d in (self._blobs, self._tmp, self.uploads_dir):
-            d.mkdir(parents=True, exist_ok=True)
-        for i in range(256):  # fan-out dirs made once, not per upload
-            (self._blobs / f"{i:02x}").mkdir(exist_ok=True)
-        self._fsync = fsync  # tests of speed may turn it off; crash safety across power loss needs it
+        self.uploads_dir.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
         # One connection guarded by a lock: metadata changes are tiny, the slow
         # part (streaming and hashing bytes) happens outside the lock.
@@ -161,13 +139,7 @@ class ObjectStore:
 
     def _sweep(self) -> None:
         """Remove what a crash can leave: temp files, and blobs no row points at (startup only)."""
-        for tmp in self._tmp.iterdir():
-            tmp.unlink(missing_ok=True)
-        referenced = {row[0] for row in self._db.execute("SELECT blob FROM objects")}
-        for sub in self._blobs.iterdir():
-            for blob in sub.iterdir():
-                if f"{sub.name}/{blob.name}" not in referenced:
-                    blob.unlink(missing_ok=True)
+        self._files.sweep({row[0] for row in self._db.execute("SELECT blob FROM objects")})
         # Sessions older than a week are abandoned (GCS expires them after one).
         self._db.execute("DELETE FROM uploads WHERE created < ?", (time.time() - 7 * 86400,))
         live = {row[0] for row in self._db.execute("SELECT upload_id FROM uploads")}
@@ -297,7 +269,7 @@ class ObjectStore:
             row = self._db.execute("SELECT blob FROM objects WHERE bucket=? AND name=?", (bucket, name)).fetchone()
         if row is None:
             raise ApiError(404, "NOT_FOUND", f"No such object: {bucket}/{name}")
-        return self._blobs / row[0]
+        return self._files.path(row[0])
 
     def open_with_meta(self, bucket: str, name: str) -> tuple[ObjectMeta, BinaryIO]:
         """Metadata and an open file of the same generation (a later overwrite cannot mix them)."""
@@ -310,7 +282,7 @@ class ObjectStore:
                 raise ApiError(404, "NOT_FOUND", f"No such object: {bucket}/{name}")
             # Opened under the lock: an overwrite unlinks the old blob only after its
             # commit, and an open file survives the unlink.
-            handle = open(self._blobs / row[-1], "rb")  # noqa: SIM115 - caller closes
+            handle = open(self._files.path(row[-1]), "rb")  # noqa: SIM115 - caller closes
         return self._meta(row[:-1]), handle
 
     def open(self, bucket: str, name: str) -> BinaryIO:
@@ -420,35 +392,6 @@ class ObjectStore:
             raise ApiError(412, "FAILED_PRECONDITION",
                            "At least one of the pre-conditions you specified did not hold.")
 
-    def _write_temp(self, source: bytes | Readable | Path, *, size_limit: int | None = None) -> tuple[Path, _Hashed]:
-        """Stream `source` into a fsynced temp file, hashing as it goes."""
-        md5 = hashlib.md5()
-        crc = google_crc32c.Checksum()
-        tmp = self._tmp / uuid.uuid4().hex
-        size = 0
-        try:
-            with open(tmp, "wb") as out:
-                if isinstance(source, (bytes, bytearray, memoryview)):
-                    chunks: Any = [bytes(source)]
-                elif isinstance(source, Path):
-                    chunks = _iter_file(source)
-                else:
-                    chunks = iter(lambda: source.read(_CHUNK), b"")
-                for chunk in chunks:
-                    if not chunk:
-                        continue
-                    md5.update(chunk)
-                    crc.update(chunk)
-                    out.write(chunk)
-                    size += len(chunk)
-                out.flush()
-                if self._fsync:
-                    os.fsync(out.fileno())
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        return tmp, _Hashed(size, base64.b64encode(md5.digest()).decode(), base64.b64encode(crc.digest()).decode())
-
     def put(
         self, bucket: str, name: str, source: bytes | Readable | Path, *,
         content_type: str = "application/octet-stream",
@@ -464,7 +407,7 @@ class ObjectStore:
                          "if_metageneration_match": if_metageneration_match}
         # Fail early (cheap) before streaming bytes; checked again atomically at commit.
         self._check_preconditions(self.stat(bucket, name), **preconditions)
-        tmp, hashed = self._write_temp(source)
+        tmp, hashed = self._files.write_temp(source)
         try:
             if expected_md5 and expected_md5 != hashed.md5:
                 raise ApiError(400, "INVALID_ARGUMENT",
@@ -478,19 +421,16 @@ class ObjectStore:
             tmp.unlink(missing_ok=True)
 
     def _commit(
-        self, bucket: str, name: str, tmp: Path, hashed: _Hashed, content_type: str,
+        self, bucket: str, name: str, tmp: Path, hashed: Hashed, content_type: str,
         metadata: dict[str, str], preconditions: dict[str, int | None],
     ) -> ObjectMeta:
-        blob_id = uuid.uuid4().hex
-        rel = f"{blob_id[:2]}/{blob_id}"
-        target = self._blobs / rel
         old_blob: str | None = None
         with self._lock:
             self.require_bucket(bucket)
             current = self.stat(bucket, name)
             self._check_preconditions(current, **preconditions)
             # Bytes are durable under their final name before any row points at them.
-            os.replace(tmp, target)
+            rel = self._files.publish(tmp)
             gen = self._next_generation()
             now = rfc3339(gen / 1_000_000)
             created = now
@@ -507,10 +447,10 @@ class ObjectStore:
             except BaseException:
                 if self._db.in_transaction:
                     self._db.execute("ROLLBACK")
-                target.unlink(missing_ok=True)
+                self._files.remove(rel)
                 raise
         if old_blob:
-            (self._blobs / old_blob).unlink(missing_ok=True)
+            self._files.remove(old_blob)
         meta = self.stat(bucket, name)
         assert meta is not None
         return meta
@@ -550,7 +490,7 @@ class ObjectStore:
             row = self._db.execute("SELECT blob FROM objects WHERE bucket=? AND name=?", (bucket, name)).fetchone()
             self._db.execute("DELETE FROM objects WHERE bucket=? AND name=?", (bucket, name))
         if row:
-            (self._blobs / row[0]).unlink(missing_ok=True)
+            self._files.remove(row[0])
 
     def copy(
         self, src_bucket: str, src_name: str, dst_bucket: str, dst_name: str, *,
@@ -578,9 +518,9 @@ class ObjectStore:
         try:
             def chunks() -> Iterator[bytes]:
                 for h in handles:
-                    while data := h.read(_CHUNK):
+                    while data := h.read(CHUNK):
                         yield data
-            return self.put(bucket, dst_name, _IterReader(chunks()),
+            return self.put(bucket, dst_name, IterReader(chunks()),
                             content_type=content_type or "application/octet-stream",
                             metadata=metadata, if_generation_match=if_generation_match)
         finally:
@@ -624,19 +564,4 @@ def validate_object_name(name: str) -> None:
         raise ApiError(400, "INVALID_ARGUMENT", f"Invalid object name: {name!r}")
 
 
-def _iter_file(path: Path) -> Iterator[bytes]:
-    with open(path, "rb") as fh:
-        yield from iter(lambda: fh.read(_CHUNK), b"")
-
-
-class _IterReader:
-    """A minimal read()-able over an iterator of byte chunks."""
-
-    def __init__(self, chunks: Iterator[bytes]) -> None:
-        self._chunks = chunks
-
-    def read(self, n: int = -1) -> bytes:
-        return next(self._chunks, b"")
-
-
-__all__ = ["ListPage", "ObjectMeta", "ObjectStore", "parse_gs_uri", "rfc3339"]
+__all__ = ["ListPage", "ObjectMeta", "ObjectStore", "Readable", "parse_gs_uri", "rfc3339"]

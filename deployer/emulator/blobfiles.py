@@ -1,0 +1,126 @@
+"""The immutable files holding GCS object bytes, written so a crash never tears one.
+
+Owns the byte side of `ObjectStore`: streaming a source into a temp file while
+computing md5 and crc32c, fsyncing it, publishing it under a fresh name with an
+atomic rename (a blob file is never modified after that; an overwrite writes a
+new one), and sweeping what a crash leaves (temp files, blobs no metadata row
+points at) at startup.
+
+Must not: hold metadata (SQLite in `objects.py` does), speak HTTP, or import
+TensorFlow / deployer.serving.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import google_crc32c
+
+CHUNK = 1 << 20
+
+
+class Readable(Protocol):
+    """Anything with read(n) -> bytes: files, request body streams."""
+
+    def read(self, n: int = ..., /) -> bytes: ...
+
+
+@dataclass(frozen=True)
+class Hashed:
+    """Size and checksums of bytes written, as GCS reports them."""
+
+    size: int
+    md5: str  # base64 of the 16-byte digest
+    crc32c: str  # base64 of the big-endian 4-byte CRC32C
+
+
+def iter_file(path: Path) -> Iterator[bytes]:
+    with open(path, "rb") as fh:
+        while data := fh.read(CHUNK):
+            yield data
+
+
+class IterReader:
+    """A read()-able over an iterator of byte chunks (returns one chunk per call)."""
+
+    def __init__(self, chunks: Iterable[bytes]) -> None:
+        self._chunks = iter(chunks)
+
+    def read(self, n: int = -1) -> bytes:
+        return next(self._chunks, b"")
+
+
+class BlobFiles:
+    """Blob files under `root/blobs/xx/<id>`, temp files under `root/tmp`."""
+
+    def __init__(self, root: Path, *, fsync: bool = True) -> None:
+        self.blobs = root / "blobs"
+        self.tmp = root / "tmp"
+        for d in (self.blobs, self.tmp):
+            d.mkdir(parents=True, exist_ok=True)
+        for i in range(256):  # fan-out dirs made once, not per upload
+            (self.blobs / f"{i:02x}").mkdir(exist_ok=True)
+        # Off only where speed matters more than power-loss safety (tests); kill -9 safety
+        # never needs it (the page cache outlives the process).
+        self.fsync = fsync
+
+    def path(self, rel: str) -> Path:
+        return self.blobs / rel
+
+    def write_temp(self, source: bytes | Readable | Path) -> tuple[Path, Hashed]:
+        """Stream `source` into a (fsynced) temp file, hashing as it goes."""
+        md5 = hashlib.md5()
+        crc = google_crc32c.Checksum()
+        tmp = self.tmp / uuid.uuid4().hex
+        size = 0
+        chunks: Iterable[bytes]
+        if isinstance(source, (bytes, bytearray, memoryview)):
+            chunks = [bytes(source)]
+        elif isinstance(source, Path):
+            chunks = iter_file(source)
+        else:
+            chunks = iter(lambda: source.read(CHUNK), b"")
+        try:
+            with open(tmp, "wb") as out:
+                for chunk in chunks:
+                    if not chunk:
+                        continue
+                    md5.update(chunk)
+                    crc.update(chunk)
+                    out.write(chunk)
+                    size += len(chunk)
+                out.flush()
+                if self.fsync:
+                    os.fsync(out.fileno())
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        return tmp, Hashed(size, base64.b64encode(md5.digest()).decode(), base64.b64encode(crc.digest()).decode())
+
+    def publish(self, tmp: Path) -> str:
+        """Move a written temp file to its final, never-modified name; returns that name."""
+        blob_id = uuid.uuid4().hex
+        rel = f"{blob_id[:2]}/{blob_id}"
+        os.replace(tmp, self.blobs / rel)
+        return rel
+
+    def remove(self, rel: str) -> None:
+        (self.blobs / rel).unlink(missing_ok=True)
+
+    def sweep(self, referenced: set[str]) -> None:
+        """Delete temp files and blobs not in `referenced` (startup only: O(files))."""
+        for tmp in self.tmp.iterdir():
+            tmp.unlink(missing_ok=True)
+        for sub in self.blobs.iterdir():
+            if not sub.is_dir():
+                continue
+            for blob in sub.iterdir():
+                if f"{sub.name}/{blob.name}" not in referenced:
+                    blob.unlink(missing_ok=True)
