@@ -1,10 +1,10 @@
 """PURE: desired spec + observed state -> the ordered actions that make them equal.
 
-Owns: the action vocabulary (frozen dataclasses, `str` enums), the diff of a `Spec`
-against a `StackState`, and the ordering that keeps serving capacity during a rollout:
-bucket, artifacts, model versions, aliases, endpoints, deployments (deploy new before
-anything old goes), traffic, then removals (undeploy, delete endpoints, versions,
-models). `plan_teardown` is the same diff against an empty spec.
+Owns: the diff of a `Spec` against a `StackState` (the action vocabulary it speaks lives
+in `deployer.actions` and is re-exported here), and the ordering that keeps serving
+capacity during a rollout: bucket, artifacts, model versions, aliases, endpoints,
+deployments (deploy new before anything old goes), traffic, then removals (undeploy,
+delete endpoints, versions, models). `plan_teardown` is the same diff against an empty spec.
 
 Must not: do I/O, read the clock, hash files or import any SDK. Artifact hashes and the
 expiry stamp are inputs (`PlanInputs`), so the same inputs always give the same plan.
@@ -12,10 +12,33 @@ expiry stamp are inputs (`PlanInputs`), so the same inputs always give the same 
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 
+from deployer.actions import (  # re-exported: callers import the vocabulary from plan
+    Action,
+    ActionKind,
+    CreateBucket,
+    CreateEndpoint,
+    CreateVersion,
+    DeleteEndpoint,
+    DeleteModel,
+    DeleteVersion,
+    Deploy,
+    Labels,
+    MergeAliases,
+    MutateDeployment,
+    Payload,
+    Plan,
+    PlanInputs,
+    Resource,
+    SetTraffic,
+    Traffic,
+    Undeploy,
+    UpdateEndpoint,
+    UpdateVersion,
+    UploadArtifact,
+    VersionRef,
+)
 from deployer.errors import ConfigError
 from deployer.spec import Deployment, Endpoint, Model, ModelVersion, Spec
 from deployer.state import (
@@ -39,191 +62,6 @@ from deployer.state import (
     model_id,
     short_hash,
 )
-
-Labels = tuple[tuple[str, str], ...]
-Traffic = tuple[tuple[str, int], ...]  # (deployed model id or "0" for the one being deployed, %)
-
-
-class ActionKind(str, enum.Enum):
-    CREATE = "create"
-    UPDATE = "update"
-    REPLACE = "replace"  # a new resource takes over from an old one (old removed later)
-    DELETE = "delete"
-
-
-class Resource(str, enum.Enum):
-    BUCKET = "bucket"
-    ARTIFACT = "artifact"
-    MODEL_VERSION = "model_version"
-    ALIASES = "aliases"
-    ENDPOINT = "endpoint"
-    DEPLOYMENT = "deployment"
-    TRAFFIC = "traffic"
-    MODEL = "model"
-
-
-@dataclass(frozen=True)
-class VersionRef:
-    """A model version that exists, or that an earlier action of the plan creates."""
-
-    model: str  # logical model name
-    model_id: str
-    spec_hash: str  # deployer-spec label of the version: identity of (artifact, container)
-    version_id: str | None = None  # None until created; apply resolves it
-
-
-# ----------------------------------------------------------------- action payloads
-
-
-@dataclass(frozen=True)
-class CreateBucket:
-    name: str
-    location: str
-    labels: Labels
-
-
-@dataclass(frozen=True)
-class UploadArtifact:
-    model: str
-    alias: str
-    source: str  # local SavedModel directory
-    content_hash: str
-    bucket: str
-    prefix: str  # object prefix, ends with "/"
-
-
-@dataclass(frozen=True)
-class CreateVersion:
-    version: VersionRef
-    parent_exists: bool  # False: the first version creates the registry model (model_id)
-    display_name: str
-    description: str
-    artifact_uri: str
-    container_image: str
-    labels: Labels
-    aliases: tuple[str, ...]  # only aliases no other version holds at that point
-
-
-@dataclass(frozen=True)
-class UpdateVersion:
-    version: VersionRef
-    description: str
-    labels: Labels
-
-
-@dataclass(frozen=True)
-class MergeAliases:
-    version: VersionRef
-    add: tuple[str, ...]
-    remove: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class CreateEndpoint:
-    name: str
-    endpoint_id: str
-    display_name: str
-    description: str
-    labels: Labels
-
-
-@dataclass(frozen=True)
-class UpdateEndpoint:
-    endpoint_id: str
-    display_name: str
-    description: str
-    labels: Labels
-
-
-@dataclass(frozen=True)
-class Deploy:
-    endpoint_id: str
-    deployed_id: str
-    version: VersionRef
-    display_name: str  # "<model>@<alias>": what status shows
-    machine_type: str
-    accelerator_type: str | None
-    accelerator_count: int
-    min_replicas: int
-    max_replicas: int
-    traffic: Traffic  # the endpoint's split after this deploy ("0" = this one)
-
-
-@dataclass(frozen=True)
-class MutateDeployment:
-    endpoint_id: str
-    deployed_id: str
-    min_replicas: int
-    max_replicas: int
-
-
-@dataclass(frozen=True)
-class SetTraffic:
-    endpoint_id: str
-    traffic: Traffic
-
-
-@dataclass(frozen=True)
-class Undeploy:
-    endpoint_id: str
-    deployed_id: str
-    traffic: Traffic  # the split of the others after it goes; () when it carries none
-
-
-@dataclass(frozen=True)
-class DeleteEndpoint:
-    endpoint_id: str
-
-
-@dataclass(frozen=True)
-class DeleteVersion:
-    version: VersionRef
-
-
-@dataclass(frozen=True)
-class DeleteModel:
-    model_id: str
-
-
-Payload = (
-    CreateBucket | UploadArtifact | CreateVersion | UpdateVersion | MergeAliases
-    | CreateEndpoint | UpdateEndpoint | Deploy | MutateDeployment | SetTraffic | Undeploy
-    | DeleteEndpoint | DeleteVersion | DeleteModel
-)
-
-
-@dataclass(frozen=True)
-class Action:
-    kind: ActionKind
-    resource: Resource
-    address: str  # what a person reads: "endpoint mnist-endpoint / mnist@v2"
-    reason: str  # why, in a few words
-    payload: Payload
-
-
-@dataclass(frozen=True)
-class Plan:
-    stack: str
-    actions: tuple[Action, ...]
-
-    @property
-    def is_empty(self) -> bool:
-        return not self.actions
-
-    def counts(self) -> dict[str, int]:
-        out = {k.value: 0 for k in ActionKind}
-        for a in self.actions:
-            out[a.kind.value] += 1
-        return out
-
-
-@dataclass(frozen=True)
-class PlanInputs:
-    # (model name, alias) -> content hash of the version's artifact (sha256 hex of the tree
-    # for a local dir; any stable hash of the URI for gs:// artifacts).
-    artifact_hashes: Mapping[tuple[str, str], str] = field(default_factory=dict)
-    expires_at: int | None = None  # unix seconds stamped as deployer-expires on creates
-
 
 # ------------------------------------------------------------------------ helpers
 
@@ -566,3 +404,12 @@ def plan_teardown(observed: StackState) -> Plan:
         actions.append(Action(ActionKind.DELETE, Resource.MODEL, f"model {m.name}",
                               "teardown", DeleteModel(m.model_id)))
     return Plan(observed.stack, tuple(actions))
+
+
+__all__ = [
+    "Action", "ActionKind", "CreateBucket", "CreateEndpoint", "CreateVersion", "DeleteEndpoint",
+    "DeleteModel", "DeleteVersion", "Deploy", "Labels", "MergeAliases", "MutateDeployment",
+    "Payload", "Plan", "PlanInputs", "Resource", "SetTraffic", "Traffic", "Undeploy",
+    "UpdateEndpoint", "UpdateVersion", "UploadArtifact", "VersionRef", "drain_endpoint",
+    "plan_stack", "plan_teardown", "version_spec_hash",
+]

@@ -1,6 +1,6 @@
 """The layering contracts in .importlinter hold (import-linter, run as a test).
 
-Also checks the reconciler modules the file does not list yet (state, journal, teardown,
+Also checks the reconciler modules the file does not list yet (state, actions, journal, teardown,
 render; reaper wires a provider like the CLI, so only the emulator rule applies to it)
 against the same rules, from a temporary config that extends it.
 """
@@ -37,10 +37,11 @@ forbidden_modules =
     deployer.serving
 
 [importlinter:contract:state-is-pure]
-name = state (ids, labels, observed types) imports nothing with I/O
+name = state (ids, labels, observed types) and actions (plan vocabulary) import nothing with I/O
 type = forbidden
 source_modules =
     deployer.state
+    deployer.actions
 forbidden_modules =
     deployer.providers
     google
