@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import fnmatch
 import io
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -34,9 +35,16 @@ class InputError(Exception):
 class Instance:
     """One instance to predict, and where it came from (for error messages)."""
 
-    value: Any  # the JSON value sent in "instances"
+    value: Any  # the JSON value sent in "instances" (None when only `raw` was kept)
     source: str  # gs://bucket/object
     where: str  # "line 12" / "record 3"
+    raw: bytes | None = None  # the instance's JSON text as read (jsonl), sent and echoed as is
+
+    def json_bytes(self) -> bytes:
+        """The instance as JSON text: the input's own bytes when kept (no re-encoding)."""
+        if self.raw is not None:
+            return self.raw
+        return json.dumps(self.value, separators=(",", ":")).encode()
 
 
 def expand_sources(objects: ObjectStore, uris: list[str]) -> list[tuple[str, str]]:
@@ -72,9 +80,15 @@ def expand_sources(objects: ObjectStore, uris: list[str]) -> list[tuple[str, str
 
 
 def iter_instances(
-    objects: ObjectStore, sources: list[tuple[str, str]], instances_format: str
+    objects: ObjectStore, sources: list[tuple[str, str]], instances_format: str, *,
+    parse: bool = True,
 ) -> Iterator[Instance]:
-    """Every instance of every source in order, streamed; InputError on a malformed row."""
+    """Every instance of every source in order, streamed; InputError on a malformed row.
+
+    `parse=False` (jsonl only) keeps each line's text without decoding it: for a second
+    pass over an input `count_instances` already validated, so JSON is neither decoded
+    nor re-encoded on the way to the replica and into the outputs.
+    """
     if instances_format not in formats.FORMATS:
         raise InputError(
             f"Unsupported instancesFormat {instances_format!r}: use one of {', '.join(formats.FORMATS)}."
@@ -86,7 +100,13 @@ def iter_instances(
         except ApiError as exc:  # deleted since the job started
             raise InputError(f"Input file {uri} could not be read: {exc.message}") from exc
         try:
-            yield from _iter_one(objects, handle, uri, instances_format)
+            if instances_format == "jsonl" and not parse:
+                for n, line in enumerate(handle, start=1):
+                    text = line.strip()
+                    if text:
+                        yield Instance(None, uri, f"line {n}", raw=text)
+            else:
+                yield from _iter_one(objects, handle, uri, instances_format)
         except formats.FormatError as exc:
             raise InputError(f"Malformed {instances_format} input {uri}, {exc.where}: {exc.reason}") from exc
         except UnicodeDecodeError as exc:

@@ -144,7 +144,7 @@ class JobRun:
         try:
             writer = _ShardWriter(work)
             try:
-                self._predict_all(iter_instances(objects, sources, fmt), replicas, writer)
+                self._predict_all(iter_instances(objects, sources, fmt, parse=False), replicas, writer)
             except InputError as exc:  # changed since it was counted
                 return FAILED, code_pb2.INVALID_ARGUMENT, str(exc)
             if self.jobs._shutdown.is_set():
@@ -270,21 +270,24 @@ class _ShardWriter:
         self._results: Any = None
         self._errors: Any = None
 
-    def add(self, instance: Any, prediction: Any, error: Any) -> None:
+    def add(self, instance: bytes, prediction: Any, error: Any) -> None:
+        """One row; `instance` is the instance's JSON text, echoed without re-encoding."""
         if self.rows >= SHARD_ROWS:
             self._roll()
         self.rows += 1
         if error is None:
-            self._results.write(json.dumps({"instance": instance, "prediction": prediction}) + "\n")
+            self._results.write(b'{"instance":' + instance + b',"prediction":'
+                                + json.dumps(prediction, separators=(",", ":")).encode() + b"}\n")
         else:
-            self._errors.write(json.dumps({"instance": instance, "error": error}) + "\n")
+            self._errors.write(b'{"instance":' + instance + b',"error":'
+                               + json.dumps(error, separators=(",", ":")).encode() + b"}\n")
 
     def _roll(self) -> None:
         self._close()
         self.index += 1
         self.rows = 0
-        self._results = open(self.work / f"r{self.index}", "w", encoding="utf-8")  # noqa: SIM115
-        self._errors = open(self.work / f"e{self.index}", "w", encoding="utf-8")  # noqa: SIM115
+        self._results = open(self.work / f"r{self.index}", "wb")  # noqa: SIM115
+        self._errors = open(self.work / f"e{self.index}", "wb")  # noqa: SIM115
 
     def _close(self) -> None:
         for fh in (self._results, self._errors):
@@ -303,10 +306,10 @@ class _ShardWriter:
                             self.work / local, content_type="application/jsonl")
 
 
-def _chunks(instances: Iterator[Instance], size: int) -> Iterator[list[Any]]:
-    batch: list[Any] = []
+def _chunks(instances: Iterator[Instance], size: int) -> Iterator[list[bytes]]:
+    batch: list[bytes] = []
     for inst in instances:
-        batch.append(inst.value)
+        batch.append(inst.json_bytes())
         if len(batch) >= size:
             yield batch
             batch = []
@@ -314,7 +317,7 @@ def _chunks(instances: Iterator[Instance], size: int) -> Iterator[list[Any]]:
         yield batch
 
 
-def _predict_batch(replica: Any, batch: list[Any]) -> list[tuple[Any, Any, Any]]:
+def _predict_batch(replica: Any, batch: list[bytes]) -> list[tuple[bytes, Any, Any]]:
     """(instance, prediction, error) per instance; a failed batch is retried one by one
     so a single bad instance does not take its neighbours down with it."""
     try:
@@ -323,7 +326,7 @@ def _predict_batch(replica: Any, batch: list[Any]) -> list[tuple[Any, Any, Any]]
     except _PredictError as exc:
         if len(batch) == 1:
             return [(batch[0], None, {"code": exc.code, "message": exc.message})]
-    out: list[tuple[Any, Any, Any]] = []
+    out: list[tuple[bytes, Any, Any]] = []
     for instance in batch:
         try:
             out.append((instance, _call(replica, [instance])[0], None))
@@ -360,8 +363,8 @@ class _PredictError(Exception):
         self.message = message
 
 
-def _call(replica: Any, batch: list[Any]) -> list[Any]:
-    body = json.dumps({"instances": batch}).encode()
+def _call(replica: Any, batch: list[bytes]) -> list[Any]:
+    body = b'{"instances":[' + b",".join(batch) + b"]}"
     try:
         raw = replica.predict(body)
     except ApiError as exc:
