@@ -28,7 +28,14 @@ from typing import Any, BinaryIO
 
 from deployer.emulator.context import EmulatorContext
 from deployer.emulator.faults import FaultController, RequestLog, register_admin
-from deployer.emulator.http import ApiError, Request, Response, Router, error_response
+from deployer.emulator.http import (
+    ApiError,
+    Request,
+    Response,
+    Router,
+    canonical_status,
+    error_response,
+)
 from deployer.emulator.objects import ObjectStore
 from deployer.errors import ConfigError
 
@@ -109,6 +116,20 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s " + format, self.address_string(), *args)
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """Protocol-level errors (bad request line, headers) as Google JSON with a status line.
+
+        The stdlib answers these with an HTML page, and with no status line at all when
+        the request line was unreadable; clients then see garbage instead of an error.
+        """
+        if code >= 500:
+            code = 400  # the request was malformed: the client's fault, never a server error
+        if getattr(self, "request_version", "HTTP/0.9") == "HTTP/0.9":
+            self.request_version = "HTTP/1.1"
+        self.close_connection = True
+        self._write(error_response(code, canonical_status(code), message or explain or "Malformed request"),
+                    head=False)
 
     def handle_one_request(self) -> None:
         try:
