@@ -187,7 +187,10 @@ class _Handler(BaseHTTPRequestHandler):
                     else:
                         if length is not None and length > MAX_BUFFERED_BODY:
                             raise ApiError(413, "PAYLOAD_TOO_LARGE", "Request body too large")
-                        request.body = body.read()
+                        request.body = body.read(MAX_BUFFERED_BODY + 1)
+                        if len(request.body) > MAX_BUFFERED_BODY:  # chunked, no declared length
+                            self.close_connection = True
+                            raise ApiError(413, "PAYLOAD_TOO_LARGE", "Request body too large")
                     response = app.router.call(route, match, request)
                     if not admin and app.ctx.faults.drop_after(name, mutating=mutating, status=response.status):
                         fault = "dropped"
@@ -195,7 +198,7 @@ class _Handler(BaseHTTPRequestHandler):
             response = exc.to_response()
         if fault != "dropped" and not body.done:
             # Keep the connection usable: skip the unread body if small, else close after answering.
-            if length is not None and length <= 8 * 1024 * 1024 or chunked:
+            if not self.close_connection and length is not None and length <= 8 * 1024 * 1024:
                 try:
                     body.drain()
                 except ApiError:
