@@ -93,7 +93,10 @@ def test_apply_then_teardown_converge_under_faults(faulty_emulator: EmulatorProc
 
 
 @pytest.mark.timeout(400)
-def test_sigkill_during_a_long_operation_then_rerun_converges(tmp_path: Path) -> None:
+@pytest.mark.parametrize("kill_during", ["upload", pytest.param("deployModel",
+                                                               marks=pytest.mark.slow)])
+def test_sigkill_during_a_long_operation_then_rerun_converges(tmp_path: Path,
+                                                              kill_during: str) -> None:
     with EmulatorProcess(extra_args=["--op-delay", "6"]) as emu:
         files = StackFiles(tmp_path, stack="killed", bucket="test-project-killed")
         spec = str(files.write())
@@ -101,10 +104,10 @@ def test_sigkill_during_a_long_operation_then_rerun_converges(tmp_path: Path) ->
         proc = subprocess.Popen([sys.executable, "-m", "deployer", "apply", spec, "--yes"],
                                 env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         try:
-            # Kill it while the first long-running operation (the model upload) is pending.
-            deadline = time.monotonic() + 120
+            # Kill it while that long-running operation is pending (--op-delay 6).
+            deadline = time.monotonic() + 180
             while time.monotonic() < deadline and proc.poll() is None:
-                if any(e["api"] == "upload" for e in emu.mutating_calls()):
+                if any(e["api"] == kill_during for e in emu.mutating_calls()):
                     time.sleep(1.0)  # inside the op delay: the journal has the op name
                     break
                 time.sleep(0.1)
@@ -115,14 +118,15 @@ def test_sigkill_during_a_long_operation_then_rerun_converges(tmp_path: Path) ->
             if proc.poll() is None:
                 proc.kill()
                 proc.wait(10)
-        uploads_before = sum(e["api"] == "upload" for e in emu.mutating_calls())
+        before = sum(e["api"] == kill_during for e in emu.mutating_calls())
         result = run_cli(["apply", spec, "--yes"], emu.url)
         assert "stale lock" in result.stderr
         assert "resuming" in result.stderr
         versions, endpoints = _stack_resources(emu.url, "killed")
         assert len(versions) == 2, versions
         assert len(endpoints) == 1 and len(endpoints[0].deployed_models) == 1
-        uploads = [e for e in emu.mutating_calls() if e["api"] == "upload"]
-        assert len(uploads) == 2 and uploads_before == 1  # the killed upload was not redone
+        calls = [e for e in emu.mutating_calls() if e["api"] == kill_during]
+        assert before == 1  # killed during the first one...
+        assert len(calls) == (2 if kill_during == "upload" else 1)  # ...which was not redone
         run_cli(["plan", spec, "--detailed-exitcode"], emu.url, expect=0)
         run_cli(["teardown", spec, "--yes"], emu.url)
