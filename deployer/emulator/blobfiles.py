@@ -104,6 +104,20 @@ class BlobFiles:
             raise
         return tmp, Hashed(size, base64.b64encode(md5.digest()).decode(), base64.b64encode(crc.digest()).decode())
 
+    def adopt(self, path: Path) -> tuple[Path, Hashed]:
+        """Hash (and fsync) a finished file in place, to be published without copying it."""
+        md5 = hashlib.md5()
+        crc = google_crc32c.Checksum()
+        size = 0
+        with open(path, "rb+") as fh:
+            while data := fh.read(CHUNK):
+                md5.update(data)
+                crc.update(data)
+                size += len(data)
+            if self.fsync:
+                os.fsync(fh.fileno())
+        return path, Hashed(size, base64.b64encode(md5.digest()).decode(), base64.b64encode(crc.digest()).decode())
+
     def publish(self, tmp: Path) -> str:
         """Move a written temp file to its final, never-modified name; returns that name."""
         blob_id = uuid.uuid4().hex

@@ -377,7 +377,8 @@ class GcsApi:
             raise ApiError(400, "INVALID_ARGUMENT", f"Received {received} bytes, more than the declared {total}")
         meta = self.store.put(
             bucket, name, path, content_type=spec["content_type"], metadata=spec["metadata"],
-            expected_md5=spec.get("md5"), expected_crc32c=spec.get("crc32c"), **spec["preconditions"],
+            expected_md5=spec.get("md5"), expected_crc32c=spec.get("crc32c"), take_file=True,
+            **spec["preconditions"],
         )
         resource = object_resource(meta, _base(req, self.ctx))
         self.store.finish_upload(upload_id, resource)

@@ -397,9 +397,13 @@ class ObjectStore:
         content_type: str = "application/octet-stream",
         if_generation_match: int | None = None, if_generation_not_match: int | None = None,
         if_metageneration_match: int | None = None, metadata: dict[str, str] | None = None,
-        expected_md5: str | None = None, expected_crc32c: str | None = None,
+        expected_md5: str | None = None, expected_crc32c: str | None = None, take_file: bool = False,
     ) -> ObjectMeta:
-        """Write an object atomically (readers see the old or the new bytes, never a mix)."""
+        """Write an object atomically (readers see the old or the new bytes, never a mix).
+
+        With take_file=True and a Path source, the file itself becomes the object (moved,
+        not copied; deleted if the write fails): for finished resumable uploads.
+        """
         validate_object_name(name)
         self.require_bucket(bucket)
         preconditions = {"if_generation_match": if_generation_match,
@@ -407,7 +411,10 @@ class ObjectStore:
                          "if_metageneration_match": if_metageneration_match}
         # Fail early (cheap) before streaming bytes; checked again atomically at commit.
         self._check_preconditions(self.stat(bucket, name), **preconditions)
-        tmp, hashed = self._files.write_temp(source)
+        if take_file and isinstance(source, Path):
+            tmp, hashed = self._files.adopt(source)
+        else:
+            tmp, hashed = self._files.write_temp(source)
         try:
             if expected_md5 and expected_md5 != hashed.md5:
                 raise ApiError(400, "INVALID_ARGUMENT",
