@@ -245,3 +245,12 @@ def test_local_up_is_idempotent_and_down_stops_it(tmp_path: Path) -> None:
         assert make_storage_client(json.loads(again.stdout)["url"]).lookup_bucket("via-up") is not None
     finally:
         _cli(home, "down")
+
+
+def test_port_in_use_is_a_clear_error_not_a_traceback(emulator: EmulatorProcess, tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "deployer.emulator", "run", "--port", str(emulator.port), "--data-dir", str(tmp_path)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert proc.returncode == 3
+    assert "Cannot listen on 127.0.0.1" in proc.stderr and "Traceback" not in proc.stderr
