@@ -59,7 +59,9 @@ def teardown_stack(provider: Provider, stack: str, bucket: str, *,
     prefixes = list(stack_prefixes(stack))
     if not keep_outputs:
         prefixes += [p for p in output_prefixes if p]
-    delete_bucket = observed.bucket.exists and observed.bucket.created_by_stack and not keep_bucket
+    # Outputs kept means the bucket that holds them is kept too.
+    delete_bucket = (observed.bucket.exists and observed.bucket.created_by_stack
+                     and not keep_bucket and not (keep_outputs and any(output_prefixes)))
     report = TeardownReport(stack, bucket, plan, jobs, dry_run=dry_run)
     if observed.bucket.exists:
         for prefix in ([""] if delete_bucket else prefixes):
