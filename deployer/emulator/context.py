@@ -67,5 +67,5 @@ class EmulatorContext:
         for fn in hooks:
             try:
                 fn()
-            except Exception:  # noqa: BLE001 - shutdown must go on; the failure is logged
+            except Exception:  # shutdown must go on; the failure is logged
                 log.exception("shutdown hook %r failed", fn)

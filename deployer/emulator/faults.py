@@ -21,7 +21,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from deployer.emulator.http import ApiError, Request, Response, Router, error_response, json_response
+from deployer.emulator.http import (
+    ApiError,
+    Request,
+    Response,
+    Router,
+    error_response,
+    json_response,
+)
 
 if TYPE_CHECKING:
     from deployer.emulator.context import EmulatorContext
