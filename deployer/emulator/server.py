@@ -15,6 +15,8 @@ kill the server.
 
 from __future__ import annotations
 
+import email.parser
+import http.client
 import logging
 import os
 import signal
@@ -257,6 +259,25 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(b"0\r\n\r\n")
 
 
+def _install_fast_header_parsing() -> None:
+    """Parse request headers as headers only.
+
+    http.server parses headers with email's full parser, which for a multipart
+    Content-Type (every multipart upload) also compiles a boundary regex and parses
+    an empty multipart body: ~0.3 ms of CPU per upload, under the GIL. Headers-only
+    parsing yields the same header object; installed in the emulator process only.
+    """
+    if getattr(http.client.parse_headers, "_headers_only", False):
+        return
+
+    def parse_headers(fp: Any, _class: Any = http.client.HTTPMessage) -> Any:
+        raw = http.client._read_headers(fp)  # type: ignore[attr-defined]
+        return email.parser.Parser(_class=_class).parsestr(b"".join(raw).decode("iso-8859-1"), headersonly=True)
+
+    parse_headers._headers_only = True  # type: ignore[attr-defined]
+    http.client.parse_headers = parse_headers
+
+
 class EmulatorHTTPServer(ThreadingHTTPServer):
     """One thread per connection; daemon threads so a stuck client never blocks exit."""
 
@@ -277,6 +298,7 @@ def build_server(
     """Bind the server and register every API surface; the caller runs serve_forever()."""
     data_dir = Path(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
+    _install_fast_header_parsing()
     try:
         server = EmulatorHTTPServer((host, port), _Handler)
     except OSError as exc:
