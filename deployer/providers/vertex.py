@@ -386,15 +386,21 @@ class VertexProvider:
     # ------------------------------------------------------------------ batch jobs
 
     def delete_batch_job(self, resource: str) -> Operation:
-        from google.api_core.exceptions import FailedPrecondition as GFailed
+        from google.api_core.exceptions import GoogleAPICallError
+
+        from deployer import errors
+        from deployer.providers.errors import map_exception
         jobs = self.clients.jobs
 
         def delete() -> Any:
             try:
                 return jobs.delete_batch_prediction_job(name=resource)
-            except GFailed:
-                # Running jobs must be cancelled first; the delete is retried by apply.
-                jobs.cancel_batch_prediction_job(name=resource)
+            except GoogleAPICallError as exc:
+                # Over REST every 400 is a BadRequest: tell FAILED_PRECONDITION by the body.
+                # Vertex deletes only finished jobs: cancel this one; teardown retries.
+                if isinstance(map_exception(exc, mutating=True), errors.FailedPrecondition):
+                    self._count(1)
+                    jobs.cancel_batch_prediction_job(name=resource)
                 raise
         op = self._write(f"delete batch job {resource}", delete)
         return self._operation(op)
