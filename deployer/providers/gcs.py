@@ -103,8 +103,10 @@ class GcsStore:
             call_with_retry(lambda: self._write(
                 f"copy gs://{bucket}/{src}",
                 lambda: b.copy_blob(b.blob(src), b, dst, retry=None)), policy=self.policy)
-        for src, dst in pairs:
-            one(src, dst)
+        todo = list(pairs)
+        with ThreadPoolExecutor(max_workers=max(1, min(UPLOAD_WORKERS, len(todo)))) as pool:
+            for future in [pool.submit(one, src, dst) for src, dst in todo]:
+                future.result()
 
     def read_object(self, bucket: str, name: str) -> tuple[bytes, int] | None:
         def read() -> tuple[bytes, int] | None:
