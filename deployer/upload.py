@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -57,7 +58,49 @@ class UploadReport:
     files_copied: int = 0  # unchanged files copied from a sibling version's prefix
 
 
-_cache: dict[tuple[str, tuple[tuple[str, int, int], ...]], TreeDigest] = {}
+_cache: dict[str, TreeDigest] = {}
+_DISK_CACHE_LIMIT = 256  # trees remembered across runs (a few KB each)
+
+
+def _disk_cache_path() -> Path | None:
+    """$DEPLOYER_HOME/cache/artifact-hashes.json; None when DEPLOYER_NO_HASH_CACHE is set."""
+    if os.environ.get("DEPLOYER_NO_HASH_CACHE"):
+        return None
+    home = os.environ.get("DEPLOYER_HOME") or str(Path.home() / ".deployer")
+    return Path(home) / "cache" / "artifact-hashes.json"
+
+
+def _disk_get(key: str, root: str) -> TreeDigest | None:
+    path = _disk_cache_path()
+    try:
+        entry = json.loads(path.read_text())[key] if path else None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if not isinstance(entry, dict):
+        return None
+    files = tuple(FileDigest(f[0], int(f[1]), f[2]) for f in entry.get("files", ()))
+    return TreeDigest(root, str(entry.get("hash", "")), files)
+
+
+def _disk_put(key: str, digest: TreeDigest) -> None:
+    # Best effort: a cache that cannot be written only costs the next run a re-hash.
+    path = _disk_cache_path()
+    if path is None:
+        return
+    try:
+        data = json.loads(path.read_text()) if path.exists() else {}
+        if not isinstance(data, dict):
+            data = {}
+        data[key] = {"hash": digest.content_hash,
+                     "files": [[f.relpath, f.size, f.md5_b64] for f in digest.files]}
+        while len(data) > _DISK_CACHE_LIMIT:
+            data.pop(next(iter(data)))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(data))
+        os.replace(tmp, path)  # atomic: concurrent runs never see a torn file
+    except (OSError, ValueError):
+        pass
 
 
 def _walk(root: Path) -> list[tuple[str, Path]]:
@@ -72,16 +115,27 @@ def _walk(root: Path) -> list[tuple[str, Path]]:
 
 
 def hash_tree(root: str | os.PathLike[str]) -> TreeDigest:
-    """Hash a directory tree. Memoised per process on (path, size, mtime) of every file."""
+    """Hash a directory tree.
+
+    Remembered (in the process, and across runs in $DEPLOYER_HOME/cache) by the path, size
+    and mtime of every file, like make and rsync: a no-op apply of a 2 GB model does not
+    read 2 GB. Set DEPLOYER_NO_HASH_CACHE=1 to always read the bytes.
+    """
     base = Path(root)
     if not base.is_dir():
         raise ConfigError(f"artifact directory {base} does not exist",
                           hint="point the version's artifact at a SavedModel directory")
     entries = _walk(base)
-    key = (str(base.resolve()),
-           tuple((rel, p.stat().st_size, p.stat().st_mtime_ns) for rel, p in entries))
+    stats = [(rel, p.stat()) for rel, p in entries]
+    key = hashlib.sha256(json.dumps(
+        [str(base.resolve()), [(rel, st.st_size, st.st_mtime_ns) for rel, st in stats]]
+    ).encode()).hexdigest()
     if key in _cache:
         return _cache[key]
+    cached = _disk_get(key, str(base))
+    if cached is not None and cached.content_hash:
+        _cache[key] = cached
+        return cached
     tree = hashlib.sha256()
     files = []
     for rel, path in entries:
@@ -98,6 +152,7 @@ def hash_tree(root: str | os.PathLike[str]) -> TreeDigest:
         files.append(FileDigest(rel, size, base64.b64encode(md5.digest()).decode()))
     digest = TreeDigest(str(base), tree.hexdigest(), tuple(files))
     _cache[key] = digest
+    _disk_put(key, digest)
     return digest
 
 

@@ -137,3 +137,28 @@ def test_lost_response_asks_the_probe_before_retrying() -> None:
     policy = RetryPolicy(attempts=4, initial_seconds=0.0, max_seconds=0.0)
     assert call_with_retry(create, policy=policy, probe=lambda: "adopted") == "adopted"
     assert len(calls) == 1
+
+
+def test_hashes_are_remembered_across_runs_without_reading_the_bytes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from deployer import upload
+
+    monkeypatch.setenv("DEPLOYER_HOME", str(tmp_path / "home"))
+    root = tree(tmp_path / "m", {"saved_model.pb": b"graph", "variables/v": b"w" * 100})
+    first = hash_tree(root)
+    assert (tmp_path / "home" / "cache" / "artifact-hashes.json").exists()
+    upload._cache.clear()  # a new process
+
+    real_open = Path.open
+
+    def no_reading(self: Path, mode: str = "r", *args: object, **kwargs: object) -> object:
+        if "b" in mode:  # artifact bytes are read in binary; the cache file is text
+            raise AssertionError("the bytes were read again")
+        return real_open(self, mode, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Path, "open", no_reading)
+    assert hash_tree(root) == first
+    monkeypatch.undo()
+    monkeypatch.setenv("DEPLOYER_HOME", str(tmp_path / "home"))
+    (root / "variables" / "v").write_bytes(b"x" * 101)  # size and mtime change
+    assert hash_tree(root).content_hash != first.content_hash
