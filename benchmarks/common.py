@@ -495,6 +495,14 @@ def tree_rss_bytes(pid: int) -> int:
     return sum(rss_bytes(p) for p in process_tree(pid))
 
 
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used so far (0 if it is gone)."""
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return 0.0
+
+
 def modules_loaded(pid: int, needle: str) -> bool:
     """True if any mapped file of `pid` contains `needle` (e.g. 'libtensorflow')."""
     with contextlib.suppress(OSError):
