@@ -78,6 +78,11 @@ def served(mnist_dir: Path, mnist_dir_v2: Path) -> Iterator[Served]:
                                               accelerator_count=1)),
         ).result(timeout=240)
         x = np.random.default_rng(7).random((3, 784), dtype=np.float32)
+    except BaseException:
+        print(emu.stderr_tail(80))  # shown by pytest with the failure: the emulator's side of it
+        emu.cleanup()
+        raise
+    try:
         yield Served(emu, clients, ep.name, model, {"1": mnist_dir, "2": mnist_dir_v2}, x)
     finally:
         data_dir = emu.data_dir
@@ -163,6 +168,18 @@ def test_raw_predict_with_plain_bytes_answers_the_replica_body(served: Served) -
     assert resp.status_code == 200
     assert resp.headers["X-Vertex-AI-Deployed-Model-Id"] in ("dm-v1", "dm-v2")
     assert np.array(resp.json()["predictions"]).shape == (1, 10)
+
+
+def test_parameters_are_accepted_and_not_forwarded_to_tf_serving(served: Served) -> None:
+    import requests
+
+    body = {"instances": served.x[:1].tolist(), "parameters": {"confidence_threshold": 0.5}}
+    resp = requests.post(f"{served.emu.url}/v1/{served.endpoint}:predict", json=body, timeout=30)
+    assert resp.status_code == 200, resp.text
+    got = resp.json()
+    assert set(got) == {"predictions", "deployedModelId", "model", "modelDisplayName", "modelVersionId"}
+    np.testing.assert_allclose(np.array(got["predictions"]),
+                               _reference(served.dirs[got["modelVersionId"]], served.x[:1]), rtol=1e-5, atol=1e-6)
 
 
 def test_payload_over_1_5_mb_is_invalid_argument(served: Served) -> None:

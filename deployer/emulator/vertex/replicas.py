@@ -45,6 +45,13 @@ log = logging.getLogger("deployer.emulator.vertex")
 REPLICA_MODULE = os.environ.get("DEPLOYER_REPLICA_MODULE", "deployer.serving.replica")
 READY_TIMEOUT_S = float(os.environ.get("DEPLOYER_REPLICA_READY_TIMEOUT", "300"))
 STOP_GRACE_S = 10.0
+# deployer.serving.replica exits with this status when its port cannot be bound.
+EXIT_PORT_TAKEN = 2
+PORT_ATTEMPTS = 3
+
+
+class _PortTaken(Exception):
+    """The replica could not bind the port it was given."""
 
 
 class ReplicaError(Exception):
@@ -243,6 +250,18 @@ class ReplicaManager:
 
     def start_dir(self, model_dir: Path, *, name: str, model_name: str = "model",
                   timeout: float = READY_TIMEOUT_S, cancelled: threading.Event | None = None) -> Replica:
+        for attempt in range(PORT_ATTEMPTS):
+            try:
+                return self._start_once(model_dir, name=name, model_name=model_name, timeout=timeout,
+                                        cancelled=cancelled)
+            except _PortTaken:
+                # Another process took the port between our probe and the replica's bind
+                # (the machine is shared): try another one.
+                log.info("replica %s: port taken, retrying (%d/%d)", name, attempt + 1, PORT_ATTEMPTS)
+        raise ReplicaError(f"replica {name}: no free port after {PORT_ATTEMPTS} attempts")
+
+    def _start_once(self, model_dir: Path, *, name: str, model_name: str, timeout: float,
+                    cancelled: threading.Event | None) -> Replica:
         if self._closed:
             raise ReplicaError("the emulator is shutting down")
         port = _free_port()
@@ -265,6 +284,8 @@ class ReplicaManager:
             self._wait_ready(replica, timeout, cancelled)
         except BaseException:
             self.stop(replica)
+            if replica.process.returncode == EXIT_PORT_TAKEN:
+                raise _PortTaken() from None
             raise
         log.info("replica %s ready on port %d", name, port)
         return replica
