@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import shlex
+import signal
 import sys
 import time
 import traceback
@@ -105,6 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown benchmark(s): {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}")
     names = args.names or list(BENCHMARKS)
+    # A SIGTERM (timeout, CI cancel) unwinds like Ctrl-C, so every `finally` stops its servers.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     env = environment()
     results: list[BenchResult] = []
     with temp_dir() as work:

@@ -46,12 +46,17 @@ def deployer_cmd() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "deployer"]
 
 
-def write_jsonl(path: Path, x: np.ndarray) -> Path:
-    """One instance per line, pixel values as integers (what a user's export looks like)."""
-    with open(path, "w") as f:
-        for img in x.astype(np.int64):
-            f.write(json.dumps(img.tolist(), separators=(",", ":")))
-            f.write("\n")
+def write_jsonl(path: Path, x: np.ndarray, *, rows: int | None = None) -> Path:
+    """One instance per line, pixel values as integers (what a user's export looks like).
+
+    With `rows`, cycles through `x` until that many lines are written: a million-row input
+    streams to disk without a million-row array in memory.
+    """
+    lines = [(json.dumps(img.tolist(), separators=(",", ":")) + "\n").encode()
+             for img in x.astype(np.int64)]
+    total = len(lines) if rows is None else rows
+    with open(path, "wb") as f:
+        f.writelines(lines[i % len(lines)] for i in range(total))
     return path
 
 

@@ -160,9 +160,8 @@ def batch_flat(res: BenchResult, ctx: Any) -> None:
         for rows in sizes:
             root = work / f"rows-{rows}"
             root.mkdir()
-            x, _ = mnist_test_images(rows)
-            data = write_jsonl(root / "instances.jsonl", x)
-            del x
+            x, _ = mnist_test_images(min(rows, 10_000))
+            data = write_jsonl(root / "instances.jsonl", x, rows=rows)
             spec = write_spec(root / "stack.yaml", model_dir, data, stack=f"mem-batch-{rows}")
             subprocess.run([*deployer_cmd(), "apply", str(spec), "--yes"], env=env, check=True,
                            capture_output=True, timeout=600)
