@@ -175,52 +175,61 @@ def status_text(doc: dict[str, Any]) -> str:
 
 
 class ConsoleReporter(Reporter):
-    """Streams one line per action to stderr, with a byte progress bar during uploads."""
+    """Streams one line per action to stderr, with byte progress bars during uploads.
+
+    Apply uploads several artifacts at once, so one live display holds a bar per upload."""
 
     def __init__(self, *, quiet: bool = False) -> None:
+        import threading
+
         from rich.console import Console
         self.console = Console(stderr=True, highlight=False)
         self.quiet = quiet
+        self._lock = threading.Lock()
         self._progress: Any = None
-        self._task: Any = None
+        self._tasks: dict[int, Any] = {}  # id(action) -> rich task id
 
     def action_started(self, action: Action) -> None:
         if not self.quiet:
             self.console.print(action_line(action, markup=True) + " ...")
 
     def action_finished(self, action: Action, outcome: str, seconds: float) -> None:
-        self._stop_bar()
+        self._finish_bar(action)
         if not self.quiet:
             note = " (already there: adopted)" if outcome == "adopted" else ""
-            self.console.print(f"      done in {seconds:.1f}s{note}")
+            self.console.print(f"      {action.address}: done in {seconds:.1f}s{note}")
 
     def upload_started(self, action: Action, files: int, nbytes: int) -> None:
         if self.quiet:
             return
         if not files:
-            self.console.print("      all files already uploaded: nothing sent")
+            self.console.print(f"      {action.address}: all files already uploaded, none sent")
             return
-        from rich.progress import (
-            BarColumn,
-            DownloadColumn,
-            Progress,
-            TransferSpeedColumn,
-        )
-        self._progress = Progress("      uploading", BarColumn(), DownloadColumn(),
-                                  TransferSpeedColumn(), console=self.console,
-                                  disable=not sys.stderr.isatty())
-        self._progress.start()
-        self._task = self._progress.add_task("upload", total=nbytes)
-        self.console.print(f"      {files} file(s), {nbytes:,} bytes to send")
+        from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+        with self._lock:
+            if self._progress is None:
+                self._progress = Progress("      {task.description}", BarColumn(),
+                                          DownloadColumn(), TransferSpeedColumn(),
+                                          console=self.console,
+                                          disable=not sys.stderr.isatty())
+                self._progress.start()
+            self._tasks[id(action)] = self._progress.add_task(action.address, total=nbytes)
+        self.console.print(f"      {action.address}: {files} file(s), {nbytes:,} bytes to send")
 
-    def upload_progress(self, nbytes: int) -> None:
-        if self._progress is not None:
-            self._progress.advance(self._task, nbytes)
+    def upload_progress(self, action: Action, nbytes: int) -> None:
+        with self._lock:
+            task = self._tasks.get(id(action))
+            if task is not None:
+                self._progress.advance(task, nbytes)
 
-    def _stop_bar(self) -> None:
-        if self._progress is not None:
-            self._progress.stop()
-            self._progress = None
+    def _finish_bar(self, action: Action) -> None:
+        with self._lock:
+            task = self._tasks.pop(id(action), None)
+            if task is not None:
+                self._progress.remove_task(task)
+            if self._progress is not None and not self._tasks:
+                self._progress.stop()
+                self._progress = None
 
     def note(self, message: str) -> None:
         if not self.quiet:
