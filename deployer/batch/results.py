@@ -15,8 +15,9 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from array import array
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,45 +36,86 @@ class RowError:
     message: str
 
 
-@dataclass
 class Merged:
-    predictions: list[Any]  # in input order; None for failed or missing rows
-    errors: list[RowError] = field(default_factory=list)
-    unmatched: int = 0  # outputs whose instance matched no input row (should be 0)
+    """The merged outputs, spooled to disk: memory stays ~8 bytes a row plus failed rows.
+
+    Predictions are appended to a spool file as they are read (in any order) and each
+    input row remembers the offset of its prediction; readers get them in input order.
+    """
+
+    def __init__(self, spool: Path, rows: int = 0) -> None:
+        self._spool_path = spool
+        self._spool = open(spool, "w+b")  # noqa: SIM115 - closed by close()
+        self._offsets = array("q", [-1]) * rows  # per input row: spool offset, -1 if none
+        self.errors: list[RowError] = []
+        self.unmatched = 0  # outputs whose instance matched no input row (should be 0)
+
+    def _put(self, row: int | None, prediction: Any) -> None:
+        offset = self._spool.tell()
+        self._spool.write(json.dumps(prediction, separators=(",", ":")).encode() + b"\n")
+        if row is None:  # no index: arrival order is input order
+            self._offsets.append(offset)
+        else:
+            self._offsets[row] = offset
+
+    @property
+    def rows(self) -> int:
+        return len(self._offsets)
 
     @property
     def succeeded(self) -> int:
-        return sum(p is not None for p in self.predictions)
+        return sum(1 for o in self._offsets if o >= 0)
+
+    def iter_json(self) -> Iterator[bytes | None]:
+        """Each row's prediction as JSON text (no newline), in input order; None if it failed."""
+        self._spool.flush()
+        with open(self._spool_path, "rb") as fh:
+            for offset in self._offsets:
+                if offset < 0:
+                    yield None
+                else:
+                    fh.seek(offset)
+                    yield fh.readline().rstrip(b"\n")
+
+    def iter_predictions(self) -> Iterator[Any]:
+        for text in self.iter_json():
+            yield None if text is None else json.loads(text)
+
+    def predictions(self) -> list[Any]:
+        """All predictions in memory (small outputs and tests; writers stream instead)."""
+        return list(self.iter_predictions())
+
+    def close(self) -> None:
+        self._spool.close()
 
 
-def merge(result_files: Sequence[Path], error_files: Sequence[Path], index: RowIndex | None) -> Merged:
+def merge(result_files: Sequence[Path], error_files: Sequence[Path], index: RowIndex | None,
+          *, spool: Path) -> Merged:
     """Place every output row; without an index, shard order is taken as input order."""
-    ordered = sorted(result_files, key=_shard_order)
-    if index is None:
-        preds: list[Any] = []
-        for path in ordered:
-            for rec in _records(path):
-                preds.append(rec.get("prediction"))
-        errors = [RowError(None, "", None, _message(rec.get("error")))
-                  for path in sorted(error_files, key=_shard_order) for rec in _records(path)]
-        return Merged(preds, errors)
-    out = Merged([None] * len(index))
-    for path in ordered:
+    out = Merged(spool, len(index) if index is not None else 0)
+    for path in sorted(result_files, key=_shard_order):
         for rec in _records(path):
+            if index is None:
+                out._put(None, rec.get("prediction"))
+                continue
             row = index.claim(rec.get("instance"))
             if row is None:
                 out.unmatched += 1
                 continue
-            out.predictions[row] = rec.get("prediction")
+            out._put(row, rec.get("prediction"))
     for path in sorted(error_files, key=_shard_order):
         for rec in _records(path):
+            message = _message(rec.get("error"))
+            if index is None:  # rows unknown: the error is reported without a position
+                out.errors.append(RowError(None, "", None, message))
+                continue
             row = index.claim(rec.get("instance"))
             if row is None:
                 out.unmatched += 1
-                out.errors.append(RowError(None, "", None, _message(rec.get("error"))))
+                out.errors.append(RowError(None, "", None, message))
                 continue
-            source, line = index.where[row]
-            out.errors.append(RowError(row, source, line, _message(rec.get("error"))))
+            source, line = index.position(row)
+            out.errors.append(RowError(row, source, line, message))
     out.errors.sort(key=lambda e: (e.row is None, e.row or 0))
     return out
 
@@ -103,36 +145,47 @@ def write_output(merged: Merged, path: Path, output_format: str) -> None:
     """Write the merged predictions atomically (a partial file never has the final name)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    if output_format == "npy":
-        _write_npy(merged.predictions, tmp)
-    else:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.writelines(json.dumps(p, separators=(",", ":")) + "\n" for p in merged.predictions)
-    os.replace(tmp, path)
+    try:
+        if output_format == "npy":
+            _write_npy(merged, tmp)
+        else:
+            with open(tmp, "wb") as fh:
+                fh.writelines((text if text is not None else b"null") + b"\n" for text in merged.iter_json())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
-def _write_npy(predictions: list[Any], tmp: Path) -> None:
+def _write_npy(merged: Merged, tmp: Path) -> None:
+    """A float32 array [rows, ...], NaN where a row failed, written through a memory map."""
     import numpy as np
 
-    sample = next((p for p in predictions if p is not None), None)
+    sample = next((p for p in merged.iter_predictions() if p is not None), None)
     if sample is None:
         raise ConfigError("no prediction to write", hint="every row failed; see the errors above")
+    key = None
     if isinstance(sample, dict):
         if len(sample) != 1:
             raise ConfigError("predictions have several outputs; .npy holds one array",
                               hint="use --output-format jsonl")
         (key,) = sample
-        predictions = [p[key] if isinstance(p, dict) else None for p in predictions]
         sample = sample[key]
+    shape = np.shape(sample)
+    out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(merged.rows, *shape))
     try:
-        shape = np.shape(sample)
-        filled = [p if p is not None else np.full(shape, np.nan) for p in predictions]
-        array = np.asarray(filled, dtype=np.float32)
-    except (ValueError, TypeError) as exc:
-        raise ConfigError(f"predictions are not numeric arrays of one shape ({exc})",
-                          hint="use --output-format jsonl") from exc
-    with open(tmp, "wb") as fh:
-        np.save(fh, array)
+        for i, p in enumerate(merged.iter_predictions()):
+            if p is None:
+                out[i] = np.nan
+                continue
+            value = p[key] if key is not None else p
+            try:
+                out[i] = np.asarray(value, dtype=np.float32)
+            except (ValueError, TypeError) as exc:
+                raise ConfigError(f"predictions are not numeric arrays of one shape (row {i}: {exc})",
+                                  hint="use --output-format jsonl") from exc
+        out.flush()
+    finally:
+        del out
 
 
 # --- scoring -----------------------------------------------------------------------------
@@ -205,10 +258,14 @@ def _number_or_text(text: str) -> Any:
             return text
 
 
-def score(predictions: Sequence[Any], labels: Sequence[Any]) -> Score:
-    """Accuracy and confusion matrix of predicted classes against labels (input order)."""
-    if len(labels) != len(predictions):
-        raise ConfigError(f"{len(labels)} labels for {len(predictions)} input rows",
+def score(predictions: Iterable[Any], labels: Sequence[Any], *, rows: int | None = None) -> Score:
+    """Accuracy and confusion matrix of predicted classes against labels (input order).
+
+    `predictions` may be a stream (then say how many `rows` it holds).
+    """
+    count = rows if rows is not None else len(predictions)  # type: ignore[arg-type]
+    if len(labels) != count:
+        raise ConfigError(f"{len(labels)} labels for {count} input rows",
                           hint="give one label per input row, in input order")
     pairs = []
     skipped = 0

@@ -242,10 +242,11 @@ def raise_if_failed(status: JobStatus) -> None:
 @dataclass
 class Collected:
     output: Path
-    merged: Merged
+    merged: Merged  # closed: use its errors and counts, the predictions are in `output`
     score: Score | None = None
-    shards: int = 0
+    shards: int = 0  # result shard files merged
     notes: list[str] = field(default_factory=list)
+    succeeded: int = 0  # rows with a prediction
 
     @property
     def errors(self) -> list[RowError]:
@@ -265,23 +266,27 @@ def collect(backend: BatchBackend, status: JobStatus, staged: StagedInput | None
     if staged is not None and status.label(LABEL_INPUT) not in (None, staged.content_hash[:12]):
         notes.append("the input changed since this job ran: rows are taken in output order")
         index = None
+    known = None
+    if labels_file is not None:
+        known = load_labels(labels_file)  # before the download: a bad file fails fast
+    elif staged is not None and staged.labels is not None and index is not None:
+        known = staged.labels
     with tempfile.TemporaryDirectory(prefix="deployer-batch-out-") as tmp:
         items = [(f"gs://{bucket}/{name}", Path(tmp) / name.rsplit("/", 1)[-1]) for name in shards]
         backend.download_files(items)
         results = [p for _, p in items if formats.RESULTS_STEM in p.name]
         errors = [p for _, p in items if formats.ERRORS_STEM in p.name]
-        merged = merge(results, errors, index)
-    if merged.unmatched:
-        notes.append(f"{merged.unmatched} output rows matched no input row")
-    write_output(merged, output, output_format)
-    known = None
-    if labels_file is not None:
-        known = load_labels(labels_file)
-    elif staged is not None and staged.labels is not None and index is not None:
-        known = staged.labels
-    result = Collected(output, merged, shards=sum(formats.RESULTS_STEM in n for n in shards), notes=notes)
-    if known is not None:
-        result.score = score(merged.predictions, known)
+        merged = merge(results, errors, index, spool=Path(tmp) / "predictions.spool")
+        try:
+            if merged.unmatched:
+                notes.append(f"{merged.unmatched} output rows matched no input row")
+            write_output(merged, output, output_format)
+            result = Collected(output, merged, shards=sum(formats.RESULTS_STEM in n for n in shards),
+                               notes=notes, succeeded=merged.succeeded)
+            if known is not None:
+                result.score = score(merged.iter_predictions(), known, rows=merged.rows)
+        finally:
+            merged.close()
     return result
 
 

@@ -20,8 +20,9 @@ import io
 import json
 import os
 import tempfile
+from array import array
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -46,24 +47,54 @@ class StagingStore(Protocol):
     def upload_files(self, bucket: str, files: Any, progress: Any = None) -> None: ...
 
 
-@dataclass
 class RowIndex:
-    """Where each input row came from, and a key to find it again in the outputs."""
+    """Where each input row came from, and a key to find it again in the outputs.
 
-    where: list[tuple[str, int]] = field(default_factory=list)  # per row: (source file, line/record)
-    _keys: dict[bytes, deque[int]] = field(default_factory=dict)
+    Compact on purpose (about 100 bytes a row: a 16-byte key in a dict, two array
+    slots): a million-row input costs the client ~100 MB, not gigabytes. Duplicate
+    instances (equal keys) queue up in input order.
+    """
+
+    def __init__(self) -> None:
+        self.sources: list[str] = []  # input files, in the order first seen
+        self._source_ids: dict[str, int] = {}
+        self._source = array("I")  # per row: index into `sources`
+        self._line = array("I")  # per row: 1-based line (or record) number in that file
+        self._first: dict[bytes, int] = {}  # key -> first unclaimed row holding it
+        self._dups: dict[bytes, deque[int]] = {}  # key -> later unclaimed rows (duplicates only)
 
     def add(self, instance: Any, source: str, line: int) -> None:
-        self._keys.setdefault(formats.instance_key(instance), deque()).append(len(self.where))
-        self.where.append((source, line))
+        row = len(self._line)
+        sid = self._source_ids.get(source)
+        if sid is None:
+            sid = self._source_ids[source] = len(self.sources)
+            self.sources.append(source)
+        self._source.append(sid)
+        self._line.append(line)
+        key = formats.instance_key(instance)
+        if key in self._first:
+            self._dups.setdefault(key, deque()).append(row)
+        else:
+            self._first[key] = row
 
     def claim(self, instance: Any) -> int | None:
         """The first unclaimed row holding this instance (duplicates are claimed in order)."""
-        rows = self._keys.get(formats.instance_key(instance))
-        return rows.popleft() if rows else None
+        key = formats.instance_key(instance)
+        row = self._first.pop(key, None)
+        if row is not None:
+            later = self._dups.get(key)
+            if later:
+                self._first[key] = later.popleft()
+                if not later:
+                    del self._dups[key]
+        return row
+
+    def position(self, row: int) -> tuple[str, int]:
+        """(input file, line or record number) of a row."""
+        return self.sources[self._source[row]], self._line[row]
 
     def __len__(self) -> int:
-        return len(self.where)
+        return len(self._line)
 
 
 @dataclass
@@ -186,7 +217,7 @@ class _Builder:
     def finish(self) -> list[tuple[str, Path]]:
         if self._out is not None:
             self._out.close()
-        if not self.index.where:
+        if not len(self.index):
             raise ConfigError("the batch input holds no instances", hint="check the input path")
         if self.has_labels and len(self.labels) != len(self.index):
             raise ConfigError(f"only {len(self.labels)} of {len(self.index)} rows have a "

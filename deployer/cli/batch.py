@@ -184,7 +184,7 @@ def _interrupted(console: Any, backend: BatchBackend, resource: str, resume_cmd:
 def _render_collected(console: Any, final: JobStatus, c: Collected, as_json: bool) -> None:
     from rich.table import Table
 
-    console.print(f"{_state(final.state)}: {c.merged.succeeded:,} predictions, {len(c.errors):,} failed rows, "
+    console.print(f"{_state(final.state)}: {c.succeeded:,} predictions, {len(c.errors):,} failed rows, "
                   f"merged from {c.shards} result shard(s) -> {c.output}")
     for note in c.notes:
         console.print(f"[yellow]note:[/] {note}")
@@ -209,7 +209,7 @@ def _render_collected(console: Any, final: JobStatus, c: Collected, as_json: boo
     if as_json:
         doc: dict[str, Any] = {
             "job": final.resource, "state": final.state, "output": str(c.output),
-            "predictions": c.merged.succeeded, "failed_rows": len(c.errors),
+            "predictions": c.succeeded, "failed_rows": len(c.errors),
             "errors": [{"row": e.row, "source": e.source, "line": e.line, "message": e.message}
                        for e in c.errors],
         }

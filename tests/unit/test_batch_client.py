@@ -176,8 +176,9 @@ def test_merge_places_out_of_order_outputs_on_their_rows_and_numbers_errors(tmp_
                 [{"instance": [0], "prediction": 0}, {"instance": [1.0], "prediction": 11}])
     e0 = _shard(tmp_path / "prediction.errors_stats-00000-of-00002",
                 [{"instance": [2], "error": {"code": 3, "message": "bad shape"}}])
-    merged = results.merge([r1, r0], [e0], staged.index)
-    assert merged.predictions == [0, 11, None, 10, 40]  # duplicates claimed in input order
+    merged = results.merge([r1, r0], [e0], staged.index, spool=tmp_path / "spool")
+    assert merged.predictions() == [0, 11, None, 10, 40]  # duplicates claimed in input order
+    assert merged.succeeded == 4
     assert merged.errors == [results.RowError(2, str(data), 3, "bad shape")]
     out = tmp_path / "out.npy"
     results.write_output(merged, out, "npy")
@@ -253,3 +254,15 @@ def test_resume_follows_the_journaled_job_even_when_the_local_input_is_gone(tmp_
     journal.path.unlink()
     with pytest.raises(ConfigError, match="no journaled run"):
         runner.start_or_attach(backend, spec, job, None, "m@1", journal, resume=True)
+
+
+def test_without_an_index_shard_order_is_input_order_and_jsonl_output_streams(tmp_path: Path) -> None:
+    r1 = _shard(tmp_path / "prediction.results-00001-of-00002", [{"instance": [9], "prediction": [0.5]}])
+    r0 = _shard(tmp_path / "prediction.results-00000-of-00002",
+                [{"instance": [1], "prediction": [0.1]}, {"instance": [2], "prediction": [0.2]}])
+    e1 = _shard(tmp_path / "prediction.errors_stats-00001-of-00002", [{"instance": "x", "error": "boom"}])
+    merged = results.merge([r1, r0], [e1], None, spool=tmp_path / "spool")
+    out = tmp_path / "out.jsonl"
+    results.write_output(merged, out, "jsonl")
+    assert out.read_text().splitlines() == ["[0.1]", "[0.2]", "[0.5]"]
+    assert merged.errors == [results.RowError(None, "", None, "boom")] and merged.unmatched == 0
