@@ -39,10 +39,6 @@ def test_teardown_deletes_batch_jobs_and_outputs_unless_kept(emulator, storage_c
     assert _outputs(storage_client, files.bucket) == []
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "providers/vertex.py delete_batch_job catches api_core FailedPrecondition, but over REST "
-    "api_core raises BadRequest for every 400 (status FAILED_PRECONDITION included), so the job is "
-    "never cancelled and teardown waits for it to end by itself (owner: engineer E)"))
 def test_teardown_cancels_a_running_job_before_deleting_it(emulator, tmp_path: Path) -> None:
     (tmp_path / "in.jsonl").write_text(json.dumps([[1] * 28] * 28) + "\n")
     files = _spec(tmp_path, input_line="{path: in.jsonl, format: jsonl}")
