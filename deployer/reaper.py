@@ -103,15 +103,14 @@ def _hourly(provider: Provider, stack: str, bucket: str | None, region: str,
     return estimate_deployments(pairs, region, table).hourly_min if pairs else 0.0
 
 
-def reap(project: str, region: str, *, dry_run: bool = False, target: str = "vertex",
-         emulator_url: str | None = None, provider: Provider | None = None,
+def reap(project: str, region: str, *, provider: Provider, dry_run: bool = False,
          now: float | None = None, reporter: Reporter | None = None,
          options: ApplyOptions | None = None, table: PriceTable | None = None) -> ReapReport:
-    """Tear down every stack in project/region whose expiry label is in the past."""
-    if provider is None:
-        from deployer.providers.clients import resolve_target
-        from deployer.providers.vertex import VertexProvider
-        provider = VertexProvider(resolve_target(target, project, region, emulator=emulator_url))
+    """Tear down every stack in project/region whose expiry label is in the past.
+
+    `provider` is connected to that project/region by the caller (the CLI uses
+    `deployer.providers.connect`); the reaper itself never builds clients.
+    """
     t = int(now if now is not None else time.time())
     report = ReapReport(project, region, dry_run, t)
     by_stack: dict[str, list[LabelledResource]] = {}

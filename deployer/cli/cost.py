@@ -8,8 +8,6 @@ report it returns. No pricing logic and no API calls live here.
 
 from __future__ import annotations
 
-import importlib
-import inspect
 import json
 from typing import Any
 
@@ -85,25 +83,13 @@ def _rows(table: Any, region: str) -> list[dict[str, Any]]:
 @output_option
 def reap(project: str, region: str, target: str, dry_run: bool, output: str) -> None:
     """Tear down every stack past its expiry label (guards.ttl); touch nothing unlabelled."""
-    try:
-        module = importlib.import_module("deployer.reaper")
-        reap_fn = module.reap
-    except (ImportError, AttributeError):
-        raise ConfigError(
-            "`deployer reap` is not available in this build: deployer.reaper.reap is missing",
-            hint="tear stacks down one by one with `deployer teardown SPEC`",
-        ) from None
     from deployer.cost import load_price_table
+    from deployer.providers.vertex import connect
+    from deployer.reaper import reap as reap_expired
 
-    offered = {"project": project, "region": region, "target": target, "dry_run": dry_run,
-               "table": load_price_table()}
-    params = inspect.signature(reap_fn).parameters
-    takes_all = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    result = reap_fn(**{k: v for k, v in offered.items() if takes_all or k in params})
+    result = reap_expired(project, region, provider=connect(target, project, region),
+                          dry_run=dry_run, table=load_price_table())
     if output == "json":
-        data = result.to_dict() if hasattr(result, "to_dict") else result
-        click.echo(json.dumps(data, indent=2, default=str))
-    elif hasattr(result, "render"):
+        click.echo(json.dumps(result.to_dict(), indent=2, default=str))
+    else:
         click.echo(result.render())
-    elif result is not None:
-        click.echo(str(result))

@@ -31,9 +31,8 @@ def _load(spec_path: str, *, check_artifacts: bool = True) -> Spec:
 
 def make_provider(spec: Spec) -> Provider:
     """The real provider for the spec's target (local emulator or Vertex AI)."""
-    from deployer.providers.clients import resolve_target
-    from deployer.providers.vertex import VertexProvider
-    return VertexProvider(resolve_target(spec.target.value, spec.project, spec.region))
+    from deployer.providers.vertex import connect
+    return connect(spec.target.value, spec.project, spec.region)
 
 
 def _estimates(spec: Spec, observed: StackState | None) -> tuple[Estimate, Estimate | None]:

@@ -25,7 +25,7 @@ from deployer.providers import (
     Traffic,
     VersionRequest,
 )
-from deployer.providers.clients import Clients, ClientTarget
+from deployer.providers.clients import Clients, ClientTarget, resolve_target
 from deployer.providers.errors import translated
 from deployer.providers.gcs import GcsStore
 from deployer.providers.retry import RetryPolicy, call_with_retry
@@ -412,3 +412,12 @@ class VertexProvider:
         if not base.startswith("http"):
             base = f"https://{base}"
         return f"{base}/v1/{self._endpoint_name(endpoint_id)}:predict"
+
+
+def connect(target: str, project: str, region: str, *, emulator: str | None = None) -> VertexProvider:
+    """The real provider for a target ("local" or "vertex"): the CLI's one way to get one.
+
+    `emulator` overrides the local emulator's URL (else $DEPLOYER_EMULATOR, else the
+    `deployer local up` instance, started on demand).
+    """
+    return VertexProvider(resolve_target(target, project, region, emulator=emulator))

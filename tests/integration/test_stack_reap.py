@@ -26,17 +26,17 @@ def test_reap_tears_down_expired_stacks_only(emulator, tmp_path: Path,
     clients.endpoint.create_endpoint(parent=PARENT, endpoint=Endpoint(display_name="hand-made"),
                                      endpoint_id="hand-made").result()
 
+    from deployer.providers.vertex import connect
     from deployer.reaper import reap
     monkeypatch.setenv("DEPLOYER_RETRY_SCALE", "0.02")
     later = time.time() + 2 * 3600
-    dry = reap("test-project", "us-central1", dry_run=True, target="local",
-               emulator_url=emulator.url, now=later)
+    provider = connect("local", "test-project", "us-central1", emulator=emulator.url)
+    dry = reap("test-project", "us-central1", dry_run=True, provider=provider, now=later)
     assert [s.stack for s in dry.expired] == ["old"]
     assert dry.expired[0].bucket == "test-project-old"
     assert dry.expired[0].hourly_usd and dry.expired[0].hourly_usd > 0
 
-    report = reap("test-project", "us-central1", target="local", emulator_url=emulator.url,
-                  now=later)
+    report = reap("test-project", "us-central1", provider=provider, now=later)
     assert [s.stack for s in report.stacks if s.torn_down] == ["old"], report.render()
     names = sorted(e.name.rsplit("/", 1)[-1] for e in
                    clients.endpoint.list_endpoints(parent=PARENT))

@@ -128,20 +128,10 @@ def test_prices_refresh_without_credentials_is_a_clear_config_error(tmp_path: Pa
     assert not (tmp_path / "prices.json").exists()
 
 
-def test_reap_without_the_reaper_module_fails_clearly(capsys: pytest.CaptureFixture[str]) -> None:
-    pytest.importorskip("click")
-    try:
-        import deployer.reaper  # noqa: F401
-    except ImportError:
-        code, _, err = run(["reap", "--project", "p-123456", "--region", "us-central1", "--dry-run"], capsys)
-        assert code == 3 and "deployer.reaper.reap is missing" in err
-    else:
-        pytest.skip("deployer.reaper exists; covered by the reaper's own tests")
-
-
 def test_reap_passes_its_options_to_the_reaper(capsys: pytest.CaptureFixture[str],
                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    import types
+    import deployer.providers.vertex
+    import deployer.reaper
 
     calls: list[dict[str, object]] = []
 
@@ -152,14 +142,21 @@ def test_reap_passes_its_options_to_the_reaper(capsys: pytest.CaptureFixture[str
         def to_dict(self) -> dict[str, object]:
             return {"stacks": ["old"]}
 
-    def fake_reap(*, project: str, region: str, dry_run: bool, target: str) -> Report:
-        calls.append({"project": project, "region": region, "dry_run": dry_run, "target": target})
+    def fake_connect(target: str, project: str, region: str) -> str:
+        return f"provider:{target}:{project}:{region}"
+
+    def fake_reap(project: str, region: str, *, provider: object, dry_run: bool,
+                  table: object) -> Report:
+        calls.append({"project": project, "region": region, "dry_run": dry_run,
+                      "provider": provider})
         return Report()
 
-    monkeypatch.setitem(sys.modules, "deployer.reaper", types.SimpleNamespace(reap=fake_reap))
+    monkeypatch.setattr(deployer.providers.vertex, "connect", fake_connect)
+    monkeypatch.setattr(deployer.reaper, "reap", fake_reap)
     code, out, _ = run(["reap", "--project", "p-123456", "--region", "us-east1", "--dry-run"], capsys)
     assert code == 0 and out.strip() == "would remove 1 stack"
-    assert calls == [{"project": "p-123456", "region": "us-east1", "dry_run": True, "target": "vertex"}]
+    assert calls == [{"project": "p-123456", "region": "us-east1", "dry_run": True,
+                      "provider": "provider:vertex:p-123456:us-east1"}]
     code, out, _ = run(["reap", "--project", "p-123456", "--region", "us-east1", "-o", "json"], capsys)
     assert json.loads(out) == {"stacks": ["old"]} and calls[-1]["dry_run"] is False
 
