@@ -18,31 +18,18 @@ from typing import Any, TypeVar
 
 from deployer.errors import NotFound
 from deployer.providers import Labels, ObjectInfo, Progress
-from deployer.providers.errors import translated
-from deployer.providers.retry import RetryPolicy, call_with_retry
+from deployer.providers.retry import CountedCalls, RetryPolicy, call_with_retry
 from deployer.state import ObservedBucket
 
 T = TypeVar("T")
 UPLOAD_WORKERS = int(os.environ.get("DEPLOYER_UPLOAD_WORKERS", "8"))
 
 
-class GcsStore:
+class GcsStore(CountedCalls):
     def __init__(self, client: Any, policy: RetryPolicy, count: Callable[[int], None]) -> None:
         self.client = client
         self.policy = policy
         self._count = count  # tells the provider how many API calls were made
-
-    def _read(self, what: str, fn: Callable[[], T]) -> T:
-        def once() -> T:
-            self._count(1)
-            with translated(what, mutating=False):
-                return fn()
-        return call_with_retry(once, policy=self.policy)
-
-    def _write(self, what: str, fn: Callable[[], T]) -> T:
-        self._count(1)
-        with translated(what, mutating=True):
-            return fn()
 
     # ---------------------------------------------------------------------- buckets
 

@@ -12,7 +12,7 @@ adoption), or let a vendor exception escape (errors.py maps them).
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar
 
 from deployer.providers import (
@@ -26,9 +26,8 @@ from deployer.providers import (
     VersionRequest,
 )
 from deployer.providers.clients import Clients, ClientTarget, resolve_target
-from deployer.providers.errors import translated
 from deployer.providers.gcs import GcsStore
-from deployer.providers.retry import RetryPolicy, call_with_retry
+from deployer.providers.retry import CountedCalls, RetryPolicy
 from deployer.state import (
     LABEL_NAME,
     LABEL_STACK,
@@ -48,7 +47,7 @@ def _label_filter(stack: str) -> str:
     return f'labels.{LABEL_STACK}="{stack}"'
 
 
-class VertexProvider:
+class VertexProvider(CountedCalls):
     def __init__(self, target: ClientTarget, *, policy: RetryPolicy | None = None) -> None:
         self.target = target
         self.project, self.region = target.project, target.region
@@ -73,18 +72,6 @@ class VertexProvider:
         if self._gcs is None:
             self._gcs = GcsStore(self.clients.storage, self.policy, self._count)
         return self._gcs
-
-    def _read(self, what: str, fn: Callable[[], T]) -> T:
-        def once() -> T:
-            self._count(1)
-            with translated(what, mutating=False):
-                return fn()
-        return call_with_retry(once, policy=self.policy)
-
-    def _write(self, what: str, fn: Callable[[], T]) -> T:
-        self._count(1)
-        with translated(what, mutating=True):
-            return fn()
 
     def _parent(self) -> str:
         return self.target.parent

@@ -29,23 +29,22 @@ def make_storage_client(url: str):  # type: ignore[no-untyped-def]
 @pytest.fixture
 def emulator() -> Iterator[EmulatorProcess]:
     """A fresh emulator (own port, own temp data dir and request log), stopped after the test."""
-    proc = EmulatorProcess()
-    try:
-        proc.start()
+    with EmulatorProcess() as proc:
         yield proc
-    finally:
-        proc.cleanup()
+
+
+@pytest.fixture(scope="module")
+def module_emulator() -> Iterator[EmulatorProcess]:
+    """One emulator for a test module: tests in it must not depend on each other's leftovers."""
+    with EmulatorProcess() as proc:
+        yield proc
 
 
 @pytest.fixture(scope="session")
 def shared_emulator() -> Iterator[EmulatorProcess]:
     """One emulator for the whole session: use unique bucket names, never restart or fault it."""
-    proc = EmulatorProcess()
-    try:
-        proc.start()
+    with EmulatorProcess() as proc:
         yield proc
-    finally:
-        proc.cleanup()
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,13 +26,8 @@ QUICK_SEEDS = {0, 1, 2}  # run by default; the rest are marked slow
 
 
 @pytest.fixture(scope="module")
-def faulty_emulator() -> Iterator[EmulatorProcess]:
-    proc = EmulatorProcess()
-    try:
-        proc.start()
-        yield proc
-    finally:
-        proc.cleanup()
+def faulty_emulator(module_emulator: EmulatorProcess) -> EmulatorProcess:
+    return module_emulator
 
 
 @pytest.fixture(scope="module")

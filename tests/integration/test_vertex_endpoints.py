@@ -4,7 +4,6 @@ get, list with label filters and pages, patch, delete, and the errors each refus
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,13 +16,8 @@ pytestmark = pytest.mark.timeout(120)
 
 
 @pytest.fixture(scope="module")
-def emu() -> Iterator[EmulatorProcess]:
-    proc = EmulatorProcess()
-    try:
-        proc.start()
-        yield proc
-    finally:
-        proc.cleanup()
+def emu(module_emulator: EmulatorProcess) -> EmulatorProcess:
+    return module_emulator
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ import json
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -32,13 +31,8 @@ pytestmark = pytest.mark.timeout(180)
 
 
 @pytest.fixture(scope="module")
-def emu() -> Iterator[EmulatorProcess]:
-    proc = EmulatorProcess()
-    try:
-        proc.start()
-        yield proc
-    finally:
-        proc.cleanup()
+def emu(module_emulator: EmulatorProcess) -> EmulatorProcess:
+    return module_emulator
 
 
 @pytest.fixture(scope="module")
