@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import subprocess
 import sys
 import time
@@ -247,16 +246,6 @@ def run(ctx: Any) -> BenchResult:
                 row.target, row.met = "batching >= 1.5x off", row.ratio >= 1.5
         if t.errors:
             res.notes.append(f"{t.name}: {t.errors} failed requests (first: {t.first_error})")
-    if on.stats.get(32) and off.stats.get(32):
-        # What batching can save here: the model call per request (in-process single-instance
-        # time) out of the machine time each request costs without batching (cores / rate).
-        cores = os.cpu_count() or 1
-        per_request = cores / _median(off.stats[32])
-        bound = per_request / max(per_request - ceiling_single.median, 1e-9)
-        res.notes.append(
-            f"Batching bound for this model: without batching each request costs ~{per_request * 1e3:.2f} "
-            f"core-ms at 32 clients (load generator included), of which the model call is "
-            f"{ceiling_single.median * 1e3:.2f} ms; batching can remove at most that, so <= {bound:.2f}x.")
     cnn_batching(res, ctx, bodies, rounds=rounds, seconds=seconds)
     res.notes.append(
         f"Instances: {source}, one 28x28 float32 image per request as a JSON list "
