@@ -29,17 +29,15 @@ from benchmarks.common import (
     MB,
     BenchResult,
     Emulator,
-    PeakRss,
     Skip,
     bench_env,
     free_port,
     mnist_model_dir,
     mnist_test_images,
-    modules_loaded,
-    rss_bytes,
     stop_process,
     wait_http,
 )
+from benchmarks.procfs import PeakRss, modules_loaded, rss_bytes
 
 TITLE = "6. Memory"
 CONTROL_PLANE_LIMIT_MB = 150

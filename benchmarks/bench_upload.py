@@ -26,12 +26,12 @@ from benchmarks.common import (
     BenchResult,
     Skip,
     fmt_num,
-    process_cpu_seconds,
     ratio_of,
     repeat_interleaved,
     spread_text,
     summarize,
 )
+from benchmarks.procfs import process_cpu_seconds
 
 TITLE = "1. Artifact upload"
 

@@ -3,8 +3,8 @@
 Owns: repeat-and-summarize helpers (median, p50/p99, IQR), the `Measurement` / `BenchResult`
 records every benchmark returns, the `Skip` signal for missing prerequisites, the environment
 header (machine, cores, load, date, versions), the text and markdown table writers, starting
-and stopping a private emulator (free port, temp data dir, request log), and resident-memory
-measurement of a process tree read from /proc.
+and stopping a private emulator (free port, temp data dir, request log), and the MNIST example
+inputs. Memory and CPU of processes (from /proc) are in `benchmarks.procfs`.
 
 Must not: import TensorFlow, google.cloud or deployer internals at import time (benchmarks
 that need them import lazily, so a missing piece skips one benchmark instead of the run), or
@@ -23,7 +23,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator, Sequence
@@ -32,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+MB = 1024 * 1024
 
 
 class Skip(Exception):
@@ -454,91 +454,6 @@ def temp_dir(prefix: str = "deployer-bench-") -> Iterator[Path]:
     """A temp dir removed afterwards, even after a crash of the benchmark."""
     with tempfile.TemporaryDirectory(prefix=prefix) as d:
         yield Path(d)
-
-
-# --------------------------------------------------------------------------- memory
-
-
-def _children(pid: int) -> list[int]:
-    kids: list[int] = []
-    with contextlib.suppress(OSError):
-        for task in Path(f"/proc/{pid}/task").iterdir():
-            with contextlib.suppress(OSError):
-                kids += [int(x) for x in (task / "children").read_text().split()]
-    return kids
-
-
-def process_tree(pid: int) -> list[int]:
-    """pid and all its descendants, from /proc/<pid>/task/*/children."""
-    seen: list[int] = []
-    stack = [pid]
-    while stack:
-        p = stack.pop()
-        if p in seen:
-            continue
-        seen.append(p)
-        stack += _children(p)
-    return seen
-
-
-def rss_bytes(pid: int) -> int:
-    """Resident set size of one process (0 if it is gone)."""
-    with contextlib.suppress(OSError, ValueError):
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    return 0
-
-
-def tree_rss_bytes(pid: int) -> int:
-    """RSS of a process and its descendants (shared pages counted once per process)."""
-    return sum(rss_bytes(p) for p in process_tree(pid))
-
-
-def process_cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds a process has used so far (0 if it is gone)."""
-    with contextlib.suppress(OSError, ValueError, IndexError):
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return 0.0
-
-
-def modules_loaded(pid: int, needle: str) -> bool:
-    """True if any mapped file of `pid` contains `needle` (e.g. 'libtensorflow')."""
-    with contextlib.suppress(OSError):
-        return needle in Path(f"/proc/{pid}/maps").read_text()
-    return False
-
-
-class PeakRss:
-    """Samples a process tree's RSS in a thread; `.peak` is the highest total seen."""
-
-    def __init__(self, pid: int, *, interval: float = 0.05, children: bool = True) -> None:
-        self.pid = pid
-        self.interval = interval
-        self.children = children  # False: the process alone (e.g. a control plane without replicas)
-        self.peak = 0
-        self.samples = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            rss = tree_rss_bytes(self.pid) if self.children else rss_bytes(self.pid)
-            self.peak = max(self.peak, rss)
-            self.samples += 1
-            self._stop.wait(self.interval)
-
-    def __enter__(self) -> PeakRss:  # noqa: PYI034
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
-MB = 1024 * 1024
 
 
 # --------------------------------------------------------------------------- the MNIST example
