@@ -18,11 +18,13 @@ from typing import Any, TypeVar
 
 from deployer.errors import NotFound
 from deployer.providers import Labels, ObjectInfo, Progress
-from deployer.providers.retry import CountedCalls, RetryPolicy, call_with_retry
+from deployer.providers.calls import CountedCalls
+from deployer.providers.retry import RetryPolicy, call_with_retry
 from deployer.state import ObservedBucket
 
 T = TypeVar("T")
 UPLOAD_WORKERS = int(os.environ.get("DEPLOYER_UPLOAD_WORKERS", "8"))
+UPLOAD_CHUNK_BYTES = 8 * 1024 * 1024  # a multiple of 256 KiB, as GCS requires
 
 
 class GcsStore(CountedCalls):
@@ -69,15 +71,20 @@ class GcsStore(CountedCalls):
 
         def one(pair: tuple[str, str]) -> None:
             path, name = pair
+            blob = b.blob(name)
+            # Large files go up as a resumable upload in chunks of this size; the client's
+            # default (100 MiB) would hold that much in memory per worker.
+            blob.chunk_size = UPLOAD_CHUNK_BYTES
             # Re-sending the same bytes to the same name is idempotent: retry lost ones too.
             call_with_retry(lambda: self._write(
                 f"upload gs://{bucket}/{name}",
-                lambda: b.blob(name).upload_from_filename(path, retry=None)),
+                lambda: blob.upload_from_filename(path, retry=None)),
                 policy=self.policy)
             if progress is not None:
                 progress(os.path.getsize(path))
 
-        pairs = list(files)
+        # Largest first: a big file started last would leave the other workers idle at the end.
+        pairs = sorted(files, key=lambda pair: os.path.getsize(pair[0]), reverse=True)
         with ThreadPoolExecutor(max_workers=max(1, min(UPLOAD_WORKERS, len(pairs)))) as pool:
             for future in [pool.submit(one, p) for p in pairs]:
                 future.result()

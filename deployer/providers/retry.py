@@ -19,7 +19,6 @@ from typing import TypeVar
 import tenacity
 
 from deployer.errors import ResponseLost, TransientError
-from deployer.providers.errors import translated
 
 T = TypeVar("T")
 
@@ -85,26 +84,3 @@ def call_with_retry(
 class _NoRetry(Exception):
     """Internal: stop retrying and re-raise the ResponseLost it carries as context."""
 
-
-class CountedCalls:
-    """How every provider class makes an API call: counted, translated, reads retried.
-
-    Reads are retried on `TransientError` under `policy`; writes are not (apply
-    decides how to adopt a `ResponseLost`). Subclasses set `policy` and provide
-    `_count(n)`, which tallies calls for `Provider.api_calls`.
-    """
-
-    policy: RetryPolicy
-    _count: Callable[[int], None]
-
-    def _read(self, what: str, fn: Callable[[], T]) -> T:
-        def once() -> T:
-            self._count(1)
-            with translated(what, mutating=False):
-                return fn()
-        return call_with_retry(once, policy=self.policy)
-
-    def _write(self, what: str, fn: Callable[[], T]) -> T:
-        self._count(1)
-        with translated(what, mutating=True):
-            return fn()

@@ -25,9 +25,10 @@ from deployer.providers import (
     Traffic,
     VersionRequest,
 )
+from deployer.providers.calls import CountedCalls
 from deployer.providers.clients import Clients, ClientTarget, resolve_target
 from deployer.providers.gcs import GcsStore
-from deployer.providers.retry import CountedCalls, RetryPolicy
+from deployer.providers.retry import RetryPolicy
 from deployer.state import (
     LABEL_NAME,
     LABEL_STACK,
