@@ -15,14 +15,14 @@ from __future__ import annotations
 import json
 import math
 import os
-from array import array
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from deployer.batch import formats
-from deployer.batch.staging import RowIndex
+from deployer.batch.rows import RowIndex
 from deployer.errors import ConfigError
 
 
@@ -37,44 +37,52 @@ class RowError:
 
 
 class Merged:
-    """The merged outputs, spooled to disk: memory stays ~8 bytes a row plus failed rows.
+    """The merged outputs, spooled to disk: memory stays constant (plus failed rows' errors).
 
-    Predictions are appended to a spool file as they are read (in any order) and each
-    input row remembers the offset of its prediction; readers get them in input order.
+    Predictions are appended to a spool file as they are read (in any order). With a
+    row index, each claimed row records its prediction's spool offset in the index's
+    on-disk table, and readers walk that table in input order; without one, arrival
+    order is input order and readers walk the spool itself.
     """
 
-    def __init__(self, spool: Path, rows: int = 0) -> None:
+    def __init__(self, spool: Path, index: RowIndex | None = None) -> None:
         self._spool_path = spool
         self._spool = open(spool, "w+b")  # noqa: SIM115 - closed by close()
-        self._offsets = array("q", [-1]) * rows  # per input row: spool offset, -1 if none
+        self._index = index
+        self._arrived = 0  # predictions spooled
         self.errors: list[RowError] = []
         self.unmatched = 0  # outputs whose instance matched no input row (should be 0)
 
-    def _put(self, row: int | None, prediction: Any) -> None:
+    def _spool_prediction(self, prediction: Any) -> int:
         offset = self._spool.tell()
         self._spool.write(json.dumps(prediction, separators=(",", ":")).encode() + b"\n")
-        if row is None:  # no index: arrival order is input order
-            self._offsets.append(offset)
-        else:
-            self._offsets[row] = offset
+        self._arrived += 1
+        return offset
 
     @property
     def rows(self) -> int:
-        return len(self._offsets)
+        return len(self._index) if self._index is not None else self._arrived
 
     @property
     def succeeded(self) -> int:
-        return sum(1 for o in self._offsets if o >= 0)
+        return self._arrived
 
     def iter_json(self) -> Iterator[bytes | None]:
         """Each row's prediction as JSON text (no newline), in input order; None if it failed."""
         self._spool.flush()
         with open(self._spool_path, "rb") as fh:
-            for offset in self._offsets:
-                if offset < 0:
+            if self._index is None:
+                for line in fh:
+                    yield line.rstrip(b"\n")
+                return
+            for offset in self._index.outputs():
+                if offset is None:
                     yield None
                 else:
-                    fh.seek(offset)
+                    # Outputs usually arrive in input order: then the next line is already
+                    # under the read head and the seek is skipped.
+                    if fh.tell() != offset:
+                        fh.seek(offset)
                     yield fh.readline().rstrip(b"\n")
 
     def iter_predictions(self) -> Iterator[Any]:
@@ -91,18 +99,22 @@ class Merged:
 
 def merge(result_files: Sequence[Path], error_files: Sequence[Path], index: RowIndex | None,
           *, spool: Path) -> Merged:
-    """Place every output row; without an index, shard order is taken as input order."""
-    out = Merged(spool, len(index) if index is not None else 0)
+    """Place every output row; without an index, shard order is taken as input order.
+
+    Streams: one output record in memory at a time; placements go to the index's table.
+    """
+    out = Merged(spool, index)
     for path in sorted(result_files, key=_shard_order):
         for rec in _records(path):
             if index is None:
-                out._put(None, rec.get("prediction"))
+                out._spool_prediction(rec.get("prediction"))
                 continue
-            row = index.claim(rec.get("instance"))
+            offset = out._spool.tell()
+            row = index.claim(rec.get("instance"), output=offset)
             if row is None:
                 out.unmatched += 1
                 continue
-            out._put(row, rec.get("prediction"))
+            out._spool_prediction(rec.get("prediction"))
     for path in sorted(error_files, key=_shard_order):
         for rec in _records(path):
             message = _message(rec.get("error"))
@@ -229,23 +241,58 @@ def predicted_class(prediction: Any) -> Any:
     return prediction
 
 
-def load_labels(path: Path) -> list[Any]:
-    """Known labels from .json (a list), .npy, or text (one per line)."""
+class LabelSeq(Protocol):
+    """Known labels in input order: counted, then streamed (never needs to be a list)."""
+
+    def __len__(self) -> int: ...
+    def __iter__(self) -> Iterator[Any]: ...
+
+
+def load_labels(path: Path) -> LabelSeq:
+    """Known labels from .json (a list), .npy (memory-mapped), or text (one per line, streamed)."""
     if not path.is_file():
         raise ConfigError(f"labels file {path} does not exist")
     suffix = path.suffix.lower()
     if suffix == ".npy":
-        import numpy as np
-
-        return list(np.load(path, allow_pickle=False).tolist())
-    if suffix == ".json":
+        return _NpyLabels(path)
+    if suffix == ".json":  # a JSON list has to be parsed whole; the other formats stream
         data = json.loads(path.read_text())
         if isinstance(data, dict):
             data = data.get("labels", data.get("y"))
         if not isinstance(data, list):
             raise ConfigError(f"{path} must hold a JSON list of labels")
         return data
-    return [_number_or_text(line.strip()) for line in path.read_text().splitlines() if line.strip()]
+    return _TextLabels(path)
+
+
+class _NpyLabels:
+    def __init__(self, path: Path) -> None:
+        import numpy as np
+
+        self._array = np.load(path, allow_pickle=False, mmap_mode="r")
+
+    def __len__(self) -> int:
+        return len(self._array)
+
+    def __iter__(self) -> Iterator[Any]:
+        for y in self._array:
+            yield y.tolist()
+
+
+class _TextLabels:
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        with open(path, encoding="utf-8") as fh:
+            self._count = sum(1 for line in fh if line.strip())
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __iter__(self) -> Iterator[Any]:
+        with open(self._path, encoding="utf-8") as fh:
+            for line in fh:
+                if line.strip():
+                    yield _number_or_text(line.strip())
 
 
 def _number_or_text(text: str) -> Any:
@@ -258,28 +305,29 @@ def _number_or_text(text: str) -> Any:
             return text
 
 
-def score(predictions: Iterable[Any], labels: Sequence[Any], *, rows: int | None = None) -> Score:
+def score(predictions: Iterable[Any], labels: LabelSeq, *, rows: int | None = None) -> Score:
     """Accuracy and confusion matrix of predicted classes against labels (input order).
 
-    `predictions` may be a stream (then say how many `rows` it holds).
+    Streams both: `predictions` may be an iterator (then say how many `rows` it holds);
+    only the (label, predicted) pair counts are kept, so memory is classes², not rows.
     """
     count = rows if rows is not None else len(predictions)  # type: ignore[arg-type]
     if len(labels) != count:
         raise ConfigError(f"{len(labels)} labels for {count} input rows",
                           hint="give one label per input row, in input order")
-    pairs = []
+    pairs: Counter[tuple[Any, Any]] = Counter()
     skipped = 0
     for p, y in zip(predictions, labels, strict=True):
         if p is None:
             skipped += 1
             continue
         y = int(y) if isinstance(y, float) and y.is_integer() else y
-        pairs.append((y, predicted_class(p)))
+        pairs[(y, predicted_class(p))] += 1
     classes = tuple(sorted({c for pair in pairs for c in pair}, key=lambda c: (str(type(c)), c)))
     pos = {c: i for i, c in enumerate(classes)}
     matrix = [[0] * len(classes) for _ in classes]
     correct = 0
-    for y, c in pairs:
-        matrix[pos[y]][pos[c]] += 1
-        correct += y == c
-    return Score(len(pairs), correct, classes, tuple(tuple(r) for r in matrix), skipped)
+    for (y, c), n in pairs.items():
+        matrix[pos[y]][pos[c]] += n
+        correct += n if y == c else 0
+    return Score(sum(pairs.values()), correct, classes, tuple(tuple(r) for r in matrix), skipped)

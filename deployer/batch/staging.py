@@ -5,11 +5,12 @@ file-list, tf-record, and .npy/.npz converted to JSON Lines), splitting large
 text inputs into parts (Vertex reads a list of files), pulling a `label`
 field or column out of the instances (kept locally to score the results),
 hashing what will be sent, uploading only what the bucket lacks (in parallel),
-and building the `RowIndex` that maps each output back to its input row.
+and filling the `RowIndex` (deployer.batch.rows, on disk) that maps each output
+back to its input row.
 
 Must not: import google.cloud (it calls a `StagingStore`, which the provider
-implements), or hold a whole input file in memory (rows are streamed; only a
-16-byte key per row is kept).
+implements), or keep anything per row in memory (rows are streamed to the parts
+and to the on-disk `RowIndex`).
 """
 
 from __future__ import annotations
@@ -20,18 +21,20 @@ import io
 import json
 import os
 import tempfile
-from array import array
-from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 from deployer.batch import formats
+from deployer.batch.rows import Labels, RowIndex
 from deployer.errors import ConfigError
 from deployer.state import BATCH_INPUT_PREFIX
 
 # A part of a split text input holds at most this many bytes (Vertex reads parts in parallel).
 PART_BYTES = int(os.environ.get("DEPLOYER_BATCH_PART_BYTES", str(16 * 1024 * 1024)))
+# Parts of at least _BIG_UPLOAD_BYTES uploaded at once: bounds the client's memory (see _upload_missing).
+UPLOAD_PARTS_IN_FLIGHT = max(1, int(os.environ.get("DEPLOYER_BATCH_UPLOADS_IN_FLIGHT", "2")))
+_BIG_UPLOAD_BYTES = 1024 * 1024
 LABEL_FIELD = "label"
 _EXT_FORMAT = {
     ".jsonl": "jsonl", ".json": "jsonl", ".ndjson": "jsonl", ".csv": "csv",
@@ -47,56 +50,6 @@ class StagingStore(Protocol):
     def upload_files(self, bucket: str, files: Any, progress: Any = None) -> None: ...
 
 
-class RowIndex:
-    """Where each input row came from, and a key to find it again in the outputs.
-
-    Compact on purpose (about 100 bytes a row: a 16-byte key in a dict, two array
-    slots): a million-row input costs the client ~100 MB, not gigabytes. Duplicate
-    instances (equal keys) queue up in input order.
-    """
-
-    def __init__(self) -> None:
-        self.sources: list[str] = []  # input files, in the order first seen
-        self._source_ids: dict[str, int] = {}
-        self._source = array("I")  # per row: index into `sources`
-        self._line = array("I")  # per row: 1-based line (or record) number in that file
-        self._first: dict[bytes, int] = {}  # key -> first unclaimed row holding it
-        self._dups: dict[bytes, deque[int]] = {}  # key -> later unclaimed rows (duplicates only)
-
-    def add(self, instance: Any, source: str, line: int) -> None:
-        row = len(self._line)
-        sid = self._source_ids.get(source)
-        if sid is None:
-            sid = self._source_ids[source] = len(self.sources)
-            self.sources.append(source)
-        self._source.append(sid)
-        self._line.append(line)
-        key = formats.instance_key(instance)
-        if key in self._first:
-            self._dups.setdefault(key, deque()).append(row)
-        else:
-            self._first[key] = row
-
-    def claim(self, instance: Any) -> int | None:
-        """The first unclaimed row holding this instance (duplicates are claimed in order)."""
-        key = formats.instance_key(instance)
-        row = self._first.pop(key, None)
-        if row is not None:
-            later = self._dups.get(key)
-            if later:
-                self._first[key] = later.popleft()
-                if not later:
-                    del self._dups[key]
-        return row
-
-    def position(self, row: int) -> tuple[str, int]:
-        """(input file, line or record number) of a row."""
-        return self.sources[self._source[row]], self._line[row]
-
-    def __len__(self) -> int:
-        return len(self._line)
-
-
 @dataclass
 class StagedInput:
     """What the job reads, and what the client keeps to interpret its outputs."""
@@ -105,7 +58,7 @@ class StagedInput:
     format: str  # the wire instancesFormat: jsonl | csv | file-list | tf-record
     content_hash: str  # sha256 over format + parts: equal inputs share one staging and one job
     index: RowIndex | None  # None when the input was already in GCS (not read locally)
-    labels: list[Any] | None = None  # known labels pulled from a `label` field/column, input order
+    labels: Labels | None = None  # known labels pulled from a `label` field/column, input order (on disk)
     uploaded_bytes: int = 0  # what this call actually sent
     total_bytes: int = 0
 
@@ -141,7 +94,7 @@ def stage_input(
                            None)
     with tempfile.TemporaryDirectory(prefix="deployer-batch-", dir=work_dir) as tmp:
         files_prefix = f"{BATCH_INPUT_PREFIX}/{stack}/files/"
-        builder = _Builder(Path(tmp), fmt, f"gs://{bucket}/{files_prefix}")
+        builder = _Builder(Path(tmp), fmt, f"gs://{bucket}/{files_prefix}", work_dir)
         for p in paths:
             builder.add_path(Path(p))
         parts = builder.finish()
@@ -153,7 +106,7 @@ def stage_input(
         total = sum(os.path.getsize(local) for local, _ in uploads)
         return StagedInput(
             tuple(f"gs://{bucket}/{prefix}{name}" for name, _ in parts), builder.wire_format,
-            content_hash, builder.index, builder.labels if builder.has_labels else None, sent, total)
+            content_hash, builder.index, Labels(builder.index) if builder.has_labels else None, sent, total)
 
 
 def _upload_missing(store: StagingStore, bucket: str, uploads: list[tuple[str, str]], progress: Any) -> int:
@@ -164,22 +117,28 @@ def _upload_missing(store: StagingStore, bucket: str, uploads: list[tuple[str, s
         present.update(store.list_objects(bucket, prefix))
     missing = [(local, name) for local, name in uploads
                if name not in present or getattr(present[name], "size", -1) != os.path.getsize(local)]
-    if missing:
-        store.upload_files(bucket, missing, progress)
+    # Each part in flight holds an upload chunk (8 MiB) and its copies in memory: sending
+    # every part at once makes the client's peak grow with the input up to the provider's
+    # worker count. Parts go up a few at a time; small files (file-list members) all at once.
+    big = [item for item in missing if os.path.getsize(item[0]) >= _BIG_UPLOAD_BYTES]
+    small = [item for item in missing if os.path.getsize(item[0]) < _BIG_UPLOAD_BYTES]
+    if small:
+        store.upload_files(bucket, small, progress)
+    for i in range(0, len(big), UPLOAD_PARTS_IN_FLIGHT):
+        store.upload_files(bucket, big[i:i + UPLOAD_PARTS_IN_FLIGHT], progress)
     return sum(os.path.getsize(local) for local, _ in missing)
 
 
 class _Builder:
     """Accumulates parts, the row index and labels while streaming the inputs once."""
 
-    def __init__(self, tmp: Path, fmt: str, files_uri: str) -> None:
+    def __init__(self, tmp: Path, fmt: str, files_uri: str, work_dir: Path | None) -> None:
         self.tmp = tmp
         self.files_uri = files_uri  # gs://bucket/batch-inputs/<stack>/files/: where listed files go
         self._file_names: set[str] = set()
         self.fmt = fmt
         self.wire_format = fmt
-        self.index = RowIndex()
-        self.labels: list[Any] = []
+        self.index = RowIndex(work_dir)  # outlives `tmp`: the merge reads it after the job ran
         self.has_labels = False
         self.digest = hashlib.sha256(f"deployer-batch-input-v1\0{fmt}\0".encode())
         self.parts: list[tuple[str, Path]] = []
@@ -219,8 +178,8 @@ class _Builder:
             self._out.close()
         if not len(self.index):
             raise ConfigError("the batch input holds no instances", hint="check the input path")
-        if self.has_labels and len(self.labels) != len(self.index):
-            raise ConfigError(f"only {len(self.labels)} of {len(self.index)} rows have a "
+        if self.has_labels and self.index.label_count != len(self.index):
+            raise ConfigError(f"only {self.index.label_count} of {len(self.index)} rows have a "
                               f"{LABEL_FIELD!r}", hint="label every row, or none")
         return self.parts
 
@@ -260,7 +219,7 @@ class _Builder:
                               hint=f"check that the input really is {self.fmt}") from exc
 
     def _label(self, value: Any) -> None:
-        self.labels.append(value)
+        self.index.add_label(value)
         self.has_labels = True
 
     def _add_jsonl(self, path: Path) -> None:
@@ -282,7 +241,7 @@ class _Builder:
         import numpy as np  # a dependency of tensorflow and google-cloud-aiplatform alike
 
         self.wire_format = "jsonl"
-        loaded = np.load(path, allow_pickle=False)
+        loaded = np.load(path, allow_pickle=False, mmap_mode="r")  # .npy: paged in, not read whole
         labels = None
         if isinstance(loaded, np.lib.npyio.NpzFile):
             keys = list(loaded.keys())
@@ -297,8 +256,8 @@ class _Builder:
             self._write(json.dumps(value).encode() + b"\n")
             self.index.add(value, str(path), n)
         if labels is not None:
-            for y in labels.tolist():
-                self._label(y)
+            for y in labels:
+                self._label(y.tolist())
 
     def _add_csv(self, path: Path) -> None:
         with open(path, encoding="utf-8", newline="") as fh:

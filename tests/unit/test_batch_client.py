@@ -109,7 +109,7 @@ def test_label_field_is_kept_local_and_not_sent(tmp_path: Path) -> None:
     staged = staging.stage_input(backend, "bkt", "s", [str(data)], "jsonl")
     sent = backend.objects[staged.uris[0].removeprefix("gs://")].decode().splitlines()
     assert [json.loads(s) for s in sent] == [{"x": [1, 2]}, {"x": [4, 5]}]
-    assert staged.labels == [3, 7]
+    assert staged.labels is not None and list(staged.labels) == [3, 7]
     assert staged.index is not None and staged.index.claim({"x": [4.0, 5.0]}) == 1
 
 
@@ -124,7 +124,7 @@ def test_csv_parts_repeat_the_header_and_a_label_column_is_dropped(tmp_path: Pat
     assert len(parts) > 1 and all(p.startswith('"a","b"\n') for p in parts)
     rows = [r for p in parts for _, r in formats.iter_csv(p.splitlines(keepends=True))]
     assert rows == [[float(i), f"t{i}"] for i in range(6)]
-    assert staged.labels == [float(i % 2) for i in range(6)]
+    assert staged.labels is not None and list(staged.labels) == [float(i % 2) for i in range(6)]
 
 
 def test_npz_becomes_jsonl_with_its_labels(tmp_path: Path) -> None:
@@ -132,7 +132,7 @@ def test_npz_becomes_jsonl_with_its_labels(tmp_path: Path) -> None:
     backend = FakeBackend()
     staged = staging.stage_input(backend, "bkt", "s", [str(tmp_path / "d.npz")], staging.infer_format(
         str(tmp_path / "d.npz"), None))
-    assert staged.format == "jsonl" and staged.labels == [0, 1, 0]
+    assert staged.format == "jsonl" and staged.labels is not None and list(staged.labels) == [0, 1, 0]
     sent = backend.objects[staged.uris[0].removeprefix("gs://")].decode().splitlines()
     assert [json.loads(s) for s in sent] == [[0.0, 1.0], [2.0, 3.0], [4.0, 5.0]]
 

@@ -9,7 +9,12 @@ import pytest
 
 from deployer.batch import formats
 from deployer.emulator.objects import ObjectStore
-from deployer.emulator.vertex.batch_formats import InputError, count_instances, expand_sources, iter_instances
+from deployer.emulator.vertex.batch_formats import (
+    InputError,
+    count_instances,
+    expand_sources,
+    iter_instances,
+)
 
 
 @pytest.fixture
