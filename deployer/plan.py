@@ -350,10 +350,13 @@ def _plan_deployments(stack: str, ep: Endpoint, obs: ObservedEndpoint | None, ei
     split: dict[str, int] = {k: v for k, v in obs.traffic if v} if obs else {}
     present = set(current)  # deployed now, or deployed by an earlier action of this plan
     desired: dict[str, int] = {}
+    # People read model@alias in the traffic line, not deployed-model ids.
+    names = {o.id: o.display_name for o in current.values()}
     for d in ep.deployments:
         ref = refs[(d.model, d.version)]
         did = deployed_model_id(stack, ep.name, _deployment_identity(d, ref.spec_hash))
         desired[did] = desired.get(did, 0) + d.traffic
+        names[did] = d.ref
         addr = f"endpoint {ep.name} / {d.ref}"
         have = current.get(did)
         if have is None:
@@ -378,9 +381,14 @@ def _plan_deployments(stack: str, ep: Endpoint, obs: ObservedEndpoint | None, ei
     traffic: list[Action] = []
     want = _nonzero(desired)
     if want != _nonzero(split):
-        old = ", ".join(f"{k}={v}" for k, v in _nonzero(split)) or "none"
+        def show(pairs: Traffic) -> str:
+            shown = [names.get(k, k) for k, _ in pairs]
+            return ", ".join(
+                f"{n if shown.count(n) == 1 else f'{n} ({k})'}={v}"
+                for n, (k, v) in zip(shown, pairs)) or "none"
+
         traffic.append(Action(ActionKind.UPDATE, Resource.TRAFFIC, f"endpoint {ep.name}",
-                              f"split {old} -> " + ", ".join(f"{k}={v}" for k, v in want),
+                              f"split {show(_nonzero(split))} -> {show(want)}",
                               SetTraffic(eid, want)))
     removals: list[Action] = []
     if obs is not None:

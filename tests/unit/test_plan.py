@@ -159,6 +159,15 @@ def test_shifting_existing_split_is_one_traffic_update() -> None:
     assert kinds(plan) == [("update", "traffic")]
 
 
+def test_the_traffic_reason_names_model_versions_not_deployed_model_ids() -> None:
+    plan = plan_stack(make_spec((50, 50)), applied_state(make_spec((90, 10))), INPUTS)
+    reason = plan.actions[0].reason
+    assert reason.startswith("split ") and " -> " in reason
+    before, after = reason[len("split "):].split(" -> ")
+    assert sorted(before.split(", ")) == ["mnist@v1=90", "mnist@v2=10"]
+    assert sorted(after.split(", ")) == ["mnist@v1=50", "mnist@v2=50"]
+
+
 def test_dropping_a_deployment_moves_traffic_before_undeploying() -> None:
     plan = plan_stack(make_spec((100, 0)), applied_state(make_spec((90, 10))), INPUTS)
     assert kinds(plan) == [("update", "traffic"), ("delete", "deployment")]
