@@ -69,6 +69,7 @@ class RowIndex:
         self._rows = 0
         self._labels = 0
         self._indexed = False
+        self._open_claims = 0  # claims in the open transaction (committed every _FLUSH_ROWS)
 
     # -- staging -------------------------------------------------------------------------
 
@@ -90,7 +91,11 @@ class RowIndex:
             self._flush()
 
     def _flush(self) -> None:
+        """Write buffered inserts (readers on this connection see open claims without a commit)."""
         if self._pending or self._pending_labels:
+            if self._open_claims:  # rows added after claims: close that transaction first
+                self._db.execute("COMMIT")
+                self._open_claims = 0
             with self._db:  # one transaction per batch: inserts at disk-sort speed
                 self._db.execute("BEGIN")
                 self._db.executemany("INSERT INTO rows (row, source, line, key) VALUES (?, ?, ?, ?)",
@@ -122,6 +127,14 @@ class RowIndex:
         `output` (a spool offset) is recorded on the row; `outputs()` yields it in input order.
         """
         self._ready()
+        if not self._open_claims:
+            # Claims are grouped in transactions: one per UPDATE would write pages every time.
+            self._db.execute("BEGIN")
+        self._open_claims += 1
+        if self._open_claims >= _FLUSH_ROWS:
+            self._db.execute("COMMIT")
+            self._db.execute("BEGIN")
+            self._open_claims = 1
         found = self._db.execute(
             "UPDATE rows SET key = NULL, out = ? WHERE row = "
             "(SELECT row FROM rows WHERE key = ? ORDER BY row LIMIT 1) RETURNING row",

@@ -33,7 +33,7 @@ from deployer.state import BATCH_INPUT_PREFIX
 # A part of a split text input holds at most this many bytes (Vertex reads parts in parallel).
 PART_BYTES = int(os.environ.get("DEPLOYER_BATCH_PART_BYTES", str(16 * 1024 * 1024)))
 # Parts of at least _BIG_UPLOAD_BYTES uploaded at once: bounds the client's memory (see _upload_missing).
-UPLOAD_PARTS_IN_FLIGHT = max(1, int(os.environ.get("DEPLOYER_BATCH_UPLOADS_IN_FLIGHT", "2")))
+UPLOAD_PARTS_IN_FLIGHT = max(1, int(os.environ.get("DEPLOYER_BATCH_UPLOADS_IN_FLIGHT", "1")))
 _BIG_UPLOAD_BYTES = 1024 * 1024
 LABEL_FIELD = "label"
 _EXT_FORMAT = {
