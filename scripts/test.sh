@@ -26,6 +26,10 @@ if [ -f scripts/train_mnist.py ]; then
   "$VENV/bin/python" scripts/train_mnist.py
 fi
 
+# Like activating the venv: its console scripts (`deployer`) come first on PATH.
+PATH="$(cd "$VENV/bin" && pwd):$PATH"
+export PATH
+
 step "running the test suite"
 set +e
 "$VENV/bin/python" -m pytest "$@"

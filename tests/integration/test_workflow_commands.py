@@ -12,6 +12,7 @@ teardown -> reap; then nothing labelled with the stack is left.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import urllib.request
 from pathlib import Path
@@ -58,7 +59,10 @@ class Runner:
         step = _step(job)
         proc = workflow_commands.run_step(
             step, OVERRIDES, timeout=540,
+            # As on a runner after `pip install`: the `deployer` script of the interpreter
+            # running the tests comes first on PATH, whether or not a venv is activated.
             extra_env={**emulator_env(self.url), "RUNNER_TEMP": str(here),
+                       "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
                        "GITHUB_STEP_SUMMARY": str(summary), "GITHUB_OUTPUT": str(output),
                        "CI": "true", "GITHUB_ACTIONS": "true"},
         )
