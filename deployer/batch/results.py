@@ -7,7 +7,11 @@ order, the emulator keeps it), writing the merged file (JSON Lines: line k holds
 the prediction for input row k, `null` where the row failed; or a .npy array
 with NaN rows), and accuracy plus a confusion matrix against known labels.
 
-Must not: talk to any API (the runner downloads), or import TensorFlow.
+Streams: one output record in memory at a time; placements go to the row index's
+on-disk table, predictions to a spool file, scores are (label, predicted) counts.
+
+Must not: talk to any API (the runner downloads), import TensorFlow, or keep
+anything per row in memory (failed rows excepted: each becomes a `RowError`).
 """
 
 from __future__ import annotations

@@ -32,7 +32,7 @@ from deployer.state import BATCH_INPUT_PREFIX
 
 # A part of a split text input holds at most this many bytes (Vertex reads parts in parallel).
 PART_BYTES = int(os.environ.get("DEPLOYER_BATCH_PART_BYTES", str(16 * 1024 * 1024)))
-# Parts of at least _BIG_UPLOAD_BYTES uploaded at once: bounds the client's memory (see _upload_missing).
+# Input parts (>= _BIG_UPLOAD_BYTES) uploading at once: bounds the client's memory (see _upload_missing).
 UPLOAD_PARTS_IN_FLIGHT = max(1, int(os.environ.get("DEPLOYER_BATCH_UPLOADS_IN_FLIGHT", "1")))
 _BIG_UPLOAD_BYTES = 1024 * 1024
 LABEL_FIELD = "label"
@@ -119,7 +119,8 @@ def _upload_missing(store: StagingStore, bucket: str, uploads: list[tuple[str, s
                if name not in present or getattr(present[name], "size", -1) != os.path.getsize(local)]
     # Each part in flight holds an upload chunk (8 MiB) and its copies in memory: sending
     # every part at once makes the client's peak grow with the input up to the provider's
-    # worker count. Parts go up a few at a time; small files (file-list members) all at once.
+    # worker count. Parts go up UPLOAD_PARTS_IN_FLIGHT at a time (default one: one 8 MiB chunk in
+    # memory; on loopback no slower than eight); small files (file-list members) all at once.
     big = [item for item in missing if os.path.getsize(item[0]) >= _BIG_UPLOAD_BYTES]
     small = [item for item in missing if os.path.getsize(item[0]) < _BIG_UPLOAD_BYTES]
     if small:

@@ -69,10 +69,10 @@ def _peak_python_bytes(root: Path, n: int) -> tuple[int, results.Score]:
 
 
 def test_staging_merging_and_scoring_keep_no_per_row_python_objects(tmp_path: Path) -> None:
-    small_n, big_n = 8_000, 40_000  # both above the insert/fetch buffers (4,096 rows)
+    small_n, big_n = 6_000, 30_000  # both above the insert/fetch buffers (4,096 rows)
     small, _ = _peak_python_bytes(tmp_path / "small", small_n)
     big, scored = _peak_python_bytes(tmp_path / "big", big_n)
-    # The old in-memory index cost ~100 bytes a row: 32,000 more rows would add ~3 MB.
+    # The old in-memory index, offsets and labels cost ~400 bytes a row: 24,000 more rows added ~10 MB.
     # Allow 8 bytes a row (a bare array would need that) plus the errors, which are per failure.
     failures = big_n // 1000 - small_n // 1000
     assert big - small < (big_n - small_n) * 8 + failures * 2_000, (small, big)
