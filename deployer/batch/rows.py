@@ -3,7 +3,8 @@
 Owns `RowIndex`: for each input row (0-based, input order) the canonical key of
 its instance, the file and line it came from, its known label (if any), and,
 once outputs are merged, where its prediction sits in the merge spool. All of
-it lives in a SQLite file in a temp dir, so the client's memory does not grow
+it lives in a private temporary SQLite database (a file in the temp dir beyond a
+2 MiB page cache), so the client's memory does not grow
 with the input: a million-row input costs tens of MB of disk, a few MB of RAM
 (SQLite's page cache plus a small insert buffer).
 
@@ -14,12 +15,9 @@ buffer), or know about file formats (staging computes keys with `formats`).
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
-import tempfile
 import weakref
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 from deployer.batch import formats
@@ -27,15 +25,6 @@ from deployer.batch import formats
 _FLUSH_ROWS = 4096  # inserts buffered before one executemany: bounded memory, few round trips
 _CACHE_KIB = 2 * 1024  # SQLite page cache: a constant, whatever the row count
 _FETCH_ROWS = 4096  # rows per fetch when streaming in input order
-
-
-def _cleanup(conn: sqlite3.Connection, path: str) -> None:
-    conn.close()
-    for suffix in ("", "-journal"):
-        try:
-            os.unlink(path + suffix)
-        except FileNotFoundError:
-            pass
 
 
 class RowIndex:
@@ -46,13 +35,12 @@ class RowIndex:
     the first claim (one sort beats a B-tree updated per insert).
     """
 
-    def __init__(self, work_dir: Path | None = None) -> None:
-        fd, path = tempfile.mkstemp(prefix="deployer-rows-", suffix=".sqlite", dir=work_dir)
-        os.close(fd)
-        self.path = Path(path)
-        # check_same_thread=False: the CLI may stage in one thread and merge in another;
-        # calls are never concurrent.
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    def __init__(self) -> None:
+        # "": SQLite's private temporary database. Its file (in $SQLITE_TMPDIR / $TMPDIR) is
+        # unlinked as soon as it is opened, so even a killed CLI leaves nothing behind;
+        # pages beyond the cache below spill to it. check_same_thread=False: the CLI may
+        # stage in one thread and merge in another; calls are never concurrent.
+        self._db = sqlite3.connect("", isolation_level=None, check_same_thread=False)
         self._db.executescript(f"""
             PRAGMA journal_mode = OFF;
             PRAGMA synchronous = OFF;
@@ -61,7 +49,7 @@ class RowIndex:
                                line INTEGER NOT NULL, key BLOB, out INTEGER);
             CREATE TABLE labels (n INTEGER PRIMARY KEY, value TEXT NOT NULL);
         """)
-        self._finalizer = weakref.finalize(self, _cleanup, self._db, path)
+        self._finalizer = weakref.finalize(self, self._db.close)
         self.sources: list[str] = []  # input files, in the order first seen (one per file, not per row)
         self._source_ids: dict[str, int] = {}
         self._pending: list[tuple[int, int, int, bytes]] = []
@@ -164,7 +152,7 @@ class RowIndex:
                 yield json.loads(value)
 
     def close(self) -> None:
-        """Close and delete the file (also done when the index is garbage-collected or at exit)."""
+        """Close the table, which deletes it (also done when the index is garbage-collected)."""
         self._finalizer()
 
 

@@ -94,7 +94,7 @@ def stage_input(
                            None)
     with tempfile.TemporaryDirectory(prefix="deployer-batch-", dir=work_dir) as tmp:
         files_prefix = f"{BATCH_INPUT_PREFIX}/{stack}/files/"
-        builder = _Builder(Path(tmp), fmt, f"gs://{bucket}/{files_prefix}", work_dir)
+        builder = _Builder(Path(tmp), fmt, f"gs://{bucket}/{files_prefix}")
         for p in paths:
             builder.add_path(Path(p))
         parts = builder.finish()
@@ -133,13 +133,13 @@ def _upload_missing(store: StagingStore, bucket: str, uploads: list[tuple[str, s
 class _Builder:
     """Accumulates parts, the row index and labels while streaming the inputs once."""
 
-    def __init__(self, tmp: Path, fmt: str, files_uri: str, work_dir: Path | None) -> None:
+    def __init__(self, tmp: Path, fmt: str, files_uri: str) -> None:
         self.tmp = tmp
         self.files_uri = files_uri  # gs://bucket/batch-inputs/<stack>/files/: where listed files go
         self._file_names: set[str] = set()
         self.fmt = fmt
         self.wire_format = fmt
-        self.index = RowIndex(work_dir)  # outlives `tmp`: the merge reads it after the job ran
+        self.index = RowIndex()  # outlives `tmp`: the merge reads it after the job ran
         self.has_labels = False
         self.digest = hashlib.sha256(f"deployer-batch-input-v1\0{fmt}\0".encode())
         self.parts: list[tuple[str, Path]] = []

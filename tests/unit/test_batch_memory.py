@@ -98,17 +98,16 @@ def test_merge_output_is_in_input_order_with_failed_rows_null(tmp_path: Path) ->
     assert np.isnan(np.load(tmp_path / "out.npy")[[7, 1007, 2007]]).all()
 
 
-def test_the_row_index_lives_in_a_temp_file_removed_on_close(tmp_path: Path) -> None:
-    index = rows.RowIndex(tmp_path)
+def test_the_row_index_claims_duplicates_in_input_order_and_keeps_positions_and_labels() -> None:
+    index = rows.RowIndex()
     for i in range(10):
         index.add([i % 4], "in.jsonl", i + 1)
     index.add_label(1)
-    assert index.path.parent == tmp_path and index.path.exists()
-    assert [index.claim([1.0]) for _ in range(4)] == [1, 5, 9, None]  # duplicates in input order
+    assert [index.claim([1.0], output=i) for i in range(4)] == [1, 5, 9, None]  # duplicates in order
     assert index.position(5) == ("in.jsonl", 6) and len(index) == 10
+    assert list(index.outputs()) == [None, 0, None, None, None, 1, None, None, None, 2]
     assert list(rows.Labels(index)) == [1]
     index.close()
-    assert not index.path.exists()
 
 
 def test_label_files_stream_and_score_counts_pairs(tmp_path: Path) -> None:
