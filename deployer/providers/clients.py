@@ -33,7 +33,10 @@ EMULATOR_ENV = "DEPLOYER_EMULATOR"
 # registered as empty shells whose submodules import normally; the first attribute looked
 # up on a shell (by any other code: `from google.cloud.aiplatform_v1 import X`) runs the
 # real __init__ into it (PEP 562), so nothing else sees a difference.
-# DEPLOYER_EAGER_IMPORTS=1 turns this off.
+# DEPLOYER_EAGER_IMPORTS=1 turns this off. Our own code imports message types from their
+# submodules (`types.model`, `types.endpoint`, ...), never from the shells: completing a
+# shell inside apply's worker threads, while others import submodules, can leave a name
+# missing (a test checks the providers keep to this).
 _LIGHT_PACKAGES = ("google.cloud.aiplatform_v1", "google.cloud.aiplatform_v1.types",
                    "google.cloud.aiplatform_v1.services")
 

@@ -93,7 +93,7 @@ class VertexProvider(CountedCalls):
         result = None
         if pb.done and pb.HasField("response") and pb.response.type_url.endswith(
                 "UploadModelResponse"):
-            from google.cloud.aiplatform_v1.types import UploadModelResponse
+            from google.cloud.aiplatform_v1.types.model_service import UploadModelResponse
             resp = UploadModelResponse.pb()()
             pb.response.Unpack(resp)
             result = f"{resp.model}@{resp.model_version_id}"
@@ -238,7 +238,7 @@ class VertexProvider(CountedCalls):
     # --------------------------------------------------------------------- models
 
     def upload_version(self, req: VersionRequest) -> Operation:
-        from google.cloud.aiplatform_v1.types import Model, ModelContainerSpec
+        from google.cloud.aiplatform_v1.types.model import Model, ModelContainerSpec
         model = Model(display_name=req.display_name, version_description=req.description,
                       artifact_uri=req.artifact_uri,
                       container_spec=ModelContainerSpec(image_uri=req.container_image),
@@ -254,7 +254,7 @@ class VertexProvider(CountedCalls):
 
     def update_version(self, model_id: str, version_id: str, description: str,
                        labels: Labels) -> None:
-        from google.cloud.aiplatform_v1.types import Model
+        from google.cloud.aiplatform_v1.types.model import Model
         from google.protobuf import field_mask_pb2
         model = Model(name=f"{self._model_name(model_id)}@{version_id}",
                       version_description=description, labels=dict(labels))
@@ -285,7 +285,7 @@ class VertexProvider(CountedCalls):
 
     def create_endpoint(self, endpoint_id: str, display_name: str, description: str,
                         labels: Labels) -> Operation:
-        from google.cloud.aiplatform_v1.types import Endpoint
+        from google.cloud.aiplatform_v1.types.endpoint import Endpoint
         ep = Endpoint(display_name=display_name, description=description, labels=dict(labels))
         op = self._write(f"create endpoint {endpoint_id}",
                          lambda: self.clients.endpoints.create_endpoint(
@@ -294,7 +294,7 @@ class VertexProvider(CountedCalls):
 
     def update_endpoint(self, endpoint_id: str, display_name: str, description: str,
                         labels: Labels) -> None:
-        from google.cloud.aiplatform_v1.types import Endpoint
+        from google.cloud.aiplatform_v1.types.endpoint import Endpoint
         from google.protobuf import field_mask_pb2
         ep = Endpoint(name=self._endpoint_name(endpoint_id), display_name=display_name,
                       description=description, labels=dict(labels))
@@ -303,10 +303,10 @@ class VertexProvider(CountedCalls):
                 paths=["display_name", "description", "labels"])))
 
     def deploy(self, req: DeployRequest) -> Operation:
-        from google.cloud.aiplatform_v1.types import (
-            AcceleratorType,
+        from google.cloud.aiplatform_v1.types.accelerator_type import AcceleratorType
+        from google.cloud.aiplatform_v1.types.endpoint import DeployedModel
+        from google.cloud.aiplatform_v1.types.machine_resources import (
             DedicatedResources,
-            DeployedModel,
             MachineSpec,
         )
         spec = MachineSpec(machine_type=req.machine_type)
@@ -327,7 +327,8 @@ class VertexProvider(CountedCalls):
 
     def mutate_deployment(self, endpoint_id: str, deployed_id: str, min_replicas: int,
                           max_replicas: int) -> Operation:
-        from google.cloud.aiplatform_v1.types import DedicatedResources, DeployedModel
+        from google.cloud.aiplatform_v1.types.endpoint import DeployedModel
+        from google.cloud.aiplatform_v1.types.machine_resources import DedicatedResources
         from google.protobuf import field_mask_pb2
         dm = DeployedModel(id=deployed_id, dedicated_resources=DedicatedResources(
             min_replica_count=min_replicas, max_replica_count=max_replicas))
@@ -340,7 +341,7 @@ class VertexProvider(CountedCalls):
         return self._operation(op)
 
     def set_traffic(self, endpoint_id: str, traffic: Traffic) -> None:
-        from google.cloud.aiplatform_v1.types import Endpoint
+        from google.cloud.aiplatform_v1.types.endpoint import Endpoint
         from google.protobuf import field_mask_pb2
         ep = Endpoint(name=self._endpoint_name(endpoint_id), traffic_split=dict(traffic))
         self._write(f"set traffic on {endpoint_id}", lambda: self.clients.endpoints.update_endpoint(

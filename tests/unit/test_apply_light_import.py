@@ -43,3 +43,18 @@ def test_light_import_loads_a_fraction_and_completes_on_demand() -> None:
     loaded, errors = out.stdout.strip().split(" ", 1)
     assert errors == "[]"
     assert int(loaded) < 100  # of ~460 modules the package __init__ would import
+
+
+def test_providers_import_message_types_from_their_submodules() -> None:
+    # `from google.cloud.aiplatform_v1.types import Model` completes the light shell: the
+    # whole API's __init__ runs inside one of apply's worker threads while others import
+    # submodules, which can leave a name missing (seen in CI as "cannot import name 'Model'").
+    # Submodule imports (`types.model`) never complete the shell.
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2] / "deployer" / "providers"
+    pattern = re.compile(r"^\s*from google\.cloud\.aiplatform_v1(\.types)? import \(?\s*[A-Z]", re.M)
+    offenders = [f"{p.name}: {m.group(0)}" for p in sorted(root.glob("*.py"))
+                 for m in pattern.finditer(p.read_text())]
+    assert offenders == []
