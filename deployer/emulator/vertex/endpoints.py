@@ -114,13 +114,7 @@ class EndpointService:
 
     def update(self, req: Request, m: re.Match[str]) -> Response:
         patch = protos.parse_body(req, Endpoint)
-        paths = protos.update_mask_paths(req)
-        if not paths:
-            raise ApiError(400, "INVALID_ARGUMENT", "update_mask is required.")
-        bad = [p for p in paths if p not in _EDITABLE]
-        if bad:
-            raise ApiError(400, "INVALID_ARGUMENT",
-                           f"Unsupported update_mask paths {bad}: updatable are {sorted(_EDITABLE)}.")
+        paths = protos.editable_paths(req, _EDITABLE)
         with self.store.tx():
             ep = self.store.require_endpoint(m["name"])
             if patch.etag and patch.etag != ep.etag:

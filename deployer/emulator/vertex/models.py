@@ -256,13 +256,7 @@ class ModelRegistry:
     def update(self, req: Request, m: re.Match[str]) -> Response:
         name = parse_model_name(m["name"])
         patch = protos.parse_body(req, Model)
-        paths = protos.update_mask_paths(req)
-        if not paths:
-            raise ApiError(400, "INVALID_ARGUMENT", "update_mask is required.")
-        bad = [p for p in paths if p not in _EDITABLE]
-        if bad:
-            raise ApiError(400, "INVALID_ARGUMENT",
-                           f"Unsupported update_mask paths {bad}: updatable are {sorted(_EDITABLE)}.")
+        paths = protos.editable_paths(req, _EDITABLE)
         with self.store.tx():
             versions = self._versions(name.base)
             target = pick_version(versions, name)

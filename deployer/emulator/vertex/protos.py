@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Collection
 from typing import Any, TypeVar
 
 from google.protobuf import any_pb2, json_format, timestamp_pb2
@@ -96,6 +97,18 @@ def update_mask_paths(request: Request) -> list[str]:
             raw.extend(p for p in value.split(",") if p)
     return [_snake(p.strip()) for p in raw]
 
+
+
+def editable_paths(request: Request, editable: Collection[str]) -> list[str]:
+    """The request's update mask, required and limited to `editable` (INVALID_ARGUMENT else)."""
+    paths = update_mask_paths(request)
+    if not paths:
+        raise ApiError(400, "INVALID_ARGUMENT", "update_mask is required.")
+    bad = [p for p in paths if p not in editable]
+    if bad:
+        raise ApiError(400, "INVALID_ARGUMENT",
+                       f"Unsupported update_mask paths {bad}: updatable are {sorted(editable)}.")
+    return paths
 
 def _snake(path: str) -> str:
     out = []
