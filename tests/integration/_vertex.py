@@ -71,6 +71,27 @@ def dedicated(machine_type: str = "n1-standard-2", replicas: int = 1, **spec: An
                                  min_replica_count=replicas, max_replica_count=replicas)
 
 
+
+@contextmanager
+def sdk_session(url: str, bucket: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """The high-level SDK pointed at the emulator, with a fresh staging bucket; undone after."""
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import aiplatform
+
+    from tests.integration.conftest import make_storage_client
+
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", url)
+    make_storage_client(url).create_bucket(bucket)
+    # staging_bucket always: without it Model.upload asks Resource Manager (gRPC, off-box).
+    aiplatform.init(project="sdk-project", location="us-central1", api_endpoint=url,
+                    api_transport="rest", credentials=AnonymousCredentials(),
+                    staging_bucket=f"gs://{bucket}")
+    try:
+        yield aiplatform
+    finally:
+        # Undo init for later tests in this process (the SDK keeps it in a global).
+        aiplatform.initializer.global_config.__init__()
+
 @pytest.fixture(scope="session")
 def mnist_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An MNIST-size SavedModel (784-300-100-10 MLP, fixed weights, input `flatten_input` [None, 784])."""

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.integration._vertex import TF_IMAGE, put_tree
+from tests.integration._vertex import TF_IMAGE, put_tree, sdk_session
 from tests.integration.conftest import make_storage_client
 from tests.support.emulator import EmulatorProcess
 
@@ -22,19 +22,8 @@ pytestmark = pytest.mark.timeout(400)
 
 @pytest.fixture
 def sdk(emulator: EmulatorProcess, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    from google.auth.credentials import AnonymousCredentials
-    from google.cloud import aiplatform
-
-    monkeypatch.setenv("STORAGE_EMULATOR_HOST", emulator.url)
-    make_storage_client(emulator.url).create_bucket("sdk-batch")
-    # staging_bucket always: without it Model.upload asks Resource Manager (gRPC, off-box).
-    aiplatform.init(project="sdk-project", location="us-central1", api_endpoint=emulator.url,
-                    api_transport="rest", credentials=AnonymousCredentials(),
-                    staging_bucket="gs://sdk-batch")
-    try:
+    with sdk_session(emulator.url, "sdk-batch", monkeypatch) as aiplatform:
         yield aiplatform
-    finally:
-        aiplatform.initializer.global_config.__init__()
 
 
 def test_sdk_batch_predict_sync_and_iter_outputs_in_input_order(sdk: Any, emulator: EmulatorProcess,

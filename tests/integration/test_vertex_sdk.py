@@ -16,6 +16,7 @@ from tests.integration._vertex import (
     TF_IMAGE,
     put_tree,
     replica_pids,
+    sdk_session,
     wait_for,
 )
 from tests.integration.conftest import make_storage_client
@@ -29,20 +30,8 @@ pytestmark = pytest.mark.timeout(400)
 
 @pytest.fixture
 def sdk(emulator: EmulatorProcess, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    from google.auth.credentials import AnonymousCredentials
-    from google.cloud import aiplatform
-
-    monkeypatch.setenv("STORAGE_EMULATOR_HOST", emulator.url)
-    make_storage_client(emulator.url).create_bucket("sdk-bucket")
-    # staging_bucket always: without it Model.upload asks Resource Manager (gRPC, off-box).
-    aiplatform.init(project="sdk-project", location="us-central1", api_endpoint=emulator.url,
-                    api_transport="rest", credentials=AnonymousCredentials(),
-                    staging_bucket="gs://sdk-bucket")
-    try:
+    with sdk_session(emulator.url, "sdk-bucket", monkeypatch) as aiplatform:
         yield aiplatform
-    finally:
-        # Undo init for later tests in this process (the SDK keeps it in a global).
-        aiplatform.initializer.global_config.__init__()
 
 
 def _reference(model_dir: Path, x: np.ndarray) -> np.ndarray:
