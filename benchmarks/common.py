@@ -327,9 +327,20 @@ def write_markdown(path: Path, generated: str) -> None:
 
 def free_port() -> int:
     """A loopback port free right now (the OS picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return free_ports(1)[0]
+
+
+def free_ports(count: int) -> list[int]:
+    """`count` distinct loopback ports free right now.
+
+    All sockets stay bound until every port is chosen: closing one before binding the next
+    lets the kernel hand out the same port twice (a REST and a gRPC server then collide).
+    """
+    with contextlib.ExitStack() as stack:
+        socks = [stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) for _ in range(count)]
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in socks]
 
 
 def wait_http(url: str, *, timeout: float, proc: subprocess.Popen[Any] | None = None) -> None:

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks import loadgen
-from benchmarks.common import free_port, percentile, stop_process
+from benchmarks.common import free_ports, percentile, stop_process
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 ROOT = Path(__file__).resolve().parent.parent
@@ -143,7 +143,7 @@ class Server:
 
     def __init__(self, base: Path, workdir: Path, mode: str, params: Path | None) -> None:
         self.mode = mode
-        self.rest, self.grpc_port = free_port(), free_port()
+        self.rest, self.grpc_port = free_ports(2)
         self.log = workdir / f"serve-{mode}.log"
         cmd = [sys.executable, "-m", "deployer", "serve", str(base), "--model-name", "mnist",
                "--rest-port", str(self.rest), "--grpc-port", str(self.grpc_port),

@@ -26,7 +26,7 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
 )
 
-from tests.integration.test_serve_support import ServerProcess, free_port, serve_args
+from tests.integration.test_serve_support import ServerProcess, serve_args
 from tests.support.savedmodels import (
     make_bytes_model,
     make_mnist_like_model,
@@ -62,20 +62,20 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Serv
     params.write_text("max_batch_size { value: 16 }\nbatch_timeout_micros { value: 20000 }\n"
                       "num_batch_threads { value: 1 }\n")
     started: dict[str, Served] = {}
+    processes: list[ServerProcess] = []
     try:
         for name in ("mnist", "swap", "two", "bytes"):
-            rest, grpc_port = free_port(), free_port()
             extra = ["--batching-parameters", str(params)] if name == "mnist" else []
-            proc = ServerProcess(serve_args(root / name, name, rest, grpc_port, *extra),
-                                 root / f"{name}.log")
-            started[name] = Served(name, root / name, f"http://127.0.0.1:{rest}",
-                                   f"127.0.0.1:{grpc_port}", proc)
+            processes.append(ServerProcess(serve_args(root / name, name, 0, 0, *extra), root / f"{name}.log"))
+        for name, proc in zip(("mnist", "swap", "two", "bytes"), processes, strict=True):
+            started[name] = Served(name, root / name, f"http://127.0.0.1:{proc.bound_port('REST')}",
+                                   f"127.0.0.1:{proc.bound_port('gRPC', timeout=150)}", proc)
         for s in started.values():
             s.process.wait_ready(f"{s.rest}/healthz", timeout=150)
         yield started
     finally:
-        for s in started.values():
-            s.process.terminate()
+        for proc in processes:
+            proc.terminate()
 
 
 def _grpc_predict(served: Served, inputs: dict[str, object], version: int | None = None

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.integration.test_serve_support import ServerProcess, free_port, http, replica_args
+from tests.integration.test_serve_support import ServerProcess, http, replica_args
 from tests.support.savedmodels import make_mnist_like_model, reference_predict
 
 
@@ -22,11 +22,10 @@ def mnist_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.mark.timeout(180)
 def test_replica_reports_loading_then_serves_predictions_and_drains_on_sigterm(
         mnist_dir: Path, tmp_path: Path) -> None:
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    server = ServerProcess(replica_args(mnist_dir, "mnist", port, "--batch-timeout-micros", "20000",
+    server = ServerProcess(replica_args(mnist_dir, "mnist", 0, "--batch-timeout-micros", "20000",
                                         "--max-batch-size", "32"), tmp_path / "replica.log")
     try:
+        base = f"http://127.0.0.1:{server.bound_port('REST')}"
         # REST is up before TensorFlow is imported: first LOADING (health 503), then AVAILABLE.
         seen: list[str] = []
         health_while_loading: set[int] = set()
@@ -88,7 +87,7 @@ def test_replica_that_cannot_load_exits_non_zero_with_a_clear_message(tmp_path: 
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / "saved_model.pb").write_bytes(b"definitely not a SavedModel")
-    server = ServerProcess(replica_args(broken, "bad", free_port()), tmp_path / "bad.log")
+    server = ServerProcess(replica_args(broken, "bad", 0), tmp_path / "bad.log")
     try:
         code = server.proc.wait(90)
     finally:
@@ -99,7 +98,7 @@ def test_replica_that_cannot_load_exits_non_zero_with_a_clear_message(tmp_path: 
 
 @pytest.mark.timeout(30)
 def test_replica_rejects_a_directory_that_is_not_a_savedmodel(tmp_path: Path) -> None:
-    server = ServerProcess(replica_args(tmp_path, "none", free_port()), tmp_path / "none.log")
+    server = ServerProcess(replica_args(tmp_path, "none", 0), tmp_path / "none.log")
     try:
         code = server.proc.wait(25)
     finally:

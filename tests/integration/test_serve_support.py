@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,12 +19,6 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def http(method: str, url: str, body: Any = None, timeout: float = 10.0) -> tuple[int, Any]:
@@ -51,6 +45,23 @@ class ServerProcess:
     @property
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    def bound_port(self, api: str, timeout: float = 120.0) -> int:
+        """The port the server reports for `api` ("REST" or "gRPC") once it has bound it.
+
+        Servers are started with port 0 and the kernel picks the port, so two servers (or
+        a server's REST and gRPC front ends) can never be handed the same one.
+        """
+        pattern = re.compile(rf"{api} API listening on (?:http://)?[\w.]+:(\d+)")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = pattern.search(self.log)
+            if found:
+                return int(found.group(1))
+            if self.proc.poll() is not None:
+                raise AssertionError(f"server exited with {self.proc.returncode}:\n{self.log[-3000:]}")
+            time.sleep(0.05)
+        raise AssertionError(f"server did not report its {api} port after {timeout}s:\n{self.log[-3000:]}")
 
     def wait_ready(self, url: str, timeout: float = 90.0) -> None:
         deadline = time.monotonic() + timeout

@@ -54,7 +54,7 @@ def test_providers_import_message_types_from_their_submodules() -> None:
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[2] / "deployer" / "providers"
-    pattern = re.compile(r"^\s*from google\.cloud\.aiplatform_v1(\.types)? import \(?\s*[A-Z]", re.M)
+    pattern = re.compile(r"^\s*from google\.cloud\.aiplatform_v1(\.types)? import \(?\s*[A-Z]", re.MULTILINE)
     offenders = [f"{p.name}: {m.group(0)}" for p in sorted(root.glob("*.py"))
                  for m in pattern.finditer(p.read_text())]
     assert offenders == []
