@@ -66,7 +66,7 @@ class SpecError(DeployerError):
 class SpecProblem:
     """One validation problem: where it is, what is wrong, how to fix it."""
 
-    __slots__ = ("file", "line", "field", "message", "fix")
+    __slots__ = ("field", "file", "fix", "line", "message")
 
     def __init__(
         self, *, file: str, line: int | None, field: str, message: str, fix: str

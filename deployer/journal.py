@@ -19,7 +19,7 @@ import time
 import uuid
 from collections.abc import Callable
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 from deployer.errors import FailedPrecondition, LockHeld, NotFound, ResponseLost
 from deployer.providers.retry import RetryPolicy, call_with_retry
@@ -127,7 +127,7 @@ class StackLock:
         except (NotFound, FailedPrecondition):
             pass  # force-unlocked meanwhile: nothing of ours to release
 
-    def __enter__(self) -> StackLock:
+    def __enter__(self) -> Self:
         self.acquire()
         return self
 
