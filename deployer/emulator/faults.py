@@ -196,7 +196,7 @@ class RequestLog:
 
     def record(
         self, *, method: str, path: str, name: str, status: int, started: float,
-        mutating: bool, fault: str | None = None,
+        mutating: bool, fault: str | None = None, request_bytes: int | None = None,
     ) -> None:
         if self._file is None:
             return
@@ -208,6 +208,7 @@ class RequestLog:
             "status": status,
             "duration_ms": round((time.time() - started) * 1000.0, 3),
             "mutating": mutating,
+            "request_bytes": request_bytes,  # body size (declared size for streamed uploads)
         }
         if fault:
             entry["fault"] = fault  # "injected" or "dropped": the call was not answered normally

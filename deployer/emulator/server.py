@@ -213,6 +213,7 @@ class _Handler(BaseHTTPRequestHandler):
             app.request_log.record(
                 method=request.method, path=request.path, name=name, status=response.status,
                 started=started, mutating=mutating, fault=fault,
+                request_bytes=request.content_length if request.stream is not None else len(request.body),
             )
         try:
             if fault == "dropped":
