@@ -178,7 +178,19 @@ def status(spec_path: str, output: str) -> None:
 
 
 def read_instances(path: str) -> list[Any]:
-    """A JSON list, a JSON object {"instances": [...]}, or JSON Lines (one instance a line)."""
+    """A JSON list, a JSON object {"instances": [...]}, JSON Lines (one instance a line), or a
+    .npy array (one instance per row)."""
+    if path.endswith(".npy"):
+        import numpy as np
+        try:
+            array = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"{path}: not a readable .npy array ({exc})",
+                              hint="write it with numpy.save(path, array)") from None
+        if array.ndim == 0:
+            raise ConfigError(f"{path}: a scalar, not an array of instances",
+                              hint="save an array whose first axis counts the instances")
+        return [row.tolist() for row in array]
     text = Path(path).read_text(encoding="utf-8")
     try:
         doc = json.loads(text)
@@ -187,7 +199,7 @@ def read_instances(path: str) -> list[Any]:
             return [json.loads(line) for line in text.splitlines() if line.strip()]
         except json.JSONDecodeError as exc:
             raise ConfigError(f"{path}: line {exc.lineno}: not JSON ({exc.msg})",
-                              hint="give a JSON list, {\"instances\": [...]}, or JSON Lines"
+                              hint="give a JSON list, {\"instances\": [...]}, JSON Lines or .npy"
                               ) from None
     if isinstance(doc, dict) and isinstance(doc.get("instances"), list):
         return list(doc["instances"])
@@ -202,17 +214,56 @@ def read_instances(path: str) -> list[Any]:
 @output_option
 @click.option("--endpoint", "endpoint_name", required=True, help="Endpoint name in the spec.")
 @click.option("--instances", "instances_path", required=True,
-              type=click.Path(exists=True, dir_okay=False), help="JSON, {instances}, or JSONL.")
-def predict(spec_path: str, output: str, endpoint_name: str, instances_path: str) -> None:
-    """Send an online prediction request to one of SPEC's endpoints; print the predictions."""
+              type=click.Path(exists=True, dir_okay=False),
+              help="JSON list, {\"instances\": [...]}, JSON Lines, or .npy (a row per instance).")
+@click.option("--as-is", is_flag=True,
+              help="Send the instances exactly as given, not re-encoded for the signature.")
+def predict(spec_path: str, output: str, endpoint_name: str, instances_path: str, as_is: bool) -> None:
+    """Send an online prediction request to one of SPEC's endpoints; print the predictions.
+
+    Instances are encoded as compactly as the serving signature of the deployed artifact
+    allows: float inputs as JSON numbers at float32 precision, numbers for a string input
+    the model decodes with tf.io.decode_raw as {"b64": ...} of the raw bytes. More instances
+    than fit in one 1.5 MB request are sent in several, predictions kept in order.
+    """
+    from deployer.payload import (
+        encode_instances,
+        merge_responses,
+        request_bodies,
+        serving_signature,
+    )
     from deployer.state import endpoint_id
     spec = _load(spec_path, check_artifacts=False)
     if endpoint_name not in {e.name for e in spec.endpoints}:
         raise ConfigError(f"no endpoint {endpoint_name!r} in {spec_path}",
                           hint="one of: " + ", ".join(e.name for e in spec.endpoints))
     instances = read_instances(instances_path)
+    if not instances:
+        raise ConfigError(f"{instances_path}: no instances", hint="give at least one instance")
+    how = "as given (--as-is)"
+    if not as_is:
+        signature, source = serving_signature(spec, endpoint_name)
+        if signature is None:
+            how = f"as given ({source})"
+        else:
+            encoded = encode_instances(instances, signature)
+            instances = encoded.instances
+            forms = "; ".join(f"{k}: {v}" for k, v in encoded.forms.items()) or "as given"
+            how = f"{forms} (from {source})"
+    bodies = request_bodies(instances)
     provider = make_provider(spec)
-    result = provider.predict(endpoint_id(spec.stack, endpoint_name), instances)
+    eid = endpoint_id(spec.stack, endpoint_name)
+    responses = []
+    for n, (first, body) in enumerate(bodies, 1):
+        if len(bodies) > 1:
+            last = bodies[n][0] if n < len(bodies) else len(instances)
+            click.echo(f"request {n}/{len(bodies)}: instances {first}..{last - 1} "
+                       f"({len(body) / 1024:,.0f} KiB)", err=True)
+        responses.append(provider.predict(eid, body))
+    size = sum(len(b) for _, b in bodies)
+    click.echo(f"Sent {len(instances)} instance(s) in {len(bodies)} request(s), "
+               f"{size / 1024:,.1f} KiB: {how}.", err=True)
+    result = merge_responses(responses)
     if output == "json":
         _echo_json(result)
         return

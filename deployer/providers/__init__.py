@@ -14,7 +14,7 @@ imports happen inside the implementations, never here.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -140,8 +140,9 @@ class Provider(Protocol):
     def set_traffic(self, endpoint_id: str, traffic: Traffic) -> None: ...
     def undeploy(self, endpoint_id: str, deployed_id: str, traffic: Traffic) -> Operation: ...
     def delete_endpoint(self, endpoint_id: str) -> Operation: ...
-    def predict(self, endpoint_id: str, instances: list[Any],
-                parameters: Mapping[str, Any] | None = None) -> dict[str, Any]: ...
+    def predict(self, endpoint_id: str, body: bytes) -> dict[str, Any]:
+        """POST a JSON PredictRequest body as is (see deployer.payload); the parsed response."""
+        ...
 
     # ---- batch jobs (teardown and reap only; batch-predict has its own module)
     def delete_batch_job(self, resource: str) -> Operation: ...

@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import itertools
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -498,9 +499,9 @@ class FakeProvider:
         del self.endpoints[endpoint_id]
         return self._finish("delete_endpoint", drop, self._op())
 
-    def predict(self, endpoint_id: str, instances: list[Any],
-                parameters: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    def predict(self, endpoint_id: str, body: bytes) -> dict[str, Any]:
         self._call("predict", endpoint_id=endpoint_id)
+        instances = json.loads(body)["instances"]
         e = self._endpoint(endpoint_id)
         if not e.deployed:
             raise errors.FailedPrecondition(f"endpoint {endpoint_id} has no deployed model")

@@ -12,7 +12,7 @@ adoption), or let a vendor exception escape (errors.py maps them).
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any, TypeVar
 
 from deployer.providers import (
@@ -42,6 +42,8 @@ from deployer.state import (
 )
 
 T = TypeVar("T")
+# Bound on one online prediction request, so a connection that hangs cannot block forever.
+PREDICT_TIMEOUT_S = 90.0
 
 
 def _label_filter(stack: str) -> str:
@@ -360,17 +362,19 @@ class VertexProvider(CountedCalls):
                              name=self._endpoint_name(endpoint_id)))
         return self._operation(op)
 
-    def predict(self, endpoint_id: str, instances: list[Any],
-                parameters: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        from google.protobuf import json_format, struct_pb2
-        values = [json_format.ParseDict(i, struct_pb2.Value()) for i in instances]
-        kwargs: dict[str, Any] = {"endpoint": self._endpoint_name(endpoint_id),
-                                  "instances": values}
-        if parameters:
-            kwargs["parameters"] = json_format.ParseDict(dict(parameters), struct_pb2.Value())
-        resp = self._read(f"predict on {endpoint_id}",
-                          lambda: self.clients.prediction.predict(**kwargs))
-        return dict(json_format.MessageToDict(type(resp).pb(resp)))
+    def predict(self, endpoint_id: str, body: bytes) -> dict[str, Any]:
+        from google.api_core import exceptions
+        url = self.endpoint_url(endpoint_id)
+        session = self.clients.http
+
+        def post() -> dict[str, Any]:
+            resp = session.post(url, data=body, timeout=PREDICT_TIMEOUT_S,
+                                headers={"Content-Type": "application/json"})
+            if resp.status_code >= 400:
+                raise exceptions.from_http_response(resp)  # the GAPIC clients' own mapping
+            return dict(resp.json())
+        # Reads are retried on transient errors; a prediction changes nothing.
+        return self._read(f"predict on {endpoint_id}", post)
 
     # ------------------------------------------------------------------ batch jobs
 

@@ -11,7 +11,9 @@ Builders (each returns the SavedModel directory it wrote, creating parents):
   warmup_requests=0)`: MLP 784-300-100-10 with fixed random weights.
   Signature `serving_default`: input `flatten_input` float32 `[None, *input_shape]`
   (use `input_shape=(784,)` for flat vectors) -> output `output_0` float32 `[None, 10]`
-  (softmax). `warmup_requests=N` also writes `assets.extra/tf_serving_warmup_requests`
+  (softmax). `raw_bytes_input=True`: the same model behind input `image_bytes` string
+  `[None]`, each the raw little-endian float32 bytes of one image (`tf.io.decode_raw`; send
+  `{"b64": ...}` in JSON). `warmup_requests=N` also writes `assets.extra/tf_serving_warmup_requests`
   with N PredictionLog records (TF Serving's format).
 - `make_two_input_model(path, *, seed=0)`: inputs `a` float32 `[None, 3]` and `b` float32
   `[None, 2]` -> outputs `sum` float32 `[None, 4]` (a@Wa + b@Wb) and `label` int64 `[None]`
@@ -58,8 +60,11 @@ def make_mnist_like_model(
     hidden: Sequence[int] = (300, 100),
     seed: int = 0,
     warmup_requests: int = 0,
+    raw_bytes_input: bool = False,
 ) -> Path:
     """MNIST-shaped MLP with fixed random weights; see the module docstring."""
+    if raw_bytes_input and warmup_requests:
+        raise ValueError("warmup records are written for the float input only")
     tf = _tf()
     out = Path(path)
     rng = np.random.default_rng(seed)
@@ -89,9 +94,14 @@ def make_mnist_like_model(
                 x = tf.nn.relu(x) if i < len(self.layers) - 1 else tf.nn.softmax(x)
             return {"output_0": x}
 
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
+        def serve_raw(self, image_bytes: Any) -> dict[str, Any]:
+            return self.serve(tf.reshape(tf.io.decode_raw(image_bytes, tf.float32), [-1, *input_shape]))
+
     module = Mlp()
     out.parent.mkdir(parents=True, exist_ok=True)
-    tf.saved_model.save(module, str(out), signatures={"serving_default": module.serve})
+    serving = module.serve_raw if raw_bytes_input else module.serve
+    tf.saved_model.save(module, str(out), signatures={"serving_default": serving})
     if warmup_requests:
         wrng = np.random.default_rng(1000 + seed)
         write_warmup_file(

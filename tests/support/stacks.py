@@ -15,10 +15,10 @@ from typing import Any
 IMAGE = "us-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-12:latest"
 
 
-def build_model(path: Path, seed: int) -> Path:
+def build_model(path: Path, seed: int, *, raw_bytes_input: bool = False) -> Path:
     from tests.support.savedmodels import make_mnist_like_model
     # Tiny (784-8-10): quick to build, upload and serve, still a real SavedModel.
-    return make_mnist_like_model(path, hidden=(8,), seed=seed)
+    return make_mnist_like_model(path, hidden=(8,), seed=seed, raw_bytes_input=raw_bytes_input)
 
 
 @dataclass
@@ -30,6 +30,7 @@ class StackFiles:
     deployments: list[tuple[str, int]] = field(default_factory=lambda: [("v1", 100)])
     endpoints: tuple[str, ...] = ("ep",)
     extra: str = ""
+    raw_bytes_input: bool = False  # models take raw float32 bytes ({"b64"}), not float lists
 
     @property
     def spec_path(self) -> Path:
@@ -57,7 +58,7 @@ class StackFiles:
         for alias, seed in self.versions.items():
             marker = self.root / "models" / f".{alias}.seed"  # outside the artifact tree
             if not marker.exists() or marker.read_text() != str(seed):
-                build_model(self.artifact(alias), seed)
+                build_model(self.artifact(alias), seed, raw_bytes_input=self.raw_bytes_input)
                 marker.write_text(str(seed))
         lines = [f"stack: {self.stack}", "project: test-project", "region: us-central1",
                  "target: local", f"bucket: {{name: {self.bucket}, create: true}}",
