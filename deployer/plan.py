@@ -13,6 +13,7 @@ expiry stamp are inputs (`PlanInputs`), so the same inputs always give the same 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 
 from deployer.actions import (  # re-exported: callers import the vocabulary from plan
     Action,
@@ -229,6 +230,7 @@ def _plan_model(spec: Spec, model: Model, obs: ObservedModel | None, inputs: Pla
     holder = {a: v for v in observed_versions for a in v.aliases}
     desired_aliases: dict[str, set[str]] = {}  # spec_hash -> aliases it must carry
     chosen: dict[str, ObservedVersion | None] = {}  # spec_hash -> matched version
+    creates: dict[str, int] = {}  # spec_hash -> index in `actions` of its CreateVersion
     parent_exists = obs is not None
     for i, v in enumerate(model.versions):
         art_hash = inputs.artifact_hashes.get((model.name, v.alias))
@@ -273,15 +275,24 @@ def _plan_model(spec: Spec, model: Model, obs: ObservedModel | None, inputs: Pla
         kind = ActionKind.REPLACE if old is not None else ActionKind.CREATE
         reason = ("artifact or container changed" if old is not None
                   else ("new model" if not parent_exists else "new version"))
+        creates[sh] = len(actions)
         actions.append(Action(
             kind, Resource.MODEL_VERSION, f"model {model.name}@{v.alias}", reason,
             CreateVersion(ref, parent_exists, model.display_name, v.description, uri,
                           v.container_image, _version_labels(stack, model, v, sh, art_hash, exp),
-                          (DEFAULT_ALIAS,) if DEFAULT_ALIAS in aliases else ())))
+                          ())))
         parent_exists = True
-    # Aliases: free them from versions that must lose them, then give them out. Creates
-    # carry only "default" (which Vertex moves by itself), so a user alias is never
-    # asked for while another version still holds it.
+    # A create carries "default" (which Vertex moves by itself) and the aliases no version
+    # holds now; aliases held elsewhere are freed first and given out after, so one is never
+    # asked for while another version still holds it. (Set once the loop has seen every
+    # alias of the version: two aliases may name the same artifact.)
+    carried: dict[str, set[str]] = {}
+    for sh, index in creates.items():
+        carried[sh] = {a for a in desired_aliases[sh] if a == DEFAULT_ALIAS or a not in holder}
+        create = actions[index]
+        assert isinstance(create.payload, CreateVersion)
+        actions[index] = replace(create, payload=replace(create.payload,
+                                                         aliases=tuple(sorted(carried[sh]))))
     removes: list[Action] = []
     adds: list[Action] = []
     wanted_by_version: dict[tuple[str | None, str], set[str]] = {}
@@ -301,7 +312,7 @@ def _plan_model(spec: Spec, model: Model, obs: ObservedModel | None, inputs: Pla
                                   MergeAliases(ref, (), drop)))
     for (vid, sh), aliases in wanted_by_version.items():
         match = chosen[sh]
-        have = set(match.aliases) if match else {DEFAULT_ALIAS} & aliases
+        have = set(match.aliases) if match else carried[sh]
         add = tuple(sorted(aliases - have))
         if add:
             any_alias = min(aliases - {DEFAULT_ALIAS})

@@ -108,11 +108,31 @@ def test_empty_cloud_plans_everything_in_dependency_order() -> None:
     assert order[0] is Resource.BUCKET
     assert isinstance(plan.actions[0].payload, CreateBucket)
     assert [type(a.payload) for a in plan.actions[1:]] == [
-        UploadArtifact, UploadArtifact, CreateVersion, CreateVersion, MergeAliases,
-        MergeAliases, CreateEndpoint, Deploy]
+        UploadArtifact, UploadArtifact, CreateVersion, CreateVersion, CreateEndpoint, Deploy]
     first, second = [a.payload for a in plan.actions if isinstance(a.payload, CreateVersion)]
     assert not first.parent_exists and second.parent_exists
-    assert second.aliases == ("default",)  # the last version in the spec is the default
+    # No version holds an alias yet, so each create carries its own; the last version in
+    # the spec is the default.
+    assert first.aliases == ("v1",)
+    assert second.aliases == ("default", "v2")
+
+
+def test_two_aliases_of_one_artifact_ride_on_one_create_with_the_default() -> None:
+    same = PlanInputs({("mnist", "v1"): "a" * 64, ("mnist", "v2"): "a" * 64})
+    plan = plan_stack(make_spec(), empty_state(), same)
+    creates = [a.payload for a in plan.actions if isinstance(a.payload, CreateVersion)]
+    assert len(creates) == 1 and creates[0].aliases == ("default", "v1", "v2")
+    assert not [a for a in plan.actions if isinstance(a.payload, MergeAliases)]
+
+
+def test_a_new_version_does_not_carry_an_alias_another_version_holds() -> None:
+    spec = make_spec()
+    state = applied_state(spec)
+    plan = plan_stack(spec, state, PlanInputs({**HASHES, ("mnist", "v2"): "c" * 64}))
+    create = next(a.payload for a in plan.actions if isinstance(a.payload, CreateVersion))
+    assert create.aliases == ("default",)  # v2 is still held by the old version
+    merges = [a.payload for a in plan.actions if isinstance(a.payload, MergeAliases)]
+    assert [(m.remove, m.add) for m in merges] == [(("v2",), ()), ((), ("v2",))]
 
 
 def test_applied_spec_plans_nothing() -> None:
