@@ -248,14 +248,18 @@ def estimate_deployments(deployments: Iterable[tuple[str, Deployment]], region: 
     return _estimate(items, unknown, table)
 
 
-def estimate_spec(spec: Spec, table: PriceTable | None = None) -> Estimate:
-    """The stack's cost: deployments in the totals, batch jobs as separate upper bounds."""
+def estimate_spec(spec: Spec, table: PriceTable | None = None,
+                  instance_counts: Mapping[str, int | None] | None = None) -> Estimate:
+    """The stack's cost: deployments in the totals, batch jobs as separate upper bounds.
+
+    `instance_counts`: job name -> rows in its input, where known (bounds the job's run)."""
     table = table or load_price_table()
+    counts = instance_counts or {}
     est = estimate_deployments(
         ((e.name, d) for e in spec.endpoints for d in e.deployments), spec.region, table)
     items, unknown = list(est.items), list(est.unknown)
     for job in spec.batch_jobs:
-        item = batch_job_upper_bound(job, spec.region, None, table)
+        item = batch_job_upper_bound(job, spec.region, counts.get(job.name), table)
         items.append(item)
         if item.hourly_max is None:
             accel = job.accelerator.type if job.accelerator else None

@@ -86,7 +86,8 @@ def _summary(spec: Any) -> dict[str, Any]:
         },
         "batch_jobs": [j.name for j in spec.batch_jobs],
     }
+    from deployer.batch.sizing import job_instance_counts
     from deployer.cost import estimate_spec
 
-    summary["cost"] = estimate_spec(spec).to_dict()
+    summary["cost"] = estimate_spec(spec, instance_counts=job_instance_counts(spec)).to_dict()
     return summary

@@ -36,9 +36,10 @@ def make_provider(spec: Spec) -> Provider:
 
 
 def _estimates(spec: Spec, observed: StackState | None) -> tuple[Estimate, Estimate | None]:
+    from deployer.batch.sizing import job_instance_counts
     from deployer.cost import estimate_deployments, estimate_spec, load_price_table
     table = load_price_table()
-    after = estimate_spec(spec, table)
+    after = estimate_spec(spec, table, job_instance_counts(spec))
     if observed is None:
         return after, None
     return after, estimate_deployments(_observed_deployments(observed), spec.region, table)
