@@ -21,6 +21,7 @@ import base64
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from deployer.errors import ConfigError
@@ -100,6 +101,24 @@ def _encode_value(value: Any, spec: TensorSpec, raw_types: frozenset[str], where
         f"{where}: input '{spec.name}' is a string tensor (DT_STRING) and the model {why}, "
         "so numbers cannot be sent for it",
         hint='give each value as {"b64": "<base64 of the bytes the model expects>"}')
+
+
+def file_instance(path: Path) -> dict[str, str]:
+    """One instance holding a file's bytes: `{"b64": ...}` (e.g. an encoded image)."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
+    return {"b64": base64.b64encode(data).decode("ascii")}
+
+
+def check_takes_bytes(signature: Signature, source: str) -> None:
+    """Refuse --file instances unless the signature has one string input (before any call)."""
+    if len(signature.inputs) == 1 and signature.inputs[0].dtype == "DT_STRING":
+        return
+    takes = ", ".join(f"'{t.name}' {t.dtype}" for t in signature.inputs) or "no inputs"
+    raise ConfigError(f"--file sends each file's bytes as one instance, but {source} takes {takes}",
+                      hint="use --instances with JSON, JSON Lines or .npy for this model")
 
 
 def encode_instances(instances: Sequence[Any], signature: Signature) -> Encoded:

@@ -214,21 +214,27 @@ def read_instances(path: str) -> list[Any]:
 @spec_argument
 @output_option
 @click.option("--endpoint", "endpoint_name", required=True, help="Endpoint name in the spec.")
-@click.option("--instances", "instances_path", required=True,
-              type=click.Path(exists=True, dir_okay=False),
+@click.option("--instances", "instances_path", type=click.Path(exists=True, dir_okay=False),
               help="JSON list, {\"instances\": [...]}, JSON Lines, or .npy (a row per instance).")
+@click.option("--file", "files", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="A file whose bytes are one instance, e.g. an image for a model that decodes "
+                   "it (a string input); repeatable.")
 @click.option("--as-is", is_flag=True,
               help="Send the instances exactly as given, not re-encoded for the signature.")
-def predict(spec_path: str, output: str, endpoint_name: str, instances_path: str, as_is: bool) -> None:
+def predict(spec_path: str, output: str, endpoint_name: str, instances_path: str | None,
+            files: tuple[str, ...], as_is: bool) -> None:
     """Send an online prediction request to one of SPEC's endpoints; print the predictions.
 
     Instances are encoded as compactly as the serving signature of the deployed artifact
     allows: float inputs as JSON numbers at float32 precision, numbers for a string input
-    the model decodes with tf.io.decode_raw as {"b64": ...} of the raw bytes. More instances
-    than fit in one 1.5 MB request are sent in several, predictions kept in order.
+    the model decodes with tf.io.decode_raw as {"b64": ...} of the raw bytes; each --file as
+    {"b64": ...} of its bytes. More instances than fit in one 1.5 MB request are sent in
+    several, predictions kept in order.
     """
     from deployer.payload import (
+        check_takes_bytes,
         encode_instances,
+        file_instance,
         merge_responses,
         request_bodies,
         serving_signature,
@@ -238,13 +244,24 @@ def predict(spec_path: str, output: str, endpoint_name: str, instances_path: str
     if endpoint_name not in {e.name for e in spec.endpoints}:
         raise ConfigError(f"no endpoint {endpoint_name!r} in {spec_path}",
                           hint="one of: " + ", ".join(e.name for e in spec.endpoints))
-    instances = read_instances(instances_path)
-    if not instances:
-        raise ConfigError(f"{instances_path}: no instances", hint="give at least one instance")
+    if (instances_path is None) == (not files):
+        raise ConfigError("give the instances with --instances FILE or with --file PATH (repeatable)",
+                          hint="--instances takes JSON, JSON Lines or .npy; --file sends a file's bytes")
+    if files:
+        instances = [file_instance(Path(f)) for f in files]
+    else:
+        assert instances_path is not None
+        instances = read_instances(instances_path)
+        if not instances:
+            raise ConfigError(f"{instances_path}: no instances", hint="give at least one instance")
     how = "as given (--as-is)"
     if not as_is:
         signature, source = serving_signature(spec, endpoint_name)
-        if signature is None:
+        if files:
+            if signature is not None:
+                check_takes_bytes(signature, source)
+            how = f'each file\'s bytes as {{"b64": ...}} ({source})'
+        elif signature is None:
             how = f"as given ({source})"
         else:
             encoded = encode_instances(instances, signature)

@@ -47,6 +47,23 @@ def test_predict_encodes_for_the_signature_and_splits_under_the_limit(
         assert form in out.stderr and f"in {len(calls)} request(s)" in out.stderr
         assert f"request {len(calls)}/{len(calls)}" in out.stderr
 
+        neither = run_cli(["predict", spec, "--endpoint", "ep"], shared_emulator.url, expect=3)
+        assert "--instances FILE or with --file PATH" in neither.deployer_error.message
+
+        # --file: each file's bytes are one instance, for a string input only.
+        for i in range(2):
+            (tmp_path / f"img{i}.raw").write_bytes(x[i].tobytes())
+        args = ["predict", spec, "--endpoint", "ep", "--file", str(tmp_path / "img0.raw"),
+                "--file", str(tmp_path / "img1.raw"), "--output", "json"]
+        before = len(shared_emulator.read_request_log())
+        if raw:
+            got = np.asarray(json.loads(run_cli(args, shared_emulator.url).stdout)["predictions"])
+            np.testing.assert_allclose(got, want[:2], rtol=1e-5, atol=1e-6)
+        else:
+            refused = run_cli(args, shared_emulator.url, expect=3)
+            assert "'flatten_input' DT_FLOAT" in refused.deployer_error.message
+            assert shared_emulator.read_request_log()[before:] == []  # refused before any call
+
         # --as-is sends the instances untouched: numbers cannot feed the string input.
         as_is = run_cli(["predict", spec, "--endpoint", "ep", "--instances", str(tmp_path / "x.npy"),
                          "--as-is"], shared_emulator.url, expect=0 if not raw else 4)
