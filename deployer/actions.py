@@ -74,6 +74,7 @@ class CreateVersion:
     container_image: str
     labels: Labels
     aliases: tuple[str, ...]  # only aliases no other version holds at that point
+    model_description: str = ""  # the registry model's description (model-level, like display_name)
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,15 @@ class UpdateVersion:
     version: VersionRef
     description: str
     labels: Labels
+
+
+@dataclass(frozen=True)
+class UpdateModel:
+    """The registry model's own fields (shared by its versions)."""
+
+    model_id: str
+    display_name: str
+    description: str
 
 
 @dataclass(frozen=True)
@@ -158,7 +168,7 @@ class DeleteModel:
 
 
 Payload = (
-    CreateBucket | UploadArtifact | CreateVersion | UpdateVersion | MergeAliases
+    CreateBucket | UploadArtifact | CreateVersion | UpdateVersion | UpdateModel | MergeAliases
     | CreateEndpoint | UpdateEndpoint | Deploy | MutateDeployment | SetTraffic | Undeploy
     | DeleteEndpoint | DeleteVersion | DeleteModel
 )

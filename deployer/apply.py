@@ -37,6 +37,7 @@ from deployer.plan import (
     SetTraffic,
     Undeploy,
     UpdateEndpoint,
+    UpdateModel,
     UpdateVersion,
     UploadArtifact,
     VersionRef,
@@ -166,7 +167,7 @@ def _resource_key(action: Action) -> tuple[str, ...]:
     version = getattr(p, "version", None)
     if isinstance(version, VersionRef):
         return ("model", version.model_id)
-    if isinstance(p, DeleteModel):
+    if isinstance(p, DeleteModel | UpdateModel):
         return ("model", p.model_id)
     return ("other",)
 
@@ -186,6 +187,7 @@ class Executor:
         self._handlers: dict[type, Callable[[Any, Action], str]] = {
             CreateBucket: self._create_bucket, UploadArtifact: self._upload,
             CreateVersion: self._create_version, UpdateVersion: self._update_version,
+            UpdateModel: self._update_model,
             MergeAliases: self._merge_aliases, CreateEndpoint: self._create_endpoint,
             UpdateEndpoint: self._update_endpoint, Deploy: self._deploy,
             MutateDeployment: self._mutate, SetTraffic: self._set_traffic,
@@ -317,7 +319,8 @@ class Executor:
     def _create_version(self, a: CreateVersion, action: Action) -> str:
         ref = a.version
         req = VersionRequest(ref.model_id, a.parent_exists, a.display_name, a.description,
-                             a.artifact_uri, a.container_image, a.labels, a.aliases)
+                             a.artifact_uri, a.container_image, a.labels, a.aliases,
+                             a.model_description)
 
         def probe() -> Operation | None:
             vid = self._find_version(ref.model_id, ref.spec_hash)
@@ -349,6 +352,10 @@ class Executor:
     def _update_version(self, a: UpdateVersion, action: Action) -> str:
         vid = self.version_id(a.version)
         self.call(lambda: self.p.update_version(a.version.model_id, vid, a.description, a.labels))
+        return "done"
+
+    def _update_model(self, a: UpdateModel, action: Action) -> str:
+        self.call(lambda: self.p.update_model(a.model_id, a.display_name, a.description))
         return "done"
 
     def _merge_aliases(self, a: MergeAliases, action: Action) -> str:

@@ -36,6 +36,7 @@ from deployer.actions import (  # re-exported: callers import the vocabulary fro
     Traffic,
     Undeploy,
     UpdateEndpoint,
+    UpdateModel,
     UpdateVersion,
     UploadArtifact,
     VersionRef,
@@ -280,8 +281,18 @@ def _plan_model(spec: Spec, model: Model, obs: ObservedModel | None, inputs: Pla
             kind, Resource.MODEL_VERSION, f"model {model.name}@{v.alias}", reason,
             CreateVersion(ref, parent_exists, model.display_name, v.description, uri,
                           v.container_image, _version_labels(stack, model, v, sh, art_hash, exp),
-                          ())))
+                          (), model.description)))
         parent_exists = True
+    # The registry model's own fields (every version is uploaded with them, so only a
+    # changed spec or a model made elsewhere differs).
+    if obs is not None and obs.display_name is not None:
+        changed = [what for what, have, want in (
+            ("display name", obs.display_name, model.display_name),
+            ("description", obs.description or "", model.description)) if have != want]
+        if changed:
+            actions.append(Action(ActionKind.UPDATE, Resource.MODEL, f"model {model.name}",
+                                  f"{' and '.join(changed)} changed",
+                                  UpdateModel(mid, model.display_name, model.description)))
     # A create carries "default" (which Vertex moves by itself) and the aliases no version
     # holds now; aliases held elsewhere are freed first and given out after, so one is never
     # asked for while another version still holds it. (Set once the loop has seen every
@@ -429,6 +440,6 @@ __all__ = [
     "Action", "ActionKind", "CreateBucket", "CreateEndpoint", "CreateVersion", "DeleteEndpoint",
     "DeleteModel", "DeleteVersion", "Deploy", "Labels", "MergeAliases", "MutateDeployment",
     "Payload", "Plan", "PlanInputs", "Resource", "SetTraffic", "Traffic", "Undeploy",
-    "UpdateEndpoint", "UpdateVersion", "UploadArtifact", "VersionRef", "drain_endpoint",
+    "UpdateEndpoint", "UpdateModel", "UpdateVersion", "UploadArtifact", "VersionRef", "drain_endpoint",
     "plan_stack", "plan_teardown", "version_spec_hash",
 ]

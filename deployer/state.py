@@ -128,6 +128,9 @@ class ObservedModel:
     model_id: str  # last component of the resource name
     resource: str  # projects/P/locations/R/models/ID
     versions: tuple[ObservedVersion, ...]  # ordered by version id
+    # Model-level fields (all versions share them); None where the provider did not read them.
+    display_name: str | None = None
+    description: str | None = None
 
 
 @dataclass(frozen=True)

@@ -47,7 +47,7 @@ from deployer.state import (
 
 MUTATING = frozenset({
     "create_bucket", "delete_bucket", "upload_files", "copy_objects", "write_object", "delete_object",
-    "delete_prefix", "upload_version", "update_version", "merge_aliases", "delete_version",
+    "delete_prefix", "upload_version", "update_version", "update_model", "merge_aliases", "delete_version",
     "delete_model", "create_endpoint", "update_endpoint", "deploy", "mutate_deployment",
     "set_traffic", "undeploy", "delete_endpoint", "delete_batch_job",
 })
@@ -67,6 +67,7 @@ class _Version:
 class _Model:
     model_id: str
     display_name: str
+    description: str = ""
     versions: dict[str, _Version] = field(default_factory=dict)
     next_version: int = 1
 
@@ -173,7 +174,8 @@ class FakeProvider:
                 continue
             versions = self.list_versions(m.model_id)
             models.append(ObservedModel(labels.get(LABEL_NAME, m.model_id), m.model_id,
-                                        f"{self._parent()}/models/{m.model_id}", versions))
+                                        f"{self._parent()}/models/{m.model_id}", versions,
+                                        m.display_name, m.description))
         self._call("list_endpoints", stack=stack)
         eps = [self._observed_endpoint(e) for e in self.endpoints.values()
                if e.labels.get(LABEL_STACK) == stack]
@@ -342,6 +344,7 @@ class FakeProvider:
             if m is not None:
                 raise errors.AlreadyExists(f"model {req.model_id} already exists")
             m = self.models[req.model_id] = _Model(req.model_id, req.display_name)
+        m.display_name, m.description = req.display_name, req.model_description
         vid = str(m.next_version)
         m.next_version += 1
         aliases = list(req.aliases)
@@ -362,6 +365,15 @@ class FakeProvider:
         if m is None or version_id not in m.versions:
             raise errors.NotFound(f"model {model_id}@{version_id} not found")
         return m.versions[version_id]
+
+    def update_model(self, model_id: str, display_name: str, description: str) -> None:
+        drop = self._call("update_model", model_id=model_id)
+        m = self.models.get(model_id)
+        if m is None:
+            raise errors.NotFound(f"model {model_id} not found")
+        m.display_name, m.description = display_name, description
+        if drop:
+            raise self._lost("update_model")
 
     def update_version(self, model_id: str, version_id: str, description: str,
                        labels: Labels) -> None:

@@ -115,7 +115,7 @@ class VertexProvider(CountedCalls):
             model_id = m.name.rsplit("/", 1)[-1]
             observed_models.append(ObservedModel(
                 dict(m.labels).get(LABEL_NAME, model_id), model_id, m.name,
-                self.list_versions(model_id)))
+                self.list_versions(model_id), m.display_name, m.description))
         eps = self._read("list endpoints", lambda: list(self.clients.endpoints.list_endpoints(
             request={"parent": self._parent(), "filter": _label_filter(stack),
                      "page_size": 100})))
@@ -241,8 +241,8 @@ class VertexProvider(CountedCalls):
 
     def upload_version(self, req: VersionRequest) -> Operation:
         from google.cloud.aiplatform_v1.types.model import Model, ModelContainerSpec
-        model = Model(display_name=req.display_name, version_description=req.description,
-                      artifact_uri=req.artifact_uri,
+        model = Model(display_name=req.display_name, description=req.model_description,
+                      version_description=req.description, artifact_uri=req.artifact_uri,
                       container_spec=ModelContainerSpec(image_uri=req.container_image),
                       labels=dict(req.labels), version_aliases=list(req.aliases))
         request: dict[str, Any] = {"parent": self._parent(), "model": model}
@@ -263,6 +263,15 @@ class VertexProvider(CountedCalls):
         self._write(f"update model {model_id}@{version_id}", lambda: self.clients.models.update_model(
             model=model, update_mask=field_mask_pb2.FieldMask(
                 paths=["version_description", "labels"])))
+
+    def update_model(self, model_id: str, display_name: str, description: str) -> None:
+        from google.cloud.aiplatform_v1.types.model import Model
+        from google.protobuf import field_mask_pb2
+        # No "@version": a model-level update (display name and description are shared).
+        model = Model(name=self._model_name(model_id), display_name=display_name,
+                      description=description)
+        self._write(f"update model {model_id}", lambda: self.clients.models.update_model(
+            model=model, update_mask=field_mask_pb2.FieldMask(paths=["display_name", "description"])))
 
     def merge_aliases(self, model_id: str, version_id: str, add: tuple[str, ...],
                       remove: tuple[str, ...]) -> None:

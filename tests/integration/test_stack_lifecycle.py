@@ -2,7 +2,7 @@
 
 apply -> apply again is a no-op (zero mutating calls in the request log) -> change one
 version's artifact (only changed files go up, one new version) -> 90/10 traffic (shifted
-without undeploying) -> teardown leaves nothing labelled with the stack.
+without undeploying) -> rename the registry model -> teardown leaves nothing labelled with the stack.
 """
 
 from __future__ import annotations
@@ -70,10 +70,25 @@ def test_apply_noop_change_artifact_shift_traffic_teardown(emulator, storage_cli
     [model] = status["models"]
     assert sorted(a for v in model["versions"] for a in v["aliases"]) == ["default", "v1", "v2"]
 
-    # 4. Teardown: nothing labelled with the stack is left, and the bucket is gone.
-    run_cli(["teardown", spec, "--yes"], emulator.url)
+    # 4. The registry model's own display name and description: one model-level update,
+    #    seen by an independent client, then no changes.
     from tests.integration._vertex import PARENT, gapic_clients
     clients = gapic_clients(emulator.url)  # an independent look, not deployer's own observe
+    text = Path(spec).read_text()
+    Path(spec).write_text(text.replace("  - name: mnist\n", "  - name: mnist\n"
+                                       "    display_name: MNIST digits\n"
+                                       "    description: handwritten digits\n"))
+    planned = run_cli(["plan", spec], emulator.url)
+    assert "update  model mnist  (display name and description changed)" in planned.stdout
+    emulator.clear_request_log()
+    run_cli(["apply", spec, "--yes"], emulator.url)
+    assert _apis(emulator) == ["storage.objects.insert", "updateModel", "storage.objects.delete"]
+    for v in clients.model.list_model_versions(name=model["resource"]):
+        assert (v.display_name, v.description) == ("MNIST digits", "handwritten digits")
+    run_cli(["plan", spec, "--detailed-exitcode"], emulator.url, expect=0)
+
+    # 5. Teardown: nothing labelled with the stack is left, and the bucket is gone.
+    run_cli(["teardown", spec, "--yes"], emulator.url)
     assert list(clients.model.list_models(parent=PARENT)) == []
     assert list(clients.endpoint.list_endpoints(parent=PARENT)) == []
     assert list(storage_client.list_buckets()) == []

@@ -55,6 +55,26 @@ def test_first_apply_builds_the_stack_and_second_apply_makes_no_mutating_call(tm
     assert len(fake.calls) == 4  # bucket, models, versions of one model, endpoints
 
 
+def test_model_display_name_and_description_are_reconciled_in_one_model_level_call(
+        tmp_path: Path) -> None:
+    fake = FakeProvider()
+    spec = make_spec(tmp_path)
+    described = replace(spec, models=(replace(spec.models[0], description="digits v1"),))
+    apply_spec(described, fake, options=FAST)
+    model = next(iter(fake.models.values()))
+    assert (model.display_name, model.description) == ("mnist", "digits v1")  # set at upload
+
+    renamed = replace(spec, models=(replace(spec.models[0], display_name="MNIST digits",
+                                            description="digits v2"),))
+    fake.calls.clear()
+    report = apply_spec(renamed, fake, options=FAST)
+    assert [a.reason for a in report.plan.actions] == ["display name and description changed"]
+    # Beside the stack lock (written and deleted), one call.
+    assert fake.mutating_calls == ["write_object", "update_model", "delete_object"]
+    assert (model.display_name, model.description) == ("MNIST digits", "digits v2")
+    assert apply_spec(renamed, fake, options=FAST).plan.is_empty
+
+
 def test_changed_artifact_uploads_only_changed_files_and_adds_one_version(tmp_path: Path) -> None:
     fake = FakeProvider()
     spec = make_spec(tmp_path)

@@ -20,6 +20,7 @@ from deployer.plan import (
     Resource,
     SetTraffic,
     Undeploy,
+    UpdateModel,
     UploadArtifact,
     plan_stack,
     plan_teardown,
@@ -133,6 +134,22 @@ def test_a_new_version_does_not_carry_an_alias_another_version_holds() -> None:
     assert create.aliases == ("default",)  # v2 is still held by the old version
     merges = [a.payload for a in plan.actions if isinstance(a.payload, MergeAliases)]
     assert [(m.remove, m.add) for m in merges] == [(("v2",), ()), ((), ("v2",))]
+
+
+def test_model_level_fields_are_planned_only_when_observed_and_different() -> None:
+    spec = make_spec()
+    state = applied_state(spec)
+    assert plan_stack(spec, state, INPUTS).is_empty  # not read by the provider: no opinion
+    model = replace(state.models[0], display_name="mnist", description="")
+    assert plan_stack(spec, replace(state, models=(model,)), INPUTS).is_empty
+    stale = replace(model, description="old words")
+    plan = plan_stack(spec, replace(state, models=(stale,)), INPUTS)
+    assert [(a.kind, a.resource, a.reason) for a in plan.actions] == [
+        (ActionKind.UPDATE, Resource.MODEL, "description changed")]
+    assert plan.actions[0].payload == UpdateModel(model.model_id, "mnist", "")
+    creates = plan_stack(replace(spec, models=(replace(spec.models[0], description="d"),)),
+                         empty_state(), INPUTS).actions
+    assert {a.payload.model_description for a in creates if isinstance(a.payload, CreateVersion)} == {"d"}
 
 
 def test_applied_spec_plans_nothing() -> None:
