@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from deployer.cli.flags import output_option, spec_argument, yes_option
-from deployer.errors import ConfigError, DeployerError
+from deployer.errors import ConfigError, DeployerError, NotFound
 
 if TYPE_CHECKING:
     from deployer.cost import Estimate
@@ -277,7 +277,12 @@ def predict(spec_path: str, output: str, endpoint_name: str, instances_path: str
             last = bodies[n][0] if n < len(bodies) else len(instances)
             click.echo(f"request {n}/{len(bodies)}: instances {first}..{last - 1} "
                        f"({len(body) / 1024:,.0f} KiB)", err=True)
-        responses.append(provider.predict(eid, body))
+        try:
+            responses.append(provider.predict(eid, body))
+        except NotFound as exc:
+            raise NotFound(f"endpoint {endpoint_name!r} of stack {spec.stack} does not exist "
+                           f"({exc.message})", status=exc.status, http_status=exc.http_status,
+                           hint=f"deploy it first: deployer apply {spec_path}") from None
     size = sum(len(b) for _, b in bodies)
     click.echo(f"Sent {len(instances)} instance(s) in {len(bodies)} request(s), "
                f"{size / 1024:,.1f} KiB: {how}.", err=True)

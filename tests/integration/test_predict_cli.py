@@ -27,10 +27,14 @@ def test_predict_encodes_for_the_signature_and_splits_under_the_limit(
     files = StackFiles(tmp_path, stack=stack, bucket=f"test-project-{stack}", versions={"v1": 1},
                        raw_bytes_input=raw)
     spec = str(files.write())
+    x = np.random.default_rng(5).random((count, 28, 28), dtype=np.float32)
+    np.save(tmp_path / "x.npy", x)
+    early = run_cli(["predict", spec, "--endpoint", "ep", "--instances", str(tmp_path / "x.npy")],
+                    shared_emulator.url, expect=4)
+    assert "endpoint 'ep' of stack" in early.deployer_error.message
+    assert "deployer apply" in (early.deployer_error.hint or "")
     run_cli(["apply", spec, "--yes"], shared_emulator.url)
     try:
-        x = np.random.default_rng(5).random((count, 28, 28), dtype=np.float32)
-        np.save(tmp_path / "x.npy", x)
         before = len(shared_emulator.read_request_log())
         out = run_cli(["predict", spec, "--endpoint", "ep", "--instances", str(tmp_path / "x.npy"),
                        "--output", "json"], shared_emulator.url)
