@@ -27,9 +27,8 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.bench_batch import write_jsonl, write_spec
 from benchmarks.common import REPO_ROOT, Emulator, mnist_model_dir, mnist_test_images, temp_dir
-
-IMAGE = "us-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-12:latest"
 
 
 def _cli(args: list[str], env: dict[str, str]) -> tuple[float, str, str]:
@@ -90,30 +89,9 @@ def main(argv: list[str] | None = None) -> int:
     ceiling = min(_timed(in_process) for _ in range(3))
 
     with temp_dir() as work:
-        data = work / "mnist.jsonl"
-        with open(data, "w") as fh:
-            fh.writelines(json.dumps(img.tolist(), separators=(",", ":")) + "\n" for img in x.astype(np.int64))
-        spec = work / "stack.yaml"
-        spec.write_text(f"""\
-stack: batchsmoke
-project: bench-project
-region: us-central1
-target: local
-bucket: {{name: bench-project-batchsmoke, create: true}}
-models:
-  - name: mnist
-    container: {IMAGE}
-    versions:
-      - {{alias: v1, artifact: {model_dir}}}
-batch_jobs:
-  - name: smoke
-    model: mnist@v1
-    input: {{path: {data}, format: jsonl}}
-    output: {{prefix: predictions/}}
-    machine_type: n1-standard-4
-    replicas: {{starting: {args.replicas}, max: {args.replicas}}}
-    batch_size: {args.batch_size}
-""")
+        data = write_jsonl(work / "mnist.jsonl", x)
+        spec = write_spec(work / "stack.yaml", model_dir, data, stack="batchsmoke",
+                          replicas=args.replicas, batch_size=args.batch_size)
         emu = Emulator(work).start()
         try:
             env = emu.client_env()

@@ -60,7 +60,10 @@ def write_jsonl(path: Path, x: np.ndarray, *, rows: int | None = None) -> Path:
     return path
 
 
-def write_spec(path: Path, model_dir: Path, data: Path, *, stack: str = "bench-batch") -> Path:
+def write_spec(path: Path, model_dir: Path, data: Path, *, stack: str = "bench-batch",
+               replicas: int = 1, batch_size: int | None = None) -> Path:
+    """A one-model, one-batch-job spec over the JSON Lines input `data`."""
+    tuning = f"    batch_size: {batch_size}\n" if batch_size is not None else ""
     path.write_text(f"""\
 stack: {stack}
 project: bench-project
@@ -78,8 +81,8 @@ batch_jobs:
     input: {{path: {data}, format: jsonl}}
     output: {{prefix: predictions/}}
     machine_type: n1-standard-4
-    replicas: {{starting: 1, max: 1}}
-""")
+    replicas: {{starting: {replicas}, max: {replicas}}}
+{tuning}""")
     return path
 
 
