@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 
+from tests.support.emulator import EmulatorProcess
+
 TF_IMAGE = "us-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-12:latest"
 PARENT = "projects/test-project/locations/us-central1"
 
@@ -91,6 +93,18 @@ def sdk_session(url: str, bucket: str, monkeypatch: pytest.MonkeyPatch) -> Itera
     finally:
         # Undo init for later tests in this process (the SDK keeps it in a global).
         aiplatform.initializer.global_config.__init__()
+
+# The module's emulator and GAPIC clients; a test module takes them with
+# `emu = _vertex.emu` and `clients = _vertex.clients`.
+@pytest.fixture(scope="module")
+def emu(module_emulator: EmulatorProcess) -> EmulatorProcess:
+    return module_emulator
+
+
+@pytest.fixture(scope="module")
+def clients(emu: EmulatorProcess) -> Clients:
+    return gapic_clients(emu.url)
+
 
 @pytest.fixture(scope="session")
 def mnist_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:

@@ -9,20 +9,12 @@ from pathlib import Path
 import pytest
 from google.api_core import exceptions as gexc
 
-from tests.integration._vertex import PARENT, Clients, gapic_clients, raises_status
+from tests.integration import _vertex
+from tests.integration._vertex import PARENT, Clients, raises_status
 from tests.support.emulator import EmulatorProcess
 
 pytestmark = pytest.mark.timeout(120)
-
-
-@pytest.fixture(scope="module")
-def emu(module_emulator: EmulatorProcess) -> EmulatorProcess:
-    return module_emulator
-
-
-@pytest.fixture(scope="module")
-def clients(emu: EmulatorProcess) -> Clients:
-    return gapic_clients(emu.url)
+emu, clients = _vertex.emu, _vertex.clients  # the shared module fixtures
 
 
 def _create(clients: Clients, endpoint_id: str = "", **fields: object) -> object:

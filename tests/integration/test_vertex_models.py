@@ -17,7 +17,6 @@ from tests.integration._vertex import (
     PARENT,
     TF_IMAGE,
     Clients,
-    gapic_clients,
     put_tree,
     raises_status,
     upload_model,
@@ -25,19 +24,10 @@ from tests.integration._vertex import (
 from tests.integration.conftest import make_storage_client
 from tests.support.emulator import EmulatorProcess
 
-mnist_dir = _vertex.mnist_dir  # the shared fixture, visible to this module
+mnist_dir = _vertex.mnist_dir  # the shared fixtures, visible to this module
+emu, clients = _vertex.emu, _vertex.clients
 
 pytestmark = pytest.mark.timeout(180)
-
-
-@pytest.fixture(scope="module")
-def emu(module_emulator: EmulatorProcess) -> EmulatorProcess:
-    return module_emulator
-
-
-@pytest.fixture(scope="module")
-def clients(emu: EmulatorProcess) -> Clients:
-    return gapic_clients(emu.url)
 
 
 @pytest.fixture(scope="module")
