@@ -13,6 +13,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -308,14 +309,22 @@ def test_deploy_of_a_vanished_artifact_fails_the_operation_not_the_server(served
 
 
 
+def _model_and_endpoint(served: Served, name: str, model_dir: Path) -> tuple[str, Any]:
+    """A model registered from `model_dir` and an empty endpoint, both with id `name`."""
+    from google.cloud import aiplatform_v1 as v1
+
+    uri = put_tree(make_storage_client(served.emu.url), "deploy-bucket", name, model_dir)
+    model = upload_model(served.clients, uri, model_id=name).model
+    ep = served.clients.endpoint.create_endpoint(
+        parent=PARENT, endpoint=v1.Endpoint(display_name=name), endpoint_id=name).result(timeout=30)
+    return model, ep
+
+
 def test_cancelling_a_deploy_in_flight_fails_it_and_deploys_nothing(served: Served) -> None:
     from google.cloud import aiplatform_v1 as v1
 
     c = served.clients.endpoint
-    model = upload_model(served.clients, put_tree(make_storage_client(served.emu.url), "deploy-bucket",
-                                                  "cancel", served.dirs["1"]), model_id="cancelled").model
-    ep = c.create_endpoint(parent=PARENT, endpoint=v1.Endpoint(display_name="c"),
-                           endpoint_id="cancelled").result(timeout=30)
+    model, ep = _model_and_endpoint(served, "cancelled", served.dirs["1"])
     served.emu.admin({"op_delay": 30})
     try:
         op = c.deploy_model(endpoint=ep.name, traffic_split={"0": 100}, deployed_model=v1.DeployedModel(
@@ -336,10 +345,7 @@ def test_automatic_resources_deploy_serves_and_wait_operation_returns_done(serve
     from google.cloud import aiplatform_v1 as v1
 
     c = served.clients.endpoint
-    model = upload_model(served.clients, put_tree(make_storage_client(served.emu.url), "deploy-bucket",
-                                                  "auto", served.dirs["2"]), model_id="auto").model
-    ep = c.create_endpoint(parent=PARENT, endpoint=v1.Endpoint(display_name="a"),
-                           endpoint_id="auto").result(timeout=30)
+    model, ep = _model_and_endpoint(served, "auto", served.dirs["2"])
     op = c.deploy_model(endpoint=ep.name, deployed_model=v1.DeployedModel(
         model=model, automatic_resources=v1.AutomaticResources(min_replica_count=1, max_replica_count=2)))
     waited = c.wait_operation(request={"name": op.operation.name, "timeout": {"seconds": 25}})
