@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from deployer.batch.staging import infer_format
+from deployer.batch.staging import folder_files, infer_format
 from deployer.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -59,9 +59,7 @@ def _npy_rows(path: Path) -> int | None:
 
 
 def _files(path: Path) -> list[Path]:
-    if path.is_dir():
-        return sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
-    return [path]
+    return folder_files(path) if path.is_dir() else [path]
 
 
 def count_instances(paths: Iterable[str], fmt: str | None, *,

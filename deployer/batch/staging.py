@@ -63,6 +63,11 @@ class StagedInput:
     total_bytes: int = 0
 
 
+def folder_files(path: Path) -> list[Path]:
+    """The files an input folder stands for: every file below it, hidden ones skipped, sorted."""
+    return sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
+
+
 def infer_format(path: str, declared: str | None) -> str:
     """The input format: declared in the spec, else from the extension."""
     if declared:
@@ -190,7 +195,7 @@ class _Builder:
         if not path.exists():
             raise ConfigError(f"batch input {path} does not exist", hint="fix input.path or --input")
         if path.is_dir():
-            files = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
+            files = folder_files(path)
             if not files:
                 raise ConfigError(f"batch input folder {path} holds no files")
             if self.fmt == "file-list":
