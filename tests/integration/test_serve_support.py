@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -17,6 +16,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
+
+from tests.support.emulator import reported_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -52,12 +53,11 @@ class ServerProcess:
         Servers are started with port 0 and the kernel picks the port, so two servers (or
         a server's REST and gRPC front ends) can never be handed the same one.
         """
-        pattern = re.compile(rf"{api} API listening on (?:http://)?[\w.]+:(\d+)")
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            found = pattern.search(self.log)
-            if found:
-                return int(found.group(1))
+            port = reported_port(self.log, f"{api} API")
+            if port is not None:
+                return port
             if self.proc.poll() is not None:
                 raise AssertionError(f"server exited with {self.proc.returncode}:\n{self.log[-3000:]}")
             time.sleep(0.05)

@@ -32,6 +32,15 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def reported_port(log: str, api: str = "") -> int | None:
+    """The port of the first "[API ]listening on [http://]HOST:PORT" line of a server's log.
+
+    Servers in the tests bind port 0 and say which port they got, so no other process can
+    take a port between our choosing it and the server binding it."""
+    match = re.search(rf"{api}\s*listening on (?:http://)?[^\s:]+:(\d+)", log)
+    return int(match.group(1)) if match else None
+
+
 def emulator_env(url: str) -> dict[str, str]:
     """Environment variables that point clients (and deployer) at the emulator at `url`."""
     return {"STORAGE_EMULATOR_HOST": url, "DEPLOYER_EMULATOR": url}
@@ -128,8 +137,7 @@ class EmulatorProcess:
                 text = fh.read().decode(errors="replace")
         except OSError:
             return None
-        match = re.search(r"listening on http://[^\s:]+:(\d+)", text)
-        return int(match.group(1)) if match else None
+        return reported_port(text)
 
     def stderr_tail(self, lines: int = 40) -> str:
         try:
