@@ -78,7 +78,7 @@ def run_one(name: str, ctx: Context) -> BenchResult:
         result: BenchResult = module.run(ctx)
     except Skip as exc:
         result = BenchResult(name=name, title=title, skipped=str(exc))
-    except Exception as exc:  # noqa: BLE001 - one broken benchmark must not end the run
+    except Exception as exc:
         traceback.print_exc()
         result = BenchResult(name=name, title=title, skipped=f"failed: {type(exc).__name__}: {exc}")
     result.seconds = time.monotonic() - t0
@@ -92,19 +92,32 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m benchmarks",
         description="Measure deployer against what users would otherwise do; ratios from one run.",
     )
-    parser.add_argument("names", nargs="*", metavar="NAME",
-                        help=f"benchmarks to run (default: all): {', '.join(BENCHMARKS)}")
-    parser.add_argument("--quick", action="store_true",
-                        help="fewer repeats and smaller inputs (minutes, not tens of minutes)")
+    parser.add_argument(
+        "names",
+        nargs="*",
+        metavar="NAME",
+        help=f"benchmarks to run (default: all): {', '.join(BENCHMARKS)}",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="fewer repeats and smaller inputs (minutes, not tens of minutes)",
+    )
     parser.add_argument("--repeat", type=int, default=None, help="override every repeat count")
-    parser.add_argument("--markdown", type=Path, default=None,
-                        help="write the generated block here (default: BENCHMARKS.md for a full, "
-                             "non-quick run; nothing otherwise)")
+    parser.add_argument(
+        "--markdown",
+        type=Path,
+        default=None,
+        help="write the generated block here (default: BENCHMARKS.md for a full, "
+        "non-quick run; nothing otherwise)",
+    )
     args = parser.parse_args(argv)
 
     unknown = [n for n in args.names if n not in BENCHMARKS]
     if unknown:
-        parser.error(f"unknown benchmark(s): {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}")
+        parser.error(
+            f"unknown benchmark(s): {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}"
+        )
     names = args.names or list(BENCHMARKS)
     # A SIGTERM (timeout, CI cancel) unwinds like Ctrl-C, so every `finally` stops its servers.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))

@@ -52,16 +52,25 @@ def write_jsonl(path: Path, x: np.ndarray, *, rows: int | None = None) -> Path:
     With `rows`, cycles through `x` until that many lines are written: a million-row input
     streams to disk without a million-row array in memory.
     """
-    lines = [(json.dumps(img.tolist(), separators=(",", ":")) + "\n").encode()
-             for img in x.astype(np.int64)]
+    lines = [
+        (json.dumps(img.tolist(), separators=(",", ":")) + "\n").encode()
+        for img in x.astype(np.int64)
+    ]
     total = len(lines) if rows is None else rows
     with open(path, "wb") as f:
         f.writelines(lines[i % len(lines)] for i in range(total))
     return path
 
 
-def write_spec(path: Path, model_dir: Path, data: Path, *, stack: str = "bench-batch",
-               replicas: int = 1, batch_size: int | None = None) -> Path:
+def write_spec(
+    path: Path,
+    model_dir: Path,
+    data: Path,
+    *,
+    stack: str = "bench-batch",
+    replicas: int = 1,
+    batch_size: int | None = None,
+) -> Path:
     """A one-model, one-batch-job spec over the JSON Lines input `data`."""
     tuning = f"    batch_size: {batch_size}\n" if batch_size is not None else ""
     path.write_text(f"""\
@@ -86,12 +95,23 @@ batch_jobs:
     return path
 
 
-def run_cli(args: list[str], env: dict[str, str], *, timeout: float = 1800) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run([*deployer_cmd(), *args], env=env, capture_output=True, text=True,
-                          timeout=timeout, cwd=REPO_ROOT, check=False)
+def run_cli(
+    args: list[str], env: dict[str, str], *, timeout: float = 1800
+) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(
+        [*deployer_cmd(), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO_ROOT,
+        check=False,
+    )
     if proc.returncode != 0:
-        raise Skip(f"`deployer {' '.join(args[:1])}` failed (exit {proc.returncode}): "
-                   f"{(proc.stderr or proc.stdout)[-400:]}")
+        raise Skip(
+            f"`deployer {' '.join(args[:1])}` failed (exit {proc.returncode}): "
+            f"{(proc.stderr or proc.stdout)[-400:]}"
+        )
     return proc
 
 
@@ -128,9 +148,12 @@ def run(ctx: Any) -> BenchResult:
     import tensorflow as tf
 
     fn = tf.saved_model.load(str(model_dir)).signatures["serving_default"]
-    reference = np.concatenate([
-        fn(flatten_input=tf.constant(x[i : i + 1024]))["output_0"].numpy() for i in range(0, n, 1024)
-    ]).argmax(axis=1)
+    reference = np.concatenate(
+        [
+            fn(flatten_input=tf.constant(x[i : i + 1024]))["output_0"].numpy()
+            for i in range(0, n, 1024)
+        ]
+    ).argmax(axis=1)
 
     emu = Emulator(work).start()
     try:
@@ -162,7 +185,8 @@ def run(ctx: Any) -> BenchResult:
 
         samples = repeat_interleaved(
             {"batch": batch_predict, "loop": predict_loop, "ceiling": in_process},
-            repeat, warmup=0,
+            repeat,
+            warmup=0,
         )
     finally:
         emu.stop()
@@ -171,20 +195,41 @@ def run(ctx: Any) -> BenchResult:
     got = read_predictions(outputs[-1])
     agree = float(np.mean(got == reference)) if len(got) == n else 0.0
     r = ratio_of(loop, batch)
-    res.add(f"deployer batch-predict, {n:,} instances (stage+run+collect)", n / batch.median, "pred/s",
-            spread=spread_text(batch, unit="s") + f"; {fmt_num(batch.median)} s wall",
-            ratio=r, baseline="predict loop", target=">= 3x", met=r >= 3 and agree == 1.0)
-    res.add(f"endpoint.predict loop, chunks of {CHUNK}", n / loop.median, "pred/s",
-            spread=spread_text(loop, unit="s") + f"; {fmt_num(loop.median)} s wall")
-    res.add("in-process signature, batches of 1,024 (ceiling)", n / ceiling.median, "pred/s",
-            spread=spread_text(ceiling, unit="s"))
-    res.notes.append(f"batch-predict reaches {ceiling.median / batch.median:.1%} of the in-process "
-                     f"ceiling; the predict loop {ceiling.median / loop.median:.1%}.")
-    res.notes.append(f"Batch output rows: {len(got):,} of {n:,}; argmax agrees with in-process on "
-                     f"{agree:.2%} (input order kept)."
-                     + ("" if loop_preds == reference.tolist() else " The predict loop disagreed!"))
-    res.notes.append(f"Instances: {source}, JSON lines of integer pixel values; {repeat} interleaved "
-                     "repeat(s); the model version is registered once before timing (untimed). The "
-                     f"first batch-predict stages the input (cold: {samples['batch'][0]:.1f} s); later "
-                     "ones find it in the bucket (content-addressed) and upload nothing.")
+    res.add(
+        f"deployer batch-predict, {n:,} instances (stage+run+collect)",
+        n / batch.median,
+        "pred/s",
+        spread=spread_text(batch, unit="s") + f"; {fmt_num(batch.median)} s wall",
+        ratio=r,
+        baseline="predict loop",
+        target=">= 3x",
+        met=r >= 3 and agree == 1.0,
+    )
+    res.add(
+        f"endpoint.predict loop, chunks of {CHUNK}",
+        n / loop.median,
+        "pred/s",
+        spread=spread_text(loop, unit="s") + f"; {fmt_num(loop.median)} s wall",
+    )
+    res.add(
+        "in-process signature, batches of 1,024 (ceiling)",
+        n / ceiling.median,
+        "pred/s",
+        spread=spread_text(ceiling, unit="s"),
+    )
+    res.notes.append(
+        f"batch-predict reaches {ceiling.median / batch.median:.1%} of the in-process "
+        f"ceiling; the predict loop {ceiling.median / loop.median:.1%}."
+    )
+    res.notes.append(
+        f"Batch output rows: {len(got):,} of {n:,}; argmax agrees with in-process on "
+        f"{agree:.2%} (input order kept)."
+        + ("" if loop_preds == reference.tolist() else " The predict loop disagreed!")
+    )
+    res.notes.append(
+        f"Instances: {source}, JSON lines of integer pixel values; {repeat} interleaved "
+        "repeat(s); the model version is registered once before timing (untimed). The "
+        f"first batch-predict stages the input (cold: {samples['batch'][0]:.1f} s); later "
+        "ones find it in the bucket (content-addressed) and upload nothing."
+    )
     return res

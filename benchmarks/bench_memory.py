@@ -60,10 +60,14 @@ def control_plane(res: BenchResult, ctx: Any) -> None:
         time.sleep(1.0)  # let start-up garbage settle
         idle = rss_bytes(emu.pid) / MB
         tf_idle = modules_loaded(emu.pid, TF_MARKER)
-        res.add("emulator control plane, idle", idle, "MB",
-                spread="TensorFlow mapped!" if tf_idle else "no TensorFlow mapped",
-                target=f"< {CONTROL_PLANE_LIMIT_MB} MB, no TF",
-                met=idle < CONTROL_PLANE_LIMIT_MB and not tf_idle)
+        res.add(
+            "emulator control plane, idle",
+            idle,
+            "MB",
+            spread="TensorFlow mapped!" if tf_idle else "no TensorFlow mapped",
+            target=f"< {CONTROL_PLANE_LIMIT_MB} MB, no TF",
+            met=idle < CONTROL_PLANE_LIMIT_MB and not tf_idle,
+        )
         from benchmarks.emulator_setup import init_aiplatform, register_model
 
         model_dir = mnist_model_dir()
@@ -72,20 +76,28 @@ def control_plane(res: BenchResult, ctx: Any) -> None:
             aiplatform = init_aiplatform(emu)
             for i in range(1, 20):
                 aiplatform.Model.upload(
-                    display_name=f"mem-model-{i:02d}", artifact_uri=first.uri,
-                    serving_container_image_uri=first.container_spec.image_uri, sync=True,
+                    display_name=f"mem-model-{i:02d}",
+                    artifact_uri=first.uri,
+                    serving_container_image_uri=first.container_spec.image_uri,
+                    sync=True,
                 )
-        except Exception as exc:  # noqa: BLE001 - report, keep the idle figure
-            res.notes.append(f"20 models: could not register ({type(exc).__name__}: {str(exc)[:200]})")
+        except Exception as exc:
+            res.notes.append(
+                f"20 models: could not register ({type(exc).__name__}: {str(exc)[:200]})"
+            )
             return
         time.sleep(0.5)
         loaded = rss_bytes(emu.pid) / MB
         tf_loaded = modules_loaded(emu.pid, TF_MARKER)
-        res.add("emulator control plane, 20 models registered", loaded, "MB",
-                spread=("TensorFlow mapped!" if tf_loaded else "no TensorFlow mapped")
-                + f"; +{loaded - idle:.1f} MB over idle",
-                target=f"< {CONTROL_PLANE_LIMIT_MB} MB, no TF",
-                met=loaded < CONTROL_PLANE_LIMIT_MB and not tf_loaded)
+        res.add(
+            "emulator control plane, 20 models registered",
+            loaded,
+            "MB",
+            spread=("TensorFlow mapped!" if tf_loaded else "no TensorFlow mapped")
+            + f"; +{loaded - idle:.1f} MB over idle",
+            target=f"< {CONTROL_PLANE_LIMIT_MB} MB, no TF",
+            met=loaded < CONTROL_PLANE_LIMIT_MB and not tf_loaded,
+        )
     finally:
         emu.stop()
 
@@ -100,9 +112,23 @@ def replica(res: BenchResult, ctx: Any) -> None:
     log = ctx.workdir / f"mem-replica-{port}.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "deployer.serving.replica", "--saved-model", str(model_dir),
-             "--model-name", "mnist", "--host", "127.0.0.1", "--port", str(port)],
-            stdout=out, stderr=subprocess.STDOUT, env=bench_env(), start_new_session=True,
+            [
+                sys.executable,
+                "-m",
+                "deployer.serving.replica",
+                "--saved-model",
+                str(model_dir),
+                "--model-name",
+                "mnist",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=bench_env(),
+            start_new_session=True,
         )
     try:
         wait_http(f"http://127.0.0.1:{port}/healthz", timeout=180, proc=proc)
@@ -113,27 +139,36 @@ def replica(res: BenchResult, ctx: Any) -> None:
         with PeakRss(proc.pid) as peak:
             r = loadgen.closed_loop(url, bodies, clients=32, seconds=3.0 if not ctx.quick else 1.0)
         after = rss_bytes(proc.pid) / MB
-        res.add("serving replica (MNIST MLP), warm", warm, "MB",
-                spread=f"after {r.ok:,} requests at 32 clients: {after:.0f} MB (peak {peak.peak / MB:.0f})")
+        res.add(
+            "serving replica (MNIST MLP), warm",
+            warm,
+            "MB",
+            spread=f"after {r.ok:,} requests at 32 clients: {after:.0f} MB (peak {peak.peak / MB:.0f})",
+        )
     finally:
         stop_process(proc)
 
 
 def run(ctx: Any) -> BenchResult:
     res = BenchResult(name="memory", title=TITLE)
-    parts = [("control plane", control_plane), ("replica", replica), ("batch job", batch_flat),
-             ("upload", upload_flat)]
+    parts = [
+        ("control plane", control_plane),
+        ("replica", replica),
+        ("batch job", batch_flat),
+        ("upload", upload_flat),
+    ]
     for label, fn in parts:
         try:
             fn(res, ctx)
         except Skip as exc:
             res.notes.append(f"{label}: skipped ({exc})")
-        except Exception as exc:  # noqa: BLE001 - one part failing keeps the others
+        except Exception as exc:
             res.notes.append(f"{label}: failed ({type(exc).__name__}: {str(exc)[:300]})")
     if not res.rows:
         raise Skip("; ".join(res.notes) or "nothing measured")
-    res.notes.append("RSS from /proc/<pid>/status (VmRSS); trees sum their processes; peaks sampled "
-                     "every 50 ms.")
+    res.notes.append(
+        "RSS from /proc/<pid>/status (VmRSS); trees sum their processes; peaks sampled every 50 ms."
+    )
     return res
 
 
@@ -147,8 +182,13 @@ def batch_flat(res: BenchResult, ctx: Any) -> None:
         raise Skip(f"deployer.cli.batch is not importable ({exc})") from exc
     model_dir = mnist_model_dir()
     override = os.environ.get("BENCH_BATCH_ROWS")  # e.g. "10000,1000000" for the 1M-row run
-    sizes = (tuple(int(v) for v in override.split(",")) if override
-             else BATCH_ROWS_QUICK if ctx.quick else BATCH_ROWS)
+    sizes = (
+        tuple(int(v) for v in override.split(","))
+        if override
+        else BATCH_ROWS_QUICK
+        if ctx.quick
+        else BATCH_ROWS
+    )
     work = ctx.workdir / "mem-batch"
     work.mkdir()
     emu = Emulator(work).start()
@@ -161,21 +201,42 @@ def batch_flat(res: BenchResult, ctx: Any) -> None:
             x, _ = mnist_test_images(min(rows, 10_000))
             data = write_jsonl(root / "instances.jsonl", x, rows=rows)
             spec = write_spec(root / "stack.yaml", model_dir, data, stack=f"mem-batch-{rows}")
-            subprocess.run([*deployer_cmd(), "apply", str(spec), "--yes"], env=env, check=True,
-                           capture_output=True, timeout=600)
+            subprocess.run(
+                [*deployer_cmd(), "apply", str(spec), "--yes"],
+                env=env,
+                check=True,
+                capture_output=True,
+                timeout=600,
+            )
             t0 = time.perf_counter()
             with open(root / "batch.log", "wb") as log:
                 proc = subprocess.Popen(
-                    [*deployer_cmd(), "batch-predict", str(spec), "--job", "mnist-batch",
-                     "--output", str(root / "out.jsonl")],
-                    stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-                with PeakRss(proc.pid) as cli, PeakRss(emu.pid, children=False) as plane, \
-                        PeakRss(emu.pid) as tree:
+                    [
+                        *deployer_cmd(),
+                        "batch-predict",
+                        str(spec),
+                        "--job",
+                        "mnist-batch",
+                        "--output",
+                        str(root / "out.jsonl"),
+                    ],
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    env=env,
+                    start_new_session=True,
+                )
+                with (
+                    PeakRss(proc.pid) as cli,
+                    PeakRss(emu.pid, children=False) as plane,
+                    PeakRss(emu.pid) as tree,
+                ):
                     rc = proc.wait(timeout=3600)
             wall = time.perf_counter() - t0
             if rc != 0:
-                raise Skip(f"batch-predict over {rows:,} rows failed (exit {rc}): "
-                           f"{(root / 'batch.log').read_text(errors='replace')[-300:]}")
+                raise Skip(
+                    f"batch-predict over {rows:,} rows failed (exit {rc}): "
+                    f"{(root / 'batch.log').read_text(errors='replace')[-300:]}"
+                )
             runs.append((rows, cli.peak / MB, plane.peak / MB, tree.peak / MB, wall))
             shutil.rmtree(root, ignore_errors=True)
     finally:
@@ -183,18 +244,36 @@ def batch_flat(res: BenchResult, ctx: Any) -> None:
         shutil.rmtree(work, ignore_errors=True)
     (n1, cli1, plane1, tree1, w1), (n2, cli2, plane2, tree2, w2) = runs
     per_million = (cli2 - cli1) / (n2 - n1) * 1_000_000
-    res.add(f"batch-predict CLI, {n1:,} rows, peak", cli1, "MB",
-            spread=f"emulator control plane {plane1:.0f} MB, with job replicas {tree1:.0f} MB; {w1:.0f} s")
-    res.add(f"batch-predict CLI, {n2:,} rows, peak", cli2, "MB",
-            spread=f"emulator control plane {plane2:.0f} MB, with job replicas {tree2:.0f} MB; {w2:.0f} s",
-            ratio=cli2 / cli1, baseline=f"the {n1:,}-row run", target=FLAT_TARGET,
-            met=is_flat(cli1, cli2))
-    res.add(f"emulator control plane during the {n2:,}-row job, peak", plane2, "MB",
-            ratio=plane2 / plane1, baseline=f"the {n1:,}-row run", target=FLAT_TARGET,
-            met=is_flat(plane1, plane2))
-    res.notes.append(f"batch-predict CLI memory grows {per_million:,.0f} MB per million rows "
-                     f"(slope between the two runs); 1,000,000 rows would peak near "
-                     f"{cli1 + per_million * (1_000_000 - n1) / 1_000_000:,.0f} MB.")
+    res.add(
+        f"batch-predict CLI, {n1:,} rows, peak",
+        cli1,
+        "MB",
+        spread=f"emulator control plane {plane1:.0f} MB, with job replicas {tree1:.0f} MB; {w1:.0f} s",
+    )
+    res.add(
+        f"batch-predict CLI, {n2:,} rows, peak",
+        cli2,
+        "MB",
+        spread=f"emulator control plane {plane2:.0f} MB, with job replicas {tree2:.0f} MB; {w2:.0f} s",
+        ratio=cli2 / cli1,
+        baseline=f"the {n1:,}-row run",
+        target=FLAT_TARGET,
+        met=is_flat(cli1, cli2),
+    )
+    res.add(
+        f"emulator control plane during the {n2:,}-row job, peak",
+        plane2,
+        "MB",
+        ratio=plane2 / plane1,
+        baseline=f"the {n1:,}-row run",
+        target=FLAT_TARGET,
+        met=is_flat(plane1, plane2),
+    )
+    res.notes.append(
+        f"batch-predict CLI memory grows {per_million:,.0f} MB per million rows "
+        f"(slope between the two runs); 1,000,000 rows would peak near "
+        f"{cli1 + per_million * (1_000_000 - n1) / 1_000_000:,.0f} MB."
+    )
 
 
 def _sparse_artifact(root: Path, big_bytes: int) -> Path:
@@ -236,24 +315,40 @@ def upload_flat(res: BenchResult, ctx: Any) -> None:
             emu_before = rss_bytes(emu.pid)
             t0 = time.perf_counter()
             with open(root / "apply.log", "wb") as log:
-                proc = subprocess.Popen([*deployer_cmd(), "apply", str(spec), "--yes"],
-                                        stdout=log, stderr=subprocess.STDOUT,
-                                        env=emu.client_env(), start_new_session=True)
+                proc = subprocess.Popen(
+                    [*deployer_cmd(), "apply", str(spec), "--yes"],
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    env=emu.client_env(),
+                    start_new_session=True,
+                )
                 with PeakRss(proc.pid) as cli_peak, PeakRss(emu.pid) as emu_peak:
                     rc = proc.wait(timeout=1800)
             wall = time.perf_counter() - t0
             if rc != 0:
-                raise Skip(f"apply of a {size // MB} MB artifact failed (exit {rc}): "
-                           f"{(root / 'apply.log').read_text(errors='replace')[-300:]}")
+                raise Skip(
+                    f"apply of a {size // MB} MB artifact failed (exit {rc}): "
+                    f"{(root / 'apply.log').read_text(errors='replace')[-300:]}"
+                )
             peaks.append((size, cli_peak.peak / MB, (emu_peak.peak - emu_before) / MB, wall))
             shutil.rmtree(root, ignore_errors=True)
     finally:
         emu.stop()
         shutil.rmtree(work, ignore_errors=True)
     (s_small, cli_small, emu_small, w_small), (s_big, cli_big, emu_big, w_big) = peaks
-    res.add(f"`deployer apply` uploading a {s_small // MB:,} MB artifact, peak", cli_small, "MB",
-            spread=f"emulator +{emu_small:.0f} MB; {w_small:.0f} s")
-    res.add(f"`deployer apply` uploading a {s_big // MB:,} MB artifact, peak", cli_big, "MB",
-            spread=f"emulator +{emu_big:.0f} MB; {w_big:.0f} s ({s_big / MB / w_big:.0f} MB/s)",
-            ratio=cli_big / cli_small, baseline=f"the {s_small // MB} MB run",
-            target=FLAT_TARGET, met=is_flat(cli_small, cli_big))
+    res.add(
+        f"`deployer apply` uploading a {s_small // MB:,} MB artifact, peak",
+        cli_small,
+        "MB",
+        spread=f"emulator +{emu_small:.0f} MB; {w_small:.0f} s",
+    )
+    res.add(
+        f"`deployer apply` uploading a {s_big // MB:,} MB artifact, peak",
+        cli_big,
+        "MB",
+        spread=f"emulator +{emu_big:.0f} MB; {w_big:.0f} s ({s_big / MB / w_big:.0f} MB/s)",
+        ratio=cli_big / cli_small,
+        baseline=f"the {s_small // MB} MB run",
+        target=FLAT_TARGET,
+        met=is_flat(cli_small, cli_big),
+    )

@@ -74,24 +74,35 @@ def write_spec(path: Path, models: list[Path]) -> Path:
         lines += [
             f"  - name: endpoint-{i:02d}",
             "    deployments:",
-            (f"      - {{model: model-{i:02d}@v1, traffic: 100, machine_type: n1-standard-2, "
-             "min_replicas: 1, max_replicas: 1}"),
+            (
+                f"      - {{model: model-{i:02d}@v1, traffic: 100, machine_type: n1-standard-2, "
+                "min_replicas: 1, max_replicas: 1}"
+            ),
         ]
     path.write_text("\n".join(lines) + "\n")
     return path
 
 
-def timed(cmd: list[str], env: dict[str, str], *, timeout: float = 600) -> tuple[float, subprocess.CompletedProcess[str]]:
+def timed(
+    cmd: list[str], env: dict[str, str], *, timeout: float = 600
+) -> tuple[float, subprocess.CompletedProcess[str]]:
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout, cwd=REPO_ROOT,
-                          check=False)
+    proc = subprocess.run(
+        cmd, env=env, capture_output=True, text=True, timeout=timeout, cwd=REPO_ROOT, check=False
+    )
     return time.perf_counter() - t0, proc
 
 
 def heavy_imports(env: dict[str, str]) -> list[str]:
     """Heavy modules `deployer --help` imports (from -X importtime's stderr)."""
-    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "deployer", "--help"],
-                          env=env, capture_output=True, text=True, timeout=60, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "deployer", "--help"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     found = set()
     for line in proc.stderr.splitlines():
         if not line.startswith("import time:"):
@@ -119,11 +130,19 @@ def run(ctx: Any) -> BenchResult:
         helps.append(dt)
     help_s = summarize(helps)
     heavy = heavy_imports(env)
-    res.add("`deployer --help` wall", help_s.median, "s",
-            spread=spread_text(help_s, unit="s") + f"; bare interpreter {fmt_num(bare.median * 1e3)} ms",
-            target="< 0.3 s, no TF/aiplatform", met=help_s.median < 0.3 and not heavy)
-    res.notes.append("`deployer --help` imports: " + (", ".join(heavy) if heavy else
-                                                      "neither tensorflow nor google.cloud.aiplatform"))
+    res.add(
+        "`deployer --help` wall",
+        help_s.median,
+        "s",
+        spread=spread_text(help_s, unit="s")
+        + f"; bare interpreter {fmt_num(bare.median * 1e3)} ms",
+        target="< 0.3 s, no TF/aiplatform",
+        met=help_s.median < 0.3 and not heavy,
+    )
+    res.notes.append(
+        "`deployer --help` imports: "
+        + (", ".join(heavy) if heavy else "neither tensorflow nor google.cloud.aiplatform")
+    )
 
     try:
         measure_stack(res, ctx, n=n, repeat=repeat, bare_s=bare.median)
@@ -146,9 +165,13 @@ def measure_stack(res: BenchResult, ctx: Any, *, n: int, repeat: int, bare_s: fl
         env = emu.client_env()
         t_first, proc = timed([*deployer_cmd(), "apply", str(spec), "--yes"], env, timeout=900)
         if proc.returncode != 0:
-            raise Skip(f"first apply failed (exit {proc.returncode}): {(proc.stderr or proc.stdout)[-400:]}")
-        res.notes.append(f"Stack: {n} endpoints x 1 deployment, {n} model versions; first apply "
-                         f"took {t_first:.1f} s (uploads, registrations, {n} replica starts).")
+            raise Skip(
+                f"first apply failed (exit {proc.returncode}): {(proc.stderr or proc.stdout)[-400:]}"
+            )
+        res.notes.append(
+            f"Stack: {n} endpoints x 1 deployment, {n} model versions; first apply "
+            f"took {t_first:.1f} s (uploads, registrations, {n} replica starts)."
+        )
         for label, args, call_limit in (
             ("apply --yes", ["apply", str(spec), "--yes"], 15),
             ("plan", ["plan", str(spec)], 15),
@@ -163,21 +186,41 @@ def measure_stack(res: BenchResult, ctx: Any, *, n: int, repeat: int, bare_s: fl
                 walls.append(dt)
                 calls.append(len(log))
                 mutating.append(sum(1 for e in log if e.get("mutating")))
-                if label.startswith("apply") and "no changes" not in (proc.stdout + proc.stderr).lower():
-                    res.notes.append(f"no-op apply output did not say 'no changes': {proc.stdout[-200:]!r}")
+                if (
+                    label.startswith("apply")
+                    and "no changes" not in (proc.stdout + proc.stderr).lower()
+                ):
+                    res.notes.append(
+                        f"no-op apply output did not say 'no changes': {proc.stdout[-200:]!r}"
+                    )
             w = summarize(walls)
             after_start = w.median - bare_s
-            res.add(f"no-op `deployer {label}` wall", w.median, "s",
-                    spread=spread_text(w, unit="s") + f"; {fmt_num(after_start)} s after interpreter start",
-                    target="< 2 s", met=after_start < 2.0)
-            res.add(f"no-op `deployer {label}` API calls", max(calls), "calls",
-                    spread=f"{max(mutating)} mutating" + (f"; runs saw {sorted(set(calls))}" if len(set(calls)) > 1 else ""),
-                    target=f"<= {call_limit}, 0 mutating",
-                    met=max(calls) <= call_limit and max(mutating) == 0)
+            res.add(
+                f"no-op `deployer {label}` wall",
+                w.median,
+                "s",
+                spread=spread_text(w, unit="s")
+                + f"; {fmt_num(after_start)} s after interpreter start",
+                target="< 2 s",
+                met=after_start < 2.0,
+            )
+            res.add(
+                f"no-op `deployer {label}` API calls",
+                max(calls),
+                "calls",
+                spread=f"{max(mutating)} mutating"
+                + (f"; runs saw {sorted(set(calls))}" if len(set(calls)) > 1 else ""),
+                target=f"<= {call_limit}, 0 mutating",
+                met=max(calls) <= call_limit and max(mutating) == 0,
+            )
             by_api: dict[str, int] = {}
             for e in log:
-                by_api[e.get("api", e.get("path", "?"))] = by_api.get(e.get("api", e.get("path", "?")), 0) + 1
-            res.notes.append(f"`deployer {label}` calls (last run): "
-                             + ", ".join(f"{k} x{v}" for k, v in sorted(by_api.items())))
+                by_api[e.get("api", e.get("path", "?"))] = (
+                    by_api.get(e.get("api", e.get("path", "?")), 0) + 1
+                )
+            res.notes.append(
+                f"`deployer {label}` calls (last run): "
+                + ", ".join(f"{k} x{v}" for k, v in sorted(by_api.items()))
+            )
     finally:
         emu.stop()

@@ -10,9 +10,9 @@ instances fit in Vertex AI's 1.5 MB online request limit each way.
   JSON, every value widened to a 17-digit double. Size only (its encode is not separable).
 - JSON list: `json.dumps({"instances": [x.tolist()]})`, decoded with `json.loads` +
   `np.asarray(float32)` (what TF Serving's REST API parses).
-- deployer predict, float input: `deployer.payload` for a float32 signature (shortest
+- deployer predict, float input: `deployer.predict.payload` for a float32 signature (shortest
   float32 repr, integers without ".0", no spaces).
-- deployer predict, decode_raw input: `deployer.payload` for a string input the model decodes
+- deployer predict, decode_raw input: `deployer.predict.payload` for a string input the model decodes
   with `tf.io.decode_raw`: `{"b64": base64(x.tobytes())}` (TF Serving decodes `b64` itself).
 - raw bytes: `x.tobytes()` as the body of `:rawPredict` with `application/octet-stream`.
 
@@ -36,8 +36,8 @@ from typing import Any
 import numpy as np
 
 from benchmarks.common import BenchResult, Stats, fmt_num, mnist_test_images, summarize
-from deployer.payload import encode_instances, request_bodies
-from deployer.savedmodel import Signature, TensorSpec
+from deployer.predict.payload import encode_instances, request_bodies
+from deployer.predict.savedmodel import Signature, TensorSpec
 
 TITLE = "5. Payload encoding"
 
@@ -48,8 +48,9 @@ VERTEX_ONLINE_LIMIT = int(1.5 * 1024 * 1024)
 SHAPES: dict[str, tuple[int, ...]] = {"28x28": (28, 28), "224x224x3": (224, 224, 3)}
 _OUT = (TensorSpec("output_0", "DT_FLOAT", (-1, 10)),)
 FLOAT_SIG = Signature("serving_default", (TensorSpec("x", "DT_FLOAT", None),), _OUT, frozenset())
-RAW_SIG = Signature("serving_default", (TensorSpec("x", "DT_STRING", (-1,)),), _OUT,
-                    frozenset({"DT_FLOAT"}))
+RAW_SIG = Signature(
+    "serving_default", (TensorSpec("x", "DT_STRING", (-1,)),), _OUT, frozenset({"DT_FLOAT"})
+)
 
 
 class _Sink:
@@ -77,14 +78,22 @@ class _Sink:
         from google.api_core.client_options import ClientOptions
         from google.auth.credentials import AnonymousCredentials
         from google.cloud.aiplatform_v1.services.prediction_service import PredictionServiceClient
+
         self.client = PredictionServiceClient(
-            credentials=AnonymousCredentials(), transport="rest",
-            client_options=ClientOptions(api_endpoint=f"http://127.0.0.1:{self.server.server_port}"))
+            credentials=AnonymousCredentials(),
+            transport="rest",
+            client_options=ClientOptions(
+                api_endpoint=f"http://127.0.0.1:{self.server.server_port}"
+            ),
+        )
 
     def official_body(self, xs: list[np.ndarray]) -> bytes:
         from google.protobuf import json_format, struct_pb2
-        self.client.predict(endpoint="projects/p/locations/us-central1/endpoints/1",
-                            instances=[json_format.ParseDict(x.tolist(), struct_pb2.Value()) for x in xs])
+
+        self.client.predict(
+            endpoint="projects/p/locations/us-central1/endpoints/1",
+            instances=[json_format.ParseDict(x.tolist(), struct_pb2.Value()) for x in xs],
+        )
         return self.body
 
     def close(self) -> None:
@@ -105,13 +114,17 @@ def _deployer(signature: Signature) -> Callable[[list[np.ndarray]], bytes]:
         instances = encode_instances([x.tolist() for x in xs], signature).instances
         ((_, body),) = request_bodies(instances, limit=1 << 40)  # sizes past the limit too
         return body
+
     return encode
 
 
 def _b64_decode(body: bytes, shape: tuple[int, ...]) -> np.ndarray:
     items = json.loads(body)["instances"]
     return np.stack(
-        [np.frombuffer(base64.b64decode(it["b64"]), dtype=np.float32).reshape(shape) for it in items]
+        [
+            np.frombuffer(base64.b64decode(it["b64"]), dtype=np.float32).reshape(shape)
+            for it in items
+        ]
     )
 
 
@@ -125,7 +138,9 @@ def _raw_decode(body: bytes, shape: tuple[int, ...]) -> np.ndarray:
 
 # name -> (encode(list of instances) -> body, decode(body, shape) -> array); the official
 # client's encoder is added per run (it needs the sink).
-ENCODINGS: dict[str, tuple[Callable[[list[np.ndarray]], bytes], Callable[[bytes, tuple[int, ...]], np.ndarray]]] = {
+ENCODINGS: dict[
+    str, tuple[Callable[[list[np.ndarray]], bytes], Callable[[bytes, tuple[int, ...]], np.ndarray]]
+] = {
     "JSON list": (_json_list, _json_list_decode),
     "deployer predict, float input": (_deployer(FLOAT_SIG), _json_list_decode),
     "deployer predict, decode_raw input": (_deployer(RAW_SIG), _b64_decode),
@@ -134,7 +149,9 @@ ENCODINGS: dict[str, tuple[Callable[[list[np.ndarray]], bytes], Callable[[bytes,
 OFFICIAL = "official client (SDK endpoint.predict)"
 
 
-def fit_in_limit(encode: Callable[[list[np.ndarray]], bytes], x: np.ndarray, limit: int) -> tuple[int, float]:
+def fit_in_limit(
+    encode: Callable[[list[np.ndarray]], bytes], x: np.ndarray, limit: int
+) -> tuple[int, float]:
     """(instances that fit under `limit`, bytes per instance) for a request of copies of x.
 
     Request size is affine in the instance count (envelope + n * (instance + separator)),
@@ -147,8 +164,12 @@ def fit_in_limit(encode: Callable[[list[np.ndarray]], bytes], x: np.ndarray, lim
 
 
 def time_roundtrip(
-    encode: Callable[[list[np.ndarray]], bytes], decode: Callable[[bytes, tuple[int, ...]], Any],
-    x: np.ndarray, *, samples: int, min_sample_s: float = 0.02,
+    encode: Callable[[list[np.ndarray]], bytes],
+    decode: Callable[[bytes, tuple[int, ...]], Any],
+    x: np.ndarray,
+    *,
+    samples: int,
+    min_sample_s: float = 0.02,
 ) -> Stats:
     """Seconds per encode+decode of one single-instance request, over `samples` samples."""
     shape = x.shape
@@ -189,17 +210,25 @@ def run(ctx: Any) -> BenchResult:
     finally:
         sink.close()
     res.notes += [
-        ("28x28 and 224x224x3: random float32 values in [0, 1) (dense: JSON's worst case); MNIST "
-         "digit: test image 0 of the real test set, 0..255 with ~80% zeros (JSON's best case)."),
-        (f"Fit counts use {VERTEX_ONLINE_LIMIT:,} bytes (1.5 MiB) for the whole request body, "
-         "envelope included; raw bytes go through :rawPredict, which has the same limit. "
-         "`deployer predict` splits larger inputs into several requests."),
-        ("The decode_raw form only works for a signature with a string input the model decodes "
-         "with tf.io.decode_raw; `deployer predict` reads the signature from the artifact and "
-         "picks it where it applies, else the compact float form."),
-        ("Encode = client side (json.dumps / deployer.payload / base64 / tobytes); decode = server "
-         "side down to a float32 numpy array, as the serving runtime needs it. Size ratios are "
-         "against the official client's body; time ratios against the JSON list."),
+        (
+            "28x28 and 224x224x3: random float32 values in [0, 1) (dense: JSON's worst case); MNIST "
+            "digit: test image 0 of the real test set, 0..255 with ~80% zeros (JSON's best case)."
+        ),
+        (
+            f"Fit counts use {VERTEX_ONLINE_LIMIT:,} bytes (1.5 MiB) for the whole request body, "
+            "envelope included; raw bytes go through :rawPredict, which has the same limit. "
+            "`deployer predict` splits larger inputs into several requests."
+        ),
+        (
+            "The decode_raw form only works for a signature with a string input the model decodes "
+            "with tf.io.decode_raw; `deployer predict` reads the signature from the artifact and "
+            "picks it where it applies, else the compact float form."
+        ),
+        (
+            "Encode = client side (json.dumps / deployer.predict.payload / base64 / tobytes); decode = server "
+            "side down to a float32 numpy array, as the serving runtime needs it. Size ratios are "
+            "against the official client's body; time ratios against the JSON list."
+        ),
     ]
     return res
 
@@ -211,8 +240,12 @@ def _one_image(res: BenchResult, label: str, x: np.ndarray, sink: _Sink, samples
     if not np.array_equal(_json_list_decode(official, shape).reshape(shape), x):
         raise AssertionError(f"the official client's body does not round-trip {label}")
     fit, base_bytes = fit_in_limit(sink.official_body, x, VERTEX_ONLINE_LIMIT)
-    res.add(f"{label} {OFFICIAL}: size", base_bytes / n_floats, "B/float",
-            spread=f"{fmt_num(base_bytes / 1024)} KB/instance; {fit} fit in 1.5 MB")
+    res.add(
+        f"{label} {OFFICIAL}: size",
+        base_bytes / n_floats,
+        "B/float",
+        spread=f"{fmt_num(base_bytes / 1024)} KB/instance; {fit} fit in 1.5 MB",
+    )
     base_time: Stats | None = None
     for enc_name, (encode, decode) in ENCODINGS.items():
         # Correctness first: a fast wrong encoding is no result.
@@ -224,14 +257,19 @@ def _one_image(res: BenchResult, label: str, x: np.ndarray, sink: _Sink, samples
         if base_time is None:
             base_time = stats
         res.add(
-            f"{label} {enc_name}: size", per / n_floats, "B/float",
+            f"{label} {enc_name}: size",
+            per / n_floats,
+            "B/float",
             spread=f"{fmt_num(per / 1024)} KB/instance; {fit} fit in 1.5 MB",
-            ratio=base_bytes / per, baseline="smaller than the official client",
+            ratio=base_bytes / per,
+            baseline="smaller than the official client",
         )
         res.add(
-            f"{label} {enc_name}: encode+decode", stats.median * 1e6, "us/instance",
+            f"{label} {enc_name}: encode+decode",
+            stats.median * 1e6,
+            "us/instance",
             spread=f"{fmt_num(stats.median * 1e9 / n_floats)} ns/float; "
-                   f"IQR {fmt_num(stats.q1 * 1e6)}–{fmt_num(stats.q3 * 1e6)} (n={stats.n})",
+            f"IQR {fmt_num(stats.q1 * 1e6)}–{fmt_num(stats.q3 * 1e6)} (n={stats.n})",
             ratio=base_time.median / stats.median if enc_name != "JSON list" else None,
             baseline="faster than JSON",
         )
@@ -262,6 +300,11 @@ def _png_row(res: BenchResult, x: np.ndarray, base_bytes: float) -> None:
     if not np.array_equal(np.asarray(Image.open(io.BytesIO(png)), dtype=np.float32), x):
         raise AssertionError("the PNG does not round-trip the MNIST digit")
     fit, per = fit_in_limit(encode, x, VERTEX_ONLINE_LIMIT)
-    res.add("MNIST digit PNG file (deployer predict --file): size", per / x.size, "B/float",
-            spread=f"{fmt_num(per / 1024)} KB/instance; {fit} fit in 1.5 MB",
-            ratio=base_bytes / per, baseline="smaller than the official client")
+    res.add(
+        "MNIST digit PNG file (deployer predict --file): size",
+        per / x.size,
+        "B/float",
+        spread=f"{fmt_num(per / 1024)} KB/instance; {fit} fit in 1.5 MB",
+        ratio=base_bytes / per,
+        baseline="smaller than the official client",
+    )

@@ -62,8 +62,14 @@ class Target:
 
 def _spawn(cmd: list[str], log: Path) -> subprocess.Popen[bytes]:
     with open(log, "wb") as err:
-        return subprocess.Popen(cmd, stdout=err, stderr=subprocess.STDOUT, cwd=REPO_ROOT,
-                                env=bench_env(), start_new_session=True)
+        return subprocess.Popen(
+            cmd,
+            stdout=err,
+            stderr=subprocess.STDOUT,
+            cwd=REPO_ROOT,
+            env=bench_env(),
+            start_new_session=True,
+        )
 
 
 def _tail(path: Path, n: int = 300) -> str:
@@ -80,19 +86,51 @@ def start_replica(model_dir: Path, workdir: Path, *, batching: bool) -> Target:
         return Target(name, error=f"deployer.serving.replica is not importable ({exc})")
     port = free_port()
     log = workdir / f"replica-{port}.log"
-    proc = _spawn([sys.executable, "-m", "deployer.serving.replica", "--saved-model", str(model_dir),
-                   "--model-name", MODEL_NAME, "--host", "127.0.0.1", "--port", str(port),
-                   "--batching" if batching else "--no-batching"], log)
-    return Target(name, url=f"http://127.0.0.1:{port}/v1/models/{MODEL_NAME}:predict", proc=proc, log=log)
+    proc = _spawn(
+        [
+            sys.executable,
+            "-m",
+            "deployer.serving.replica",
+            "--saved-model",
+            str(model_dir),
+            "--model-name",
+            MODEL_NAME,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--batching" if batching else "--no-batching",
+        ],
+        log,
+    )
+    return Target(
+        name, url=f"http://127.0.0.1:{port}/v1/models/{MODEL_NAME}:predict", proc=proc, log=log
+    )
 
 
 def start_naive(model_dir: Path, workdir: Path) -> Target:
     port = free_port()
     log = workdir / f"naive-{port}.log"
-    proc = _spawn([sys.executable, "-m", "benchmarks.naive_server", "--saved-model", str(model_dir),
-                   "--port", str(port), "--model-name", MODEL_NAME], log)
-    return Target("naive Flask + model.predict",
-                  url=f"http://127.0.0.1:{port}/v1/models/{MODEL_NAME}:predict", proc=proc, log=log)
+    proc = _spawn(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.naive_server",
+            "--saved-model",
+            str(model_dir),
+            "--port",
+            str(port),
+            "--model-name",
+            MODEL_NAME,
+        ],
+        log,
+    )
+    return Target(
+        "naive Flask + model.predict",
+        url=f"http://127.0.0.1:{port}/v1/models/{MODEL_NAME}:predict",
+        proc=proc,
+        log=log,
+    )
 
 
 def _log_tail(t: Target) -> str:
@@ -193,7 +231,9 @@ def run(ctx: Any) -> BenchResult:
             wait_ready(t, bodies[0], timeout=180)
         live = [t for t in all_targets if t.url]
         if not live:
-            raise Skip("no server came up: " + "; ".join(f"{t.name}: {t.error}" for t in all_targets))
+            raise Skip(
+                "no server came up: " + "; ".join(f"{t.name}: {t.error}" for t in all_targets)
+            )
 
         ceiling_single, ceiling_batch = in_process(model_dir, x, repeat=rounds)
 
@@ -205,12 +245,20 @@ def run(ctx: Any) -> BenchResult:
                 _measure_round(t, bodies, seconds)
 
     # ---- rows
-    res.add("in-process signature, 1 instance", ceiling_single.median * 1e3, "ms",
-            spread=f"p99 {fmt_num(ceiling_single.p99 * 1e3)} ms (n={ceiling_single.n})")
+    res.add(
+        "in-process signature, 1 instance",
+        ceiling_single.median * 1e3,
+        "ms",
+        spread=f"p99 {fmt_num(ceiling_single.p99 * 1e3)} ms (n={ceiling_single.n})",
+    )
     ceiling = 1024 / ceiling_batch.median
-    res.add("in-process signature, 1,024 instances (ceiling)", ceiling, "pred/s",
-            spread=f"{fmt_num(ceiling_batch.median * 1e3)} ms/batch; IQR {fmt_num(1024 / ceiling_batch.q3)}–"
-                   f"{fmt_num(1024 / ceiling_batch.q1)} (n={ceiling_batch.n})")
+    res.add(
+        "in-process signature, 1,024 instances (ceiling)",
+        ceiling,
+        "pred/s",
+        spread=f"{fmt_num(ceiling_batch.median * 1e3)} ms/batch; IQR {fmt_num(1024 / ceiling_batch.q3)}–"
+        f"{fmt_num(1024 / ceiling_batch.q1)} (n={ceiling_batch.n})",
+    )
     by_name = {t.name: t for t in all_targets}
     naive = by_name["naive Flask + model.predict"]
     naive32 = _median(naive.stats.get(32))
@@ -223,24 +271,34 @@ def run(ctx: Any) -> BenchResult:
             continue
         lat = summarize(t.latencies)
         is_emu = t is emulator_target
-        res.add(f"{t.name}: latency, 1 client", lat.median * 1e3, "ms",
-                spread=f"p99 {fmt_num(percentile(t.latencies, 99) * 1e3)} ms (n={lat.n})",
-                target="p50 <= 3 ms" if is_emu else "",
-                met=(lat.median <= 0.003) if is_emu else None)
+        res.add(
+            f"{t.name}: latency, 1 client",
+            lat.median * 1e3,
+            "ms",
+            spread=f"p99 {fmt_num(percentile(t.latencies, 99) * 1e3)} ms (n={lat.n})",
+            target="p50 <= 3 ms" if is_emu else "",
+            met=(lat.median <= 0.003) if is_emu else None,
+        )
         for c in CONCURRENCY:
             s = t.stats.get(c)
             if not s:
                 continue
             st = summarize(s)
-            row = res.add(f"{t.name}: throughput, {c} client{'s' if c > 1 else ''}", st.median, "pred/s",
-                          spread=f"IQR {fmt_num(st.q1)}–{fmt_num(st.q3)} (n={st.n})")
+            row = res.add(
+                f"{t.name}: throughput, {c} client{'s' if c > 1 else ''}",
+                st.median,
+                "pred/s",
+                spread=f"IQR {fmt_num(st.q1)}–{fmt_num(st.q3)} (n={st.n})",
+            )
             if c == 32 and t is not naive and naive32:
                 row.ratio, row.baseline = st.median / naive32, "naive server"
             if c == 32 and is_emu:
                 row.target = ">= 1,000 pred/s and >= 40x naive"
                 row.met = st.median >= 1000 and (row.ratio or 0) >= 40
-                res.notes.append(f"emulator endpoint at 32 clients = {st.median / ceiling:.1%} of the "
-                                 "in-process 1,024-batch ceiling.")
+                res.notes.append(
+                    f"emulator endpoint at 32 clients = {st.median / ceiling:.1%} of the "
+                    "in-process 1,024-batch ceiling."
+                )
             if c == 32 and t is on and off.stats.get(32):
                 row.ratio, row.baseline = st.median / _median(off.stats[32]), "batching off"
                 row.target, row.met = "batching >= 1.5x off", row.ratio >= 1.5
@@ -260,7 +318,9 @@ def run(ctx: Any) -> BenchResult:
     return res
 
 
-def cnn_batching(res: BenchResult, ctx: Any, bodies: list[bytes], *, rounds: int, seconds: float) -> None:
+def cnn_batching(
+    res: BenchResult, ctx: Any, bodies: list[bytes], *, rounds: int, seconds: float
+) -> None:
     """Batching on vs off at 32 clients for the example's CNN (0002): a model whose call costs
     more than the MLP's, so it shows what batching buys once the model dominates a request."""
     cnn = MNIST_CNN
@@ -274,7 +334,9 @@ def cnn_batching(res: BenchResult, ctx: Any, bodies: list[bytes], *, rounds: int
         for t in targets:
             wait_ready(t, bodies[0], timeout=180)
         if not all(t.url for t in targets):
-            res.notes.append("CNN batching: not measured (" + "; ".join(t.error for t in targets) + ")")
+            res.notes.append(
+                "CNN batching: not measured (" + "; ".join(t.error for t in targets) + ")"
+            )
             return
         for _ in range(rounds):
             for t in targets:
@@ -282,13 +344,23 @@ def cnn_batching(res: BenchResult, ctx: Any, bodies: list[bytes], *, rounds: int
                 t.stats.setdefault(32, []).append(r.throughput)
     on, off = (summarize(t.stats[32]) for t in targets)
     ratio = on.median / off.median
-    res.add("CNN (0002) replica, batching off: throughput, 32 clients", off.median, "pred/s",
-            spread=f"IQR {fmt_num(off.q1)}–{fmt_num(off.q3)} (n={off.n})")
-    res.add("CNN (0002) replica, batching on: throughput, 32 clients", on.median, "pred/s",
-            spread=f"IQR {fmt_num(on.q1)}–{fmt_num(on.q3)} (n={on.n})",
-            ratio=ratio, baseline="batching off", target="batching >= 1.5x off", met=ratio >= 1.5)
+    res.add(
+        "CNN (0002) replica, batching off: throughput, 32 clients",
+        off.median,
+        "pred/s",
+        spread=f"IQR {fmt_num(off.q1)}–{fmt_num(off.q3)} (n={off.n})",
+    )
+    res.add(
+        "CNN (0002) replica, batching on: throughput, 32 clients",
+        on.median,
+        "pred/s",
+        spread=f"IQR {fmt_num(on.q1)}–{fmt_num(on.q3)} (n={on.n})",
+        ratio=ratio,
+        baseline="batching off",
+        target="batching >= 1.5x off",
+        met=ratio >= 1.5,
+    )
 
 
 def _median(xs: list[float] | None) -> float:
     return summarize(xs).median if xs else 0.0
-

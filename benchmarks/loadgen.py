@@ -50,7 +50,12 @@ def _post(conn: http.client.HTTPConnection, path: str, body: bytes) -> tuple[int
 
 
 def closed_loop(
-    url: str, bodies: Sequence[bytes], *, clients: int, seconds: float, warmup: float = 0.3,
+    url: str,
+    bodies: Sequence[bytes],
+    *,
+    clients: int,
+    seconds: float,
+    warmup: float = 0.3,
 ) -> LoadResult:
     """Run `clients` closed-loop clients for `warmup + seconds`; count only the window."""
     result = LoadResult(clients=clients, seconds=seconds)

@@ -27,9 +27,7 @@ def build_app(saved_model: str, model_name: str, input_shape: tuple[int, ...]) -
     import numpy as np
     from flask import Flask, jsonify, request
 
-    model = keras.Sequential(
-        [keras.layers.TFSMLayer(saved_model, call_endpoint="serving_default")]
-    )
+    model = keras.Sequential([keras.layers.TFSMLayer(saved_model, call_endpoint="serving_default")])
     app = Flask("naive_server")
 
     @app.get("/health")

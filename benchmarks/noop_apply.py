@@ -26,14 +26,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="noop-apply-") as tmp:
-        ctx = SimpleNamespace(quick=False, workdir=Path(tmp),
-                              repeats=lambda full, quick: args.repeat)
+        ctx = SimpleNamespace(
+            quick=False, workdir=Path(tmp), repeats=lambda full, quick: args.repeat
+        )
         res = BenchResult(name="noop-apply", title=f"No-op apply, {args.n} endpoints")
         env = bench_env()
-        bare = summarize([bench_noop_apply.timed([sys.executable, "-c", "pass"], env)[0]
-                          for _ in range(3)])
-        bench_noop_apply.measure_stack(res, ctx, n=args.n, repeat=args.repeat,
-                                       bare_s=bare.median)
+        bare = summarize(
+            [bench_noop_apply.timed([sys.executable, "-c", "pass"], env)[0] for _ in range(3)]
+        )
+        bench_noop_apply.measure_stack(res, ctx, n=args.n, repeat=args.repeat, bare_s=bare.median)
     print(text_table([res]))
     for note in res.notes:
         print("-", note)

@@ -48,21 +48,48 @@ def _deploy(url: str, model_dir: Path) -> str:
     from google.cloud import storage
 
     creds = AnonymousCredentials()
-    gcs = storage.Client(project="bench-project", credentials=creds, client_options={"api_endpoint": url})
+    gcs = storage.Client(
+        project="bench-project", credentials=creds, client_options={"api_endpoint": url}
+    )
     bucket = gcs.create_bucket("bench-predict")
     for f in sorted(p for p in model_dir.rglob("*") if p.is_file()):
         bucket.blob(f"mnist/{f.relative_to(model_dir).as_posix()}").upload_from_filename(str(f))
-    kw: dict[str, Any] = {"transport": "rest", "client_options": {"api_endpoint": url}, "credentials": creds}
+    kw: dict[str, Any] = {
+        "transport": "rest",
+        "client_options": {"api_endpoint": url},
+        "credentials": creds,
+    }
     models, endpoints = v1.ModelServiceClient(**kw), v1.EndpointServiceClient(**kw)
-    model = models.upload_model(request=v1.UploadModelRequest(parent=PARENT, model=v1.Model(
-        display_name="mnist", artifact_uri="gs://bench-predict/mnist/",
-        container_spec=v1.ModelContainerSpec(image_uri=IMAGE)))).result(timeout=60).model
-    ep = endpoints.create_endpoint(parent=PARENT, endpoint=v1.Endpoint(display_name="bench"),
-                                   endpoint_id="bench").result(timeout=60)
-    endpoints.deploy_model(endpoint=ep.name, traffic_split={"0": 100}, deployed_model=v1.DeployedModel(
-        model=model, id="mnist", dedicated_resources=v1.DedicatedResources(
-            machine_spec=v1.MachineSpec(machine_type="n1-standard-4"), min_replica_count=1,
-            max_replica_count=1))).result(timeout=300)
+    model = (
+        models.upload_model(
+            request=v1.UploadModelRequest(
+                parent=PARENT,
+                model=v1.Model(
+                    display_name="mnist",
+                    artifact_uri="gs://bench-predict/mnist/",
+                    container_spec=v1.ModelContainerSpec(image_uri=IMAGE),
+                ),
+            )
+        )
+        .result(timeout=60)
+        .model
+    )
+    ep = endpoints.create_endpoint(
+        parent=PARENT, endpoint=v1.Endpoint(display_name="bench"), endpoint_id="bench"
+    ).result(timeout=60)
+    endpoints.deploy_model(
+        endpoint=ep.name,
+        traffic_split={"0": 100},
+        deployed_model=v1.DeployedModel(
+            model=model,
+            id="mnist",
+            dedicated_resources=v1.DedicatedResources(
+                machine_spec=v1.MachineSpec(machine_type="n1-standard-4"),
+                min_replica_count=1,
+                max_replica_count=1,
+            ),
+        ),
+    ).result(timeout=300)
     return str(ep.name)
 
 
@@ -70,9 +97,22 @@ def _direct_replica(model_dir: Path, log: Path) -> tuple[subprocess.Popen[bytes]
     port = free_port()
     with open(log, "wb") as fh:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "deployer.serving.replica", "--saved-model", str(model_dir),
-             "--model-name", "mnist", "--port", str(port)],
-            stdout=fh, stderr=subprocess.STDOUT, start_new_session=True, cwd=ROOT)
+            [
+                sys.executable,
+                "-m",
+                "deployer.serving.replica",
+                "--saved-model",
+                str(model_dir),
+                "--model-name",
+                "mnist",
+                "--port",
+                str(port),
+            ],
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            cwd=ROOT,
+        )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 300
     import urllib.request
@@ -105,7 +145,9 @@ def _measure(url: str, bodies: list[bytes], *, seconds: float, n_latency: int) -
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seconds", type=float, default=3.0, help="closed-loop window per client count")
+    parser.add_argument(
+        "--seconds", type=float, default=3.0, help="closed-loop window per client count"
+    )
     parser.add_argument("--latency-requests", type=int, default=400)
     args = parser.parse_args(argv)
     sys.path.insert(0, str(ROOT))
@@ -115,15 +157,21 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="predict-smoke-") as tmp:
         model_dir = make_mnist_like_model(Path(tmp) / "mnist", input_shape=(784,), seed=1)
         rng = np.random.default_rng(0)
-        bodies = [json.dumps({"instances": [x.tolist()]}).encode()
-                  for x in rng.random((64, 784), dtype=np.float32)]
+        bodies = [
+            json.dumps({"instances": [x.tolist()]}).encode()
+            for x in rng.random((64, 784), dtype=np.float32)
+        ]
         emu = EmulatorProcess()
         direct = None
         try:
             emu.start()
             endpoint = _deploy(emu.url, model_dir)
-            via = _measure(f"{emu.url}/v1/{endpoint}:predict", bodies, seconds=args.seconds,
-                           n_latency=args.latency_requests)
+            via = _measure(
+                f"{emu.url}/v1/{endpoint}:predict",
+                bodies,
+                seconds=args.seconds,
+                n_latency=args.latency_requests,
+            )
             emu.stop()  # its replica too: the direct replica gets the machine to itself
             direct, url = _direct_replica(model_dir, Path(tmp) / "replica.log")
             raw = _measure(url, bodies, seconds=args.seconds, n_latency=args.latency_requests)
@@ -131,16 +179,24 @@ def main(argv: list[str] | None = None) -> int:
             if direct is not None:
                 stop_process(direct)
             emu.cleanup()
-    print(f"# predict smoke: {platform.node()} {os.cpu_count()} cores, python {platform.python_version()}, "
-          f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+    print(
+        f"# predict smoke: {platform.node()} {os.cpu_count()} cores, python {platform.python_version()}, "
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
+    )
     print("one 784-float instance per request, JSON, keep-alive connections, client in-process\n")
-    print("| path | p50 ms (1 client) | p99 ms (1 client) | req/s 1 client | req/s 32 clients | p50 ms @32 |")
+    print(
+        "| path | p50 ms (1 client) | p99 ms (1 client) | req/s 1 client | req/s 32 clients | p50 ms @32 |"
+    )
     print("|---|---|---|---|---|---|")
     for label, r in (("emulator endpoint :predict", via), ("replica direct", raw)):
-        print(f"| {label} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['rps_1']:.0f} | {r['rps_32']:.0f} "
-              f"| {r['p50_32_ms']:.2f} |")
-    print(f"\nemulator overhead at p50: {via['p50_ms'] - raw['p50_ms']:+.2f} ms; "
-          f"throughput ratio at 32 clients: {via['rps_32'] / raw['rps_32']:.2f}x of direct")
+        print(
+            f"| {label} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['rps_1']:.0f} | {r['rps_32']:.0f} "
+            f"| {r['p50_32_ms']:.2f} |"
+        )
+    print(
+        f"\nemulator overhead at p50: {via['p50_ms'] - raw['p50_ms']:+.2f} ms; "
+        f"throughput ratio at 32 clients: {via['rps_32'] / raw['rps_32']:.2f}x of direct"
+    )
     return 0
 
 

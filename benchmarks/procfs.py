@@ -85,7 +85,7 @@ class PeakRss:
             self.samples += 1
             self._stop.wait(self.interval)
 
-    def __enter__(self) -> PeakRss:  # noqa: PYI034
+    def __enter__(self) -> PeakRss:
         self._thread.start()
         return self
 

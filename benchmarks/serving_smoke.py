@@ -67,12 +67,16 @@ def in_process(model_dir: Path, images: np.ndarray) -> dict[str, Any]:
         t0 = time.perf_counter()
         json.dumps(model.predict_json(json.loads(body)))
         lat.append(time.perf_counter() - t0)
-    out["REST path in-process (decode+call+encode)"] = (percentile(lat, 50), 1 / percentile(lat, 50))
+    out["REST path in-process (decode+call+encode)"] = (
+        percentile(lat, 50),
+        1 / percentile(lat, 50),
+    )
     return out
 
 
-def grpc_closed_loop(target: str, requests: list[Any], clients: int, seconds: float,
-                     warmup: float = 0.3) -> tuple[float, list[float], int]:
+def grpc_closed_loop(
+    target: str, requests: list[Any], clients: int, seconds: float, warmup: float = 0.3
+) -> tuple[float, list[float], int]:
     """(throughput, latencies, errors) of `clients` closed-loop gRPC clients, one channel each."""
     import grpc
     from tensorflow_serving.apis import prediction_service_pb2_grpc
@@ -145,14 +149,30 @@ class Server:
         self.mode = mode
         self.rest, self.grpc_port = free_ports(2)
         self.log = workdir / f"serve-{mode}.log"
-        cmd = [sys.executable, "-m", "deployer", "serve", str(base), "--model-name", "mnist",
-               "--rest-port", str(self.rest), "--grpc-port", str(self.grpc_port),
-               "--enable-batching" if mode == "on" else "--no-enable-batching"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "deployer",
+            "serve",
+            str(base),
+            "--model-name",
+            "mnist",
+            "--rest-port",
+            str(self.rest),
+            "--grpc-port",
+            str(self.grpc_port),
+            "--enable-batching" if mode == "on" else "--no-enable-batching",
+        ]
         if mode == "on" and params is not None:
             cmd += ["--batching-parameters", str(params)]
         with open(self.log, "wb") as out:
-            self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT,
-                                         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+            self.proc = subprocess.Popen(
+                cmd,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=ROOT,
+                env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+            )
         self.url = f"http://127.0.0.1:{self.rest}/v1/models/mnist:predict"
         self.target = f"127.0.0.1:{self.grpc_port}"
         self.latency: dict[str, list[float]] = {"REST": [], "gRPC": []}
@@ -160,18 +180,19 @@ class Server:
         self.errors = {"REST": 0, "gRPC": 0}
 
 
-def measure(servers: list[Server], images: np.ndarray, seconds: float, latency_requests: int,
-            rounds: int) -> None:
+def measure(
+    servers: list[Server], images: np.ndarray, seconds: float, latency_requests: int, rounds: int
+) -> None:
     """Interleave rounds across servers, so load drift on a shared machine hits all alike."""
     import tensorflow as tf
     from tensorflow_serving.apis import predict_pb2
 
-    bodies = [json.dumps({"instances": images[i:i + 1].tolist()}).encode() for i in range(64)]
+    bodies = [json.dumps({"instances": images[i : i + 1].tolist()}).encode() for i in range(64)]
     reqs = []
     for i in range(64):
         r = predict_pb2.PredictRequest()
         r.model_spec.name = "mnist"
-        r.inputs["flatten_input"].CopyFrom(tf.make_tensor_proto(images[i:i + 1]))
+        r.inputs["flatten_input"].CopyFrom(tf.make_tensor_proto(images[i : i + 1]))
         reqs.append(r)
     for s in servers:
         _wait_ready(f"http://127.0.0.1:{s.rest}/healthz", s.proc, s.log)
@@ -212,23 +233,33 @@ def _wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: flo
 
 def render(inproc: dict[str, Any], servers: list[Server], rounds: int) -> str:
     lines = [
-        (f"Serving smoke benchmark - {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
-         f"{platform.node()}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}; "
-         f"medians of {rounds} interleaved rounds"),
-        "", "| in-process (SavedModel signature) | p50 ms | instances/s |", "|---|---|---|",
+        (
+            f"Serving smoke benchmark - {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
+            f"{platform.node()}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}; "
+            f"medians of {rounds} interleaved rounds"
+        ),
+        "",
+        "| in-process (SavedModel signature) | p50 ms | instances/s |",
+        "|---|---|---|",
     ]
     for label, (p50, ips) in inproc.items():
         lines.append(f"| {label} | {_ms(p50)} | {ips:,.0f} |")
-    lines += ["", "| deployer serve, one instance per request | p50 ms (1 client) | p99 ms | "
-              + " | ".join(f"req/s @{c}" for c in CLIENTS) + " | errors |",
-              "|---|---|---|" + "---|" * len(CLIENTS) + "---|"]
+    lines += [
+        "",
+        "| deployer serve, one instance per request | p50 ms (1 client) | p99 ms | "
+        + " | ".join(f"req/s @{c}" for c in CLIENTS)
+        + " | errors |",
+        "|---|---|---|" + "---|" * len(CLIENTS) + "---|",
+    ]
     for s in servers:
         for proto in ("REST", "gRPC"):
             lat = s.latency[proto]
-            lines.append(f"| {proto}, batching {s.mode} | {_ms(percentile(lat, 50))} | "
-                         f"{_ms(percentile(lat, 99))} | "
-                         + " | ".join(f"{statistics.median(s.tput[(proto, c)]):,.0f}" for c in CLIENTS)
-                         + f" | {s.errors[proto]} |")
+            lines.append(
+                f"| {proto}, batching {s.mode} | {_ms(percentile(lat, 50))} | "
+                f"{_ms(percentile(lat, 99))} | "
+                + " | ".join(f"{statistics.median(s.tput[(proto, c)]):,.0f}" for c in CLIENTS)
+                + f" | {s.errors[proto]} |"
+            )
     by_mode = {s.mode: s for s in servers}
     if "on" in by_mode and "off" in by_mode:
         on, off = by_mode["on"], by_mode["off"]
@@ -236,8 +267,9 @@ def render(inproc: dict[str, Any], servers: list[Server], rounds: int) -> str:
         mean = stats["versions"]["1"]["batching"]["serving_default"]["mean_batch_size"]
         lines.append("")
         for proto in ("REST", "gRPC"):
-            ratio = (statistics.median(on.tput[(proto, 32)])
-                     / max(1e-9, statistics.median(off.tput[(proto, 32)])))
+            ratio = statistics.median(on.tput[(proto, 32)]) / max(
+                1e-9, statistics.median(off.tput[(proto, 32)])
+            )
             lines.append(f"{proto} at 32 clients: batching on / off = {ratio:.2f}x")
         lines.append(f"mean batch size with batching on, over the whole run: {mean}")
     return "\n".join(lines)
@@ -249,8 +281,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latency-requests", type=int, default=300, help="per round")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--modes", default="on,off", help="batching modes to run: on,off")
-    parser.add_argument("--batching-parameters", type=Path, default=None,
-                        help="TF Serving batching parameters file for the batching-on server")
+    parser.add_argument(
+        "--batching-parameters",
+        type=Path,
+        default=None,
+        help="TF Serving batching parameters file for the batching-on server",
+    )
     args = parser.parse_args(argv)
     sys.path.insert(0, str(ROOT))
     from tests.support.savedmodels import make_mnist_like_model
@@ -261,8 +297,9 @@ def main(argv: list[str] | None = None) -> int:
         make_mnist_like_model(base / "0001")
         images = np.random.default_rng(0).random((1024, 28, 28), dtype=np.float32).round(3)
         inproc = in_process(base / "0001", images)
-        servers = [Server(base, work, mode, args.batching_parameters)
-                   for mode in args.modes.split(",")]
+        servers = [
+            Server(base, work, mode, args.batching_parameters) for mode in args.modes.split(",")
+        ]
         try:
             measure(servers, images, args.seconds, args.latency_requests, args.rounds)
             report = render(inproc, servers, args.rounds)
@@ -275,4 +312,3 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-

@@ -28,8 +28,11 @@ def _client(url: str):  # type: ignore[no-untyped-def]
     from google.auth.credentials import AnonymousCredentials
     from google.cloud import storage
 
-    return storage.Client(project="bench", credentials=AnonymousCredentials(),
-                          client_options=ClientOptions(api_endpoint=url))
+    return storage.Client(
+        project="bench",
+        credentials=AnonymousCredentials(),
+        client_options=ClientOptions(api_endpoint=url),
+    )
 
 
 def main() -> None:
@@ -61,15 +64,23 @@ def main() -> None:
             def parallel(worker_type: str) -> Callable[[str], None]:
                 def run(prefix: str) -> None:
                     results = transfer_manager.upload_many_from_filenames(
-                        bucket, names, source_directory=str(src), blob_name_prefix=prefix,
-                        worker_type=worker_type, max_workers=args.workers, raise_exception=True,
+                        bucket,
+                        names,
+                        source_directory=str(src),
+                        blob_name_prefix=prefix,
+                        worker_type=worker_type,
+                        max_workers=args.workers,
+                        raise_exception=True,
                     )
                     assert all(r is None for r in results)
+
                 return run
 
-            ways = {"sequential loop": sequential,
-                    f"transfer_manager {args.workers} threads": parallel(transfer_manager.THREAD),
-                    f"transfer_manager {args.workers} processes": parallel(transfer_manager.PROCESS)}
+            ways = {
+                "sequential loop": sequential,
+                f"transfer_manager {args.workers} threads": parallel(transfer_manager.THREAD),
+                f"transfer_manager {args.workers} processes": parallel(transfer_manager.PROCESS),
+            }
             times: dict[str, list[float]] = {k: [] for k in ways}
             for rep in range(args.repeats):
                 for label, fn in ways.items():  # interleaved so machine noise hits all alike
@@ -80,11 +91,17 @@ def main() -> None:
                     listed = sum(1 for _ in client.list_blobs("upload-smoke", prefix=prefix))
                     assert listed == args.files, (label, listed)
             seq = statistics.median(times["sequential loop"])
-            print(f"{args.files} files x {args.size // 1024} KB, {args.repeats} repeats, cores={os.cpu_count()}")
-            print(f"{'way':34} {'median s':>9} {'min s':>7} {'max s':>7} {'files/s':>8} {'vs seq':>7}")
+            print(
+                f"{args.files} files x {args.size // 1024} KB, {args.repeats} repeats, cores={os.cpu_count()}"
+            )
+            print(
+                f"{'way':34} {'median s':>9} {'min s':>7} {'max s':>7} {'files/s':>8} {'vs seq':>7}"
+            )
             for label, ts in times.items():
                 med = statistics.median(ts)
-                print(f"{label:34} {med:9.2f} {min(ts):7.2f} {max(ts):7.2f} {args.files / med:8.0f} {seq / med:6.2f}x")
+                print(
+                    f"{label:34} {med:9.2f} {min(ts):7.2f} {max(ts):7.2f} {args.files / med:8.0f} {seq / med:6.2f}x"
+                )
 
 
 if __name__ == "__main__":

@@ -13,16 +13,14 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from deployer import catalog
 from deployer.errors import BudgetExceeded, ConfigError
-from deployer.spec import BatchJob, Deployment, Spec
+from deployer.spec import BatchJob, Deployment, Spec, catalog
 
 HOURS_PER_MONTH = 730  # Google's billing convention: 365 * 24 / 12
 
@@ -52,10 +50,14 @@ class PriceTable:
     as_of: str  # ISO date of the figures
     path: str = ""  # file it was read from
     base_region: str = "us-central1"
-    regions: Mapping[str, float] = field(default_factory=dict)  # region -> multiplier on base prices
+    regions: Mapping[str, float] = field(
+        default_factory=dict
+    )  # region -> multiplier on base prices
     families: Mapping[str, FamilyRate] = field(default_factory=dict)  # base-region rates
     accelerators: Mapping[str, float] = field(default_factory=dict)  # base-region USD/h per GPU
-    accelerator_regions: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # where offered
+    accelerator_regions: Mapping[str, tuple[str, ...]] = field(
+        default_factory=dict
+    )  # where offered
     region_prices: Mapping[str, RegionPrices] = field(default_factory=dict)
 
     def machine_hourly(self, machine_type: str, region: str) -> float | None:
@@ -84,8 +86,13 @@ class PriceTable:
             return None
         return self.accelerators[accelerator_type] * self.regions[region]
 
-    def hourly(self, machine_type: str, region: str, accelerator_type: str | None = None,
-               accelerator_count: int = 0) -> float | None:
+    def hourly(
+        self,
+        machine_type: str,
+        region: str,
+        accelerator_type: str | None = None,
+        accelerator_count: int = 0,
+    ) -> float | None:
         """USD per hour for one replica: machine plus its accelerators; None if any part is unknown."""
         machine = self.machine_hourly(machine_type, region)
         if machine is None:
@@ -105,15 +112,21 @@ def _table_from_json(data: Mapping[str, Any], path: str) -> PriceTable:
 
     accelerators = data.get("accelerators", {})
     return PriceTable(
-        source=str(data["source"]), as_of=str(data["as_of"]), path=path,
+        source=str(data["source"]),
+        as_of=str(data["as_of"]),
+        path=path,
         base_region=str(data.get("base_region", "us-central1")),
         regions={k: float(v) for k, v in data.get("regions", {}).items()},
         families=rates(data.get("families", {})),
         accelerators={k: float(v["hour"]) for k, v in accelerators.items()},
-        accelerator_regions={k: tuple(v["regions"]) for k, v in accelerators.items() if "regions" in v},
+        accelerator_regions={
+            k: tuple(v["regions"]) for k, v in accelerators.items() if "regions" in v
+        },
         region_prices={
-            region: RegionPrices(families=rates(v.get("families", {})),
-                                 accelerators={k: float(x) for k, x in v.get("accelerators", {}).items()})
+            region: RegionPrices(
+                families=rates(v.get("families", {})),
+                accelerators={k: float(x) for k, x in v.get("accelerators", {}).items()},
+            )
             for region, v in data.get("region_prices", {}).items()
         },
     )
@@ -141,8 +154,10 @@ def read_price_table(path: Path) -> PriceTable:
     try:
         return _table_from_json(json.loads(path.read_text(encoding="utf-8")), str(path))
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise ConfigError(f"price table {str(path)!r} is unreadable: {exc}",
-                          hint="delete it, or run `deployer prices --refresh` to rewrite it") from exc
+        raise ConfigError(
+            f"price table {str(path)!r} is unreadable: {exc}",
+            hint="delete it, or run `deployer prices --refresh` to rewrite it",
+        ) from exc
 
 
 def load_price_table(environ: Mapping[str, str] | None = None) -> PriceTable:
@@ -195,27 +210,42 @@ class Estimate:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "hourly_min": round(self.hourly_min, 4), "hourly_max": round(self.hourly_max, 4),
-            "monthly_min": round(self.monthly_min, 2), "monthly_max": round(self.monthly_max, 2),
-            "unknown": list(self.unknown), "table_source": self.table_source,
-            "table_as_of": self.table_as_of, "items": [i.to_dict() for i in self.items],
+            "hourly_min": round(self.hourly_min, 4),
+            "hourly_max": round(self.hourly_max, 4),
+            "monthly_min": round(self.monthly_min, 2),
+            "monthly_max": round(self.monthly_max, 2),
+            "unknown": list(self.unknown),
+            "table_source": self.table_source,
+            "table_as_of": self.table_as_of,
+            "items": [i.to_dict() for i in self.items],
         }
 
 
-def _unknown_reason(table: PriceTable, machine: str, region: str, accel: str | None, owner: str) -> str:
+def _unknown_reason(
+    table: PriceTable, machine: str, region: str, accel: str | None, owner: str
+) -> str:
     if table.machine_hourly(machine, region) is None:
         return f"{machine} in {region} ({owner})"
     return f"{accel} in {region} ({owner})"
 
 
-def _deployment_item(endpoint: str, d: Deployment, region: str, table: PriceTable) -> tuple[LineItem, str | None]:
+def _deployment_item(
+    endpoint: str, d: Deployment, region: str, table: PriceTable
+) -> tuple[LineItem, str | None]:
     accel, count = (d.accelerator.type, d.accelerator.count) if d.accelerator else (None, 0)
     name = f"{endpoint}/{d.ref}"
     unit = table.hourly(d.machine_type, region, accel, count)
-    missing = None if unit is not None else _unknown_reason(table, d.machine_type, region, accel, name)
+    missing = (
+        None if unit is not None else _unknown_reason(table, d.machine_type, region, accel, name)
+    )
     item = LineItem(
-        kind="deployment", name=name, machine_type=d.machine_type, accelerator=accel,
-        accelerator_count=count, min_replicas=d.min_replicas, max_replicas=d.max_replicas,
+        kind="deployment",
+        name=name,
+        machine_type=d.machine_type,
+        accelerator=accel,
+        accelerator_count=count,
+        min_replicas=d.min_replicas,
+        max_replicas=d.max_replicas,
         hourly_min=None if unit is None else unit * d.min_replicas,
         hourly_max=None if unit is None else unit * d.max_replicas,
         note="no price in the table" if unit is None else "",
@@ -228,14 +258,20 @@ def _estimate(items: list[LineItem], unknown: list[str], table: PriceTable) -> E
     low = sum(i.hourly_min or 0.0 for i in steady)
     high = sum(i.hourly_max or 0.0 for i in steady)
     return Estimate(
-        items=tuple(items), hourly_min=low, hourly_max=high,
-        monthly_min=low * HOURS_PER_MONTH, monthly_max=high * HOURS_PER_MONTH,
-        unknown=tuple(unknown), table_source=table.source, table_as_of=table.as_of,
+        items=tuple(items),
+        hourly_min=low,
+        hourly_max=high,
+        monthly_min=low * HOURS_PER_MONTH,
+        monthly_max=high * HOURS_PER_MONTH,
+        unknown=tuple(unknown),
+        table_source=table.source,
+        table_as_of=table.as_of,
     )
 
 
-def estimate_deployments(deployments: Iterable[tuple[str, Deployment]], region: str,
-                         table: PriceTable | None = None) -> Estimate:
+def estimate_deployments(
+    deployments: Iterable[tuple[str, Deployment]], region: str, table: PriceTable | None = None
+) -> Estimate:
     """Hourly and monthly cost of (endpoint name, deployment) pairs, e.g. what is deployed now."""
     table = table or load_price_table()
     items: list[LineItem] = []
@@ -248,15 +284,19 @@ def estimate_deployments(deployments: Iterable[tuple[str, Deployment]], region: 
     return _estimate(items, unknown, table)
 
 
-def estimate_spec(spec: Spec, table: PriceTable | None = None,
-                  instance_counts: Mapping[str, int | None] | None = None) -> Estimate:
+def estimate_spec(
+    spec: Spec,
+    table: PriceTable | None = None,
+    instance_counts: Mapping[str, int | None] | None = None,
+) -> Estimate:
     """The stack's cost: deployments in the totals, batch jobs as separate upper bounds.
 
     `instance_counts`: job name -> rows in its input, where known (bounds the job's run)."""
     table = table or load_price_table()
     counts = instance_counts or {}
     est = estimate_deployments(
-        ((e.name, d) for e in spec.endpoints for d in e.deployments), spec.region, table)
+        ((e.name, d) for e in spec.endpoints for d in e.deployments), spec.region, table
+    )
     items, unknown = list(est.items), list(est.unknown)
     for job in spec.batch_jobs:
         item = batch_job_upper_bound(job, spec.region, counts.get(job.name), table)
@@ -267,8 +307,9 @@ def estimate_spec(spec: Spec, table: PriceTable | None = None,
     return _estimate(items, unknown, table)
 
 
-def batch_job_upper_bound(job: BatchJob, region: str, instance_count: int | None,
-                          table: PriceTable | None = None) -> LineItem:
+def batch_job_upper_bound(
+    job: BatchJob, region: str, instance_count: int | None, table: PriceTable | None = None
+) -> LineItem:
     """An upper bound for one run of a batch job: replica-hours from replica count and input size.
 
     Work is spread over the replicas, so the replica-hours are (instances / assumed
@@ -280,23 +321,37 @@ def batch_job_upper_bound(job: BatchJob, region: str, instance_count: int | None
     startup = job.max_replicas * BATCH_STARTUP_HOURS
     if instance_count is None:
         work = job.max_replicas * BATCH_UNKNOWN_SIZE_HOURS
-        basis = (f"input size unknown: assumes {BATCH_UNKNOWN_SIZE_HOURS:g} h per replica "
-                 f"plus ~10 min startup")
+        basis = (
+            f"input size unknown: assumes {BATCH_UNKNOWN_SIZE_HOURS:g} h per replica "
+            f"plus ~10 min startup"
+        )
     else:
         work = instance_count / BATCH_INSTANCES_PER_REPLICA_SECOND / 3600
-        basis = (f"{instance_count:,} instances at >= {BATCH_INSTANCES_PER_REPLICA_SECOND}/s "
-                 f"per replica plus ~10 min startup per replica")
+        basis = (
+            f"{instance_count:,} instances at >= {BATCH_INSTANCES_PER_REPLICA_SECOND}/s "
+            f"per replica plus ~10 min startup per replica"
+        )
     # Round up to the minute: Vertex bills batch nodes per second, but a bound should not undershoot.
     replica_hours = math.ceil((work + startup) * 60) / 60
     total = None if unit is None else unit * replica_hours
-    note = (f"estimate, upper bound: {replica_hours:.2f} replica-hours ({basis})" if unit is not None
-            else "no price in the table")
+    note = (
+        f"estimate, upper bound: {replica_hours:.2f} replica-hours ({basis})"
+        if unit is not None
+        else "no price in the table"
+    )
     return LineItem(
-        kind="batch_job", name=job.name, machine_type=job.machine_type, accelerator=accel,
-        accelerator_count=count, min_replicas=job.starting_replicas, max_replicas=job.max_replicas,
+        kind="batch_job",
+        name=job.name,
+        machine_type=job.machine_type,
+        accelerator=accel,
+        accelerator_count=count,
+        min_replicas=job.starting_replicas,
+        max_replicas=job.max_replicas,
         hourly_min=None if unit is None else unit * job.starting_replicas,
         hourly_max=None if unit is None else unit * job.max_replicas,
-        note=note, total_max=total, replica_hours_max=replica_hours,
+        note=note,
+        total_max=total,
+        replica_hours_max=replica_hours,
     )
 
 
@@ -308,34 +363,27 @@ def check_budget(estimate: Estimate, max_hourly_usd: float | None) -> None:
     """
     if max_hourly_usd is None or estimate.hourly_min <= max_hourly_usd:
         return
-    biggest = sorted((i for i in estimate.deployments if i.hourly_min),
-                     key=lambda i: i.hourly_min or 0.0, reverse=True)[:3]
-    contributors = ", ".join(f"{i.name} {format_usd(i.hourly_min)}/h ({_shape(i)})" for i in biggest)
+    biggest = sorted(
+        (i for i in estimate.deployments if i.hourly_min),
+        key=lambda i: i.hourly_min or 0.0,
+        reverse=True,
+    )[:3]
+    contributors = ", ".join(
+        f"{i.name} {format_usd(i.hourly_min)}/h ({_shape(i)})" for i in biggest
+    )
     unpriced = f"; not counting unpriced {', '.join(estimate.unknown)}" if estimate.unknown else ""
     raise BudgetExceeded(
         f"estimated steady-state cost {format_usd(estimate.hourly_min)}/h "
         f"({format_usd(estimate.monthly_min)}/month) exceeds the budget of "
         f"{format_usd(max_hourly_usd)}/h (guards.max_hourly_usd); biggest: {contributors}{unpriced}",
         hint="lower min_replicas, pick smaller machines or accelerators, raise "
-             "guards.max_hourly_usd, or pass --allow-over-budget",
+        "guards.max_hourly_usd, or pass --allow-over-budget",
     )
 
 
 def _shape(item: LineItem) -> str:
     gpu = f" + {item.accelerator_count}x {item.accelerator}" if item.accelerator else ""
     return f"{item.min_replicas}x {item.machine_type}{gpu}"
-
-
-_TTL = re.compile(r"^\s*(\d+)\s*([mhdw])\s*$")
-_UNIT_SECONDS = {"m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-def parse_ttl(text: str) -> int:
-    """"30m", "4h", "2d", "1w" -> seconds. Raises ValueError for anything else (or zero)."""
-    m = _TTL.match(text) if isinstance(text, str) else None
-    if not m or int(m[1]) == 0:
-        raise ValueError(f"bad ttl {text!r}: use a positive number followed by m, h, d or w (e.g. 4h)")
-    return int(m[1]) * _UNIT_SECONDS[m[2]]
 
 
 def format_usd(x: float | None) -> str:

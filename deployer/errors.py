@@ -68,9 +68,7 @@ class SpecProblem:
 
     __slots__ = ("field", "file", "fix", "line", "message")
 
-    def __init__(
-        self, *, file: str, line: int | None, field: str, message: str, fix: str
-    ) -> None:
+    def __init__(self, *, file: str, line: int | None, field: str, message: str, fix: str) -> None:
         self.file = file  # path of the spec file as the user gave it
         self.line = line  # 1-based line of the offending node, None if unknown
         self.field = field  # dotted path, e.g. "endpoints[0].deployments[1].traffic"
@@ -97,7 +95,11 @@ class ApiError(DeployerError):
     exit_code = 4
 
     def __init__(
-        self, message: str, *, status: str = "UNKNOWN", http_status: int | None = None,
+        self,
+        message: str,
+        *,
+        status: str = "UNKNOWN",
+        http_status: int | None = None,
         hint: str | None = None,
     ) -> None:
         super().__init__(message, hint=hint)

@@ -86,8 +86,11 @@ def journal_object(stack: str) -> str:
 
 def stack_prefixes(stack: str) -> tuple[str, ...]:
     """Object prefixes the stack owns in its bucket (teardown removes them)."""
-    return (f"{ARTIFACT_PREFIX}/{stack}/", f"{BATCH_INPUT_PREFIX}/{stack}/",
-            f"{CONTROL_PREFIX}/{stack}/")
+    return (
+        f"{ARTIFACT_PREFIX}/{stack}/",
+        f"{BATCH_INPUT_PREFIX}/{stack}/",
+        f"{CONTROL_PREFIX}/{stack}/",
+    )
 
 
 # --------------------------------------------------------------------------- observed

@@ -64,8 +64,10 @@ def png_bytes(image: np.ndarray) -> bytes:
     # Each scanline starts with its filter type, 0 (none).
     raw = np.hstack([np.zeros((height, 1), dtype=np.uint8), img]).tobytes()
     return (
-        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(raw, 6)) + chunk(b"IEND", b"")
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(raw, 6))
+        + chunk(b"IEND", b"")
     )
 
 
@@ -129,8 +131,14 @@ def write_inputs(
 
 
 def _complete(out_dir: Path, count: int) -> bool:
-    names = ["mnist_test.jsonl", "mnist_test_labels.json", "mnist_png_files.txt",
-             "mnist_png_labels.json", "sample_instances.json", "sample_labels.json"]
+    names = [
+        "mnist_test.jsonl",
+        "mnist_test_labels.json",
+        "mnist_png_files.txt",
+        "mnist_png_labels.json",
+        "sample_instances.json",
+        "sample_labels.json",
+    ]
     if not all((out_dir / n).is_file() for n in names):
         return False
     return sum(1 for _ in (out_dir / "mnist_png").glob("*.png")) == count
@@ -146,7 +154,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         write_inputs(
-            args.out_dir, count=args.count, samples=args.samples, source=args.source,
+            args.out_dir,
+            count=args.count,
+            samples=args.samples,
+            source=args.source,
             force=args.force,
         )
     except mnist_data.MnistDataError as exc:

@@ -50,9 +50,7 @@ def _cost_lines(cost: dict[str, Any]) -> list[str]:
     return lines
 
 
-def render(
-    doc: Any, *, title: str, exit_code: int | None = None, detailed: bool = False
-) -> str:
+def render(doc: Any, *, title: str, exit_code: int | None = None, detailed: bool = False) -> str:
     lines = [f"## {title}", ""]
     if exit_code is not None:
         # --detailed-exitcode (terraform's convention): 0 no changes, 2 changes, else error.
@@ -90,8 +88,15 @@ def render(
     known = {"stack", "changes", "summary", "actions", "cost", "applied"}
     rest = {k: v for k, v in doc.items() if k not in known}
     if rest:
-        lines += ["", "<details><summary>details</summary>", "", "```json",
-                  json.dumps(rest, indent=2, default=str)[:20000], "```", "</details>"]
+        lines += [
+            "",
+            "<details><summary>details</summary>",
+            "",
+            "```json",
+            json.dumps(rest, indent=2, default=str)[:20000],
+            "```",
+            "</details>",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -100,8 +105,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("path", nargs="?", default="-")
     parser.add_argument("--title", default="deployer plan")
     parser.add_argument("--exit-code", type=int, default=None)
-    parser.add_argument("--detailed-exitcode", action="store_true",
-                        help="the exit code follows plan --detailed-exitcode (2 = changes)")
+    parser.add_argument(
+        "--detailed-exitcode",
+        action="store_true",
+        help="the exit code follows plan --detailed-exitcode (2 = changes)",
+    )
     args = parser.parse_args(argv)
     text = sys.stdin.read() if args.path == "-" else Path(args.path).read_text(encoding="utf-8")
     try:
@@ -113,9 +121,9 @@ def main(argv: list[str] | None = None) -> int:
         if text.strip():
             sys.stdout.write("\n```\n" + text[-5000:] + "\n```\n")
         return 0
-    sys.stdout.write(render(
-        doc, title=args.title, exit_code=args.exit_code, detailed=args.detailed_exitcode
-    ))
+    sys.stdout.write(
+        render(doc, title=args.title, exit_code=args.exit_code, detailed=args.detailed_exitcode)
+    )
     return 0
 
 

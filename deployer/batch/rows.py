@@ -20,7 +20,7 @@ import weakref
 from collections.abc import Iterator
 from typing import Any
 
-from deployer.batch import formats
+from deployer.wire import batch_formats as formats
 
 _FLUSH_ROWS = 4096  # inserts buffered before one executemany: bounded memory, few round trips
 _CACHE_KIB = 2 * 1024  # SQLite page cache: a constant, whatever the row count
@@ -50,7 +50,9 @@ class RowIndex:
             CREATE TABLE labels (n INTEGER PRIMARY KEY, value TEXT NOT NULL);
         """)
         self._finalizer = weakref.finalize(self, self._db.close)
-        self.sources: list[str] = []  # input files, in the order first seen (one per file, not per row)
+        self.sources: list[
+            str
+        ] = []  # input files, in the order first seen (one per file, not per row)
         self._source_ids: dict[str, int] = {}
         self._pending: list[tuple[int, int, int, bytes]] = []
         self._pending_labels: list[tuple[int, str]] = []
@@ -86,9 +88,12 @@ class RowIndex:
                 self._open_claims = 0
             with self._db:  # one transaction per batch: inserts at disk-sort speed
                 self._db.execute("BEGIN")
-                self._db.executemany("INSERT INTO rows (row, source, line, key) VALUES (?, ?, ?, ?)",
-                                     self._pending)
-                self._db.executemany("INSERT INTO labels (n, value) VALUES (?, ?)", self._pending_labels)
+                self._db.executemany(
+                    "INSERT INTO rows (row, source, line, key) VALUES (?, ?, ?, ?)", self._pending
+                )
+                self._db.executemany(
+                    "INSERT INTO labels (n, value) VALUES (?, ?)", self._pending_labels
+                )
             self._pending.clear()
             self._pending_labels.clear()
 
@@ -126,13 +131,16 @@ class RowIndex:
         found = self._db.execute(
             "UPDATE rows SET key = NULL, out = ? WHERE row = "
             "(SELECT row FROM rows WHERE key = ? ORDER BY row LIMIT 1) RETURNING row",
-            (output, formats.instance_key(instance))).fetchone()
+            (output, formats.instance_key(instance)),
+        ).fetchone()
         return None if found is None else int(found[0])
 
     def position(self, row: int) -> tuple[str, int]:
         """(input file, line or record number) of a row."""
         self._flush()
-        source, line = self._db.execute("SELECT source, line FROM rows WHERE row = ?", (row,)).fetchone()
+        source, line = self._db.execute(
+            "SELECT source, line FROM rows WHERE row = ?", (row,)
+        ).fetchone()
         return self.sources[source], int(line)
 
     def outputs(self) -> Iterator[int | None]:

@@ -22,59 +22,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from deployer.batch import formats
 from deployer.batch.results import Merged, RowError, Score, load_labels, merge, score, write_output
 from deployer.batch.staging import StagedInput, infer_format, stage_input
 from deployer.errors import BatchJobFailed, ConfigError, NotFound, OperationTimeout, ResponseLost
+from deployer.providers import JobRequest, JobStatus
 from deployer.spec import BatchJob, Spec
 from deployer.state import LABEL_NAME, LABEL_STACK, label_value, model_id
+from deployer.wire import batch_formats as formats
 
 LABEL_JOB = "deployer-job"  # the logical job name (same as deployer-name; explicit for humans)
-LABEL_INPUT = "deployer-input"  # short hash of the staged input: a re-run with other data is another job
-TERMINAL = ("JOB_STATE_SUCCEEDED", "JOB_STATE_FAILED", "JOB_STATE_CANCELLED", "JOB_STATE_EXPIRED",
-            "JOB_STATE_PARTIALLY_SUCCEEDED")
-
-
-@dataclass(frozen=True)
-class JobStatus:
-    """A batch prediction job as last seen."""
-
-    resource: str  # projects/P/locations/R/batchPredictionJobs/N
-    display_name: str
-    state: str  # JobState name, e.g. "JOB_STATE_RUNNING"
-    successful: int = 0
-    failed: int = 0
-    incomplete: int = 0  # instances not yet processed (0 if the service does not say)
-    error: str | None = None  # the job's error message when it failed
-    output_dir: str | None = None  # gs:// directory holding the shards
-    labels: tuple[tuple[str, str], ...] = ()
-    create_time: float = 0.0  # unix seconds
-    model: str = ""  # model version resource the job runs
-
-    @property
-    def terminal(self) -> bool:
-        return self.state in TERMINAL
-
-    def label(self, key: str) -> str | None:
-        return dict(self.labels).get(key)
-
-
-@dataclass(frozen=True)
-class JobRequest:
-    """Everything CreateBatchPredictionJob needs."""
-
-    display_name: str
-    model_version: str  # projects/P/locations/R/models/ID@VERSION
-    input_uris: tuple[str, ...]
-    input_format: str  # jsonl | csv | file-list | tf-record
-    output_prefix: str  # gs://bucket/prefix
-    machine_type: str
-    accelerator_type: str | None
-    accelerator_count: int
-    starting_replicas: int
-    max_replicas: int
-    batch_size: int | None
-    labels: tuple[tuple[str, str], ...]
+LABEL_INPUT = (
+    "deployer-input"  # short hash of the staged input: a re-run with other data is another job
+)
 
 
 class BatchBackend(Protocol):
@@ -134,30 +93,45 @@ def pick_job(spec: Spec, name: str | None) -> BatchJob:
     if name is None:
         if len(spec.batch_jobs) > 1:
             names = ", ".join(j.name for j in spec.batch_jobs)
-            raise ConfigError(f"the spec has several batch jobs ({names})", hint="choose one with --job NAME")
+            raise ConfigError(
+                f"the spec has several batch jobs ({names})", hint="choose one with --job NAME"
+            )
         return spec.batch_jobs[0]
     try:
         return spec.batch_job(name)
     except KeyError:
         names = ", ".join(j.name for j in spec.batch_jobs)
-        raise ConfigError(f"no batch job {name!r} in the spec", hint=f"use one of: {names}") from None
+        raise ConfigError(
+            f"no batch job {name!r} in the spec", hint=f"use one of: {names}"
+        ) from None
 
 
 def job_labels(spec: Spec, job: BatchJob, input_hash: str) -> dict[str, str]:
-    return {LABEL_STACK: spec.stack, LABEL_NAME: label_value(job.name), LABEL_JOB: label_value(job.name),
-            LABEL_INPUT: input_hash[:12]}
+    return {
+        LABEL_STACK: spec.stack,
+        LABEL_NAME: label_value(job.name),
+        LABEL_JOB: label_value(job.name),
+        LABEL_INPUT: input_hash[:12],
+    }
 
 
 def resolve_version(backend: BatchBackend, spec: Spec, job: BatchJob) -> str:
     found = backend.model_version(model_id(spec.stack, job.model), job.version)
     if found is None:
-        raise ConfigError(f"model version {job.ref} is not in the registry yet",
-                          hint="run `deployer apply` first: batch jobs run registered versions")
+        raise ConfigError(
+            f"model version {job.ref} is not in the registry yet",
+            hint="run `deployer apply` first: batch jobs run registered versions",
+        )
     return found
 
 
-def stage(backend: BatchBackend, spec: Spec, job: BatchJob, input_override: str | None,
-          progress: Any = None) -> StagedInput:
+def stage(
+    backend: BatchBackend,
+    spec: Spec,
+    job: BatchJob,
+    input_override: str | None,
+    progress: Any = None,
+) -> StagedInput:
     paths = [input_override] if input_override else list(job.input.paths)
     if input_override and not input_override.startswith("gs://"):
         paths = [str(Path(input_override).resolve())]
@@ -166,8 +140,16 @@ def stage(backend: BatchBackend, spec: Spec, job: BatchJob, input_override: str 
     return stage_input(backend, spec.bucket.name, spec.stack, paths, fmt, progress=progress)
 
 
-def start_or_attach(backend: BatchBackend, spec: Spec, job: BatchJob, staged: StagedInput | None,
-                    version: str, journal: Journal, *, resume: bool) -> tuple[JobStatus, bool]:
+def start_or_attach(
+    backend: BatchBackend,
+    spec: Spec,
+    job: BatchJob,
+    staged: StagedInput | None,
+    version: str,
+    journal: Journal,
+    *,
+    resume: bool,
+) -> tuple[JobStatus, bool]:
     """The job to follow, and whether it already existed (True: re-attached).
 
     `staged` may be None only with `resume` (the local input is gone): then only the
@@ -183,11 +165,15 @@ def start_or_attach(backend: BatchBackend, spec: Spec, job: BatchJob, staged: St
         if found is not None and (resume or not found.terminal):
             return found, True
     elif resume:
-        raise ConfigError(f"no journaled run of batch job {job.name!r} to resume",
-                          hint="run without --resume to start one")
+        raise ConfigError(
+            f"no journaled run of batch job {job.name!r} to resume",
+            hint="run without --resume to start one",
+        )
     if staged is None:
-        raise ConfigError(f"the journaled run of batch job {job.name!r} is gone and the input "
-                          "cannot be staged", hint="fix the input path and run again")
+        raise ConfigError(
+            f"the journaled run of batch job {job.name!r} is gone and the input cannot be staged",
+            hint="fix the input path and run again",
+        )
     labels = job_labels(spec, job, staged.content_hash)
     running = [j for j in backend.find_jobs(labels) if not j.terminal]
     if running:  # the journal was lost (another machine, a killed run): adopt, never duplicate
@@ -195,14 +181,18 @@ def start_or_attach(backend: BatchBackend, spec: Spec, job: BatchJob, staged: St
         journal.record(key, adopted.resource, staged.content_hash)
         return adopted, True
     req = JobRequest(
-        display_name=label_value(f"{spec.stack}-{job.name}"), model_version=version,
-        input_uris=staged.uris, input_format=staged.format,
+        display_name=label_value(f"{spec.stack}-{job.name}"),
+        model_version=version,
+        input_uris=staged.uris,
+        input_format=staged.format,
         output_prefix=f"gs://{spec.bucket.name}/{job.output_prefix.strip('/')}",
         machine_type=job.machine_type,
         accelerator_type=job.accelerator.type if job.accelerator else None,
         accelerator_count=job.accelerator.count if job.accelerator else 0,
-        starting_replicas=job.starting_replicas, max_replicas=job.max_replicas,
-        batch_size=job.batch_size, labels=tuple(sorted(labels.items())),
+        starting_replicas=job.starting_replicas,
+        max_replicas=job.max_replicas,
+        batch_size=job.batch_size,
+        labels=tuple(sorted(labels.items())),
     )
     try:
         created = backend.create_job(req)
@@ -215,8 +205,14 @@ def start_or_attach(backend: BatchBackend, spec: Spec, job: BatchJob, staged: St
     return created, False
 
 
-def wait(backend: BatchBackend, resource: str, *, on_status: Callable[[JobStatus], None] | None = None,
-         timeout: float | None = None, sleep: Callable[[float], None] = time.sleep) -> JobStatus:
+def wait(
+    backend: BatchBackend,
+    resource: str,
+    *,
+    on_status: Callable[[JobStatus], None] | None = None,
+    timeout: float | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> JobStatus:
     """Poll until the job ends; on_status sees every snapshot."""
     deadline = None if timeout is None else time.monotonic() + timeout
     while True:
@@ -226,8 +222,10 @@ def wait(backend: BatchBackend, resource: str, *, on_status: Callable[[JobStatus
         if status.terminal:
             return status
         if deadline is not None and time.monotonic() > deadline:
-            raise OperationTimeout(f"batch job {resource} still {status.state} after {timeout:.0f}s",
-                                   hint="re-run with --resume to keep waiting")
+            raise OperationTimeout(
+                f"batch job {resource} still {status.state} after {timeout:.0f}s",
+                hint="re-run with --resume to keep waiting",
+            )
         sleep(backend.poll_interval)
 
 
@@ -235,8 +233,10 @@ def raise_if_failed(status: JobStatus) -> None:
     if status.state == "JOB_STATE_SUCCEEDED" or status.state == "JOB_STATE_PARTIALLY_SUCCEEDED":
         return
     what = status.state.removeprefix("JOB_STATE_").lower()
-    raise BatchJobFailed(f"batch job {status.resource} {what}: {status.error or 'no error message'}",
-                         hint="fix the input or the model, then run batch-predict again")
+    raise BatchJobFailed(
+        f"batch job {status.resource} {what}: {status.error or 'no error message'}",
+        hint="fix the input or the model, then run batch-predict again",
+    )
 
 
 @dataclass
@@ -253,8 +253,15 @@ class Collected:
         return self.merged.errors
 
 
-def collect(backend: BatchBackend, status: JobStatus, staged: StagedInput | None, output: Path, *,
-            output_format: str, labels_file: Path | None = None) -> Collected:
+def collect(
+    backend: BatchBackend,
+    status: JobStatus,
+    staged: StagedInput | None,
+    output: Path,
+    *,
+    output_format: str,
+    labels_file: Path | None = None,
+) -> Collected:
     """Download every shard in parallel, merge in input order, write `output`, score if labelled."""
     if not status.output_dir:
         raise BatchJobFailed(f"batch job {status.resource} reports no output directory")
@@ -281,8 +288,13 @@ def collect(backend: BatchBackend, status: JobStatus, staged: StagedInput | None
             if merged.unmatched:
                 notes.append(f"{merged.unmatched} output rows matched no input row")
             write_output(merged, output, output_format)
-            result = Collected(output, merged, shards=sum(formats.RESULTS_STEM in n for n in shards),
-                               notes=notes, succeeded=merged.succeeded)
+            result = Collected(
+                output,
+                merged,
+                shards=sum(formats.RESULTS_STEM in n for n in shards),
+                notes=notes,
+                succeeded=merged.succeeded,
+            )
             if known is not None:
                 result.score = score(merged.iter_predictions(), known, rows=merged.rows)
         finally:
@@ -304,5 +316,7 @@ def find_for_cancel(backend: BatchBackend, spec: Spec, ref: str) -> JobStatus:
     live = [j for j in named if not j.terminal]
     if live or named:
         return max(live or named, key=lambda j: j.create_time)
-    raise ConfigError(f"no batch job {ref!r} in stack {spec.stack}",
-                      hint="see `deployer batch-predict SPEC --list`")
+    raise ConfigError(
+        f"no batch job {ref!r} in stack {spec.stack}",
+        hint="see `deployer batch-predict SPEC --list`",
+    )

@@ -51,6 +51,7 @@ def _tfrecords(path: Path) -> int | None:
 
 def _npy_rows(path: Path) -> int | None:
     import numpy as np
+
     try:
         array = np.load(path, mmap_mode="r", allow_pickle=False)
     except (OSError, ValueError):
@@ -62,8 +63,9 @@ def _files(path: Path) -> list[Path]:
     return folder_files(path) if path.is_dir() else [path]
 
 
-def count_instances(paths: Iterable[str], fmt: str | None, *,
-                    max_bytes: int = MAX_COUNT_BYTES) -> int | None:
+def count_instances(
+    paths: Iterable[str], fmt: str | None, *, max_bytes: int = MAX_COUNT_BYTES
+) -> int | None:
     """Upper bound on the rows of local batch inputs (see the module docstring), or None."""
     total = 0
     budget = max_bytes
@@ -101,5 +103,7 @@ def count_instances(paths: Iterable[str], fmt: str | None, *,
 
 def job_instance_counts(spec: Spec) -> dict[str, int | None]:
     """Job name -> `count_instances` of its spec input, for the cost estimate."""
-    return {job.name: count_instances(job.input.paths, job.input.format.value)
-            for job in spec.batch_jobs}
+    return {
+        job.name: count_instances(job.input.paths, job.input.format.value)
+        for job in spec.batch_jobs
+    }

@@ -25,10 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from deployer.batch import formats
 from deployer.batch.rows import Labels, RowIndex
 from deployer.errors import ConfigError
 from deployer.state import BATCH_INPUT_PREFIX
+from deployer.wire import batch_formats as formats
 
 # A part of a split text input holds at most this many bytes (Vertex reads parts in parallel).
 PART_BYTES = int(os.environ.get("DEPLOYER_BATCH_PART_BYTES", str(16 * 1024 * 1024)))
@@ -37,9 +37,15 @@ UPLOAD_PARTS_IN_FLIGHT = max(1, int(os.environ.get("DEPLOYER_BATCH_UPLOADS_IN_FL
 _BIG_UPLOAD_BYTES = 1024 * 1024
 LABEL_FIELD = "label"
 _EXT_FORMAT = {
-    ".jsonl": "jsonl", ".json": "jsonl", ".ndjson": "jsonl", ".csv": "csv",
-    ".tfrecord": "tf-record", ".tfrecords": "tf-record", ".tfr": "tf-record",
-    ".txt": "file-list", ".lst": "file-list",
+    ".jsonl": "jsonl",
+    ".json": "jsonl",
+    ".ndjson": "jsonl",
+    ".csv": "csv",
+    ".tfrecord": "tf-record",
+    ".tfrecords": "tf-record",
+    ".tfr": "tf-record",
+    ".txt": "file-list",
+    ".lst": "file-list",
 }
 
 
@@ -58,7 +64,9 @@ class StagedInput:
     format: str  # the wire instancesFormat: jsonl | csv | file-list | tf-record
     content_hash: str  # sha256 over format + parts: equal inputs share one staging and one job
     index: RowIndex | None  # None when the input was already in GCS (not read locally)
-    labels: Labels | None = None  # known labels pulled from a `label` field/column, input order (on disk)
+    labels: Labels | None = (
+        None  # known labels pulled from a `label` field/column, input order (on disk)
+    )
     uploaded_bytes: int = 0  # what this call actually sent
     total_bytes: int = 0
 
@@ -79,24 +87,37 @@ def infer_format(path: str, declared: str | None) -> str:
         return "file-list"
     if suffix in _EXT_FORMAT:
         return _EXT_FORMAT[suffix]
-    raise ConfigError(f"cannot tell the input format of {path}",
-                      hint="set input.format in the spec (jsonl, csv, file-list, tf-record)")
+    raise ConfigError(
+        f"cannot tell the input format of {path}",
+        hint="set input.format in the spec (jsonl, csv, file-list, tf-record)",
+    )
 
 
 def stage_input(
-    store: StagingStore, bucket: str, stack: str, paths: list[str], fmt: str, *,
-    work_dir: Path | None = None, progress: Any = None,
+    store: StagingStore,
+    bucket: str,
+    stack: str,
+    paths: list[str],
+    fmt: str,
+    *,
+    work_dir: Path | None = None,
+    progress: Any = None,
 ) -> StagedInput:
     """Stage `paths` (local files/folders or gs:// URIs) for a job reading format `fmt`."""
     if not paths:
-        raise ConfigError("the batch job has no input", hint="set input.path in the spec or pass --input")
+        raise ConfigError(
+            "the batch job has no input", hint="set input.path in the spec or pass --input"
+        )
     remote = [p for p in paths if p.startswith("gs://")]
     if remote:
         if len(remote) != len(paths):
-            raise ConfigError("mixing local and gs:// inputs in one job is not supported",
-                              hint="upload the local files, or stage them as their own job")
-        return StagedInput(tuple(paths), fmt, hashlib.sha256(json.dumps([fmt, paths]).encode()).hexdigest(),
-                           None)
+            raise ConfigError(
+                "mixing local and gs:// inputs in one job is not supported",
+                hint="upload the local files, or stage them as their own job",
+            )
+        return StagedInput(
+            tuple(paths), fmt, hashlib.sha256(json.dumps([fmt, paths]).encode()).hexdigest(), None
+        )
     with tempfile.TemporaryDirectory(prefix="deployer-batch-", dir=work_dir) as tmp:
         files_prefix = f"{BATCH_INPUT_PREFIX}/{stack}/files/"
         builder = _Builder(Path(tmp), fmt, f"gs://{bucket}/{files_prefix}")
@@ -110,18 +131,29 @@ def stage_input(
         sent = _upload_missing(store, bucket, uploads, progress)
         total = sum(os.path.getsize(local) for local, _ in uploads)
         return StagedInput(
-            tuple(f"gs://{bucket}/{prefix}{name}" for name, _ in parts), builder.wire_format,
-            content_hash, builder.index, Labels(builder.index) if builder.has_labels else None, sent, total)
+            tuple(f"gs://{bucket}/{prefix}{name}" for name, _ in parts),
+            builder.wire_format,
+            content_hash,
+            builder.index,
+            Labels(builder.index) if builder.has_labels else None,
+            sent,
+            total,
+        )
 
 
-def _upload_missing(store: StagingStore, bucket: str, uploads: list[tuple[str, str]], progress: Any) -> int:
+def _upload_missing(
+    store: StagingStore, bucket: str, uploads: list[tuple[str, str]], progress: Any
+) -> int:
     """Upload the objects the bucket lacks (same name and size counts as present: names hold hashes)."""
     prefixes = sorted({name.rsplit("/", 1)[0] + "/" for _, name in uploads})
     present: dict[str, Any] = {}
     for prefix in prefixes:
         present.update(store.list_objects(bucket, prefix))
-    missing = [(local, name) for local, name in uploads
-               if name not in present or getattr(present[name], "size", -1) != os.path.getsize(local)]
+    missing = [
+        (local, name)
+        for local, name in uploads
+        if name not in present or getattr(present[name], "size", -1) != os.path.getsize(local)
+    ]
     # Each part in flight holds an upload chunk (8 MiB) and its copies in memory: sending
     # every part at once makes the client's peak grow with the input up to the provider's
     # worker count. Parts go up UPLOAD_PARTS_IN_FLIGHT at a time (default one: one 8 MiB chunk in
@@ -131,7 +163,7 @@ def _upload_missing(store: StagingStore, bucket: str, uploads: list[tuple[str, s
     if small:
         store.upload_files(bucket, small, progress)
     for i in range(0, len(big), UPLOAD_PARTS_IN_FLIGHT):
-        store.upload_files(bucket, big[i:i + UPLOAD_PARTS_IN_FLIGHT], progress)
+        store.upload_files(bucket, big[i : i + UPLOAD_PARTS_IN_FLIGHT], progress)
     return sum(os.path.getsize(local) for local, _ in missing)
 
 
@@ -156,7 +188,9 @@ class _Builder:
     # -- parts ---------------------------------------------------------------------------
 
     def _ext(self) -> str:
-        return {"jsonl": "jsonl", "csv": "csv", "file-list": "txt", "tf-record": "tfrecord"}[self.wire_format]
+        return {"jsonl": "jsonl", "csv": "csv", "file-list": "txt", "tf-record": "tfrecord"}[
+            self.wire_format
+        ]
 
     def _write(self, data: bytes) -> None:
         if self._out is None or self._out_bytes >= PART_BYTES:
@@ -172,7 +206,7 @@ class _Builder:
         name = f"part-{len(self.parts):05d}.{self._ext()}"
         path = self.tmp / name
         self.parts.append((name, path))
-        self._out = open(path, "wb")  # noqa: SIM115 - closed by _roll/finish
+        self._out = open(path, "wb")
         self._out_bytes = 0
         self.digest.update(f"\0part\0{name}\0".encode())
         if self._csv_header is not None:  # every CSV part starts with the header row
@@ -185,15 +219,19 @@ class _Builder:
         if not len(self.index):
             raise ConfigError("the batch input holds no instances", hint="check the input path")
         if self.has_labels and self.index.label_count != len(self.index):
-            raise ConfigError(f"only {self.index.label_count} of {len(self.index)} rows have a "
-                              f"{LABEL_FIELD!r}", hint="label every row, or none")
+            raise ConfigError(
+                f"only {self.index.label_count} of {len(self.index)} rows have a {LABEL_FIELD!r}",
+                hint="label every row, or none",
+            )
         return self.parts
 
     # -- inputs --------------------------------------------------------------------------
 
     def add_path(self, path: Path) -> None:
         if not path.exists():
-            raise ConfigError(f"batch input {path} does not exist", hint="fix input.path or --input")
+            raise ConfigError(
+                f"batch input {path} does not exist", hint="fix input.path or --input"
+            )
         if path.is_dir():
             files = folder_files(path)
             if not files:
@@ -218,11 +256,15 @@ class _Builder:
             else:
                 self._add_tfrecord(path)
         except formats.FormatError as exc:
-            raise ConfigError(f"{path}, {exc.where}: {exc.reason}",
-                              hint=f"fix the row, or check that the input really is {self.fmt}") from exc
+            raise ConfigError(
+                f"{path}, {exc.where}: {exc.reason}",
+                hint=f"fix the row, or check that the input really is {self.fmt}",
+            ) from exc
         except UnicodeDecodeError as exc:
-            raise ConfigError(f"{path} is not UTF-8 text ({exc})",
-                              hint=f"check that the input really is {self.fmt}") from exc
+            raise ConfigError(
+                f"{path} is not UTF-8 text ({exc})",
+                hint=f"check that the input really is {self.fmt}",
+            ) from exc
 
     def _label(self, value: Any) -> None:
         self.index.add_label(value)
@@ -279,7 +321,9 @@ class _Builder:
                 if self._out is not None:
                     self._write(out_header)
             elif self._csv_header != out_header:
-                raise formats.FormatError("header differs from the first CSV file's", where="line 1")
+                raise formats.FormatError(
+                    "header differs from the first CSV file's", where="line 1"
+                )
             for n, row in formats.iter_csv([header_line, *fh]):
                 if label_col is not None:
                     self._label(row.pop(label_col))
@@ -290,8 +334,10 @@ class _Builder:
         with open(path, encoding="utf-8") as fh:
             for n, listed in formats.iter_file_list(fh):
                 if listed.startswith("gs://"):
-                    raise ConfigError(f"{path}, line {n}: a local file list naming gs:// files",
-                                      hint="give the gs:// file list itself as the input")
+                    raise ConfigError(
+                        f"{path}, line {n}: a local file list naming gs:// files",
+                        hint="give the gs:// file list itself as the input",
+                    )
                 target = Path(listed)
                 if not target.is_absolute():
                     target = path.parent / target  # relative to the list, as a user writes it
@@ -318,7 +364,7 @@ class _Builder:
 def _csv_line(values: list[Any], *, quote_all: bool = False) -> bytes:
     """One CSV row the way Vertex reads it back: strings quoted, numbers bare."""
     buf = io.StringIO()
-    csv.writer(buf, quoting=csv.QUOTE_ALL if quote_all else csv.QUOTE_NONNUMERIC,
-               lineterminator="\n").writerow(values)
+    csv.writer(
+        buf, quoting=csv.QUOTE_ALL if quote_all else csv.QUOTE_NONNUMERIC, lineterminator="\n"
+    ).writerow(values)
     return buf.getvalue().encode()
-

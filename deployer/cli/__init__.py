@@ -21,18 +21,38 @@ from deployer.errors import DeployerError
 # command name -> (module, attribute, one-line help shown by `deployer --help`)
 _COMMANDS: dict[str, tuple[str, str, str]] = {
     "plan": ("deployer.cli.stack", "plan", "Show what apply would change, and what it would cost."),
-    "apply": ("deployer.cli.stack", "apply", "Upload artifacts, register versions, deploy, shift traffic."),
+    "apply": (
+        "deployer.cli.stack",
+        "apply",
+        "Upload artifacts, register versions, deploy, shift traffic.",
+    ),
     "status": ("deployer.cli.stack", "status", "Show what exists for the stack, with costs."),
-    "predict": ("deployer.cli.stack", "predict", "Send an online prediction request to an endpoint."),
+    "predict": (
+        "deployer.cli.stack",
+        "predict",
+        "Send an online prediction request to an endpoint.",
+    ),
     "teardown": ("deployer.cli.stack", "teardown", "Remove everything the stack owns."),
     "force-unlock": ("deployer.cli.stack", "force_unlock", "Release a stale stack lock."),
-    "batch-predict": ("deployer.cli.batch", "batch_predict", "Run a batch prediction job and bring the results home."),
+    "batch-predict": (
+        "deployer.cli.batch",
+        "batch_predict",
+        "Run a batch prediction job and bring the results home.",
+    ),
     "schema": ("deployer.cli.spec", "schema", "Print the JSON Schema of the spec."),
     "validate": ("deployer.cli.spec", "validate", "Validate a spec without calling any API."),
-    "prices": ("deployer.cli.cost", "prices", "Show or refresh the price table used for estimates."),
+    "prices": (
+        "deployer.cli.cost",
+        "prices",
+        "Show or refresh the price table used for estimates.",
+    ),
     "reap": ("deployer.cli.cost", "reap", "Tear down stacks past their expiry (guards.ttl)."),
     "local": ("deployer.cli.local", "local", "Run the local Vertex AI + Cloud Storage emulator."),
-    "serve": ("deployer.cli.serve", "serve", "Serve SavedModels with TF Serving's REST and gRPC APIs."),
+    "serve": (
+        "deployer.cli.serve",
+        "serve",
+        "Serve SavedModels with TF Serving's REST and gRPC APIs.",
+    ),
 }
 
 

@@ -49,25 +49,72 @@ def _backend(spec: Spec) -> BatchBackend:
 @click.command("batch-predict")
 @spec_argument
 @click.option("--job", "job_name", default=None, metavar="NAME", help="Batch job name in the spec.")
-@click.option("--input", "input_path", default=None, metavar="PATH",
-              help="Input file, folder or gs:// URI (overrides the spec's input).")
-@click.option("--output", "output_path", default=None, metavar="FILE",
-              help="Merged predictions file (default: <job>.predictions.jsonl next to the spec).")
-@click.option("--output-format", type=click.Choice(["jsonl", "npy"]), default=None,
-              help="JSON Lines (one prediction per input row) or a .npy array (default: from --output).")
-@click.option("--wait/--no-wait", default=True, show_default=True,
-              help="Wait for the job and collect its results, or return once it is running.")
-@click.option("--resume", is_flag=True, help="Re-attach to the job the last run started, whatever its state.")
-@click.option("--labels", "labels_path", default=None, metavar="FILE",
-              help="Known labels (.json list, .npy, or one per line): print accuracy and a confusion matrix.")
+@click.option(
+    "--input",
+    "input_path",
+    default=None,
+    metavar="PATH",
+    help="Input file, folder or gs:// URI (overrides the spec's input).",
+)
+@click.option(
+    "--output",
+    "output_path",
+    default=None,
+    metavar="FILE",
+    help="Merged predictions file (default: <job>.predictions.jsonl next to the spec).",
+)
+@click.option(
+    "--output-format",
+    type=click.Choice(["jsonl", "npy"]),
+    default=None,
+    help="JSON Lines (one prediction per input row) or a .npy array (default: from --output).",
+)
+@click.option(
+    "--wait/--no-wait",
+    default=True,
+    show_default=True,
+    help="Wait for the job and collect its results, or return once it is running.",
+)
+@click.option(
+    "--resume", is_flag=True, help="Re-attach to the job the last run started, whatever its state."
+)
+@click.option(
+    "--labels",
+    "labels_path",
+    default=None,
+    metavar="FILE",
+    help="Known labels (.json list, .npy, or one per line): print accuracy and a confusion matrix.",
+)
 @click.option("--list", "list_jobs", is_flag=True, help="List the stack's batch jobs.")
-@click.option("--cancel", "cancel_ref", default=None, metavar="JOB",
-              help="Cancel a job of the stack (logical name or job id).")
-@click.option("--timeout", type=float, default=None, metavar="SECONDS", help="Give up waiting after this long.")
+@click.option(
+    "--cancel",
+    "cancel_ref",
+    default=None,
+    metavar="JOB",
+    help="Cancel a job of the stack (logical name or job id).",
+)
+@click.option(
+    "--timeout",
+    type=float,
+    default=None,
+    metavar="SECONDS",
+    help="Give up waiting after this long.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
-def batch_predict(spec_path: str, job_name: str | None, input_path: str | None, output_path: str | None,
-                  output_format: str | None, wait: bool, resume: bool, labels_path: str | None,
-                  list_jobs: bool, cancel_ref: str | None, timeout: float | None, as_json: bool) -> None:
+def batch_predict(
+    spec_path: str,
+    job_name: str | None,
+    input_path: str | None,
+    output_path: str | None,
+    output_format: str | None,
+    wait: bool,
+    resume: bool,
+    labels_path: str | None,
+    list_jobs: bool,
+    cancel_ref: str | None,
+    timeout: float | None,
+    as_json: bool,
+) -> None:
     """Run SPEC's batch prediction job and merge its results in input order.
 
     Re-running (or --resume) re-attaches to a job still running instead of
@@ -85,7 +132,9 @@ def batch_predict(spec_path: str, job_name: str | None, input_path: str | None, 
     if cancel_ref:
         found = runner.find_for_cancel(backend, spec, cancel_ref)
         if found.terminal:
-            console.print(f"{found.resource} already ended ({_state(found.state)}); nothing to cancel.")
+            console.print(
+                f"{found.resource} already ended ({_state(found.state)}); nothing to cancel."
+            )
             return
         backend.cancel_job(found.resource)
         console.print(f"Cancelling {found.resource} ({found.label('deployer-name')}).")
@@ -101,21 +150,29 @@ def batch_predict(spec_path: str, job_name: str | None, input_path: str | None, 
         if not resume:
             raise
         # The job already has its input in the bucket: follow it, merge in output order.
-        console.print(f"[yellow]note:[/] input not readable ({exc.message}); rows are taken in output order")
+        console.print(
+            f"[yellow]note:[/] input not readable ({exc.message}); rows are taken in output order"
+        )
     if staged is not None:
         rows = f"{len(staged.index):,}" if staged.index else "?"
-        console.print(f"Input: {rows} rows ({staged.format}), "
-                      f"{len(staged.uris)} file(s); uploaded {_size(staged.uploaded_bytes)} "
-                      f"of {_size(staged.total_bytes)}.")
+        console.print(
+            f"Input: {rows} rows ({staged.format}), "
+            f"{len(staged.uris)} file(s); uploaded {_size(staged.uploaded_bytes)} "
+            f"of {_size(staged.total_bytes)}."
+        )
     journal = runner.Journal.for_spec(spec)
-    status, attached = runner.start_or_attach(backend, spec, job, staged, version, journal, resume=resume)
+    status, attached = runner.start_or_attach(
+        backend, spec, job, staged, version, journal, resume=resume
+    )
     verb = "Re-attached to" if attached else "Started"
     console.print(f"{verb} batch job {status.resource} ({_state(status.state)}) on {version}.")
     resume_cmd = f"deployer batch-predict {spec_path} --job {job.name} --resume"
     if not wait:
         console.print(f"Not waiting. Collect the results later with: {resume_cmd}")
         if as_json:
-            click.echo(json.dumps({"job": status.resource, "state": status.state, "attached": attached}))
+            click.echo(
+                json.dumps({"job": status.resource, "state": status.state, "attached": attached})
+            )
         return
     try:
         final = _wait_with_progress(console, backend, status, timeout)
@@ -126,8 +183,14 @@ def batch_predict(spec_path: str, job_name: str | None, input_path: str | None, 
     out = Path(output_path) if output_path else _default_output(spec, job.name, output_format)
     fmt = output_format or ("npy" if out.suffix.lower() == ".npy" else "jsonl")
     with console.status("Collecting results..."):
-        collected = runner.collect(backend, final, staged, out, output_format=fmt,
-                                   labels_file=Path(labels_path) if labels_path else None)
+        collected = runner.collect(
+            backend,
+            final,
+            staged,
+            out,
+            output_format=fmt,
+            labels_file=Path(labels_path) if labels_path else None,
+        )
     _render_collected(console, final, collected, as_json)
 
 
@@ -136,8 +199,9 @@ def _default_output(spec: Spec, job: str, fmt: str | None) -> Path:
     return base / f"{job}.predictions.{'npy' if fmt == 'npy' else 'jsonl'}"
 
 
-def _wait_with_progress(console: Any, backend: BatchBackend, status: JobStatus,
-                        timeout: float | None) -> JobStatus:
+def _wait_with_progress(
+    console: Any, backend: BatchBackend, status: JobStatus, timeout: float | None
+) -> JobStatus:
     from rich.live import Live
 
     from deployer.batch import runner
@@ -154,25 +218,36 @@ def _wait_with_progress(console: Any, backend: BatchBackend, status: JobStatus,
                 last.update(state=s.state, at=now)
 
         return runner.wait(backend, status.resource, timeout=timeout, on_status=log_line)
-    with Live(_progress_line(status, 0.0), console=console, transient=False,
-              refresh_per_second=4) as live:
-        return runner.wait(backend, status.resource, timeout=timeout,
-                           on_status=lambda s: live.update(_progress_line(s, time.monotonic() - started)))
+    with Live(
+        _progress_line(status, 0.0), console=console, transient=False, refresh_per_second=4
+    ) as live:
+        return runner.wait(
+            backend,
+            status.resource,
+            timeout=timeout,
+            on_status=lambda s: live.update(_progress_line(s, time.monotonic() - started)),
+        )
 
 
 def _progress_line(s: JobStatus, elapsed: float) -> str:
     done = s.successful + s.failed
     total = done + s.incomplete
     pct = f" ({100 * done / total:.0f}%)" if total else ""
-    return (f"[bold]{_state(s.state)}[/]  completed {s.successful:,}  failed {s.failed:,}"
-            f"{f' of {total:,}' if total else ''}{pct}  elapsed {elapsed:,.0f}s")
+    return (
+        f"[bold]{_state(s.state)}[/]  completed {s.successful:,}  failed {s.failed:,}"
+        f"{f' of {total:,}' if total else ''}{pct}  elapsed {elapsed:,.0f}s"
+    )
 
 
 def _interrupted(console: Any, backend: BatchBackend, resource: str, resume_cmd: str) -> None:
     """Ctrl-C while waiting: cancel the job or leave it running (non-interactive: leave it)."""
     if sys.stdin.isatty():
-        choice = click.prompt("\nInterrupted. Cancel the batch job, or leave it running?",
-                              type=click.Choice(["cancel", "leave"]), default="leave", err=True)
+        choice = click.prompt(
+            "\nInterrupted. Cancel the batch job, or leave it running?",
+            type=click.Choice(["cancel", "leave"]),
+            default="leave",
+            err=True,
+        )
         if choice == "cancel":
             backend.cancel_job(resource)
             console.print(f"Cancelling {resource}.")
@@ -184,8 +259,10 @@ def _interrupted(console: Any, backend: BatchBackend, resource: str, resume_cmd:
 def _render_collected(console: Any, final: JobStatus, c: Collected, as_json: bool) -> None:
     from rich.table import Table
 
-    console.print(f"{_state(final.state)}: {c.succeeded:,} predictions, {len(c.errors):,} failed rows, "
-                  f"merged from {c.shards} result shard(s) -> {c.output}")
+    console.print(
+        f"{_state(final.state)}: {c.succeeded:,} predictions, {len(c.errors):,} failed rows, "
+        f"merged from {c.shards} result shard(s) -> {c.output}"
+    )
     for note in c.notes:
         console.print(f"[yellow]note:[/] {note}")
     for e in c.errors[:20]:
@@ -195,35 +272,61 @@ def _render_collected(console: Any, final: JobStatus, c: Collected, as_json: boo
         console.print(f"... and {len(c.errors) - 20:,} more failed rows")
     if c.score is not None:
         s = c.score
-        console.print(f"Accuracy: {s.accuracy:.4f} ({s.correct:,} / {s.total:,}"
-                      f"{f'; {s.skipped} rows without prediction' if s.skipped else ''})")
+        console.print(
+            f"Accuracy: {s.accuracy:.4f} ({s.correct:,} / {s.total:,}"
+            f"{f'; {s.skipped} rows without prediction' if s.skipped else ''})"
+        )
         if len(s.classes) <= 20:
             table = Table(title="Confusion matrix (rows: label, columns: predicted)")
             table.add_column("label", justify="right")
             for cls in s.classes:
                 table.add_column(str(cls), justify="right")
             for i, (cls, row) in enumerate(zip(s.classes, s.matrix, strict=True)):
-                cells = [f"[green]{v}[/]" if i == j else (str(v) if v else "·") for j, v in enumerate(row)]
+                cells = [
+                    f"[green]{v}[/]" if i == j else (str(v) if v else "·")
+                    for j, v in enumerate(row)
+                ]
                 table.add_row(str(cls), *cells)
             console.print(table)
     if as_json:
         doc: dict[str, Any] = {
-            "job": final.resource, "state": final.state, "output": str(c.output),
-            "predictions": c.succeeded, "failed_rows": len(c.errors),
-            "errors": [{"row": e.row, "source": e.source, "line": e.line, "message": e.message}
-                       for e in c.errors],
+            "job": final.resource,
+            "state": final.state,
+            "output": str(c.output),
+            "predictions": c.succeeded,
+            "failed_rows": len(c.errors),
+            "errors": [
+                {"row": e.row, "source": e.source, "line": e.line, "message": e.message}
+                for e in c.errors
+            ],
         }
         if c.score is not None:
             doc["accuracy"] = c.score.accuracy
-            doc["confusion_matrix"] = {"classes": list(c.score.classes), "matrix": [list(r) for r in c.score.matrix]}
+            doc["confusion_matrix"] = {
+                "classes": list(c.score.classes),
+                "matrix": [list(r) for r in c.score.matrix],
+            }
         click.echo(json.dumps(doc, default=str))
 
 
 def _render_list(console: Any, jobs: list[JobStatus], as_json: bool) -> None:
     if as_json:
-        click.echo(json.dumps([{"job": j.resource, "name": j.label("deployer-name"), "state": j.state,
-                                "successful": j.successful, "failed": j.failed, "error": j.error,
-                                "output_dir": j.output_dir} for j in jobs]))
+        click.echo(
+            json.dumps(
+                [
+                    {
+                        "job": j.resource,
+                        "name": j.label("deployer-name"),
+                        "state": j.state,
+                        "successful": j.successful,
+                        "failed": j.failed,
+                        "error": j.error,
+                        "output_dir": j.output_dir,
+                    }
+                    for j in jobs
+                ]
+            )
+        )
         return
     from rich.table import Table
 
@@ -231,9 +334,19 @@ def _render_list(console: Any, jobs: list[JobStatus], as_json: bool) -> None:
     for col in ("name", "job id", "state", "completed", "failed", "created"):
         table.add_column(col)
     for j in jobs:
-        created = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(j.create_time)) if j.create_time else ""
-        table.add_row(j.label("deployer-name") or "", j.resource.rsplit("/", 1)[-1], _state(j.state),
-                      f"{j.successful:,}", f"{j.failed:,}", created)
+        created = (
+            time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(j.create_time))
+            if j.create_time
+            else ""
+        )
+        table.add_row(
+            j.label("deployer-name") or "",
+            j.resource.rsplit("/", 1)[-1],
+            _state(j.state),
+            f"{j.successful:,}",
+            f"{j.failed:,}",
+            created,
+        )
     console.print(table if jobs else "No batch jobs for this stack.")
 
 
@@ -247,4 +360,3 @@ def _size(n: int) -> str:
             return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
         n /= 1024  # type: ignore[assignment]
     return str(n)
-

@@ -14,13 +14,16 @@ spec_argument = click.argument(
 )
 
 output_option = click.option(
-    "--output", "-o", "output", type=click.Choice(["text", "json"]), default="text",
-    show_default=True, help="Render for people (text) or machines (json).",
+    "--output",
+    "-o",
+    "output",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Render for people (text) or machines (json).",
 )
 
-yes_option = click.option(
-    "--yes", "-y", is_flag=True, help="Do not ask for confirmation."
-)
+yes_option = click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 
 
 def common_stack_options(func: F) -> F:

@@ -19,31 +19,77 @@ from deployer.cli.flags import output_option
 
 def _server_options(func: Any) -> Any:
     options = [
-        click.option("--host", default="127.0.0.1", show_default=True,
-                     help="Address to bind; loopback unless you really mean otherwise."),
-        click.option("--port", type=int, default=None,
-                     help="Port to listen on [default: 8765, or the next free one for `up`; 0 = any free]."),
-        click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-                     help="Where state lives [default: $DEPLOYER_HOME/local/data]."),
-        click.option("--request-log", type=click.Path(dir_okay=False, path_type=Path), default=None,
-                     help="Append one JSON line per API call to this file."),
-        click.option("--inject-faults", type=click.FloatRange(0, 1), default=0.0, show_default=True,
-                     help="Probability that an API call first fails with 503 or 429 (before any effect)."),
-        click.option("--drop-responses", type=click.FloatRange(0, 1), default=0.0, show_default=True,
-                     help="Probability that a mutating call takes effect, then its connection closes unanswered."),
-        click.option("--op-delay", type=click.FloatRange(min=0), default=0.0, show_default=True,
-                     help="Seconds long-running operations stay done:false."),
-        click.option("--seed", type=int, default=None, help="Seed for the fault injection, for reproducible runs."),
-        click.option("--log-level", type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
-                     default="INFO", show_default=True),
+        click.option(
+            "--host",
+            default="127.0.0.1",
+            show_default=True,
+            help="Address to bind; loopback unless you really mean otherwise.",
+        ),
+        click.option(
+            "--port",
+            type=int,
+            default=None,
+            help="Port to listen on [default: 8765, or the next free one for `up`; 0 = any free].",
+        ),
+        click.option(
+            "--data-dir",
+            type=click.Path(file_okay=False, path_type=Path),
+            default=None,
+            help="Where state lives [default: $DEPLOYER_HOME/local/data].",
+        ),
+        click.option(
+            "--request-log",
+            type=click.Path(dir_okay=False, path_type=Path),
+            default=None,
+            help="Append one JSON line per API call to this file.",
+        ),
+        click.option(
+            "--inject-faults",
+            type=click.FloatRange(0, 1),
+            default=0.0,
+            show_default=True,
+            help="Probability that an API call first fails with 503 or 429 (before any effect).",
+        ),
+        click.option(
+            "--drop-responses",
+            type=click.FloatRange(0, 1),
+            default=0.0,
+            show_default=True,
+            help="Probability that a mutating call takes effect, then its connection closes unanswered.",
+        ),
+        click.option(
+            "--op-delay",
+            type=click.FloatRange(min=0),
+            default=0.0,
+            show_default=True,
+            help="Seconds long-running operations stay done:false.",
+        ),
+        click.option(
+            "--seed",
+            type=int,
+            default=None,
+            help="Seed for the fault injection, for reproducible runs.",
+        ),
+        click.option(
+            "--log-level",
+            type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+            default="INFO",
+            show_default=True,
+        ),
     ]
     for option in reversed(options):
         func = option(func)
     return func
 
 
-def _extra_args(request_log: Path | None, inject_faults: float, drop_responses: float, op_delay: float,
-                seed: int | None, log_level: str) -> list[str]:
+def _extra_args(
+    request_log: Path | None,
+    inject_faults: float,
+    drop_responses: float,
+    op_delay: float,
+    seed: int | None,
+    log_level: str,
+) -> list[str]:
     args = ["--log-level", log_level]
     if request_log is not None:
         args += ["--request-log", str(request_log.resolve())]
@@ -65,15 +111,30 @@ def local() -> None:
 
 @local.command("run")
 @_server_options
-def run(host: str, port: int | None, data_dir: Path | None, request_log: Path | None, inject_faults: float,
-        drop_responses: float, op_delay: float, seed: int | None, log_level: str) -> None:
+def run(
+    host: str,
+    port: int | None,
+    data_dir: Path | None,
+    request_log: Path | None,
+    inject_faults: float,
+    drop_responses: float,
+    op_delay: float,
+    seed: int | None,
+    log_level: str,
+) -> None:
     """Run the emulator in the foreground (logs to stderr; Ctrl-C stops it cleanly)."""
     from deployer.emulator import instance, server
 
     code = server.run(
-        host=host, port=instance.DEFAULT_PORT if port is None else port,
-        data_dir=data_dir or instance.local_dir() / "data", request_log=request_log,
-        fault_rate=inject_faults, drop_rate=drop_responses, op_delay=op_delay, seed=seed, log_level=log_level,
+        host=host,
+        port=instance.DEFAULT_PORT if port is None else port,
+        data_dir=data_dir or instance.local_dir() / "data",
+        request_log=request_log,
+        fault_rate=inject_faults,
+        drop_rate=drop_responses,
+        op_delay=op_delay,
+        seed=seed,
+        log_level=log_level,
     )
     raise SystemExit(code)
 
@@ -82,31 +143,55 @@ def _render_settings(info: dict[str, Any], *, headline: str) -> None:
     click.echo(headline)
     click.echo(f"  pid {info['pid']}, data dir {info['data_dir']}, log {info['log']}")
     click.echo("Point the official clients at it with:")
-    click.echo(f"  Vertex AI:      api_endpoint=\"{info['url']}\"  (api_transport=\"rest\", anonymous credentials)")
+    click.echo(
+        f'  Vertex AI:      api_endpoint="{info["url"]}"  (api_transport="rest", anonymous credentials)'
+    )
     click.echo(f"  Cloud Storage:  export STORAGE_EMULATOR_HOST={info['url']}")
 
 
 @local.command("up")
 @_server_options
 @output_option
-def up(host: str, port: int | None, data_dir: Path | None, request_log: Path | None, inject_faults: float,
-       drop_responses: float, op_delay: float, seed: int | None, log_level: str, output: str) -> None:
+def up(
+    host: str,
+    port: int | None,
+    data_dir: Path | None,
+    request_log: Path | None,
+    inject_faults: float,
+    drop_responses: float,
+    op_delay: float,
+    seed: int | None,
+    log_level: str,
+    output: str,
+) -> None:
     """Start a background emulator (idempotent) and print the settings clients need."""
     from deployer.emulator import instance
 
     inst, already = instance.up(
-        host=host, port=port, data_dir=data_dir.resolve() if data_dir else None,
-        extra_args=_extra_args(request_log, inject_faults, drop_responses, op_delay, seed, log_level),
+        host=host,
+        port=port,
+        data_dir=data_dir.resolve() if data_dir else None,
+        extra_args=_extra_args(
+            request_log, inject_faults, drop_responses, op_delay, seed, log_level
+        ),
     )
     info = inst.to_json(already_running=already)
     if already:
-        differs = [f"{what} {have} (asked {asked})" for what, asked, have in (
-            ("port", port or None, inst.port),  # 0 = any port: never a mismatch
-            ("data dir", data_dir.resolve() if data_dir else None, Path(inst.data_dir)),
-        ) if asked is not None and asked != have]
+        differs = [
+            f"{what} {have} (asked {asked})"
+            for what, asked, have in (
+                ("port", port or None, inst.port),  # 0 = any port: never a mismatch
+                ("data dir", data_dir.resolve() if data_dir else None, Path(inst.data_dir)),
+            )
+            if asked is not None and asked != have
+        ]
         if differs:
-            click.echo("warning: an emulator is already running with " + ", ".join(differs)
-                       + "; run `deployer local down` first to change its settings.", err=True)
+            click.echo(
+                "warning: an emulator is already running with "
+                + ", ".join(differs)
+                + "; run `deployer local down` first to change its settings.",
+                err=True,
+            )
     if output == "json":
         click.echo(json.dumps(info))
         return
@@ -124,8 +209,11 @@ def down(output: str) -> None:
     if output == "json":
         click.echo(json.dumps({"stopped": inst is not None, **(inst.to_json() if inst else {})}))
         return
-    click.echo(f"Stopped the local emulator at {inst.url} (pid {inst.pid})." if inst
-               else "No local emulator is running.")
+    click.echo(
+        f"Stopped the local emulator at {inst.url} (pid {inst.pid})."
+        if inst
+        else "No local emulator is running."
+    )
 
 
 @local.command("status")

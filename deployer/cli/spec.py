@@ -16,11 +16,17 @@ from deployer.cli.flags import output_option, spec_argument
 
 
 @click.command()
-@click.option("--format", "fmt", type=click.Choice(["json", "markdown"]), default="json", show_default=True,
-              help="json: JSON Schema for editors; markdown: a field reference table.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["json", "markdown"]),
+    default="json",
+    show_default=True,
+    help="json: JSON Schema for editors; markdown: a field reference table.",
+)
 def schema(fmt: str) -> None:
     """Print the JSON Schema of the spec (for editors: yaml-language-server, VS Code)."""
-    from deployer.spec_schema import json_schema_text, markdown_reference
+    from deployer.spec.schema import json_schema_text, markdown_reference
 
     click.echo(json_schema_text() if fmt == "json" else markdown_reference(), nl=False)
 
@@ -28,8 +34,11 @@ def schema(fmt: str) -> None:
 @click.command()
 @spec_argument
 @output_option
-@click.option("--skip-artifacts", is_flag=True,
-              help="Do not check that local artifact dirs and batch inputs exist.")
+@click.option(
+    "--skip-artifacts",
+    is_flag=True,
+    help="Do not check that local artifact dirs and batch inputs exist.",
+)
 def validate(spec_path: str, output: str, skip_artifacts: bool) -> None:
     """Validate SPEC without calling any API; print a summary, or every problem (exit 3)."""
     from deployer.spec import load_spec
@@ -45,9 +54,11 @@ def validate(spec_path: str, output: str, skip_artifacts: bool) -> None:
         f"{spec_path}: valid. stack {spec.stack!r} (target {spec.target.value}, "
         f"{spec.project}/{spec.region}, bucket {spec.bucket.name})"
     )
-    click.echo(f"  {_n(len(spec.models), 'model')} ({_n(versions, 'version')}), "
-               f"{_n(len(spec.endpoints), 'endpoint')} ({_n(deployments, 'deployment')}), "
-               f"{_n(len(spec.batch_jobs), 'batch job')}")
+    click.echo(
+        f"  {_n(len(spec.models), 'model')} ({_n(versions, 'version')}), "
+        f"{_n(len(spec.endpoints), 'endpoint')} ({_n(deployments, 'deployment')}), "
+        f"{_n(len(spec.batch_jobs), 'batch job')}"
+    )
     for endpoint in spec.endpoints:
         split = ", ".join(f"{d.ref} {d.traffic}%" for d in endpoint.deployments)
         click.echo(f"  endpoint {endpoint.name}: {split}")
@@ -62,8 +73,10 @@ def validate(spec_path: str, output: str, skip_artifacts: bool) -> None:
     )
     for item in cost["items"]:
         if item["kind"] == "batch_job" and item["total_max"] is not None:
-            click.echo(f"  batch job {item['name']}: up to {format_usd(item['total_max'])} per run "
-                       f"({item['note']})")
+            click.echo(
+                f"  batch job {item['name']}: up to {format_usd(item['total_max'])} per run "
+                f"({item['note']})"
+            )
     for name in cost["unknown"]:
         click.echo(f"  no price for {name}: not included in the totals")
 
@@ -81,9 +94,7 @@ def _summary(spec: Any) -> dict[str, Any]:
         "target": spec.target.value,
         "bucket": spec.bucket.name,
         "models": {m.name: [v.alias for v in m.versions] for m in spec.models},
-        "endpoints": {
-            e.name: {d.ref: d.traffic for d in e.deployments} for e in spec.endpoints
-        },
+        "endpoints": {e.name: {d.ref: d.traffic for d in e.deployments} for e in spec.endpoints},
         "batch_jobs": [j.name for j in spec.batch_jobs],
     }
     from deployer.batch.sizing import job_instance_counts

@@ -1,7 +1,7 @@
 """`deployer plan | apply | status | predict | teardown | force-unlock`: the stack commands.
 
 Thin: load the spec, wire the real provider for its target, call the library
-(plan/apply/teardown), render with deployer.render. Errors are our error tree, rendered
+(plan/apply/teardown), render with deployer.cli.render. Errors are our error tree, rendered
 by the CLI root without a traceback. SDK imports stay inside the command bodies.
 """
 
@@ -26,18 +26,21 @@ if TYPE_CHECKING:
 
 def _load(spec_path: str, *, check_artifacts: bool = True) -> Spec:
     from deployer.spec import load_spec
+
     return load_spec(spec_path, check_artifacts=check_artifacts)
 
 
 def make_provider(spec: Spec) -> Provider:
     """The real provider for the spec's target (local emulator or Vertex AI)."""
     from deployer.providers.vertex import connect
+
     return connect(spec.target.value, spec.project, spec.region)
 
 
 def _estimates(spec: Spec, observed: StackState | None) -> tuple[Estimate, Estimate | None]:
     from deployer.batch.sizing import job_instance_counts
     from deployer.cost import estimate_deployments, estimate_spec, load_price_table
+
     table = load_price_table()
     after = estimate_spec(spec, table, job_instance_counts(spec))
     if observed is None:
@@ -47,15 +50,29 @@ def _estimates(spec: Spec, observed: StackState | None) -> tuple[Estimate, Estim
 
 def _observed_deployments(observed: StackState) -> list[tuple[str, Any]]:
     from deployer.spec import Accelerator, Deployment
+
     out = []
     for e in observed.endpoints:
         traffic = dict(e.traffic)
         for d in e.deployments:
             model, _, alias = d.display_name.partition("@")
-            acc = Accelerator(d.accelerator_type, d.accelerator_count) \
-                if d.accelerator_type else None
-            out.append((e.name, Deployment(model, alias or d.version_id, traffic.get(d.id, 0),
-                                           d.machine_type, d.min_replicas, d.max_replicas, acc)))
+            acc = (
+                Accelerator(d.accelerator_type, d.accelerator_count) if d.accelerator_type else None
+            )
+            out.append(
+                (
+                    e.name,
+                    Deployment(
+                        model,
+                        alias or d.version_id,
+                        traffic.get(d.id, 0),
+                        d.machine_type,
+                        d.min_replicas,
+                        d.max_replicas,
+                        acc,
+                    ),
+                )
+            )
     return out
 
 
@@ -69,12 +86,16 @@ def _echo_json(doc: Any) -> None:
 @click.command()
 @spec_argument
 @output_option
-@click.option("--detailed-exitcode", is_flag=True,
-              help="Exit 0 when there is nothing to do, 2 when there are changes, 1 on error.")
+@click.option(
+    "--detailed-exitcode",
+    is_flag=True,
+    help="Exit 0 when there is nothing to do, 2 when there are changes, 1 on error.",
+)
 def plan(spec_path: str, output: str, detailed_exitcode: bool) -> None:
     """Show what apply would change in SPEC's stack, and what it would cost. Changes nothing."""
-    from deployer.apply import make_plan
-    from deployer.render import plan_json, plan_text
+    from deployer.cli.render import plan_json, plan_text
+    from deployer.reconcile.apply import make_plan
+
     try:
         spec = _load(spec_path)
         the_plan, observed, _ = make_plan(spec, make_provider(spec))
@@ -99,29 +120,49 @@ def plan(spec_path: str, output: str, detailed_exitcode: bool) -> None:
 @spec_argument
 @output_option
 @yes_option
-@click.option("--lock-timeout", type=float, default=0.0, show_default=True, metavar="SECONDS",
-              help="Wait this long for another apply's lock on the stack.")
-@click.option("--max-hourly-usd", type=float, default=None, metavar="USD",
-              help="Budget guard for this run (overrides guards.max_hourly_usd).")
+@click.option(
+    "--lock-timeout",
+    type=float,
+    default=0.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Wait this long for another apply's lock on the stack.",
+)
+@click.option(
+    "--max-hourly-usd",
+    type=float,
+    default=None,
+    metavar="USD",
+    help="Budget guard for this run (overrides guards.max_hourly_usd).",
+)
 @click.option("--allow-over-budget", is_flag=True, help="Apply even above the budget guard.")
-def apply(spec_path: str, output: str, yes: bool, lock_timeout: float,
-          max_hourly_usd: float | None, allow_over_budget: bool) -> None:
+def apply(
+    spec_path: str,
+    output: str,
+    yes: bool,
+    lock_timeout: float,
+    max_hourly_usd: float | None,
+    allow_over_budget: bool,
+) -> None:
     """Make SPEC's stack match it: upload, register versions, deploy, shift traffic, remove."""
     from dataclasses import replace
 
-    from deployer.apply import ApplyOptions, apply_spec
+    from deployer.cli.render import ConsoleReporter, apply_json, plan_text
     from deployer.cost import check_budget
-    from deployer.render import ConsoleReporter, apply_json, plan_text
+    from deployer.reconcile.apply import ApplyOptions, apply_spec
 
     spec = _load(spec_path)
     after, _ = _estimates(spec, None)
     if not allow_over_budget:
         # Before any API call: an over-budget spec never reaches the cloud.
-        check_budget(after, max_hourly_usd if max_hourly_usd is not None
-                     else spec.guards.max_hourly_usd)
+        check_budget(
+            after, max_hourly_usd if max_hourly_usd is not None else spec.guards.max_hourly_usd
+        )
     if not yes and not sys.stdin.isatty():
-        raise ConfigError("apply needs confirmation but stdin is not a terminal",
-                          hint="pass --yes to apply without asking (e.g. in CI)")
+        raise ConfigError(
+            "apply needs confirmation but stdin is not a terminal",
+            hint="pass --yes to apply without asking (e.g. in CI)",
+        )
     provider = make_provider(spec)
     shown: dict[str, Any] = {}
 
@@ -146,8 +187,10 @@ def apply(spec_path: str, output: str, yes: bool, lock_timeout: float,
         click.echo(plan_text(report.plan, after, None))
     else:
         sent = sum(u.bytes_uploaded for u in report.uploads)
-        click.echo(f"Apply complete: {len(report.results)} action(s), "
-                   f"{sent:,} bytes uploaded, {provider.api_calls} API calls.")
+        click.echo(
+            f"Apply complete: {len(report.results)} action(s), "
+            f"{sent:,} bytes uploaded, {provider.api_calls} API calls."
+        )
 
 
 # ------------------------------------------------------------------------- status
@@ -158,16 +201,18 @@ def apply(spec_path: str, output: str, yes: bool, lock_timeout: float,
 @output_option
 def status(spec_path: str, output: str) -> None:
     """Show what exists for SPEC's stack: versions, endpoints, traffic, replicas, costs, URLs."""
+    from deployer.cli.render import status_rows, status_text
     from deployer.cost import estimate_deployments, load_price_table
-    from deployer.render import status_rows, status_text
+
     spec = _load(spec_path, check_artifacts=False)
     provider = make_provider(spec)
     state = provider.observe(spec.stack, spec.bucket.name)
     table = load_price_table()
     hourly: dict[tuple[str, str], float | None] = {}
     for e in state.endpoints:
-        for d, (_, dep) in zip(e.deployments, _observed_deployments(
-                type(state)(state.stack, state.bucket, (), (e,)))):
+        for d, (_, dep) in zip(
+            e.deployments, _observed_deployments(type(state)(state.stack, state.bucket, (), (e,)))
+        ):
             est = estimate_deployments([(e.name, dep)], spec.region, table)
             hourly[(e.name, d.id)] = est.items[0].hourly_min if est.items else None
     urls = {e.name: provider.endpoint_url(e.endpoint_id) for e in state.endpoints}
@@ -183,14 +228,19 @@ def read_instances(path: str) -> list[Any]:
     .npy array (one instance per row)."""
     if path.endswith(".npy"):
         import numpy as np
+
         try:
             array = np.load(path, allow_pickle=False)
         except (OSError, ValueError) as exc:
-            raise ConfigError(f"{path}: not a readable .npy array ({exc})",
-                              hint="write it with numpy.save(path, array)") from None
+            raise ConfigError(
+                f"{path}: not a readable .npy array ({exc})",
+                hint="write it with numpy.save(path, array)",
+            ) from None
         if array.ndim == 0:
-            raise ConfigError(f"{path}: a scalar, not an array of instances",
-                              hint="save an array whose first axis counts the instances")
+            raise ConfigError(
+                f"{path}: a scalar, not an array of instances",
+                hint="save an array whose first axis counts the instances",
+            )
         return [row.tolist() for row in array]
     text = Path(path).read_text(encoding="utf-8")
     try:
@@ -199,30 +249,51 @@ def read_instances(path: str) -> list[Any]:
         try:
             return [json.loads(line) for line in text.splitlines() if line.strip()]
         except json.JSONDecodeError as exc:
-            raise ConfigError(f"{path}: line {exc.lineno}: not JSON ({exc.msg})",
-                              hint="give a JSON list, {\"instances\": [...]}, JSON Lines or .npy"
-                              ) from None
+            raise ConfigError(
+                f"{path}: line {exc.lineno}: not JSON ({exc.msg})",
+                hint='give a JSON list, {"instances": [...]}, JSON Lines or .npy',
+            ) from None
     if isinstance(doc, dict) and isinstance(doc.get("instances"), list):
         return list(doc["instances"])
     if isinstance(doc, list):
         return doc
-    raise ConfigError(f"{path}: expected a JSON list or an object with \"instances\"",
-                      hint="wrap the instances: {\"instances\": [...]}")
+    raise ConfigError(
+        f'{path}: expected a JSON list or an object with "instances"',
+        hint='wrap the instances: {"instances": [...]}',
+    )
 
 
 @click.command()
 @spec_argument
 @output_option
 @click.option("--endpoint", "endpoint_name", required=True, help="Endpoint name in the spec.")
-@click.option("--instances", "instances_path", type=click.Path(exists=True, dir_okay=False),
-              help="JSON list, {\"instances\": [...]}, JSON Lines, or .npy (a row per instance).")
-@click.option("--file", "files", multiple=True, type=click.Path(exists=True, dir_okay=False),
-              help="A file whose bytes are one instance, e.g. an image for a model that decodes "
-                   "it (a string input); repeatable.")
-@click.option("--as-is", is_flag=True,
-              help="Send the instances exactly as given, not re-encoded for the signature.")
-def predict(spec_path: str, output: str, endpoint_name: str, instances_path: str | None,
-            files: tuple[str, ...], as_is: bool) -> None:
+@click.option(
+    "--instances",
+    "instances_path",
+    type=click.Path(exists=True, dir_okay=False),
+    help='JSON list, {"instances": [...]}, JSON Lines, or .npy (a row per instance).',
+)
+@click.option(
+    "--file",
+    "files",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="A file whose bytes are one instance, e.g. an image for a model that decodes "
+    "it (a string input); repeatable.",
+)
+@click.option(
+    "--as-is",
+    is_flag=True,
+    help="Send the instances exactly as given, not re-encoded for the signature.",
+)
+def predict(
+    spec_path: str,
+    output: str,
+    endpoint_name: str,
+    instances_path: str | None,
+    files: tuple[str, ...],
+    as_is: bool,
+) -> None:
     """Send an online prediction request to one of SPEC's endpoints; print the predictions.
 
     Instances are encoded as compactly as the serving signature of the deployed artifact
@@ -231,7 +302,7 @@ def predict(spec_path: str, output: str, endpoint_name: str, instances_path: str
     {"b64": ...} of its bytes. More instances than fit in one 1.5 MB request are sent in
     several, predictions kept in order.
     """
-    from deployer.payload import (
+    from deployer.predict.payload import (
         check_takes_bytes,
         encode_instances,
         file_instance,
@@ -240,13 +311,18 @@ def predict(spec_path: str, output: str, endpoint_name: str, instances_path: str
         serving_signature,
     )
     from deployer.state import endpoint_id
+
     spec = _load(spec_path, check_artifacts=False)
     if endpoint_name not in {e.name for e in spec.endpoints}:
-        raise ConfigError(f"no endpoint {endpoint_name!r} in {spec_path}",
-                          hint="one of: " + ", ".join(e.name for e in spec.endpoints))
+        raise ConfigError(
+            f"no endpoint {endpoint_name!r} in {spec_path}",
+            hint="one of: " + ", ".join(e.name for e in spec.endpoints),
+        )
     if (instances_path is None) == (not files):
-        raise ConfigError("give the instances with --instances FILE or with --file PATH (repeatable)",
-                          hint="--instances takes JSON, JSON Lines or .npy; --file sends a file's bytes")
+        raise ConfigError(
+            "give the instances with --instances FILE or with --file PATH (repeatable)",
+            hint="--instances takes JSON, JSON Lines or .npy; --file sends a file's bytes",
+        )
     if files:
         instances = [file_instance(Path(f)) for f in files]
     else:
@@ -275,17 +351,26 @@ def predict(spec_path: str, output: str, endpoint_name: str, instances_path: str
     for n, (first, body) in enumerate(bodies, 1):
         if len(bodies) > 1:
             last = bodies[n][0] if n < len(bodies) else len(instances)
-            click.echo(f"request {n}/{len(bodies)}: instances {first}..{last - 1} "
-                       f"({len(body) / 1024:,.0f} KiB)", err=True)
+            click.echo(
+                f"request {n}/{len(bodies)}: instances {first}..{last - 1} "
+                f"({len(body) / 1024:,.0f} KiB)",
+                err=True,
+            )
         try:
             responses.append(provider.predict(eid, body))
         except NotFound as exc:
-            raise NotFound(f"endpoint {endpoint_name!r} of stack {spec.stack} does not exist "
-                           f"({exc.message})", status=exc.status, http_status=exc.http_status,
-                           hint=f"deploy it first: deployer apply {spec_path}") from None
+            raise NotFound(
+                f"endpoint {endpoint_name!r} of stack {spec.stack} does not exist ({exc.message})",
+                status=exc.status,
+                http_status=exc.http_status,
+                hint=f"deploy it first: deployer apply {spec_path}",
+            ) from None
     size = sum(len(b) for _, b in bodies)
-    click.echo(f"Sent {len(instances)} instance(s) in {len(bodies)} request(s), "
-               f"{size / 1024:,.1f} KiB: {how}.", err=True)
+    click.echo(
+        f"Sent {len(instances)} instance(s) in {len(bodies)} request(s), "
+        f"{size / 1024:,.1f} KiB: {how}.",
+        err=True,
+    )
     result = merge_responses(responses)
     if output == "json":
         _echo_json(result)
@@ -305,16 +390,21 @@ def predict(spec_path: str, output: str, endpoint_name: str, instances_path: str
 @click.option("--keep-bucket", is_flag=True, help="Keep the bucket even if the stack created it.")
 @click.option("--keep-outputs", is_flag=True, help="Keep batch prediction outputs.")
 @click.option("--dry-run", is_flag=True, help="List what would be removed; change nothing.")
-def teardown(spec_path: str, output: str, yes: bool, keep_bucket: bool, keep_outputs: bool,
-             dry_run: bool) -> None:
+def teardown(
+    spec_path: str, output: str, yes: bool, keep_bucket: bool, keep_outputs: bool, dry_run: bool
+) -> None:
     """Remove everything labelled with SPEC's stack, in a safe order, and verify it is gone."""
-    from deployer.render import ConsoleReporter, teardown_json, teardown_text
-    from deployer.teardown import teardown_stack
+    from deployer.cli.render import ConsoleReporter, teardown_json, teardown_text
+    from deployer.reconcile.teardown import teardown_stack
+
     spec = _load(spec_path, check_artifacts=False)
     provider = make_provider(spec)
     outputs = tuple(j.output_prefix for j in spec.batch_jobs)
-    kwargs: dict[str, Any] = {"keep_bucket": keep_bucket, "keep_outputs": keep_outputs,
-                              "output_prefixes": outputs}
+    kwargs: dict[str, Any] = {
+        "keep_bucket": keep_bucket,
+        "keep_outputs": keep_outputs,
+        "output_prefixes": outputs,
+    }
     preview = teardown_stack(provider, spec.stack, spec.bucket.name, dry_run=True, **kwargs)
     if dry_run or preview.nothing_to_do:
         if output == "json":
@@ -324,24 +414,33 @@ def teardown(spec_path: str, output: str, yes: bool, keep_bucket: bool, keep_out
         return
     if not yes:
         if not sys.stdin.isatty():
-            raise ConfigError("teardown needs confirmation but stdin is not a terminal",
-                              hint="pass --yes to tear down without asking")
+            raise ConfigError(
+                "teardown needs confirmation but stdin is not a terminal",
+                hint="pass --yes to tear down without asking",
+            )
         click.echo(teardown_text(preview))
         if not click.confirm("Remove all of this?", default=False, err=True):
             from deployer.errors import Aborted
+
             raise Aborted("teardown cancelled; nothing was changed")
-    report = teardown_stack(provider, spec.stack, spec.bucket.name, reporter=ConsoleReporter(),
-                            **kwargs)
-    click.echo(json.dumps(teardown_json(report), indent=2) if output == "json"
-               else teardown_text(report))
+    report = teardown_stack(
+        provider, spec.stack, spec.bucket.name, reporter=ConsoleReporter(), **kwargs
+    )
+    click.echo(
+        json.dumps(teardown_json(report), indent=2) if output == "json" else teardown_text(report)
+    )
 
 
 @click.command("force-unlock")
 @spec_argument
 def force_unlock(spec_path: str) -> None:
     """Release SPEC's stack lock left by a run that died. Only when no apply is running."""
-    from deployer.journal import force_unlock as unlock
+    from deployer.reconcile.journal import force_unlock as unlock
+
     spec = _load(spec_path, check_artifacts=False)
     who = unlock(make_provider(spec), spec.bucket.name, spec.stack)
-    click.echo(f"Released the lock of stack {spec.stack} (held by {who})." if who
-               else f"Stack {spec.stack} was not locked.")
+    click.echo(
+        f"Released the lock of stack {spec.stack} (held by {who})."
+        if who
+        else f"Stack {spec.stack} was not locked."
+    )

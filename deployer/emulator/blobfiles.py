@@ -102,7 +102,9 @@ class BlobFiles:
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
-        return tmp, Hashed(size, base64.b64encode(md5.digest()).decode(), base64.b64encode(crc.digest()).decode())
+        return tmp, Hashed(
+            size, base64.b64encode(md5.digest()).decode(), base64.b64encode(crc.digest()).decode()
+        )
 
     def adopt(self, path: Path) -> tuple[Path, Hashed]:
         """Hash (and fsync) a finished file in place, to be published without copying it."""
@@ -116,7 +118,9 @@ class BlobFiles:
                 size += len(data)
             if self.fsync:
                 os.fsync(fh.fileno())
-        return path, Hashed(size, base64.b64encode(md5.digest()).decode(), base64.b64encode(crc.digest()).decode())
+        return path, Hashed(
+            size, base64.b64encode(md5.digest()).decode(), base64.b64encode(crc.digest()).decode()
+        )
 
     def publish(self, tmp: Path) -> str:
         """Move a written temp file to its final, never-modified name; returns that name."""

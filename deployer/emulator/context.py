@@ -32,7 +32,9 @@ class EmulatorContext:
     host: str  # address the server is bound to ("127.0.0.1" unless told otherwise)
     port: int  # port the server is bound to (the real one once bound, even if 0 was asked)
     objects: ObjectStore  # GCS buckets and objects
-    faults: FaultController  # fault injection settings; .op_delay is read by long-running operations
+    faults: (
+        FaultController  # fault injection settings; .op_delay is read by long-running operations
+    )
     pid: int = field(default_factory=os.getpid)  # the emulator's process id (health route)
     started_at: float = field(default_factory=time.time)  # epoch seconds the context was made
     # API surfaces registered on the router ("gcs", "vertex", ...), shown by the health route.

@@ -47,8 +47,13 @@ class ScriptedFault:
     message: str = "Injected fault (scripted)"
 
     def to_json(self) -> dict[str, Any]:
-        return {"method": self.method, "count": self.count, "http_status": self.http_status,
-                "drop": self.drop, "message": self.message}
+        return {
+            "method": self.method,
+            "count": self.count,
+            "http_status": self.http_status,
+            "drop": self.drop,
+            "message": self.message,
+        }
 
 
 def _rate(value: Any, name: str) -> float:
@@ -114,7 +119,9 @@ class FaultController:
         rules = []
         for item in items:
             if not isinstance(item, dict) or not isinstance(item.get("method"), str):
-                raise ApiError(400, "INVALID_ARGUMENT", 'each script rule needs "method" (API method name)')
+                raise ApiError(
+                    400, "INVALID_ARGUMENT", 'each script rule needs "method" (API method name)'
+                )
             try:
                 rule = ScriptedFault(
                     method=item["method"],
@@ -155,11 +162,15 @@ class FaultController:
             rule = self._take_rule(method, drop=False)
             if rule is not None:
                 self.injected += 1
-                return error_response(rule.http_status, _status_name(rule.http_status), rule.message)
+                return error_response(
+                    rule.http_status, _status_name(rule.http_status), rule.message
+                )
             if self.fault_rate > 0 and self._rng.random() < self.fault_rate:
                 self.injected += 1
                 code = self._rng.choice(_FAULT_STATUSES)
-                return error_response(code, _status_name(code), f"Injected fault ({code}); retry the call")
+                return error_response(
+                    code, _status_name(code), f"Injected fault ({code}); retry the call"
+                )
         return None
 
     def drop_after(self, method: str, *, mutating: bool, status: int) -> bool:
@@ -192,16 +203,25 @@ class RequestLog:
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
             # Line-buffered appends: tests read the file while the server runs.
-            self._file = open(path, "ab", buffering=0)  # noqa: SIM115 - closed in close()
+            self._file = open(path, "ab", buffering=0)
 
     def record(
-        self, *, method: str, path: str, name: str, status: int, started: float,
-        mutating: bool, fault: str | None = None, request_bytes: int | None = None,
+        self,
+        *,
+        method: str,
+        path: str,
+        name: str,
+        status: int,
+        started: float,
+        mutating: bool,
+        fault: str | None = None,
+        request_bytes: int | None = None,
     ) -> None:
         if self._file is None:
             return
         entry = {
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(started)) + f".{int(started % 1 * 1e6):06d}Z",
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(started))
+            + f".{int(started % 1 * 1e6):06d}Z",
             "method": method,
             "path": path,
             "api": name,
@@ -227,14 +247,16 @@ def register_admin(router: Router, ctx: EmulatorContext) -> None:
     """Admin routes under /_emulator/: never logged as API calls, never faulted."""
 
     def health(req: Request, m: Any) -> Response:
-        return json_response({
-            "status": "ok",
-            "pid": ctx.pid,
-            "url": ctx.base_url,
-            "data_dir": str(ctx.data_dir),
-            "apis": ctx.apis,
-            "uptime_s": round(time.time() - ctx.started_at, 3),
-        })
+        return json_response(
+            {
+                "status": "ok",
+                "pid": ctx.pid,
+                "url": ctx.base_url,
+                "data_dir": str(ctx.data_dir),
+                "apis": ctx.apis,
+                "uptime_s": round(time.time() - ctx.started_at, 3),
+            }
+        )
 
     def get_faults(req: Request, m: Any) -> Response:
         return json_response(ctx.faults.settings())
@@ -248,5 +270,7 @@ def register_admin(router: Router, ctx: EmulatorContext) -> None:
 
     router.add("GET", r"/_emulator/health", health, name="_emulator.health", mutating=False)
     router.add("GET", r"/_emulator/faults", get_faults, name="_emulator.faults.get", mutating=False)
-    router.add("POST", r"/_emulator/faults", set_faults, name="_emulator.faults.set", mutating=False)
+    router.add(
+        "POST", r"/_emulator/faults", set_faults, name="_emulator.faults.set", mutating=False
+    )
     router.add("PUT", r"/_emulator/faults", set_faults, name="_emulator.faults.set", mutating=False)

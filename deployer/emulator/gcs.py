@@ -28,7 +28,12 @@ _B = r"(?P<bucket>[^/]+)"
 _O = r"(?P<object>[^/]+)"
 _API = r"/storage/v1"
 _CHUNK = 1 << 20
-_PRECONDITIONS = ("ifGenerationMatch", "ifGenerationNotMatch", "ifMetagenerationMatch", "ifMetagenerationNotMatch")
+_PRECONDITIONS = (
+    "ifGenerationMatch",
+    "ifGenerationNotMatch",
+    "ifMetagenerationMatch",
+    "ifMetagenerationNotMatch",
+)
 _CONTENT_RANGE = re.compile(r"bytes (?:(?P<start>\d+)-(?P<end>\d+)|\*)/(?P<total>\d+|\*)")
 
 
@@ -88,8 +93,10 @@ def bucket_resource(bucket: dict[str, Any], base: str) -> dict[str, Any]:
         "locationType": "multi-region" if bucket["location"] in ("US", "EU", "ASIA") else "region",
         "storageClass": bucket["storage_class"],
         "etag": f"CA{bucket['metageneration']}",
-        "iamConfiguration": {"uniformBucketLevelAccess": {"enabled": True},
-                             "publicAccessPrevention": "inherited"},
+        "iamConfiguration": {
+            "uniformBucketLevelAccess": {"enabled": True},
+            "publicAccessPrevention": "inherited",
+        },
     }
     if bucket["labels"]:
         resource["labels"] = dict(bucket["labels"])
@@ -110,12 +117,18 @@ def _parse_multipart(req: Request) -> tuple[dict[str, Any], bytes, str]:
     ctype = req.headers.get("content-type", "")
     match = re.search(r'boundary="?([^";]+)"?', ctype)
     if not ctype.startswith("multipart/related") or match is None:
-        raise ApiError(400, "INVALID_ARGUMENT", "uploadType=multipart needs Content-Type multipart/related with a boundary")
+        raise ApiError(
+            400,
+            "INVALID_ARGUMENT",
+            "uploadType=multipart needs Content-Type multipart/related with a boundary",
+        )
     delim = b"--" + match.group(1).encode()
     parts = req.read_body().split(delim)
     # ['', meta-part, media-part, '--\r\n']
     if len(parts) < 4:
-        raise ApiError(400, "INVALID_ARGUMENT", "Multipart body must hold a metadata part and a media part")
+        raise ApiError(
+            400, "INVALID_ARGUMENT", "Multipart body must hold a metadata part and a media part"
+        )
 
     def split(part: bytes) -> tuple[dict[str, str], bytes]:
         part = part[2:] if part.startswith(b"\r\n") else part
@@ -133,8 +146,14 @@ def _parse_multipart(req: Request) -> tuple[dict[str, Any], bytes, str]:
     try:
         meta = json.loads(meta_bytes or b"{}")
     except ValueError as exc:
-        raise ApiError(400, "INVALID_ARGUMENT", f"Invalid JSON in multipart metadata: {exc}") from exc
-    return _object_metadata_from_json(meta), media, media_headers.get("content-type", "application/octet-stream")
+        raise ApiError(
+            400, "INVALID_ARGUMENT", f"Invalid JSON in multipart metadata: {exc}"
+        ) from exc
+    return (
+        _object_metadata_from_json(meta),
+        media,
+        media_headers.get("content-type", "application/octet-stream"),
+    )
 
 
 class GcsApi:
@@ -154,8 +173,11 @@ class GcsApi:
         if not isinstance(labels, dict):
             raise ApiError(400, "INVALID_ARGUMENT", "labels must be an object")
         created = self.store.create_bucket(
-            body["name"], location=str(body.get("location") or "US"), labels=labels,
-            storage_class=str(body.get("storageClass") or "STANDARD"), project=req.q("project"),
+            body["name"],
+            location=str(body.get("location") or "US"),
+            labels=labels,
+            storage_class=str(body.get("storageClass") or "STANDARD"),
+            project=req.q("project"),
         )
         return json_response(bucket_resource(created, _base(req, self.ctx)))
 
@@ -172,7 +194,7 @@ class GcsApi:
             raise ApiError(400, "INVALID_ARGUMENT", "labels must be an object")
         if req.method == "PUT" and labels is not None:
             current = self.store.require_bucket(unquote(m["bucket"]))["labels"]
-            labels = {**{k: None for k in current}, **labels}
+            labels = {**dict.fromkeys(current), **labels}
         bucket = self.store.update_bucket(unquote(m["bucket"]), labels=labels)
         return json_response(bucket_resource(bucket, _base(req, self.ctx)))
 
@@ -182,8 +204,10 @@ class GcsApi:
         buckets = [b for b in buckets if b["name"] > start] if start else buckets
         limit = _int_param(req, "maxResults") or 1000
         page, rest = buckets[:limit], buckets[limit:]
-        out: dict[str, Any] = {"kind": "storage#buckets",
-                               "items": [bucket_resource(b, _base(req, self.ctx)) for b in page]}
+        out: dict[str, Any] = {
+            "kind": "storage#buckets",
+            "items": [bucket_resource(b, _base(req, self.ctx)) for b in page],
+        }
         if rest:
             out["nextPageToken"] = page[-1]["name"]
         return json_response(out)
@@ -206,16 +230,34 @@ class GcsApi:
         generation = _int_param(req, "generation")
         if generation is not None and generation != meta.generation:
             # Only live generations are kept.
-            raise ApiError(404, "NOT_FOUND", f"No such object: {meta.bucket}/{meta.name}#{generation}")
+            raise ApiError(
+                404, "NOT_FOUND", f"No such object: {meta.bucket}/{meta.name}#{generation}"
+            )
         checks = {k: _int_param(req, k) for k in _PRECONDITIONS}
         failed = (
-            (checks["ifGenerationMatch"] is not None and checks["ifGenerationMatch"] != meta.generation)
-            or (checks["ifMetagenerationMatch"] is not None and checks["ifMetagenerationMatch"] != meta.metageneration)
-            or (checks["ifMetagenerationNotMatch"] is not None and checks["ifMetagenerationNotMatch"] == meta.metageneration)
+            (
+                checks["ifGenerationMatch"] is not None
+                and checks["ifGenerationMatch"] != meta.generation
+            )
+            or (
+                checks["ifMetagenerationMatch"] is not None
+                and checks["ifMetagenerationMatch"] != meta.metageneration
+            )
+            or (
+                checks["ifMetagenerationNotMatch"] is not None
+                and checks["ifMetagenerationNotMatch"] == meta.metageneration
+            )
         )
         if failed:
-            raise ApiError(412, "FAILED_PRECONDITION", "At least one of the pre-conditions you specified did not hold.")
-        if checks["ifGenerationNotMatch"] is not None and checks["ifGenerationNotMatch"] == meta.generation:
+            raise ApiError(
+                412,
+                "FAILED_PRECONDITION",
+                "At least one of the pre-conditions you specified did not hold.",
+            )
+        if (
+            checks["ifGenerationNotMatch"] is not None
+            and checks["ifGenerationNotMatch"] == meta.generation
+        ):
             raise ApiError(304, "FAILED_PRECONDITION", "Not modified")
 
     def _download(self, req: Request, bucket: str, name: str) -> Response:
@@ -249,14 +291,20 @@ class GcsApi:
         if req.method == "HEAD":
             handle.close()
             return Response(status, b"", headers)
-        return Response(status, _stream_range(handle, start, length), headers, on_close=handle.close)
+        return Response(
+            status, _stream_range(handle, start, length), headers, on_close=handle.close
+        )
 
     def list_objects(self, req: Request, m: re.Match[str]) -> Response:
         bucket = unquote(m["bucket"])
         page = self.store.list_page(
-            bucket, prefix=req.q("prefix") or "", delimiter=req.q("delimiter") or None,
-            page_token=req.q("pageToken") or None, max_results=_int_param(req, "maxResults") or 1000,
-            start_offset=req.q("startOffset") or None, end_offset=req.q("endOffset") or None,
+            bucket,
+            prefix=req.q("prefix") or "",
+            delimiter=req.q("delimiter") or None,
+            page_token=req.q("pageToken") or None,
+            max_results=_int_param(req, "maxResults") or 1000,
+            start_offset=req.q("startOffset") or None,
+            end_offset=req.q("endOffset") or None,
             include_trailing_delimiter=(req.q("includeTrailingDelimiter") or "").lower() == "true",
         )
         base = _base(req, self.ctx)
@@ -280,15 +328,24 @@ class GcsApi:
 
     def upload(self, req: Request, m: re.Match[str]) -> Response:
         bucket = unquote(m["bucket"])
-        kind = req.q("uploadType") or ("multipart" if req.headers.get("content-type", "").startswith("multipart/") else "media")
+        kind = req.q("uploadType") or (
+            "multipart" if req.headers.get("content-type", "").startswith("multipart/") else "media"
+        )
         base = _base(req, self.ctx)
         if kind == "media":
             name = req.q("name")
             if not name:
-                raise ApiError(400, "INVALID_ARGUMENT", "uploadType=media needs the name query parameter")
+                raise ApiError(
+                    400, "INVALID_ARGUMENT", "uploadType=media needs the name query parameter"
+                )
             source = req.stream if req.stream is not None else req.body
-            meta = self.store.put(bucket, name, source, content_type=req.headers.get("content-type", "application/octet-stream"),
-                                  **self._preconditions(req))
+            meta = self.store.put(
+                bucket,
+                name,
+                source,
+                content_type=req.headers.get("content-type", "application/octet-stream"),
+                **self._preconditions(req),
+            )
             return json_response(object_resource(meta, base))
         if kind == "multipart":
             metadata, media, media_type = _parse_multipart(req)
@@ -296,9 +353,14 @@ class GcsApi:
             if not name:
                 raise ApiError(400, "INVALID_ARGUMENT", "Multipart upload metadata needs a name")
             meta = self.store.put(
-                bucket, name, media, content_type=metadata.get("contentType") or media_type,
-                metadata=metadata.get("metadata") or {}, expected_md5=metadata.get("md5Hash"),
-                expected_crc32c=metadata.get("crc32c"), **self._preconditions(req),
+                bucket,
+                name,
+                media,
+                content_type=metadata.get("contentType") or media_type,
+                metadata=metadata.get("metadata") or {},
+                expected_md5=metadata.get("md5Hash"),
+                expected_crc32c=metadata.get("crc32c"),
+                **self._preconditions(req),
             )
             return json_response(object_resource(meta, base))
         if kind == "resumable":
@@ -309,9 +371,12 @@ class GcsApi:
             if not name:
                 raise ApiError(400, "INVALID_ARGUMENT", "Resumable upload needs the object name")
             spec: dict[str, Any] = {
-                "content_type": body.get("contentType") or req.headers.get("x-upload-content-type") or "application/octet-stream",
+                "content_type": body.get("contentType")
+                or req.headers.get("x-upload-content-type")
+                or "application/octet-stream",
                 "metadata": body.get("metadata") or {},
-                "md5": body.get("md5Hash"), "crc32c": body.get("crc32c"),
+                "md5": body.get("md5Hash"),
+                "crc32c": body.get("crc32c"),
                 "preconditions": self._preconditions(req),
             }
             # Fail fast on a precondition that already does not hold, as GCS does.
@@ -327,7 +392,11 @@ class GcsApi:
         """PUT to a resumable session: append a chunk, answer 308 until the last one."""
         upload_id = req.q("upload_id")
         if not upload_id:
-            raise ApiError(400, "INVALID_ARGUMENT", "PUT uploads need an upload_id (start a resumable session first)")
+            raise ApiError(
+                400,
+                "INVALID_ARGUMENT",
+                "PUT uploads need an upload_id (start a resumable session first)",
+            )
         session = self.store.get_upload(upload_id)
         if session is None:
             raise ApiError(404, "NOT_FOUND", f"No such upload session: {upload_id}")
@@ -341,14 +410,22 @@ class GcsApi:
         if content_range:
             cr = _CONTENT_RANGE.fullmatch(content_range)
             if cr is None:
-                raise ApiError(400, "INVALID_ARGUMENT", f"Malformed Content-Range: {content_range!r}")
+                raise ApiError(
+                    400, "INVALID_ARGUMENT", f"Malformed Content-Range: {content_range!r}"
+                )
             total = None if cr["total"] == "*" else int(cr["total"])
             if cr["start"] is not None:
                 start = int(cr["start"])
                 if int(cr["end"]) < start:
-                    raise ApiError(400, "INVALID_ARGUMENT", f"Malformed Content-Range: {content_range!r}")
+                    raise ApiError(
+                        400, "INVALID_ARGUMENT", f"Malformed Content-Range: {content_range!r}"
+                    )
             if start > received:
-                raise ApiError(400, "INVALID_ARGUMENT", f"Chunk starts at {start} but only {received} bytes were received")
+                raise ApiError(
+                    400,
+                    "INVALID_ARGUMENT",
+                    f"Chunk starts at {start} but only {received} bytes were received",
+                )
         else:
             total = None  # a single PUT without Content-Range carries the whole object
         skip = received - start  # bytes of this chunk we already hold (a retried chunk)
@@ -374,10 +451,20 @@ class GcsApi:
                 headers["Range"] = f"bytes=0-{received - 1}"
             return Response(308, b"", headers)
         if received > total:
-            raise ApiError(400, "INVALID_ARGUMENT", f"Received {received} bytes, more than the declared {total}")
+            raise ApiError(
+                400,
+                "INVALID_ARGUMENT",
+                f"Received {received} bytes, more than the declared {total}",
+            )
         meta = self.store.put(
-            bucket, name, path, content_type=spec["content_type"], metadata=spec["metadata"],
-            expected_md5=spec.get("md5"), expected_crc32c=spec.get("crc32c"), take_file=True,
+            bucket,
+            name,
+            path,
+            content_type=spec["content_type"],
+            metadata=spec["metadata"],
+            expected_md5=spec.get("md5"),
+            expected_crc32c=spec.get("crc32c"),
+            take_file=True,
             **spec["preconditions"],
         )
         resource = object_resource(meta, _base(req, self.ctx))
@@ -394,8 +481,11 @@ class GcsApi:
     def patch_object(self, req: Request, m: re.Match[str]) -> Response:
         body = _object_metadata_from_json(req.json())
         meta = self.store.update_metadata(
-            unquote(m["bucket"]), unquote(m["object"]), metadata=body.get("metadata"),
-            content_type=body.get("contentType"), replace=req.method == "PUT",
+            unquote(m["bucket"]),
+            unquote(m["object"]),
+            metadata=body.get("metadata"),
+            content_type=body.get("contentType"),
+            replace=req.method == "PUT",
             if_generation_match=_int_param(req, "ifGenerationMatch"),
             if_metageneration_match=_int_param(req, "ifMetagenerationMatch"),
         )
@@ -408,25 +498,38 @@ class GcsApi:
             meta = self.store.require(bucket, name)
             if meta.generation != generation:
                 raise ApiError(404, "NOT_FOUND", f"No such object: {bucket}/{name}#{generation}")
-        self.store.delete(bucket, name, if_generation_match=_int_param(req, "ifGenerationMatch"),
-                          if_metageneration_match=_int_param(req, "ifMetagenerationMatch"))
+        self.store.delete(
+            bucket,
+            name,
+            if_generation_match=_int_param(req, "ifGenerationMatch"),
+            if_metageneration_match=_int_param(req, "ifMetagenerationMatch"),
+        )
         return Response(204)
 
     def copy_object(self, req: Request, m: re.Match[str]) -> Response:
         body = req.json() if req.body.strip() else {}
         body = _object_metadata_from_json(body)
         meta = self.store.copy(
-            unquote(m["bucket"]), unquote(m["object"]), unquote(m["dbucket"]), unquote(m["dobject"]),
-            content_type=body.get("contentType"), metadata=body.get("metadata"),
+            unquote(m["bucket"]),
+            unquote(m["object"]),
+            unquote(m["dbucket"]),
+            unquote(m["dobject"]),
+            content_type=body.get("contentType"),
+            metadata=body.get("metadata"),
             if_generation_match=_int_param(req, "ifGenerationMatch"),
             if_source_generation_match=_int_param(req, "ifSourceGenerationMatch"),
         )
         resource = object_resource(meta, _base(req, self.ctx))
         if "/rewriteTo/" in req.raw_path:
-            return json_response({
-                "kind": "storage#rewriteResponse", "totalBytesRewritten": resource["size"],
-                "objectSize": resource["size"], "done": True, "resource": resource,
-            })
+            return json_response(
+                {
+                    "kind": "storage#rewriteResponse",
+                    "totalBytesRewritten": resource["size"],
+                    "objectSize": resource["size"],
+                    "done": True,
+                    "resource": resource,
+                }
+            )
         return json_response(resource)
 
     def compose_object(self, req: Request, m: re.Match[str]) -> Response:
@@ -440,7 +543,9 @@ class GcsApi:
             sources.append(str(src["name"]))
         dest = body.get("destination") or {}
         meta = self.store.compose(
-            unquote(m["bucket"]), sources, unquote(m["object"]),
+            unquote(m["bucket"]),
+            sources,
+            unquote(m["object"]),
             content_type=dest.get("contentType") if isinstance(dest, dict) else None,
             metadata=dest.get("metadata") if isinstance(dest, dict) else None,
             if_generation_match=_int_param(req, "ifGenerationMatch"),
@@ -458,7 +563,9 @@ def _parse_range(header: str, size: int) -> tuple[int, int]:
     start = int(match[1])
     end = int(match[2]) if match[2] else size - 1
     if start >= size > 0 or end < start:
-        raise ApiError(416, "OUT_OF_RANGE", f"Request range not satisfiable: {header!r} for {size} bytes")
+        raise ApiError(
+            416, "OUT_OF_RANGE", f"Request range not satisfiable: {header!r} for {size} bytes"
+        )
     return start, min(end, size - 1)
 
 
@@ -478,25 +585,111 @@ def register(router: Router, ctx: EmulatorContext) -> None:
     api = GcsApi(ctx)
     add = router.add
     bo = f"{_API}/b/{_B}/o/{_O}"
-    add("POST", rf"{_API}/b", api.insert_bucket, name="storage.buckets.insert", mutating=True, raw=True)
-    add("GET", rf"{_API}/b", api.list_buckets, name="storage.buckets.list", mutating=False, raw=True)
-    add("GET", rf"{_API}/b/{_B}", api.get_bucket, name="storage.buckets.get", mutating=False, raw=True)
-    add("PATCH", rf"{_API}/b/{_B}", api.patch_bucket, name="storage.buckets.patch", mutating=True, raw=True)
-    add("PUT", rf"{_API}/b/{_B}", api.patch_bucket, name="storage.buckets.update", mutating=True, raw=True)
-    add("DELETE", rf"{_API}/b/{_B}", api.delete_bucket, name="storage.buckets.delete", mutating=True, raw=True)
-    add("GET", rf"{_API}/b/{_B}/o", api.list_objects, name="storage.objects.list", mutating=False, raw=True)
-    add("POST", rf"/upload{_API}/b/{_B}/o", api.upload, name="storage.objects.insert", mutating=True,
-        raw=True, streaming=True)
-    add("PUT", rf"/upload{_API}/b/{_B}/o", api.upload_chunk, name="storage.objects.insert", mutating=True,
-        raw=True, streaming=True)
-    add("DELETE", rf"/upload{_API}/b/{_B}/o", api.cancel_upload, name="storage.objects.insert", mutating=True, raw=True)
+    add(
+        "POST",
+        rf"{_API}/b",
+        api.insert_bucket,
+        name="storage.buckets.insert",
+        mutating=True,
+        raw=True,
+    )
+    add(
+        "GET", rf"{_API}/b", api.list_buckets, name="storage.buckets.list", mutating=False, raw=True
+    )
+    add(
+        "GET",
+        rf"{_API}/b/{_B}",
+        api.get_bucket,
+        name="storage.buckets.get",
+        mutating=False,
+        raw=True,
+    )
+    add(
+        "PATCH",
+        rf"{_API}/b/{_B}",
+        api.patch_bucket,
+        name="storage.buckets.patch",
+        mutating=True,
+        raw=True,
+    )
+    add(
+        "PUT",
+        rf"{_API}/b/{_B}",
+        api.patch_bucket,
+        name="storage.buckets.update",
+        mutating=True,
+        raw=True,
+    )
+    add(
+        "DELETE",
+        rf"{_API}/b/{_B}",
+        api.delete_bucket,
+        name="storage.buckets.delete",
+        mutating=True,
+        raw=True,
+    )
+    add(
+        "GET",
+        rf"{_API}/b/{_B}/o",
+        api.list_objects,
+        name="storage.objects.list",
+        mutating=False,
+        raw=True,
+    )
+    add(
+        "POST",
+        rf"/upload{_API}/b/{_B}/o",
+        api.upload,
+        name="storage.objects.insert",
+        mutating=True,
+        raw=True,
+        streaming=True,
+    )
+    add(
+        "PUT",
+        rf"/upload{_API}/b/{_B}/o",
+        api.upload_chunk,
+        name="storage.objects.insert",
+        mutating=True,
+        raw=True,
+        streaming=True,
+    )
+    add(
+        "DELETE",
+        rf"/upload{_API}/b/{_B}/o",
+        api.cancel_upload,
+        name="storage.objects.insert",
+        mutating=True,
+        raw=True,
+    )
     copy = rf"{bo}/(?:copyTo|rewriteTo)/b/(?P<dbucket>[^/]+)/o/(?P<dobject>[^/]+)"
     add("POST", copy, api.copy_object, name="storage.objects.copy", mutating=True, raw=True)
-    add("POST", rf"{bo}/compose", api.compose_object, name="storage.objects.compose", mutating=True, raw=True)
+    add(
+        "POST",
+        rf"{bo}/compose",
+        api.compose_object,
+        name="storage.objects.compose",
+        mutating=True,
+        raw=True,
+    )
     add("GET", bo, api.get_object, name="storage.objects.get", mutating=False, raw=True)
     add("HEAD", bo, api.get_object, name="storage.objects.get", mutating=False, raw=True)
-    add("GET", rf"/download{bo}", api.get_object, name="storage.objects.get", mutating=False, raw=True)
-    add("HEAD", rf"/download{bo}", api.get_object, name="storage.objects.get", mutating=False, raw=True)
+    add(
+        "GET",
+        rf"/download{bo}",
+        api.get_object,
+        name="storage.objects.get",
+        mutating=False,
+        raw=True,
+    )
+    add(
+        "HEAD",
+        rf"/download{bo}",
+        api.get_object,
+        name="storage.objects.get",
+        mutating=False,
+        raw=True,
+    )
     add("PATCH", bo, api.patch_object, name="storage.objects.patch", mutating=True, raw=True)
     add("PUT", bo, api.patch_object, name="storage.objects.update", mutating=True, raw=True)
     add("DELETE", bo, api.delete_object, name="storage.objects.delete", mutating=True, raw=True)

@@ -112,7 +112,9 @@ class Request:
         try:
             return json.loads(self.body)
         except (ValueError, UnicodeDecodeError) as exc:
-            raise ApiError(400, "INVALID_ARGUMENT", f"Invalid JSON payload received: {exc}") from exc
+            raise ApiError(
+                400, "INVALID_ARGUMENT", f"Invalid JSON payload received: {exc}"
+            ) from exc
 
     def q(self, name: str, default: str | None = None) -> str | None:
         """First value of a query parameter, or `default`."""
@@ -215,7 +217,9 @@ class Router:
                 return route, match
             path_matched = True
         if path_matched:
-            raise ApiError(405, "METHOD_NOT_ALLOWED", f"Method {request.method} not allowed on {request.path}")
+            raise ApiError(
+                405, "METHOD_NOT_ALLOWED", f"Method {request.method} not allowed on {request.path}"
+            )
         return None
 
     def call(self, route: Route, match: re.Match[str], request: Request) -> Response:
@@ -225,8 +229,12 @@ class Router:
         except ApiError as exc:
             return exc.to_response()
         except Exception:
-            log.exception("handler %s failed on %s %s", route.name, request.method, request.raw_path)
-            return error_response(500, "INTERNAL", f"Internal error in {route.name}; see the emulator log.")
+            log.exception(
+                "handler %s failed on %s %s", route.name, request.method, request.raw_path
+            )
+            return error_response(
+                500, "INTERNAL", f"Internal error in {route.name}; see the emulator log."
+            )
 
     def dispatch(self, request: Request) -> Response:
         """Resolve and call; unknown routes answer 404 with a Google JSON error."""

@@ -89,7 +89,7 @@ def _pid_is_emulator(pid: int) -> bool:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return True  # no /proc (macOS): trust the state file
-    return b"deployer.emulator" in cmdline or b"deployer" in cmdline and b"local" in cmdline
+    return b"deployer" in cmdline and b"local" in cmdline
 
 
 def read_state() -> Instance | None:
@@ -132,8 +132,10 @@ def pick_port(host: str, preferred: int = DEFAULT_PORT) -> int:
     for port in range(preferred, preferred + _PORT_SEARCH):
         if _port_free(host, port):
             return port
-    raise ConfigError(f"No free port in {preferred}-{preferred + _PORT_SEARCH - 1} on {host}",
-                      hint="pass --port with a free port")
+    raise ConfigError(
+        f"No free port in {preferred}-{preferred + _PORT_SEARCH - 1} on {host}",
+        hint="pass --port with a free port",
+    )
 
 
 def running() -> Instance | None:
@@ -148,8 +150,12 @@ def running() -> Instance | None:
 
 
 def up(
-    *, host: str = "127.0.0.1", port: int | None = None, data_dir: Path | None = None,
-    extra_args: list[str] | None = None, wait_s: float = 60.0,
+    *,
+    host: str = "127.0.0.1",
+    port: int | None = None,
+    data_dir: Path | None = None,
+    extra_args: list[str] | None = None,
+    wait_s: float = 60.0,
 ) -> tuple[Instance, bool]:
     """Start the background instance unless one is already healthy; returns (instance, already_running)."""
     with _lock():
@@ -164,13 +170,29 @@ def up(
         data = Path(data_dir) if data_dir else local_dir() / "data"
         data.mkdir(parents=True, exist_ok=True)
         log_path = local_dir() / "emulator.log"
-        cmd = [sys.executable, "-m", "deployer.emulator", "run", "--host", host, "--port", str(chosen_port),
-               "--data-dir", str(data), *(extra_args or [])]
+        cmd = [
+            sys.executable,
+            "-m",
+            "deployer",
+            "local",
+            "run",
+            "--host",
+            host,
+            "--port",
+            str(chosen_port),
+            "--data-dir",
+            str(data),
+            *(extra_args or []),
+        ]
         with open(log_path, "ab") as log_file:
             log_offset = log_file.tell()
             proc = subprocess.Popen(
-                cmd, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
-                start_new_session=True, close_fds=True,
+                cmd,
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                close_fds=True,
             )
         deadline = time.monotonic() + wait_s
         while time.monotonic() < deadline:
@@ -184,14 +206,22 @@ def up(
             url = _reported_url(log_path, log_offset)
             doc = health(url, timeout=0.5) if url else None
             if url and doc is not None and int(doc.get("pid", proc.pid)) == proc.pid:
-                inst = Instance(url=url, host=host, port=int(url.rsplit(":", 1)[1]), pid=proc.pid,
-                                data_dir=str(data), log=str(log_path))
+                inst = Instance(
+                    url=url,
+                    host=host,
+                    port=int(url.rsplit(":", 1)[1]),
+                    pid=proc.pid,
+                    data_dir=str(data),
+                    log=str(log_path),
+                )
                 _write_state(inst)
                 return inst, False
             time.sleep(0.1)
         _stop_pid(proc.pid, timeout=5.0)
-        raise DeployerError(f"The local emulator did not become healthy within {wait_s:.0f} s.\n{_tail(log_path)}",
-                            hint=f"see {log_path}")
+        raise DeployerError(
+            f"The local emulator did not become healthy within {wait_s:.0f} s.\n{_tail(log_path)}",
+            hint=f"see {log_path}",
+        )
 
 
 def _reported_url(log_path: Path, offset: int) -> str | None:

@@ -76,10 +76,12 @@ def rfc3339(ts: float) -> str:
 
 
 def parse_gs_uri(uri: str) -> tuple[str, str]:
-    """"gs://b/a/b" -> ("b", "a/b"); "gs://b" or "gs://b/" -> ("b", ""). ApiError 400 otherwise."""
+    """ "gs://b/a/b" -> ("b", "a/b"); "gs://b" or "gs://b/" -> ("b", ""). ApiError 400 otherwise."""
     if not isinstance(uri, str) or not uri.startswith("gs://"):
-        raise ApiError(400, "INVALID_ARGUMENT", f"Not a Cloud Storage URI (gs://bucket/path): {uri!r}")
-    bucket, _, name = uri[len("gs://"):].partition("/")
+        raise ApiError(
+            400, "INVALID_ARGUMENT", f"Not a Cloud Storage URI (gs://bucket/path): {uri!r}"
+        )
+    bucket, _, name = uri[len("gs://") :].partition("/")
     if not bucket:
         raise ApiError(400, "INVALID_ARGUMENT", f"Cloud Storage URI without a bucket: {uri!r}")
     return bucket, name
@@ -127,7 +129,9 @@ class ObjectStore:
         self._lock = threading.RLock()
         # One connection guarded by a lock: metadata changes are tiny, the slow
         # part (streaming and hashing bytes) happens outside the lock.
-        self._db = sqlite3.connect(self.root / "meta.sqlite3", check_same_thread=False, isolation_level=None)
+        self._db = sqlite3.connect(
+            self.root / "meta.sqlite3", check_same_thread=False, isolation_level=None
+        )
         self._db.execute("PRAGMA journal_mode=WAL")
         # NORMAL in WAL mode survives process crashes (kill -9) without losing commits.
         self._db.execute("PRAGMA synchronous=NORMAL")
@@ -165,14 +169,22 @@ class ObjectStore:
     def _bucket_row(row: tuple[Any, ...]) -> dict[str, Any]:
         name, location, storage_class, labels, project, metageneration, created, updated = row
         return {
-            "name": name, "location": location, "storage_class": storage_class,
-            "labels": json.loads(labels), "project": project, "metageneration": metageneration,
-            "time_created": created, "updated": updated,
+            "name": name,
+            "location": location,
+            "storage_class": storage_class,
+            "labels": json.loads(labels),
+            "project": project,
+            "metageneration": metageneration,
+            "time_created": created,
+            "updated": updated,
         }
 
     def bucket_exists(self, bucket: str) -> bool:
         with self._lock:
-            return self._db.execute("SELECT 1 FROM buckets WHERE name=?", (bucket,)).fetchone() is not None
+            return (
+                self._db.execute("SELECT 1 FROM buckets WHERE name=?", (bucket,)).fetchone()
+                is not None
+            )
 
     def get_bucket(self, bucket: str) -> dict[str, Any] | None:
         with self._lock:
@@ -186,8 +198,13 @@ class ObjectStore:
         return found
 
     def create_bucket(
-        self, name: str, *, location: str = "US", labels: dict[str, str] | None = None,
-        storage_class: str = "STANDARD", project: str | None = None,
+        self,
+        name: str,
+        *,
+        location: str = "US",
+        labels: dict[str, str] | None = None,
+        storage_class: str = "STANDARD",
+        project: str | None = None,
     ) -> dict[str, Any]:
         """Create a bucket; 409 if it exists, 400 for a name GCS would refuse."""
         if not isinstance(name, str) or not _BUCKET_NAME.fullmatch(name) or ".." in name:
@@ -197,12 +214,21 @@ class ObjectStore:
             try:
                 self._db.execute(
                     "INSERT INTO buckets VALUES (?,?,?,?,?,?,?,?)",
-                    (name, (location or "US").upper(), storage_class or "STANDARD",
-                     json.dumps(labels or {}), project, 1, now, now),
+                    (
+                        name,
+                        (location or "US").upper(),
+                        storage_class or "STANDARD",
+                        json.dumps(labels or {}),
+                        project,
+                        1,
+                        now,
+                        now,
+                    ),
                 )
             except sqlite3.IntegrityError:
                 raise ApiError(
-                    409, "ALREADY_EXISTS",
+                    409,
+                    "ALREADY_EXISTS",
                     "The requested bucket name is not available. The bucket namespace is shared "
                     "by all users of the system. Please select a different name and try again.",
                 ) from None
@@ -235,7 +261,9 @@ class ObjectStore:
         with self._lock:
             self.require_bucket(name)
             if self._db.execute("SELECT 1 FROM objects WHERE bucket=? LIMIT 1", (name,)).fetchone():
-                raise ApiError(409, "FAILED_PRECONDITION", "The bucket you tried to delete is not empty.")
+                raise ApiError(
+                    409, "FAILED_PRECONDITION", "The bucket you tried to delete is not empty."
+                )
             self._db.execute("DELETE FROM buckets WHERE name=?", (name,))
 
     # ---- objects: reads -----------------------------------------------------------
@@ -245,7 +273,9 @@ class ObjectStore:
     @staticmethod
     def _meta(row: tuple[Any, ...]) -> ObjectMeta:
         b, n, size, gen, mgen, md5, crc, ctype, updated, created, metadata = row
-        return ObjectMeta(b, n, size, gen, mgen, md5, crc, ctype, updated, created, json.loads(metadata))
+        return ObjectMeta(
+            b, n, size, gen, mgen, md5, crc, ctype, updated, created, json.loads(metadata)
+        )
 
     def stat(self, bucket: str, name: str) -> ObjectMeta | None:
         with self._lock:
@@ -266,7 +296,9 @@ class ObjectStore:
         """The file holding the object's current bytes. Read-only: never write or move it."""
         self.require(bucket, name)
         with self._lock:
-            row = self._db.execute("SELECT blob FROM objects WHERE bucket=? AND name=?", (bucket, name)).fetchone()
+            row = self._db.execute(
+                "SELECT blob FROM objects WHERE bucket=? AND name=?", (bucket, name)
+            ).fetchone()
         if row is None:
             raise ApiError(404, "NOT_FOUND", f"No such object: {bucket}/{name}")
         return self._files.path(row[0])
@@ -282,7 +314,7 @@ class ObjectStore:
                 raise ApiError(404, "NOT_FOUND", f"No such object: {bucket}/{name}")
             # Opened under the lock: an overwrite unlinks the old blob only after its
             # commit, and an open file survives the unlink.
-            handle = open(self._files.path(row[-1]), "rb")  # noqa: SIM115 - caller closes
+            handle = open(self._files.path(row[-1]), "rb")
         return self._meta(row[:-1]), handle
 
     def open(self, bucket: str, name: str) -> BinaryIO:
@@ -294,9 +326,15 @@ class ObjectStore:
             return fh.read()
 
     def list_page(
-        self, bucket: str, *, prefix: str = "", delimiter: str | None = None,
-        page_token: str | None = None, max_results: int = 1000,
-        start_offset: str | None = None, end_offset: str | None = None,
+        self,
+        bucket: str,
+        *,
+        prefix: str = "",
+        delimiter: str | None = None,
+        page_token: str | None = None,
+        max_results: int = 1000,
+        start_offset: str | None = None,
+        end_offset: str | None = None,
         include_trailing_delimiter: bool = False,
     ) -> ListPage:
         """One page of objects in name order; items and prefixes both count toward max_results."""
@@ -321,7 +359,9 @@ class ObjectStore:
 
         def make_token() -> str:
             assert last is not None
-            return base64.urlsafe_b64encode(json.dumps({"a": last[0], "p": last[1]}).encode()).decode()
+            return base64.urlsafe_b64encode(
+                json.dumps({"a": last[0], "p": last[1]}).encode()
+            ).decode()
 
         while True:
             sql = f"SELECT {self._COLS} FROM objects WHERE bucket=? AND name {'>=' if inclusive else '>'} ?"
@@ -358,14 +398,25 @@ class ObjectStore:
                 return ListPage(items, prefixes, None)
 
     def list(
-        self, bucket: str, prefix: str = "", delimiter: str | None = None, *,
-        start_offset: str | None = None, end_offset: str | None = None,
+        self,
+        bucket: str,
+        prefix: str = "",
+        delimiter: str | None = None,
+        *,
+        start_offset: str | None = None,
+        end_offset: str | None = None,
     ) -> Iterator[ObjectMeta]:
         """Objects in name order (with a delimiter: only those not rolled up into a prefix)."""
         token: str | None = None
         while True:
-            page = self.list_page(bucket, prefix=prefix, delimiter=delimiter, page_token=token,
-                                  start_offset=start_offset, end_offset=end_offset)
+            page = self.list_page(
+                bucket,
+                prefix=prefix,
+                delimiter=delimiter,
+                page_token=token,
+                start_offset=start_offset,
+                end_offset=end_offset,
+            )
             yield from page.items
             if not page.next_page_token:
                 return
@@ -374,30 +425,60 @@ class ObjectStore:
     # ---- objects: writes ----------------------------------------------------------
 
     def _check_preconditions(
-        self, current: ObjectMeta | None, *, if_generation_match: int | None,
-        if_generation_not_match: int | None, if_metageneration_match: int | None,
+        self,
+        current: ObjectMeta | None,
+        *,
+        if_generation_match: int | None,
+        if_generation_not_match: int | None,
+        if_metageneration_match: int | None,
         if_metageneration_not_match: int | None = None,
     ) -> None:
         gen = current.generation if current else 0
         if if_generation_match is not None and gen != if_generation_match:
-            raise ApiError(412, "FAILED_PRECONDITION",
-                           "At least one of the pre-conditions you specified did not hold.")
+            raise ApiError(
+                412,
+                "FAILED_PRECONDITION",
+                "At least one of the pre-conditions you specified did not hold.",
+            )
         if if_generation_not_match is not None and gen == if_generation_not_match:
-            raise ApiError(412, "FAILED_PRECONDITION",
-                           "At least one of the pre-conditions you specified did not hold.")
-        if if_metageneration_match is not None and (current is None or current.metageneration != if_metageneration_match):
-            raise ApiError(412, "FAILED_PRECONDITION",
-                           "At least one of the pre-conditions you specified did not hold.")
-        if if_metageneration_not_match is not None and current is not None and current.metageneration == if_metageneration_not_match:
-            raise ApiError(412, "FAILED_PRECONDITION",
-                           "At least one of the pre-conditions you specified did not hold.")
+            raise ApiError(
+                412,
+                "FAILED_PRECONDITION",
+                "At least one of the pre-conditions you specified did not hold.",
+            )
+        if if_metageneration_match is not None and (
+            current is None or current.metageneration != if_metageneration_match
+        ):
+            raise ApiError(
+                412,
+                "FAILED_PRECONDITION",
+                "At least one of the pre-conditions you specified did not hold.",
+            )
+        if (
+            if_metageneration_not_match is not None
+            and current is not None
+            and current.metageneration == if_metageneration_not_match
+        ):
+            raise ApiError(
+                412,
+                "FAILED_PRECONDITION",
+                "At least one of the pre-conditions you specified did not hold.",
+            )
 
     def put(
-        self, bucket: str, name: str, source: bytes | Readable | Path, *,
+        self,
+        bucket: str,
+        name: str,
+        source: bytes | Readable | Path,
+        *,
         content_type: str = "application/octet-stream",
-        if_generation_match: int | None = None, if_generation_not_match: int | None = None,
-        if_metageneration_match: int | None = None, metadata: dict[str, str] | None = None,
-        expected_md5: str | None = None, expected_crc32c: str | None = None, take_file: bool = False,
+        if_generation_match: int | None = None,
+        if_generation_not_match: int | None = None,
+        if_metageneration_match: int | None = None,
+        metadata: dict[str, str] | None = None,
+        expected_md5: str | None = None,
+        expected_crc32c: str | None = None,
+        take_file: bool = False,
     ) -> ObjectMeta:
         """Write an object atomically (readers see the old or the new bytes, never a mix).
 
@@ -406,9 +487,11 @@ class ObjectStore:
         """
         validate_object_name(name)
         self.require_bucket(bucket)
-        preconditions = {"if_generation_match": if_generation_match,
-                         "if_generation_not_match": if_generation_not_match,
-                         "if_metageneration_match": if_metageneration_match}
+        preconditions = {
+            "if_generation_match": if_generation_match,
+            "if_generation_not_match": if_generation_not_match,
+            "if_metageneration_match": if_metageneration_match,
+        }
         # Fail early (cheap) before streaming bytes; checked again atomically at commit.
         self._check_preconditions(self.stat(bucket, name), **preconditions)
         if take_file and isinstance(source, Path):
@@ -417,19 +500,38 @@ class ObjectStore:
             tmp, hashed = self._files.write_temp(source)
         try:
             if expected_md5 and expected_md5 != hashed.md5:
-                raise ApiError(400, "INVALID_ARGUMENT",
-                               f"Provided MD5 hash {expected_md5!r} doesn't match calculated MD5 hash {hashed.md5!r}.")
+                raise ApiError(
+                    400,
+                    "INVALID_ARGUMENT",
+                    f"Provided MD5 hash {expected_md5!r} doesn't match calculated MD5 hash {hashed.md5!r}.",
+                )
             if expected_crc32c and expected_crc32c != hashed.crc32c:
-                raise ApiError(400, "INVALID_ARGUMENT",
-                               f"Provided CRC32C {expected_crc32c!r} doesn't match calculated CRC32C {hashed.crc32c!r}.")
-            return self._commit(bucket, name, tmp, hashed, content_type or "application/octet-stream",
-                                metadata or {}, preconditions)
+                raise ApiError(
+                    400,
+                    "INVALID_ARGUMENT",
+                    f"Provided CRC32C {expected_crc32c!r} doesn't match calculated CRC32C {hashed.crc32c!r}.",
+                )
+            return self._commit(
+                bucket,
+                name,
+                tmp,
+                hashed,
+                content_type or "application/octet-stream",
+                metadata or {},
+                preconditions,
+            )
         finally:
             tmp.unlink(missing_ok=True)
 
     def _commit(
-        self, bucket: str, name: str, tmp: Path, hashed: Hashed, content_type: str,
-        metadata: dict[str, str], preconditions: dict[str, int | None],
+        self,
+        bucket: str,
+        name: str,
+        tmp: Path,
+        hashed: Hashed,
+        content_type: str,
+        metadata: dict[str, str],
+        preconditions: dict[str, int | None],
     ) -> ObjectMeta:
         old_blob: str | None = None
         with self._lock:
@@ -443,12 +545,26 @@ class ObjectStore:
             created = now
             try:
                 self._db.execute("BEGIN IMMEDIATE")
-                row = self._db.execute("SELECT blob FROM objects WHERE bucket=? AND name=?", (bucket, name)).fetchone()
+                row = self._db.execute(
+                    "SELECT blob FROM objects WHERE bucket=? AND name=?", (bucket, name)
+                ).fetchone()
                 old_blob = row[0] if row else None
                 self._db.execute(
                     "INSERT OR REPLACE INTO objects VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                    (bucket, name, gen, 1, hashed.size, hashed.md5, hashed.crc32c, content_type,
-                     json.dumps({str(k): str(v) for k, v in metadata.items()}), created, now, rel),
+                    (
+                        bucket,
+                        name,
+                        gen,
+                        1,
+                        hashed.size,
+                        hashed.md5,
+                        hashed.crc32c,
+                        content_type,
+                        json.dumps({str(k): str(v) for k, v in metadata.items()}),
+                        created,
+                        now,
+                        rel,
+                    ),
                 )
                 self._db.execute("COMMIT")
             except BaseException:
@@ -463,15 +579,25 @@ class ObjectStore:
         return meta
 
     def update_metadata(
-        self, bucket: str, name: str, *, metadata: dict[str, Any] | None = None,
-        content_type: str | None = None, replace: bool = False,
-        if_generation_match: int | None = None, if_metageneration_match: int | None = None,
+        self,
+        bucket: str,
+        name: str,
+        *,
+        metadata: dict[str, Any] | None = None,
+        content_type: str | None = None,
+        replace: bool = False,
+        if_generation_match: int | None = None,
+        if_metageneration_match: int | None = None,
     ) -> ObjectMeta:
         """Patch (or with replace=True, set) user metadata / content type; bumps metageneration."""
         with self._lock:
             current = self.require(bucket, name)
-            self._check_preconditions(current, if_generation_match=if_generation_match,
-                                      if_generation_not_match=None, if_metageneration_match=if_metageneration_match)
+            self._check_preconditions(
+                current,
+                if_generation_match=if_generation_match,
+                if_generation_not_match=None,
+                if_metageneration_match=if_metageneration_match,
+            )
             merged: dict[str, str] = {} if replace else dict(current.metadata)
             for key, value in (metadata or {}).items():
                 if value is None:
@@ -481,55 +607,102 @@ class ObjectStore:
             self._db.execute(
                 "UPDATE objects SET metadata=?, content_type=?, metageneration=metageneration+1, updated=? "
                 "WHERE bucket=? AND name=?",
-                (json.dumps(merged), content_type or current.content_type, rfc3339(time.time()), bucket, name),
+                (
+                    json.dumps(merged),
+                    content_type or current.content_type,
+                    rfc3339(time.time()),
+                    bucket,
+                    name,
+                ),
             )
         return self.require(bucket, name)
 
     def delete(
-        self, bucket: str, name: str, *, if_generation_match: int | None = None,
+        self,
+        bucket: str,
+        name: str,
+        *,
+        if_generation_match: int | None = None,
         if_metageneration_match: int | None = None,
     ) -> None:
         """Delete an object; 404 if missing, 412 if a precondition fails."""
         with self._lock:
             current = self.require(bucket, name)
-            self._check_preconditions(current, if_generation_match=if_generation_match,
-                                      if_generation_not_match=None, if_metageneration_match=if_metageneration_match)
-            row = self._db.execute("SELECT blob FROM objects WHERE bucket=? AND name=?", (bucket, name)).fetchone()
+            self._check_preconditions(
+                current,
+                if_generation_match=if_generation_match,
+                if_generation_not_match=None,
+                if_metageneration_match=if_metageneration_match,
+            )
+            row = self._db.execute(
+                "SELECT blob FROM objects WHERE bucket=? AND name=?", (bucket, name)
+            ).fetchone()
             self._db.execute("DELETE FROM objects WHERE bucket=? AND name=?", (bucket, name))
         if row:
             self._files.remove(row[0])
 
     def copy(
-        self, src_bucket: str, src_name: str, dst_bucket: str, dst_name: str, *,
-        content_type: str | None = None, metadata: dict[str, str] | None = None,
-        if_generation_match: int | None = None, if_source_generation_match: int | None = None,
+        self,
+        src_bucket: str,
+        src_name: str,
+        dst_bucket: str,
+        dst_name: str,
+        *,
+        content_type: str | None = None,
+        metadata: dict[str, str] | None = None,
+        if_generation_match: int | None = None,
+        if_source_generation_match: int | None = None,
     ) -> ObjectMeta:
         """Copy an object (bytes re-hashed and written like any upload)."""
         meta, handle = self.open_with_meta(src_bucket, src_name)
         with handle:
-            if if_source_generation_match is not None and meta.generation != if_source_generation_match:
-                raise ApiError(412, "FAILED_PRECONDITION",
-                               "At least one of the pre-conditions you specified did not hold.")
-            return self.put(dst_bucket, dst_name, handle, content_type=content_type or meta.content_type,
-                            metadata=meta.metadata if metadata is None else metadata,
-                            if_generation_match=if_generation_match)
+            if (
+                if_source_generation_match is not None
+                and meta.generation != if_source_generation_match
+            ):
+                raise ApiError(
+                    412,
+                    "FAILED_PRECONDITION",
+                    "At least one of the pre-conditions you specified did not hold.",
+                )
+            return self.put(
+                dst_bucket,
+                dst_name,
+                handle,
+                content_type=content_type or meta.content_type,
+                metadata=meta.metadata if metadata is None else metadata,
+                if_generation_match=if_generation_match,
+            )
 
     def compose(
-        self, bucket: str, sources: Sequence[str], dst_name: str, *, content_type: str | None = None,
-        metadata: dict[str, str] | None = None, if_generation_match: int | None = None,
+        self,
+        bucket: str,
+        sources: Sequence[str],
+        dst_name: str,
+        *,
+        content_type: str | None = None,
+        metadata: dict[str, str] | None = None,
+        if_generation_match: int | None = None,
     ) -> ObjectMeta:
         """Concatenate source objects of one bucket into `dst_name`."""
         if not 1 <= len(sources) <= 32:
             raise ApiError(400, "INVALID_ARGUMENT", "compose takes between 1 and 32 source objects")
         handles = [self.open(bucket, s) for s in sources]
         try:
+
             def chunks() -> Iterator[bytes]:
                 for h in handles:
                     while data := h.read(CHUNK):
                         yield data
-            return self.put(bucket, dst_name, IterReader(chunks()),
-                            content_type=content_type or "application/octet-stream",
-                            metadata=metadata, if_generation_match=if_generation_match)
+
+            return self.put(
+                bucket,
+                dst_name,
+                IterReader(chunks()),
+                content_type=content_type or "application/octet-stream",
+                metadata=metadata,
+                if_generation_match=if_generation_match,
+            )
         finally:
             for h in handles:
                 h.close()
@@ -543,13 +716,17 @@ class ObjectStore:
         upload_id = uuid.uuid4().hex
         (self.uploads_dir / upload_id).touch()
         with self._lock:
-            self._db.execute("INSERT INTO uploads VALUES (?,?,?,?,?)",
-                             (upload_id, bucket, name, json.dumps(spec), time.time()))
+            self._db.execute(
+                "INSERT INTO uploads VALUES (?,?,?,?,?)",
+                (upload_id, bucket, name, json.dumps(spec), time.time()),
+            )
         return upload_id
 
     def get_upload(self, upload_id: str) -> tuple[str, str, dict[str, Any]] | None:
         with self._lock:
-            row = self._db.execute("SELECT bucket,name,spec FROM uploads WHERE upload_id=?", (upload_id,)).fetchone()
+            row = self._db.execute(
+                "SELECT bucket,name,spec FROM uploads WHERE upload_id=?", (upload_id,)
+            ).fetchone()
         return (row[0], row[1], json.loads(row[2])) if row else None
 
     def finish_upload(self, upload_id: str, result: dict[str, Any] | None = None) -> None:
@@ -559,10 +736,14 @@ class ObjectStore:
             if result is None:
                 self._db.execute("DELETE FROM uploads WHERE upload_id=?", (upload_id,))
             else:
-                row = self._db.execute("SELECT spec FROM uploads WHERE upload_id=?", (upload_id,)).fetchone()
+                row = self._db.execute(
+                    "SELECT spec FROM uploads WHERE upload_id=?", (upload_id,)
+                ).fetchone()
                 if row is not None:
                     spec = {**json.loads(row[0]), "result": result}
-                    self._db.execute("UPDATE uploads SET spec=? WHERE upload_id=?", (json.dumps(spec), upload_id))
+                    self._db.execute(
+                        "UPDATE uploads SET spec=? WHERE upload_id=?", (json.dumps(spec), upload_id)
+                    )
         (self.uploads_dir / upload_id).unlink(missing_ok=True)
 
 

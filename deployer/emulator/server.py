@@ -130,8 +130,10 @@ class _Handler(BaseHTTPRequestHandler):
         if getattr(self, "request_version", "HTTP/0.9") == "HTTP/0.9":
             self.request_version = "HTTP/1.1"
         self.close_connection = True
-        self._write(error_response(code, canonical_status(code), message or explain or "Malformed request"),
-                    head=False)
+        self._write(
+            error_response(code, canonical_status(code), message or explain or "Malformed request"),
+            head=False,
+        )
 
     def handle_one_request(self) -> None:
         try:
@@ -160,7 +162,11 @@ class _Handler(BaseHTTPRequestHandler):
         headers = {k.lower(): v for k, v in self.headers.items()}
         chunked = "chunked" in headers.get("transfer-encoding", "").lower()
         try:
-            length = int(headers["content-length"]) if "content-length" in headers and not chunked else None
+            length = (
+                int(headers["content-length"])
+                if "content-length" in headers and not chunked
+                else None
+            )
             if length is not None and length < 0:
                 raise ValueError
         except ValueError:
@@ -175,7 +181,9 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             resolved = app.router.resolve(request)
             if resolved is None:
-                response = error_response(404, "NOT_FOUND", f"No such API: {request.method} {request.path}")
+                response = error_response(
+                    404, "NOT_FOUND", f"No such API: {request.method} {request.path}"
+                )
             else:
                 route, match = resolved
                 name, mutating = route.name, route.mutating
@@ -194,7 +202,9 @@ class _Handler(BaseHTTPRequestHandler):
                             self.close_connection = True
                             raise ApiError(413, "PAYLOAD_TOO_LARGE", "Request body too large")
                     response = app.router.call(route, match, request)
-                    if not admin and app.ctx.faults.drop_after(name, mutating=mutating, status=response.status):
+                    if not admin and app.ctx.faults.drop_after(
+                        name, mutating=mutating, status=response.status
+                    ):
                         fault = "dropped"
         except ApiError as exc:
             response = exc.to_response()
@@ -211,9 +221,16 @@ class _Handler(BaseHTTPRequestHandler):
         if not name.startswith(_ADMIN_PREFIX):
             # Logged before the reply goes out, so a client that got its answer finds the line.
             app.request_log.record(
-                method=request.method, path=request.path, name=name, status=response.status,
-                started=started, mutating=mutating, fault=fault,
-                request_bytes=request.content_length if request.stream is not None else len(request.body),
+                method=request.method,
+                path=request.path,
+                name=name,
+                status=response.status,
+                started=started,
+                mutating=mutating,
+                fault=fault,
+                request_bytes=request.content_length
+                if request.stream is not None
+                else len(request.body),
             )
         try:
             if fault == "dropped":
@@ -273,7 +290,9 @@ def _install_fast_header_parsing() -> None:
 
     def parse_headers(fp: Any, _class: Any = http.client.HTTPMessage) -> Any:
         raw = http.client._read_headers(fp)  # type: ignore[attr-defined]
-        return email.parser.Parser(_class=_class).parsestr(b"".join(raw).decode("iso-8859-1"), headersonly=True)
+        return email.parser.Parser(_class=_class).parsestr(
+            b"".join(raw).decode("iso-8859-1"), headersonly=True
+        )
 
     parse_headers._headers_only = True  # type: ignore[attr-defined]
     http.client.parse_headers = parse_headers
@@ -292,8 +311,15 @@ class EmulatorHTTPServer(ThreadingHTTPServer):
 
 
 def build_server(
-    *, host: str = "127.0.0.1", port: int = 0, data_dir: Path, request_log: Path | None = None,
-    fault_rate: float = 0.0, drop_rate: float = 0.0, op_delay: float = 0.0, seed: int | None = None,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    data_dir: Path,
+    request_log: Path | None = None,
+    fault_rate: float = 0.0,
+    drop_rate: float = 0.0,
+    op_delay: float = 0.0,
+    seed: int | None = None,
     with_vertex: bool = True,
 ) -> tuple[EmulatorHTTPServer, EmulatorContext]:
     """Bind the server and register every API surface; the caller runs serve_forever()."""
@@ -303,12 +329,19 @@ def build_server(
     try:
         server = EmulatorHTTPServer((host, port), _Handler)
     except OSError as exc:
-        raise ConfigError(f"Cannot listen on {host}:{port}: {exc.strerror or exc}",
-                          hint="pick another --port (0 = any free port) or stop what holds it") from exc
-    faults = FaultController(fault_rate=fault_rate, drop_rate=drop_rate, op_delay=op_delay, seed=seed)
+        raise ConfigError(
+            f"Cannot listen on {host}:{port}: {exc.strerror or exc}",
+            hint="pick another --port (0 = any free port) or stop what holds it",
+        ) from exc
+    faults = FaultController(
+        fault_rate=fault_rate, drop_rate=drop_rate, op_delay=op_delay, seed=seed
+    )
     ctx = EmulatorContext(
-        data_dir=data_dir, host=host, port=server.server_address[1],
-        objects=ObjectStore(data_dir), faults=faults,
+        data_dir=data_dir,
+        host=host,
+        port=server.server_address[1],
+        objects=ObjectStore(data_dir),
+        faults=faults,
     )
     router = Router()
     register_admin(router, ctx)
@@ -339,18 +372,32 @@ def _register_vertex(router: Router, ctx: EmulatorContext) -> None:
 
 
 def run(
-    *, host: str = "127.0.0.1", port: int = 8080, data_dir: Path, request_log: Path | None = None,
-    fault_rate: float = 0.0, drop_rate: float = 0.0, op_delay: float = 0.0, seed: int | None = None,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    data_dir: Path,
+    request_log: Path | None = None,
+    fault_rate: float = 0.0,
+    drop_rate: float = 0.0,
+    op_delay: float = 0.0,
+    seed: int | None = None,
     log_level: str = "INFO",
 ) -> int:
     """Run the emulator in the foreground until SIGINT/SIGTERM; returns the exit status."""
     logging.basicConfig(
-        level=getattr(logging, log_level.upper(), logging.INFO), stream=sys.stderr,
+        level=getattr(logging, log_level.upper(), logging.INFO),
+        stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     server, ctx = build_server(
-        host=host, port=port, data_dir=data_dir, request_log=request_log, fault_rate=fault_rate,
-        drop_rate=drop_rate, op_delay=op_delay, seed=seed,
+        host=host,
+        port=port,
+        data_dir=data_dir,
+        request_log=request_log,
+        fault_rate=fault_rate,
+        drop_rate=drop_rate,
+        op_delay=op_delay,
+        seed=seed,
     )
     stopping = threading.Event()
 
@@ -368,8 +415,10 @@ def run(
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
     # Printed whatever the log level: launchers that asked for port 0 read the real one here.
-    sys.stderr.write(f"deployer emulator listening on {ctx.base_url} (data dir {data_dir}; APIs: {', '.join(ctx.apis)})\n"
-                     f"use api_endpoint={ctx.base_url} and STORAGE_EMULATOR_HOST={ctx.base_url}\n")
+    sys.stderr.write(
+        f"deployer emulator listening on {ctx.base_url} (data dir {data_dir}; APIs: {', '.join(ctx.apis)})\n"
+        f"use api_endpoint={ctx.base_url} and STORAGE_EMULATOR_HOST={ctx.base_url}\n"
+    )
     sys.stderr.flush()
     try:
         server.serve_forever(poll_interval=0.2)

@@ -111,39 +111,47 @@ class Provider(Protocol):
     def create_bucket(self, name: str, location: str, labels: Labels) -> None: ...
     def delete_bucket(self, name: str) -> None: ...
     def list_objects(self, bucket: str, prefix: str) -> dict[str, ObjectInfo]: ...
-    def upload_files(self, bucket: str, files: Iterable[tuple[str, str]],
-                     progress: Progress | None = None) -> None: ...
+    def upload_files(
+        self, bucket: str, files: Iterable[tuple[str, str]], progress: Progress | None = None
+    ) -> None: ...
     def copy_objects(self, bucket: str, pairs: Iterable[tuple[str, str]]) -> None: ...
     def read_object(self, bucket: str, name: str) -> tuple[bytes, int] | None: ...
-    def write_object(self, bucket: str, name: str, data: bytes, *,
-                     if_generation_match: int | None = None) -> int: ...
-    def delete_object(self, bucket: str, name: str, *,
-                      if_generation_match: int | None = None) -> None: ...
+    def write_object(
+        self, bucket: str, name: str, data: bytes, *, if_generation_match: int | None = None
+    ) -> int: ...
+    def delete_object(
+        self, bucket: str, name: str, *, if_generation_match: int | None = None
+    ) -> None: ...
     def delete_prefix(self, bucket: str, prefix: str) -> int: ...
 
     # ---- models
     def upload_version(self, req: VersionRequest) -> Operation: ...
-    def update_version(self, model_id: str, version_id: str, description: str,
-                       labels: Labels) -> None: ...
+    def update_version(
+        self, model_id: str, version_id: str, description: str, labels: Labels
+    ) -> None: ...
     def update_model(self, model_id: str, display_name: str, description: str) -> None: ...
-    def merge_aliases(self, model_id: str, version_id: str, add: tuple[str, ...],
-                      remove: tuple[str, ...]) -> None: ...
+    def merge_aliases(
+        self, model_id: str, version_id: str, add: tuple[str, ...], remove: tuple[str, ...]
+    ) -> None: ...
     def delete_version(self, model_id: str, version_id: str) -> Operation: ...
     def delete_model(self, model_id: str) -> Operation: ...
 
     # ---- endpoints
-    def create_endpoint(self, endpoint_id: str, display_name: str, description: str,
-                        labels: Labels) -> Operation: ...
-    def update_endpoint(self, endpoint_id: str, display_name: str, description: str,
-                        labels: Labels) -> None: ...
+    def create_endpoint(
+        self, endpoint_id: str, display_name: str, description: str, labels: Labels
+    ) -> Operation: ...
+    def update_endpoint(
+        self, endpoint_id: str, display_name: str, description: str, labels: Labels
+    ) -> None: ...
     def deploy(self, req: DeployRequest) -> Operation: ...
-    def mutate_deployment(self, endpoint_id: str, deployed_id: str, min_replicas: int,
-                          max_replicas: int) -> Operation: ...
+    def mutate_deployment(
+        self, endpoint_id: str, deployed_id: str, min_replicas: int, max_replicas: int
+    ) -> Operation: ...
     def set_traffic(self, endpoint_id: str, traffic: Traffic) -> None: ...
     def undeploy(self, endpoint_id: str, deployed_id: str, traffic: Traffic) -> Operation: ...
     def delete_endpoint(self, endpoint_id: str) -> Operation: ...
     def predict(self, endpoint_id: str, body: bytes) -> dict[str, Any]:
-        """POST a JSON PredictRequest body as is (see deployer.payload); the parsed response."""
+        """POST a JSON PredictRequest body as is (see deployer.predict.payload); the parsed response."""
         ...
 
     # ---- batch jobs (teardown and reap only; batch-predict has its own module)
@@ -154,3 +162,55 @@ class Provider(Protocol):
     @property
     def api_calls(self) -> int: ...
 
+
+# --- batch prediction jobs (deployer.batch drives them through BatchBackend) -----------
+
+TERMINAL = (
+    "JOB_STATE_SUCCEEDED",
+    "JOB_STATE_FAILED",
+    "JOB_STATE_CANCELLED",
+    "JOB_STATE_EXPIRED",
+    "JOB_STATE_PARTIALLY_SUCCEEDED",
+)
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    """A batch prediction job as last seen."""
+
+    resource: str  # projects/P/locations/R/batchPredictionJobs/N
+    display_name: str
+    state: str  # JobState name, e.g. "JOB_STATE_RUNNING"
+    successful: int = 0
+    failed: int = 0
+    incomplete: int = 0  # instances not yet processed (0 if the service does not say)
+    error: str | None = None  # the job's error message when it failed
+    output_dir: str | None = None  # gs:// directory holding the shards
+    labels: tuple[tuple[str, str], ...] = ()
+    create_time: float = 0.0  # unix seconds
+    model: str = ""  # model version resource the job runs
+
+    @property
+    def terminal(self) -> bool:
+        return self.state in TERMINAL
+
+    def label(self, key: str) -> str | None:
+        return dict(self.labels).get(key)
+
+
+@dataclass(frozen=True)
+class JobRequest:
+    """Everything CreateBatchPredictionJob needs."""
+
+    display_name: str
+    model_version: str  # projects/P/locations/R/models/ID@VERSION
+    input_uris: tuple[str, ...]
+    input_format: str  # jsonl | csv | file-list | tf-record
+    output_prefix: str  # gs://bucket/prefix
+    machine_type: str
+    accelerator_type: str | None
+    accelerator_count: int
+    starting_replicas: int
+    max_replicas: int
+    batch_size: int | None
+    labels: tuple[tuple[str, str], ...]

@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from deployer.batch.runner import JobRequest, JobStatus
+from deployer.providers import JobRequest, JobStatus
 from deployer.providers.errors import translated
 from deployer.providers.retry import call_with_retry
 
@@ -44,6 +44,7 @@ class VertexBatchBackend:
         def once() -> T:
             with translated(what, mutating=False):
                 return fn()
+
         return call_with_retry(once, policy=self.provider.policy)
 
     def _write(self, what: str, fn: Callable[[], T]) -> T:
@@ -64,6 +65,7 @@ class VertexBatchBackend:
                 return None
             base = m.name.split("@", 1)[0]
             return f"{base}@{m.version_id}"
+
         return self._read(f"get model {model_id}@{alias}", get)
 
     # -- jobs ---------------------------------------------------------------------------------
@@ -80,45 +82,69 @@ class VertexBatchBackend:
             machine.accelerator_type = req.accelerator_type  # type: ignore[assignment] # proto-plus takes the enum name
             machine.accelerator_count = req.accelerator_count
         job = bpj.BatchPredictionJob(
-            display_name=req.display_name, model=req.model_version, labels=dict(req.labels),
+            display_name=req.display_name,
+            model=req.model_version,
+            labels=dict(req.labels),
             input_config=bpj.BatchPredictionJob.InputConfig(
                 instances_format=req.input_format,
-                gcs_source=io.GcsSource(uris=list(req.input_uris))),
+                gcs_source=io.GcsSource(uris=list(req.input_uris)),
+            ),
             output_config=bpj.BatchPredictionJob.OutputConfig(
                 predictions_format="jsonl",
-                gcs_destination=io.GcsDestination(output_uri_prefix=req.output_prefix)),
+                gcs_destination=io.GcsDestination(output_uri_prefix=req.output_prefix),
+            ),
             dedicated_resources=machine_resources.BatchDedicatedResources(
-                machine_spec=machine, starting_replica_count=req.starting_replicas,
-                max_replica_count=req.max_replicas),
+                machine_spec=machine,
+                starting_replica_count=req.starting_replicas,
+                max_replica_count=req.max_replicas,
+            ),
         )
         if req.batch_size:
-            job.manual_batch_tuning_parameters = tuning.ManualBatchTuningParameters(batch_size=req.batch_size)
-        created = self._write("create batch prediction job", lambda: self.clients.jobs.create_batch_prediction_job(
-            parent=self.provider.target.parent, batch_prediction_job=job))
+            job.manual_batch_tuning_parameters = tuning.ManualBatchTuningParameters(
+                batch_size=req.batch_size
+            )
+        created = self._write(
+            "create batch prediction job",
+            lambda: self.clients.jobs.create_batch_prediction_job(
+                parent=self.provider.target.parent, batch_prediction_job=job
+            ),
+        )
         return _status(created)
 
     def get_job(self, resource: str) -> JobStatus:
-        return _status(self._read(f"get batch job {resource}",
-                                  lambda: self.clients.jobs.get_batch_prediction_job(name=resource)))
+        return _status(
+            self._read(
+                f"get batch job {resource}",
+                lambda: self.clients.jobs.get_batch_prediction_job(name=resource),
+            )
+        )
 
     def find_jobs(self, labels: dict[str, str]) -> list[JobStatus]:
         flt = " AND ".join(f'labels.{k}="{v}"' for k, v in sorted(labels.items()))
-        jobs = self._read("list batch prediction jobs", lambda: list(
-            self.clients.jobs.list_batch_prediction_jobs(request={
-                "parent": self.provider.target.parent, "filter": flt, "page_size": 100})))
+        jobs = self._read(
+            "list batch prediction jobs",
+            lambda: list(
+                self.clients.jobs.list_batch_prediction_jobs(
+                    request={"parent": self.provider.target.parent, "filter": flt, "page_size": 100}
+                )
+            ),
+        )
         return [_status(j) for j in jobs]
 
     def cancel_job(self, resource: str) -> None:
-        self._write(f"cancel batch job {resource}",
-                    lambda: self.clients.jobs.cancel_batch_prediction_job(name=resource))
+        self._write(
+            f"cancel batch job {resource}",
+            lambda: self.clients.jobs.cancel_batch_prediction_job(name=resource),
+        )
 
     # -- storage --------------------------------------------------------------------------------
 
     def list_objects(self, bucket: str, prefix: str) -> dict[str, ObjectInfo]:
         return self.provider.list_objects(bucket, prefix)
 
-    def upload_files(self, bucket: str, files: Iterable[tuple[str, str]],
-                     progress: Progress | None = None) -> None:
+    def upload_files(
+        self, bucket: str, files: Iterable[tuple[str, str]], progress: Progress | None = None
+    ) -> None:
         self.provider.upload_files(bucket, files, progress)
 
     def download_files(self, items: list[tuple[str, Path]]) -> None:
@@ -129,8 +155,12 @@ class VertexBatchBackend:
             uri, path = item
             bucket, _, name = uri.removeprefix("gs://").partition("/")
             path.parent.mkdir(parents=True, exist_ok=True)
-            self._read(f"download {uri}", lambda: storage.bucket(bucket).blob(name).download_to_filename(
-                str(path), retry=None))
+            self._read(
+                f"download {uri}",
+                lambda: (
+                    storage.bucket(bucket).blob(name).download_to_filename(str(path), retry=None)
+                ),
+            )
 
         if not items:
             return
@@ -144,11 +174,17 @@ def _status(job: Any) -> JobStatus:
     error = job.error.message if job.error and job.error.code else None
     created = job.create_time.timestamp() if job.create_time else 0.0
     return JobStatus(
-        resource=job.name, display_name=job.display_name, state=job.state.name,
-        successful=int(stats.successful_count), failed=int(stats.failed_count),
-        incomplete=int(stats.incomplete_count), error=error,
+        resource=job.name,
+        display_name=job.display_name,
+        state=job.state.name,
+        successful=int(stats.successful_count),
+        failed=int(stats.failed_count),
+        incomplete=int(stats.incomplete_count),
+        error=error,
         output_dir=job.output_info.gcs_output_directory or None,
-        labels=tuple(sorted(dict(job.labels).items())), create_time=created, model=job.model,
+        labels=tuple(sorted(dict(job.labels).items())),
+        create_time=created,
+        model=job.model,
     )
 
 

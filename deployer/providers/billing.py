@@ -26,7 +26,7 @@ CATALOG_API = "https://cloudbilling.googleapis.com"
 SCOPES = ("https://www.googleapis.com/auth/cloud-billing.readonly",)
 SERVICE_NAME = "Vertex AI"
 
-# SKU family word -> the catalog families it prices (deployer.catalog names).
+# SKU family word -> the catalog families it prices (deployer.spec.catalog names).
 _FAMILIES = {
     "N1": ("n1-standard", "n1-highmem", "n1-highcpu"),
     "N2": ("n2-standard", "n2-highmem", "n2-highcpu"),
@@ -55,14 +55,17 @@ _EXCLUDE = re.compile(r"preemptible|spot|commit|training|tpu|reserved|sole tenan
 def _unit_price(sku: Mapping[str, Any]) -> float | None:
     try:
         rates = sku["pricingInfo"][0]["pricingExpression"]["tieredRates"]
-        money = rates[-1]["unitPrice"]  # on-demand SKUs have one tier; the last is the marginal rate
+        money = rates[-1][
+            "unitPrice"
+        ]  # on-demand SKUs have one tier; the last is the marginal rate
         return int(money.get("units", 0) or 0) + int(money.get("nanos", 0) or 0) / 1e9
     except (KeyError, IndexError, TypeError, ValueError):
         return None
 
 
-def table_from_skus(skus: Iterable[Mapping[str, Any]], base: Mapping[str, Any], *,
-                    as_of: str) -> dict[str, Any]:
+def table_from_skus(
+    skus: Iterable[Mapping[str, Any]], base: Mapping[str, Any], *, as_of: str
+) -> dict[str, Any]:
     """A price table document: `base` (the packaged table) plus per-region prices from the SKUs."""
     regions: dict[str, dict[str, dict[str, Any]]] = {}
     used = 0
@@ -101,15 +104,20 @@ def table_from_skus(skus: Iterable[Mapping[str, Any]], base: Mapping[str, Any], 
                     quoted["families"].setdefault(key, {})[field] = price
     # A family needs both rates to price a machine; drop halves.
     for quoted in regions.values():
-        quoted["families"] = {k: v for k, v in quoted["families"].items()
-                              if "vcpu_hour" in v and "gb_hour" in v}
+        quoted["families"] = {
+            k: v for k, v in quoted["families"].items() if "vcpu_hour" in v and "gb_hour" in v
+        }
     doc = dict(base)
     doc.update(
         source="Cloud Billing Catalog API (Vertex AI SKUs)",
-        details=(f"{used} on-demand Vertex AI prediction SKUs fetched {as_of}; regions or families "
-                 "without a SKU fall back to the packaged table: " + str(base.get("details", ""))),
+        details=(
+            f"{used} on-demand Vertex AI prediction SKUs fetched {as_of}; regions or families "
+            "without a SKU fall back to the packaged table: " + str(base.get("details", ""))
+        ),
         as_of=as_of,
-        region_prices={r: q for r, q in sorted(regions.items()) if q["families"] or q["accelerators"]},
+        region_prices={
+            r: q for r, q in sorted(regions.items()) if q["families"] or q["accelerators"]
+        },
     )
     return doc
 
@@ -120,9 +128,12 @@ def _pages(session: Any, url: str, key: str, params: dict[str, str]) -> Iterator
         query = dict(params, pageToken=token) if token else dict(params)
         response = session.get(url, params=query, timeout=60)
         if response.status_code != 200:
-            raise ApiError(f"Cloud Billing Catalog API answered {response.status_code} for {url}: "
-                           f"{response.text[:300]}", http_status=response.status_code,
-                           hint="check that the Cloud Billing API is enabled for your project")
+            raise ApiError(
+                f"Cloud Billing Catalog API answered {response.status_code} for {url}: "
+                f"{response.text[:300]}",
+                http_status=response.status_code,
+                hint="check that the Cloud Billing API is enabled for your project",
+            )
         body = response.json()
         yield from body.get(key, [])
         token = body.get("nextPageToken", "")
@@ -141,43 +152,60 @@ def default_credentials() -> Any:
         raise ConfigError(
             f"no Google Cloud credentials to fetch prices with ({exc})",
             hint="run `gcloud auth application-default login` (or set GOOGLE_APPLICATION_CREDENTIALS); "
-                 "estimates keep using the packaged table meanwhile",
+            "estimates keep using the packaged table meanwhile",
         ) from exc
     return credentials
 
 
 def fetch_vertex_skus(session: Any, *, api: str = CATALOG_API) -> list[Mapping[str, Any]]:
     """Every SKU of the Vertex AI service, priced in USD."""
-    service = next((s for s in _pages(session, f"{api}/v1/services", "services", {"pageSize": "5000"})
-                    if s.get("displayName") == SERVICE_NAME), None)
+    service = next(
+        (
+            s
+            for s in _pages(session, f"{api}/v1/services", "services", {"pageSize": "5000"})
+            if s.get("displayName") == SERVICE_NAME
+        ),
+        None,
+    )
     if service is None:
         raise ApiError(f"the Cloud Billing catalog lists no {SERVICE_NAME!r} service")
     url = f"{api}/v1/{service['name']}/skus"
     return list(_pages(session, url, "skus", {"currencyCode": "USD", "pageSize": "5000"}))
 
 
-def refresh_price_table(destination: Path, base: Mapping[str, Any], *,
-                        credentials_loader: Callable[[], Any] = default_credentials,
-                        api: str | None = None, today: str | None = None) -> dict[str, Any]:
+def refresh_price_table(
+    destination: Path,
+    base: Mapping[str, Any],
+    *,
+    credentials_loader: Callable[[], Any] = default_credentials,
+    api: str | None = None,
+    today: str | None = None,
+) -> dict[str, Any]:
     """Fetch current SKUs, write the user cache atomically, return the written document."""
     from google.auth.transport.requests import AuthorizedSession
 
     credentials = credentials_loader()
     session = AuthorizedSession(credentials)
     try:
-        skus = fetch_vertex_skus(session, api=api or os.environ.get("DEPLOYER_BILLING_API") or CATALOG_API)
+        skus = fetch_vertex_skus(
+            session, api=api or os.environ.get("DEPLOYER_BILLING_API") or CATALOG_API
+        )
     except ApiError:
         raise
     except Exception as exc:  # transport failures (requests, google.auth refresh) end here
-        raise ApiError(f"could not reach the Cloud Billing Catalog API: {exc}",
-                       hint="check your network and credentials, then retry") from exc
+        raise ApiError(
+            f"could not reach the Cloud Billing Catalog API: {exc}",
+            hint="check your network and credentials, then retry",
+        ) from exc
     finally:
         session.close()
     doc = table_from_skus(skus, base, as_of=today or dt.datetime.now(dt.UTC).date().isoformat())
     if not doc["region_prices"]:
-        raise ApiError(f"the catalog returned {len(skus)} Vertex AI SKUs but none priced prediction "
-                       "machines; the cache was not written",
-                       hint="report this: the SKU descriptions may have changed")
+        raise ApiError(
+            f"the catalog returned {len(skus)} Vertex AI SKUs but none priced prediction "
+            "machines; the cache was not written",
+            hint="report this: the SKU descriptions may have changed",
+        )
     destination.parent.mkdir(parents=True, exist_ok=True)
     # Write-then-rename so a crash never leaves a torn cache that breaks every plan.
     fd, tmp = tempfile.mkstemp(dir=destination.parent, prefix=".prices-", suffix=".json")

@@ -32,6 +32,7 @@ class CountedCalls:
             self._count(1)
             with translated(what, mutating=False):
                 return fn()
+
         return call_with_retry(once, policy=self.policy)
 
     def _write(self, what: str, fn: Callable[[], T]) -> T:

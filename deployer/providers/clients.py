@@ -38,8 +38,11 @@ EMULATOR_ENV = "DEPLOYER_EMULATOR"
 # submodules (`types.model`, `types.endpoint`, ...), never from the shells: completing a
 # shell inside apply's worker threads, while others import submodules, can leave a name
 # missing (a test checks the providers keep to this).
-_LIGHT_PACKAGES = ("google.cloud.aiplatform_v1", "google.cloud.aiplatform_v1.types",
-                   "google.cloud.aiplatform_v1.services")
+_LIGHT_PACKAGES = (
+    "google.cloud.aiplatform_v1",
+    "google.cloud.aiplatform_v1.types",
+    "google.cloud.aiplatform_v1.services",
+)
 
 
 _LIGHT_LOCK = threading.RLock()
@@ -48,6 +51,7 @@ _LIGHT_LOCK = threading.RLock()
 def _light_import() -> None:
     import importlib
     import importlib.util
+
     if os.environ.get("DEPLOYER_EAGER_IMPORTS") or _LIGHT_PACKAGES[0] in sys.modules:
         return
     for name in _LIGHT_PACKAGES:
@@ -56,8 +60,12 @@ def _light_import() -> None:
             return
         module = importlib.util.module_from_spec(spec)
 
-        def complete(attr: str, module: Any = module, spec: Any = spec,
-                     state: dict[str, bool] = {"done": False}) -> Any:  # noqa: B006
+        def complete(
+            attr: str,
+            module: Any = module,
+            spec: Any = spec,
+            state: dict[str, bool] = {"done": False},
+        ) -> Any:  # noqa: B006
             if attr.startswith("__"):
                 raise AttributeError(attr)
             try:  # `from pkg import submodule` asks the package first
@@ -75,8 +83,9 @@ def _light_import() -> None:
             try:
                 return module.__dict__[attr]
             except KeyError:
-                raise AttributeError(f"module {module.__name__!r} has no attribute {attr!r}"
-                                     ) from None
+                raise AttributeError(
+                    f"module {module.__name__!r} has no attribute {attr!r}"
+                ) from None
 
         module.__getattr__ = complete  # type: ignore[method-assign]
         sys.modules[name] = module
@@ -107,17 +116,24 @@ def emulator_url(environ: dict[str, str] | None = None) -> str:
     try:
         out = subprocess.run(
             [sys.executable, "-m", "deployer", "local", "up", "--output", "json"],
-            check=True, capture_output=True, text=True, timeout=120)
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         return str(json.loads(out.stdout)["url"]).rstrip("/")
     except (subprocess.SubprocessError, OSError, ValueError, KeyError) as exc:
         detail = getattr(exc, "stderr", "") or str(exc)
-        raise ConfigError(f"could not start the local emulator: {detail.strip()}",
-                          hint="run `deployer local up` yourself, or set DEPLOYER_EMULATOR to "
-                               "the URL of a running one") from exc
+        raise ConfigError(
+            f"could not start the local emulator: {detail.strip()}",
+            hint="run `deployer local up` yourself, or set DEPLOYER_EMULATOR to "
+            "the URL of a running one",
+        ) from exc
 
 
-def resolve_target(kind: str, project: str, region: str, *,
-                   emulator: str | None = None) -> ClientTarget:
+def resolve_target(
+    kind: str, project: str, region: str, *, emulator: str | None = None
+) -> ClientTarget:
     """Where a spec's target lives. `emulator` overrides the URL for kind "local"."""
     if kind == "local":
         url = emulator or emulator_url()
@@ -136,13 +152,16 @@ class Clients:
     def _credentials(self) -> Any:
         if self.target.kind == "local":
             from google.auth.credentials import AnonymousCredentials
+
             return AnonymousCredentials()
         import google.auth
 
         from deployer.providers.errors import translated
+
         with translated("Application Default Credentials", mutating=False):
             creds, _ = google.auth.default(
-                scopes=["https://www.googleapis.com/auth/cloud-platform"])
+                scopes=["https://www.googleapis.com/auth/cloud-platform"]
+            )
         return creds
 
     @cached_property
@@ -152,25 +171,31 @@ class Clients:
     def _gapic(self, cls: Any) -> Any:
         from google.api_core.client_options import ClientOptions
 
-        return cls(credentials=self.credentials, transport="rest",
-                   client_options=ClientOptions(api_endpoint=self.target.api_endpoint))
+        return cls(
+            credentials=self.credentials,
+            transport="rest",
+            client_options=ClientOptions(api_endpoint=self.target.api_endpoint),
+        )
 
     @cached_property
     def models(self) -> Any:
         _light_import()
         from google.cloud.aiplatform_v1.services.model_service import ModelServiceClient
+
         return self._gapic(ModelServiceClient)
 
     @cached_property
     def endpoints(self) -> Any:
         _light_import()
         from google.cloud.aiplatform_v1.services.endpoint_service import EndpointServiceClient
+
         return self._gapic(EndpointServiceClient)
 
     @cached_property
     def jobs(self) -> Any:
         _light_import()
         from google.cloud.aiplatform_v1.services.job_service import JobServiceClient
+
         return self._gapic(JobServiceClient)
 
     @cached_property
@@ -181,17 +206,22 @@ class Clients:
         instances as indented JSON with float32 values widened to 17 digits (2-5x the
         bytes of the compact body, against a 1.5 MB request limit)."""
         from google.auth.transport.requests import AuthorizedSession
+
         return AuthorizedSession(self.credentials)
 
     @cached_property
     def storage(self) -> Any:
         from google.cloud import storage  # type: ignore[attr-defined]
+
         if self.target.storage_endpoint is None:
             return storage.Client(project=self.target.project, credentials=self.credentials)
         from google.api_core.client_options import ClientOptions
-        return storage.Client(project=self.target.project, credentials=self.credentials,
-                              client_options=ClientOptions(
-                                  api_endpoint=self.target.storage_endpoint))
+
+        return storage.Client(
+            project=self.target.project,
+            credentials=self.credentials,
+            client_options=ClientOptions(api_endpoint=self.target.storage_endpoint),
+        )
 
 
 def make_clients(target: ClientTarget) -> Clients:

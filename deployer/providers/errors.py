@@ -28,7 +28,7 @@ def _status_of(exc: Any) -> str | None:
         return None
     try:
         body = response.json()
-    except Exception:  # noqa: BLE001 - a body that is not JSON simply has no status
+    except Exception:
         return None
     if isinstance(body, list):
         body = next((b for b in body if isinstance(b, dict)), {})
@@ -39,14 +39,17 @@ def _status_of(exc: Any) -> str | None:
 _URL_PREFIX = re.compile(r"^(?:GET|POST|PUT|PATCH|DELETE|HEAD) \S+: ")
 
 
-def _from_http(code: int | None, status: str | None, message: str,
-               what: str) -> errors.ApiError:
+def _from_http(code: int | None, status: str | None, message: str, what: str) -> errors.ApiError:
     # api_core prefixes "POST https://...?$alt=json...: "; the action already says what.
     message = _URL_PREFIX.sub("", message)
     text = f"{what}: {message}" if what else message
     kw: dict[str, Any] = {"status": status or "UNKNOWN", "http_status": code}
-    if code in _TRANSIENT_HTTP or status in {"UNAVAILABLE", "RESOURCE_EXHAUSTED", "INTERNAL",
-                                             "DEADLINE_EXCEEDED"}:
+    if code in _TRANSIENT_HTTP or status in {
+        "UNAVAILABLE",
+        "RESOURCE_EXHAUSTED",
+        "INTERNAL",
+        "DEADLINE_EXCEEDED",
+    }:
         return errors.TransientError(text, **kw)
     if code == 404 or status == "NOT_FOUND":
         return errors.NotFound(text, **kw)
@@ -58,8 +61,11 @@ def _from_http(code: int | None, status: str | None, message: str,
         return errors.FailedPrecondition(text, **kw)
     if code in (401, 403) or status in ("PERMISSION_DENIED", "UNAUTHENTICATED"):
         return errors.PermissionDenied(
-            text, hint="check the credentials (gcloud auth application-default login) and "
-                       "that the account has roles/aiplatform.user and roles/storage.admin", **kw)
+            text,
+            hint="check the credentials (gcloud auth application-default login) and "
+            "that the account has roles/aiplatform.user and roles/storage.admin",
+            **kw,
+        )
     if code == 400 or status == "INVALID_ARGUMENT":
         return errors.InvalidArgument(text, **kw)
     return errors.PermanentError(text, **kw)
@@ -72,8 +78,12 @@ def _is_connect_failure(exc: BaseException) -> bool:
     while cur is not None and id(cur) not in seen:
         seen.add(id(cur))
         name = type(cur).__name__
-        if name in ("NewConnectionError", "ConnectTimeout", "ConnectionRefusedError",
-                    "NameResolutionError"):
+        if name in (
+            "NewConnectionError",
+            "ConnectTimeout",
+            "ConnectionRefusedError",
+            "NameResolutionError",
+        ):
             return True
         for arg in getattr(cur, "args", ()):
             if isinstance(arg, BaseException) and _is_connect_failure(arg):
@@ -90,8 +100,11 @@ def map_exception(exc: BaseException, *, mutating: bool, what: str = "") -> Base
 
     if isinstance(exc, gexc.RetryError):
         cause = exc.cause
-        return map_exception(cause, mutating=mutating, what=what) if cause else \
-            errors.TransientError(f"{what}: {exc}")
+        return (
+            map_exception(cause, mutating=mutating, what=what)
+            if cause
+            else errors.TransientError(f"{what}: {exc}")
+        )
     if isinstance(exc, gexc.GoogleAPICallError):
         code = exc.code if isinstance(exc.code, int) else None
         return _from_http(code, _status_of(exc), exc.message or str(exc), what)
@@ -107,7 +120,8 @@ def map_exception(exc: BaseException, *, mutating: bool, what: str = "") -> Base
         if name in ("DefaultCredentialsError", "RefreshError"):
             return errors.PermissionDenied(
                 f"{what}: no usable Google credentials ({exc})",
-                hint="run `gcloud auth application-default login`, or use target: local")
+                hint="run `gcloud auth application-default login`, or use target: local",
+            )
         if name == "TransportError":
             return errors.TransientError(f"{what}: {exc}")
 
@@ -117,8 +131,9 @@ def map_exception(exc: BaseException, *, mutating: bool, what: str = "") -> Base
         if _is_connect_failure(exc):
             return errors.TransientError(f"{what}: cannot connect ({exc})", status="UNAVAILABLE")
         if mutating:
-            return errors.ResponseLost(f"{what}: connection lost before the response ({exc})",
-                                       status="UNAVAILABLE")
+            return errors.ResponseLost(
+                f"{what}: connection lost before the response ({exc})", status="UNAVAILABLE"
+            )
         return errors.TransientError(f"{what}: connection lost ({exc})", status="UNAVAILABLE")
     import http.client
 

@@ -45,12 +45,31 @@ from deployer.state import (
     StackState,
 )
 
-MUTATING = frozenset({
-    "create_bucket", "delete_bucket", "upload_files", "copy_objects", "write_object", "delete_object",
-    "delete_prefix", "upload_version", "update_version", "update_model", "merge_aliases", "delete_version",
-    "delete_model", "create_endpoint", "update_endpoint", "deploy", "mutate_deployment",
-    "set_traffic", "undeploy", "delete_endpoint", "delete_batch_job",
-})
+MUTATING = frozenset(
+    {
+        "create_bucket",
+        "delete_bucket",
+        "upload_files",
+        "copy_objects",
+        "write_object",
+        "delete_object",
+        "delete_prefix",
+        "upload_version",
+        "update_version",
+        "update_model",
+        "merge_aliases",
+        "delete_version",
+        "delete_model",
+        "create_endpoint",
+        "update_endpoint",
+        "deploy",
+        "mutate_deployment",
+        "set_traffic",
+        "undeploy",
+        "delete_endpoint",
+        "delete_batch_job",
+    }
+)
 
 
 @dataclass
@@ -95,8 +114,9 @@ class _Object:
 class FakeProvider:
     """In-memory `Provider`. `calls` lists (method, args) in order."""
 
-    def __init__(self, project: str = "p", region: str = "us-central1", *,
-                 op_polls: int = 0) -> None:
+    def __init__(
+        self, project: str = "p", region: str = "us-central1", *, op_polls: int = 0
+    ) -> None:
         self.project = project
         self.region = region
         self.op_polls = op_polls  # get_operation calls an operation needs before done
@@ -113,11 +133,15 @@ class FakeProvider:
 
     # ------------------------------------------------------------------ test controls
 
-    def fail_next(self, method: str, count: int = 1,
-                  exc: BaseException | None = None) -> None:
+    def fail_next(self, method: str, count: int = 1, exc: BaseException | None = None) -> None:
         """The next `count` calls to `method` fail before any effect (503 by default)."""
-        self._faults.append((method, count, exc or errors.TransientError(
-            "injected 503", status="UNAVAILABLE", http_status=503)))
+        self._faults.append(
+            (
+                method,
+                count,
+                exc or errors.TransientError("injected 503", status="UNAVAILABLE", http_status=503),
+            )
+        )
 
     def drop_next(self, method: str, count: int = 1) -> None:
         """The next `count` calls to `method` take effect, then the response is lost."""
@@ -173,12 +197,22 @@ class FakeProvider:
             if labels.get(LABEL_STACK) != stack:
                 continue
             versions = self.list_versions(m.model_id)
-            models.append(ObservedModel(labels.get(LABEL_NAME, m.model_id), m.model_id,
-                                        f"{self._parent()}/models/{m.model_id}", versions,
-                                        m.display_name, m.description))
+            models.append(
+                ObservedModel(
+                    labels.get(LABEL_NAME, m.model_id),
+                    m.model_id,
+                    f"{self._parent()}/models/{m.model_id}",
+                    versions,
+                    m.display_name,
+                    m.description,
+                )
+            )
         self._call("list_endpoints", stack=stack)
-        eps = [self._observed_endpoint(e) for e in self.endpoints.values()
-               if e.labels.get(LABEL_STACK) == stack]
+        eps = [
+            self._observed_endpoint(e)
+            for e in self.endpoints.values()
+            if e.labels.get(LABEL_STACK) == stack
+        ]
         return StackState(stack, b, tuple(models), tuple(eps), (), api_calls=self.api_calls)
 
     def get_bucket(self, name: str) -> ObservedBucket:
@@ -194,15 +228,29 @@ class FakeProvider:
 
     def _observed_endpoint(self, e: _Endpoint) -> ObservedEndpoint:
         deps = tuple(
-            ObservedDeployment(d.deployed_id, f"{self._parent()}/models/{d.model_id}",
-                               d.version_id, d.display_name, d.machine_type,
-                               d.accelerator_type, d.accelerator_count, d.min_replicas,
-                               d.max_replicas)
-            for d in e.deployed.values())
+            ObservedDeployment(
+                d.deployed_id,
+                f"{self._parent()}/models/{d.model_id}",
+                d.version_id,
+                d.display_name,
+                d.machine_type,
+                d.accelerator_type,
+                d.accelerator_count,
+                d.min_replicas,
+                d.max_replicas,
+            )
+            for d in e.deployed.values()
+        )
         return ObservedEndpoint(
-            e.labels.get(LABEL_NAME, e.endpoint_id), e.endpoint_id,
-            f"{self._parent()}/endpoints/{e.endpoint_id}", tuple(sorted(e.labels.items())),
-            e.display_name, e.description, deps, tuple(sorted(e.traffic.items())))
+            e.labels.get(LABEL_NAME, e.endpoint_id),
+            e.endpoint_id,
+            f"{self._parent()}/endpoints/{e.endpoint_id}",
+            tuple(sorted(e.labels.items())),
+            e.display_name,
+            e.description,
+            deps,
+            tuple(sorted(e.traffic.items())),
+        )
 
     def list_versions(self, model_id: str) -> tuple[ObservedVersion, ...]:
         self._call("list_versions", model_id=model_id)
@@ -210,15 +258,23 @@ class FakeProvider:
         if m is None:
             return ()
         return tuple(
-            ObservedVersion(f"{self._parent()}/models/{model_id}", v.version_id,
-                            tuple(v.aliases), tuple(sorted(v.labels.items())),
-                            v.artifact_uri, v.container_image, v.description)
-            for v in m.versions.values())
+            ObservedVersion(
+                f"{self._parent()}/models/{model_id}",
+                v.version_id,
+                tuple(v.aliases),
+                tuple(sorted(v.labels.items())),
+                v.artifact_uri,
+                v.container_image,
+                v.description,
+            )
+            for v in m.versions.values()
+        )
 
     def list_batch_jobs(self, stack: str) -> tuple[ObservedBatchJob, ...]:
         self._call("list_batch_jobs", stack=stack)
-        return tuple(j for j in self.batch_jobs.values()
-                     if dict(j.labels).get(LABEL_STACK) == stack)
+        return tuple(
+            j for j in self.batch_jobs.values() if dict(j.labels).get(LABEL_STACK) == stack
+        )
 
     def list_labelled(self) -> tuple[LabelledResource, ...]:
         self._call("list_labelled")
@@ -227,15 +283,33 @@ class FakeProvider:
             if m.versions:
                 v = next(v for v in m.versions.values() if DEFAULT_ALIAS in v.aliases)
                 if LABEL_STACK in v.labels:
-                    out.append(LabelledResource("model", f"{self._parent()}/models/{m.model_id}",
-                                                tuple(sorted(v.labels.items())), v.artifact_uri))
-        out += [LabelledResource("endpoint", f"{self._parent()}/endpoints/{e.endpoint_id}",
-                                 tuple(sorted(e.labels.items())))
-                for e in self.endpoints.values() if LABEL_STACK in e.labels]
-        out += [LabelledResource("batch_job", j.resource, j.labels)
-                for j in self.batch_jobs.values() if LABEL_STACK in dict(j.labels)]
-        out += [LabelledResource("bucket", name, tuple(sorted(labels.items())))
-                for name, labels in self.buckets.items() if LABEL_STACK in labels]
+                    out.append(
+                        LabelledResource(
+                            "model",
+                            f"{self._parent()}/models/{m.model_id}",
+                            tuple(sorted(v.labels.items())),
+                            v.artifact_uri,
+                        )
+                    )
+        out += [
+            LabelledResource(
+                "endpoint",
+                f"{self._parent()}/endpoints/{e.endpoint_id}",
+                tuple(sorted(e.labels.items())),
+            )
+            for e in self.endpoints.values()
+            if LABEL_STACK in e.labels
+        ]
+        out += [
+            LabelledResource("batch_job", j.resource, j.labels)
+            for j in self.batch_jobs.values()
+            if LABEL_STACK in dict(j.labels)
+        ]
+        out += [
+            LabelledResource("bucket", name, tuple(sorted(labels.items())))
+            for name, labels in self.buckets.items()
+            if LABEL_STACK in labels
+        ]
         return tuple(out)
 
     def get_operation(self, name: str) -> Operation:
@@ -270,11 +344,15 @@ class FakeProvider:
 
     def list_objects(self, bucket: str, prefix: str) -> dict[str, ObjectInfo]:
         self._call("list_objects", bucket=bucket, prefix=prefix)
-        return {n: o.info(n) for (b, n), o in sorted(self.objects.items())
-                if b == bucket and n.startswith(prefix)}
+        return {
+            n: o.info(n)
+            for (b, n), o in sorted(self.objects.items())
+            if b == bucket and n.startswith(prefix)
+        }
 
-    def upload_files(self, bucket: str, files: Iterable[tuple[str, str]],
-                     progress: Progress | None = None) -> None:
+    def upload_files(
+        self, bucket: str, files: Iterable[tuple[str, str]], progress: Progress | None = None
+    ) -> None:
         files = list(files)
         drop = self._call("upload_files", bucket=bucket, names=[n for _, n in files])
         if bucket not in self.buckets:
@@ -291,29 +369,36 @@ class FakeProvider:
         pairs = list(pairs)
         self._call("copy_objects", bucket=bucket, pairs=pairs)
         for src, dst in pairs:
-            self.objects[(bucket, dst)] = _Object(self.objects[(bucket, src)].data,
-                                                  next(self._gen))
+            self.objects[(bucket, dst)] = _Object(self.objects[(bucket, src)].data, next(self._gen))
 
     def read_object(self, bucket: str, name: str) -> tuple[bytes, int] | None:
         self._call("read_object", bucket=bucket, name=name)
         o = self.objects.get((bucket, name))
         return (o.data, o.generation) if o else None
 
-    def write_object(self, bucket: str, name: str, data: bytes, *,
-                     if_generation_match: int | None = None) -> int:
+    def write_object(
+        self, bucket: str, name: str, data: bytes, *, if_generation_match: int | None = None
+    ) -> int:
         drop = self._call("write_object", bucket=bucket, name=name)
         cur = self.objects.get((bucket, name))
-        if if_generation_match is not None and (cur.generation if cur else 0) != if_generation_match:
-            raise errors.FailedPrecondition(f"gs://{bucket}/{name}: generation mismatch",
-                                            status="FAILED_PRECONDITION", http_status=412)
+        if (
+            if_generation_match is not None
+            and (cur.generation if cur else 0) != if_generation_match
+        ):
+            raise errors.FailedPrecondition(
+                f"gs://{bucket}/{name}: generation mismatch",
+                status="FAILED_PRECONDITION",
+                http_status=412,
+            )
         gen = next(self._gen)
         self.objects[(bucket, name)] = _Object(data, gen)
         if drop:
             raise self._lost("write_object")
         return gen
 
-    def delete_object(self, bucket: str, name: str, *,
-                      if_generation_match: int | None = None) -> None:
+    def delete_object(
+        self, bucket: str, name: str, *, if_generation_match: int | None = None
+    ) -> None:
         drop = self._call("delete_object", bucket=bucket, name=name)
         cur = self.objects.get((bucket, name))
         if cur is None:
@@ -334,8 +419,12 @@ class FakeProvider:
     # ----------------------------------------------------------------------- models
 
     def upload_version(self, req: VersionRequest) -> Operation:
-        drop = self._call("upload_version", model_id=req.model_id,
-                          parent_exists=req.parent_exists, labels=dict(req.labels))
+        drop = self._call(
+            "upload_version",
+            model_id=req.model_id,
+            parent_exists=req.parent_exists,
+            labels=dict(req.labels),
+        )
         m = self.models.get(req.model_id)
         if req.parent_exists:
             if m is None:
@@ -355,10 +444,12 @@ class FakeProvider:
         for a in aliases:
             if a != DEFAULT_ALIAS and any(a in v.aliases for v in m.versions.values()):
                 raise errors.InvalidArgument(f"alias {a} is already used")
-        m.versions[vid] = _Version(vid, aliases, dict(req.labels), req.artifact_uri,
-                                   req.container_image, req.description)
-        return self._finish("upload_version", drop,
-                            self._op(result=f"{self._parent()}/models/{req.model_id}@{vid}"))
+        m.versions[vid] = _Version(
+            vid, aliases, dict(req.labels), req.artifact_uri, req.container_image, req.description
+        )
+        return self._finish(
+            "upload_version", drop, self._op(result=f"{self._parent()}/models/{req.model_id}@{vid}")
+        )
 
     def _version(self, model_id: str, version_id: str) -> _Version:
         m = self.models.get(model_id)
@@ -375,18 +466,21 @@ class FakeProvider:
         if drop:
             raise self._lost("update_model")
 
-    def update_version(self, model_id: str, version_id: str, description: str,
-                       labels: Labels) -> None:
+    def update_version(
+        self, model_id: str, version_id: str, description: str, labels: Labels
+    ) -> None:
         drop = self._call("update_version", model_id=model_id, version_id=version_id)
         v = self._version(model_id, version_id)
         v.description, v.labels = description, dict(labels)
         if drop:
             raise self._lost("update_version")
 
-    def merge_aliases(self, model_id: str, version_id: str, add: tuple[str, ...],
-                      remove: tuple[str, ...]) -> None:
-        drop = self._call("merge_aliases", model_id=model_id, version_id=version_id,
-                          add=add, remove=remove)
+    def merge_aliases(
+        self, model_id: str, version_id: str, add: tuple[str, ...], remove: tuple[str, ...]
+    ) -> None:
+        drop = self._call(
+            "merge_aliases", model_id=model_id, version_id=version_id, add=add, remove=remove
+        )
         v = self._version(model_id, version_id)
         for a in add:
             for other in self.models[model_id].versions.values():
@@ -400,8 +494,12 @@ class FakeProvider:
             raise self._lost("merge_aliases")
 
     def _deployed_versions(self, model_id: str) -> set[str]:
-        return {d.version_id for e in self.endpoints.values() for d in e.deployed.values()
-                if d.model_id == model_id}
+        return {
+            d.version_id
+            for e in self.endpoints.values()
+            for d in e.deployed.values()
+            if d.model_id == model_id
+        }
 
     def delete_version(self, model_id: str, version_id: str) -> Operation:
         drop = self._call("delete_version", model_id=model_id, version_id=version_id)
@@ -429,17 +527,20 @@ class FakeProvider:
             raise errors.NotFound(f"endpoint {endpoint_id} not found")
         return self.endpoints[endpoint_id]
 
-    def create_endpoint(self, endpoint_id: str, display_name: str, description: str,
-                        labels: Labels) -> Operation:
+    def create_endpoint(
+        self, endpoint_id: str, display_name: str, description: str, labels: Labels
+    ) -> Operation:
         drop = self._call("create_endpoint", endpoint_id=endpoint_id)
         if endpoint_id in self.endpoints:
             raise errors.AlreadyExists(f"endpoint {endpoint_id} already exists")
-        self.endpoints[endpoint_id] = _Endpoint(endpoint_id, display_name, description,
-                                                dict(labels))
+        self.endpoints[endpoint_id] = _Endpoint(
+            endpoint_id, display_name, description, dict(labels)
+        )
         return self._finish("create_endpoint", drop, self._op())
 
-    def update_endpoint(self, endpoint_id: str, display_name: str, description: str,
-                        labels: Labels) -> None:
+    def update_endpoint(
+        self, endpoint_id: str, display_name: str, description: str, labels: Labels
+    ) -> None:
         drop = self._call("update_endpoint", endpoint_id=endpoint_id)
         e = self._endpoint(endpoint_id)
         e.display_name, e.description, e.labels = display_name, description, dict(labels)
@@ -455,8 +556,9 @@ class FakeProvider:
             raise errors.InvalidArgument(f"traffic split names undeployed ids {unknown}")
 
     def deploy(self, req: DeployRequest) -> Operation:
-        drop = self._call("deploy", endpoint_id=req.endpoint_id, deployed_id=req.deployed_id,
-                          traffic=req.traffic)
+        drop = self._call(
+            "deploy", endpoint_id=req.endpoint_id, deployed_id=req.deployed_id, traffic=req.traffic
+        )
         e = self._endpoint(req.endpoint_id)
         self._version(req.model_id, req.version_id)
         if req.deployed_id in e.deployed:
@@ -468,8 +570,9 @@ class FakeProvider:
             e.traffic = {k: v for k, v in split.items()}
         return self._finish("deploy", drop, self._op())
 
-    def mutate_deployment(self, endpoint_id: str, deployed_id: str, min_replicas: int,
-                          max_replicas: int) -> Operation:
+    def mutate_deployment(
+        self, endpoint_id: str, deployed_id: str, min_replicas: int, max_replicas: int
+    ) -> Operation:
         drop = self._call("mutate_deployment", endpoint_id=endpoint_id, deployed_id=deployed_id)
         e = self._endpoint(endpoint_id)
         d = e.deployed.get(deployed_id)
@@ -487,8 +590,9 @@ class FakeProvider:
             raise self._lost("set_traffic")
 
     def undeploy(self, endpoint_id: str, deployed_id: str, traffic: Traffic) -> Operation:
-        drop = self._call("undeploy", endpoint_id=endpoint_id, deployed_id=deployed_id,
-                          traffic=traffic)
+        drop = self._call(
+            "undeploy", endpoint_id=endpoint_id, deployed_id=deployed_id, traffic=traffic
+        )
         e = self._endpoint(endpoint_id)
         if deployed_id not in e.deployed:
             raise errors.NotFound(f"deployed model {deployed_id} not found")
@@ -517,8 +621,10 @@ class FakeProvider:
         e = self._endpoint(endpoint_id)
         if not e.deployed:
             raise errors.FailedPrecondition(f"endpoint {endpoint_id} has no deployed model")
-        return {"predictions": [[0.0] for _ in instances],
-                "deployedModelId": max(e.traffic, key=lambda k: e.traffic[k])}
+        return {
+            "predictions": [[0.0] for _ in instances],
+            "deployedModelId": max(e.traffic, key=lambda k: e.traffic[k]),
+        }
 
     def delete_batch_job(self, resource: str) -> Operation:
         drop = self._call("delete_batch_job", resource=resource)

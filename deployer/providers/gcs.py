@@ -6,7 +6,7 @@ create-only and generation-checked writes for the lock and journal, prefix delet
 The client's own retry is disabled (`retry=None`) so the one policy in retry.py applies.
 
 Must not: read whole files into memory (uploads stream from disk), or decide what to
-upload (deployer.upload does).
+upload (deployer.reconcile.upload does).
 """
 
 from __future__ import annotations
@@ -38,11 +38,13 @@ class GcsStore(CountedCalls):
     def get_bucket(self, name: str) -> ObservedBucket:
         def get() -> ObservedBucket:
             from google.api_core.exceptions import NotFound as GNotFound
+
             try:
                 b = self.client.get_bucket(name, retry=None)
             except GNotFound:
                 return ObservedBucket(name, False)
             return ObservedBucket(name, True, tuple(sorted((b.labels or {}).items())))
+
         return self._read(f"get bucket {name}", get)
 
     def create_bucket(self, name: str, location: str, labels: Labels) -> None:
@@ -50,6 +52,7 @@ class GcsStore(CountedCalls):
             bucket = self.client.bucket(name)
             bucket.labels = dict(labels)
             self.client.create_bucket(bucket, location=location, retry=None)
+
         self._write(f"create bucket {name}", create)
 
     def delete_bucket(self, name: str) -> None:
@@ -60,12 +63,18 @@ class GcsStore(CountedCalls):
     def list_objects(self, bucket: str, prefix: str) -> dict[str, ObjectInfo]:
         def list_() -> dict[str, ObjectInfo]:
             blobs = self.client.list_blobs(bucket, prefix=prefix, retry=None)
-            return {b.name: ObjectInfo(b.name, int(b.size or 0), b.md5_hash, b.crc32c,
-                                       int(b.generation or 0)) for b in blobs}
+            return {
+                b.name: ObjectInfo(
+                    b.name, int(b.size or 0), b.md5_hash, b.crc32c, int(b.generation or 0)
+                )
+                for b in blobs
+            }
+
         return self._read(f"list gs://{bucket}/{prefix}", list_)
 
-    def upload_files(self, bucket: str, files: Iterable[tuple[str, str]],
-                     progress: Progress | None = None) -> None:
+    def upload_files(
+        self, bucket: str, files: Iterable[tuple[str, str]], progress: Progress | None = None
+    ) -> None:
         """Upload (local path, object name) pairs in parallel, each streamed from disk."""
         b = self.client.bucket(bucket)
 
@@ -76,10 +85,13 @@ class GcsStore(CountedCalls):
             # default (100 MiB) would hold that much in memory per worker.
             blob.chunk_size = UPLOAD_CHUNK_BYTES
             # Re-sending the same bytes to the same name is idempotent: retry lost ones too.
-            call_with_retry(lambda: self._write(
-                f"upload gs://{bucket}/{name}",
-                lambda: blob.upload_from_filename(path, retry=None)),
-                policy=self.policy)
+            call_with_retry(
+                lambda: self._write(
+                    f"upload gs://{bucket}/{name}",
+                    lambda: blob.upload_from_filename(path, retry=None),
+                ),
+                policy=self.policy,
+            )
             if progress is not None:
                 progress(os.path.getsize(path))
 
@@ -94,9 +106,14 @@ class GcsStore(CountedCalls):
 
         def one(src: str, dst: str) -> None:
             # A copy onto the same name with the same bytes is idempotent: retry lost ones.
-            call_with_retry(lambda: self._write(
-                f"copy gs://{bucket}/{src}",
-                lambda: b.copy_blob(b.blob(src), b, dst, retry=None)), policy=self.policy)
+            call_with_retry(
+                lambda: self._write(
+                    f"copy gs://{bucket}/{src}",
+                    lambda: b.copy_blob(b.blob(src), b, dst, retry=None),
+                ),
+                policy=self.policy,
+            )
+
         todo = list(pairs)
         with ThreadPoolExecutor(max_workers=max(1, min(UPLOAD_WORKERS, len(todo)))) as pool:
             for future in [pool.submit(one, src, dst) for src, dst in todo]:
@@ -105,27 +122,42 @@ class GcsStore(CountedCalls):
     def read_object(self, bucket: str, name: str) -> tuple[bytes, int] | None:
         def read() -> tuple[bytes, int] | None:
             from google.api_core.exceptions import NotFound as GNotFound
+
             blob = self.client.bucket(bucket).blob(name)
             try:
                 data = blob.download_as_bytes(retry=None)
             except GNotFound:
                 return None
             return data, int(blob.generation or 0)
+
         return self._read(f"read gs://{bucket}/{name}", read)
 
-    def write_object(self, bucket: str, name: str, data: bytes, *,
-                     if_generation_match: int | None = None) -> int:
+    def write_object(
+        self, bucket: str, name: str, data: bytes, *, if_generation_match: int | None = None
+    ) -> int:
         def write() -> int:
             blob = self.client.bucket(bucket).blob(name)
-            blob.upload_from_string(data, content_type="application/json",
-                                    if_generation_match=if_generation_match, retry=None)
+            blob.upload_from_string(
+                data,
+                content_type="application/json",
+                if_generation_match=if_generation_match,
+                retry=None,
+            )
             return int(blob.generation or 0)
+
         return self._write(f"write gs://{bucket}/{name}", write)
 
-    def delete_object(self, bucket: str, name: str, *,
-                      if_generation_match: int | None = None) -> None:
-        self._write(f"delete gs://{bucket}/{name}", lambda: self.client.bucket(bucket).blob(
-            name).delete(if_generation_match=if_generation_match, retry=None))
+    def delete_object(
+        self, bucket: str, name: str, *, if_generation_match: int | None = None
+    ) -> None:
+        self._write(
+            f"delete gs://{bucket}/{name}",
+            lambda: (
+                self.client.bucket(bucket)
+                .blob(name)
+                .delete(if_generation_match=if_generation_match, retry=None)
+            ),
+        )
 
     def delete_prefix(self, bucket: str, prefix: str) -> int:
         names = list(self.list_objects(bucket, prefix))
@@ -135,6 +167,7 @@ class GcsStore(CountedCalls):
                 call_with_retry(lambda: self.delete_object(bucket, name), policy=self.policy)
             except NotFound:
                 pass  # a lost response of our own delete
+
         with ThreadPoolExecutor(max_workers=max(1, min(UPLOAD_WORKERS, len(names)))) as pool:
             for future in [pool.submit(one, n) for n in names]:
                 future.result()

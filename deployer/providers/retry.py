@@ -35,16 +35,23 @@ class RetryPolicy:
         # Tests against a faulty emulator shrink the waits without changing the logic.
         scale = float(os.environ.get("DEPLOYER_RETRY_SCALE", "1"))
         base = cls()
-        return cls(base.attempts, base.total_seconds, base.initial_seconds * scale,
-                   base.max_seconds * scale)
+        return cls(
+            base.attempts,
+            base.total_seconds,
+            base.initial_seconds * scale,
+            base.max_seconds * scale,
+        )
 
 
 DEFAULT_POLICY = RetryPolicy()
 
 
 def call_with_retry(
-    fn: Callable[[], T], *, policy: RetryPolicy = DEFAULT_POLICY,
-    probe: Callable[[], T | None] | None = None, retry_lost: bool = True,
+    fn: Callable[[], T],
+    *,
+    policy: RetryPolicy = DEFAULT_POLICY,
+    probe: Callable[[], T | None] | None = None,
+    retry_lost: bool = True,
     sleep: Callable[[float], None] = time.sleep,
 ) -> T:
     """Call `fn`, retrying TransientError with backoff.
@@ -63,14 +70,15 @@ def call_with_retry(
                 if found is not None:
                     return found
             elif not retry_lost:
-                raise _NoRetry() from None
+                raise _NoRetry from None
             raise
 
     retrying = tenacity.Retrying(
         stop=tenacity.stop_after_attempt(policy.attempts)
         | tenacity.stop_after_delay(policy.total_seconds),
-        wait=tenacity.wait_random_exponential(multiplier=policy.initial_seconds,
-                                              max=policy.max_seconds),
+        wait=tenacity.wait_random_exponential(
+            multiplier=policy.initial_seconds, max=policy.max_seconds
+        ),
         retry=tenacity.retry_if_exception_type(TransientError),
         reraise=True,
         sleep=sleep,
@@ -83,4 +91,3 @@ def call_with_retry(
 
 class _NoRetry(Exception):
     """Internal: stop retrying and re-raise the ResponseLost it carries as context."""
-

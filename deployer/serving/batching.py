@@ -71,8 +71,14 @@ class BatchingParameters:
 
 
 _FIELD = re.compile(r"(\w+)\s*(?::\s*([^\s{}]+)|\{\s*value\s*:\s*([^\s{}]+)\s*\})")
-_IGNORED = {"thread_pool_name", "pad_variable_length_inputs", "enable_large_batch_splitting",
-            "max_execution_batch_size", "batch_padding_policy", "mixed_priority_batching_policy"}
+_IGNORED = {
+    "thread_pool_name",
+    "pad_variable_length_inputs",
+    "enable_large_batch_splitting",
+    "max_execution_batch_size",
+    "batch_padding_policy",
+    "mixed_priority_batching_policy",
+}
 
 
 def parse_batching_parameters(text: str, *, source: str = "<text>") -> BatchingParameters:
@@ -83,16 +89,20 @@ def parse_batching_parameters(text: str, *, source: str = "<text>") -> BatchingP
     allowed: list[int] = []
     pos = 0
     for match in _FIELD.finditer(text):
-        if text[pos:match.start()].strip():
-            raise ValueError(f"{source}: cannot parse {text[pos:match.start()].strip()[:40]!r}")
+        if text[pos : match.start()].strip():
+            raise ValueError(f"{source}: cannot parse {text[pos : match.start()].strip()[:40]!r}")
         pos = match.end()
         name, raw = match.group(1), match.group(2) or match.group(3)
         if name in _IGNORED:
             continue
         if name == "allowed_batch_sizes":
             allowed.append(int(raw))
-        elif name in ("max_batch_size", "batch_timeout_micros", "max_enqueued_batches",
-                      "num_batch_threads"):
+        elif name in (
+            "max_batch_size",
+            "batch_timeout_micros",
+            "max_enqueued_batches",
+            "num_batch_threads",
+        ):
             try:
                 values[name] = int(raw)
             except ValueError:
@@ -127,8 +137,13 @@ class _Task:
 class Batcher:
     """Merge concurrent `submit` calls into calls of `run` on concatenated arrays."""
 
-    def __init__(self, run: Callable[[Arrays], Mapping[str, np.ndarray]],
-                 params: BatchingParameters, *, name: str = "batcher") -> None:
+    def __init__(
+        self,
+        run: Callable[[Arrays], Mapping[str, np.ndarray]],
+        params: BatchingParameters,
+        *,
+        name: str = "batcher",
+    ) -> None:
         self._run = run
         self.params = params
         self._queue: collections.deque[_Task] = collections.deque()
@@ -154,23 +169,31 @@ class Batcher:
         if size <= cap:
             tasks = [_Task(inputs, size)]
         else:  # TF Serving's large batch splitting
-            tasks = [_Task({k: v[i:i + cap] for k, v in inputs.items()}, min(cap, size - i))
-                     for i in range(0, size, cap)]
+            tasks = [
+                _Task({k: v[i : i + cap] for k, v in inputs.items()}, min(cap, size - i))
+                for i in range(0, size, cap)
+            ]
         with self._cond:
             if self._closed:
                 raise BatcherClosed("the model version is unloading")
             # Idle path: nothing queued or running and no batch window to wait for, so no
             # other request could join this one: run it on the caller's thread and save two
             # thread hand-offs (~0.1 ms). Under load the batcher is never idle: normal batching.
-            idle = (len(tasks) == 1 and not self._queue and not self._executing
-                    and self.params.batch_timeout_micros == 0 and not self.params.allowed_batch_sizes)
+            idle = (
+                len(tasks) == 1
+                and not self._queue
+                and not self._executing
+                and self.params.batch_timeout_micros == 0
+                and not self.params.allowed_batch_sizes
+            )
             if idle:
                 self._executing += 1
             else:
                 limit = self.params.max_enqueued_batches * cap
                 if self._queued_rows + size > limit:
-                    raise QueueFull(f"the batch queue is full ({self._queued_rows} rows queued, "
-                                    f"limit {limit})")
+                    raise QueueFull(
+                        f"the batch queue is full ({self._queued_rows} rows queued, limit {limit})"
+                    )
                 self._queue.extend(tasks)
                 self._queued_rows += size
                 self._cond.notify()
@@ -244,18 +267,22 @@ class Batcher:
                 inputs = {n: np.concatenate([t.inputs[n] for t in batch]) for n in names}
             padded = next((s for s in self.params.allowed_batch_sizes if s >= size), size)
             if padded > size:  # repeat the first row, as TF Serving pads with it
-                inputs = {n: np.concatenate([a, np.repeat(a[:1], padded - size, axis=0)])
-                          for n, a in inputs.items()}
+                inputs = {
+                    n: np.concatenate([a, np.repeat(a[:1], padded - size, axis=0)])
+                    for n, a in inputs.items()
+                }
             outputs = self._run(inputs)
             for name, out in outputs.items():
                 if out.ndim == 0 or out.shape[0] != padded:
-                    raise RuntimeError(f"output '{name}' has shape {list(out.shape)}, not batch "
-                                       f"size {padded} first: serve this model without batching")
+                    raise RuntimeError(
+                        f"output '{name}' has shape {list(out.shape)}, not batch "
+                        f"size {padded} first: serve this model without batching"
+                    )
             offset = 0
             for t in batch:
-                t.result = {k: v[offset:offset + t.size] for k, v in outputs.items()}
+                t.result = {k: v[offset : offset + t.size] for k, v in outputs.items()}
                 offset += t.size
-        except BaseException as exc:  # noqa: BLE001 - every caller must be woken, whatever happened
+        except BaseException as exc:
             for t in batch:
                 t.error = exc
         finally:
@@ -271,7 +298,9 @@ class Batcher:
         batches = sum(sizes.values())
         rows = sum(k * v for k, v in sizes.items())
         return {
-            "requests": requests, "batches": batches, "rows": rows,
+            "requests": requests,
+            "batches": batches,
+            "rows": rows,
             "mean_batch_size": round(rows / batches, 3) if batches else 0.0,
             "max_batch_size_seen": max(sizes, default=0),
             "batch_sizes": {str(k): v for k, v in sizes.items()},

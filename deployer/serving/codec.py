@@ -89,11 +89,13 @@ def _bytes_tree(name: str, value: Any) -> Any:
         try:
             return base64.b64decode(value["b64"], validate=True)
         except (binascii.Error, TypeError, ValueError) as exc:
-            raise RequestError(f"input '{name}': invalid base64 in {{\"b64\": ...}}: {exc}") from exc
+            raise RequestError(
+                f"input '{name}': invalid base64 in {{\"b64\": ...}}: {exc}"
+            ) from exc
     if isinstance(value, bytes):
         return value
     raise RequestError(
-        f"input '{name}' expects strings (DT_STRING; send binary data as {{\"b64\": \"...\"}}); "
+        f'input \'{name}\' expects strings (DT_STRING; send binary data as {{"b64": "..."}}); '
         f"received {type(value).__name__} {str(value)[:40]}"
     )
 
@@ -122,7 +124,9 @@ def to_array(info: TensorInfo, value: Any, *, batched: bool) -> np.ndarray:
             if info.dtype.kind in "iub":
                 # np.asarray(..., int32) would silently truncate 0.5 to 0: check kind first.
                 raw = np.asarray(value)
-                if raw.dtype.kind not in "iub" or (info.dtype.kind != "b" and raw.dtype.kind == "b"):
+                if raw.dtype.kind not in "iub" or (
+                    info.dtype.kind != "b" and raw.dtype.kind == "b"
+                ):
                     raise RequestError(
                         f"input '{name}' expects {info.describe()}; received {_describe_received(value)}"
                     )
@@ -163,8 +167,10 @@ def decode_json(body: Any, signature: SignatureInfo) -> tuple[dict[str, np.ndarr
         raise RequestError('request body must be a JSON object with "instances" or "inputs"')
     has_rows, has_cols = "instances" in body, "inputs" in body
     if has_rows == has_cols:
-        raise RequestError('request body must have exactly one of "instances" (row format) '
-                           'or "inputs" (columnar format)')
+        raise RequestError(
+            'request body must have exactly one of "instances" (row format) '
+            'or "inputs" (columnar format)'
+        )
     names = list(signature.inputs)
     if has_rows:
         instances = body["instances"]
@@ -182,8 +188,10 @@ def decode_json(body: Any, signature: SignatureInfo) -> tuple[dict[str, np.ndarr
                     )
                 for n in names:
                     if n not in inst:
-                        raise RequestError(f"instance {idx} is missing input '{n}'; "
-                                           f"signature '{signature.name}' takes {names}")
+                        raise RequestError(
+                            f"instance {idx} is missing input '{n}'; "
+                            f"signature '{signature.name}' takes {names}"
+                        )
                     columns[n].append(inst[n])
             return {n: to_array(signature.inputs[n], columns[n], batched=True) for n in names}, True
         if len(names) != 1:
@@ -198,32 +206,42 @@ def decode_json(body: Any, signature: SignatureInfo) -> tuple[dict[str, np.ndarr
         missing = [n for n in names if n not in inputs]
         if unknown or missing:
             raise RequestError(
-                f'"inputs" keys {sorted(inputs)} do not match signature \'{signature.name}\' '
+                f"\"inputs\" keys {sorted(inputs)} do not match signature '{signature.name}' "
                 f"inputs {names}"
             )
         return {n: to_array(signature.inputs[n], inputs[n], batched=False) for n in names}, False
     if len(names) != 1:
-        raise RequestError(f"signature '{signature.name}' has inputs {names}: \"inputs\" must be "
-                           "an object keyed by input name")
+        raise RequestError(
+            f"signature '{signature.name}' has inputs {names}: \"inputs\" must be "
+            "an object keyed by input name"
+        )
     return {names[0]: to_array(signature.inputs[names[0]], inputs, batched=False)}, False
 
 
-def check_arrays(signature: SignatureInfo, arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+def check_arrays(
+    signature: SignatureInfo, arrays: Mapping[str, np.ndarray]
+) -> dict[str, np.ndarray]:
     """Arrays from gRPC or warmup: names, dtype (safe casts only) and shape checked."""
     names = list(signature.inputs)
     if set(arrays) != set(names):
-        raise RequestError(f"request inputs {sorted(arrays)} do not match signature "
-                           f"'{signature.name}' inputs {names}")
+        raise RequestError(
+            f"request inputs {sorted(arrays)} do not match signature "
+            f"'{signature.name}' inputs {names}"
+        )
     out: dict[str, np.ndarray] = {}
     for n in names:
         info, arr = signature.inputs[n], np.asarray(arrays[n])
         if info.is_string:
             if arr.dtype != object and arr.dtype.kind not in "SO":
-                raise RequestError(f"input '{n}' expects {info.describe()}; received dtype {arr.dtype}")
+                raise RequestError(
+                    f"input '{n}' expects {info.describe()}; received dtype {arr.dtype}"
+                )
             arr = arr.astype(object)
         elif arr.dtype != info.dtype:
             if not np.can_cast(arr.dtype, info.dtype, casting="same_kind"):
-                raise RequestError(f"input '{n}' expects {info.describe()}; received dtype {arr.dtype}")
+                raise RequestError(
+                    f"input '{n}' expects {info.describe()}; received dtype {arr.dtype}"
+                )
             arr = arr.astype(info.dtype)
         check_shape(info, arr, batched=False)
         out[n] = arr
@@ -260,12 +278,15 @@ def encode_json(outputs: Mapping[str, np.ndarray], *, row_format: bool) -> dict[
     if len(names) == 1:
         arr = outputs[names[0]]
         if arr.ndim == 0:
-            raise RequestError(f"output '{names[0]}' is a scalar: use the columnar \"inputs\" format")
+            raise RequestError(
+                f"output '{names[0]}' is a scalar: use the columnar \"inputs\" format"
+            )
         return {"predictions": _jsonable(names[0], arr)}
     sizes = {n: (outputs[n].shape[0] if outputs[n].ndim else None) for n in names}
     if len(set(sizes.values())) != 1 or None in sizes.values():
-        raise RequestError(f"outputs have different batch sizes {sizes}: use the columnar "
-                           "\"inputs\" format")
+        raise RequestError(
+            f'outputs have different batch sizes {sizes}: use the columnar "inputs" format'
+        )
     cols = {n: _jsonable(n, outputs[n]) for n in names}
     count = next(iter(sizes.values()))
     return {"predictions": [{n: cols[n][i] for n in names} for i in range(count or 0)]}

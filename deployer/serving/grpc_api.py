@@ -51,13 +51,17 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
             self._server.check_name(request.model_spec.name)
             arrays = {k: self._make_ndarray(v) for k, v in request.inputs.items()}
             version, sig, outputs, _ = self._server.predict_arrays(
-                _version(request.model_spec), request.model_spec.signature_name or None, arrays)
+                _version(request.model_spec), request.model_spec.signature_name or None, arrays
+            )
             wanted = list(request.output_filter) or list(outputs)
             unknown = [n for n in wanted if n not in outputs]
             if unknown:
-                raise ServingError("INVALID_ARGUMENT", 400,
-                                   f"output_filter names unknown outputs {unknown}; "
-                                   f"signature '{sig.name}' has {list(outputs)}")
+                raise ServingError(
+                    "INVALID_ARGUMENT",
+                    400,
+                    f"output_filter names unknown outputs {unknown}; "
+                    f"signature '{sig.name}' has {list(outputs)}",
+                )
             response = predict_pb2.PredictResponse()
             response.model_spec.name = self._server.name
             response.model_spec.version.value = version
@@ -68,15 +72,20 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         except ServingError as exc:
             return _abort(context, exc)
         except (ValueError, TypeError) as exc:  # make_ndarray on a malformed TensorProto
-            return _abort(context, ServingError("INVALID_ARGUMENT", 400, f"bad input tensor: {exc}"))
+            return _abort(
+                context, ServingError("INVALID_ARGUMENT", 400, f"bad input tensor: {exc}")
+            )
 
     def GetModelMetadata(self, request: Any, context: grpc.ServicerContext) -> Any:
         try:
             self._server.check_name(request.model_spec.name)
             fields = list(request.metadata_field)
             if fields != ["signature_def"]:
-                raise ServingError("INVALID_ARGUMENT", 400,
-                                   f"metadata_field must be ['signature_def'], got {fields}")
+                raise ServingError(
+                    "INVALID_ARGUMENT",
+                    400,
+                    f"metadata_field must be ['signature_def'], got {fields}",
+                )
             version, sig_map = self._server.metadata(_version(request.model_spec))
             response = get_model_metadata_pb2.GetModelMetadataResponse()
             response.model_spec.name = self._server.name
@@ -99,9 +108,14 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
             return _abort(context, exc)
         statuses = self._server.manager.statuses(version)
         if not statuses:
-            return _abort(context, ServingError("NOT_FOUND", 404,
-                                                f"Could not find version {version} of model "
-                                                f"{self._server.name}"))
+            return _abort(
+                context,
+                ServingError(
+                    "NOT_FOUND",
+                    404,
+                    f"Could not find version {version} of model {self._server.name}",
+                ),
+            )
         response = get_model_status_pb2.GetModelStatusResponse()
         for s in statuses:
             entry = response.model_version_status.add()
@@ -113,18 +127,22 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
         return response
 
 
-def start_grpc_server(server: ModelServer, host: str, port: int,
-                      max_workers: int = 64) -> tuple[grpc.Server, int]:
+def start_grpc_server(
+    server: ModelServer, host: str, port: int, max_workers: int = 64
+) -> tuple[grpc.Server, int]:
     """Start the gRPC front end; returns (server, bound port). Raises RuntimeError if it cannot bind."""
     # Enough workers that 32+ concurrent clients reach the batcher instead of queuing here.
     grpc_server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc"),
-        options=[("grpc.max_receive_message_length", _MAX_MESSAGE),
-                 ("grpc.max_send_message_length", _MAX_MESSAGE),
-                 ("grpc.so_reuseport", 0)],
+        options=[
+            ("grpc.max_receive_message_length", _MAX_MESSAGE),
+            ("grpc.max_send_message_length", _MAX_MESSAGE),
+            ("grpc.so_reuseport", 0),
+        ],
     )
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
-        PredictionServicer(server), grpc_server)
+        PredictionServicer(server), grpc_server
+    )
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(server), grpc_server)
     try:
         bound = grpc_server.add_insecure_port(f"{host}:{port}")

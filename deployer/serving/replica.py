@@ -32,11 +32,20 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def _batching_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--batching", dest="batching", action="store_true", default=True,
-                        help="merge concurrent requests into one model call (default)")
+    parser.add_argument(
+        "--batching",
+        dest="batching",
+        action="store_true",
+        default=True,
+        help="merge concurrent requests into one model call (default)",
+    )
     parser.add_argument("--no-batching", dest="batching", action="store_false")
-    parser.add_argument("--batching-parameters", type=Path, default=None,
-                        help="TF Serving batching parameters text proto; flags below override it")
+    parser.add_argument(
+        "--batching-parameters",
+        type=Path,
+        default=None,
+        help="TF Serving batching parameters text proto; flags below override it",
+    )
     parser.add_argument("--max-batch-size", type=int, default=None)
     parser.add_argument("--batch-timeout-micros", type=int, default=None)
     parser.add_argument("--max-enqueued-batches", type=int, default=None)
@@ -44,8 +53,10 @@ def _batching_args(parser: argparse.ArgumentParser) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m deployer.serving.replica",
-                                     description="Serve one SavedModel dir as version 1 (TF Serving REST).")
+    parser = argparse.ArgumentParser(
+        prog="python -m deployer.serving.replica",
+        description="Serve one SavedModel dir as version 1 (TF Serving REST).",
+    )
     parser.add_argument("--saved-model", type=Path, required=True, help="a SavedModel directory")
     parser.add_argument("--model-name", required=True)
     parser.add_argument("--host", default="127.0.0.1")
@@ -54,11 +65,19 @@ def main(argv: list[str] | None = None) -> int:
     _batching_args(parser)
     parser.add_argument("--intra-op-threads", type=int, default=0, help="0 = TensorFlow's default")
     parser.add_argument("--inter-op-threads", type=int, default=0, help="0 = TensorFlow's default")
-    parser.add_argument("--cpu-share", type=int, default=1,
-                        help="number of replicas sharing this machine's CPUs: unless given, "
-                        "intra-op threads = cpus // N and inter-op threads = min(2, that)")
-    parser.add_argument("--gpu-memory-limit-mb", type=int, default=None,
-                        help="per-process GPU memory cap, so replicas share a card")
+    parser.add_argument(
+        "--cpu-share",
+        type=int,
+        default=1,
+        help="number of replicas sharing this machine's CPUs: unless given, "
+        "intra-op threads = cpus // N and inter-op threads = min(2, that)",
+    )
+    parser.add_argument(
+        "--gpu-memory-limit-mb",
+        type=int,
+        default=None,
+        help="per-process GPU memory cap, so replicas share a card",
+    )
     parser.add_argument("--no-gpu-memory-growth", dest="gpu_memory_growth", action="store_false")
     parser.add_argument("--drain-timeout", type=float, default=30.0)
     parser.add_argument("--verbose", action="store_true")
@@ -70,7 +89,9 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(args.verbose)
     model_dir = args.saved_model.resolve()
     if not (model_dir / "saved_model.pb").is_file():
-        print(f"error: {model_dir} is not a SavedModel directory (no saved_model.pb)", file=sys.stderr)
+        print(
+            f"error: {model_dir} is not a SavedModel directory (no saved_model.pb)", file=sys.stderr
+        )
         return 1
     try:
         batching = build_batching(args)
@@ -78,11 +99,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: batching parameters: {exc}", file=sys.stderr)
         return 2
     options = ServerOptions(
-        name=args.model_name, host=args.host, rest_port=args.port, grpc_port=args.grpc_port,
-        batching=batching, intra_op_threads=args.intra_op_threads,
-        inter_op_threads=args.inter_op_threads, cpu_share=args.cpu_share,
+        name=args.model_name,
+        host=args.host,
+        rest_port=args.port,
+        grpc_port=args.grpc_port,
+        batching=batching,
+        intra_op_threads=args.intra_op_threads,
+        inter_op_threads=args.inter_op_threads,
+        cpu_share=args.cpu_share,
         gpu_memory_growth=args.gpu_memory_growth,
-        gpu_memory_limit_mb=args.gpu_memory_limit_mb, drain_timeout=args.drain_timeout)
+        gpu_memory_limit_mb=args.gpu_memory_limit_mb,
+        drain_timeout=args.drain_timeout,
+    )
     return run_model_server(FixedSource(model_dir), options)
 
 
@@ -92,11 +120,17 @@ def build_batching(args: argparse.Namespace) -> BatchingParameters | None:
 
     if not args.batching:
         return None
-    base = (load_batching_parameters(args.batching_parameters) if args.batching_parameters
-            else BatchingParameters())
+    base = (
+        load_batching_parameters(args.batching_parameters)
+        if args.batching_parameters
+        else BatchingParameters()
+    )
     return base.with_overrides(
-        max_batch_size=args.max_batch_size, batch_timeout_micros=args.batch_timeout_micros,
-        max_enqueued_batches=args.max_enqueued_batches, num_batch_threads=args.num_batch_threads)
+        max_batch_size=args.max_batch_size,
+        batch_timeout_micros=args.batch_timeout_micros,
+        max_enqueued_batches=args.max_enqueued_batches,
+        num_batch_threads=args.num_batch_threads,
+    )
 
 
 if __name__ == "__main__":

@@ -28,9 +28,16 @@ _ROUTE = re.compile(
     r"(?:/versions/(?P<version>-?\d+)|/labels/(?P<label>[^/:]+))?"
     r"(?P<action>/metadata|/stats|:predict|:classify|:regress)?/?$"
 )
-_REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
-            411: "Length Required", 500: "Internal Server Error", 501: "Not Implemented",
-            503: "Service Unavailable"}
+_REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    411: "Length Required",
+    500: "Internal Server Error",
+    501: "Not Implemented",
+    503: "Service Unavailable",
+}
 
 
 class _HttpServer(ThreadingHTTPServer):
@@ -65,9 +72,12 @@ class _Handler(BaseHTTPRequestHandler):
     def _send(self, status: int, payload: Any) -> None:
         body = json.dumps(payload, separators=(",", ":")).encode()
         closing = self.server.closing or self.close_connection
-        head = (f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}\r\n"
-                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
-                + ("Connection: close\r\n" if closing else "") + "\r\n")
+        head = (
+            f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+            + ("Connection: close\r\n" if closing else "")
+            + "\r\n"
+        )
         if closing:
             self.close_connection = True
         self.wfile.write(head.encode("latin-1") + body)  # one write: headers and body together
@@ -116,12 +126,18 @@ class _Handler(BaseHTTPRequestHandler):
         path = self.path.split("?", 1)[0]
         m = _ROUTE.match(path)
         if m is None:
-            raise ServingError("NOT_FOUND", 404, f"no route for {path}; expected /v1/models/NAME"
-                               "[/versions/N][:predict|/metadata]")
+            raise ServingError(
+                "NOT_FOUND",
+                404,
+                f"no route for {path}; expected /v1/models/NAME[/versions/N][:predict|/metadata]",
+            )
         self.server.model_server.check_name(m["name"])
         if m["label"]:
-            raise ServingError("NOT_FOUND", 404, "version labels are not supported; use "
-                               "/versions/N or the latest version")
+            raise ServingError(
+                "NOT_FOUND",
+                404,
+                "version labels are not supported; use /versions/N or the latest version",
+            )
         version = int(m["version"]) if m["version"] is not None else None
         return m["name"], version, m["action"] or ""
 
@@ -135,17 +151,24 @@ class _Handler(BaseHTTPRequestHandler):
         if action == "":
             statuses = ms.manager.statuses(version)
             if not statuses:
-                what = f"version {version} of model {name}" if version else f"any versions of model {name}"
+                what = (
+                    f"version {version} of model {name}"
+                    if version
+                    else f"any versions of model {name}"
+                )
                 raise ServingError("NOT_FOUND", 404, f"Could not find {what}")
             self._send(200, {"model_version_status": statuses})
         elif action == "/metadata":
             from google.protobuf import json_format
 
             served, sig_map = ms.metadata(version)
-            self._send(200, {
-                "model_spec": {"name": name, "signature_name": "", "version": str(served)},
-                "metadata": {"signature_def": _message_to_dict(json_format, sig_map)},
-            })
+            self._send(
+                200,
+                {
+                    "model_spec": {"name": name, "signature_name": "", "version": str(served)},
+                    "metadata": {"signature_def": _message_to_dict(json_format, sig_map)},
+                },
+            )
         elif action == "/stats":
             self._send(200, ms.manager.stats())
         else:
@@ -159,19 +182,24 @@ class _Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(int(length))
         _, version, action = self._route()
         if action != ":predict":
-            raise ServingError("UNIMPLEMENTED", 501 if action else 405,
-                               f"{action or 'POST'} is not supported here; use :predict")
+            raise ServingError(
+                "UNIMPLEMENTED",
+                501 if action else 405,
+                f"{action or 'POST'} is not supported here; use :predict",
+            )
         self._send(200, self.server.model_server.predict_json(body, version))
 
 
 def _message_to_dict(json_format: Any, message: Any) -> dict[str, Any]:
     # TF Serving prints proto field names and default values (e.g. "unknown_rank": false).
     try:
-        return json_format.MessageToDict(message, preserving_proto_field_name=True,
-                                         always_print_fields_with_no_presence=True)
+        return json_format.MessageToDict(
+            message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+        )
     except TypeError:  # protobuf < 5 spells it differently
-        return json_format.MessageToDict(message, preserving_proto_field_name=True,
-                                         including_default_value_fields=True)
+        return json_format.MessageToDict(
+            message, preserving_proto_field_name=True, including_default_value_fields=True
+        )
 
 
 class RestServer:
@@ -181,8 +209,12 @@ class RestServer:
         self._httpd = _HttpServer((host, port), _Handler)
         self._httpd.model_server = model_server
         self._httpd.lock = threading.Lock()
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.1},
-                                        name="rest", daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever,
+            kwargs={"poll_interval": 0.1},
+            name="rest",
+            daemon=True,
+        )
 
     @property
     def port(self) -> int:

@@ -50,8 +50,11 @@ class ModelLoadError(RuntimeError):
 
 
 def configure_tensorflow(
-    *, intra_op_threads: int = 0, inter_op_threads: int = 0,
-    gpu_memory_growth: bool = True, gpu_memory_limit_mb: int | None = None,
+    *,
+    intra_op_threads: int = 0,
+    inter_op_threads: int = 0,
+    gpu_memory_growth: bool = True,
+    gpu_memory_limit_mb: int | None = None,
 ) -> dict[str, Any]:
     """Process-wide TF settings; call once, before loading. 0 threads = TensorFlow's default.
 
@@ -73,9 +76,16 @@ def configure_tensorflow(
         elif gpu_memory_growth:
             tf.config.experimental.set_memory_growth(gpu, True)
     return {
-        "intra_op_threads": intra_op_threads or "default", "inter_op_threads": inter_op_threads or "default",
-        "gpus": len(gpus), "gpu_memory": (f"limit {gpu_memory_limit_mb} MB" if gpu_memory_limit_mb
-                                          else "growth" if gpu_memory_growth else "all"),
+        "intra_op_threads": intra_op_threads or "default",
+        "inter_op_threads": inter_op_threads or "default",
+        "gpus": len(gpus),
+        "gpu_memory": (
+            f"limit {gpu_memory_limit_mb} MB"
+            if gpu_memory_limit_mb
+            else "growth"
+            if gpu_memory_growth
+            else "all"
+        ),
     }
 
 
@@ -94,8 +104,12 @@ def _tensor_info(name: str, spec: Any) -> TensorInfo:
 
     dtype = np.dtype(object) if spec.dtype.name == "string" else np.dtype(spec.dtype.as_numpy_dtype)
     shape = None if spec.shape.rank is None else tuple(spec.shape.as_list())
-    return TensorInfo(name=name, dtype=dtype, dtype_name=types_pb2.DataType.Name(
-        spec.dtype.as_datatype_enum), shape=shape)
+    return TensorInfo(
+        name=name,
+        dtype=dtype,
+        dtype_name=types_pb2.DataType.Name(spec.dtype.as_datatype_enum),
+        shape=shape,
+    )
 
 
 @dataclass
@@ -118,7 +132,11 @@ class ServedModel:
 
     @property
     def default_signature_name(self) -> str:
-        return DEFAULT_SIGNATURE if DEFAULT_SIGNATURE in self.signatures else next(iter(self.signatures))
+        return (
+            DEFAULT_SIGNATURE
+            if DEFAULT_SIGNATURE in self.signatures
+            else next(iter(self.signatures))
+        )
 
     @property
     def signature(self) -> SignatureInfo:
@@ -128,11 +146,16 @@ class ServedModel:
         key = name or self.default_signature_name
         sig = self.signatures.get(key)
         if sig is None:
-            raise RequestError(f"signature '{key}' not found; the model has {sorted(self.signatures)}")
+            raise RequestError(
+                f"signature '{key}' not found; the model has {sorted(self.signatures)}"
+            )
         return sig
 
-    def run(self, inputs: Mapping[str, np.ndarray], signature_name: str | None = None,
-            ) -> dict[str, np.ndarray]:
+    def run(
+        self,
+        inputs: Mapping[str, np.ndarray],
+        signature_name: str | None = None,
+    ) -> dict[str, np.ndarray]:
         """Call a signature on arrays already checked against it (see `codec.check_arrays`)."""
         fn = self._functions[signature_name or self.default_signature_name]
         result = fn(**inputs)
@@ -144,7 +167,9 @@ class ServedModel:
         arrays, row = decode_json(body, sig)
         return encode_json(self.run(arrays, sig.name), row_format=row)
 
-    def predict_instances(self, instances: list[Any], signature_name: str | None = None) -> list[Any]:
+    def predict_instances(
+        self, instances: list[Any], signature_name: str | None = None
+    ) -> list[Any]:
         """Row-format instances -> predictions, exactly as the REST API would answer them."""
         body = {"instances": instances, "signature_name": signature_name}
         result: list[Any] = self.predict_json(body)["predictions"]
@@ -192,7 +217,9 @@ def load(path: str | os.PathLike[str], *, warmup: bool = True) -> ServedModel:
     signatures = {
         key: SignatureInfo(
             name=key,
-            inputs={k: _tensor_info(k, s) for k, s in sorted(fn.structured_input_signature[1].items())},
+            inputs={
+                k: _tensor_info(k, s) for k, s in sorted(fn.structured_input_signature[1].items())
+            },
             outputs={k: _tensor_info(k, s) for k, s in sorted(fn.structured_outputs.items())},
         )
         for key, fn in functions.items()
@@ -203,8 +230,9 @@ def load(path: str | os.PathLike[str], *, warmup: bool = True) -> ServedModel:
     return model
 
 
-def run_warmup(model: ServedModel,
-               call: Callable[[dict[str, np.ndarray], str | None], Any]) -> WarmupReport:
+def run_warmup(
+    model: ServedModel, call: Callable[[dict[str, np.ndarray], str | None], Any]
+) -> WarmupReport:
     """Replay the warmup file through `call` if there is one (a failure is fatal, as in TF
     Serving), else one synthetic request (a failure is logged: e.g. an image decoder fed b"")."""
     start = time.perf_counter()
@@ -216,14 +244,16 @@ def run_warmup(model: ServedModel,
                 sig = model.signature_for(sig_name)
                 call(check_arrays(sig, arrays), sig.name)
             except Exception as exc:
-                raise ModelLoadError(f"warmup record {report.requests} of {warm_file} failed: {exc}") from exc
+                raise ModelLoadError(
+                    f"warmup record {report.requests} of {warm_file} failed: {exc}"
+                ) from exc
             report.requests += 1
     else:
         report = WarmupReport(source="synthetic")
         try:
             call(model.synthetic_inputs(), None)
             report.requests = 1
-        except Exception as exc:  # noqa: BLE001 - only a hint of readiness; never a reason to refuse a model
+        except Exception as exc:
             report.error = str(exc).splitlines()[0][:200]
             log.warning("synthetic warmup request failed (ignored): %s", report.error)
     report.seconds = time.perf_counter() - start
@@ -241,7 +271,9 @@ def read_warmup_file(path: Path) -> list[tuple[str, dict[str, np.ndarray]]]:
         entry.ParseFromString(raw.numpy())
         kind = entry.WhichOneof("log_type")
         if kind != "predict_log":
-            raise ModelLoadError(f"warmup file {path}: only predict_log records are supported, got {kind}")
+            raise ModelLoadError(
+                f"warmup file {path}: only predict_log records are supported, got {kind}"
+            )
         req = entry.predict_log.request
         arrays = {k: tf.make_ndarray(v) for k, v in req.inputs.items()}
         requests.append((req.model_spec.signature_name or DEFAULT_SIGNATURE, arrays))

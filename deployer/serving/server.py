@@ -77,8 +77,12 @@ class ModelServer:
             raise ServingError("NOT_FOUND", 404, f"Servable not found for request: Latest({name})")
 
     def predict_arrays(
-        self, version: int | None, signature_name: str | None,
-        arrays: Mapping[str, np.ndarray] | None = None, *, json_body: Any = None,
+        self,
+        version: int | None,
+        signature_name: str | None,
+        arrays: Mapping[str, np.ndarray] | None = None,
+        *,
+        json_body: Any = None,
     ) -> tuple[int, SignatureInfo, dict[str, np.ndarray], bool]:
         """Run one request -> (version served, signature, outputs, row_format).
 
@@ -149,8 +153,13 @@ def run_model_server(source: VersionSource, options: ServerOptions) -> int:
     """Run until SIGTERM/SIGINT; return the process exit code. Logs go to stderr."""
     from deployer.serving.rest import RestServer
 
-    manager = ModelManager(options.name, source, batching=options.batching,
-                           policy=options.policy, poll_interval=options.poll_interval)
+    manager = ModelManager(
+        options.name,
+        source,
+        batching=options.batching,
+        policy=options.policy,
+        poll_interval=options.poll_interval,
+    )
     server = ModelServer(manager)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -171,8 +180,11 @@ def run_model_server(source: VersionSource, options: ServerOptions) -> int:
         auto_intra, auto_inter = threads_for_share(options.cpu_share)
         intra, inter = intra or auto_intra, inter or auto_inter
     applied = configure_tensorflow(
-        intra_op_threads=intra, inter_op_threads=inter,
-        gpu_memory_growth=options.gpu_memory_growth, gpu_memory_limit_mb=options.gpu_memory_limit_mb)
+        intra_op_threads=intra,
+        inter_op_threads=inter,
+        gpu_memory_growth=options.gpu_memory_growth,
+        gpu_memory_limit_mb=options.gpu_memory_limit_mb,
+    )
     log.info("TensorFlow settings: %s; batching: %s", applied, options.batching or "off")
     grpc_server = None
     if options.grpc_port is not None:
@@ -208,5 +220,7 @@ def run_model_server(source: VersionSource, options: ServerOptions) -> int:
 
 def setup_logging(verbose: bool = False) -> None:
     logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO, stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        level=logging.DEBUG if verbose else logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )

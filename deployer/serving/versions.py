@@ -113,18 +113,29 @@ class VersionSlot:
     warmup: WarmupReport | None = None  # kept after unload, for stats
 
     def status(self) -> dict[str, Any]:
-        return {"version": str(self.version), "state": self.state.value,
-                "status": {"error_code": "UNKNOWN" if self.error else "OK",
-                           "error_message": self.error}}
+        return {
+            "version": str(self.version),
+            "state": self.state.value,
+            "status": {
+                "error_code": "UNKNOWN" if self.error else "OK",
+                "error_message": self.error,
+            },
+        }
 
 
 class ModelManager:
     """Keeps the newest version of one model AVAILABLE; see the module docstring."""
 
-    def __init__(self, name: str, source: VersionSource, *,
-                 batching: BatchingParameters | None, policy: Policy = Policy.AVAILABILITY,
-                 poll_interval: float = 1.0, loader: Callable[[Path], ServedModel] | None = None,
-                 ) -> None:
+    def __init__(
+        self,
+        name: str,
+        source: VersionSource,
+        *,
+        batching: BatchingParameters | None,
+        policy: Policy = Policy.AVAILABILITY,
+        poll_interval: float = 1.0,
+        loader: Callable[[Path], ServedModel] | None = None,
+    ) -> None:
         self.name = name
         self.source = source
         self.batching = batching
@@ -206,10 +217,17 @@ class ModelManager:
         with self._lock:
             slot = self._slots.get(target)
             if slot is not None and slot.state == State.AVAILABLE:
-                stale = [s for s in self._slots.values()
-                         if s.state == State.AVAILABLE and s.version != target]
-            elif slot is not None and slot.state == State.END and slot.error \
-                    and slot.stamp == _tree_stamp(slot.path):
+                stale = [
+                    s
+                    for s in self._slots.values()
+                    if s.state == State.AVAILABLE and s.version != target
+                ]
+            elif (
+                slot is not None
+                and slot.state == State.END
+                and slot.error
+                and slot.stamp == _tree_stamp(slot.path)
+            ):
                 return  # failed before and unchanged since: do not retry in a loop
             elif slot is not None and slot.state in (State.START, State.LOADING):
                 stale = None  # pre-registered, not loaded yet
@@ -223,14 +241,16 @@ class ModelManager:
             return
         if self.policy == Policy.RESOURCE:
             with self._lock:
-                olds = [s for s in self._slots.values()
-                        if s.state == State.AVAILABLE and s is not slot]
+                olds = [
+                    s for s in self._slots.values() if s.state == State.AVAILABLE and s is not slot
+                ]
             for old in olds:
                 self._unload(old)
         if self._load(slot):
             with self._lock:
-                olds = [s for s in self._slots.values()
-                        if s.state == State.AVAILABLE and s is not slot]
+                olds = [
+                    s for s in self._slots.values() if s.state == State.AVAILABLE and s is not slot
+                ]
             for old in olds:
                 self._unload(old)
 
@@ -246,10 +266,12 @@ class ModelManager:
                 for sig in model.signatures.values():
                     if sig.batchable and all(o.batchable for o in sig.outputs.values()):
                         slot.batchers[sig.name] = Batcher(
-                            _bound_run(model, sig), self.batching,
-                            name=f"batch-{self.name}-v{slot.version}-{sig.name}")
+                            _bound_run(model, sig),
+                            self.batching,
+                            name=f"batch-{self.name}-v{slot.version}-{sig.name}",
+                        )
             model.warmup = slot.warmup = run_warmup(model, model.run)
-        except Exception as exc:  # noqa: BLE001 - any load failure is reported, not raised
+        except Exception as exc:
             slot.error = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
             slot.state = State.END
             slot.model = None
@@ -260,8 +282,14 @@ class ModelManager:
             return False
         slot.load_seconds = time.perf_counter() - start
         w = model.warmup
-        log.info("model %s version %d AVAILABLE (loaded in %.2fs; warmup: %s, %d request(s))",
-                 self.name, slot.version, slot.load_seconds, w.source, w.requests)
+        log.info(
+            "model %s version %d AVAILABLE (loaded in %.2fs; warmup: %s, %d request(s))",
+            self.name,
+            slot.version,
+            slot.load_seconds,
+            w.source,
+            w.requests,
+        )
         with self._lock:
             slot.state = State.AVAILABLE
         return True
@@ -322,7 +350,9 @@ class ModelManager:
         for s in slots:
             w = s.warmup
             out["versions"][str(s.version)] = {
-                "state": s.state.value, "requests": s.requests, "in_flight": s.leases,
+                "state": s.state.value,
+                "requests": s.requests,
+                "in_flight": s.leases,
                 "load_seconds": round(s.load_seconds, 3),
                 "warmup": vars(w) if w else None,
                 "batching": {k: b.stats() for k, b in s.batchers.items()},

@@ -35,9 +35,16 @@ def gapic_clients(url: str) -> Clients:
     from google.cloud import aiplatform_v1 as v1
 
     opts = {"api_endpoint": url}
-    kw: dict[str, Any] = {"transport": "rest", "client_options": opts, "credentials": AnonymousCredentials()}
-    return Clients(v1.ModelServiceClient(**kw), v1.EndpointServiceClient(**kw),
-                   v1.PredictionServiceClient(**kw))
+    kw: dict[str, Any] = {
+        "transport": "rest",
+        "client_options": opts,
+        "credentials": AnonymousCredentials(),
+    }
+    return Clients(
+        v1.ModelServiceClient(**kw),
+        v1.EndpointServiceClient(**kw),
+        v1.PredictionServiceClient(**kw),
+    )
 
 
 def put_tree(storage_client: Any, bucket: str, prefix: str, local_dir: Path) -> str:
@@ -51,17 +58,32 @@ def put_tree(storage_client: Any, bucket: str, prefix: str, local_dir: Path) -> 
     return f"gs://{bucket}/{prefix}/"
 
 
-def upload_model(clients: Clients, artifact_uri: str, *, model_id: str | None = None,
-                 display_name: str = "mnist", parent_model: str = "", aliases: list[str] | None = None,
-                 labels: dict[str, str] | None = None, image: str = TF_IMAGE, timeout: float = 60) -> Any:
+def upload_model(
+    clients: Clients,
+    artifact_uri: str,
+    *,
+    model_id: str | None = None,
+    display_name: str = "mnist",
+    parent_model: str = "",
+    aliases: list[str] | None = None,
+    labels: dict[str, str] | None = None,
+    image: str = TF_IMAGE,
+    timeout: float = 60,
+) -> Any:
     """UploadModel through GAPIC, waiting for the operation; returns the UploadModelResponse."""
     from google.cloud import aiplatform_v1 as v1
 
     req = v1.UploadModelRequest(
-        parent=PARENT, model_id=model_id or "", parent_model=parent_model,
-        model=v1.Model(display_name=display_name, artifact_uri=artifact_uri, labels=labels or {},
-                       version_aliases=aliases or [],
-                       container_spec=v1.ModelContainerSpec(image_uri=image)),
+        parent=PARENT,
+        model_id=model_id or "",
+        parent_model=parent_model,
+        model=v1.Model(
+            display_name=display_name,
+            artifact_uri=artifact_uri,
+            labels=labels or {},
+            version_aliases=aliases or [],
+            container_spec=v1.ModelContainerSpec(image_uri=image),
+        ),
     )
     return clients.model.upload_model(request=req).result(timeout=timeout)
 
@@ -69,9 +91,11 @@ def upload_model(clients: Clients, artifact_uri: str, *, model_id: str | None = 
 def dedicated(machine_type: str = "n1-standard-2", replicas: int = 1, **spec: Any) -> Any:
     from google.cloud import aiplatform_v1 as v1
 
-    return v1.DedicatedResources(machine_spec=v1.MachineSpec(machine_type=machine_type, **spec),
-                                 min_replica_count=replicas, max_replica_count=replicas)
-
+    return v1.DedicatedResources(
+        machine_spec=v1.MachineSpec(machine_type=machine_type, **spec),
+        min_replica_count=replicas,
+        max_replica_count=replicas,
+    )
 
 
 @contextmanager
@@ -85,14 +109,20 @@ def sdk_session(url: str, bucket: str, monkeypatch: pytest.MonkeyPatch) -> Itera
     monkeypatch.setenv("STORAGE_EMULATOR_HOST", url)
     make_storage_client(url).create_bucket(bucket)
     # staging_bucket always: without it Model.upload asks Resource Manager (gRPC, off-box).
-    aiplatform.init(project="sdk-project", location="us-central1", api_endpoint=url,
-                    api_transport="rest", credentials=AnonymousCredentials(),
-                    staging_bucket=f"gs://{bucket}")
+    aiplatform.init(
+        project="sdk-project",
+        location="us-central1",
+        api_endpoint=url,
+        api_transport="rest",
+        credentials=AnonymousCredentials(),
+        staging_bucket=f"gs://{bucket}",
+    )
     try:
         yield aiplatform
     finally:
         # Undo init for later tests in this process (the SDK keeps it in a global).
         aiplatform.initializer.global_config.__init__()
+
 
 # The module's emulator and GAPIC clients; a test module takes them with
 # `emu = _vertex.emu` and `clients = _vertex.clients`.
@@ -111,7 +141,9 @@ def mnist_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An MNIST-size SavedModel (784-300-100-10 MLP, fixed weights, input `flatten_input` [None, 784])."""
     from tests.support.savedmodels import make_mnist_like_model
 
-    return make_mnist_like_model(tmp_path_factory.mktemp("mnist") / "0001", input_shape=(784,), seed=1)
+    return make_mnist_like_model(
+        tmp_path_factory.mktemp("mnist") / "0001", input_shape=(784,), seed=1
+    )
 
 
 @pytest.fixture(scope="session")
@@ -119,7 +151,9 @@ def mnist_dir_v2(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A second version (different weights) of the MNIST-size SavedModel."""
     from tests.support.savedmodels import make_mnist_like_model
 
-    return make_mnist_like_model(tmp_path_factory.mktemp("mnist") / "0002", input_shape=(784,), seed=2)
+    return make_mnist_like_model(
+        tmp_path_factory.mktemp("mnist") / "0002", input_shape=(784,), seed=2
+    )
 
 
 @contextmanager

@@ -21,7 +21,8 @@ def make_storage_client(url: str):  # type: ignore[no-untyped-def]
     from google.cloud import storage
 
     return storage.Client(
-        project="test-project", credentials=AnonymousCredentials(),
+        project="test-project",
+        credentials=AnonymousCredentials(),
         client_options=ClientOptions(api_endpoint=url),
     )
 

@@ -45,8 +45,11 @@ def mnist(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         if type(exc).__name__ == "MnistDataError":
             pytest.skip(f"MNIST not available: {exc}")
         raise
-    return {"models": train_mnist.model_dirs(), "data": data,
-            "labels": json.loads((data / "mnist_test_labels.json").read_text())}
+    return {
+        "models": train_mnist.model_dirs(),
+        "data": data,
+        "labels": json.loads((data / "mnist_test_labels.json").read_text()),
+    }
 
 
 def _in_process_classes(model_dir: Path, feeds: list[Any]) -> np.ndarray:
@@ -56,8 +59,12 @@ def _in_process_classes(model_dir: Path, feeds: list[Any]) -> np.ndarray:
     (name,) = fn.structured_input_signature[1].keys()
     out = []
     for start in range(0, len(feeds), 1024):
-        chunk = feeds[start:start + 1024]
-        tensor = tf.constant(chunk) if isinstance(chunk[0], bytes) else tf.constant(np.asarray(chunk, np.float32))
+        chunk = feeds[start : start + 1024]
+        tensor = (
+            tf.constant(chunk)
+            if isinstance(chunk[0], bytes)
+            else tf.constant(np.asarray(chunk, np.float32))
+        )
         out.append(fn(**{name: tensor})["output_0"].numpy().argmax(axis=1))
     return np.concatenate(out)
 
@@ -101,14 +108,27 @@ batch_jobs:
 
 @pytest.mark.timeout(900)
 def test_10k_mnist_jsonl_and_png_folder_match_in_process_accuracy_in_input_order(
-        emulator, mnist: dict[str, Any], tmp_path: Path) -> None:
+    emulator, mnist: dict[str, Any], tmp_path: Path
+) -> None:
     spec = str(_write_spec(tmp_path, mnist))
     labels = np.asarray(mnist["labels"])
     run_cli(["apply", spec, "--yes"], emulator.url)
 
     jsonl_out = tmp_path / "jsonl.npy"
-    res = run_cli(["batch-predict", spec, "--job", "digits-jsonl", "--output", str(jsonl_out),
-                   "--labels", str(mnist["data"] / "mnist_test_labels.json"), "--json"], emulator.url)
+    res = run_cli(
+        [
+            "batch-predict",
+            spec,
+            "--job",
+            "digits-jsonl",
+            "--output",
+            str(jsonl_out),
+            "--labels",
+            str(mnist["data"] / "mnist_test_labels.json"),
+            "--json",
+        ],
+        emulator.url,
+    )
     summary = json.loads(res.stdout.strip().splitlines()[-1])
     served = np.load(jsonl_out).argmax(axis=1)
     x = [json.loads(line) for line in (mnist["data"] / "mnist_test.jsonl").read_text().splitlines()]
@@ -119,8 +139,20 @@ def test_10k_mnist_jsonl_and_png_folder_match_in_process_accuracy_in_input_order
     assert summary["accuracy"] > 0.95 and summary["failed_rows"] == 0
 
     png_out = tmp_path / "png.jsonl"
-    res = run_cli(["batch-predict", spec, "--job", "digits-png", "--output", str(png_out),
-                   "--labels", str(mnist["data"] / "mnist_png_labels.json"), "--json"], emulator.url)
+    res = run_cli(
+        [
+            "batch-predict",
+            spec,
+            "--job",
+            "digits-png",
+            "--output",
+            str(png_out),
+            "--labels",
+            str(mnist["data"] / "mnist_png_labels.json"),
+            "--json",
+        ],
+        emulator.url,
+    )
     summary = json.loads(res.stdout.strip().splitlines()[-1])
     served = np.array([np.argmax(json.loads(line)) for line in png_out.read_text().splitlines()])
     files = sorted((mnist["data"] / "mnist_png").glob("*.png"))

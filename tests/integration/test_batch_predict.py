@@ -19,8 +19,9 @@ from tests.support.stacks import StackFiles, run_cli
 
 
 def _spec(tmp_path: Path, *, input_line: str, extra: str = "", batch_size: int = 50) -> StackFiles:
-    files = StackFiles(tmp_path, stack="bat", bucket="test-project-bat", versions={"v1": 1},
-                       endpoints=())
+    files = StackFiles(
+        tmp_path, stack="bat", bucket="test-project-bat", versions={"v1": 1}, endpoints=()
+    )
     files.extra = (
         "batch_jobs:\n"
         "  - name: score\n"
@@ -29,7 +30,8 @@ def _spec(tmp_path: Path, *, input_line: str, extra: str = "", batch_size: int =
         "    output: {prefix: predictions/}\n"
         "    machine_type: n1-standard-4\n"
         "    replicas: {starting: 2, max: 2}\n"
-        f"    batch_size: {batch_size}\n" + extra)
+        f"    batch_size: {batch_size}\n" + extra
+    )
     files.write()
     return files
 
@@ -42,7 +44,9 @@ def _reference(model_dir: Path, x: np.ndarray) -> np.ndarray:
 
 
 @pytest.mark.timeout(300)
-def test_jsonl_batch_keeps_input_order_reports_bad_rows_and_scores_labels(emulator, tmp_path: Path) -> None:
+def test_jsonl_batch_keeps_input_order_reports_bad_rows_and_scores_labels(
+    emulator, tmp_path: Path
+) -> None:
     rng = np.random.default_rng(7)
     x = rng.random((1200, 28, 28), dtype=np.float32)
     data = tmp_path / "in.jsonl"
@@ -68,7 +72,9 @@ def test_jsonl_batch_keeps_input_order_reports_bad_rows_and_scores_labels(emulat
     good = [i for i in range(len(x)) if i not in bad_rows]
     np.testing.assert_allclose(np.array([got[i] for i in good]), ref[good], rtol=1e-5, atol=1e-6)
     # Errors carry their input line numbers (1-based lines of in.jsonl).
-    assert [(e["row"], e["line"]) for e in summary["errors"]] == [(r, r + 1) for r in sorted(bad_rows)]
+    assert [(e["row"], e["line"]) for e in summary["errors"]] == [
+        (r, r + 1) for r in sorted(bad_rows)
+    ]
     assert all(e["source"].endswith("in.jsonl") for e in summary["errors"])
     # The `label` field was kept local (not sent) and scored against the argmax.
     expected = np.mean([np.argmax(ref[i]) == i % 10 for i in good])
@@ -78,7 +84,9 @@ def test_jsonl_batch_keeps_input_order_reports_bad_rows_and_scores_labels(emulat
 
 @pytest.mark.timeout(300)
 def test_missing_input_fails_the_job_with_its_error_and_exit_8(emulator, tmp_path: Path) -> None:
-    files = _spec(tmp_path, input_line="{path: 'gs://test-project-bat/nowhere/in.jsonl', format: jsonl}")
+    files = _spec(
+        tmp_path, input_line="{path: 'gs://test-project-bat/nowhere/in.jsonl', format: jsonl}"
+    )
     spec = str(files.spec_path)
     run_cli(["apply", spec, "--yes"], emulator.url)
 
@@ -86,15 +94,24 @@ def test_missing_input_fails_the_job_with_its_error_and_exit_8(emulator, tmp_pat
 
     err = result.deployer_error
     assert type(err).__name__ == "BatchJobFailed"
-    assert "failed" in err.message and "gs://test-project-bat/nowhere/in.jsonl does not exist" in err.message
+    assert (
+        "failed" in err.message
+        and "gs://test-project-bat/nowhere/in.jsonl does not exist" in err.message
+    )
 
 
 @pytest.mark.timeout(300)
-def test_malformed_gcs_input_fails_the_job_naming_file_and_line(emulator, storage_client, tmp_path: Path) -> None:
-    files = _spec(tmp_path, input_line="{path: 'gs://test-project-bat/in/bad.jsonl', format: jsonl}")
+def test_malformed_gcs_input_fails_the_job_naming_file_and_line(
+    emulator, storage_client, tmp_path: Path
+) -> None:
+    files = _spec(
+        tmp_path, input_line="{path: 'gs://test-project-bat/in/bad.jsonl', format: jsonl}"
+    )
     spec = str(files.spec_path)
     run_cli(["apply", spec, "--yes"], emulator.url)
-    storage_client.bucket("test-project-bat").blob("in/bad.jsonl").upload_from_string(b"[1, 2]\n{oops\n")
+    storage_client.bucket("test-project-bat").blob("in/bad.jsonl").upload_from_string(
+        b"[1, 2]\n{oops\n"
+    )
 
     result = run_cli(["batch-predict", spec], emulator.url, expect=8)
 

@@ -28,8 +28,9 @@ def _jobs(url: str) -> list[object]:
     from google.auth.credentials import AnonymousCredentials
     from google.cloud import aiplatform_v1 as v1
 
-    client = v1.JobServiceClient(transport="rest", credentials=AnonymousCredentials(),
-                                 client_options={"api_endpoint": url})
+    client = v1.JobServiceClient(
+        transport="rest", credentials=AnonymousCredentials(), client_options={"api_endpoint": url}
+    )
     return list(client.list_batch_prediction_jobs(parent=PARENT))
 
 
@@ -39,7 +40,9 @@ def _write_input(tmp_path: Path, n: int = 300) -> None:
 
 
 @pytest.mark.timeout(300)
-def test_killed_cli_rerun_reattaches_to_the_same_job_and_completes(emulator, tmp_path: Path) -> None:
+def test_killed_cli_rerun_reattaches_to_the_same_job_and_completes(
+    emulator, tmp_path: Path
+) -> None:
     _write_input(tmp_path, n=3000)
     # batch_size 1: 3,000 model calls, so the job is still running when the CLI is killed.
     files = _spec(tmp_path, input_line="{path: in.jsonl, format: jsonl}", batch_size=1)
@@ -47,8 +50,12 @@ def test_killed_cli_rerun_reattaches_to_the_same_job_and_completes(emulator, tmp
     run_cli(["apply", spec, "--yes"], emulator.url)
     journal = tmp_path / ".deployer" / "batch-jobs.json"
     env = {**os.environ, "DEPLOYER_EMULATOR": emulator.url}
-    cli = subprocess.Popen([sys.executable, "-m", "deployer", "batch-predict", spec],
-                           env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    cli = subprocess.Popen(
+        [sys.executable, "-m", "deployer", "batch-predict", spec],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     try:
         deadline = time.monotonic() + 120
         while not (jobs := _jobs(emulator.url)) or jobs[0].completion_stats.successful_count == 0:
@@ -64,7 +71,9 @@ def test_killed_cli_rerun_reattaches_to_the_same_job_and_completes(emulator, tmp
     assert job.state.name == "JOB_STATE_RUNNING"
     assert 0 < job.completion_stats.successful_count < 3000
 
-    result = run_cli(["batch-predict", spec, "--json", "--output", str(tmp_path / "out.jsonl")], emulator.url)
+    result = run_cli(
+        ["batch-predict", spec, "--json", "--output", str(tmp_path / "out.jsonl")], emulator.url
+    )
 
     assert f"Re-attached to batch job {job.name}" in result.stderr
     assert json.loads(result.stdout.strip().splitlines()[-1])["job"] == job.name
@@ -80,7 +89,9 @@ def test_no_wait_then_list_then_cancel_by_name(emulator, tmp_path: Path) -> None
     run_cli(["apply", spec, "--yes"], emulator.url)
     emulator.admin({"op_delay": 30})
 
-    started = json.loads(run_cli(["batch-predict", spec, "--no-wait", "--json"], emulator.url).stdout)
+    started = json.loads(
+        run_cli(["batch-predict", spec, "--no-wait", "--json"], emulator.url).stdout
+    )
     again = json.loads(run_cli(["batch-predict", spec, "--no-wait", "--json"], emulator.url).stdout)
     listed = json.loads(run_cli(["batch-predict", spec, "--list", "--json"], emulator.url).stdout)
     run_cli(["batch-predict", spec, "--cancel", "score"], emulator.url)
@@ -97,7 +108,9 @@ def test_no_wait_then_list_then_cancel_by_name(emulator, tmp_path: Path) -> None
 
 
 @pytest.mark.timeout(300)
-def test_ctrl_c_without_a_terminal_leaves_the_job_running_and_says_how_to_resume(emulator, tmp_path: Path) -> None:
+def test_ctrl_c_without_a_terminal_leaves_the_job_running_and_says_how_to_resume(
+    emulator, tmp_path: Path
+) -> None:
     _write_input(tmp_path, n=50)
     files = _spec(tmp_path, input_line="{path: in.jsonl, format: jsonl}")
     spec = str(files.spec_path)
@@ -105,8 +118,14 @@ def test_ctrl_c_without_a_terminal_leaves_the_job_running_and_says_how_to_resume
     emulator.admin({"op_delay": 30})
     journal = tmp_path / ".deployer" / "batch-jobs.json"
     env = {**os.environ, "DEPLOYER_EMULATOR": emulator.url}
-    cli = subprocess.Popen([sys.executable, "-m", "deployer", "batch-predict", spec], env=env,
-                           stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    cli = subprocess.Popen(
+        [sys.executable, "-m", "deployer", "batch-predict", spec],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 120
         while not journal.exists():

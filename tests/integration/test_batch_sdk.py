@@ -26,8 +26,9 @@ def sdk(emulator: EmulatorProcess, monkeypatch: pytest.MonkeyPatch) -> Iterator[
         yield aiplatform
 
 
-def test_sdk_batch_predict_sync_and_iter_outputs_in_input_order(sdk: Any, emulator: EmulatorProcess,
-                                                               tmp_path: Path) -> None:
+def test_sdk_batch_predict_sync_and_iter_outputs_in_input_order(
+    sdk: Any, emulator: EmulatorProcess, tmp_path: Path
+) -> None:
     from tests.support.savedmodels import make_mnist_like_model, reference_predict
 
     model_dir = make_mnist_like_model(tmp_path / "m", hidden=(16,), seed=4)
@@ -37,15 +38,26 @@ def test_sdk_batch_predict_sync_and_iter_outputs_in_input_order(sdk: Any, emulat
     rows = [img.tolist() for img in x]
     rows.insert(40, [[1.0, 2.0]])  # the model refuses this one: it goes to errors_stats
     storage.bucket("sdk-batch").blob("in/x.jsonl").upload_from_string(
-        "".join(json.dumps(r) + "\n" for r in rows))
-    model = sdk.Model.upload(display_name="tiny", artifact_uri=artifact,
-                             serving_container_image_uri=TF_IMAGE, staging_bucket="gs://sdk-batch")
+        "".join(json.dumps(r) + "\n" for r in rows)
+    )
+    model = sdk.Model.upload(
+        display_name="tiny",
+        artifact_uri=artifact,
+        serving_container_image_uri=TF_IMAGE,
+        staging_bucket="gs://sdk-batch",
+    )
 
     job = model.batch_predict(
-        job_display_name="sdk-batch", gcs_source="gs://sdk-batch/in/x.jsonl",
-        gcs_destination_prefix="gs://sdk-batch/out", instances_format="jsonl",
-        predictions_format="jsonl", machine_type="n1-standard-4", starting_replica_count=1,
-        max_replica_count=1, sync=True)
+        job_display_name="sdk-batch",
+        gcs_source="gs://sdk-batch/in/x.jsonl",
+        gcs_destination_prefix="gs://sdk-batch/out",
+        instances_format="jsonl",
+        predictions_format="jsonl",
+        machine_type="n1-standard-4",
+        starting_replica_count=1,
+        max_replica_count=1,
+        sync=True,
+    )
 
     assert job.state.name == "JOB_STATE_SUCCEEDED"
     assert job.output_info.gcs_output_directory.startswith("gs://sdk-batch/out/prediction-tiny-")
@@ -53,12 +65,22 @@ def test_sdk_batch_predict_sync_and_iter_outputs_in_input_order(sdk: Any, emulat
     blobs = list(job.iter_outputs())
     names = [b.name.rsplit("/", 1)[-1] for b in blobs]
     assert names == sorted(names) and "prediction.results-00000-of-00001" in names
-    results = [json.loads(line) for b in blobs if "results" in b.name
-               for line in b.download_as_text().splitlines()]
-    errors = [json.loads(line) for b in blobs if "errors_stats" in b.name
-              for line in b.download_as_text().splitlines()]
+    results = [
+        json.loads(line)
+        for b in blobs
+        if "results" in b.name
+        for line in b.download_as_text().splitlines()
+    ]
+    errors = [
+        json.loads(line)
+        for b in blobs
+        if "errors_stats" in b.name
+        for line in b.download_as_text().splitlines()
+    ]
     ref = reference_predict(model_dir, {"flatten_input": x})["output_0"]
-    np.testing.assert_allclose(np.array([r["prediction"] for r in results]), ref, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        np.array([r["prediction"] for r in results]), ref, rtol=1e-5, atol=1e-6
+    )
     np.testing.assert_allclose(np.array([r["instance"] for r in results]), x)
     assert [e["instance"] for e in errors] == [[[1.0, 2.0]]]
     assert errors[0]["error"]["message"]

@@ -19,8 +19,12 @@ def _outputs(storage_client, bucket: str) -> list[str]:  # type: ignore[no-untyp
     return [b.name for b in storage_client.list_blobs(bucket, prefix="predictions/")]
 
 
-def test_teardown_deletes_batch_jobs_and_outputs_unless_kept(emulator, storage_client, tmp_path: Path) -> None:
-    (tmp_path / "in.jsonl").write_text("".join(json.dumps([[i % 7] * 28] * 28) + "\n" for i in range(20)))
+def test_teardown_deletes_batch_jobs_and_outputs_unless_kept(
+    emulator, storage_client, tmp_path: Path
+) -> None:
+    (tmp_path / "in.jsonl").write_text(
+        "".join(json.dumps([[i % 7] * 28] * 28) + "\n" for i in range(20))
+    )
     files = _spec(tmp_path, input_line="{path: in.jsonl, format: jsonl}")
     spec = str(files.spec_path)
     run_cli(["apply", spec, "--yes"], emulator.url)

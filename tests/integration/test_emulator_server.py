@@ -28,22 +28,32 @@ def test_health_route_reports_ok(emulator: EmulatorProcess) -> None:
     assert "gcs" in doc["apis"]
 
 
-def test_request_log_has_one_line_per_api_call_and_skips_admin(emulator: EmulatorProcess, storage_client) -> None:
+def test_request_log_has_one_line_per_api_call_and_skips_admin(
+    emulator: EmulatorProcess, storage_client
+) -> None:
     bucket = storage_client.create_bucket("logged")
     bucket.blob("o").upload_from_string(b"x")
     bucket.blob("o").download_as_bytes()
     emulator.admin()
     emulator.health()
     entries = emulator.read_request_log()
-    assert [e["api"] for e in entries] == ["storage.buckets.insert", "storage.objects.insert", "storage.objects.get"]
+    assert [e["api"] for e in entries] == [
+        "storage.buckets.insert",
+        "storage.objects.insert",
+        "storage.objects.get",
+    ]
     assert [e["mutating"] for e in entries] == [True, True, False]
-    assert entries[2]["path"] == "/download/storage/v1/b/logged/o/o" and entries[2]["method"] == "GET"
+    assert (
+        entries[2]["path"] == "/download/storage/v1/b/logged/o/o" and entries[2]["method"] == "GET"
+    )
     for e in entries:
         assert e["status"] == 200 and e["duration_ms"] >= 0 and e["time"].endswith("Z")
     assert len(emulator.mutating_calls()) == 2
 
 
-def test_injected_faults_fail_before_any_effect_and_clients_retry(emulator: EmulatorProcess, storage_client) -> None:
+def test_injected_faults_fail_before_any_effect_and_clients_retry(
+    emulator: EmulatorProcess, storage_client
+) -> None:
     bucket = storage_client.create_bucket("flaky")
     bucket.blob("o").upload_from_string(b"data")
     emulator.clear_request_log()
@@ -55,16 +65,24 @@ def test_injected_faults_fail_before_any_effect_and_clients_retry(emulator: Emul
     entries = emulator.read_request_log()
     faulted = [e for e in entries if e.get("fault") == "injected"]
     assert faulted and {e["status"] for e in faulted} <= {429, 503}
-    assert {e["status"] for e in entries} <= {200, 429, 503}  # no 412: an injected fault never took effect
+    assert {e["status"] for e in entries} <= {
+        200,
+        429,
+        503,
+    }  # no 412: an injected fault never took effect
     emulator.admin({"inject_faults": 0})
-    assert sorted(b.name for b in storage_client.list_blobs("flaky")) == sorted(["o"] + [f"n{i}" for i in range(6)])
+    assert sorted(b.name for b in storage_client.list_blobs("flaky")) == sorted(
+        ["o"] + [f"n{i}" for i in range(6)]
+    )
     assert emulator.admin()["injected"] == len(faulted)
 
 
 def test_inject_faults_flag_is_seeded_and_reproducible(tmp_path: Path) -> None:
     def statuses() -> list[int]:
-        with EmulatorProcess(data_dir=tmp_path / f"d{len(list(tmp_path.iterdir()))}",
-                             extra_args=["--inject-faults", "0.5", "--seed", "42"]) as emu:
+        with EmulatorProcess(
+            data_dir=tmp_path / f"d{len(list(tmp_path.iterdir()))}",
+            extra_args=["--inject-faults", "0.5", "--seed", "42"],
+        ) as emu:
             session = requests.Session()
             return [session.get(f"{emu.url}/storage/v1/b").status_code for _ in range(20)]
 
@@ -73,7 +91,9 @@ def test_inject_faults_flag_is_seeded_and_reproducible(tmp_path: Path) -> None:
     assert set(first) >= {200} and set(first) & {429, 503}
 
 
-def test_dropped_response_after_effect_then_client_retry_meets_precondition(emulator: EmulatorProcess, storage_client) -> None:
+def test_dropped_response_after_effect_then_client_retry_meets_precondition(
+    emulator: EmulatorProcess, storage_client
+) -> None:
     bucket = storage_client.create_bucket("drops")
     emulator.admin({"script": [{"method": "storage.objects.insert", "count": 1, "drop": True}]})
     # The first attempt is written, its response lost; the client's retry then finds it exists.
@@ -92,10 +112,16 @@ def test_drop_responses_flag_drops_only_mutating_calls(tmp_path: Path) -> None:
         assert got.status_code == 200 and got.json()["name"] == "made-anyway"
 
 
-def test_scripted_faults_fail_the_next_n_calls_of_one_method(emulator: EmulatorProcess, storage_client) -> None:
+def test_scripted_faults_fail_the_next_n_calls_of_one_method(
+    emulator: EmulatorProcess, storage_client
+) -> None:
     storage_client.create_bucket("scripted")
-    settings = emulator.admin({"script": [{"method": "storage.buckets.get", "count": 2, "http_status": 503}],
-                               "op_delay": 1.5})
+    settings = emulator.admin(
+        {
+            "script": [{"method": "storage.buckets.get", "count": 2, "http_status": 503}],
+            "op_delay": 1.5,
+        }
+    )
     assert settings["op_delay"] == 1.5 and settings["script"][0]["count"] == 2
     assert storage_client.get_bucket("scripted").name == "scripted"  # retried through two 503s
     gets = [e["status"] for e in emulator.read_request_log() if e["api"] == "storage.buckets.get"]
@@ -120,20 +146,40 @@ def test_bad_admin_input_is_a_400(emulator: EmulatorProcess) -> None:
         ("GET", "/no/such/api", b"", {}, 404),
         ("DELETE", "/storage/v1/b", b"", {}, 405),
         ("GET", "/storage/v1/b/nobucket/o?pageToken=%%%", b"", {}, 404),
-        ("POST", "/upload/storage/v1/b/bad-req/o?uploadType=multipart", b"junk", {"Content-Type": "text/plain"}, 400),
+        (
+            "POST",
+            "/upload/storage/v1/b/bad-req/o?uploadType=multipart",
+            b"junk",
+            {"Content-Type": "text/plain"},
+            400,
+        ),
         ("POST", "/upload/storage/v1/b/bad-req/o?uploadType=bogus", b"", {}, 400),
         ("POST", "/upload/storage/v1/b/bad-req/o?uploadType=media", b"x", {}, 400),
-        ("PUT", "/upload/storage/v1/b/bad-req/o?uploadType=resumable&upload_id=nope", b"x", {}, 404),
+        (
+            "PUT",
+            "/upload/storage/v1/b/bad-req/o?uploadType=resumable&upload_id=nope",
+            b"x",
+            {},
+            404,
+        ),
         ("GET", "/storage/v1/b/bad-req/o?maxResults=abc", b"", {}, 400),
         ("GET", "/storage/v1/b/bad-req/o?pageToken=garbage", b"", {}, 400),
         ("GET", "/download/storage/v1/b/bad-req/o/obj?alt=media", b"", {"Range": "bytes=z-"}, 416),
         ("GET", "/storage/v1/b/bad-req/o/obj?ifGenerationMatch=xyz", b"", {}, 400),
     ],
 )
-def test_bad_requests_get_4xx_with_google_error_body(shared_emulator: EmulatorProcess, method, path, body, headers, status) -> None:
+def test_bad_requests_get_4xx_with_google_error_body(
+    shared_emulator: EmulatorProcess, method, path, body, headers, status
+) -> None:
     requests.post(f"{shared_emulator.url}/storage/v1/b", json={"name": "bad-req"}, timeout=10)
-    requests.post(f"{shared_emulator.url}/upload/storage/v1/b/bad-req/o?uploadType=media&name=obj", data=b"abc", timeout=10)
-    resp = requests.request(method, shared_emulator.url + path, data=body, headers=headers, timeout=10)
+    requests.post(
+        f"{shared_emulator.url}/upload/storage/v1/b/bad-req/o?uploadType=media&name=obj",
+        data=b"abc",
+        timeout=10,
+    )
+    resp = requests.request(
+        method, shared_emulator.url + path, data=body, headers=headers, timeout=10
+    )
     assert resp.status_code == status, resp.text
     error = resp.json()["error"]
     assert error["code"] == status and error["message"] and error["errors"]
@@ -145,7 +191,7 @@ def test_malformed_http_never_kills_the_server(emulator: EmulatorProcess) -> Non
         b"NONSENSE\r\n\r\n",
         b"GET / HTTP/9.9\r\n\r\n",
         b"POST /storage/v1/b HTTP/1.1\r\nContent-Length: -5\r\n\r\n",
-        b"POST /storage/v1/b HTTP/1.1\r\nContent-Length: 100\r\n\r\n{\"na",  # body cut short
+        b'POST /storage/v1/b HTTP/1.1\r\nContent-Length: 100\r\n\r\n{"na',  # body cut short
         b"POST /storage/v1/b HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
         b"GET /" + b"a" * 70000 + b" HTTP/1.1\r\n\r\n",
         b"\x00\xff\xfe" * 100,
@@ -166,8 +212,13 @@ def test_malformed_http_never_kills_the_server(emulator: EmulatorProcess) -> Non
 
 def test_chunked_request_body_and_keep_alive(emulator: EmulatorProcess) -> None:
     conn = http.client.HTTPConnection("127.0.0.1", emulator.port, timeout=10)
-    conn.request("POST", "/storage/v1/b", body=iter([b'{"name":', b'"chunky"}']),
-                 headers={"Content-Type": "application/json"}, encode_chunked=True)
+    conn.request(
+        "POST",
+        "/storage/v1/b",
+        body=iter([b'{"name":', b'"chunky"}']),
+        headers={"Content-Type": "application/json"},
+        encode_chunked=True,
+    )
     resp = conn.getresponse()
     assert resp.status == 200 and json.loads(resp.read())["name"] == "chunky"
     sock = conn.sock
@@ -185,7 +236,12 @@ def test_a_stalled_client_does_not_block_others(emulator: EmulatorProcess) -> No
         # Declares a body it never sends: its handler thread waits, the server does not.
         stalled.sendall(b"POST /storage/v1/b HTTP/1.1\r\nHost: x\r\nContent-Length: 50\r\n\r\n{")
         started = time.monotonic()
-        assert requests.post(f"{emulator.url}/storage/v1/b", json={"name": "not-blocked"}, timeout=5).status_code == 200
+        assert (
+            requests.post(
+                f"{emulator.url}/storage/v1/b", json={"name": "not-blocked"}, timeout=5
+            ).status_code
+            == 200
+        )
         assert time.monotonic() - started < 2
 
 
@@ -201,8 +257,14 @@ def test_sigterm_stops_cleanly(tmp_path: Path) -> None:
 
 def _cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "DEPLOYER_HOME": str(home)}
-    return subprocess.run([sys.executable, "-m", "deployer", "local", *args], env=env, capture_output=True,
-                          text=True, timeout=90, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "deployer", "local", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
 
 
 @pytest.mark.timeout(180)
@@ -225,7 +287,10 @@ def test_local_up_is_idempotent_and_down_stops_it(tmp_path: Path) -> None:
         assert second.returncode == 0 and json.loads(second.stdout)["pid"] == info["pid"]
         assert json.loads(second.stdout)["already_running"] is True
         text = _cli(home, "up")
-        assert f"STORAGE_EMULATOR_HOST={info['url']}" in text.stdout and f'api_endpoint="{info["url"]}"' in text.stdout
+        assert (
+            f"STORAGE_EMULATOR_HOST={info['url']}" in text.stdout
+            and f'api_endpoint="{info["url"]}"' in text.stdout
+        )
 
         status = _cli(home, "status", "--output", "json")
         assert status.returncode == 0 and json.loads(status.stdout)["running"] is True
@@ -242,15 +307,32 @@ def test_local_up_is_idempotent_and_down_stops_it(tmp_path: Path) -> None:
     again = _cli(home, "up", "--port", str(port), "--output", "json")
     try:
         assert again.returncode == 0, again.stderr
-        assert make_storage_client(json.loads(again.stdout)["url"]).lookup_bucket("via-up") is not None
+        assert (
+            make_storage_client(json.loads(again.stdout)["url"]).lookup_bucket("via-up") is not None
+        )
     finally:
         _cli(home, "down")
 
 
-def test_port_in_use_is_a_clear_error_not_a_traceback(emulator: EmulatorProcess, tmp_path: Path) -> None:
+def test_port_in_use_is_a_clear_error_not_a_traceback(
+    emulator: EmulatorProcess, tmp_path: Path
+) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "deployer.emulator", "run", "--port", str(emulator.port), "--data-dir", str(tmp_path)],
-        capture_output=True, text=True, timeout=60, check=False,
+        [
+            sys.executable,
+            "-m",
+            "deployer",
+            "local",
+            "run",
+            "--port",
+            str(emulator.port),
+            "--data-dir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert proc.returncode == 3
     assert "Cannot listen on 127.0.0.1" in proc.stderr and "Traceback" not in proc.stderr

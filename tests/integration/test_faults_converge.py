@@ -39,25 +39,29 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _faults(emulator: EmulatorProcess, seed: int | None, on: bool) -> None:
-    emulator.admin({"inject_faults": 0.3 if on else 0.0, "drop_responses": 0.05 if on else 0.0,
-                    "seed": seed})
+    emulator.admin(
+        {"inject_faults": 0.3 if on else 0.0, "drop_responses": 0.05 if on else 0.0, "seed": seed}
+    )
 
 
 def _stack_resources(url: str, stack: str) -> tuple[list, list]:  # type: ignore[type-arg]
     clients = gapic_clients(url)
     flt = f'labels.deployer-stack="{stack}"'
     models = list(clients.model.list_models(request={"parent": PARENT, "filter": flt}))
-    versions = [v for m in models
-                for v in clients.model.list_model_versions(request={"name": m.name})]
+    versions = [
+        v for m in models for v in clients.model.list_model_versions(request={"name": m.name})
+    ]
     endpoints = list(clients.endpoint.list_endpoints(request={"parent": PARENT, "filter": flt}))
     return versions, endpoints
 
 
 @pytest.mark.timeout(300)
-@pytest.mark.parametrize("seed", [
-    pytest.param(s, marks=() if s in QUICK_SEEDS else pytest.mark.slow) for s in SEEDS])
-def test_apply_then_teardown_converge_under_faults(faulty_emulator: EmulatorProcess,
-                                                   model_dir: Path, seed: int) -> None:
+@pytest.mark.parametrize(
+    "seed", [pytest.param(s, marks=() if s in QUICK_SEEDS else pytest.mark.slow) for s in SEEDS]
+)
+def test_apply_then_teardown_converge_under_faults(
+    faulty_emulator: EmulatorProcess, model_dir: Path, seed: int
+) -> None:
     stack = f"faults{seed}"
     files = StackFiles(model_dir, stack=stack, bucket=f"test-project-{stack}")
     spec = str(files.write())
@@ -82,21 +86,28 @@ def test_apply_then_teardown_converge_under_faults(faulty_emulator: EmulatorProc
     versions, endpoints = _stack_resources(faulty_emulator.url, stack)
     assert versions == [] and endpoints == [], f"seed {seed}: left behind"
     from tests.integration.conftest import make_storage_client
+
     buckets = [b.name for b in make_storage_client(faulty_emulator.url).list_buckets()]
     assert files.bucket not in buckets
 
 
 @pytest.mark.timeout(400)
-@pytest.mark.parametrize("kill_during", ["upload", pytest.param("deployModel",
-                                                               marks=pytest.mark.slow)])
-def test_sigkill_during_a_long_operation_then_rerun_converges(tmp_path: Path,
-                                                              kill_during: str) -> None:
+@pytest.mark.parametrize(
+    "kill_during", ["upload", pytest.param("deployModel", marks=pytest.mark.slow)]
+)
+def test_sigkill_during_a_long_operation_then_rerun_converges(
+    tmp_path: Path, kill_during: str
+) -> None:
     with EmulatorProcess(extra_args=["--op-delay", "6"]) as emu:
         files = StackFiles(tmp_path, stack="killed", bucket="test-project-killed")
         spec = str(files.write())
         env = {**os.environ, "DEPLOYER_EMULATOR": emu.url, "DEPLOYER_RETRY_SCALE": "0.02"}
-        proc = subprocess.Popen([sys.executable, "-m", "deployer", "apply", spec, "--yes"],
-                                env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "deployer", "apply", spec, "--yes"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
         try:
             # Kill it while that long-running operation is pending (--op-delay 6).
             deadline = time.monotonic() + 180

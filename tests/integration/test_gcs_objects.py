@@ -53,7 +53,10 @@ def test_bucket_labels_patch(storage_client) -> None:
     assert got.labels == {"deployer-stack": "mnist"}
     got.labels = {"deployer-stack": "mnist", "owner": "me"}
     got.patch()
-    assert storage_client.get_bucket("gcs-t-labelled").labels == {"deployer-stack": "mnist", "owner": "me"}
+    assert storage_client.get_bucket("gcs-t-labelled").labels == {
+        "deployer-stack": "mnist",
+        "owner": "me",
+    }
 
 
 def test_invalid_bucket_name_is_a_400(storage_client) -> None:
@@ -71,7 +74,11 @@ def test_multipart_upload_reports_checksums_as_gcs_does(storage_client) -> None:
     assert blob.crc32c == _crc(data)
     assert blob.generation > 0 and blob.metageneration == 1
     fetched = bucket.get_blob("dir/model.bin")
-    assert (fetched.content_type, fetched.md5_hash, fetched.generation) == ("application/x-test", _md5(data), blob.generation)
+    assert (fetched.content_type, fetched.md5_hash, fetched.generation) == (
+        "application/x-test",
+        _md5(data),
+        blob.generation,
+    )
     # The client verifies the download's checksum against x-goog-hash.
     assert fetched.download_as_bytes(checksum="md5") == data
     assert fetched.download_as_bytes(checksum="crc32c") == data
@@ -142,7 +149,12 @@ def test_object_names_with_slashes_spaces_and_unicode(storage_client) -> None:
 
 def test_list_prefix_delimiter_and_pagination_in_lexicographic_order(storage_client) -> None:
     bucket = storage_client.create_bucket("gcs-t-listing")
-    names = [f"out/prediction.results-{i:05d}-of-00012" for i in range(12)] + ["out/sub/x", "out/sub/y", "a", "z/1"]
+    names = [f"out/prediction.results-{i:05d}-of-00012" for i in range(12)] + [
+        "out/sub/x",
+        "out/sub/y",
+        "a",
+        "z/1",
+    ]
     for name in reversed(names):  # written out of order; listed in name order
         bucket.blob(name).upload_from_string(b".")
     everything = [b.name for b in storage_client.list_blobs("gcs-t-listing")]
@@ -156,7 +168,9 @@ def test_list_prefix_delimiter_and_pagination_in_lexicographic_order(storage_cli
     assert top.prefixes == {"out/", "z/"}
     sub = storage_client.list_blobs("gcs-t-listing", prefix="out/", delimiter="/")
     assert len(list(sub)) == 12 and sub.prefixes == {"out/sub/"}
-    assert [b.name for b in storage_client.list_blobs("gcs-t-listing", max_results=3)] == sorted(names)[:3]
+    assert [b.name for b in storage_client.list_blobs("gcs-t-listing", max_results=3)] == sorted(
+        names
+    )[:3]
 
 
 def test_if_generation_match_zero_is_create_only(storage_client) -> None:

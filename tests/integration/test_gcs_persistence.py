@@ -39,16 +39,29 @@ def test_transfer_manager_uploads_many_files(storage_client, tmp_path, worker_ty
     files = _tree(tmp_path, 40, 64 * 1024)
     bucket = storage_client.create_bucket("tm-bucket")
     results = transfer_manager.upload_many_from_filenames(
-        bucket, list(files), source_directory=str(tmp_path), blob_name_prefix="artifacts/h/",
-        worker_type=worker_type, max_workers=4, skip_if_exists=True, raise_exception=True,
+        bucket,
+        list(files),
+        source_directory=str(tmp_path),
+        blob_name_prefix="artifacts/h/",
+        worker_type=worker_type,
+        max_workers=4,
+        skip_if_exists=True,
+        raise_exception=True,
     )
     assert results == [None] * len(files)
-    listed = {b.name: b.md5_hash for b in storage_client.list_blobs("tm-bucket", prefix="artifacts/h/")}
+    listed = {
+        b.name: b.md5_hash for b in storage_client.list_blobs("tm-bucket", prefix="artifacts/h/")
+    }
     assert listed == {f"artifacts/h/{n}": _md5(d) for n, d in files.items()}
     # skip_if_exists uses ifGenerationMatch=0: a second run changes nothing.
     again = transfer_manager.upload_many_from_filenames(
-        bucket, list(files), source_directory=str(tmp_path), blob_name_prefix="artifacts/h/",
-        worker_type=worker_type, max_workers=4, skip_if_exists=True,
+        bucket,
+        list(files),
+        source_directory=str(tmp_path),
+        blob_name_prefix="artifacts/h/",
+        worker_type=worker_type,
+        max_workers=4,
+        skip_if_exists=True,
     )
     assert [type(r).__name__ for r in again] == ["PreconditionFailed"] * len(files)
 
@@ -68,7 +81,12 @@ def test_restart_keeps_buckets_objects_and_metadata(emulator: EmulatorProcess) -
     after = client.bucket("keep").get_blob("a/b.bin")
     assert client.get_bucket("keep").labels == {"deployer-stack": "s"}
     assert (after.generation, after.md5_hash, after.crc32c, after.metadata, after.content_type) == (
-        before.generation, before.md5_hash, before.crc32c, {"sha256": "abc"}, "text/plain")
+        before.generation,
+        before.md5_hash,
+        before.crc32c,
+        {"sha256": "abc"},
+        "text/plain",
+    )
     assert after.download_as_bytes() == b"payload"
     # Generations keep increasing across restarts.
     again = client.bucket("keep").blob("a/b.bin")
@@ -88,9 +106,11 @@ def test_kill9_during_uploads_leaves_no_torn_object(emulator: EmulatorProcess) -
             return
         try:
             # No client retries: after the kill, calls fail fast.
-            client.bucket("crash").blob(name).upload_from_string(expected[name], retry=None, timeout=5)
+            client.bucket("crash").blob(name).upload_from_string(
+                expected[name], retry=None, timeout=5
+            )
             done.release()
-        except Exception:  # noqa: BLE001 - the server dies under us on purpose
+        except Exception:
             stop.set()
 
     with ThreadPoolExecutor(8) as pool:
@@ -115,32 +135,53 @@ def test_kill9_during_uploads_leaves_no_torn_object(emulator: EmulatorProcess) -
     assert sum(1 for _ in (gcs / "blobs").rglob("*") if _.is_file()) == len(present)
 
 
-def test_resumable_session_survives_restart_and_tolerates_a_resent_chunk(emulator: EmulatorProcess) -> None:
+def test_resumable_session_survives_restart_and_tolerates_a_resent_chunk(
+    emulator: EmulatorProcess,
+) -> None:
     import requests
 
     make_storage_client(emulator.url).create_bucket("resume")
     data = os.urandom(600_000)
-    start = requests.post(f"{emulator.url}/upload/storage/v1/b/resume/o?uploadType=resumable",
-                          json={"name": "big.bin", "contentType": "application/x-test"}, timeout=10)
+    start = requests.post(
+        f"{emulator.url}/upload/storage/v1/b/resume/o?uploadType=resumable",
+        json={"name": "big.bin", "contentType": "application/x-test"},
+        timeout=10,
+    )
     assert start.status_code == 200
     session = start.headers["Location"]
-    first = requests.put(session, data=data[:262144], headers={"Content-Range": "bytes 0-262143/*"}, timeout=10)
+    first = requests.put(
+        session, data=data[:262144], headers={"Content-Range": "bytes 0-262143/*"}, timeout=10
+    )
     assert (first.status_code, first.headers["Range"]) == (308, "bytes=0-262143")
 
     emulator.restart(kill=True)
     probe = requests.put(session, data=b"", headers={"Content-Range": "bytes */*"}, timeout=10)
     assert (probe.status_code, probe.headers["Range"]) == (308, "bytes=0-262143")
     # A client unsure what arrived resends from an earlier offset: the overlap is skipped.
-    rest = requests.put(session, data=data[200000:],
-                        headers={"Content-Range": f"bytes 200000-{len(data) - 1}/{len(data)}"}, timeout=10)
+    rest = requests.put(
+        session,
+        data=data[200000:],
+        headers={"Content-Range": f"bytes 200000-{len(data) - 1}/{len(data)}"},
+        timeout=10,
+    )
     assert rest.status_code == 200, rest.text
-    assert rest.json()["md5Hash"] == _md5(data) and rest.json()["contentType"] == "application/x-test"
-    assert make_storage_client(emulator.url).bucket("resume").blob("big.bin").download_as_bytes() == data
+    assert (
+        rest.json()["md5Hash"] == _md5(data) and rest.json()["contentType"] == "application/x-test"
+    )
+    assert (
+        make_storage_client(emulator.url).bucket("resume").blob("big.bin").download_as_bytes()
+        == data
+    )
     # Asking again after completion (e.g. the reply was lost) answers the object, not an error.
     again = requests.put(session, data=b"", headers={"Content-Range": "bytes */*"}, timeout=10)
     assert again.status_code == 200 and again.json()["md5Hash"] == _md5(data)
     assert requests.delete(session, timeout=10).status_code == 499
-    assert requests.put(session, data=b"", headers={"Content-Range": "bytes */*"}, timeout=10).status_code == 404
+    assert (
+        requests.put(
+            session, data=b"", headers={"Content-Range": "bytes */*"}, timeout=10
+        ).status_code
+        == 404
+    )
 
 
 @pytest.mark.parametrize("drops", [1, 2, 3, 4])

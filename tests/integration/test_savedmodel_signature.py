@@ -1,4 +1,4 @@
-"""deployer.savedmodel reads signatures without TensorFlow: checked against TensorFlow's own
+"""deployer.predict.savedmodel reads signatures without TensorFlow: checked against TensorFlow's own
 reading of the same SavedModels (float, two-input, string, decode_raw, Keras-exported)."""
 
 from __future__ import annotations
@@ -9,19 +9,23 @@ import pytest
 import tensorflow as tf
 from tensorflow.core.framework import types_pb2
 
-from deployer.savedmodel import SignatureError, read_signature
+from deployer.predict.savedmodel import SignatureError, read_signature
 from tests.support.savedmodels import make_bytes_model, make_mnist_like_model, make_two_input_model
 
 
-def _tf_view(model_dir: Path, name: str = "serving_default") -> dict[str, tuple[str, tuple[int, ...] | None]]:
+def _tf_view(
+    model_dir: Path, name: str = "serving_default"
+) -> dict[str, tuple[str, tuple[int, ...] | None]]:
     """Input name -> (dtype, shape with -1 for None) as TensorFlow loads the signature."""
     fn = tf.saved_model.load(str(model_dir)).signatures[name]
     _, specs = fn.structured_input_signature
     out = {}
     for key, spec in specs.items():
         dims = spec.shape.as_list() if spec.shape.rank is not None else None
-        out[key] = (types_pb2.DataType.Name(spec.dtype.as_datatype_enum),
-                    None if dims is None else tuple(-1 if d is None else d for d in dims))
+        out[key] = (
+            types_pb2.DataType.Name(spec.dtype.as_datatype_enum),
+            None if dims is None else tuple(-1 if d is None else d for d in dims),
+        )
     return out
 
 
@@ -38,8 +42,13 @@ def test_inputs_match_tensorflow_for_every_kind_of_model(tmp_path: Path) -> None
         "bytes": make_bytes_model(tmp_path / "bytes"),
         "raw": make_mnist_like_model(tmp_path / "raw", hidden=(8,), raw_bytes_input=True),
     }
-    keras = tf.keras.Sequential([tf.keras.Input((4,), dtype="int32", name="ids"),
-                                 tf.keras.layers.Embedding(10, 3), tf.keras.layers.Flatten()])
+    keras = tf.keras.Sequential(
+        [
+            tf.keras.Input((4,), dtype="int32", name="ids"),
+            tf.keras.layers.Embedding(10, 3),
+            tf.keras.layers.Flatten(),
+        ]
+    )
     keras.export(str(tmp_path / "keras"))
     models["keras"] = tmp_path / "keras"
     for name, path in models.items():

@@ -39,9 +39,10 @@ class ServerProcess:
     def __init__(self, args: list[str], log_path: Path) -> None:
         self.log_path = log_path
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1"}
-        self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen([sys.executable, *args], cwd=ROOT, env=env,
-                                     stdout=self._log, stderr=subprocess.STDOUT)
+        self._log = open(log_path, "wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, *args], cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT
+        )
 
     @property
     def log(self) -> str:
@@ -59,15 +60,21 @@ class ServerProcess:
             if port is not None:
                 return port
             if self.proc.poll() is not None:
-                raise AssertionError(f"server exited with {self.proc.returncode}:\n{self.log[-3000:]}")
+                raise AssertionError(
+                    f"server exited with {self.proc.returncode}:\n{self.log[-3000:]}"
+                )
             time.sleep(0.05)
-        raise AssertionError(f"server did not report its {api} port after {timeout}s:\n{self.log[-3000:]}")
+        raise AssertionError(
+            f"server did not report its {api} port after {timeout}s:\n{self.log[-3000:]}"
+        )
 
     def wait_ready(self, url: str, timeout: float = 90.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise AssertionError(f"server exited with {self.proc.returncode}:\n{self.log[-3000:]}")
+                raise AssertionError(
+                    f"server exited with {self.proc.returncode}:\n{self.log[-3000:]}"
+                )
             try:
                 status, _ = http("GET", url, timeout=2)
                 if status == 200:
@@ -90,10 +97,34 @@ class ServerProcess:
 
 
 def serve_args(base: Path, name: str, rest: int, grpc: int, *extra: str) -> list[str]:
-    return ["-m", "deployer", "serve", str(base), "--model-name", name, "--rest-port", str(rest),
-            "--grpc-port", str(grpc), "--poll-interval", "0.2", *extra]
+    return [
+        "-m",
+        "deployer",
+        "serve",
+        str(base),
+        "--model-name",
+        name,
+        "--rest-port",
+        str(rest),
+        "--grpc-port",
+        str(grpc),
+        "--poll-interval",
+        "0.2",
+        *extra,
+    ]
 
 
 def replica_args(model_dir: Path, name: str, port: int, *extra: str) -> list[str]:
-    return ["-m", "deployer.serving.replica", "--saved-model", str(model_dir), "--model-name", name,
-            "--host", "127.0.0.1", "--port", str(port), *extra]
+    return [
+        "-m",
+        "deployer.serving.replica",
+        "--saved-model",
+        str(model_dir),
+        "--model-name",
+        name,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        *extra,
+    ]

@@ -20,20 +20,23 @@ def _apis(emulator, mutating_only: bool = True) -> list[str]:  # type: ignore[no
 
 
 @pytest.mark.timeout(600)
-def test_apply_noop_change_artifact_shift_traffic_teardown(emulator, storage_client,
-                                                           tmp_path: Path) -> None:
+def test_apply_noop_change_artifact_shift_traffic_teardown(
+    emulator, storage_client, tmp_path: Path
+) -> None:
     files = StackFiles(tmp_path)
     spec = str(files.write())
 
-    plan = run_cli(["plan", spec, "--detailed-exitcode", "--output", "json"], emulator.url,
-                   expect=2)
+    plan = run_cli(
+        ["plan", spec, "--detailed-exitcode", "--output", "json"], emulator.url, expect=2
+    )
     assert json_out(plan)["changes"] is True
     assert _apis(emulator) == []  # plan changes nothing
 
     first = json_out(run_cli(["apply", spec, "--yes", "--output", "json"], emulator.url))
     assert first["no_changes"] is False
-    assert {u["files_uploaded"] for u in first["uploads"]} == {u["files_total"]
-                                                               for u in first["uploads"]}
+    assert {u["files_uploaded"] for u in first["uploads"]} == {
+        u["files_total"] for u in first["uploads"]
+    }
 
     # 1. Re-apply of an unchanged spec: no mutating call at all, and "No changes".
     emulator.clear_request_log()
@@ -73,11 +76,17 @@ def test_apply_noop_change_artifact_shift_traffic_teardown(emulator, storage_cli
     # 4. The registry model's own display name and description: one model-level update,
     #    seen by an independent client, then no changes.
     from tests.integration._vertex import PARENT, gapic_clients
+
     clients = gapic_clients(emulator.url)  # an independent look, not deployer's own observe
     text = Path(spec).read_text()
-    Path(spec).write_text(text.replace("  - name: mnist\n", "  - name: mnist\n"
-                                       "    display_name: MNIST digits\n"
-                                       "    description: handwritten digits\n"))
+    Path(spec).write_text(
+        text.replace(
+            "  - name: mnist\n",
+            "  - name: mnist\n"
+            "    display_name: MNIST digits\n"
+            "    description: handwritten digits\n",
+        )
+    )
     planned = run_cli(["plan", spec], emulator.url)
     assert "update  model mnist  (display name and description changed)" in planned.stdout
     emulator.clear_request_log()

@@ -65,18 +65,29 @@ def served(mnist_dir: Path, mnist_dir_v2: Path) -> Iterator[Served]:
         model = upload_model(clients, a1, model_id="mnist", aliases=["v1"]).model
         upload_model(clients, a2, parent_model=model, aliases=["v2"])
         ep = clients.endpoint.create_endpoint(
-            parent=PARENT, endpoint=v1.Endpoint(display_name="served"), endpoint_id="served",
+            parent=PARENT,
+            endpoint=v1.Endpoint(display_name="served"),
+            endpoint_id="served",
         ).result(timeout=30)
         clients.endpoint.deploy_model(
-            endpoint=ep.name, traffic_split={"0": 100},
-            deployed_model=v1.DeployedModel(model=f"{model}@v1", id="dm-v1", dedicated_resources=dedicated()),
+            endpoint=ep.name,
+            traffic_split={"0": 100},
+            deployed_model=v1.DeployedModel(
+                model=f"{model}@v1", id="dm-v1", dedicated_resources=dedicated()
+            ),
         ).result(timeout=240)
         clients.endpoint.deploy_model(
-            endpoint=ep.name, traffic_split={"dm-v1": 70, "0": 30},
+            endpoint=ep.name,
+            traffic_split={"dm-v1": 70, "0": 30},
             deployed_model=v1.DeployedModel(
-                model=f"{model}@2", id="dm-v2",
-                dedicated_resources=dedicated("n1-standard-4", accelerator_type=v1.AcceleratorType.NVIDIA_TESLA_T4,
-                                              accelerator_count=1)),
+                model=f"{model}@2",
+                id="dm-v2",
+                dedicated_resources=dedicated(
+                    "n1-standard-4",
+                    accelerator_type=v1.AcceleratorType.NVIDIA_TESLA_T4,
+                    accelerator_count=1,
+                ),
+            ),
         ).result(timeout=240)
         x = np.random.default_rng(7).random((3, 784), dtype=np.float32)
     except BaseException:
@@ -127,9 +138,13 @@ def test_traffic_split_routes_requests_by_weight(served: Served) -> None:
     seen: dict[str, int] = {}
     refs = {v: _reference(d, served.x[:1]) for v, d in served.dirs.items()}
     for _ in range(80):
-        resp = served.clients.prediction.predict(endpoint=served.endpoint, instances=served.x[:1].tolist())
+        resp = served.clients.prediction.predict(
+            endpoint=served.endpoint, instances=served.x[:1].tolist()
+        )
         seen[resp.deployed_model_id] = seen.get(resp.deployed_model_id, 0) + 1
-        np.testing.assert_allclose(np.array(resp.predictions), refs[resp.model_version_id], rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(
+            np.array(resp.predictions), refs[resp.model_version_id], rtol=1e-5, atol=1e-6
+        )
     assert set(seen) == {"dm-v1", "dm-v2"}
     assert seen["dm-v1"] > seen["dm-v2"]  # 70/30: P(v1 <= v2 over 80 draws) is ~1e-4
 
@@ -141,14 +156,24 @@ def test_patching_traffic_moves_all_requests(served: Served) -> None:
     mask = field_mask_pb2.FieldMask(paths=["traffic_split"])
     with raises_status(gexc.BadRequest, "INVALID_ARGUMENT"):
         served.clients.endpoint.update_endpoint(
-            endpoint=v1.Endpoint(name=served.endpoint, traffic_split={"dm-v1": 60, "dm-v2": 30}), update_mask=mask)
+            endpoint=v1.Endpoint(name=served.endpoint, traffic_split={"dm-v1": 60, "dm-v2": 30}),
+            update_mask=mask,
+        )
     served.clients.endpoint.update_endpoint(
-        endpoint=v1.Endpoint(name=served.endpoint, traffic_split={"dm-v1": 0, "dm-v2": 100}), update_mask=mask)
-    ids = {served.clients.prediction.predict(endpoint=served.endpoint, instances=served.x[:1].tolist()).deployed_model_id
-           for _ in range(15)}
+        endpoint=v1.Endpoint(name=served.endpoint, traffic_split={"dm-v1": 0, "dm-v2": 100}),
+        update_mask=mask,
+    )
+    ids = {
+        served.clients.prediction.predict(
+            endpoint=served.endpoint, instances=served.x[:1].tolist()
+        ).deployed_model_id
+        for _ in range(15)
+    }
     assert ids == {"dm-v2"}
     served.clients.endpoint.update_endpoint(
-        endpoint=v1.Endpoint(name=served.endpoint, traffic_split={"dm-v1": 70, "dm-v2": 30}), update_mask=mask)
+        endpoint=v1.Endpoint(name=served.endpoint, traffic_split={"dm-v1": 70, "dm-v2": 30}),
+        update_mask=mask,
+    )
 
 
 def test_raw_predict_round_trips_an_http_body(served: Served) -> None:
@@ -156,7 +181,9 @@ def test_raw_predict_round_trips_an_http_body(served: Served) -> None:
 
     payload = json.dumps({"instances": served.x[:2].tolist()}).encode()
     resp = served.clients.prediction.raw_predict(
-        endpoint=served.endpoint, http_body=httpbody_pb2.HttpBody(content_type="application/json", data=payload))
+        endpoint=served.endpoint,
+        http_body=httpbody_pb2.HttpBody(content_type="application/json", data=payload),
+    )
     body = json.loads(resp.data)
     assert np.array(body["predictions"]).shape == (2, 10)
 
@@ -178,9 +205,19 @@ def test_parameters_are_accepted_and_not_forwarded_to_tf_serving(served: Served)
     resp = requests.post(f"{served.emu.url}/v1/{served.endpoint}:predict", json=body, timeout=30)
     assert resp.status_code == 200, resp.text
     got = resp.json()
-    assert set(got) == {"predictions", "deployedModelId", "model", "modelDisplayName", "modelVersionId"}
-    np.testing.assert_allclose(np.array(got["predictions"]),
-                               _reference(served.dirs[got["modelVersionId"]], served.x[:1]), rtol=1e-5, atol=1e-6)
+    assert set(got) == {
+        "predictions",
+        "deployedModelId",
+        "model",
+        "modelDisplayName",
+        "modelVersionId",
+    }
+    np.testing.assert_allclose(
+        np.array(got["predictions"]),
+        _reference(served.dirs[got["modelVersionId"]], served.x[:1]),
+        rtol=1e-5,
+        atol=1e-6,
+    )
 
 
 def test_payload_over_1_5_mb_is_invalid_argument(served: Served) -> None:
@@ -202,9 +239,13 @@ def test_renaming_the_model_shows_in_predict_answers(served: Served) -> None:
     from google.cloud import aiplatform_v1 as v1
     from google.protobuf import field_mask_pb2
 
-    served.clients.model.update_model(model=v1.Model(name=served.model, display_name="mnist-renamed"),
-                                      update_mask=field_mask_pb2.FieldMask(paths=["display_name"]))
-    got = served.clients.prediction.predict(endpoint=served.endpoint, instances=served.x[:1].tolist())
+    served.clients.model.update_model(
+        model=v1.Model(name=served.model, display_name="mnist-renamed"),
+        update_mask=field_mask_pb2.FieldMask(paths=["display_name"]),
+    )
+    got = served.clients.prediction.predict(
+        endpoint=served.endpoint, instances=served.x[:1].tolist()
+    )
     assert got.model_display_name == "mnist-renamed"
 
 
@@ -213,20 +254,37 @@ def test_deploy_refusals(served: Served) -> None:
 
     c = served.clients.endpoint
     with raises_status(gexc.BadRequest, "INVALID_ARGUMENT"):  # traffic sums to 110
-        c.deploy_model(endpoint=served.endpoint, traffic_split={"dm-v1": 80, "0": 30},
-                       deployed_model=v1.DeployedModel(model=served.model, dedicated_resources=dedicated()))
+        c.deploy_model(
+            endpoint=served.endpoint,
+            traffic_split={"dm-v1": 80, "0": 30},
+            deployed_model=v1.DeployedModel(model=served.model, dedicated_resources=dedicated()),
+        )
     with raises_status(gexc.Conflict, "ALREADY_EXISTS"):
-        c.deploy_model(endpoint=served.endpoint,
-                       deployed_model=v1.DeployedModel(model=served.model, id="dm-v1", dedicated_resources=dedicated()))
+        c.deploy_model(
+            endpoint=served.endpoint,
+            deployed_model=v1.DeployedModel(
+                model=served.model, id="dm-v1", dedicated_resources=dedicated()
+            ),
+        )
     with raises_status(gexc.NotFound, "NOT_FOUND"):
-        c.deploy_model(endpoint=served.endpoint,
-                       deployed_model=v1.DeployedModel(model=f"{PARENT}/models/nope", dedicated_resources=dedicated()))
+        c.deploy_model(
+            endpoint=served.endpoint,
+            deployed_model=v1.DeployedModel(
+                model=f"{PARENT}/models/nope", dedicated_resources=dedicated()
+            ),
+        )
     with raises_status(gexc.BadRequest, "INVALID_ARGUMENT"):
-        c.deploy_model(endpoint=served.endpoint,
-                       deployed_model=v1.DeployedModel(model=served.model, dedicated_resources=dedicated(replicas=0)))
+        c.deploy_model(
+            endpoint=served.endpoint,
+            deployed_model=v1.DeployedModel(
+                model=served.model, dedicated_resources=dedicated(replicas=0)
+            ),
+        )
     with raises_status(gexc.NotFound, "NOT_FOUND"):
-        c.deploy_model(endpoint=f"{PARENT}/endpoints/nope",
-                       deployed_model=v1.DeployedModel(model=served.model, dedicated_resources=dedicated()))
+        c.deploy_model(
+            endpoint=f"{PARENT}/endpoints/nope",
+            deployed_model=v1.DeployedModel(model=served.model, dedicated_resources=dedicated()),
+        )
 
 
 def test_deleting_what_is_deployed_is_failed_precondition(served: Served) -> None:
@@ -234,7 +292,9 @@ def test_deleting_what_is_deployed_is_failed_precondition(served: Served) -> Non
         served.clients.endpoint.delete_endpoint(name=served.endpoint)
     with raises_status(gexc.BadRequest, "FAILED_PRECONDITION"):
         served.clients.model.delete_model(name=served.model)
-    served.clients.model.merge_version_aliases(name=f"{served.model}@1", version_aliases=["default"])
+    served.clients.model.merge_version_aliases(
+        name=f"{served.model}@1", version_aliases=["default"]
+    )
     with raises_status(gexc.BadRequest, "FAILED_PRECONDITION"):
         served.clients.model.delete_model_version(name=f"{served.model}@2")
 
@@ -245,14 +305,23 @@ def test_mutate_deployed_model_changes_replica_bounds(served: Served) -> None:
 
     op = served.clients.endpoint.mutate_deployed_model(
         endpoint=served.endpoint,
-        deployed_model=v1.DeployedModel(id="dm-v1", dedicated_resources=v1.DedicatedResources(
-            min_replica_count=1, max_replica_count=3)),
-        update_mask=field_mask_pb2.FieldMask(paths=["dedicated_resources.max_replica_count"]))
+        deployed_model=v1.DeployedModel(
+            id="dm-v1",
+            dedicated_resources=v1.DedicatedResources(min_replica_count=1, max_replica_count=3),
+        ),
+        update_mask=field_mask_pb2.FieldMask(paths=["dedicated_resources.max_replica_count"]),
+    )
     got = op.result(timeout=30).deployed_model
-    assert (got.dedicated_resources.min_replica_count, got.dedicated_resources.max_replica_count) == (1, 3)
+    assert (
+        got.dedicated_resources.min_replica_count,
+        got.dedicated_resources.max_replica_count,
+    ) == (1, 3)
     assert got.dedicated_resources.machine_spec.machine_type == "n1-standard-2"
     ep = served.clients.endpoint.get_endpoint(name=served.endpoint)
-    assert next(d for d in ep.deployed_models if d.id == "dm-v1").dedicated_resources.max_replica_count == 3
+    assert (
+        next(d for d in ep.deployed_models if d.id == "dm-v1").dedicated_resources.max_replica_count
+        == 3
+    )
 
 
 def test_undeploy_needs_traffic_moved_then_stops_replicas(served: Served) -> None:
@@ -263,13 +332,20 @@ def test_undeploy_needs_traffic_moved_then_stops_replicas(served: Served) -> Non
         c.undeploy_model(endpoint=served.endpoint, deployed_model_id="dm-v2")
     with raises_status(gexc.NotFound, "NOT_FOUND"):
         c.undeploy_model(endpoint=served.endpoint, deployed_model_id="nope")
-    c.undeploy_model(endpoint=served.endpoint, deployed_model_id="dm-v2",
-                     traffic_split={"dm-v1": 100}).result(timeout=60)
+    c.undeploy_model(
+        endpoint=served.endpoint, deployed_model_id="dm-v2", traffic_split={"dm-v1": 100}
+    ).result(timeout=60)
     ep = c.get_endpoint(name=served.endpoint)
-    assert [d.id for d in ep.deployed_models] == ["dm-v1"] and dict(ep.traffic_split) == {"dm-v1": 100}
+    assert [d.id for d in ep.deployed_models] == ["dm-v1"] and dict(ep.traffic_split) == {
+        "dm-v1": 100
+    }
     wait_for(lambda: len(replica_pids(served.emu.data_dir)) == 1)
-    ids = {served.clients.prediction.predict(endpoint=served.endpoint, instances=served.x[:1].tolist()).deployed_model_id
-           for _ in range(5)}
+    ids = {
+        served.clients.prediction.predict(
+            endpoint=served.endpoint, instances=served.x[:1].tolist()
+        ).deployed_model_id
+        for _ in range(5)
+    }
     assert ids == {"dm-v1"}
 
 
@@ -297,16 +373,18 @@ def test_deploy_of_a_vanished_artifact_fails_the_operation_not_the_server(served
     for blob in storage.list_blobs("deploy-bucket", prefix="vanishing/"):
         blob.delete()
     ep = served.clients.endpoint.create_endpoint(
-        parent=PARENT, endpoint=v1.Endpoint(display_name="v"), endpoint_id="vanishing").result(timeout=30)
+        parent=PARENT, endpoint=v1.Endpoint(display_name="v"), endpoint_id="vanishing"
+    ).result(timeout=30)
     op = served.clients.endpoint.deploy_model(
-        endpoint=ep.name, traffic_split={"0": 100},
-        deployed_model=v1.DeployedModel(model=model, dedicated_resources=dedicated()))
+        endpoint=ep.name,
+        traffic_split={"0": 100},
+        deployed_model=v1.DeployedModel(model=model, dedicated_resources=dedicated()),
+    )
     with pytest.raises(gexc.GoogleAPICallError) as info:
         op.result(timeout=60)
     assert "vanishing" in str(info.value)
     assert not served.clients.endpoint.get_endpoint(name=ep.name).deployed_models
     served.clients.endpoint.delete_endpoint(name=ep.name).result(timeout=30)
-
 
 
 def _model_and_endpoint(served: Served, name: str, model_dir: Path) -> tuple[str, Any]:
@@ -316,7 +394,8 @@ def _model_and_endpoint(served: Served, name: str, model_dir: Path) -> tuple[str
     uri = put_tree(make_storage_client(served.emu.url), "deploy-bucket", name, model_dir)
     model = upload_model(served.clients, uri, model_id=name).model
     ep = served.clients.endpoint.create_endpoint(
-        parent=PARENT, endpoint=v1.Endpoint(display_name=name), endpoint_id=name).result(timeout=30)
+        parent=PARENT, endpoint=v1.Endpoint(display_name=name), endpoint_id=name
+    ).result(timeout=30)
     return model, ep
 
 
@@ -327,8 +406,13 @@ def test_cancelling_a_deploy_in_flight_fails_it_and_deploys_nothing(served: Serv
     model, ep = _model_and_endpoint(served, "cancelled", served.dirs["1"])
     served.emu.admin({"op_delay": 30})
     try:
-        op = c.deploy_model(endpoint=ep.name, traffic_split={"0": 100}, deployed_model=v1.DeployedModel(
-            model=model, id="dm", automatic_resources=v1.AutomaticResources(min_replica_count=1)))
+        op = c.deploy_model(
+            endpoint=ep.name,
+            traffic_split={"0": 100},
+            deployed_model=v1.DeployedModel(
+                model=model, id="dm", automatic_resources=v1.AutomaticResources(min_replica_count=1)
+            ),
+        )
         with raises_status(gexc.BadRequest, "FAILED_PRECONDITION"):  # not while deploying
             c.delete_endpoint(name=ep.name)
         c.cancel_operation(request={"name": op.operation.name})
@@ -346,17 +430,27 @@ def test_automatic_resources_deploy_serves_and_wait_operation_returns_done(serve
 
     c = served.clients.endpoint
     model, ep = _model_and_endpoint(served, "auto", served.dirs["2"])
-    op = c.deploy_model(endpoint=ep.name, deployed_model=v1.DeployedModel(
-        model=model, automatic_resources=v1.AutomaticResources(min_replica_count=1, max_replica_count=2)))
+    op = c.deploy_model(
+        endpoint=ep.name,
+        deployed_model=v1.DeployedModel(
+            model=model,
+            automatic_resources=v1.AutomaticResources(min_replica_count=1, max_replica_count=2),
+        ),
+    )
     waited = c.wait_operation(request={"name": op.operation.name, "timeout": {"seconds": 25}})
-    done = waited if waited.done else op.result(timeout=240) and c.get_operation(request={"name": op.operation.name})
+    done = (
+        waited
+        if waited.done
+        else op.result(timeout=240) and c.get_operation(request={"name": op.operation.name})
+    )
     assert done.done
     ep = c.get_endpoint(name=ep.name)
     (dm,) = ep.deployed_models
     assert dm.id.isdigit() and dict(ep.traffic_split) == {dm.id: 100}  # the only model gets it all
     assert dm.automatic_resources.max_replica_count == 2
     got = served.clients.prediction.predict(endpoint=ep.name, instances=served.x[:2].tolist())
-    np.testing.assert_allclose(np.array(got.predictions), _reference(served.dirs["2"], served.x[:2]),
-                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        np.array(got.predictions), _reference(served.dirs["2"], served.x[:2]), rtol=1e-5, atol=1e-6
+    )
     c.undeploy_model(endpoint=ep.name, deployed_model_id=dm.id).result(timeout=60)
     c.delete_endpoint(name=ep.name).result(timeout=30)

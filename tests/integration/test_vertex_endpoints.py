@@ -21,7 +21,9 @@ def _create(clients: Clients, endpoint_id: str = "", **fields: object) -> object
     from google.cloud import aiplatform_v1 as v1
 
     fields.setdefault("display_name", endpoint_id or "ep")
-    op = clients.endpoint.create_endpoint(parent=PARENT, endpoint=v1.Endpoint(**fields), endpoint_id=endpoint_id)
+    op = clients.endpoint.create_endpoint(
+        parent=PARENT, endpoint=v1.Endpoint(**fields), endpoint_id=endpoint_id
+    )
     return op.result(timeout=30)
 
 
@@ -50,8 +52,11 @@ def test_list_filters_labels_and_paginates(clients: Clients) -> None:
     assert [len(p.endpoints) for p in pager.pages] == [2, 1]
     names = [e.name.rsplit("/", 1)[1] for e in clients.endpoint.list_endpoints(request=req)]
     assert names == ["listed-0", "listed-1", "listed-2"]
-    one = list(clients.endpoint.list_endpoints(
-        request={"parent": PARENT, "filter": 'labels.stack="paged" AND labels.i="1"'}))
+    one = list(
+        clients.endpoint.list_endpoints(
+            request={"parent": PARENT, "filter": 'labels.stack="paged" AND labels.i="1"'}
+        )
+    )
     assert [e.name.rsplit("/", 1)[1] for e in one] == ["listed-1"]
 
 
@@ -62,13 +67,15 @@ def test_patch_updates_labels_and_display_name_and_checks_traffic(clients: Clien
     ep = _create(clients, "patched", labels={"a": "1"})
     got = clients.endpoint.update_endpoint(
         endpoint=v1.Endpoint(name=ep.name, display_name="renamed", labels={"b": "2"}),
-        update_mask=field_mask_pb2.FieldMask(paths=["display_name", "labels"]))
+        update_mask=field_mask_pb2.FieldMask(paths=["display_name", "labels"]),
+    )
     assert (got.display_name, dict(got.labels)) == ("renamed", {"b": "2"})
     assert clients.endpoint.get_endpoint(name=ep.name).display_name == "renamed"
     with raises_status(gexc.BadRequest, "INVALID_ARGUMENT"):  # nothing deployed to send traffic to
         clients.endpoint.update_endpoint(
             endpoint=v1.Endpoint(name=ep.name, traffic_split={"123": 100}),
-            update_mask=field_mask_pb2.FieldMask(paths=["traffic_split"]))
+            update_mask=field_mask_pb2.FieldMask(paths=["traffic_split"]),
+        )
 
 
 def test_delete_then_get_raises_not_found(clients: Clients) -> None:
@@ -94,7 +101,8 @@ def test_predict_on_missing_or_empty_endpoint(clients: Clients) -> None:
 
 
 def test_scripted_faults_and_dropped_responses_key_on_vertex_method_names(
-    clients: Clients, emu: EmulatorProcess,
+    clients: Clients,
+    emu: EmulatorProcess,
 ) -> None:
     import requests
 
@@ -110,7 +118,9 @@ def test_scripted_faults_and_dropped_responses_key_on_vertex_method_names(
     # The create took effect before its answer was lost: a retry meets ALREADY_EXISTS.
     with raises_status(gexc.Conflict, "ALREADY_EXISTS"):
         _create(clients, "faulted")
-    assert clients.endpoint.get_endpoint(name=f"{PARENT}/endpoints/faulted").display_name == "faulted"
+    assert (
+        clients.endpoint.get_endpoint(name=f"{PARENT}/endpoints/faulted").display_name == "faulted"
+    )
     entries = [(e["api"], e["mutating"]) for e in emu.read_request_log()]
     assert ("createEndpoint", True) in entries and ("getEndpoint", False) in entries
 

@@ -40,7 +40,9 @@ def _get_json(url: str) -> Any:
         return json.loads(resp.read())
 
 
-def test_upload_honours_model_id_and_starts_with_the_default_alias(clients: Clients, artifact: str) -> None:
+def test_upload_honours_model_id_and_starts_with_the_default_alias(
+    clients: Clients, artifact: str
+) -> None:
     res = upload_model(clients, artifact, model_id="first", labels={"team": "a"})
     assert res.model == f"{PARENT}/models/first"
     assert res.model_version_id == "1"
@@ -74,13 +76,18 @@ def test_new_versions_under_parent_model_move_aliases(clients: Clients, artifact
     versions = list(clients.model.list_model_versions(name=base))
     assert [v.version_id for v in versions] == ["1", "2", "3"]
     assert {v.version_id: list(v.version_aliases) for v in versions} == {
-        "1": [], "2": ["v2", "default"], "3": ["v1"]}
+        "1": [],
+        "2": ["v2", "default"],
+        "3": ["v1"],
+    }
 
 
 def test_merge_version_aliases_adds_moves_and_removes(clients: Clients, artifact: str) -> None:
     base = upload_model(clients, artifact, model_id="aliases").model
     upload_model(clients, artifact, parent_model=base, aliases=["canary"])
-    got = clients.model.merge_version_aliases(name=f"{base}@1", version_aliases=["canary", "stable"])
+    got = clients.model.merge_version_aliases(
+        name=f"{base}@1", version_aliases=["canary", "stable"]
+    )
     assert sorted(got.version_aliases) == ["canary", "default", "stable"]
     assert list(clients.model.get_model(name=f"{base}@2").version_aliases) == []
     got = clients.model.merge_version_aliases(name=f"{base}@1", version_aliases=["-canary"])
@@ -91,20 +98,41 @@ def test_merge_version_aliases_adds_moves_and_removes(clients: Clients, artifact
         clients.model.merge_version_aliases(name=f"{base}@1", version_aliases=["Bad Alias"])
 
 
-def test_list_filters_by_labels_and_display_name_and_paginates(clients: Clients, artifact: str) -> None:
+def test_list_filters_by_labels_and_display_name_and_paginates(
+    clients: Clients, artifact: str
+) -> None:
     for i in range(5):
-        upload_model(clients, artifact, model_id=f"listed-{i}", display_name=f"listed-{i % 2}",
-                     labels={"stack": "lists", "idx": str(i)})
-    found = list(clients.model.list_models(request={"parent": PARENT, "filter": 'labels.stack="lists"'}))
+        upload_model(
+            clients,
+            artifact,
+            model_id=f"listed-{i}",
+            display_name=f"listed-{i % 2}",
+            labels={"stack": "lists", "idx": str(i)},
+        )
+    found = list(
+        clients.model.list_models(request={"parent": PARENT, "filter": 'labels.stack="lists"'})
+    )
     assert sorted(m.name.rsplit("/", 1)[1] for m in found) == [f"listed-{i}" for i in range(5)]
-    both = list(clients.model.list_models(request={
-        "parent": PARENT, "filter": 'labels.stack="lists" AND display_name="listed-1"'}))
+    both = list(
+        clients.model.list_models(
+            request={"parent": PARENT, "filter": 'labels.stack="lists" AND display_name="listed-1"'}
+        )
+    )
     assert sorted(m.name.rsplit("/", 1)[1] for m in both) == ["listed-1", "listed-3"]
-    pager = clients.model.list_models(request={"parent": PARENT, "filter": "labels.stack=lists", "page_size": 2})
+    pager = clients.model.list_models(
+        request={"parent": PARENT, "filter": "labels.stack=lists", "page_size": 2}
+    )
     pages = [len(p.models) for p in pager.pages]
     assert pages == [2, 2, 1]
-    ordered = list(clients.model.list_models(request={
-        "parent": PARENT, "filter": "labels.stack=lists", "order_by": "create_time desc"}))
+    ordered = list(
+        clients.model.list_models(
+            request={
+                "parent": PARENT,
+                "filter": "labels.stack=lists",
+                "order_by": "create_time desc",
+            }
+        )
+    )
     assert [m.labels["idx"] for m in ordered] == ["4", "3", "2", "1", "0"]
     with raises_status(gexc.BadRequest, "INVALID_ARGUMENT"):
         list(clients.model.list_models(request={"parent": PARENT, "filter": "no_such_field=1"}))
@@ -129,14 +157,18 @@ def test_update_model_patches_labels_and_display_name(clients: Clients, artifact
     assert (got.display_name, dict(got.labels), got.description) == ("renamed", {"b": "2"}, "d")
     assert clients.model.get_model(name=base).display_name == "renamed"
     with raises_status(gexc.BadRequest, "INVALID_ARGUMENT"):
-        clients.model.update_model(model=v1.Model(name=base, artifact_uri="gs://x/y"),
-                                   update_mask=field_mask_pb2.FieldMask(paths=["artifact_uri"]))
+        clients.model.update_model(
+            model=v1.Model(name=base, artifact_uri="gs://x/y"),
+            update_mask=field_mask_pb2.FieldMask(paths=["artifact_uri"]),
+        )
 
 
 def test_delete_version_and_model(clients: Clients, artifact: str) -> None:
     base = upload_model(clients, artifact, model_id="deleted").model
     upload_model(clients, artifact, parent_model=base)
-    with raises_status(gexc.BadRequest, "FAILED_PRECONDITION"):  # the default version goes with the model only
+    with raises_status(
+        gexc.BadRequest, "FAILED_PRECONDITION"
+    ):  # the default version goes with the model only
         clients.model.delete_model_version(name=f"{base}@1")
     clients.model.delete_model_version(name=f"{base}@2").result(timeout=30)
     assert [v.version_id for v in clients.model.list_model_versions(name=base)] == ["1"]
@@ -157,12 +189,18 @@ def test_missing_models_raise_not_found(clients: Clients, artifact: str) -> None
         clients.model.delete_model(name=f"{PARENT}/models/nope")
 
 
-def test_unsupported_image_is_refused_naming_what_is_supported(clients: Clients, artifact: str) -> None:
+def test_unsupported_image_is_refused_naming_what_is_supported(
+    clients: Clients, artifact: str
+) -> None:
     with raises_status(gexc.BadRequest, "INVALID_ARGUMENT") as err:
-        upload_model(clients, artifact, image="us-docker.pkg.dev/vertex-ai/prediction/sklearn-cpu.1-3:latest")
+        upload_model(
+            clients, artifact, image="us-docker.pkg.dev/vertex-ai/prediction/sklearn-cpu.1-3:latest"
+        )
     assert "tf2-cpu" in str(err.value)
-    for image in ("gcr.io/cloud-aiplatform/prediction/tf2-gpu.2-8:latest",
-                  "europe-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-15:latest"):
+    for image in (
+        "gcr.io/cloud-aiplatform/prediction/tf2-gpu.2-8:latest",
+        "europe-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-15:latest",
+    ):
         assert upload_model(clients, artifact, image=image).model_version_id == "1"
 
 
@@ -175,16 +213,25 @@ def test_artifact_without_a_saved_model_is_refused(clients: Clients, emu: Emulat
 
 
 def test_operations_stay_pending_for_op_delay_and_are_readable_via_v1_and_ui(
-    clients: Clients, artifact: str, emu: EmulatorProcess,
+    clients: Clients,
+    artifact: str,
+    emu: EmulatorProcess,
 ) -> None:
     from google.cloud import aiplatform_v1 as v1
 
     emu.admin({"op_delay": 1.5})
     try:
-        op = clients.model.upload_model(request=v1.UploadModelRequest(
-            parent=PARENT, model_id="slow",
-            model=v1.Model(display_name="slow", artifact_uri=artifact,
-                           container_spec=v1.ModelContainerSpec(image_uri=TF_IMAGE))))
+        op = clients.model.upload_model(
+            request=v1.UploadModelRequest(
+                parent=PARENT,
+                model_id="slow",
+                model=v1.Model(
+                    display_name="slow",
+                    artifact_uri=artifact,
+                    container_spec=v1.ModelContainerSpec(image_uri=TF_IMAGE),
+                ),
+            )
+        )
         name = op.operation.name
         assert name.startswith(f"{PARENT}/models/slow/operations/")
         assert op.done() is False
@@ -196,8 +243,13 @@ def test_operations_stay_pending_for_op_delay_and_are_readable_via_v1_and_ui(
         assert time.monotonic() - started > 0.5
         raw = _get_json(f"{emu.url}/v1/{name}")
         assert raw["done"] is True
-        assert raw["response"]["@type"] == "type.googleapis.com/google.cloud.aiplatform.v1.UploadModelResponse"
-        assert raw["metadata"]["@type"].endswith("google.cloud.aiplatform.v1.UploadModelOperationMetadata")
+        assert (
+            raw["response"]["@type"]
+            == "type.googleapis.com/google.cloud.aiplatform.v1.UploadModelResponse"
+        )
+        assert raw["metadata"]["@type"].endswith(
+            "google.cloud.aiplatform.v1.UploadModelOperationMetadata"
+        )
     finally:
         emu.admin({"op_delay": 0})
     with pytest.raises(gexc.NotFound):
@@ -205,12 +257,15 @@ def test_operations_stay_pending_for_op_delay_and_are_readable_via_v1_and_ui(
 
 
 def test_malformed_requests_answer_400_not_500(emu: EmulatorProcess) -> None:
-    req = urllib.request.Request(f"{emu.url}/v1/{PARENT}/models:upload", data=b"{not json",
-                                 method="POST", headers={"Content-Type": "application/json"})
+    req = urllib.request.Request(
+        f"{emu.url}/v1/{PARENT}/models:upload",
+        data=b"{not json",
+        method="POST",
+        headers={"Content-Type": "application/json"},
+    )
     with pytest.raises(urllib.error.HTTPError) as err:
         urllib.request.urlopen(req, timeout=10)
     assert err.value.code == 400
     body = json.loads(err.value.read())
     assert body["error"]["status"] == "INVALID_ARGUMENT"
     assert emu.health()["status"] == "ok"
-

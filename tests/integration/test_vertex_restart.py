@@ -39,11 +39,13 @@ def _integrity(data_dir: Path) -> str:
 
 def _predict_when_ready(clients: Any, endpoint: str, x: np.ndarray) -> Any:
     """Predict, retrying the 503 a deployed model answers while its replica restarts."""
+
     def attempt() -> Any:
         try:
             return clients.prediction.predict(endpoint=endpoint, instances=x.tolist())
         except gexc.ServiceUnavailable:
             return None
+
     return wait_for(attempt, timeout=180, interval=0.5)
 
 
@@ -53,17 +55,25 @@ def _reference(model_dir: Path, x: np.ndarray) -> np.ndarray:
     return reference_predict(model_dir, {"flatten_input": x})["output_0"]
 
 
-def test_clean_restart_keeps_models_endpoints_and_serving(emulator: EmulatorProcess, mnist_dir: Path) -> None:
+def test_clean_restart_keeps_models_endpoints_and_serving(
+    emulator: EmulatorProcess, mnist_dir: Path
+) -> None:
     from google.cloud import aiplatform_v1 as v1
 
     clients = gapic_clients(emulator.url)
     uri = put_tree(make_storage_client(emulator.url), "restart-bucket", "m/1", mnist_dir)
     model = upload_model(clients, uri, model_id="kept", aliases=["v1"], labels={"k": "v"}).model
     upload_model(clients, uri, parent_model=model, aliases=["v2"])
-    ep = clients.endpoint.create_endpoint(parent=PARENT, endpoint=v1.Endpoint(display_name="e"),
-                                          endpoint_id="kept").result(timeout=30)
-    clients.endpoint.deploy_model(endpoint=ep.name, traffic_split={"0": 100}, deployed_model=v1.DeployedModel(
-        model=f"{model}@v2", id="dm", dedicated_resources=dedicated())).result(timeout=240)
+    ep = clients.endpoint.create_endpoint(
+        parent=PARENT, endpoint=v1.Endpoint(display_name="e"), endpoint_id="kept"
+    ).result(timeout=30)
+    clients.endpoint.deploy_model(
+        endpoint=ep.name,
+        traffic_split={"0": 100},
+        deployed_model=v1.DeployedModel(
+            model=f"{model}@v2", id="dm", dedicated_resources=dedicated()
+        ),
+    ).result(timeout=240)
     before_ep = clients.endpoint.get_endpoint(name=ep.name)
     before_versions = list(clients.model.list_model_versions(name=model))
 
@@ -75,29 +85,38 @@ def test_clean_restart_keeps_models_endpoints_and_serving(emulator: EmulatorProc
     x = np.random.default_rng(5).random((2, 784), dtype=np.float32)
     got = _predict_when_ready(clients, ep.name, x)
     assert got.deployed_model_id == "dm"
-    np.testing.assert_allclose(np.array(got.predictions), _reference(mnist_dir, x), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        np.array(got.predictions), _reference(mnist_dir, x), rtol=1e-5, atol=1e-6
+    )
     (pid,) = replica_pids(emulator.data_dir)  # the old replica did not linger
 
     # A replica that dies while serving is replaced, as Vertex replaces a failed node.
     os.kill(pid, signal.SIGKILL)
     got = _predict_when_ready(clients, ep.name, x)
-    np.testing.assert_allclose(np.array(got.predictions), _reference(mnist_dir, x), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        np.array(got.predictions), _reference(mnist_dir, x), rtol=1e-5, atol=1e-6
+    )
     assert replica_pids(emulator.data_dir) not in ([], [pid])
 
 
 def test_kill9_during_deploy_then_restart_completes_the_operation(
-    emulator: EmulatorProcess, mnist_dir: Path,
+    emulator: EmulatorProcess,
+    mnist_dir: Path,
 ) -> None:
     from google.cloud import aiplatform_v1 as v1
 
     clients = gapic_clients(emulator.url)
     uri = put_tree(make_storage_client(emulator.url), "kill-bucket", "m/1", mnist_dir)
     model = upload_model(clients, uri, model_id="killed").model
-    ep = clients.endpoint.create_endpoint(parent=PARENT, endpoint=v1.Endpoint(display_name="e"),
-                                          endpoint_id="killed").result(timeout=30)
+    ep = clients.endpoint.create_endpoint(
+        parent=PARENT, endpoint=v1.Endpoint(display_name="e"), endpoint_id="killed"
+    ).result(timeout=30)
     emulator.admin({"op_delay": 20})
-    op = clients.endpoint.deploy_model(endpoint=ep.name, traffic_split={"0": 100}, deployed_model=v1.DeployedModel(
-        model=model, id="dm", dedicated_resources=dedicated()))
+    op = clients.endpoint.deploy_model(
+        endpoint=ep.name,
+        traffic_split={"0": 100},
+        deployed_model=v1.DeployedModel(model=model, id="dm", dedicated_resources=dedicated()),
+    )
     op_name = op.operation.name
     wait_for(lambda: replica_pids(emulator.data_dir), timeout=60)  # the worker is mid-flight
     emulator.kill9()
@@ -112,13 +131,18 @@ def test_kill9_during_deploy_then_restart_completes_the_operation(
     def finished() -> Any:
         got = clients.endpoint.get_operation(request={"name": op_name})
         return got if got.done else None
+
     done = wait_for(finished, timeout=240, interval=0.5)
     assert not done.HasField("error"), done.error
     endpoint = clients.endpoint.get_endpoint(name=ep.name)
-    assert [d.id for d in endpoint.deployed_models] == ["dm"] and dict(endpoint.traffic_split) == {"dm": 100}
+    assert [d.id for d in endpoint.deployed_models] == ["dm"] and dict(endpoint.traffic_split) == {
+        "dm": 100
+    }
     x = np.random.default_rng(6).random((1, 784), dtype=np.float32)
     got = _predict_when_ready(clients, ep.name, x)
-    np.testing.assert_allclose(np.array(got.predictions), _reference(mnist_dir, x), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        np.array(got.predictions), _reference(mnist_dir, x), rtol=1e-5, atol=1e-6
+    )
 
 
 def test_kill9_under_write_load_tears_nothing(emulator: EmulatorProcess, mnist_dir: Path) -> None:
@@ -134,11 +158,16 @@ def test_kill9_under_write_load_tears_nothing(emulator: EmulatorProcess, mnist_d
         i = 0
         while not stop.is_set():
             try:
-                res = upload_model(c, uri, model_id=f"{prefix}-{i}", labels={"load": "yes"}, timeout=10)
-                c.endpoint.create_endpoint(parent=PARENT, endpoint=v1.Endpoint(display_name="x"),
-                                           endpoint_id=f"{prefix}-{i}").result(timeout=10)
+                res = upload_model(
+                    c, uri, model_id=f"{prefix}-{i}", labels={"load": "yes"}, timeout=10
+                )
+                c.endpoint.create_endpoint(
+                    parent=PARENT,
+                    endpoint=v1.Endpoint(display_name="x"),
+                    endpoint_id=f"{prefix}-{i}",
+                ).result(timeout=10)
                 acknowledged.append(res.model)
-            except Exception:  # noqa: BLE001 - the kill interrupts calls in flight
+            except Exception:
                 return
             i += 1
 
@@ -153,12 +182,20 @@ def test_kill9_under_write_load_tears_nothing(emulator: EmulatorProcess, mnist_d
     assert _integrity(emulator.data_dir) == "ok"
     emulator.start()
     clients = gapic_clients(emulator.url)
-    listed = {m.name for m in clients.model.list_models(request={
-        "parent": PARENT, "filter": "labels.load=yes", "page_size": 1000})}
+    listed = {
+        m.name
+        for m in clients.model.list_models(
+            request={"parent": PARENT, "filter": "labels.load=yes", "page_size": 1000}
+        )
+    }
     assert set(acknowledged) <= listed  # every acknowledged write survived
     for name in listed:  # and nothing is half-written: every model reads back whole
         got = clients.model.get_model(name=name)
-        assert got.version_id == "1" and list(got.version_aliases) == ["default"] and got.artifact_uri == uri
+        assert (
+            got.version_id == "1"
+            and list(got.version_aliases) == ["default"]
+            and got.artifact_uri == uri
+        )
     for name in sorted(listed)[:5]:  # no operation is left stuck after the crash
         ops = clients.model.list_operations(request={"name": name}).operations
         assert ops and all(op.done for op in ops)

@@ -41,34 +41,67 @@ def _reference(model_dir: Path, x: np.ndarray) -> np.ndarray:
 
 
 def test_sdk_upload_deploy_predict_undeploy_delete(
-    sdk: Any, emulator: EmulatorProcess, mnist_dir: Path, mnist_dir_v2: Path,
+    sdk: Any,
+    emulator: EmulatorProcess,
+    mnist_dir: Path,
+    mnist_dir_v2: Path,
 ) -> None:
     storage = make_storage_client(emulator.url)
     a1 = put_tree(storage, "sdk-bucket", "mnist/0001", mnist_dir)
     a2 = put_tree(storage, "sdk-bucket", "mnist/0002", mnist_dir_v2)
-    m1 = sdk.Model.upload(display_name="mnist", artifact_uri=a1, serving_container_image_uri=TF_IMAGE,
-                          labels={"stack": "sdk"}, staging_bucket="gs://sdk-bucket")
-    m2 = sdk.Model.upload(display_name="mnist", artifact_uri=a2, serving_container_image_uri=TF_IMAGE,
-                          parent_model=m1.resource_name, version_aliases=["v2"], is_default_version=False,
-                          labels={"stack": "sdk"}, staging_bucket="gs://sdk-bucket")
+    m1 = sdk.Model.upload(
+        display_name="mnist",
+        artifact_uri=a1,
+        serving_container_image_uri=TF_IMAGE,
+        labels={"stack": "sdk"},
+        staging_bucket="gs://sdk-bucket",
+    )
+    m2 = sdk.Model.upload(
+        display_name="mnist",
+        artifact_uri=a2,
+        serving_container_image_uri=TF_IMAGE,
+        parent_model=m1.resource_name,
+        version_aliases=["v2"],
+        is_default_version=False,
+        labels={"stack": "sdk"},
+        staging_bucket="gs://sdk-bucket",
+    )
     assert (m1.version_id, m2.version_id) == ("1", "2")
     assert m2.resource_name == m1.resource_name
     assert sdk.Model(m1.resource_name).version_id == "1"  # default stayed on version 1
-    assert [m.resource_name for m in sdk.Model.list(filter='labels.stack="sdk"')] == [m1.resource_name]
-    assert [v.version_id for v in sdk.models.ModelRegistry(m1.resource_name).list_versions()] == ["1", "2"]
+    assert [m.resource_name for m in sdk.Model.list(filter='labels.stack="sdk"')] == [
+        m1.resource_name
+    ]
+    assert [v.version_id for v in sdk.models.ModelRegistry(m1.resource_name).list_versions()] == [
+        "1",
+        "2",
+    ]
 
-    endpoint = sdk.Endpoint.create(display_name="sdk-endpoint", endpoint_id="sdk-endpoint",
-                                   labels={"stack": "sdk"})
+    endpoint = sdk.Endpoint.create(
+        display_name="sdk-endpoint", endpoint_id="sdk-endpoint", labels={"stack": "sdk"}
+    )
     assert endpoint.resource_name.endswith("/endpoints/sdk-endpoint")
-    endpoint.deploy(m1, machine_type="n1-standard-2", min_replica_count=1, max_replica_count=2,
-                    traffic_percentage=100)
+    endpoint.deploy(
+        m1,
+        machine_type="n1-standard-2",
+        min_replica_count=1,
+        max_replica_count=2,
+        traffic_percentage=100,
+    )
     x = np.random.default_rng(3).random((4, 784), dtype=np.float32)
     got = endpoint.predict(instances=x.tolist())
     assert got.model_version_id == "1"
-    np.testing.assert_allclose(np.array(got.predictions), _reference(mnist_dir, x), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        np.array(got.predictions), _reference(mnist_dir, x), rtol=1e-5, atol=1e-6
+    )
 
-    endpoint.deploy(m2, machine_type="n1-standard-4", accelerator_type="NVIDIA_TESLA_T4",
-                    accelerator_count=1, traffic_percentage=25)
+    endpoint.deploy(
+        m2,
+        machine_type="n1-standard-4",
+        accelerator_type="NVIDIA_TESLA_T4",
+        accelerator_count=1,
+        traffic_percentage=25,
+    )
     split = endpoint.traffic_split
     assert sorted(split.values()) == [25, 75]
     by_version = {d.model_version_id: d.id for d in endpoint.list_models()}

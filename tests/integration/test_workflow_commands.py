@@ -58,20 +58,28 @@ class Runner:
         summary, output = here / "summary.md", here / "output"
         step = _step(job)
         proc = workflow_commands.run_step(
-            step, OVERRIDES, timeout=540,
+            step,
+            OVERRIDES,
+            timeout=540,
             # As on a runner after `pip install`: the `deployer` script of the interpreter
             # running the tests comes first on PATH, whether or not a venv is activated.
-            extra_env={**emulator_env(self.url), "RUNNER_TEMP": str(here),
-                       "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-                       "GITHUB_STEP_SUMMARY": str(summary), "GITHUB_OUTPUT": str(output),
-                       "CI": "true", "GITHUB_ACTIONS": "true"},
+            extra_env={
+                **emulator_env(self.url),
+                "RUNNER_TEMP": str(here),
+                "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+                "GITHUB_STEP_SUMMARY": str(summary),
+                "GITHUB_OUTPUT": str(output),
+                "CI": "true",
+                "GITHUB_ACTIONS": "true",
+            },
         )
         assert proc.returncode == 0, (
             f"{step.label} exited {proc.returncode}\n--- stdout\n{proc.stdout[-3000:]}"
             f"\n--- stderr\n{proc.stderr[-5000:]}"
         )
         outputs = dict(
-            line.split("=", 1) for line in (output.read_text().splitlines() if output.exists() else [])
+            line.split("=", 1)
+            for line in (output.read_text().splitlines() if output.exists() else [])
         )
         docs = sorted(here.glob("*.json"))
         assert docs, f"{step.label} wrote no JSON under $RUNNER_TEMP"

@@ -54,8 +54,13 @@ class EmulatorProcess:
     """A running `python -m deployer.emulator run` subprocess; use as a context manager."""
 
     def __init__(
-        self, *, data_dir: Path | None = None, extra_args: list[str] | None = None,
-        env: dict[str, str] | None = None, start_timeout: float = 60.0, port: int | None = None,
+        self,
+        *,
+        data_dir: Path | None = None,
+        extra_args: list[str] | None = None,
+        env: dict[str, str] | None = None,
+        start_timeout: float = 60.0,
+        port: int | None = None,
     ) -> None:
         self._tmp = None if data_dir else tempfile.TemporaryDirectory(prefix="deployer-emu-")
         self.data_dir = Path(data_dir) if data_dir else Path(self._tmp.name) / "data"  # type: ignore[union-attr]
@@ -95,15 +100,27 @@ class EmulatorProcess:
             return self
         self.data_dir.mkdir(parents=True, exist_ok=True)
         cmd = [
-            sys.executable, "-m", "deployer.emulator", "run", "--port", str(self._port or 0),
-            "--data-dir", str(self.data_dir), "--request-log", str(self.request_log_path), *self.extra_args,
+            sys.executable,
+            "-m",
+            "deployer",
+            "local",
+            "run",
+            "--port",
+            str(self._port or 0),
+            "--data-dir",
+            str(self.data_dir),
+            "--request-log",
+            str(self.request_log_path),
+            *self.extra_args,
         ]
         env = {**os.environ, **(self.env or {})}
         env.pop("STORAGE_EMULATOR_HOST", None)
-        stderr = open(self.stderr_path, "ab")  # noqa: SIM115 - the child holds it
+        stderr = open(self.stderr_path, "ab")
         self._log_offset = stderr.tell()
         try:
-            self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=stderr, stderr=stderr, env=env)
+            self.proc = subprocess.Popen(
+                cmd, stdin=subprocess.DEVNULL, stdout=stderr, stderr=stderr, env=env
+            )
         finally:
             stderr.close()
         self._wait_healthy()
@@ -127,7 +144,9 @@ class EmulatorProcess:
                     pass
             time.sleep(0.05)
         self.kill9()
-        raise EmulatorError(f"emulator not healthy after {self.start_timeout} s:\n{self.stderr_tail()}")
+        raise EmulatorError(
+            f"emulator not healthy after {self.start_timeout} s:\n{self.stderr_tail()}"
+        )
 
     def _reported_port(self) -> int | None:
         """The port from the server's "listening on http://HOST:PORT" log line of this start."""
@@ -184,8 +203,9 @@ class EmulatorProcess:
 
     def _call(self, method: str, path: str, body: Any = None) -> Any:
         data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(self.url + path, data=data, method=method,
-                                     headers={"Content-Type": "application/json"})
+        req = urllib.request.Request(
+            self.url + path, data=data, method=method, headers={"Content-Type": "application/json"}
+        )
         with urllib.request.urlopen(req, timeout=10) as resp:
             return json.loads(resp.read() or b"{}")
 

@@ -83,9 +83,7 @@ def make_mnist_like_model(
             self.layers = weights
 
         @tf.function(
-            input_signature=[
-                tf.TensorSpec([None, *input_shape], tf.float32, name="flatten_input")
-            ]
+            input_signature=[tf.TensorSpec([None, *input_shape], tf.float32, name="flatten_input")]
         )
         def serve(self, flatten_input: Any) -> dict[str, Any]:
             x = tf.reshape(flatten_input, [-1, n_in])
@@ -96,7 +94,9 @@ def make_mnist_like_model(
 
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
         def serve_raw(self, image_bytes: Any) -> dict[str, Any]:
-            return self.serve(tf.reshape(tf.io.decode_raw(image_bytes, tf.float32), [-1, *input_shape]))
+            return self.serve(
+                tf.reshape(tf.io.decode_raw(image_bytes, tf.float32), [-1, *input_shape])
+            )
 
     module = Mlp()
     out.parent.mkdir(parents=True, exist_ok=True)

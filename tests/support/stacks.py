@@ -17,6 +17,7 @@ IMAGE = "us-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-12:latest"
 
 def build_model(path: Path, seed: int, *, raw_bytes_input: bool = False) -> Path:
     from tests.support.savedmodels import make_mnist_like_model
+
     # Tiny (784-8-10): quick to build, upload and serve, still a real SavedModel.
     return make_mnist_like_model(path, hidden=(8,), seed=seed, raw_bytes_input=raw_bytes_input)
 
@@ -45,6 +46,7 @@ class StackFiles:
         That is what retraining changes; returns the relative paths that changed."""
         import filecmp
         import shutil
+
         fresh = build_model(self.root / "retrain" / f"{alias}-{seed}", seed)
         changed = []
         for src in sorted((fresh / "variables").iterdir()):
@@ -60,16 +62,27 @@ class StackFiles:
             if not marker.exists() or marker.read_text() != str(seed):
                 build_model(self.artifact(alias), seed, raw_bytes_input=self.raw_bytes_input)
                 marker.write_text(str(seed))
-        lines = [f"stack: {self.stack}", "project: test-project", "region: us-central1",
-                 "target: local", f"bucket: {{name: {self.bucket}, create: true}}",
-                 "models:", "  - name: mnist", f"    container: {IMAGE}", "    versions:"]
+        lines = [
+            f"stack: {self.stack}",
+            "project: test-project",
+            "region: us-central1",
+            "target: local",
+            f"bucket: {{name: {self.bucket}, create: true}}",
+            "models:",
+            "  - name: mnist",
+            f"    container: {IMAGE}",
+            "    versions:",
+        ]
         lines += [f"      - {{alias: {a}, artifact: models/{a}}}" for a in self.versions]
         if self.endpoints:
             lines.append("endpoints:")
         for ep in self.endpoints:
             lines += [f"  - name: {ep}", "    deployments:"]
-            lines += [f"      - {{model: mnist@{a}, traffic: {t}, machine_type: n1-standard-2, "
-                      f"min_replicas: 1, max_replicas: 1}}" for a, t in self.deployments]
+            lines += [
+                f"      - {{model: mnist@{a}, traffic: {t}, machine_type: n1-standard-2, "
+                f"min_replicas: 1, max_replicas: 1}}"
+                for a, t in self.deployments
+            ]
         self.spec_path.write_text("\n".join(lines) + "\n" + self.extra)
         return self.spec_path
 
@@ -81,12 +94,17 @@ def run_cli(args: list[str], emulator_url: str, *, expect: int = 0) -> Any:
     from deployer.cli import cli
 
     runner = CliRunner()
-    result = runner.invoke(cli, args, env={"DEPLOYER_EMULATOR": emulator_url,
-                                           "DEPLOYER_RETRY_SCALE": "0.02"},
-                           standalone_mode=False, catch_exceptions=True)
+    result = runner.invoke(
+        cli,
+        args,
+        env={"DEPLOYER_EMULATOR": emulator_url, "DEPLOYER_RETRY_SCALE": "0.02"},
+        standalone_mode=False,
+        catch_exceptions=True,
+    )
     code = result.exit_code
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         from deployer.errors import DeployerError
+
         if isinstance(result.exception, DeployerError) and expect:
             # The root's main() would exit with the error's own code: check that one.
             assert result.exception.exit_code == expect, result.exception.render()

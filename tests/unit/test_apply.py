@@ -8,15 +8,18 @@ from pathlib import Path
 import pytest
 
 from deployer import errors
-from deployer.apply import ApplyOptions, apply_spec
-from deployer.journal import StackLock, force_unlock
 from deployer.providers.fake import FakeProvider
 from deployer.providers.retry import RetryPolicy
+from deployer.reconcile.apply import ApplyOptions, apply_spec
+from deployer.reconcile.journal import StackLock, force_unlock
 from deployer.spec import Bucket, Deployment, Endpoint, Model, ModelVersion, Spec, Target
 
 IMAGE = "us-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-12:latest"
-FAST = ApplyOptions(policy=RetryPolicy(attempts=6, initial_seconds=0.0, max_seconds=0.0),
-                    poll_max_seconds=0.01, adopt_timeout=0.5)
+FAST = ApplyOptions(
+    policy=RetryPolicy(attempts=6, initial_seconds=0.0, max_seconds=0.0),
+    poll_max_seconds=0.01,
+    adopt_timeout=0.5,
+)
 
 
 def artifact(root: Path, name: str, payload: bytes = b"weights") -> str:
@@ -28,17 +31,28 @@ def artifact(root: Path, name: str, payload: bytes = b"weights") -> str:
 
 
 def make_spec(tmp_path: Path, traffic: tuple[int, int] = (100, 0), n_endpoints: int = 1) -> Spec:
-    versions = (ModelVersion("v1", artifact(tmp_path, "v1"), IMAGE),
-                ModelVersion("v2", artifact(tmp_path, "v2"), IMAGE))
+    versions = (
+        ModelVersion("v1", artifact(tmp_path, "v1"), IMAGE),
+        ModelVersion("v2", artifact(tmp_path, "v2"), IMAGE),
+    )
     deps = [Deployment("mnist", "v1", traffic[0], "n1-standard-4", 1, 2)]
     if traffic[1]:
         deps.append(Deployment("mnist", "v2", traffic[1], "n1-standard-4", 1, 1))
     eps = tuple(Endpoint(f"ep{i}", tuple(deps), f"ep{i}") for i in range(n_endpoints))
-    return Spec("st", "p", "us-central1", Target.LOCAL, Bucket("bkt", "US", True),
-                (Model("mnist", versions, "mnist"),), eps)
+    return Spec(
+        "st",
+        "p",
+        "us-central1",
+        Target.LOCAL,
+        Bucket("bkt", "US", True),
+        (Model("mnist", versions, "mnist"),),
+        eps,
+    )
 
 
-def test_first_apply_builds_the_stack_and_second_apply_makes_no_mutating_call(tmp_path: Path) -> None:
+def test_first_apply_builds_the_stack_and_second_apply_makes_no_mutating_call(
+    tmp_path: Path,
+) -> None:
     fake = FakeProvider()
     spec = make_spec(tmp_path, (90, 10))
     report = apply_spec(spec, fake, options=FAST)
@@ -56,7 +70,8 @@ def test_first_apply_builds_the_stack_and_second_apply_makes_no_mutating_call(tm
 
 
 def test_model_display_name_and_description_are_reconciled_in_one_model_level_call(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     fake = FakeProvider()
     spec = make_spec(tmp_path)
     described = replace(spec, models=(replace(spec.models[0], description="digits v1"),))
@@ -64,8 +79,10 @@ def test_model_display_name_and_description_are_reconciled_in_one_model_level_ca
     model = next(iter(fake.models.values()))
     assert (model.display_name, model.description) == ("mnist", "digits v1")  # set at upload
 
-    renamed = replace(spec, models=(replace(spec.models[0], display_name="MNIST digits",
-                                            description="digits v2"),))
+    renamed = replace(
+        spec,
+        models=(replace(spec.models[0], display_name="MNIST digits", description="digits v2"),),
+    )
     fake.calls.clear()
     report = apply_spec(renamed, fake, options=FAST)
     assert [a.reason for a in report.plan.actions] == ["display name and description changed"]
@@ -94,7 +111,8 @@ def test_changed_artifact_uploads_only_changed_files_and_adds_one_version(tmp_pa
 
 
 def test_reupload_to_same_prefix_skips_objects_with_same_checksum(tmp_path: Path) -> None:
-    from deployer.upload import upload_artifact
+    from deployer.reconcile.upload import upload_artifact
+
     fake = FakeProvider()
     fake.buckets["bkt"] = {}
     src = artifact(tmp_path, "m")
@@ -117,11 +135,22 @@ def test_traffic_change_shifts_without_undeploying(tmp_path: Path) -> None:
     fake.calls.clear()
     apply_spec(make_spec(tmp_path, (50, 50)), fake, options=FAST)
     assert [m for m in fake.mutating_calls if m not in ("write_object", "delete_object")] == [
-        "set_traffic"]
+        "set_traffic"
+    ]
 
 
-@pytest.mark.parametrize("method", ["create_bucket", "upload_version", "create_endpoint",
-                                    "deploy", "set_traffic", "merge_aliases", "write_object"])
+@pytest.mark.parametrize(
+    "method",
+    [
+        "create_bucket",
+        "upload_version",
+        "create_endpoint",
+        "deploy",
+        "set_traffic",
+        "merge_aliases",
+        "write_object",
+    ],
+)
 def test_lost_responses_are_adopted_without_duplicates(tmp_path: Path, method: str) -> None:
     fake = FakeProvider()
     fake.drop_next(method, 1)
@@ -189,7 +218,8 @@ def test_declining_confirmation_changes_nothing(tmp_path: Path) -> None:
 
 
 def test_independent_endpoints_are_worked_on_in_parallel_in_order_per_endpoint(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     fake = FakeProvider()
     spec = make_spec(tmp_path, (90, 10), n_endpoints=4)
     apply_spec(spec, fake, options=FAST)

@@ -38,8 +38,9 @@ SCRIPT = textwrap.dedent("""
 
 @pytest.mark.timeout(120)
 def test_light_import_loads_a_fraction_and_completes_on_demand() -> None:
-    out = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True,
-                         timeout=110, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=110, check=True
+    )
     loaded, errors = out.stdout.strip().split(" ", 1)
     assert errors == "[]"
     assert int(loaded) < 100  # of ~460 modules the package __init__ would import
@@ -54,7 +55,12 @@ def test_providers_import_message_types_from_their_submodules() -> None:
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[2] / "deployer" / "providers"
-    pattern = re.compile(r"^\s*from google\.cloud\.aiplatform_v1(\.types)? import \(?\s*[A-Z]", re.MULTILINE)
-    offenders = [f"{p.name}: {m.group(0)}" for p in sorted(root.glob("*.py"))
-                 for m in pattern.finditer(p.read_text())]
+    pattern = re.compile(
+        r"^\s*from google\.cloud\.aiplatform_v1(\.types)? import \(?\s*[A-Z]", re.MULTILINE
+    )
+    offenders = [
+        f"{p.name}: {m.group(0)}"
+        for p in sorted(root.glob("*.py"))
+        for m in pattern.finditer(p.read_text())
+    ]
     assert offenders == []

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from deployer.apply import apply_spec
 from deployer.providers.fake import FakeProvider, _Endpoint
-from deployer.reaper import reap
+from deployer.reconcile.apply import apply_spec
+from deployer.reconcile.reaper import reap
 from deployer.spec import Guards
 from tests.unit.test_apply import FAST, make_spec
 
@@ -15,10 +15,13 @@ from tests.unit.test_apply import FAST, make_spec
 def test_reap_removes_expired_stacks_only(tmp_path: Path) -> None:
     fake = FakeProvider()
     old = replace(make_spec(tmp_path), guards=Guards(ttl_seconds=3600))
-    young = replace(old, stack="young", bucket=replace(old.bucket, name="young-bkt"),
-                    guards=Guards(ttl_seconds=10 * 86400))
-    keep = replace(old, stack="keep", bucket=replace(old.bucket, name="keep-bkt"),
-                   guards=Guards())
+    young = replace(
+        old,
+        stack="young",
+        bucket=replace(old.bucket, name="young-bkt"),
+        guards=Guards(ttl_seconds=10 * 86400),
+    )
+    keep = replace(old, stack="keep", bucket=replace(old.bucket, name="keep-bkt"), guards=Guards())
     for spec in (old, young, keep):
         apply_spec(spec, fake, options=FAST)
     fake.endpoints["hand-made"] = _Endpoint("hand-made", "x", "", {})  # no deployer labels

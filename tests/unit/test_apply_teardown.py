@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from deployer import errors
-from deployer.apply import apply_spec
 from deployer.providers.fake import FakeProvider
-from deployer.teardown import teardown_stack
+from deployer.reconcile.apply import apply_spec
+from deployer.reconcile.teardown import teardown_stack
 from tests.unit.test_apply import FAST, make_spec
 
 
@@ -80,13 +80,14 @@ def test_leftovers_fail_verification_loudly(tmp_path: Path) -> None:
 
 def test_keep_outputs_keeps_the_outputs_and_so_the_bucket(tmp_path: Path) -> None:
     fake, _ = applied(tmp_path)
-    fake.objects[("bkt", "predictions/run-1/prediction.results-00000-of-00001")] = \
-        fake.objects[("bkt", "someone-else/data.csv")]
-    report = teardown_stack(fake, "st", "bkt", keep_outputs=True,
-                            output_prefixes=("predictions/",), options=FAST)
+    fake.objects[("bkt", "predictions/run-1/prediction.results-00000-of-00001")] = fake.objects[
+        ("bkt", "someone-else/data.csv")
+    ]
+    report = teardown_stack(
+        fake, "st", "bkt", keep_outputs=True, output_prefixes=("predictions/",), options=FAST
+    )
     assert not report.bucket_deleted and "bkt" in fake.buckets
     names = sorted(name for (_, name) in fake.objects)
-    assert names == ["predictions/run-1/prediction.results-00000-of-00001",
-                     "someone-else/data.csv"]
+    assert names == ["predictions/run-1/prediction.results-00000-of-00001", "someone-else/data.csv"]
     teardown_stack(fake, "st", "bkt", output_prefixes=("predictions/",), options=FAST)
     assert "bkt" not in fake.buckets

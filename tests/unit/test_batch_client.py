@@ -15,9 +15,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from deployer.batch import formats, results, runner, staging
+from deployer.batch import results, runner, staging
 from deployer.errors import BatchJobFailed, ConfigError, ResponseLost
 from deployer.spec import BatchInput, BatchJob, Bucket, InputFormat, Spec, Target
+from deployer.wire import batch_formats as formats
 
 
 @dataclass
@@ -39,8 +40,13 @@ class FakeBackend:
     def create_job(self, req: runner.JobRequest) -> runner.JobStatus:
         self.calls.append("create")
         name = f"projects/p/locations/l/batchPredictionJobs/{len(self.jobs) + 1}"
-        job = runner.JobStatus(name, req.display_name, "JOB_STATE_RUNNING", labels=req.labels,
-                               create_time=float(len(self.jobs)))
+        job = runner.JobStatus(
+            name,
+            req.display_name,
+            "JOB_STATE_RUNNING",
+            labels=req.labels,
+            create_time=float(len(self.jobs)),
+        )
         self.jobs[name] = job
         if self.lose_create_response:
             raise ResponseLost("connection lost before the response")
@@ -58,8 +64,11 @@ class FakeBackend:
         self.jobs[resource] = replace(self.jobs[resource], state="JOB_STATE_CANCELLED")
 
     def list_objects(self, bucket: str, prefix: str) -> dict[str, Any]:
-        return {k.split("/", 1)[1]: _Obj(len(v)) for k, v in self.objects.items()
-                if k.startswith(f"{bucket}/{prefix}")}
+        return {
+            k.split("/", 1)[1]: _Obj(len(v))
+            for k, v in self.objects.items()
+            if k.startswith(f"{bucket}/{prefix}")
+        }
 
     def upload_files(self, bucket: str, files: Any, progress: Any = None) -> None:
         for local, name in files:
@@ -72,10 +81,19 @@ class FakeBackend:
 
 
 def _spec(tmp_path: Path, path: Path, fmt: InputFormat = InputFormat.JSONL) -> Spec:
-    job = BatchJob("score", "mnist", "v1", BatchInput((str(path),), fmt), "predictions/",
-                   "n1-standard-4", 1, 1)
-    return Spec("s", "p", "l", Target.LOCAL, Bucket("bkt", "US", True), (), batch_jobs=(job,),
-                source=tmp_path / "s.yaml")
+    job = BatchJob(
+        "score", "mnist", "v1", BatchInput((str(path),), fmt), "predictions/", "n1-standard-4", 1, 1
+    )
+    return Spec(
+        "s",
+        "p",
+        "l",
+        Target.LOCAL,
+        Bucket("bkt", "US", True),
+        (),
+        batch_jobs=(job,),
+        source=tmp_path / "s.yaml",
+    )
 
 
 def _jsonl(path: Path, rows: list[Any]) -> Path:
@@ -86,8 +104,9 @@ def _jsonl(path: Path, rows: list[Any]) -> Path:
 # --- staging ------------------------------------------------------------------------------------
 
 
-def test_large_jsonl_is_split_into_parts_uploaded_once_and_keyed_by_content(tmp_path: Path,
-                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_large_jsonl_is_split_into_parts_uploaded_once_and_keyed_by_content(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(staging, "PART_BYTES", 100)
     data = _jsonl(tmp_path / "x.jsonl", [[i, i + 0.5] for i in range(40)])
     backend = FakeBackend()
@@ -95,12 +114,19 @@ def test_large_jsonl_is_split_into_parts_uploaded_once_and_keyed_by_content(tmp_
     again = staging.stage_input(backend, "bkt", "s", [str(data)], "jsonl")
 
     assert len(first.uris) > 3 and first.uploaded_bytes == first.total_bytes
-    assert again.uploaded_bytes == 0 and again.uris == first.uris  # content-addressed: nothing re-sent
-    assert all(u.startswith(f"gs://bkt/batch-inputs/s/{first.content_hash[:32]}/part-") for u in first.uris)
+    assert (
+        again.uploaded_bytes == 0 and again.uris == first.uris
+    )  # content-addressed: nothing re-sent
+    assert all(
+        u.startswith(f"gs://bkt/batch-inputs/s/{first.content_hash[:32]}/part-") for u in first.uris
+    )
     joined = b"".join(backend.objects[u.removeprefix("gs://")] for u in first.uris)
     assert joined == data.read_bytes()  # parts are the input, split at row boundaries
     _jsonl(data, [[i, i + 0.5] for i in range(41)])
-    assert staging.stage_input(backend, "bkt", "s", [str(data)], "jsonl").content_hash != first.content_hash
+    assert (
+        staging.stage_input(backend, "bkt", "s", [str(data)], "jsonl").content_hash
+        != first.content_hash
+    )
 
 
 def test_label_field_is_kept_local_and_not_sent(tmp_path: Path) -> None:
@@ -113,8 +139,9 @@ def test_label_field_is_kept_local_and_not_sent(tmp_path: Path) -> None:
     assert staged.index is not None and staged.index.claim({"x": [4.0, 5.0]}) == 1
 
 
-def test_csv_parts_repeat_the_header_and_a_label_column_is_dropped(tmp_path: Path,
-                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_csv_parts_repeat_the_header_and_a_label_column_is_dropped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(staging, "PART_BYTES", 30)
     src = tmp_path / "x.csv"
     src.write_text('"a","label","b"\n' + "".join(f'{i},{i % 2},"t{i}"\n' for i in range(6)))
@@ -128,11 +155,20 @@ def test_csv_parts_repeat_the_header_and_a_label_column_is_dropped(tmp_path: Pat
 
 
 def test_npz_becomes_jsonl_with_its_labels(tmp_path: Path) -> None:
-    np.savez(tmp_path / "d.npz", x=np.arange(6, dtype=np.float32).reshape(3, 2), y=np.array([0, 1, 0]))
+    np.savez(
+        tmp_path / "d.npz", x=np.arange(6, dtype=np.float32).reshape(3, 2), y=np.array([0, 1, 0])
+    )
     backend = FakeBackend()
-    staged = staging.stage_input(backend, "bkt", "s", [str(tmp_path / "d.npz")], staging.infer_format(
-        str(tmp_path / "d.npz"), None))
-    assert staged.format == "jsonl" and staged.labels is not None and list(staged.labels) == [0, 1, 0]
+    staged = staging.stage_input(
+        backend,
+        "bkt",
+        "s",
+        [str(tmp_path / "d.npz")],
+        staging.infer_format(str(tmp_path / "d.npz"), None),
+    )
+    assert (
+        staged.format == "jsonl" and staged.labels is not None and list(staged.labels) == [0, 1, 0]
+    )
     sent = backend.objects[staged.uris[0].removeprefix("gs://")].decode().splitlines()
     assert [json.loads(s) for s in sent] == [[0.0, 1.0], [2.0, 3.0], [4.0, 5.0]]
 
@@ -170,12 +206,18 @@ def _shard(path: Path, rows: list[dict[str, Any]]) -> Path:
 def test_merge_places_out_of_order_outputs_on_their_rows_and_numbers_errors(tmp_path: Path) -> None:
     data = _jsonl(tmp_path / "x.jsonl", [[0], [1], [2], [1], [4]])
     staged = staging.stage_input(FakeBackend(), "bkt", "s", [str(data)], "jsonl")
-    r1 = _shard(tmp_path / "prediction.results-00001-of-00002",
-                [{"instance": [4], "prediction": 40}, {"instance": [1], "prediction": 10}])
-    r0 = _shard(tmp_path / "prediction.results-00000-of-00002",
-                [{"instance": [0], "prediction": 0}, {"instance": [1.0], "prediction": 11}])
-    e0 = _shard(tmp_path / "prediction.errors_stats-00000-of-00002",
-                [{"instance": [2], "error": {"code": 3, "message": "bad shape"}}])
+    r1 = _shard(
+        tmp_path / "prediction.results-00001-of-00002",
+        [{"instance": [4], "prediction": 40}, {"instance": [1], "prediction": 10}],
+    )
+    r0 = _shard(
+        tmp_path / "prediction.results-00000-of-00002",
+        [{"instance": [0], "prediction": 0}, {"instance": [1.0], "prediction": 11}],
+    )
+    e0 = _shard(
+        tmp_path / "prediction.errors_stats-00000-of-00002",
+        [{"instance": [2], "error": {"code": 3, "message": "bad shape"}}],
+    )
     merged = results.merge([r1, r0], [e0], staged.index, spool=tmp_path / "spool")
     assert merged.predictions() == [0, 11, None, 10, 40]  # duplicates claimed in input order
     assert merged.succeeded == 4
@@ -196,16 +238,24 @@ def test_score_gives_accuracy_and_confusion_matrix() -> None:
 # --- runner -------------------------------------------------------------------------------------
 
 
-def test_rerun_reattaches_to_the_journaled_live_job_and_a_lost_journal_adopts_by_label(tmp_path: Path) -> None:
+def test_rerun_reattaches_to_the_journaled_live_job_and_a_lost_journal_adopts_by_label(
+    tmp_path: Path,
+) -> None:
     spec = _spec(tmp_path, _jsonl(tmp_path / "x.jsonl", [[1], [2]]))
     backend = FakeBackend()
     job = spec.batch_jobs[0]
     staged = runner.stage(backend, spec, job, None)
     journal = runner.Journal.for_spec(spec)
-    first, attached1 = runner.start_or_attach(backend, spec, job, staged, "m@1", journal, resume=False)
-    second, attached2 = runner.start_or_attach(backend, spec, job, staged, "m@1", journal, resume=False)
+    first, attached1 = runner.start_or_attach(
+        backend, spec, job, staged, "m@1", journal, resume=False
+    )
+    second, attached2 = runner.start_or_attach(
+        backend, spec, job, staged, "m@1", journal, resume=False
+    )
     journal.path.unlink()
-    third, attached3 = runner.start_or_attach(backend, spec, job, staged, "m@1", journal, resume=False)
+    third, attached3 = runner.start_or_attach(
+        backend, spec, job, staged, "m@1", journal, resume=False
+    )
     assert (attached1, attached2, attached3) == (False, True, True)
     assert first.resource == second.resource == third.resource
     assert backend.calls.count("create") == 1
@@ -213,7 +263,9 @@ def test_rerun_reattaches_to_the_journaled_live_job_and_a_lost_journal_adopts_by
     # Once the job ended, a plain re-run starts a new one; --resume re-attaches to the old.
     backend.jobs[first.resource] = replace(first, state="JOB_STATE_SUCCEEDED")
     resumed, _ = runner.start_or_attach(backend, spec, job, staged, "m@1", journal, resume=True)
-    fresh, attached4 = runner.start_or_attach(backend, spec, job, staged, "m@1", journal, resume=False)
+    fresh, attached4 = runner.start_or_attach(
+        backend, spec, job, staged, "m@1", journal, resume=False
+    )
     assert resumed.resource == first.resource and not attached4 and fresh.resource != first.resource
 
 
@@ -222,13 +274,16 @@ def test_a_create_whose_response_was_lost_is_adopted_not_repeated(tmp_path: Path
     backend = FakeBackend(lose_create_response=True)
     job = spec.batch_jobs[0]
     staged = runner.stage(backend, spec, job, None)
-    got, _ = runner.start_or_attach(backend, spec, job, staged, "m@1", runner.Journal.for_spec(spec),
-                                    resume=False)
+    got, _ = runner.start_or_attach(
+        backend, spec, job, staged, "m@1", runner.Journal.for_spec(spec), resume=False
+    )
     assert list(backend.jobs) == [got.resource] and backend.calls.count("create") == 1
 
 
 def test_failed_job_raises_batch_job_failed_with_the_jobs_error() -> None:
-    status = runner.JobStatus("j/1", "d", "JOB_STATE_FAILED", error="Input file gs://b/x does not exist.")
+    status = runner.JobStatus(
+        "j/1", "d", "JOB_STATE_FAILED", error="Input file gs://b/x does not exist."
+    )
     with pytest.raises(BatchJobFailed, match="gs://b/x does not exist") as info:
         runner.raise_if_failed(status)
     assert info.value.exit_code == 8
@@ -247,20 +302,31 @@ def test_resume_follows_the_journaled_job_even_when_the_local_input_is_gone(tmp_
     backend = FakeBackend()
     job = spec.batch_jobs[0]
     journal = runner.Journal.for_spec(spec)
-    started, _ = runner.start_or_attach(backend, spec, job, runner.stage(backend, spec, job, None), "m@1",
-                                        journal, resume=False)
-    resumed, attached = runner.start_or_attach(backend, spec, job, None, "m@1", journal, resume=True)
+    started, _ = runner.start_or_attach(
+        backend, spec, job, runner.stage(backend, spec, job, None), "m@1", journal, resume=False
+    )
+    resumed, attached = runner.start_or_attach(
+        backend, spec, job, None, "m@1", journal, resume=True
+    )
     assert attached and resumed.resource == started.resource
     journal.path.unlink()
     with pytest.raises(ConfigError, match="no journaled run"):
         runner.start_or_attach(backend, spec, job, None, "m@1", journal, resume=True)
 
 
-def test_without_an_index_shard_order_is_input_order_and_jsonl_output_streams(tmp_path: Path) -> None:
-    r1 = _shard(tmp_path / "prediction.results-00001-of-00002", [{"instance": [9], "prediction": [0.5]}])
-    r0 = _shard(tmp_path / "prediction.results-00000-of-00002",
-                [{"instance": [1], "prediction": [0.1]}, {"instance": [2], "prediction": [0.2]}])
-    e1 = _shard(tmp_path / "prediction.errors_stats-00001-of-00002", [{"instance": "x", "error": "boom"}])
+def test_without_an_index_shard_order_is_input_order_and_jsonl_output_streams(
+    tmp_path: Path,
+) -> None:
+    r1 = _shard(
+        tmp_path / "prediction.results-00001-of-00002", [{"instance": [9], "prediction": [0.5]}]
+    )
+    r0 = _shard(
+        tmp_path / "prediction.results-00000-of-00002",
+        [{"instance": [1], "prediction": [0.1]}, {"instance": [2], "prediction": [0.2]}],
+    )
+    e1 = _shard(
+        tmp_path / "prediction.errors_stats-00001-of-00002", [{"instance": "x", "error": "boom"}]
+    )
     merged = results.merge([r1, r0], [e1], None, spool=tmp_path / "spool")
     out = tmp_path / "out.jsonl"
     results.write_output(merged, out, "jsonl")

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from deployer.batch import formats
 from deployer.emulator.objects import ObjectStore
 from deployer.emulator.vertex.batch_formats import (
     InputError,
@@ -15,6 +14,7 @@ from deployer.emulator.vertex.batch_formats import (
     expand_sources,
     iter_instances,
 )
+from deployer.wire import batch_formats as formats
 
 
 @pytest.fixture
@@ -24,11 +24,16 @@ def store(tmp_path: Path) -> ObjectStore:
     return s
 
 
-def test_wildcards_expand_in_name_order_and_a_pattern_matching_nothing_fails(store: ObjectStore) -> None:
+def test_wildcards_expand_in_name_order_and_a_pattern_matching_nothing_fails(
+    store: ObjectStore,
+) -> None:
     for name in ("in/b.jsonl", "in/a.jsonl", "in/a.csv", "other/a.jsonl"):
         store.put("bkt", name, b"[1]\n")
     assert expand_sources(store, ["gs://bkt/in/*.jsonl", "gs://bkt/other/a.jsonl"]) == [
-        ("bkt", "in/a.jsonl"), ("bkt", "in/b.jsonl"), ("bkt", "other/a.jsonl")]
+        ("bkt", "in/a.jsonl"),
+        ("bkt", "in/b.jsonl"),
+        ("bkt", "other/a.jsonl"),
+    ]
     with pytest.raises(InputError, match="gs://bkt/in/\\*.txt matches no files"):
         expand_sources(store, ["gs://bkt/in/*.txt"])
     with pytest.raises(InputError, match="bucket nope does not exist"):
@@ -43,14 +48,18 @@ def test_instances_stream_with_their_source_and_line(store: ObjectStore) -> None
     assert got == [([1, 2], "line 1"), ({"k": "v"}, "line 3")]
 
 
-def test_a_file_list_sends_each_files_bytes_as_b64_and_counts_without_reading_them(store: ObjectStore) -> None:
+def test_a_file_list_sends_each_files_bytes_as_b64_and_counts_without_reading_them(
+    store: ObjectStore,
+) -> None:
     store.put("bkt", "img/1.png", b"\x89PNG one")
     store.put("bkt", "img/2.png", b"\x89PNG two")
     store.put("bkt", "list.txt", b"gs://bkt/img/2.png\ngs://bkt/img/1.png\n")
     sources = [("bkt", "list.txt")]
     assert count_instances(store, sources, "file-list") == 2
     assert [i.value for i in iter_instances(store, sources, "file-list")] == [
-        formats.b64_instance(b"\x89PNG two"), formats.b64_instance(b"\x89PNG one")]
+        formats.b64_instance(b"\x89PNG two"),
+        formats.b64_instance(b"\x89PNG one"),
+    ]
     store.put("bkt", "list.txt", b"gs://bkt/img/1.png\ngs://bkt/img/3.png\n")
     with pytest.raises(InputError, match="line 2: gs://bkt/img/3.png does not exist"):
         count_instances(store, sources, "file-list")

@@ -1,4 +1,4 @@
-"""Unit tests of deployer.batch.formats: the row rules and TFRecord framing both sides share."""
+"""Unit tests of deployer.wire.batch_formats: the row rules and TFRecord framing both sides share."""
 
 from __future__ import annotations
 
@@ -7,17 +7,17 @@ import io
 
 import pytest
 
-from deployer.batch import formats
+from deployer.wire import batch_formats as formats
 
 
 def test_jsonl_skips_blank_lines_and_numbers_rows_from_one() -> None:
-    rows = list(formats.iter_jsonl(['[1, 2]\n', '\n', '{"a": "x"}\n']))
+    rows = list(formats.iter_jsonl(["[1, 2]\n", "\n", '{"a": "x"}\n']))
     assert rows == [(1, [1, 2]), (3, {"a": "x"})]
 
 
 def test_jsonl_names_the_line_of_a_malformed_row() -> None:
     with pytest.raises(formats.FormatError) as info:
-        list(formats.iter_jsonl(['[1]\n', '[2,\n']))
+        list(formats.iter_jsonl(["[1]\n", "[2,\n"]))
     assert info.value.where == "line 2"
 
 
@@ -28,10 +28,10 @@ def test_csv_reads_unquoted_values_as_floats_and_quoted_as_strings_like_vertex()
 
 def test_csv_rejects_an_unquoted_word_and_a_short_row_with_their_lines() -> None:
     with pytest.raises(formats.FormatError) as info:
-        list(formats.iter_csv(['a,b\n', '1,2\n', '1,cat\n']))
+        list(formats.iter_csv(["a,b\n", "1,2\n", "1,cat\n"]))
     assert info.value.where == "line 3"
     with pytest.raises(formats.FormatError, match="1 values but the header has 2"):
-        list(formats.iter_csv(['a,b\n', '1\n']))
+        list(formats.iter_csv(["a,b\n", "1\n"]))
 
 
 def test_tfrecord_framing_round_trips_and_matches_tensorflows_bytes() -> None:
@@ -44,7 +44,10 @@ def test_tfrecord_framing_round_trips_and_matches_tensorflows_bytes() -> None:
 
 def test_tfrecord_reads_gzip_compressed_files() -> None:
     raw = b"".join(formats.frame_tfrecord(d) for d in (b"one", b"two"))
-    assert [d for _, d in formats.iter_tfrecords(io.BytesIO(gzip.compress(raw)))] == [b"one", b"two"]
+    assert [d for _, d in formats.iter_tfrecords(io.BytesIO(gzip.compress(raw)))] == [
+        b"one",
+        b"two",
+    ]
 
 
 def test_tfrecord_detects_corruption_and_truncation() -> None:
@@ -68,7 +71,9 @@ def test_shard_names_sort_in_index_order_and_parse_back() -> None:
     assert sorted(names) == names
     assert names[3] == "prediction.results-00003-of-00012"
     assert formats.parse_shard_name("gs://b/p/" + names[3]) == ("prediction.results", 3, 12)
-    assert formats.parse_shard_name("prediction.errors_stats-00000-of-00001")[0] == formats.ERRORS_STEM
+    assert (
+        formats.parse_shard_name("prediction.errors_stats-00000-of-00001")[0] == formats.ERRORS_STEM
+    )
     assert formats.parse_shard_name("other.txt") is None
 
 

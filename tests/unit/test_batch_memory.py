@@ -45,7 +45,9 @@ def _write_input_and_shards(root: Path, n: int) -> tuple[Path, Path, Path]:
                 continue
             scores = [0.0, 0.0, 0.0]
             scores[(i * 7) % 3] = 1.0
-            (f1 if i % 2 else f0).write(json.dumps({"instance": instance, "prediction": scores}) + "\n")
+            (f1 if i % 2 else f0).write(
+                json.dumps({"instance": instance, "prediction": scores}) + "\n"
+            )
     return data, r0, r1
 
 
@@ -54,7 +56,9 @@ def _peak_python_bytes(root: Path, n: int) -> tuple[int, results.Score]:
     errors = root / "prediction.errors_stats-00000-of-00002"
     tracemalloc.start()
     try:
-        staged = staging.stage_input(_DiscardingStore(), "bkt", "s", [str(data)], "jsonl", work_dir=root)
+        staged = staging.stage_input(
+            _DiscardingStore(), "bkt", "s", [str(data)], "jsonl", work_dir=root
+        )
         assert staged.index is not None and staged.labels is not None
         merged = results.merge([r1, r0], [errors], staged.index, spool=root / "spool")
         results.write_output(merged, root / "out.jsonl", "jsonl")
@@ -84,8 +88,12 @@ def test_merge_output_is_in_input_order_with_failed_rows_null(tmp_path: Path) ->
     data, r0, r1 = _write_input_and_shards(tmp_path / "d", 2_500)
     staged = staging.stage_input(_DiscardingStore(), "bkt", "s", [str(data)], "jsonl")
     assert staged.index is not None
-    merged = results.merge([r1, r0], [tmp_path / "d" / "prediction.errors_stats-00000-of-00002"],
-                           staged.index, spool=tmp_path / "spool")
+    merged = results.merge(
+        [r1, r0],
+        [tmp_path / "d" / "prediction.errors_stats-00000-of-00002"],
+        staged.index,
+        spool=tmp_path / "spool",
+    )
     got = merged.predictions()
     assert len(got) == 2_500 and merged.succeeded == 2_500 - 3
     for i in (0, 1, 2, 1234, 2499):  # the shards interleave rows; the merge undoes it
@@ -103,7 +111,12 @@ def test_the_row_index_claims_duplicates_in_input_order_and_keeps_positions_and_
     for i in range(10):
         index.add([i % 4], "in.jsonl", i + 1)
     index.add_label(1)
-    assert [index.claim([1.0], output=i) for i in range(4)] == [1, 5, 9, None]  # duplicates in order
+    assert [index.claim([1.0], output=i) for i in range(4)] == [
+        1,
+        5,
+        9,
+        None,
+    ]  # duplicates in order
     assert index.position(5) == ("in.jsonl", 6) and len(index) == 10
     assert list(index.outputs()) == [None, 0, None, None, None, 1, None, None, None, 2]
     assert list(rows.Labels(index)) == [1]

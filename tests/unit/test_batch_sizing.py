@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from deployer.batch.formats import frame_tfrecord
 from deployer.batch.sizing import count_instances
+from deployer.wire.batch_formats import frame_tfrecord
 
 
 def test_counts_each_format_without_parsing(tmp_path: Path) -> None:

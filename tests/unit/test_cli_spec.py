@@ -27,11 +27,20 @@ def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, 
 
 
 def deployer(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "deployer", *args], capture_output=True, text=True,
-                          cwd=ROOT, env={**os.environ, **(env or {})}, timeout=60, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "deployer", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        timeout=60,
+        check=False,
+    )
 
 
-def test_schema_is_json_schema_generated_from_the_boundary_models(capsys: pytest.CaptureFixture[str]) -> None:
+def test_schema_is_json_schema_generated_from_the_boundary_models(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     code, out, _ = run(["schema"], capsys)
     assert code == 0
     schema = json.loads(out)
@@ -49,7 +58,13 @@ def test_schema_is_json_schema_generated_from_the_boundary_models(capsys: pytest
     assert fmt["enum"] == ["jsonl", "csv", "file-list", "tf-record"]
     # Every key the loader accepts is in the schema (one source of truth).
     assert set(schema["$defs"]["DeploymentDoc"]["properties"]) == {
-        "model", "traffic", "machine_type", "accelerator", "min_replicas", "max_replicas"}
+        "model",
+        "traffic",
+        "machine_type",
+        "accelerator",
+        "min_replicas",
+        "max_replicas",
+    }
 
 
 def test_validate_prints_a_summary_with_the_cost(capsys: pytest.CaptureFixture[str]) -> None:
@@ -64,7 +79,9 @@ def test_validate_prints_a_summary_with_the_cost(capsys: pytest.CaptureFixture[s
 
 
 def test_validate_json(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(["validate", str(SPECS / "valid" / "gpu_csv.yaml"), "--output", "json"], capsys)
+    code, out, _ = run(
+        ["validate", str(SPECS / "valid" / "gpu_csv.yaml"), "--output", "json"], capsys
+    )
     assert code == 0
     data = json.loads(out)
     assert data["valid"] is True and data["target"] == "vertex"
@@ -79,8 +96,10 @@ def test_validate_reports_every_problem_with_exit_3_and_no_traceback() -> None:
     assert result.returncode == 3
     assert "Traceback" not in result.stderr
     assert result.stderr.startswith("error: 1 problem in the spec; nothing was changed:")
-    assert ("tests/unit/specs/bad/traffic_sum.yaml:14: endpoints[0].deployments: traffic sums to 110"
-            in result.stderr)
+    assert (
+        "tests/unit/specs/bad/traffic_sum.yaml:14: endpoints[0].deployments: traffic sums to 110"
+        in result.stderr
+    )
     assert "fix: make the deployments' traffic percentages add up to 100" in result.stderr
 
 
@@ -96,16 +115,25 @@ def test_validate_a_missing_file(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_help_does_not_import_pydantic() -> None:
-    code = ("import sys\nfrom deployer.cli import main\n"
-            "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
-            "print('LOADED' if 'pydantic' in sys.modules or 'deployer.cost' in sys.modules else 'LIGHT')")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60,
-                            check=False)
+    code = (
+        "import sys\nfrom deployer.cli import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "print('LOADED' if 'pydantic' in sys.modules or 'deployer.cost' in sys.modules else 'LIGHT')"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+        check=False,
+    )
     assert result.stdout.strip().endswith("LIGHT")
 
 
-def test_prices_shows_the_table_and_its_date(capsys: pytest.CaptureFixture[str], tmp_path: Path,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_prices_shows_the_table_and_its_date(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("DEPLOYER_HOME", str(tmp_path))
     code, out, _ = run(["prices"], capsys)
     assert code == 0
@@ -119,8 +147,14 @@ def test_prices_shows_the_table_and_its_date(capsys: pytest.CaptureFixture[str],
 
 
 def test_prices_refresh_without_credentials_is_a_clear_config_error(tmp_path: Path) -> None:
-    result = deployer("prices", "--refresh", env={
-        "GOOGLE_APPLICATION_CREDENTIALS": str(tmp_path / "missing.json"), "DEPLOYER_HOME": str(tmp_path)})
+    result = deployer(
+        "prices",
+        "--refresh",
+        env={
+            "GOOGLE_APPLICATION_CREDENTIALS": str(tmp_path / "missing.json"),
+            "DEPLOYER_HOME": str(tmp_path),
+        },
+    )
     assert result.returncode == 3
     assert "no Google Cloud credentials" in result.stderr
     assert "gcloud auth application-default login" in result.stderr
@@ -128,10 +162,11 @@ def test_prices_refresh_without_credentials_is_a_clear_config_error(tmp_path: Pa
     assert not (tmp_path / "prices.json").exists()
 
 
-def test_reap_passes_its_options_to_the_reaper(capsys: pytest.CaptureFixture[str],
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_reap_passes_its_options_to_the_reaper(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     import deployer.providers.vertex
-    import deployer.reaper
+    import deployer.reconcile.reaper
 
     calls: list[dict[str, object]] = []
 
@@ -145,28 +180,54 @@ def test_reap_passes_its_options_to_the_reaper(capsys: pytest.CaptureFixture[str
     def fake_connect(target: str, project: str, region: str) -> str:
         return f"provider:{target}:{project}:{region}"
 
-    def fake_reap(project: str, region: str, *, provider: object, dry_run: bool,
-                  table: object) -> Report:
-        calls.append({"project": project, "region": region, "dry_run": dry_run,
-                      "provider": provider})
+    def fake_reap(
+        project: str, region: str, *, provider: object, dry_run: bool, table: object
+    ) -> Report:
+        calls.append(
+            {"project": project, "region": region, "dry_run": dry_run, "provider": provider}
+        )
         return Report()
 
     monkeypatch.setattr(deployer.providers.vertex, "connect", fake_connect)
-    monkeypatch.setattr(deployer.reaper, "reap", fake_reap)
-    code, out, _ = run(["reap", "--project", "p-123456", "--region", "us-east1", "--dry-run"], capsys)
+    monkeypatch.setattr(deployer.reconcile.reaper, "reap", fake_reap)
+    code, out, _ = run(
+        ["reap", "--project", "p-123456", "--region", "us-east1", "--dry-run"], capsys
+    )
     assert code == 0 and out.strip() == "would remove 1 stack"
-    assert calls == [{"project": "p-123456", "region": "us-east1", "dry_run": True,
-                      "provider": "provider:vertex:p-123456:us-east1"}]
-    code, out, _ = run(["reap", "--project", "p-123456", "--region", "us-east1", "-o", "json"], capsys)
+    assert calls == [
+        {
+            "project": "p-123456",
+            "region": "us-east1",
+            "dry_run": True,
+            "provider": "provider:vertex:p-123456:us-east1",
+        }
+    ]
+    code, out, _ = run(
+        ["reap", "--project", "p-123456", "--region", "us-east1", "-o", "json"], capsys
+    )
     assert json.loads(out) == {"stacks": ["old"]} and calls[-1]["dry_run"] is False
 
 
 # Specs whose first problem the pydantic boundary finds: the JSON Schema must catch them too.
 SHAPE_ERRORS = [
-    "batch_format", "budget_negative", "missing_bucket", "missing_required", "models_empty",
-    "project_format", "region_format", "replicas_zero", "stack_name", "target_unknown",
-    "top_level_list", "top_level_scalar", "traffic_range", "ttl_bad", "unknown_key",
-    "unknown_top_level_key", "wrong_type_int", "wrong_type_list",
+    "batch_format",
+    "budget_negative",
+    "missing_bucket",
+    "missing_required",
+    "models_empty",
+    "project_format",
+    "region_format",
+    "replicas_zero",
+    "stack_name",
+    "target_unknown",
+    "top_level_list",
+    "top_level_scalar",
+    "traffic_range",
+    "ttl_bad",
+    "unknown_key",
+    "unknown_top_level_key",
+    "wrong_type_int",
+    "wrong_type_list",
 ]
 
 
@@ -174,7 +235,7 @@ def test_the_json_schema_accepts_every_valid_spec_and_config_and_rejects_shape_e
     jsonschema = pytest.importorskip("jsonschema")
     import yaml
 
-    from deployer.spec_schema import json_schema
+    from deployer.spec.schema import json_schema
 
     schema = json_schema()
     jsonschema.Draft202012Validator.check_schema(schema)
@@ -189,14 +250,19 @@ def test_the_json_schema_accepts_every_valid_spec_and_config_and_rejects_shape_e
         assert not validator.is_valid(data), stem
 
 
-def test_schema_markdown_lists_every_field_from_the_same_models(capsys: pytest.CaptureFixture[str]) -> None:
+def test_schema_markdown_lists_every_field_from_the_same_models(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     code, out, _ = run(["schema", "--format", "markdown"], capsys)
     assert code == 0
     assert out.startswith("| field | type | default | meaning |")
-    assert "| `endpoints[].deployments[].traffic` | integer |  | Percent of the endpoint's traffic" in out
+    assert (
+        "| `endpoints[].deployments[].traffic` | integer |  | Percent of the endpoint's traffic"
+        in out
+    )
     assert "| `batch_jobs[].input.format` | `jsonl` / `csv` / `file-list` / `tf-record` |" in out
     assert "| `bucket.create` | boolean | `true` |" in out
-    from deployer.spec_schema import SpecDoc
+    from deployer.spec.schema import SpecDoc
 
     def paths(model: type, prefix: str) -> list[str]:
         out_paths = []

@@ -76,7 +76,10 @@ def test_config_validates_with_its_artifacts_and_inputs(
 def test_flagship_is_a_90_10_canary_with_a_batch_job_on_v2() -> None:
     spec = load_spec(REPO / "configs" / "mnist.yaml", environ={}, check_artifacts=False)
     (endpoint,) = spec.endpoints
-    assert [(d.ref, d.traffic) for d in endpoint.deployments] == [("mnist@v1", 90), ("mnist@v2", 10)]
+    assert [(d.ref, d.traffic) for d in endpoint.deployments] == [
+        ("mnist@v1", 90),
+        ("mnist@v2", 10),
+    ]
     versions = {v.alias: Path(v.artifact) for v in spec.model("mnist").versions}
     assert versions == {
         "v1": REPO / "models" / "my_mnist_model" / "0001",
@@ -123,10 +126,10 @@ def test_jsonl_instances_feed_the_versions_signature_as_documented(
     batch = np.array([json.loads(line) for line in lines], dtype=np.float32)
     for version in ("0001", "0002"):
         fn = _signature(train_mnist.model_dirs()[version])
-        (name, spec), = fn.structured_input_signature[1].items()
+        ((name, spec),) = fn.structured_input_signature[1].items()
         assert name == "flatten_input" and spec.dtype == tf.float32
         assert spec.shape.as_list() == [None, 28, 28]
-        (out_name, probs), = fn(flatten_input=tf.constant(batch)).items()
+        ((out_name, probs),) = fn(flatten_input=tf.constant(batch)).items()
         assert out_name == "output_0" and probs.shape == (200, 10)
         np.testing.assert_allclose(probs.numpy().sum(axis=1), 1.0, rtol=1e-5)
         assert (probs.numpy().argmax(axis=1) == labels).mean() >= 0.95
@@ -147,10 +150,10 @@ def test_png_model_gives_the_cnn_predictions_from_the_file_list(
         dtype=np.float32,
     )
     png_fn = _signature(train_mnist.model_dirs()["mnist_png/0001"])
-    (name, spec), = png_fn.structured_input_signature[1].items()
+    ((name, spec),) = png_fn.structured_input_signature[1].items()
     assert name == "image_bytes" and spec.dtype == tf.string and spec.shape.as_list() == [None]
     from_png = png_fn(image_bytes=tf.constant(pngs))["output_0"].numpy()
-    from_pixels = _signature(train_mnist.model_dirs()["0002"])(
-        flatten_input=tf.constant(pixels)
-    )["output_0"].numpy()
+    from_pixels = _signature(train_mnist.model_dirs()["0002"])(flatten_input=tf.constant(pixels))[
+        "output_0"
+    ].numpy()
     np.testing.assert_allclose(from_png, from_pixels, rtol=1e-4, atol=1e-6)

@@ -18,7 +18,6 @@ from deployer.cost import (
     format_usd,
     load_price_table,
     packaged_price_table,
-    parse_ttl,
 )
 from deployer.errors import BudgetExceeded, ConfigError
 from deployer.spec import (
@@ -44,27 +43,56 @@ def table() -> PriceTable:
     return packaged_price_table()
 
 
-def dep(machine: str = "n1-standard-4", lo: int = 1, hi: int = 1, gpu: str | None = None,
-        count: int = 1, traffic: int = 100, version: str = "v1") -> Deployment:
-    return Deployment(model="m", version=version, traffic=traffic, machine_type=machine,
-                      min_replicas=lo, max_replicas=hi,
-                      accelerator=Accelerator(gpu, count) if gpu else None)
+def dep(
+    machine: str = "n1-standard-4",
+    lo: int = 1,
+    hi: int = 1,
+    gpu: str | None = None,
+    count: int = 1,
+    traffic: int = 100,
+    version: str = "v1",
+) -> Deployment:
+    return Deployment(
+        model="m",
+        version=version,
+        traffic=traffic,
+        machine_type=machine,
+        min_replicas=lo,
+        max_replicas=hi,
+        accelerator=Accelerator(gpu, count) if gpu else None,
+    )
 
 
-def job(machine: str = "n1-standard-4", starting: int = 1, mx: int = 1, gpu: str | None = None) -> BatchJob:
-    return BatchJob(name="score", model="m", version="v1",
-                    input=BatchInput(paths=("gs://b-in/x.jsonl",), format=InputFormat.JSONL),
-                    output_prefix="predictions/", machine_type=machine, starting_replicas=starting,
-                    max_replicas=mx, accelerator=Accelerator(gpu, 1) if gpu else None)
+def job(
+    machine: str = "n1-standard-4", starting: int = 1, mx: int = 1, gpu: str | None = None
+) -> BatchJob:
+    return BatchJob(
+        name="score",
+        model="m",
+        version="v1",
+        input=BatchInput(paths=("gs://b-in/x.jsonl",), format=InputFormat.JSONL),
+        output_prefix="predictions/",
+        machine_type=machine,
+        starting_replicas=starting,
+        max_replicas=mx,
+        accelerator=Accelerator(gpu, 1) if gpu else None,
+    )
 
 
-def spec_with(*deployments: Deployment, region: str = "us-central1", jobs: tuple[BatchJob, ...] = ()) -> Spec:
+def spec_with(
+    *deployments: Deployment, region: str = "us-central1", jobs: tuple[BatchJob, ...] = ()
+) -> Spec:
     version = ModelVersion(alias="v1", artifact="gs://b-art/m/1", container_image="img/x:1")
-    return Spec(stack="s", project="p-123456", region=region, target=Target.LOCAL,
-                bucket=Bucket("bkt", "US", True),
-                models=(Model(name="m", versions=(version,), display_name="m"),),
-                endpoints=(Endpoint(name="ep", deployments=deployments, display_name="ep"),),
-                batch_jobs=jobs)
+    return Spec(
+        stack="s",
+        project="p-123456",
+        region=region,
+        target=Target.LOCAL,
+        bucket=Bucket("bkt", "US", True),
+        models=(Model(name="m", versions=(version,), display_name="m"),),
+        endpoints=(Endpoint(name="ep", deployments=deployments, display_name="ep"),),
+        batch_jobs=jobs,
+    )
 
 
 def test_n1_standard_4_matches_vertexs_quoted_price(table: PriceTable) -> None:
@@ -84,13 +112,39 @@ def test_the_table_records_its_source_and_date(table: PriceTable) -> None:
     raw = json.loads((Path(cost.__file__).parent / "data" / "prices.json").read_text())
     assert raw["as_of"] == table.as_of and len(table.as_of) == 10
     assert "Vertex AI" in table.source
-    families = {"n1-standard", "n1-highmem", "n1-highcpu", "n2-standard", "n2-highmem", "n2-highcpu",
-                "e2-standard", "e2-highmem", "e2-highcpu", "a2-highgpu", "g2-standard"}
+    families = {
+        "n1-standard",
+        "n1-highmem",
+        "n1-highcpu",
+        "n2-standard",
+        "n2-highmem",
+        "n2-highcpu",
+        "e2-standard",
+        "e2-highmem",
+        "e2-highcpu",
+        "a2-highgpu",
+        "g2-standard",
+    }
     assert families <= set(table.families)
-    gpus = {"NVIDIA_TESLA_T4", "NVIDIA_L4", "NVIDIA_TESLA_V100", "NVIDIA_TESLA_P100", "NVIDIA_TESLA_P4",
-            "NVIDIA_TESLA_A100", "NVIDIA_A100_80GB", "NVIDIA_H100_80GB"}
+    gpus = {
+        "NVIDIA_TESLA_T4",
+        "NVIDIA_L4",
+        "NVIDIA_TESLA_V100",
+        "NVIDIA_TESLA_P100",
+        "NVIDIA_TESLA_P4",
+        "NVIDIA_TESLA_A100",
+        "NVIDIA_A100_80GB",
+        "NVIDIA_H100_80GB",
+    }
     assert gpus <= set(table.accelerators)
-    assert {"us-central1", "us-east1", "us-west1", "europe-west4", "europe-west1", "asia-east1"} <= set(table.regions)
+    assert {
+        "us-central1",
+        "us-east1",
+        "us-west1",
+        "europe-west4",
+        "europe-west1",
+        "asia-east1",
+    } <= set(table.regions)
 
 
 def test_regions_scale_prices(table: PriceTable) -> None:
@@ -116,14 +170,23 @@ def test_families_are_built_from_vcpu_and_memory_rates(table: PriceTable) -> Non
 def test_unknown_region_machine_or_gpu_availability_is_none(table: PriceTable) -> None:
     assert table.hourly("n1-standard-4", "mars-north1") is None
     assert table.hourly("n1-standard-5", "us-central1") is None
-    assert table.hourly("a3-highgpu-8g", "us-central1", "NVIDIA_H100_80GB", 8) is None  # no a3 rates
-    assert table.hourly("n1-standard-4", "asia-east1", "NVIDIA_TESLA_P4", 1) is None  # not offered there
+    assert (
+        table.hourly("a3-highgpu-8g", "us-central1", "NVIDIA_H100_80GB", 8) is None
+    )  # no a3 rates
+    assert (
+        table.hourly("n1-standard-4", "asia-east1", "NVIDIA_TESLA_P4", 1) is None
+    )  # not offered there
     assert table.hourly("n1-standard-4", "us-central1", "NVIDIA_TESLA_K80", 1) is None
 
 
 def test_replica_ranges_give_steady_state_and_ceiling(table: PriceTable) -> None:
-    est = estimate_spec(spec_with(dep(lo=2, hi=5, traffic=90), dep(lo=1, hi=2, gpu="NVIDIA_TESLA_T4",
-                                                                  traffic=10, version="v2")), table)
+    est = estimate_spec(
+        spec_with(
+            dep(lo=2, hi=5, traffic=90),
+            dep(lo=1, hi=2, gpu="NVIDIA_TESLA_T4", traffic=10, version="v2"),
+        ),
+        table,
+    )
     n1 = 0.2191
     assert est.hourly_min == pytest.approx(2 * n1 + (n1 + 0.4025), abs=1e-3)
     assert est.hourly_max == pytest.approx(5 * n1 + 2 * (n1 + 0.4025), abs=1e-3)
@@ -136,17 +199,27 @@ def test_replica_ranges_give_steady_state_and_ceiling(table: PriceTable) -> None
 
 
 def test_accelerator_counts_multiply_the_gpu_price(table: PriceTable) -> None:
-    one = estimate_deployments([("ep", dep(gpu="NVIDIA_TESLA_V100", count=1))], "us-central1", table)
-    eight = estimate_deployments([("ep", dep(machine="n1-standard-32", gpu="NVIDIA_TESLA_V100", count=8))],
-                                 "us-central1", table)
+    one = estimate_deployments(
+        [("ep", dep(gpu="NVIDIA_TESLA_V100", count=1))], "us-central1", table
+    )
+    eight = estimate_deployments(
+        [("ep", dep(machine="n1-standard-32", gpu="NVIDIA_TESLA_V100", count=8))],
+        "us-central1",
+        table,
+    )
     machine_32 = table.machine_hourly("n1-standard-32", "us-central1")
     assert machine_32 is not None
     assert eight.hourly_min - machine_32 == pytest.approx(8 * (one.hourly_min - 0.2191), abs=1e-3)
 
 
 def test_unknown_prices_are_listed_and_left_out_of_the_totals(table: PriceTable) -> None:
-    est = estimate_spec(spec_with(dep(traffic=50), dep(machine="a3-highgpu-8g", gpu="NVIDIA_H100_80GB",
-                                                      count=8, traffic=50, version="v2")), table)
+    est = estimate_spec(
+        spec_with(
+            dep(traffic=50),
+            dep(machine="a3-highgpu-8g", gpu="NVIDIA_H100_80GB", count=8, traffic=50, version="v2"),
+        ),
+        table,
+    )
     assert est.hourly_min == pytest.approx(0.2191, abs=1e-4)
     assert est.unknown == ("a3-highgpu-8g in us-central1 (ep/m@v2)",)
     item = est.items[1]
@@ -194,11 +267,15 @@ def test_budget_guard_passes_under_and_at_the_limit(table: PriceTable) -> None:
 
 
 def test_budget_guard_names_the_figure_and_the_biggest_contributors(table: PriceTable) -> None:
-    est = estimate_deployments([
-        ("small", dep(machine="e2-standard-2")),
-        ("gpu", dep(gpu="NVIDIA_TESLA_T4", count=4, lo=2, hi=3)),
-        ("cpu", dep(machine="n1-standard-16", lo=3, hi=3)),
-    ], "us-central1", table)
+    est = estimate_deployments(
+        [
+            ("small", dep(machine="e2-standard-2")),
+            ("gpu", dep(gpu="NVIDIA_TESLA_T4", count=4, lo=2, hi=3)),
+            ("cpu", dep(machine="n1-standard-16", lo=3, hi=3)),
+        ],
+        "us-central1",
+        table,
+    )
     with pytest.raises(BudgetExceeded) as info:
         check_budget(est, 1.0)
     err = info.value
@@ -206,28 +283,26 @@ def test_budget_guard_names_the_figure_and_the_biggest_contributors(table: Price
     assert f"{format_usd(est.hourly_min)}/h" in err.message and "$1.00/h" in err.message
     assert "guards.max_hourly_usd" in err.message
     # Sorted by contribution, the largest first, with shapes.
-    assert err.message.index("gpu/m@v1") < err.message.index("cpu/m@v1") < err.message.index("small/m@v1")
+    assert (
+        err.message.index("gpu/m@v1")
+        < err.message.index("cpu/m@v1")
+        < err.message.index("small/m@v1")
+    )
     assert "2x n1-standard-4 + 4x NVIDIA_TESLA_T4" in err.message
     assert err.hint is not None and "--allow-over-budget" in err.hint
 
 
-@pytest.mark.parametrize(("text", "seconds"), [
-    ("30m", 1800), ("4h", 14400), ("2d", 172800), ("1w", 604800), (" 90m ", 5400),
-])
-def test_parse_ttl(text: str, seconds: int) -> None:
-    assert parse_ttl(text) == seconds
-
-
-@pytest.mark.parametrize("text", ["", "4", "h", "4 hours", "4H", "-1h", "0h", "1.5h", "4s"])
-def test_parse_ttl_rejects(text: str) -> None:
-    with pytest.raises(ValueError, match="m, h, d or w"):
-        parse_ttl(text)
-
-
-@pytest.mark.parametrize(("x", "text"), [
-    (0.2191, "$0.22"), (160, "$160.00"), (1234.5, "$1,234"), (0.0049, "$0.0049"), (0, "$0.00"),
-    (None, "unknown"),
-])
+@pytest.mark.parametrize(
+    ("x", "text"),
+    [
+        (0.2191, "$0.22"),
+        (160, "$160.00"),
+        (1234.5, "$1,234"),
+        (0.0049, "$0.0049"),
+        (0, "$0.00"),
+        (None, "unknown"),
+    ],
+)
 def test_format_usd(x: float | None, text: str) -> None:
     assert format_usd(x) == text
 
@@ -246,7 +321,9 @@ def test_a_newer_user_cache_wins_and_its_region_prices_override(tmp_path: Path) 
     assert table.source == "Cloud Billing Catalog API" and table.as_of == "2099-01-01"
     assert table.accelerator_hourly("NVIDIA_TESLA_T4", "us-central1") == 0.5
     # Regions the refresh did not quote keep base x multiplier.
-    assert table.accelerator_hourly("NVIDIA_TESLA_T4", "europe-west4") == pytest.approx(0.4025 * 1.101)
+    assert table.accelerator_hourly("NVIDIA_TESLA_T4", "europe-west4") == pytest.approx(
+        0.4025 * 1.101
+    )
 
 
 def test_an_older_user_cache_loses_to_the_packaged_table(tmp_path: Path) -> None:
@@ -274,8 +351,15 @@ def test_the_flagship_spec_costs_what_the_issue_says() -> None:
 
 
 def test_budget_message_names_unpriced_items(table: PriceTable) -> None:
-    est = estimate_deployments([("cpu", dep(machine="n1-standard-16", lo=3, hi=3)),
-                                ("h100", dep(machine="a3-highgpu-8g", gpu="NVIDIA_H100_80GB", count=8))],
-                               "us-central1", table)
-    with pytest.raises(BudgetExceeded, match=r"not counting unpriced a3-highgpu-8g in us-central1 \(h100/m@v1\)"):
+    est = estimate_deployments(
+        [
+            ("cpu", dep(machine="n1-standard-16", lo=3, hi=3)),
+            ("h100", dep(machine="a3-highgpu-8g", gpu="NVIDIA_H100_80GB", count=8)),
+        ],
+        "us-central1",
+        table,
+    )
+    with pytest.raises(
+        BudgetExceeded, match=r"not counting unpriced a3-highgpu-8g in us-central1 \(h100/m@v1\)"
+    ):
         check_budget(est, 1.0)

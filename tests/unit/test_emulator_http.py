@@ -19,10 +19,21 @@ def _req(method: str, target: str, body: bytes = b"") -> Request:
 
 def test_router_matches_decoded_path_then_raw_path() -> None:
     router = Router()
-    router.add("GET", r"/v1/models/(?P<id>[^/]+)", lambda r, m: json_response({"id": m["id"]}),
-               name="getModel", mutating=False)
-    router.add("GET", r"/b/(?P<o>[^/]+)", lambda r, m: json_response({"o": m["o"]}),
-               name="raw", mutating=False, raw=True)
+    router.add(
+        "GET",
+        r"/v1/models/(?P<id>[^/]+)",
+        lambda r, m: json_response({"id": m["id"]}),
+        name="getModel",
+        mutating=False,
+    )
+    router.add(
+        "GET",
+        r"/b/(?P<o>[^/]+)",
+        lambda r, m: json_response({"o": m["o"]}),
+        name="raw",
+        mutating=False,
+        raw=True,
+    )
     assert json.loads(router.dispatch(_req("GET", "/v1/models/x%40v2")).body) == {"id": "x@v2"}  # type: ignore[arg-type]
     assert json.loads(router.dispatch(_req("GET", "/b/a%2Fb")).body) == {"o": "a%2Fb"}  # type: ignore[arg-type]
     assert router.dispatch(_req("GET", "/b/a/b")).status == 404  # raw-only route: '/' is not a%2F
@@ -39,8 +50,12 @@ def test_router_errors_are_google_json() -> None:
 
     router.add("GET", r"/boom", boom, name="boom", mutating=False)
     router.add("GET", r"/missing", missing, name="missing", mutating=False)
-    cases = {("GET", "/boom"): (500, "INTERNAL"), ("GET", "/missing"): (404, "NOT_FOUND"),
-             ("POST", "/missing"): (405, "METHOD_NOT_ALLOWED"), ("GET", "/nothing"): (404, "NOT_FOUND")}
+    cases = {
+        ("GET", "/boom"): (500, "INTERNAL"),
+        ("GET", "/missing"): (404, "NOT_FOUND"),
+        ("POST", "/missing"): (405, "METHOD_NOT_ALLOWED"),
+        ("GET", "/nothing"): (404, "NOT_FOUND"),
+    }
     for (method, path), (code, status) in cases.items():
         resp = router.dispatch(_req(method, path))
         error = json.loads(resp.body)["error"]  # type: ignore[arg-type]
@@ -59,10 +74,20 @@ def test_request_json_and_query() -> None:
 
 def test_scripted_faults_count_down_per_method() -> None:
     faults = FaultController()
-    faults.configure({"script": [{"method": "deployModel", "count": 2, "http_status": 503},
-                                 {"method": "createEndpoint", "count": 1, "drop": True}]})
+    faults.configure(
+        {
+            "script": [
+                {"method": "deployModel", "count": 2, "http_status": 503},
+                {"method": "createEndpoint", "count": 1, "drop": True},
+            ]
+        }
+    )
     assert faults.before_call("getModel") is None
-    assert [getattr(faults.before_call("deployModel"), "status", None) for _ in range(3)] == [503, 503, None]
+    assert [getattr(faults.before_call("deployModel"), "status", None) for _ in range(3)] == [
+        503,
+        503,
+        None,
+    ]
     assert faults.drop_after("createEndpoint", mutating=True, status=200) is True
     assert faults.drop_after("createEndpoint", mutating=True, status=200) is False
     assert faults.settings()["script"] == [] and faults.settings()["injected"] == 2
@@ -85,8 +110,13 @@ def test_drops_apply_only_to_successful_mutating_calls() -> None:
 
 
 def test_shutdown_hooks_run_once_in_reverse_order_despite_failures(tmp_path: Path) -> None:
-    ctx = EmulatorContext(data_dir=tmp_path, host="0.0.0.0", port=1234, objects=ObjectStore(tmp_path),
-                          faults=FaultController())
+    ctx = EmulatorContext(
+        data_dir=tmp_path,
+        host="0.0.0.0",
+        port=1234,
+        objects=ObjectStore(tmp_path),
+        faults=FaultController(),
+    )
     calls: list[str] = []
     ctx.on_shutdown(lambda: calls.append("first"))
     ctx.on_shutdown(lambda: 1 / 0)  # type: ignore[func-returns-value]

@@ -33,11 +33,22 @@ def test_listing_is_lexicographic_with_prefixes_and_pages(store: ObjectStore) ->
     for name in ["d", "c/x", "c/", "b", "a/b/3", "a/2", "a/1"]:
         store.put("bkt", name, name.encode())
     assert _pages(store) == [(["a/1", "a/2", "a/b/3", "b", "c/", "c/x", "d"], [])]
-    assert _pages(store, max_results=3) == [(["a/1", "a/2", "a/b/3"], []), (["b", "c/", "c/x"], []), (["d"], [])]
+    assert _pages(store, max_results=3) == [
+        (["a/1", "a/2", "a/b/3"], []),
+        (["b", "c/", "c/x"], []),
+        (["d"], []),
+    ]
     assert _pages(store, delimiter="/") == [(["b", "d"], ["a/", "c/"])]
-    assert _pages(store, delimiter="/", max_results=1) == [([], ["a/"]), (["b"], []), ([], ["c/"]), (["d"], [])]
+    assert _pages(store, delimiter="/", max_results=1) == [
+        ([], ["a/"]),
+        (["b"], []),
+        ([], ["c/"]),
+        (["d"], []),
+    ]
     assert _pages(store, prefix="a/", delimiter="/") == [(["a/1", "a/2"], ["a/b/"])]
-    assert _pages(store, prefix="c/", delimiter="/", include_trailing_delimiter=True) == [(["c/", "c/x"], [])]
+    assert _pages(store, prefix="c/", delimiter="/", include_trailing_delimiter=True) == [
+        (["c/", "c/x"], [])
+    ]
     assert [m.name for m in store.list("bkt", "a/")] == ["a/1", "a/2", "a/b/3"]
 
 

@@ -17,6 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def _lint(config: Path) -> int:
     from importlinter.cli import lint_imports
+
     return lint_imports(config_filename=str(config), no_cache=True, no_logo=True)
 
 

@@ -79,7 +79,9 @@ def test_the_npm_package_holds_the_full_mnist_in_keras_layout() -> None:
     assert np.bincount(y_test, minlength=10).min() > 800
 
 
-def test_auto_prefers_npm_and_never_calls_keras(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_auto_prefers_npm_and_never_calls_keras(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     def no_network() -> None:
         raise AssertionError("keras loader used without being asked for")
 
@@ -187,7 +189,6 @@ def test_train_mnist_creates_only_what_is_missing(
     assert not list(root.rglob(".*.tmp-*")), "temporary export dirs left behind"
 
 
-
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_retraining_exports_byte_identical_savedmodels(tmp_path: Path) -> None:
@@ -204,9 +205,20 @@ def test_retraining_exports_byte_identical_savedmodels(tmp_path: Path) -> None:
     roots = [tmp_path / "a", tmp_path / "b"]
     for root in roots:
         subprocess.run(
-            [sys.executable, str(REPO / "scripts" / "train_mnist.py"), "--models-dir", str(root),
-             "--source", "npm", "--epochs", "1"],
-            check=True, capture_output=True, timeout=240, env=env,
+            [
+                sys.executable,
+                str(REPO / "scripts" / "train_mnist.py"),
+                "--models-dir",
+                str(root),
+                "--source",
+                "npm",
+                "--epochs",
+                "1",
+            ],
+            check=True,
+            capture_output=True,
+            timeout=240,
+            env=env,
         )
     for key in train_mnist.model_dirs():
         a, b = (train_mnist.model_dirs(r)[key] for r in roots)
@@ -219,7 +231,8 @@ def tree_digest(folder: Path) -> dict[str, str]:
 
     return {
         str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(folder.rglob("*")) if p.is_file()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
     }
 
 
@@ -238,11 +251,16 @@ def test_show_predictions_draws_digits_and_gates_batch_accuracy(
     onehot = np.eye(10)[y_test[:100]]
     onehot[:2] = np.roll(onehot[:2], 1, axis=1)  # two wrong answers: 0.98
     out = tmp_path / "batch.jsonl"
-    out.write_text("".join(json.dumps({"instance": [], "prediction": p.tolist()}) + "\n"
-                           for p in onehot))
+    out.write_text(
+        "".join(json.dumps({"instance": [], "prediction": p.tolist()}) + "\n" for p in onehot)
+    )
     assert show_predictions.main(["--batch", str(out), "--labels", str(labels)]) == 0
     assert "0.9800 (ok)" in capsys.readouterr().out
-    assert show_predictions.main(
-        ["--batch", str(out), "--labels", str(labels), "--min-accuracy", "0.99"]) == 1
+    assert (
+        show_predictions.main(
+            ["--batch", str(out), "--labels", str(labels), "--min-accuracy", "0.99"]
+        )
+        == 1
+    )
     out.write_text(out.read_text().split("\n", 1)[1])  # a missing row is an error
     assert show_predictions.main(["--batch", str(out), "--labels", str(labels)]) == 1

@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 
 from deployer.errors import ConfigError
-from deployer.plan import (
+from deployer.reconcile.plan import (
     ActionKind,
     CreateBucket,
     CreateEndpoint,
@@ -45,8 +45,13 @@ from deployer.state import (
 IMAGE = "us-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-12:latest"
 
 
-def make_spec(traffic: tuple[int, int] = (100, 0), *, two_versions: bool = True,
-              endpoints: bool = True, bucket_create: bool = True) -> Spec:
+def make_spec(
+    traffic: tuple[int, int] = (100, 0),
+    *,
+    two_versions: bool = True,
+    endpoints: bool = True,
+    bucket_create: bool = True,
+) -> Spec:
     versions = [ModelVersion("v1", "/art/v1", IMAGE)]
     if two_versions:
         versions.append(ModelVersion("v2", "/art/v2", IMAGE))
@@ -54,8 +59,15 @@ def make_spec(traffic: tuple[int, int] = (100, 0), *, two_versions: bool = True,
     if two_versions and traffic[1]:
         deps.append(Deployment("mnist", "v2", traffic[1], "n1-standard-4", 1, 2))
     eps = (Endpoint("ep", tuple(deps), "ep"),) if endpoints else ()
-    return Spec("st", "p", "us-central1", Target.LOCAL, Bucket("b", "US", bucket_create),
-                (Model("mnist", tuple(versions), "mnist"),), eps)
+    return Spec(
+        "st",
+        "p",
+        "us-central1",
+        Target.LOCAL,
+        Bucket("b", "US", bucket_create),
+        (Model("mnist", tuple(versions), "mnist"),),
+        eps,
+    )
 
 
 HASHES = {("mnist", "v1"): "a" * 64, ("mnist", "v2"): "b" * 64}
@@ -67,17 +79,30 @@ def empty_state() -> StackState:
 
 
 def observed_version(vid: str, art: str, aliases: tuple[str, ...]) -> ObservedVersion:
-    labels = ((LABEL_NAME, "mnist"), (LABEL_SPEC, version_spec_hash(art, IMAGE)),
-              (LABEL_STACK, "st"), ("deployer-hash", art), ("deployer-alias", "x"))
-    return ObservedVersion(f"projects/p/locations/r/models/{model_id('st', 'mnist')}", vid,
-                           aliases, tuple(sorted(labels)), "gs://b/x", IMAGE)
+    labels = (
+        (LABEL_NAME, "mnist"),
+        (LABEL_SPEC, version_spec_hash(art, IMAGE)),
+        (LABEL_STACK, "st"),
+        ("deployer-hash", art),
+        ("deployer-alias", "x"),
+    )
+    return ObservedVersion(
+        f"projects/p/locations/r/models/{model_id('st', 'mnist')}",
+        vid,
+        aliases,
+        tuple(sorted(labels)),
+        "gs://b/x",
+        IMAGE,
+    )
 
 
 def applied_state(spec: Spec) -> StackState:
     """What the cloud looks like after `spec` was applied (built by hand, not by apply)."""
     mid = model_id("st", "mnist")
-    versions = (observed_version("1", "a" * 64, ("v1",)),
-                observed_version("2", "b" * 64, ("default", "v2")))
+    versions = (
+        observed_version("1", "a" * 64, ("v1",)),
+        observed_version("2", "b" * 64, ("default", "v2")),
+    )
     model = ObservedModel("mnist", mid, f"projects/p/locations/r/models/{mid}", versions)
     eps = []
     for ep in spec.endpoints:
@@ -85,17 +110,36 @@ def applied_state(spec: Spec) -> StackState:
         for d in ep.deployments:
             sh = version_spec_hash(HASHES[(d.model, d.version)], IMAGE)
             did = deployed_model_id("st", ep.name, f"{d.ref}:{sh}:{d.machine_type}:none")
-            deps.append(ObservedDeployment(did, model.resource, "1" if d.version == "v1" else "2",
-                                           d.ref, d.machine_type, None, 0, d.min_replicas,
-                                           d.max_replicas))
+            deps.append(
+                ObservedDeployment(
+                    did,
+                    model.resource,
+                    "1" if d.version == "v1" else "2",
+                    d.ref,
+                    d.machine_type,
+                    None,
+                    0,
+                    d.min_replicas,
+                    d.max_replicas,
+                )
+            )
             traffic.append((did, d.traffic))
-        from deployer.plan import _endpoint_spec_hash
-        labels = ((LABEL_NAME, ep.name), (LABEL_SPEC, _endpoint_spec_hash(ep)),
-                  (LABEL_STACK, "st"))
+        from deployer.reconcile.plan import _endpoint_spec_hash
+
+        labels = ((LABEL_NAME, ep.name), (LABEL_SPEC, _endpoint_spec_hash(ep)), (LABEL_STACK, "st"))
         eid = endpoint_id("st", ep.name)
-        eps.append(ObservedEndpoint(ep.name, eid, f"projects/p/locations/r/endpoints/{eid}",
-                                    labels, ep.display_name, "", tuple(deps),
-                                    tuple(sorted(traffic))))
+        eps.append(
+            ObservedEndpoint(
+                ep.name,
+                eid,
+                f"projects/p/locations/r/endpoints/{eid}",
+                labels,
+                ep.display_name,
+                "",
+                tuple(deps),
+                tuple(sorted(traffic)),
+            )
+        )
     return StackState("st", ObservedBucket("b", True), (model,), tuple(eps))
 
 
@@ -109,7 +153,13 @@ def test_empty_cloud_plans_everything_in_dependency_order() -> None:
     assert order[0] is Resource.BUCKET
     assert isinstance(plan.actions[0].payload, CreateBucket)
     assert [type(a.payload) for a in plan.actions[1:]] == [
-        UploadArtifact, UploadArtifact, CreateVersion, CreateVersion, CreateEndpoint, Deploy]
+        UploadArtifact,
+        UploadArtifact,
+        CreateVersion,
+        CreateVersion,
+        CreateEndpoint,
+        Deploy,
+    ]
     first, second = [a.payload for a in plan.actions if isinstance(a.payload, CreateVersion)]
     assert not first.parent_exists and second.parent_exists
     # No version holds an alias yet, so each create carries its own; the last version in
@@ -145,11 +195,15 @@ def test_model_level_fields_are_planned_only_when_observed_and_different() -> No
     stale = replace(model, description="old words")
     plan = plan_stack(spec, replace(state, models=(stale,)), INPUTS)
     assert [(a.kind, a.resource, a.reason) for a in plan.actions] == [
-        (ActionKind.UPDATE, Resource.MODEL, "description changed")]
+        (ActionKind.UPDATE, Resource.MODEL, "description changed")
+    ]
     assert plan.actions[0].payload == UpdateModel(model.model_id, "mnist", "")
-    creates = plan_stack(replace(spec, models=(replace(spec.models[0], description="d"),)),
-                         empty_state(), INPUTS).actions
-    assert {a.payload.model_description for a in creates if isinstance(a.payload, CreateVersion)} == {"d"}
+    creates = plan_stack(
+        replace(spec, models=(replace(spec.models[0], description="d"),)), empty_state(), INPUTS
+    ).actions
+    assert {
+        a.payload.model_description for a in creates if isinstance(a.payload, CreateVersion)
+    } == {"d"}
 
 
 def test_applied_spec_plans_nothing() -> None:
@@ -200,7 +254,7 @@ def test_the_traffic_reason_names_model_versions_not_deployed_model_ids() -> Non
     plan = plan_stack(make_spec((50, 50)), applied_state(make_spec((90, 10))), INPUTS)
     reason = plan.actions[0].reason
     assert reason.startswith("split ") and " -> " in reason
-    before, after = reason[len("split "):].split(" -> ")
+    before, after = reason[len("split ") :].split(" -> ")
     assert sorted(before.split(", ")) == ["mnist@v1=90", "mnist@v2=10"]
     assert sorted(after.split(", ")) == ["mnist@v1=50", "mnist@v2=50"]
 
@@ -213,8 +267,15 @@ def test_dropping_a_deployment_moves_traffic_before_undeploying() -> None:
 
 def test_replica_change_is_an_in_place_update() -> None:
     spec = make_spec()
-    new = replace(spec, endpoints=(replace(spec.endpoints[0], deployments=(
-        replace(spec.endpoints[0].deployments[0], max_replicas=5),)),))
+    new = replace(
+        spec,
+        endpoints=(
+            replace(
+                spec.endpoints[0],
+                deployments=(replace(spec.endpoints[0].deployments[0], max_replicas=5),),
+            ),
+        ),
+    )
     plan = plan_stack(new, applied_state(spec), INPUTS)
     assert kinds(plan) == [("update", "deployment")]
 
@@ -223,8 +284,12 @@ def test_removed_endpoint_is_drained_then_deleted_and_removed_model_deleted_last
     state = applied_state(make_spec((90, 10)))
     spec = replace(make_spec(), endpoints=(), models=())
     plan = plan_stack(spec, state, INPUTS)
-    assert [type(a.payload) for a in plan.actions] == [Undeploy, Undeploy, DeleteEndpoint,
-                                                       DeleteModel]
+    assert [type(a.payload) for a in plan.actions] == [
+        Undeploy,
+        Undeploy,
+        DeleteEndpoint,
+        DeleteModel,
+    ]
     first, second = plan.actions[0].payload, plan.actions[1].payload
     assert first.traffic == ((second.deployed_id, 100),)  # zero-traffic-first, heir gets 100
     assert second.traffic == ()
@@ -237,8 +302,9 @@ def test_teardown_plan_ignores_the_spec() -> None:
 
 def test_missing_bucket_that_must_exist_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="does not exist"):
-        plan_stack(make_spec(bucket_create=False), StackState("st", ObservedBucket("b", False)),
-                   INPUTS)
+        plan_stack(
+            make_spec(bucket_create=False), StackState("st", ObservedBucket("b", False)), INPUTS
+        )
 
 
 def test_two_aliases_on_identical_artifacts_share_one_version() -> None:
@@ -250,14 +316,18 @@ def test_two_aliases_on_identical_artifacts_share_one_version() -> None:
 
 
 def test_expiry_is_stamped_on_creates() -> None:
-    plan = plan_stack(make_spec(), StackState("st", ObservedBucket("b", False)),
-                      PlanInputs(HASHES, expires_at=1234))
+    plan = plan_stack(
+        make_spec(),
+        StackState("st", ObservedBucket("b", False)),
+        PlanInputs(HASHES, expires_at=1234),
+    )
     labelled = [a.payload for a in plan.actions if hasattr(a.payload, "labels")]
     assert labelled and all(dict(p.labels)["deployer-expires"] == "1234" for p in labelled)
 
 
 def test_ids_follow_vertex_rules() -> None:
     import re
+
     assert re.fullmatch(r"[a-z][a-z0-9_-]{0,62}", model_id("st", "My Model"))
     eid = endpoint_id("a" * 40, "b" * 40)
     assert re.fullmatch(r"[a-z][a-z0-9-]{0,61}[a-z0-9]", eid)

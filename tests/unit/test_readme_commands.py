@@ -15,7 +15,7 @@ README = Path(__file__).resolve().parents[2] / "README.md"
 
 def _rows() -> list[str]:
     text = README.read_text(encoding="utf-8")
-    table = text[text.index("## Commands"):text.index("## Costs and guardrails")]
+    table = text[text.index("## Commands") : text.index("## Costs and guardrails")]
     return [line for line in table.splitlines() if line.startswith("| `deployer ")]
 
 
@@ -43,4 +43,6 @@ def test_every_command_is_in_the_readme_table_with_options_it_accepts() -> None:
         command = cli.get_command(ctx, name)
         assert command is not None
         unknown = options - _options(command)
-        assert not unknown, f"README names {sorted(unknown)} for `deployer {name}`, which has no such option"
+        assert not unknown, (
+            f"README names {sorted(unknown)} for `deployer {name}`, which has no such option"
+        )

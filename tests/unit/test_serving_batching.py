@@ -39,9 +39,12 @@ class RecordingModel:
 
 def test_concurrent_requests_are_merged_and_each_caller_gets_its_own_rows() -> None:
     model = RecordingModel()
-    batcher = Batcher(model, BatchingParameters(max_batch_size=32, batch_timeout_micros=50_000,
-                                                num_batch_threads=1))
+    batcher = Batcher(
+        model,
+        BatchingParameters(max_batch_size=32, batch_timeout_micros=50_000, num_batch_threads=1),
+    )
     try:
+
         def call(i: int) -> tuple[int, dict[str, np.ndarray]]:
             x = np.full((1 + i % 3, 4), float(i), np.float32)
             return i, batcher.submit({"x": x})
@@ -117,8 +120,10 @@ def test_incompatible_shapes_are_never_merged() -> None:
     batcher = Batcher(model, BatchingParameters(batch_timeout_micros=30_000, num_batch_threads=1))
     try:
         with ThreadPoolExecutor(4) as pool:
-            futs = [pool.submit(batcher.submit, {"x": np.ones((1, 2 + i % 2), np.float32)})
-                    for i in range(4)]
+            futs = [
+                pool.submit(batcher.submit, {"x": np.ones((1, 2 + i % 2), np.float32)})
+                for i in range(4)
+            ]
             shapes = [f.result()["y"].shape for f in futs]
         assert shapes == [(1, 2), (1, 3), (1, 2), (1, 3)]
     finally:
@@ -144,8 +149,9 @@ def test_a_full_queue_rejects_instead_of_growing() -> None:
         gate.wait(5)
         return {"y": arrays["x"]}
 
-    batcher = Batcher(slow, BatchingParameters(max_batch_size=2, max_enqueued_batches=1,
-                                               num_batch_threads=1))
+    batcher = Batcher(
+        slow, BatchingParameters(max_batch_size=2, max_enqueued_batches=1, num_batch_threads=1)
+    )
     try:
         with ThreadPoolExecutor(4) as pool:
             running = []
@@ -187,9 +193,13 @@ def test_tf_serving_batching_parameters_file_is_parsed() -> None:
     pad_variable_length_inputs: true
     """
     params = parse_batching_parameters(text)
-    assert params == BatchingParameters(max_batch_size=128, batch_timeout_micros=2000,
-                                        max_enqueued_batches=100, num_batch_threads=3,
-                                        allowed_batch_sizes=(32, 128))
+    assert params == BatchingParameters(
+        max_batch_size=128,
+        batch_timeout_micros=2000,
+        max_enqueued_batches=100,
+        num_batch_threads=3,
+        allowed_batch_sizes=(32, 128),
+    )
 
 
 @pytest.mark.parametrize(

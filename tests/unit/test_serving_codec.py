@@ -21,12 +21,17 @@ IMG = TensorInfo("flatten_input", F32, "DT_FLOAT", (None, 2, 2))
 ONE = SignatureInfo("serving_default", {"flatten_input": IMG}, {"output_0": IMG})
 TWO = SignatureInfo(
     "serving_default",
-    {"a": TensorInfo("a", F32, "DT_FLOAT", (None, 3)),
-     "b": TensorInfo("b", np.dtype(np.int32), "DT_INT32", (None,))},
+    {
+        "a": TensorInfo("a", F32, "DT_FLOAT", (None, 3)),
+        "b": TensorInfo("b", np.dtype(np.int32), "DT_INT32", (None,)),
+    },
     {},
 )
-STR = SignatureInfo("serving_default",
-                    {"image_bytes": TensorInfo("image_bytes", np.dtype(object), "DT_STRING", (None,))}, {})
+STR = SignatureInfo(
+    "serving_default",
+    {"image_bytes": TensorInfo("image_bytes", np.dtype(object), "DT_STRING", (None,))},
+    {},
+)
 
 
 def test_row_format_single_input_stacks_instances() -> None:
@@ -37,7 +42,9 @@ def test_row_format_single_input_stacks_instances() -> None:
 
 
 def test_row_format_named_inputs_become_columns() -> None:
-    arrays, _ = decode_json({"instances": [{"a": [1, 2, 3], "b": 4}, {"a": [5, 6, 7], "b": 8}]}, TWO)
+    arrays, _ = decode_json(
+        {"instances": [{"a": [1, 2, 3], "b": 4}, {"a": [5, 6, 7], "b": 8}]}, TWO
+    )
     assert arrays["a"].shape == (2, 3)
     assert arrays["b"].tolist() == [4, 8]
     assert arrays["b"].dtype == np.int32
@@ -51,7 +58,9 @@ def test_columnar_format_keeps_full_tensors() -> None:
 
 def test_b64_objects_decode_to_bytes_for_string_inputs() -> None:
     payload = b"\x89PNG\x00\xff"
-    arrays, _ = decode_json({"instances": [{"b64": base64.b64encode(payload).decode()}, "plain"]}, STR)
+    arrays, _ = decode_json(
+        {"instances": [{"b64": base64.b64encode(payload).decode()}, "plain"]}, STR
+    )
     assert arrays["image_bytes"].tolist() == [payload, b"plain"]
 
 
@@ -93,7 +102,9 @@ def test_ragged_instances_are_reported_as_ragged() -> None:
         (ONE, {"instances": [{"b64": "AAAA"}]}, "only string (DT_STRING) inputs accept"),
     ],
 )
-def test_malformed_bodies_get_specific_messages(sig: SignatureInfo, body: object, fragment: str) -> None:
+def test_malformed_bodies_get_specific_messages(
+    sig: SignatureInfo, body: object, fragment: str
+) -> None:
     with pytest.raises(RequestError) as err:
         decode_json(body, sig)
     assert fragment in str(err.value)
@@ -121,7 +132,10 @@ def test_encode_row_format_single_and_multiple_outputs() -> None:
 
 
 def test_encode_columnar_format_and_bytes_outputs() -> None:
-    outputs = {"echo_bytes": np.array([b"\xff\x00"], dtype=object), "name": np.array([b"ok"], dtype=object)}
+    outputs = {
+        "echo_bytes": np.array([b"\xff\x00"], dtype=object),
+        "name": np.array([b"ok"], dtype=object),
+    }
     body = encode_json(outputs, row_format=False)
     # TF Serving answers outputs named *_bytes as base64 objects, other strings as text.
     assert body == {"outputs": {"echo_bytes": [{"b64": "/wA="}], "name": ["ok"]}}

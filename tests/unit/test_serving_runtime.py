@@ -62,23 +62,30 @@ def test_two_named_inputs_and_bytes_models(models: dict[str, Path]) -> None:
 
     raw = [b"\x00\x01binary\xff", b"hello"]
     out = runtime.load(models["bytes"]).predict_json(
-        {"instances": [{"b64": base64.b64encode(r).decode()} for r in raw]})["predictions"]
+        {"instances": [{"b64": base64.b64encode(r).decode()} for r in raw]}
+    )["predictions"]
     want_b = reference_predict(models["bytes"], {"image_bytes": raw})
     assert [p["length"] for p in out] == [len(r) for r in raw]
     assert [p["bucket"] for p in out] == want_b["bucket"].tolist()
     assert [base64.b64decode(p["echo_bytes"]["b64"]) for p in out] == raw
 
 
-def test_warmup_replays_the_tf_serving_file_or_sends_one_synthetic_request(models: dict[str, Path]) -> None:
+def test_warmup_replays_the_tf_serving_file_or_sends_one_synthetic_request(
+    models: dict[str, Path],
+) -> None:
     warm = runtime.load(models["mnist"]).warmup
     assert warm is not None and (warm.source, warm.requests, warm.error) == ("file", 3, None)
     synthetic = runtime.load(models["two"]).warmup
     assert synthetic is not None and (synthetic.source, synthetic.requests) == ("synthetic", 1)
 
 
-def test_unknown_signature_and_non_savedmodel_dirs_fail_clearly(models: dict[str, Path], tmp_path: Path) -> None:
+def test_unknown_signature_and_non_savedmodel_dirs_fail_clearly(
+    models: dict[str, Path], tmp_path: Path
+) -> None:
     with pytest.raises(RequestError, match="signature 'nope' not found"):
-        runtime.load(models["mnist"], warmup=False).predict_json({"signature_name": "nope", "instances": [1]})
+        runtime.load(models["mnist"], warmup=False).predict_json(
+            {"signature_name": "nope", "instances": [1]}
+        )
     with pytest.raises(runtime.ModelLoadError, match="no saved_model.pb"):
         runtime.load(tmp_path)
 
@@ -95,7 +102,9 @@ def _serving_version(manager: ModelManager) -> int:
         return slot.version
 
 
-def test_availability_policy_keeps_old_version_until_new_one_is_warm(models: dict[str, Path], tmp_path: Path) -> None:
+def test_availability_policy_keeps_old_version_until_new_one_is_warm(
+    models: dict[str, Path], tmp_path: Path
+) -> None:
     _publish(models["mnist"], tmp_path, 1)
     seen_while_loading: list[int] = []
 
@@ -104,13 +113,18 @@ def test_availability_policy_keeps_old_version_until_new_one_is_warm(models: dic
             seen_while_loading.append(_serving_version(manager))
         return runtime.load(path, warmup=False)
 
-    manager = ModelManager("m", BaseDirSource(tmp_path), batching=BatchingParameters(), loader=loader)
+    manager = ModelManager(
+        "m", BaseDirSource(tmp_path), batching=BatchingParameters(), loader=loader
+    )
     manager.reconcile()
     assert _serving_version(manager) == 1
     _publish(models["flat"], tmp_path, 2)
     manager.reconcile()
     assert seen_while_loading == [1]
-    assert [(s["version"], s["state"]) for s in manager.statuses()] == [("2", "AVAILABLE"), ("1", "END")]
+    assert [(s["version"], s["state"]) for s in manager.statuses()] == [
+        ("2", "AVAILABLE"),
+        ("1", "END"),
+    ]
     with pytest.raises(NotServable, match=r"Specific\(m, 1\)"), manager.lease(1):
         pass
     manager.stop()
@@ -124,7 +138,9 @@ def test_resource_policy_unloads_before_loading(models: dict[str, Path], tmp_pat
         states_at_load.append(",".join(s["state"] for s in manager.statuses()))
         return runtime.load(path, warmup=False)
 
-    manager = ModelManager("m", BaseDirSource(tmp_path), batching=None, policy=Policy.RESOURCE, loader=loader)
+    manager = ModelManager(
+        "m", BaseDirSource(tmp_path), batching=None, policy=Policy.RESOURCE, loader=loader
+    )
     manager.reconcile()
     _publish(models["mnist"], tmp_path, 2)
     manager.reconcile()
@@ -164,7 +180,9 @@ def test_unloading_waits_for_in_flight_requests(models: dict[str, Path], tmp_pat
     manager.stop()
 
 
-def test_a_broken_new_version_leaves_the_old_one_serving(models: dict[str, Path], tmp_path: Path) -> None:
+def test_a_broken_new_version_leaves_the_old_one_serving(
+    models: dict[str, Path], tmp_path: Path
+) -> None:
     _publish(models["mnist"], tmp_path, 1)
     manager = ModelManager("m", BaseDirSource(tmp_path), batching=None)
     manager.reconcile()

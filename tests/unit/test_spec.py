@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from deployer.errors import ConfigError, SpecError
-from deployer.spec import Accelerator, InputFormat, Target, load_spec
+from deployer.spec import Accelerator, InputFormat, Target, load_spec, parse_ttl
 
 SPECS = Path(__file__).parent / "specs"
 
@@ -40,7 +40,9 @@ def test_the_flagship_spec_loads_into_the_frozen_model() -> None:
 
 
 def test_environment_values_replace_defaults() -> None:
-    spec = load_spec(SPECS / "valid" / "mnist.yaml", environ={"GOOGLE_CLOUD_PROJECT": "prod-proj-1"})
+    spec = load_spec(
+        SPECS / "valid" / "mnist.yaml", environ={"GOOGLE_CLOUD_PROJECT": "prod-proj-1"}
+    )
     assert spec.project == "prod-proj-1"
 
 
@@ -84,9 +86,34 @@ def test_a_missing_spec_file_is_a_config_error(tmp_path: Path) -> None:
 
 
 def test_dollar_dollar_escapes_a_literal_dollar(tmp_path: Path) -> None:
-    text = (SPECS / "valid" / "mnist.yaml").read_text().replace(
-        'description: "Handwritten digits"', 'description: "costs $$5 ${NOT_EXPANDED_HERE:-x}"')
+    text = (
+        (SPECS / "valid" / "mnist.yaml")
+        .read_text()
+        .replace(
+            'description: "Handwritten digits"', 'description: "costs $$5 ${NOT_EXPANDED_HERE:-x}"'
+        )
+    )
     path = tmp_path / "spec.yaml"
     path.write_text(text)
     spec = load_spec(path, environ={}, check_artifacts=False)
     assert spec.model("mnist").description == "costs $5 x"
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("30m", 1800),
+        ("4h", 14400),
+        ("2d", 172800),
+        ("1w", 604800),
+        (" 90m ", 5400),
+    ],
+)
+def test_parse_ttl(text: str, seconds: int) -> None:
+    assert parse_ttl(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "4", "h", "4 hours", "4H", "-1h", "0h", "1.5h", "4s"])
+def test_parse_ttl_rejects(text: str) -> None:
+    with pytest.raises(ValueError, match="m, h, d or w"):
+        parse_ttl(text)

@@ -6,9 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from deployer import catalog
 from deployer.errors import SpecError
-from deployer.spec import Spec, load_spec
+from deployer.spec import Spec, catalog, load_spec
 
 HEAD = (
     "stack: mnist\n"
@@ -19,14 +18,17 @@ HEAD = (
 )
 
 
-def load(tmp_path: Path, tail: str = "", env: dict[str, str] | None = None, head: str = HEAD) -> Spec:
+def load(
+    tmp_path: Path, tail: str = "", env: dict[str, str] | None = None, head: str = HEAD
+) -> Spec:
     path = tmp_path / "spec.yaml"
     path.write_text(head + tail)
     return load_spec(path, environ=env or {})
 
 
-def problems(tmp_path: Path, tail: str = "", env: dict[str, str] | None = None,
-             head: str = HEAD) -> list[tuple[int | None, str, str]]:
+def problems(
+    tmp_path: Path, tail: str = "", env: dict[str, str] | None = None, head: str = HEAD
+) -> list[tuple[int | None, str, str]]:
     with pytest.raises(SpecError) as info:
         load(tmp_path, tail, env, head)
     return [(p.line, p.field, p.message) for p in info.value.problems]
@@ -46,7 +48,8 @@ def test_yaml_11_boolean_keys_are_reported_as_typed(tmp_path: Path) -> None:
 def test_a_list_entry_of_the_wrong_type_is_named_by_its_path(tmp_path: Path) -> None:
     head = HEAD.replace("models: [{name: m", "models: [mnist, {name: m")
     assert problems(tmp_path, head=head) == [
-        (5, "models[0]", "models[0] must be a mapping (key: value), got str 'mnist'")]
+        (5, "models[0]", "models[0] must be a mapping (key: value), got str 'mnist'")
+    ]
 
 
 def test_an_empty_value_says_so(tmp_path: Path) -> None:
@@ -70,11 +73,21 @@ def test_interpolated_numbers_and_booleans_are_coerced(tmp_path: Path) -> None:
     )
     spec = load(tmp_path, tail, env={"MIN": "2"})
     d = spec.endpoint("e").deployments[0]
-    assert (d.machine_type, d.min_replicas, d.max_replicas, d.traffic) == ("n1-standard-2", 2, 3, 100)
+    assert (d.machine_type, d.min_replicas, d.max_replicas, d.traffic) == (
+        "n1-standard-2",
+        2,
+        3,
+        100,
+    )
     assert spec.guards.max_hourly_usd == 2.5
     found = problems(tmp_path, tail, env={"MIN": "two"})
-    assert found == [(9, "endpoints[0].deployments[0].min_replicas",
-                      "min_replicas must be a whole number, got str 'two'")]
+    assert found == [
+        (
+            9,
+            "endpoints[0].deployments[0].min_replicas",
+            "min_replicas must be a whole number, got str 'two'",
+        )
+    ]
 
 
 def test_unset_variables_are_each_named(tmp_path: Path) -> None:
@@ -102,17 +115,29 @@ def test_gpu_machines_and_their_builtin_accelerators() -> None:
     assert catalog.accelerator_fit("g2-standard-24", "NVIDIA_L4", 2) is None
     assert catalog.accelerator_fit("n1-standard-8", "NVIDIA_TESLA_V100", 8) is None
     misfit = catalog.accelerator_fit("g2-standard-24", "NVIDIA_L4", 1)
-    assert misfit == ("g2-standard-24 comes with exactly 2 NVIDIA_L4, not 1", "use machine_type: g2-standard-4")
+    assert misfit == (
+        "g2-standard-24 comes with exactly 2 NVIDIA_L4, not 1",
+        "use machine_type: g2-standard-4",
+    )
     misfit = catalog.accelerator_fit("e2-standard-4", "NVIDIA_TESLA_T4", 1)
     assert misfit is not None and "only to n1-*" in misfit[0]
 
 
 def test_other_url_schemes_are_refused(tmp_path: Path) -> None:
     head = HEAD.replace("gs://abc/d", "s3://abc/d")
-    tail = ("batch_jobs: [{name: j, model: m@v1, machine_type: n1-standard-4,"
-            " input: {path: 'https://example.com/x.jsonl'}}]\n")
+    tail = (
+        "batch_jobs: [{name: j, model: m@v1, machine_type: n1-standard-4,"
+        " input: {path: 'https://example.com/x.jsonl'}}]\n"
+    )
     assert problems(tmp_path, tail, head=head) == [
-        (5, "models[0].versions[0].artifact", "artifact 's3://abc/d' is neither a local directory nor a gs:// URI"),
-        (6, "batch_jobs[0].input.path",
-         "batch input 'https://example.com/x.jsonl' is neither a local path nor a gs:// URI"),
+        (
+            5,
+            "models[0].versions[0].artifact",
+            "artifact 's3://abc/d' is neither a local directory nor a gs:// URI",
+        ),
+        (
+            6,
+            "batch_jobs[0].input.path",
+            "batch input 'https://example.com/x.jsonl' is neither a local path nor a gs:// URI",
+        ),
     ]

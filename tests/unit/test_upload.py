@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from deployer import errors
-from deployer.upload import hash_tree
+from deployer.reconcile.upload import hash_tree
 
 
 def tree(root: Path, files: dict[str, bytes]) -> Path:
@@ -53,18 +53,21 @@ def test_missing_artifact_dir_is_a_config_error(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- provider error mapping
 
 
-@pytest.mark.parametrize(("code", "status", "expected"), [
-    (429, "RESOURCE_EXHAUSTED", errors.TransientError),
-    (503, "UNAVAILABLE", errors.TransientError),
-    (500, "INTERNAL", errors.TransientError),
-    (404, "NOT_FOUND", errors.NotFound),
-    (409, "ALREADY_EXISTS", errors.AlreadyExists),
-    (400, "INVALID_ARGUMENT", errors.InvalidArgument),
-    (400, "FAILED_PRECONDITION", errors.FailedPrecondition),
-    (412, None, errors.FailedPrecondition),
-    (403, "PERMISSION_DENIED", errors.PermissionDenied),
-    (401, "UNAUTHENTICATED", errors.PermissionDenied),
-])
+@pytest.mark.parametrize(
+    ("code", "status", "expected"),
+    [
+        (429, "RESOURCE_EXHAUSTED", errors.TransientError),
+        (503, "UNAVAILABLE", errors.TransientError),
+        (500, "INTERNAL", errors.TransientError),
+        (404, "NOT_FOUND", errors.NotFound),
+        (409, "ALREADY_EXISTS", errors.AlreadyExists),
+        (400, "INVALID_ARGUMENT", errors.InvalidArgument),
+        (400, "FAILED_PRECONDITION", errors.FailedPrecondition),
+        (412, None, errors.FailedPrecondition),
+        (403, "PERMISSION_DENIED", errors.PermissionDenied),
+        (401, "UNAUTHENTICATED", errors.PermissionDenied),
+    ],
+)
 def test_api_core_errors_map_by_status(code: int, status: str | None, expected: type) -> None:
     import requests
     from google.api_core import exceptions as gexc
@@ -88,7 +91,9 @@ def test_a_broken_connection_is_response_lost_only_on_mutating_calls() -> None:
 
     from deployer.providers.errors import translated
 
-    broken = requests.exceptions.ConnectionError("Connection aborted.", )
+    broken = requests.exceptions.ConnectionError(
+        "Connection aborted.",
+    )
     with pytest.raises(errors.ResponseLost), translated("deploy", mutating=True):
         raise broken
     with pytest.raises(errors.TransientError) as info, translated("list", mutating=False):
@@ -140,8 +145,9 @@ def test_lost_response_asks_the_probe_before_retrying() -> None:
 
 
 def test_hashes_are_remembered_across_runs_without_reading_the_bytes(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from deployer import upload
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from deployer.reconcile import upload
 
     monkeypatch.setenv("DEPLOYER_HOME", str(tmp_path / "home"))
     root = tree(tmp_path / "m", {"saved_model.pb": b"graph", "variables/v": b"w" * 100})

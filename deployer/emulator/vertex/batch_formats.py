@@ -4,7 +4,7 @@ Owns turning a job's `inputConfig` (gcsSource URIs, wildcards allowed, and an
 instancesFormat) into a lazy stream of instances read from the emulator's
 object store, one row or record at a time (never a whole file in memory), with
 errors that say which file and line is at fault. The per-row rules (CSV
-typing, TFRecord framing, `{"b64": ...}`) live in `deployer.batch.formats`,
+typing, TFRecord framing, `{"b64": ...}`) live in `deployer.wire.batch_formats`,
 shared with the client.
 
 Must not: call replicas, write outputs, touch job state, or import TensorFlow.
@@ -20,9 +20,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from deployer.batch import formats
 from deployer.emulator.http import ApiError
 from deployer.emulator.objects import ObjectStore, parse_gs_uri
+from deployer.wire import batch_formats as formats
 
 _WILDCARDS = "*?["
 
@@ -70,7 +70,8 @@ def expand_sources(objects: ObjectStore, uris: list[str]) -> list[tuple[str, str
             found.append((bucket, name))
             continue
         matched = [
-            (bucket, meta.name) for meta in objects.list(bucket, prefix=name[:cut])
+            (bucket, meta.name)
+            for meta in objects.list(bucket, prefix=name[:cut])
             if fnmatch.fnmatchcase(meta.name, name) and not meta.name.endswith("/")
         ]
         if not matched:
@@ -80,7 +81,10 @@ def expand_sources(objects: ObjectStore, uris: list[str]) -> list[tuple[str, str
 
 
 def iter_instances(
-    objects: ObjectStore, sources: list[tuple[str, str]], instances_format: str, *,
+    objects: ObjectStore,
+    sources: list[tuple[str, str]],
+    instances_format: str,
+    *,
     parse: bool = True,
 ) -> Iterator[Instance]:
     """Every instance of every source in order, streamed; InputError on a malformed row.
@@ -108,14 +112,20 @@ def iter_instances(
             else:
                 yield from _iter_one(objects, handle, uri, instances_format)
         except formats.FormatError as exc:
-            raise InputError(f"Malformed {instances_format} input {uri}, {exc.where}: {exc.reason}") from exc
+            raise InputError(
+                f"Malformed {instances_format} input {uri}, {exc.where}: {exc.reason}"
+            ) from exc
         except UnicodeDecodeError as exc:
-            raise InputError(f"Malformed {instances_format} input {uri}: not UTF-8 text ({exc})") from exc
+            raise InputError(
+                f"Malformed {instances_format} input {uri}: not UTF-8 text ({exc})"
+            ) from exc
         finally:
             handle.close()
 
 
-def count_instances(objects: ObjectStore, sources: list[tuple[str, str]], instances_format: str) -> int:
+def count_instances(
+    objects: ObjectStore, sources: list[tuple[str, str]], instances_format: str
+) -> int:
     """Validate every row and count the instances, without sending anything anywhere.
 
     Reads like `iter_instances` but, for file lists, only checks that each listed
@@ -138,7 +148,9 @@ def count_instances(objects: ObjectStore, sources: list[tuple[str, str]], instan
                         raise InputError(f"File list {uri}, line {n}: {listed} does not exist.")
                     count += 1
             except UnicodeDecodeError as exc:
-                raise InputError(f"Malformed file-list input {uri}: not UTF-8 text ({exc})") from exc
+                raise InputError(
+                    f"Malformed file-list input {uri}: not UTF-8 text ({exc})"
+                ) from exc
     return count
 
 

@@ -26,7 +26,6 @@ from google.cloud.aiplatform_v1.types import operation as operation_t
 from google.protobuf import empty_pb2
 from google.rpc import code_pb2
 
-from deployer.batch import formats
 from deployer.emulator.context import EmulatorContext
 from deployer.emulator.http import ApiError, Request, Response, Router
 from deployer.emulator.objects import parse_gs_uri
@@ -44,6 +43,7 @@ from deployer.emulator.vertex.batch_runner import (
 from deployer.emulator.vertex.names import API, PARENT_RE, SEG, new_numeric_id, parse_parent
 from deployer.emulator.vertex.operations import generic_metadata, start_operation
 from deployer.emulator.vertex.store import VertexStore
+from deployer.wire import batch_formats as formats
 
 log = logging.getLogger("deployer.emulator.batch")
 
@@ -109,8 +109,12 @@ class BatchJobs:
         for (body,) in rows:
             job = protos.loads(body, BatchPredictionJob)
             if job.state not in TERMINAL:
-                finish(job, FAILED, code_pb2.ABORTED,
-                        "The emulator stopped while this job was running; create the job again.")
+                finish(
+                    job,
+                    FAILED,
+                    code_pb2.ABORTED,
+                    "The emulator stopped while this job was running; create the job again.",
+                )
                 self.save(job)
 
     # -- API ------------------------------------------------------------------------------
@@ -127,11 +131,17 @@ class BatchJobs:
         job.ClearField("completion_stats")
         job.ClearField("error")
         with self.store.tx() as c:
-            c.execute("INSERT INTO batch_jobs(name, parent, created, body) VALUES (?,?,?,?)",
-                      (job.name, parent, time.time(), protos.dumps(job)))
+            c.execute(
+                "INSERT INTO batch_jobs(name, parent, created, body) VALUES (?,?,?,?)",
+                (job.name, parent, time.time(), protos.dumps(job)),
+            )
         cancel = threading.Event()
-        thread = threading.Thread(target=self._run, args=(job.name, cancel),
-                                  name=f"batch-{job.name.rsplit('/', 1)[-1]}", daemon=True)
+        thread = threading.Thread(
+            target=self._run,
+            args=(job.name, cancel),
+            name=f"batch-{job.name.rsplit('/', 1)[-1]}",
+            daemon=True,
+        )
         with self._lock:
             self._cancel[job.name] = cancel
             self._threads[job.name] = thread
@@ -141,9 +151,12 @@ class BatchJobs:
     def cancel(self, name: str) -> None:
         job = self.require(name)
         if job.state in TERMINAL:
-            raise ApiError(400, "FAILED_PRECONDITION",
-                           f"BatchPredictionJob {name} is already in a final state "
-                           f"({state_name(job.state)}) and cannot be cancelled.")
+            raise ApiError(
+                400,
+                "FAILED_PRECONDITION",
+                f"BatchPredictionJob {name} is already in a final state "
+                f"({state_name(job.state)}) and cannot be cancelled.",
+            )
         with self._lock:
             event = self._cancel.get(name)
         if event is not None:
@@ -155,15 +168,24 @@ class BatchJobs:
     def delete(self, name: str) -> Any:
         job = self.require(name)
         if job.state not in TERMINAL:
-            raise ApiError(400, "FAILED_PRECONDITION",
-                           f"BatchPredictionJob {name} is {state_name(job.state)}; "
-                           "cancel it and wait for it to end before deleting it.")
+            raise ApiError(
+                400,
+                "FAILED_PRECONDITION",
+                f"BatchPredictionJob {name} is {state_name(job.state)}; "
+                "cancel it and wait for it to end before deleting it.",
+            )
         with self.store.tx() as c:
             c.execute("DELETE FROM batch_jobs WHERE name=?", (name,))
             meta = DeleteOperationMetadata()
             meta.generic_metadata.CopyFrom(generic_metadata())
-            return start_operation(self.store, self.ctx, resource=name, kind="delete_batch_job",
-                                   metadata=meta, response=empty_pb2.Empty())
+            return start_operation(
+                self.store,
+                self.ctx,
+                resource=name,
+                kind="delete_batch_job",
+                metadata=meta,
+                response=empty_pb2.Empty(),
+            )
 
     def shutdown(self) -> None:
         """Stop every running job (each stops its replicas); they are failed at next start."""
@@ -182,7 +204,12 @@ class BatchJobs:
             log.exception("batch job %s crashed", name)
             job = self.load(name)
             if job is not None and job.state not in TERMINAL:
-                finish(job, FAILED, code_pb2.INTERNAL, "Internal error in the emulator's batch runner; see its log.")
+                finish(
+                    job,
+                    FAILED,
+                    code_pb2.INTERNAL,
+                    "Internal error in the emulator's batch runner; see its log.",
+                )
                 self.save(job)
         finally:
             with self._lock:
@@ -197,14 +224,20 @@ def _validate(job: Any) -> None:
     if not job.display_name:
         raise bad("BatchPredictionJob.display_name is required.")
     if not job.model:
-        raise bad("BatchPredictionJob.model is required (projects/*/locations/*/models/*[@version]).")
+        raise bad(
+            "BatchPredictionJob.model is required (projects/*/locations/*/models/*[@version])."
+        )
     fmt = job.input_config.instances_format
     if fmt not in formats.FORMATS:
-        raise bad(f"Unsupported instances_format {fmt!r}: the emulator supports {', '.join(formats.FORMATS)}.")
+        raise bad(
+            f"Unsupported instances_format {fmt!r}: the emulator supports {', '.join(formats.FORMATS)}."
+        )
     if not job.input_config.gcs_source.uris:
         raise bad("input_config.gcs_source.uris is required.")
     if job.output_config.predictions_format not in ("jsonl", ""):
-        raise bad(f"Unsupported predictions_format {job.output_config.predictions_format!r}: use jsonl.")
+        raise bad(
+            f"Unsupported predictions_format {job.output_config.predictions_format!r}: use jsonl."
+        )
     if not job.output_config.predictions_format:
         job.output_config.predictions_format = "jsonl"
     prefix = job.output_config.gcs_destination.output_uri_prefix
@@ -236,7 +269,9 @@ def register(router: Router, ctx: EmulatorContext, store: VertexStore, replicas:
         parse_parent(m["parent"])
         text, states = _split_state_terms(req.q("filter") or "")
         keep = listing.compile_filter(text)
-        found = [j for j in jobs.jobs_in(m["parent"]) if keep(j) and (not states or j.state in states)]
+        found = [
+            j for j in jobs.jobs_in(m["parent"]) if keep(j) and (not states or j.state in states)
+        ]
         found = listing.order(found, req.q("orderBy") or req.q("order_by"))
         page, token = listing.paginate(found, req)
         out = ListBatchPredictionJobsResponse(batch_prediction_jobs=page)

@@ -33,7 +33,6 @@ from typing import TYPE_CHECKING, Any
 
 from google.rpc import code_pb2, status_pb2
 
-from deployer.batch import formats
 from deployer.emulator.http import ApiError
 from deployer.emulator.objects import parse_gs_uri
 from deployer.emulator.vertex import protos
@@ -44,6 +43,7 @@ from deployer.emulator.vertex.batch_formats import (
     expand_sources,
     iter_instances,
 )
+from deployer.wire import batch_formats as formats
 
 if TYPE_CHECKING:
     from deployer.emulator.vertex.batch_jobs import BatchJobs
@@ -53,8 +53,12 @@ log = logging.getLogger("deployer.emulator.batch")
 QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLING, CANCELLED = 1, 3, 4, 5, 6, 7
 TERMINAL = {SUCCEEDED, FAILED, CANCELLED}
 STATE_NAMES = {
-    "JOB_STATE_QUEUED": QUEUED, "JOB_STATE_RUNNING": RUNNING, "JOB_STATE_SUCCEEDED": SUCCEEDED,
-    "JOB_STATE_FAILED": FAILED, "JOB_STATE_CANCELLING": CANCELLING, "JOB_STATE_CANCELLED": CANCELLED,
+    "JOB_STATE_QUEUED": QUEUED,
+    "JOB_STATE_RUNNING": RUNNING,
+    "JOB_STATE_SUCCEEDED": SUCCEEDED,
+    "JOB_STATE_FAILED": FAILED,
+    "JOB_STATE_CANCELLING": CANCELLING,
+    "JOB_STATE_CANCELLED": CANCELLED,
 }
 
 DEFAULT_BATCH_SIZE = 64
@@ -95,8 +99,9 @@ class JobRun:
         finally:
             # The job is already final: stopping replicas (a drain of seconds) must not delay it.
             if replicas:
-                threading.Thread(target=self._stop_replicas, args=(replicas,),
-                                 name="batch-replica-stop").start()
+                threading.Thread(
+                    target=self._stop_replicas, args=(replicas,), name="batch-replica-stop"
+                ).start()
 
     def _process(self, replicas: list[Any]) -> tuple[int, int, str]:
         """Run the job; (final state, google.rpc code, error message). Fills `replicas`."""
@@ -134,7 +139,11 @@ class JobRun:
             except ApiError as exc:  # the artifact is missing or unreadable
                 return FAILED, _code(exc.status), exc.message
             except _StartError as exc:
-                return FAILED, code_pb2.FAILED_PRECONDITION, f"Could not start the model server for {job.model}: {exc}"
+                return (
+                    FAILED,
+                    code_pb2.FAILED_PRECONDITION,
+                    f"Could not start the model server for {job.model}: {exc}",
+                )
         if total == 0:
             return FAILED, code_pb2.INVALID_ARGUMENT, "The input holds no instances."
         self.total = total
@@ -144,11 +153,17 @@ class JobRun:
         try:
             writer = _ShardWriter(work)
             try:
-                self._predict_all(iter_instances(objects, sources, fmt, parse=False), replicas, writer)
+                self._predict_all(
+                    iter_instances(objects, sources, fmt, parse=False), replicas, writer
+                )
             except InputError as exc:  # changed since it was counted
                 return FAILED, code_pb2.INVALID_ARGUMENT, str(exc)
             if self.jobs._shutdown.is_set():
-                return FAILED, code_pb2.ABORTED, "The emulator stopped while this job was running; create the job again."
+                return (
+                    FAILED,
+                    code_pb2.ABORTED,
+                    "The emulator stopped while this job was running; create the job again.",
+                )
             if self.cancel.is_set():
                 return CANCELLED, code_pb2.CANCELLED, "Job cancelled."
             writer.publish(objects, out_bucket, out_dir)
@@ -158,27 +173,40 @@ class JobRun:
             shutil.rmtree(work, ignore_errors=True)
         if self.ok == 0:
             where = job.output_info.gcs_output_directory
-            return (FAILED, code_pb2.INVALID_ARGUMENT,
-                    f"All {self.failed} instances failed; see prediction.errors_stats-* under {where}.")
+            return (
+                FAILED,
+                code_pb2.INVALID_ARGUMENT,
+                f"All {self.failed} instances failed; see prediction.errors_stats-* under {where}.",
+            )
         return SUCCEEDED, 0, ""
 
     def _start_replicas(self, artifact_uri: str, abort: threading.Event) -> list[Any]:
         """Start the replicas in parallel (each loads TensorFlow: seconds); [] if cancelled."""
-        wanted = min(max(1, self.job.dedicated_resources.starting_replica_count or 1), MAX_LOCAL_REPLICAS)
+        wanted = min(
+            max(1, self.job.dedicated_resources.starting_replica_count or 1), MAX_LOCAL_REPLICAS
+        )
         stem = f"batch-{self.job.name.rsplit('/', 1)[-1]}"
         machine = self.job.dedicated_resources.machine_spec
         if machine.accelerator_count:
-            log.info("batch job %s asks for %d x %s per replica: served on CPU here",
-                     self.name, machine.accelerator_count, machine.accelerator_type)
+            log.info(
+                "batch job %s asks for %d x %s per replica: served on CPU here",
+                self.name,
+                machine.accelerator_count,
+                machine.accelerator_type,
+            )
         stop = _AnyEvent(abort, self.cancel, self.jobs._shutdown)
         with ThreadPoolExecutor(max_workers=wanted) as pool:
-            futures = [pool.submit(self.jobs.replicas.start, artifact_uri, name=f"{stem}-{i}",
-                                   cancelled=stop) for i in range(wanted)]
+            futures = [
+                pool.submit(
+                    self.jobs.replicas.start, artifact_uri, name=f"{stem}-{i}", cancelled=stop
+                )
+                for i in range(wanted)
+            ]
         started, errors = [], []
         for f in futures:
             try:
                 started.append(f.result())
-            except Exception as exc:  # noqa: BLE001 - ApiError / ReplicaError, sorted below
+            except Exception as exc:
                 errors.append(exc)
         if errors:
             self._stop_replicas(started)
@@ -210,7 +238,9 @@ class JobRun:
         self.job.output_info.gcs_output_directory = f"gs://{bucket}/{directory}"
         return bucket, directory
 
-    def _predict_all(self, instances: Iterator[Instance], replicas: list[Any], writer: _ShardWriter) -> None:
+    def _predict_all(
+        self, instances: Iterator[Instance], replicas: list[Any], writer: _ShardWriter
+    ) -> None:
         size = self.job.manual_batch_tuning_parameters.batch_size or DEFAULT_BATCH_SIZE
         # Two batches in flight per replica keeps each busy while the next request travels.
         window = 2 * len(replicas)
@@ -256,8 +286,14 @@ class JobRun:
         self._set_counts()
         finish(self.job, state, code, message)
         self.jobs.save(self.job)
-        log.info("batch job %s ended %s (%d ok, %d failed) %s", self.name,
-                 state_name(state), self.ok, self.failed, message)
+        log.info(
+            "batch job %s ended %s (%d ok, %d failed) %s",
+            self.name,
+            state_name(state),
+            self.ok,
+            self.failed,
+            message,
+        )
 
 
 class _ShardWriter:
@@ -276,18 +312,28 @@ class _ShardWriter:
             self._roll()
         self.rows += 1
         if error is None:
-            self._results.write(b'{"instance":' + instance + b',"prediction":'
-                                + json.dumps(prediction, separators=(",", ":")).encode() + b"}\n")
+            self._results.write(
+                b'{"instance":'
+                + instance
+                + b',"prediction":'
+                + json.dumps(prediction, separators=(",", ":")).encode()
+                + b"}\n"
+            )
         else:
-            self._errors.write(b'{"instance":' + instance + b',"error":'
-                               + json.dumps(error, separators=(",", ":")).encode() + b"}\n")
+            self._errors.write(
+                b'{"instance":'
+                + instance
+                + b',"error":'
+                + json.dumps(error, separators=(",", ":")).encode()
+                + b"}\n"
+            )
 
     def _roll(self) -> None:
         self._close()
         self.index += 1
         self.rows = 0
-        self._results = open(self.work / f"r{self.index}", "wb")  # noqa: SIM115
-        self._errors = open(self.work / f"e{self.index}", "wb")  # noqa: SIM115
+        self._results = open(self.work / f"r{self.index}", "wb")
+        self._errors = open(self.work / f"e{self.index}", "wb")
 
     def _close(self) -> None:
         for fh in (self._results, self._errors):
@@ -302,8 +348,12 @@ class _ShardWriter:
             (self.work / "e0").touch()
         for i in range(count):
             for local, stem in ((f"r{i}", formats.RESULTS_STEM), (f"e{i}", formats.ERRORS_STEM)):
-                objects.put(bucket, f"{directory}/{formats.shard_name(stem, i, count)}",
-                            self.work / local, content_type="application/jsonl")
+                objects.put(
+                    bucket,
+                    f"{directory}/{formats.shard_name(stem, i, count)}",
+                    self.work / local,
+                    content_type="application/jsonl",
+                )
 
 
 def _chunks(instances: Iterator[Instance], size: int) -> Iterator[list[bytes]]:
@@ -348,7 +398,7 @@ class _AnyEvent:
 def _quiet_result(future: Future[list[Any]]) -> list[Any]:
     try:
         return future.result()
-    except Exception:  # noqa: BLE001 - the job already failed for another reason
+    except Exception:
         return []
 
 
@@ -372,7 +422,9 @@ def _call(replica: Any, batch: list[bytes]) -> list[Any]:
     except Exception as exc:
         status = getattr(exc, "http_status", 500)
         code = code_pb2.INVALID_ARGUMENT if status == 400 else code_pb2.INTERNAL
-        raise _PredictError(code, getattr(exc, "message", "") or str(exc) or type(exc).__name__) from exc
+        raise _PredictError(
+            code, getattr(exc, "message", "") or str(exc) or type(exc).__name__
+        ) from exc
     try:
         answer = json.loads(raw)
     except ValueError as exc:

@@ -66,11 +66,17 @@ MutateDeployedModelOperationMetadata = protos.pb(es.MutateDeployedModelOperation
 MAX_LOCAL_REPLICAS = 2
 # How often dead replicas are looked for (and replaced).
 SUPERVISE_INTERVAL_S = 2.0
-_MUTABLE = {"dedicated_resources.min_replica_count", "dedicated_resources.max_replica_count",
-            "dedicated_resources.autoscaling_metric_specs", "dedicated_resources",
-            "automatic_resources", "automatic_resources.min_replica_count",
-            "automatic_resources.max_replica_count", "disable_container_logging",
-            "enable_access_logging"}
+_MUTABLE = {
+    "dedicated_resources.min_replica_count",
+    "dedicated_resources.max_replica_count",
+    "dedicated_resources.autoscaling_metric_specs",
+    "dedicated_resources",
+    "automatic_resources",
+    "automatic_resources.min_replica_count",
+    "automatic_resources.max_replica_count",
+    "disable_container_logging",
+    "enable_access_logging",
+}
 
 
 def _replica_count(dm: Any) -> int:
@@ -83,32 +89,54 @@ def _check_resources(dm: Any) -> None:
     if dm.HasField("dedicated_resources"):
         res = dm.dedicated_resources
         if not res.machine_spec.machine_type:
-            raise ApiError(400, "INVALID_ARGUMENT", "dedicated_resources.machine_spec.machine_type must be set.")
+            raise ApiError(
+                400,
+                "INVALID_ARGUMENT",
+                "dedicated_resources.machine_spec.machine_type must be set.",
+            )
         if res.min_replica_count < 1:
-            raise ApiError(400, "INVALID_ARGUMENT", "dedicated_resources.min_replica_count must be at least 1.")
+            raise ApiError(
+                400, "INVALID_ARGUMENT", "dedicated_resources.min_replica_count must be at least 1."
+            )
         if res.max_replica_count and res.max_replica_count < res.min_replica_count:
-            raise ApiError(400, "INVALID_ARGUMENT",
-                           "dedicated_resources.max_replica_count must be >= min_replica_count.")
+            raise ApiError(
+                400,
+                "INVALID_ARGUMENT",
+                "dedicated_resources.max_replica_count must be >= min_replica_count.",
+            )
         if res.max_replica_count == 0:
             res.max_replica_count = res.min_replica_count
         spec = res.machine_spec
         if spec.accelerator_count and not spec.accelerator_type:
-            raise ApiError(400, "INVALID_ARGUMENT", "machine_spec.accelerator_count needs an accelerator_type.")
+            raise ApiError(
+                400, "INVALID_ARGUMENT", "machine_spec.accelerator_count needs an accelerator_type."
+            )
     elif dm.HasField("automatic_resources"):
         res = dm.automatic_resources
         if res.max_replica_count and res.max_replica_count < res.min_replica_count:
-            raise ApiError(400, "INVALID_ARGUMENT",
-                           "automatic_resources.max_replica_count must be >= min_replica_count.")
+            raise ApiError(
+                400,
+                "INVALID_ARGUMENT",
+                "automatic_resources.max_replica_count must be >= min_replica_count.",
+            )
     else:
-        raise ApiError(400, "INVALID_ARGUMENT",
-                       "DeployedModel needs dedicated_resources (or automatic_resources).")
+        raise ApiError(
+            400,
+            "INVALID_ARGUMENT",
+            "DeployedModel needs dedicated_resources (or automatic_resources).",
+        )
 
 
 class Deployer:
     """Handlers for deploy / undeploy / mutate, the deploy workers, and restart recovery."""
 
-    def __init__(self, ctx: EmulatorContext, store: VertexStore, endpoints: EndpointService,
-                 replicas: ReplicaManager) -> None:
+    def __init__(
+        self,
+        ctx: EmulatorContext,
+        store: VertexStore,
+        endpoints: EndpointService,
+        replicas: ReplicaManager,
+    ) -> None:
         self.ctx = ctx
         self.store = store
         self.endpoints = endpoints
@@ -131,8 +159,11 @@ class Deployer:
             dm.id = check_deployed_model_id(dm.id) if dm.id else new_numeric_id()[:18]
             taken = {r["deployed_model_id"] for r in self.store.deployments(endpoint=name)}
             if dm.id in taken:
-                raise ApiError(409, "ALREADY_EXISTS",
-                               f"DeployedModel {dm.id} already exists on Endpoint {name}.")
+                raise ApiError(
+                    409,
+                    "ALREADY_EXISTS",
+                    f"DeployedModel {dm.id} already exists on Endpoint {name}.",
+                )
             split = {(dm.id if k == "0" else k): v for k, v in body.traffic_split.items()}
             if split:
                 check_traffic(split, {d.id for d in ep.deployed_models} | {dm.id})
@@ -144,40 +175,74 @@ class Deployer:
             body.traffic_split.clear()
             body.traffic_split.update(split)
             meta = DeployModelOperationMetadata(generic_metadata=generic_metadata())
-            op = start_operation(self.store, self.ctx, resource=name, kind="deploy", metadata=meta,
-                                 running=True)
-            self.store.put_deployment(endpoint=name, deployed_model_id=dm.id, model_base=parsed.base,
-                                      version=int(model.version_id), state="deploying",
-                                      operation=op.name, body=protos.dumps(body))
-        gpu = dm.dedicated_resources.machine_spec.accelerator_type if dm.HasField("dedicated_resources") else 0
+            op = start_operation(
+                self.store, self.ctx, resource=name, kind="deploy", metadata=meta, running=True
+            )
+            self.store.put_deployment(
+                endpoint=name,
+                deployed_model_id=dm.id,
+                model_base=parsed.base,
+                version=int(model.version_id),
+                state="deploying",
+                operation=op.name,
+                body=protos.dumps(body),
+            )
+        gpu = (
+            dm.dedicated_resources.machine_spec.accelerator_type
+            if dm.HasField("dedicated_resources")
+            else 0
+        )
         if gpu or kind == "gpu":
-            log.info("deployModel %s on %s: GPU requested (accelerator %s, image %s); the local "
-                     "emulator serves it on CPU", dm.id, name, gpu, model.container_spec.image_uri)
+            log.info(
+                "deployModel %s on %s: GPU requested (accelerator %s, image %s); the local "
+                "emulator serves it on CPU",
+                dm.id,
+                name,
+                gpu,
+                model.container_spec.image_uri,
+            )
         self._spawn(op.name)
         return protos.proto_response(op)
 
     def _spawn(self, op_name: str) -> None:
-        threading.Thread(target=self._run_deploy, args=(op_name,), daemon=True,
-                         name=f"deploy-{op_name.rsplit('/', 1)[1]}").start()
+        threading.Thread(
+            target=self._run_deploy,
+            args=(op_name,),
+            daemon=True,
+            name=f"deploy-{op_name.rsplit('/', 1)[1]}",
+        ).start()
 
-    def _start_replicas(self, endpoint: str, dm: Any, artifact_uri: str,
-                        cancelled: threading.Event | None = None) -> list[Replica]:
+    def _start_replicas(
+        self, endpoint: str, dm: Any, artifact_uri: str, cancelled: threading.Event | None = None
+    ) -> list[Replica]:
         wanted = _replica_count(dm)
         count = min(wanted, MAX_LOCAL_REPLICAS)
         if count < wanted:
-            log.info("deployed model %s asks for %d replicas; the local emulator starts %d",
-                     dm.id, wanted, count)
+            log.info(
+                "deployed model %s asks for %d replicas; the local emulator starts %d",
+                dm.id,
+                wanted,
+                count,
+            )
         ep_id = endpoint.rsplit("/", 1)[1]
         started: list[Replica] = []
         try:
             with ThreadPoolExecutor(count) as pool:
-                futures = [pool.submit(self.replicas.start, artifact_uri, name=f"{ep_id}-{dm.id}-{i}",
-                                       model_name=dm.id, cancelled=cancelled) for i in range(count)]
+                futures = [
+                    pool.submit(
+                        self.replicas.start,
+                        artifact_uri,
+                        name=f"{ep_id}-{dm.id}-{i}",
+                        model_name=dm.id,
+                        cancelled=cancelled,
+                    )
+                    for i in range(count)
+                ]
                 errors = []
                 for f in futures:
                     try:
                         started.append(f.result())
-                    except Exception as exc:  # noqa: BLE001 - reported below after all settle
+                    except Exception as exc:
                         errors.append(exc)
             if errors:
                 raise errors[0]
@@ -188,16 +253,24 @@ class Deployer:
         return started
 
     def _run_deploy(self, op_name: str) -> None:
-        rows = [r for r in self.store.deployments() if r["operation"] == op_name and r["state"] == "deploying"]
+        rows = [
+            r
+            for r in self.store.deployments()
+            if r["operation"] == op_name and r["state"] == "deploying"
+        ]
         if not rows:
-            self.store.finish_operation(op_name, error=error_status(INTERNAL, "Deployment record lost."))
+            self.store.finish_operation(
+                op_name, error=error_status(INTERNAL, "Deployment record lost.")
+            )
             return
         row = rows[0]
         endpoint = row["endpoint"]
         request = protos.loads(row["body"], DeployModelRequest)
         dm = request.deployed_model
         cancelled = threading.Event()
-        watcher = threading.Thread(target=self._watch_cancel, args=(op_name, cancelled), daemon=True)
+        watcher = threading.Thread(
+            target=self._watch_cancel, args=(op_name, cancelled), daemon=True
+        )
         watcher.start()
         started: list[Replica] = []
         try:
@@ -222,13 +295,27 @@ class Deployer:
                 ep.traffic_split.clear()
                 ep.traffic_split.update(split)
                 self.endpoints.save(ep)
-                self.store.put_deployment(endpoint=endpoint, deployed_model_id=dm.id,
-                                          model_base=row["model_base"], version=row["version"],
-                                          state="deployed", operation=None, body=protos.dumps(dm))
-                self.store.finish_operation(op_name, response=protos.pack(DeployModelResponse(deployed_model=dm)))
+                self.store.put_deployment(
+                    endpoint=endpoint,
+                    deployed_model_id=dm.id,
+                    model_base=row["model_base"],
+                    version=row["version"],
+                    state="deployed",
+                    operation=None,
+                    body=protos.dumps(dm),
+                )
+                self.store.finish_operation(
+                    op_name, response=protos.pack(DeployModelResponse(deployed_model=dm))
+                )
             self.routing.set_replicas(endpoint, dm.id, started)
             self.endpoints.refresh_route(ep)
-            log.info("deployed %s (model %s) on %s with %d replica(s)", dm.id, dm.model, endpoint, len(started))
+            log.info(
+                "deployed %s (model %s) on %s with %d replica(s)",
+                dm.id,
+                dm.model,
+                endpoint,
+                len(started),
+            )
         except Exception as exc:
             for r in started:
                 self.replicas.stop(r)
@@ -270,10 +357,15 @@ class Deployer:
             rows = self.store.deployments(endpoint=name)
             row = next((r for r in rows if r["deployed_model_id"] == dmid), None)
             if row is None:
-                raise ApiError(404, "NOT_FOUND", f"DeployedModel {dmid} not found on Endpoint {name}.")
+                raise ApiError(
+                    404, "NOT_FOUND", f"DeployedModel {dmid} not found on Endpoint {name}."
+                )
             if row["state"] != "deployed":
-                raise ApiError(400, "FAILED_PRECONDITION",
-                               f"DeployedModel {dmid} is still being deployed ({row['operation']}).")
+                raise ApiError(
+                    400,
+                    "FAILED_PRECONDITION",
+                    f"DeployedModel {dmid} is still being deployed ({row['operation']}).",
+                )
             remaining = [d for d in ep.deployed_models if d.id != dmid]
             ids = {d.id for d in remaining}
             if body.traffic_split:
@@ -283,7 +375,8 @@ class Deployer:
             else:
                 if ep.traffic_split.get(dmid, 0) > 0:
                     raise ApiError(
-                        400, "FAILED_PRECONDITION",
+                        400,
+                        "FAILED_PRECONDITION",
                         f"DeployedModel {dmid} still receives {ep.traffic_split[dmid]}% of the traffic: "
                         "pass a traffic_split that moves it to the remaining models.",
                     )
@@ -295,8 +388,14 @@ class Deployer:
             self.endpoints.save(ep)
             self.store.delete_deployment(name, dmid)
             meta = UndeployModelOperationMetadata(generic_metadata=generic_metadata())
-            op = start_operation(self.store, self.ctx, resource=name, kind="undeploy", metadata=meta,
-                                 response=UndeployModelResponse())
+            op = start_operation(
+                self.store,
+                self.ctx,
+                resource=name,
+                kind="undeploy",
+                metadata=meta,
+                response=UndeployModelResponse(),
+            )
         self.endpoints.refresh_route(ep)
         stopping = self.routing.pop_replicas(name, dmid)
         threading.Thread(target=self._stop_all_of, args=(stopping,), daemon=True).start()
@@ -317,40 +416,66 @@ class Deployer:
             raise ApiError(400, "INVALID_ARGUMENT", "update_mask is required.")
         bad = [p for p in paths if p not in _MUTABLE]
         if bad:
-            raise ApiError(400, "INVALID_ARGUMENT",
-                           f"Unsupported update_mask paths {bad}: mutable are {sorted(_MUTABLE)}.")
+            raise ApiError(
+                400,
+                "INVALID_ARGUMENT",
+                f"Unsupported update_mask paths {bad}: mutable are {sorted(_MUTABLE)}.",
+            )
         patch = body.deployed_model
         with self.store.tx():
             ep = self.store.require_endpoint(name)
             dm = next((d for d in ep.deployed_models if d.id == patch.id), None)
             if dm is None:
-                raise ApiError(404, "NOT_FOUND", f"DeployedModel {patch.id!r} not found on Endpoint {name}.")
+                raise ApiError(
+                    404, "NOT_FOUND", f"DeployedModel {patch.id!r} not found on Endpoint {name}."
+                )
             before = _replica_count(dm)
             for path in paths:
                 head, _, leaf = path.partition(".")
                 if not leaf:
                     if head in ("dedicated_resources", "automatic_resources"):
-                        keep = getattr(dm, head).machine_spec if head == "dedicated_resources" else None
+                        keep = (
+                            getattr(dm, head).machine_spec
+                            if head == "dedicated_resources"
+                            else None
+                        )
                         getattr(dm, head).CopyFrom(getattr(patch, head))
-                        if keep is not None and not patch.dedicated_resources.HasField("machine_spec"):
+                        if keep is not None and not patch.dedicated_resources.HasField(
+                            "machine_spec"
+                        ):
                             dm.dedicated_resources.machine_spec.CopyFrom(keep)
                     else:
                         setattr(dm, head, getattr(patch, head))
                 elif leaf == "autoscaling_metric_specs":
                     del dm.dedicated_resources.autoscaling_metric_specs[:]
                     dm.dedicated_resources.autoscaling_metric_specs.extend(
-                        patch.dedicated_resources.autoscaling_metric_specs)
+                        patch.dedicated_resources.autoscaling_metric_specs
+                    )
                 else:
                     setattr(getattr(dm, head), leaf, getattr(getattr(patch, head), leaf))
             _check_resources(dm)
             self.endpoints.save(ep)
-            row = next(r for r in self.store.deployments(endpoint=name) if r["deployed_model_id"] == dm.id)
-            self.store.put_deployment(endpoint=name, deployed_model_id=dm.id, model_base=row["model_base"],
-                                      version=row["version"], state="deployed", operation=None,
-                                      body=protos.dumps(dm))
+            row = next(
+                r for r in self.store.deployments(endpoint=name) if r["deployed_model_id"] == dm.id
+            )
+            self.store.put_deployment(
+                endpoint=name,
+                deployed_model_id=dm.id,
+                model_base=row["model_base"],
+                version=row["version"],
+                state="deployed",
+                operation=None,
+                body=protos.dumps(dm),
+            )
             meta = MutateDeployedModelOperationMetadata(generic_metadata=generic_metadata())
-            op = start_operation(self.store, self.ctx, resource=name, kind="mutateDeployedModel",
-                                 metadata=meta, response=MutateDeployedModelResponse(deployed_model=dm))
+            op = start_operation(
+                self.store,
+                self.ctx,
+                resource=name,
+                kind="mutateDeployedModel",
+                metadata=meta,
+                response=MutateDeployedModelResponse(deployed_model=dm),
+            )
         if _replica_count(dm) != before:
             threading.Thread(target=self._rescale, args=(name, dm), daemon=True).start()
         return protos.proto_response(op)
@@ -360,8 +485,14 @@ class Deployer:
         want = min(_replica_count(dm), MAX_LOCAL_REPLICAS)
         if want > len(current):
             model = self.store.resolve_model(dm.model)
-            extra = [self.replicas.start(model.artifact_uri, name=f"{endpoint.rsplit('/', 1)[1]}-{dm.id}-{i}",
-                                         model_name=dm.id) for i in range(len(current), want)]
+            extra = [
+                self.replicas.start(
+                    model.artifact_uri,
+                    name=f"{endpoint.rsplit('/', 1)[1]}-{dm.id}-{i}",
+                    model_name=dm.id,
+                )
+                for i in range(len(current), want)
+            ]
             self.routing.set_replicas(endpoint, dm.id, current + extra)
         elif want < len(current):
             self.routing.set_replicas(endpoint, dm.id, current[:want])
@@ -377,8 +508,12 @@ class Deployer:
                 log.info("resuming deploy operation %s after restart", row["name"])
                 self._spawn(row["name"])
             else:
-                self.store.finish_operation(row["name"], error=error_status(
-                    INTERNAL, "The emulator restarted while this operation was in flight."))
+                self.store.finish_operation(
+                    row["name"],
+                    error=error_status(
+                        INTERNAL, "The emulator restarted while this operation was in flight."
+                    ),
+                )
         for row in self.store.deployments():
             if row["state"] == "deployed":
                 threading.Thread(target=self._restart_replicas, args=(row,), daemon=True).start()
@@ -394,26 +529,40 @@ class Deployer:
                     self._replace(endpoint, dmid, dead)
 
     def _replace(self, endpoint: str, dmid: str, dead: list[Replica]) -> None:
-        rows = [r for r in self.store.deployments(endpoint=endpoint) if r["deployed_model_id"] == dmid]
+        rows = [
+            r for r in self.store.deployments(endpoint=endpoint) if r["deployed_model_id"] == dmid
+        ]
         if not rows or rows[0]["state"] != "deployed":
             return  # being undeployed: nothing to replace
         # Out of the rotation at once: until the replacement is warm, the live ones serve
         # (or predict answers 503 UNAVAILABLE if none is left).
-        self.routing.set_replicas(endpoint, dmid, [r for r in self.routing.replicas_of(endpoint, dmid)
-                                                   if r not in dead])
+        self.routing.set_replicas(
+            endpoint, dmid, [r for r in self.routing.replicas_of(endpoint, dmid) if r not in dead]
+        )
         for r in dead:
-            log.warning("replica %s of %s exited with status %s; starting a replacement",
-                        r.name, dmid, r.process.returncode)
+            log.warning(
+                "replica %s of %s exited with status %s; starting a replacement",
+                r.name,
+                dmid,
+                r.process.returncode,
+            )
             self.replicas.stop(r)
         try:
             model = self.store.resolve_model(f"{rows[0]['model_base']}@{rows[0]['version']}")
-            fresh = [self.replicas.start(model.artifact_uri, name=f"{r.name}-r", model_name=dmid) for r in dead]
-        except Exception as exc:  # noqa: BLE001 - retried at the next round
+            fresh = [
+                self.replicas.start(model.artifact_uri, name=f"{r.name}-r", model_name=dmid)
+                for r in dead
+            ]
+        except Exception as exc:
             log.error("could not replace replicas of %s on %s: %s", dmid, endpoint, exc)
             return
-        still = [r for r in self.store.deployments(endpoint=endpoint) if r["deployed_model_id"] == dmid]
+        still = [
+            r for r in self.store.deployments(endpoint=endpoint) if r["deployed_model_id"] == dmid
+        ]
         if still and still[0]["state"] == "deployed":
-            self.routing.set_replicas(endpoint, dmid, self.routing.replicas_of(endpoint, dmid) + fresh)
+            self.routing.set_replicas(
+                endpoint, dmid, self.routing.replicas_of(endpoint, dmid) + fresh
+            )
         else:
             self._stop_all_of(fresh)  # undeployed meanwhile
 
@@ -422,7 +571,7 @@ class Deployer:
         try:
             model = self.store.resolve_model(f"{row['model_base']}@{row['version']}")
             started = self._start_replicas(row["endpoint"], dm, model.artifact_uri)
-        except Exception as exc:  # noqa: BLE001 - logged; predict answers 503 for this model
+        except Exception as exc:
             log.error("could not restart replicas of %s on %s: %s", dm.id, row["endpoint"], exc)
             return
         self.routing.set_replicas(row["endpoint"], dm.id, started)
@@ -432,14 +581,21 @@ class Deployer:
 def _rpc_code(status: str) -> int:
     from google.rpc import code_pb2
 
-    return int(code_pb2.Code.Value(status)) if status in code_pb2.Code.keys() else INTERNAL  # noqa: SIM118 - an EnumTypeWrapper, not a dict
+    return int(code_pb2.Code.Value(status)) if status in code_pb2.Code.keys() else INTERNAL
 
 
-def register(router: Router, ctx: EmulatorContext, store: VertexStore, endpoints: EndpointService,
-             replicas: ReplicaManager) -> Deployer:
+def register(
+    router: Router,
+    ctx: EmulatorContext,
+    store: VertexStore,
+    endpoints: EndpointService,
+    replicas: ReplicaManager,
+) -> Deployer:
     dep = Deployer(ctx, store, endpoints, replicas)
     one = rf"{API}(?P<name>{PARENT_RE}/endpoints/{SEG})"
     router.add("POST", one + ":deployModel", dep.deploy, name="deployModel", mutating=True)
     router.add("POST", one + ":undeployModel", dep.undeploy, name="undeployModel", mutating=True)
-    router.add("POST", one + ":mutateDeployedModel", dep.mutate, name="mutateDeployedModel", mutating=True)
+    router.add(
+        "POST", one + ":mutateDeployedModel", dep.mutate, name="mutateDeployedModel", mutating=True
+    )
     return dep

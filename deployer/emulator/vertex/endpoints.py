@@ -33,7 +33,9 @@ DeleteOperationMetadata = protos.pb(operation_t.DeleteOperationMetadata)
 _EDITABLE = {"display_name", "description", "labels", "traffic_split"}
 
 
-def check_traffic(split: Mapping[str, int], deployed_ids: set[str], *, where: str = "traffic_split") -> dict[str, int]:
+def check_traffic(
+    split: Mapping[str, int], deployed_ids: set[str], *, where: str = "traffic_split"
+) -> dict[str, int]:
     """Validate a traffic split against the deployed model ids it may name; returns a copy.
 
     Vertex's rules: every key is a deployed model of the endpoint, values are
@@ -43,15 +45,21 @@ def check_traffic(split: Mapping[str, int], deployed_ids: set[str], *, where: st
     out = {k: int(v) for k, v in split.items()}
     unknown = sorted(set(out) - deployed_ids)
     if unknown:
-        raise ApiError(400, "INVALID_ARGUMENT",
-                       f"{where} names DeployedModel id(s) {unknown} that are not deployed to this "
-                       f"Endpoint (deployed: {sorted(deployed_ids) or 'none'}).")
+        raise ApiError(
+            400,
+            "INVALID_ARGUMENT",
+            f"{where} names DeployedModel id(s) {unknown} that are not deployed to this "
+            f"Endpoint (deployed: {sorted(deployed_ids) or 'none'}).",
+        )
     if any(v < 0 or v > 100 for v in out.values()):
         raise ApiError(400, "INVALID_ARGUMENT", f"{where} values must be between 0 and 100: {out}.")
     total = sum(out.values())
     if deployed_ids and total != 100:
-        raise ApiError(400, "INVALID_ARGUMENT",
-                       f"The sum of all {where} percentages must be 100, got {total}: {out}.")
+        raise ApiError(
+            400,
+            "INVALID_ARGUMENT",
+            f"The sum of all {where} percentages must be 100, got {total}: {out}.",
+        )
     if not deployed_ids and out:
         raise ApiError(400, "INVALID_ARGUMENT", f"{where} must be empty when no model is deployed.")
     return out
@@ -98,8 +106,14 @@ class EndpointService:
             ep.create_time.CopyFrom(protos.now_ts())
             self.save(ep)
             meta = CreateEndpointOperationMetadata(generic_metadata=generic_metadata())
-            op = start_operation(self.store, self.ctx, resource=name, kind="createEndpoint",
-                                 metadata=meta, response=ep)
+            op = start_operation(
+                self.store,
+                self.ctx,
+                resource=name,
+                kind="createEndpoint",
+                metadata=meta,
+                response=ep,
+            )
         self.refresh_route(ep)
         return protos.proto_response(op)
 
@@ -118,10 +132,14 @@ class EndpointService:
         with self.store.tx():
             ep = self.store.require_endpoint(m["name"])
             if patch.etag and patch.etag != ep.etag:
-                raise ApiError(409, "ABORTED", f"Endpoint {ep.name} changed (etag mismatch); read it again.")
+                raise ApiError(
+                    409, "ABORTED", f"Endpoint {ep.name} changed (etag mismatch); read it again."
+                )
             if "display_name" in paths:
                 if not patch.display_name:
-                    raise ApiError(400, "INVALID_ARGUMENT", "Endpoint.display_name must not be empty.")
+                    raise ApiError(
+                        400, "INVALID_ARGUMENT", "Endpoint.display_name must not be empty."
+                    )
                 ep.display_name = patch.display_name
             if "description" in paths:
                 ep.description = patch.description
@@ -144,17 +162,22 @@ class EndpointService:
             if rows:
                 ids = sorted(r["deployed_model_id"] for r in rows)
                 raise ApiError(
-                    400, "FAILED_PRECONDITION",
+                    400,
+                    "FAILED_PRECONDITION",
                     f"Endpoint {name} has deployed model(s) {ids}; undeploy them before deleting the endpoint.",
                 )
             self.store.delete_endpoint(name)
             meta = DeleteOperationMetadata(generic_metadata=generic_metadata())
-            op = start_operation(self.store, self.ctx, resource=name, kind="deleteEndpoint", metadata=meta)
+            op = start_operation(
+                self.store, self.ctx, resource=name, kind="deleteEndpoint", metadata=meta
+            )
         self.routing.forget(name)
         return protos.proto_response(op)
 
 
-def register(router: Router, ctx: EmulatorContext, store: VertexStore, routing: Routing) -> EndpointService:
+def register(
+    router: Router, ctx: EmulatorContext, store: VertexStore, routing: Routing
+) -> EndpointService:
     svc = EndpointService(ctx, store, routing)
     one = rf"{API}(?P<name>{PARENT_RE}/endpoints/{SEG})"
     many = rf"{API}(?P<parent>{PARENT_RE})/endpoints"

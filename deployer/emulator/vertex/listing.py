@@ -21,18 +21,25 @@ from deployer.emulator.http import ApiError, Request
 _TERM_RE = re.compile(
     r"""^\s*(?P<field>[A-Za-z_][\w.\-]*|labels\."[^"]+")\s*(?P<op>!=|=|:)\s*(?P<value>"(?:[^"\\]|\\.)*"|[^\s"]+)\s*$"""
 )
-_FIELDS = {"display_name": "display_name", "displayname": "display_name", "name": "name",
-           "description": "description"}
+_FIELDS = {
+    "display_name": "display_name",
+    "displayname": "display_name",
+    "name": "name",
+    "description": "description",
+}
 
 
 def _field_value(resource: Any, field: str) -> str | None:
     if field.startswith("labels."):
-        key = field[len("labels."):].strip('"')
+        key = field[len("labels.") :].strip('"')
         return resource.labels.get(key)
     attr = _FIELDS.get(field.lower())
     if attr is None:
-        raise ApiError(400, "INVALID_ARGUMENT",
-                       f"Unsupported filter field {field!r}: use labels.KEY, display_name or name.")
+        raise ApiError(
+            400,
+            "INVALID_ARGUMENT",
+            f"Unsupported filter field {field!r}: use labels.KEY, display_name or name.",
+        )
     return str(getattr(resource, attr))
 
 
@@ -44,8 +51,11 @@ def compile_filter(text: str | None) -> Callable[[Any], bool]:
     for raw in re.split(r"\s+AND\s+", text.strip()):
         m = _TERM_RE.match(raw)
         if m is None:
-            raise ApiError(400, "INVALID_ARGUMENT",
-                           f"Unsupported filter term {raw!r} in {text!r}: use field=\"value\" joined with AND.")
+            raise ApiError(
+                400,
+                "INVALID_ARGUMENT",
+                f'Unsupported filter term {raw!r} in {text!r}: use field="value" joined with AND.',
+            )
         value = m["value"]
         if value.startswith('"'):
             value = re.sub(r"\\(.)", r"\1", value[1:-1])
@@ -81,8 +91,11 @@ def order(resources: list[Any], order_by: str | None) -> list[Any]:
         field = re.sub(r"(?<!^)([A-Z])", r"_\1", bits[0]).lower()
         desc = len(bits) > 1 and bits[1].lower() == "desc"
         if field not in ("create_time", "update_time", "display_name", "name"):
-            raise ApiError(400, "INVALID_ARGUMENT",
-                           f"Unsupported orderBy field {bits[0]!r}: use create_time, update_time or display_name.")
+            raise ApiError(
+                400,
+                "INVALID_ARGUMENT",
+                f"Unsupported orderBy field {bits[0]!r}: use create_time, update_time or display_name.",
+            )
         keys.append((field, desc))
     out = list(resources)
     for field, desc in reversed(keys):  # stable sorts, last key first
@@ -113,7 +126,7 @@ def paginate(resources: list[Any], request: Request) -> tuple[list[Any], str]:
             start = int(base64.urlsafe_b64decode(token.encode()).decode().removeprefix("o:"))
         except (ValueError, UnicodeDecodeError) as exc:
             raise ApiError(400, "INVALID_ARGUMENT", f"Invalid page token {token!r}") from exc
-    page = resources[start:start + size]
+    page = resources[start : start + size]
     nxt = ""
     if start + size < len(resources):
         nxt = base64.urlsafe_b64encode(f"o:{start + size}".encode()).decode()

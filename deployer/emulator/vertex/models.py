@@ -67,7 +67,8 @@ def check_serving_image(image: str) -> str:
     m = _TF_IMAGE_RE.match(image or "")
     if m is None:
         raise ApiError(
-            400, "INVALID_ARGUMENT",
+            400,
+            "INVALID_ARGUMENT",
             f"The local emulator cannot run container image {image!r}: it serves SavedModels with "
             f"TensorFlow and supports {SUPPORTED_IMAGES}.",
         )
@@ -78,16 +79,24 @@ def _check_artifact(ctx: EmulatorContext, uri: str) -> None:
     from deployer.emulator.objects import parse_gs_uri
 
     if not uri.startswith("gs://"):
-        raise ApiError(400, "INVALID_ARGUMENT",
-                       f"artifact_uri {uri!r} must be a Cloud Storage directory (gs://bucket/path/).")
+        raise ApiError(
+            400,
+            "INVALID_ARGUMENT",
+            f"artifact_uri {uri!r} must be a Cloud Storage directory (gs://bucket/path/).",
+        )
     bucket, prefix = parse_gs_uri(uri)
     prefix = prefix.rstrip("/") + "/" if prefix else ""
     if not ctx.objects.bucket_exists(bucket):
-        raise ApiError(400, "INVALID_ARGUMENT", f"Bucket {bucket!r} of artifact_uri {uri!r} does not exist.")
-    found = [n for n in ("saved_model.pb", "saved_model.pbtxt") if ctx.objects.stat(bucket, prefix + n)]
+        raise ApiError(
+            400, "INVALID_ARGUMENT", f"Bucket {bucket!r} of artifact_uri {uri!r} does not exist."
+        )
+    found = [
+        n for n in ("saved_model.pb", "saved_model.pbtxt") if ctx.objects.stat(bucket, prefix + n)
+    ]
     if len(found) != 1:
         raise ApiError(
-            400, "INVALID_ARGUMENT",
+            400,
+            "INVALID_ARGUMENT",
             f"Model directory {uri} is expected to contain exactly one of: "
             "[saved_model.pb, saved_model.pbtxt].",
         )
@@ -113,7 +122,9 @@ class ModelRegistry:
         for row in self.store.deployments(model_base=base, version=int(model.version_id)):
             if row["state"] == "deployed":
                 out.deployed_models.append(
-                    DeployedModelRef(endpoint=row["endpoint"], deployed_model_id=row["deployed_model_id"])
+                    DeployedModelRef(
+                        endpoint=row["endpoint"], deployed_model_id=row["deployed_model_id"]
+                    )
                 )
         return out
 
@@ -133,8 +144,11 @@ class ModelRegistry:
             raise ApiError(400, "INVALID_ARGUMENT", "Model.display_name must be set.")
         check_serving_image(model.container_spec.image_uri)
         if not model.artifact_uri:
-            raise ApiError(400, "INVALID_ARGUMENT",
-                           "Model.artifact_uri must be set for a pre-built TensorFlow container.")
+            raise ApiError(
+                400,
+                "INVALID_ARGUMENT",
+                "Model.artifact_uri must be set for a pre-built TensorFlow container.",
+            )
         _check_artifact(self.ctx, model.artifact_uri)
         aliases = [check_alias(a) for a in model.version_aliases]
         if len(set(aliases)) != len(aliases):
@@ -144,18 +158,24 @@ class ModelRegistry:
             if body.parent_model:
                 pm = parse_model_name(body.parent_model)
                 if pm.parent != parent:
-                    raise ApiError(400, "INVALID_ARGUMENT",
-                                   f"parent_model {body.parent_model} is not under {parent}.")
+                    raise ApiError(
+                        400,
+                        "INVALID_ARGUMENT",
+                        f"parent_model {body.parent_model} is not under {parent}.",
+                    )
                 versions = self._versions(pm.base)
                 model_id = pm.model_id
                 version = max(int(v.version_id) for v in versions) + 1
                 created = versions[0].create_time
             else:
-                model_id = check_resource_id("Model", body.model_id) if body.model_id else new_numeric_id()
+                model_id = (
+                    check_resource_id("Model", body.model_id) if body.model_id else new_numeric_id()
+                )
                 versions = self.store.model_versions(f"{parent}/models/{model_id}")
                 if versions:
-                    raise ApiError(409, "ALREADY_EXISTS",
-                                   f"Model {parent}/models/{model_id} already exists.")
+                    raise ApiError(
+                        409, "ALREADY_EXISTS", f"Model {parent}/models/{model_id} already exists."
+                    )
                 version = 1
                 created = now
                 if "default" not in aliases:
@@ -180,12 +200,18 @@ class ModelRegistry:
             self.store.put_model(model)
             meta = UploadModelOperationMetadata(generic_metadata=generic_metadata())
             op = start_operation(
-                self.store, self.ctx, resource=base, kind="upload", metadata=meta,
+                self.store,
+                self.ctx,
+                resource=base,
+                kind="upload",
+                metadata=meta,
                 response=UploadModelResponse(model=base, model_version_id=str(version)),
             )
         return protos.proto_response(op)
 
-    def _take_aliases(self, versions: list[Any], aliases: list[str], keep: str | None = None) -> None:
+    def _take_aliases(
+        self, versions: list[Any], aliases: list[str], keep: str | None = None
+    ) -> None:
         """Remove `aliases` from every version but `keep` (an alias names one version)."""
         for v in versions:
             if v.version_id == keep:
@@ -216,7 +242,9 @@ class ModelRegistry:
         versions = [v for v in self._versions(name.base) if pred(v)]
         chosen = order(versions, req.q("orderBy") or req.q("order_by"))
         page, token = paginate(chosen, req)
-        out = ListModelVersionsResponse(models=[self.render(v) for v in page], next_page_token=token)
+        out = ListModelVersionsResponse(
+            models=[self.render(v) for v in page], next_page_token=token
+        )
         return protos.proto_response(out)
 
     # -- changes ---------------------------------------------------------------------
@@ -224,8 +252,11 @@ class ModelRegistry:
     def merge_aliases(self, req: Request, m: re.Match[str]) -> Response:
         name = parse_model_name(m["name"])
         if not name.version:
-            raise ApiError(400, "INVALID_ARGUMENT",
-                           "mergeVersionAliases needs a model version: models/ID@VERSION.")
+            raise ApiError(
+                400,
+                "INVALID_ARGUMENT",
+                "mergeVersionAliases needs a model version: models/ID@VERSION.",
+            )
         body = protos.parse_body(req, MergeVersionAliasesRequest)
         with self.store.tx():
             versions = self._versions(name.base)
@@ -233,18 +264,27 @@ class ModelRegistry:
             if target is None:
                 raise ApiError(404, "NOT_FOUND", f"Model {m['name']} not found.")
             self._apply_alias_changes(versions, target, list(body.version_aliases))
-            target = pick_version(self.store.model_versions(name.base), parse_model_name(
-                f"{name.base}@{target.version_id}"))
+            target = pick_version(
+                self.store.model_versions(name.base),
+                parse_model_name(f"{name.base}@{target.version_id}"),
+            )
         return protos.proto_response(self.render(target))
 
     def _apply_alias_changes(self, versions: list[Any], target: Any, changes: list[str]) -> None:
         add = [check_alias(a) for a in changes if not a.startswith("-")]
         remove = [check_alias(a[1:]) for a in changes if a.startswith("-")]
         if "default" in remove:
-            raise ApiError(400, "INVALID_ARGUMENT",
-                           "The 'default' alias cannot be removed; move it by adding it to another version.")
+            raise ApiError(
+                400,
+                "INVALID_ARGUMENT",
+                "The 'default' alias cannot be removed; move it by adding it to another version.",
+            )
         if set(add) & set(remove):
-            raise ApiError(400, "INVALID_ARGUMENT", f"Aliases both added and removed: {sorted(set(add) & set(remove))}.")
+            raise ApiError(
+                400,
+                "INVALID_ARGUMENT",
+                f"Aliases both added and removed: {sorted(set(add) & set(remove))}.",
+            )
         self._take_aliases(versions, add, keep=target.version_id)
         current = [a for a in target.version_aliases if a not in remove]
         current += [a for a in add if a not in current]
@@ -268,7 +308,9 @@ class ModelRegistry:
                 # labels, version description and aliases to the addressed version.
                 if "display_name" in paths:
                     if not patch.display_name:
-                        raise ApiError(400, "INVALID_ARGUMENT", "Model.display_name must not be empty.")
+                        raise ApiError(
+                            400, "INVALID_ARGUMENT", "Model.display_name must not be empty."
+                        )
                     v.display_name = patch.display_name
                 if "description" in paths:
                     v.description = patch.description
@@ -283,14 +325,18 @@ class ModelRegistry:
                 self.store.put_model(v)
             if "version_aliases" in paths:
                 self._apply_alias_changes(versions, target, list(patch.version_aliases))
-            target = pick_version(self.store.model_versions(name.base),
-                                  parse_model_name(f"{name.base}@{target.version_id}"))
+            target = pick_version(
+                self.store.model_versions(name.base),
+                parse_model_name(f"{name.base}@{target.version_id}"),
+            )
         if "display_name" in paths and self.on_renamed is not None:
             self.on_renamed(name.base)
         return protos.proto_response(self.render(target))
 
     def _deployed_to(self, base: str, version: int | None = None) -> list[str]:
-        return sorted({r["endpoint"] for r in self.store.deployments(model_base=base, version=version)})
+        return sorted(
+            {r["endpoint"] for r in self.store.deployments(model_base=base, version=version)}
+        )
 
     def delete(self, req: Request, m: re.Match[str]) -> Response:
         name = parse_model_name(m["name"])
@@ -299,19 +345,24 @@ class ModelRegistry:
             endpoints = self._deployed_to(name.base)
             if endpoints:
                 raise ApiError(
-                    400, "FAILED_PRECONDITION",
+                    400,
+                    "FAILED_PRECONDITION",
                     f'The Model "{name.base}" is deployed or being deployed at the following '
                     f"Endpoint(s): {', '.join(endpoints)}. Undeploy it first.",
                 )
             self.store.delete_model(name.base)
             meta = DeleteOperationMetadata(generic_metadata=generic_metadata())
-            op = start_operation(self.store, self.ctx, resource=name.base, kind="deleteModel", metadata=meta)
+            op = start_operation(
+                self.store, self.ctx, resource=name.base, kind="deleteModel", metadata=meta
+            )
         return protos.proto_response(op)
 
     def delete_version(self, req: Request, m: re.Match[str]) -> Response:
         name = parse_model_name(m["name"])
         if not name.version:
-            raise ApiError(400, "INVALID_ARGUMENT", "deleteVersion needs a model version: models/ID@VERSION.")
+            raise ApiError(
+                400, "INVALID_ARGUMENT", "deleteVersion needs a model version: models/ID@VERSION."
+            )
         with self.store.tx():
             versions = self._versions(name.base)
             target = pick_version(versions, name)
@@ -319,33 +370,61 @@ class ModelRegistry:
                 raise ApiError(404, "NOT_FOUND", f"Model {m['name']} not found.")
             if "default" in target.version_aliases:
                 raise ApiError(
-                    400, "FAILED_PRECONDITION",
+                    400,
+                    "FAILED_PRECONDITION",
                     f"Version {target.version_id} of {name.base} is the default version and cannot be "
                     "deleted: move the 'default' alias first, or delete the whole model.",
                 )
             endpoints = self._deployed_to(name.base, int(target.version_id))
             if endpoints:
                 raise ApiError(
-                    400, "FAILED_PRECONDITION",
+                    400,
+                    "FAILED_PRECONDITION",
                     f'The Model "{name.base}@{target.version_id}" is deployed or being deployed at the '
                     f"following Endpoint(s): {', '.join(endpoints)}. Undeploy it first.",
                 )
             self.store.delete_model(name.base, int(target.version_id))
             meta = DeleteOperationMetadata(generic_metadata=generic_metadata())
-            op = start_operation(self.store, self.ctx, resource=name.base, kind="deleteModelVersion",
-                                 metadata=meta)
+            op = start_operation(
+                self.store, self.ctx, resource=name.base, kind="deleteModelVersion", metadata=meta
+            )
         return protos.proto_response(op)
 
 
 def register(router: Router, ctx: EmulatorContext, store: VertexStore) -> ModelRegistry:
     reg = ModelRegistry(ctx, store)
     model = rf"{API}(?P<name>{PARENT_RE}/models/[^/:]+)"
-    router.add("POST", rf"{API}(?P<parent>{PARENT_RE})/models:upload", reg.upload, name="upload", mutating=True)
-    router.add("GET", rf"{API}(?P<parent>{PARENT_RE})/models", reg.list_models, name="listModels", mutating=False)
-    router.add("GET", model + ":listVersions", reg.list_versions, name="listModelVersions", mutating=False)
-    router.add("POST", model + ":mergeVersionAliases", reg.merge_aliases, name="mergeVersionAliases",
-               mutating=True)
-    router.add("DELETE", model + ":deleteVersion", reg.delete_version, name="deleteModelVersion", mutating=True)
+    router.add(
+        "POST",
+        rf"{API}(?P<parent>{PARENT_RE})/models:upload",
+        reg.upload,
+        name="upload",
+        mutating=True,
+    )
+    router.add(
+        "GET",
+        rf"{API}(?P<parent>{PARENT_RE})/models",
+        reg.list_models,
+        name="listModels",
+        mutating=False,
+    )
+    router.add(
+        "GET", model + ":listVersions", reg.list_versions, name="listModelVersions", mutating=False
+    )
+    router.add(
+        "POST",
+        model + ":mergeVersionAliases",
+        reg.merge_aliases,
+        name="mergeVersionAliases",
+        mutating=True,
+    )
+    router.add(
+        "DELETE",
+        model + ":deleteVersion",
+        reg.delete_version,
+        name="deleteModelVersion",
+        mutating=True,
+    )
     router.add("GET", model, reg.get, name="getModel", mutating=False)
     router.add("PATCH", model, reg.update, name="updateModel", mutating=True)
     router.add("DELETE", model, reg.delete, name="deleteModel", mutating=True)

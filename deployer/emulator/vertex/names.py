@@ -49,7 +49,9 @@ def new_numeric_id() -> str:
 
 def parse_parent(parent: str) -> str:
     if not re.fullmatch(PARENT_RE, parent):
-        raise ApiError(400, "INVALID_ARGUMENT", f"Invalid parent {parent!r}: expected projects/*/locations/*")
+        raise ApiError(
+            400, "INVALID_ARGUMENT", f"Invalid parent {parent!r}: expected projects/*/locations/*"
+        )
     return parent
 
 
@@ -59,7 +61,8 @@ def parse_model_name(name: str) -> ModelName:
     m = re.fullmatch(rf"({PARENT_RE})/models/([^/:@]+)(?:@([^/:@]+))?", name)
     if m is None:
         raise ApiError(
-            400, "INVALID_ARGUMENT",
+            400,
+            "INVALID_ARGUMENT",
             f"Invalid Model resource name {name!r}: expected projects/*/locations/*/models/*[@version]",
         )
     return ModelName(m.group(1), m.group(2), m.group(3))
@@ -70,7 +73,8 @@ def parse_endpoint_name(name: str) -> tuple[str, str]:
     m = re.fullmatch(rf"({PARENT_RE})/endpoints/({SEG})", name)
     if m is None:
         raise ApiError(
-            400, "INVALID_ARGUMENT",
+            400,
+            "INVALID_ARGUMENT",
             f"Invalid Endpoint resource name {name!r}: expected projects/*/locations/*/endpoints/*",
         )
     return m.group(1), m.group(2)
@@ -79,7 +83,8 @@ def parse_endpoint_name(name: str) -> tuple[str, str]:
 def check_resource_id(kind: str, value: str) -> str:
     if not _ID_RE.fullmatch(value):
         raise ApiError(
-            400, "INVALID_ARGUMENT",
+            400,
+            "INVALID_ARGUMENT",
             f"Invalid {kind} id {value!r}: use 1-63 characters of [a-z0-9-] starting with a letter "
             "(or digits only).",
         )
@@ -89,7 +94,8 @@ def check_resource_id(kind: str, value: str) -> str:
 def check_deployed_model_id(value: str) -> str:
     if not _DEPLOYED_ID_RE.fullmatch(value):
         raise ApiError(
-            400, "INVALID_ARGUMENT",
+            400,
+            "INVALID_ARGUMENT",
             f"Invalid DeployedModel id {value!r}: use up to 63 characters of [a-z0-9_-] starting "
             "with a letter (or digits only).",
         )
@@ -100,7 +106,8 @@ def check_alias(alias: str) -> str:
     """Aliases look like `v1`, `prod`, `default`; they must not look like a version id."""
     if not _ALIAS_RE.fullmatch(alias):
         raise ApiError(
-            400, "INVALID_ARGUMENT",
+            400,
+            "INVALID_ARGUMENT",
             f"Invalid version alias {alias!r}: it must match [a-z][a-zA-Z0-9-]{{0,126}}[a-z0-9].",
         )
     return alias

@@ -64,8 +64,9 @@ def start_operation(
         op.done = True
         op.response.CopyFrom(protos.pack(response if response is not None else empty_pb2.Empty()))
     done_at = time.time() + float(getattr(ctx.faults, "op_delay", 0.0) or 0.0)
-    store.insert_operation(op, resource=resource, kind=kind,
-                           state="running" if running else "done", done_at=done_at)
+    store.insert_operation(
+        op, resource=resource, kind=kind, state="running" if running else "done", done_at=done_at
+    )
     shown = operations_pb2.Operation()
     shown.CopyFrom(op)
     if running or done_at > time.time():
@@ -108,7 +109,7 @@ def register(router: Router, ctx: EmulatorContext, store: VertexStore) -> None:
             ops = [o for o in ops if o.done == want]
         size = int(req.q("pageSize") or req.q("page_size") or 0) or 100
         start = int(req.q("pageToken") or req.q("page_token") or 0)
-        page = ops[start:start + size]
+        page = ops[start : start + size]
         out = operations_pb2.ListOperationsResponse(operations=page)
         if start + size < len(ops):
             out.next_page_token = str(start + size)
@@ -121,7 +122,9 @@ def register(router: Router, ctx: EmulatorContext, store: VertexStore) -> None:
             try:
                 timeout = min(_MAX_WAIT_S, float(str(body["timeout"]).rstrip("s")))
             except ValueError as exc:
-                raise ApiError(400, "INVALID_ARGUMENT", f"Invalid timeout {body['timeout']!r}") from exc
+                raise ApiError(
+                    400, "INVALID_ARGUMENT", f"Invalid timeout {body['timeout']!r}"
+                ) from exc
         deadline = time.time() + timeout
         op = require(m["name"])
         while not op.done and time.time() < deadline:

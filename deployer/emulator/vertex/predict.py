@@ -73,9 +73,14 @@ class Routing:
         for dm in endpoint.deployed_models:
             display, base = models.get(dm.id, ("", dm.model.split("@")[0]))
             suffix = (
-                ',"deployedModelId":' + json.dumps(dm.id) + ',"model":' + json.dumps(base)
-                + ',"modelDisplayName":' + json.dumps(display)
-                + ',"modelVersionId":' + json.dumps(dm.model_version_id)
+                ',"deployedModelId":'
+                + json.dumps(dm.id)
+                + ',"model":'
+                + json.dumps(base)
+                + ',"modelDisplayName":'
+                + json.dumps(display)
+                + ',"modelVersionId":'
+                + json.dumps(dm.model_version_id)
             ).encode()
             with self._lock:
                 replicas = self._replicas.get((name, dm.id), [])
@@ -89,7 +94,9 @@ class Routing:
         with self._lock:
             self._routes.pop(endpoint_name, None)
 
-    def set_replicas(self, endpoint_name: str, deployed_model_id: str, replicas: list[Replica]) -> None:
+    def set_replicas(
+        self, endpoint_name: str, deployed_model_id: str, replicas: list[Replica]
+    ) -> None:
         with self._lock:
             self._replicas[(endpoint_name, deployed_model_id)] = replicas
             route = self._routes.get(endpoint_name)
@@ -118,43 +125,60 @@ class Routing:
         if route is None:
             raise ApiError(404, "NOT_FOUND", f"Endpoint {endpoint_name} not found.")
         if not route.targets:
-            raise ApiError(400, "FAILED_PRECONDITION",
-                           f"Endpoint {endpoint_name} does not have any deployed model to serve the request.")
+            raise ApiError(
+                400,
+                "FAILED_PRECONDITION",
+                f"Endpoint {endpoint_name} does not have any deployed model to serve the request.",
+            )
         if not route.weighted:
-            raise ApiError(400, "FAILED_PRECONDITION",
-                           f"Endpoint {endpoint_name} has no traffic split assigned to any deployed model.")
+            raise ApiError(
+                400,
+                "FAILED_PRECONDITION",
+                f"Endpoint {endpoint_name} has no traffic split assigned to any deployed model.",
+            )
         if len(route.weighted) == 1:
             target = route.weighted[0]
         else:
             target = random.choices(route.weighted, route.weights)[0]
         replicas = target.replicas
         if not replicas:
-            raise ApiError(503, "UNAVAILABLE",
-                           f"Deployed model {target.deployed_model_id} on {endpoint_name} is starting "
-                           "(its replicas are not ready yet); retry shortly.")
+            raise ApiError(
+                503,
+                "UNAVAILABLE",
+                f"Deployed model {target.deployed_model_id} on {endpoint_name} is starting "
+                "(its replicas are not ready yet); retry shortly.",
+            )
         return target, replicas[next(target.turn) % len(replicas)]
 
 
 def _check_size(body: bytes) -> None:
     if len(body) > MAX_PAYLOAD_BYTES:
-        raise ApiError(400, "INVALID_ARGUMENT",
-                       f"Request payload size exceeds the limit: {MAX_PAYLOAD_BYTES} bytes.")
+        raise ApiError(
+            400,
+            "INVALID_ARGUMENT",
+            f"Request payload size exceeds the limit: {MAX_PAYLOAD_BYTES} bytes.",
+        )
 
 
 def _forward(target: Target, replica: Replica, body: bytes) -> bytes:
     try:
         status, data = replica.post_predict(body)
     except ReplicaError as exc:
-        raise ApiError(503, "UNAVAILABLE",
-                       f"Deployed model {target.deployed_model_id} is unavailable: {exc.message}") from exc
+        raise ApiError(
+            503,
+            "UNAVAILABLE",
+            f"Deployed model {target.deployed_model_id} is unavailable: {exc.message}",
+        ) from exc
     if status == 200:
         return data
     message = error_message(data)
     if 400 <= status < 500:
         raise ApiError(400, "INVALID_ARGUMENT", message)
-    raise ApiError(503 if status in (502, 503, 504) else 500,
-                   "UNAVAILABLE" if status in (502, 503, 504) else "INTERNAL",
-                   f"Deployed model {target.deployed_model_id} failed: {message}")
+    raise ApiError(
+        503 if status in (502, 503, 504) else 500,
+        "UNAVAILABLE" if status in (502, 503, 504) else "INTERNAL",
+        f"Deployed model {target.deployed_model_id} failed: {message}",
+    )
 
 
 def register(router: Router, routing: Routing) -> None:
@@ -169,7 +193,9 @@ def register(router: Router, routing: Routing) -> None:
             try:
                 obj = json.loads(body)
             except ValueError as exc:
-                raise ApiError(400, "INVALID_ARGUMENT", f"Invalid JSON payload received. {exc}") from exc
+                raise ApiError(
+                    400, "INVALID_ARGUMENT", f"Invalid JSON payload received. {exc}"
+                ) from exc
             if isinstance(obj, dict):
                 obj.pop("parameters", None)
                 body = json.dumps(obj).encode()

@@ -98,7 +98,6 @@ def update_mask_paths(request: Request) -> list[str]:
     return [_snake(p.strip()) for p in raw]
 
 
-
 def editable_paths(request: Request, editable: Collection[str]) -> list[str]:
     """The request's update mask, required and limited to `editable` (INVALID_ARGUMENT else)."""
     paths = update_mask_paths(request)
@@ -106,9 +105,13 @@ def editable_paths(request: Request, editable: Collection[str]) -> list[str]:
         raise ApiError(400, "INVALID_ARGUMENT", "update_mask is required.")
     bad = [p for p in paths if p not in editable]
     if bad:
-        raise ApiError(400, "INVALID_ARGUMENT",
-                       f"Unsupported update_mask paths {bad}: updatable are {sorted(editable)}.")
+        raise ApiError(
+            400,
+            "INVALID_ARGUMENT",
+            f"Unsupported update_mask paths {bad}: updatable are {sorted(editable)}.",
+        )
     return paths
+
 
 def _snake(path: str) -> str:
     out = []

@@ -67,8 +67,15 @@ class ReplicaError(Exception):
 class Replica:
     """One running replica process serving one SavedModel under `model_name`."""
 
-    def __init__(self, *, name: str, model_name: str, port: int, process: subprocess.Popen[bytes],
-                 log_path: Path) -> None:
+    def __init__(
+        self,
+        *,
+        name: str,
+        model_name: str,
+        port: int,
+        process: subprocess.Popen[bytes],
+        log_path: Path,
+    ) -> None:
         self.name = name  # owner-chosen label, e.g. "<endpoint id>/<deployed model id>#0"
         self.model_name = model_name  # the name the replica serves under /v1/models/NAME
         self.port = port
@@ -207,21 +214,25 @@ class ReplicaManager:
         bucket, prefix = parse_gs_uri(artifact_uri)
         prefix = prefix.rstrip("/") + "/" if prefix else ""
         if not self.ctx.objects.bucket_exists(bucket):
-            raise ApiError(400, "FAILED_PRECONDITION", f"Bucket of artifact {artifact_uri} does not exist.")
+            raise ApiError(
+                400, "FAILED_PRECONDITION", f"Bucket of artifact {artifact_uri} does not exist."
+            )
         metas = [m for m in self.ctx.objects.list(bucket, prefix) if not m.name.endswith("/")]
         if not metas:
             raise ApiError(400, "FAILED_PRECONDITION", f"No objects under artifact {artifact_uri}.")
         digest = hashlib.sha256()
         for m in metas:
-            digest.update(f"{m.name[len(prefix):]}\0{m.md5_hash}\0{m.size}\n".encode())
+            digest.update(f"{m.name[len(prefix) :]}\0{m.md5_hash}\0{m.size}\n".encode())
         target = self.cache / digest.hexdigest()
         with self._fetch_lock:
             if target.is_dir():
                 return target
-            tmp = self.cache / f".tmp-{digest.hexdigest()[:16]}-{os.getpid()}-{threading.get_ident()}"
+            tmp = (
+                self.cache / f".tmp-{digest.hexdigest()[:16]}-{os.getpid()}-{threading.get_ident()}"
+            )
             shutil.rmtree(tmp, ignore_errors=True)
             for m in metas:
-                rel = m.name[len(prefix):]
+                rel = m.name[len(prefix) :]
                 dest = tmp / rel
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 src = self.ctx.objects.local_path(bucket, m.name)
@@ -237,67 +248,121 @@ class ReplicaManager:
 
     # -- processes --------------------------------------------------------------------
 
-    def start(self, artifact_uri: str, *, name: str, model_name: str = "model",
-              timeout: float = READY_TIMEOUT_S, cancelled: threading.Event | None = None) -> Replica:
+    def start(
+        self,
+        artifact_uri: str,
+        *,
+        name: str,
+        model_name: str = "model",
+        timeout: float = READY_TIMEOUT_S,
+        cancelled: threading.Event | None = None,
+    ) -> Replica:
         """Fetch the artifact, start one replica, and wait until it serves the model.
 
         Raises ReplicaError (with the tail of the replica's log) if it exits or is
         not ready within `timeout`; the process is stopped in that case.
         """
         model_dir = self.fetch_artifact(artifact_uri)
-        return self.start_dir(model_dir, name=name, model_name=model_name, timeout=timeout,
-                              cancelled=cancelled)
+        return self.start_dir(
+            model_dir, name=name, model_name=model_name, timeout=timeout, cancelled=cancelled
+        )
 
-    def start_dir(self, model_dir: Path, *, name: str, model_name: str = "model",
-                  timeout: float = READY_TIMEOUT_S, cancelled: threading.Event | None = None) -> Replica:
+    def start_dir(
+        self,
+        model_dir: Path,
+        *,
+        name: str,
+        model_name: str = "model",
+        timeout: float = READY_TIMEOUT_S,
+        cancelled: threading.Event | None = None,
+    ) -> Replica:
         for attempt in range(PORT_ATTEMPTS):
             try:
-                return self._start_once(model_dir, name=name, model_name=model_name, timeout=timeout,
-                                        cancelled=cancelled)
+                return self._start_once(
+                    model_dir,
+                    name=name,
+                    model_name=model_name,
+                    timeout=timeout,
+                    cancelled=cancelled,
+                )
             except _PortTaken:
                 # Another process took the port between our probe and the replica's bind
                 # (the machine is shared): try another one.
-                log.info("replica %s: port taken, retrying (%d/%d)", name, attempt + 1, PORT_ATTEMPTS)
+                log.info(
+                    "replica %s: port taken, retrying (%d/%d)", name, attempt + 1, PORT_ATTEMPTS
+                )
         raise ReplicaError(f"replica {name}: no free port after {PORT_ATTEMPTS} attempts")
 
-    def _start_once(self, model_dir: Path, *, name: str, model_name: str, timeout: float,
-                    cancelled: threading.Event | None) -> Replica:
+    def _start_once(
+        self,
+        model_dir: Path,
+        *,
+        name: str,
+        model_name: str,
+        timeout: float,
+        cancelled: threading.Event | None,
+    ) -> Replica:
         if self._closed:
             raise ReplicaError("the emulator is shutting down")
         port = _free_port()
         safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
         log_path = self.logs / f"{safe}.log"
-        cmd = [sys.executable, "-m", "deployer.emulator.vertex.replica_launch",
-               "--parent", str(os.getpid()), "--module", REPLICA_MODULE, "--",
-               "--saved-model", str(model_dir), "--model-name", model_name,
-               "--host", "127.0.0.1", "--port", str(port)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "deployer.emulator.vertex.replica_launch",
+            "--parent",
+            str(os.getpid()),
+            "--module",
+            REPLICA_MODULE,
+            "--",
+            "--saved-model",
+            str(model_dir),
+            "--model-name",
+            model_name,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ]
         with open(log_path, "ab") as log_file:
             proc = subprocess.Popen(
-                cmd, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                cmd,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
                 start_new_session=True,  # a Ctrl-C to the emulator's group must not kill replicas mid-drain
             )
-        replica = Replica(name=name, model_name=model_name, port=port, process=proc, log_path=log_path)
+        replica = Replica(
+            name=name, model_name=model_name, port=port, process=proc, log_path=log_path
+        )
         with self._lock:
             self._live.add(replica)
-        log.info("replica %s starting on port %d (pid %d, model %s)", name, port, proc.pid, model_dir)
+        log.info(
+            "replica %s starting on port %d (pid %d, model %s)", name, port, proc.pid, model_dir
+        )
         try:
             self._wait_ready(replica, timeout, cancelled)
         except BaseException:
             self.stop(replica)
             if replica.process.returncode == EXIT_PORT_TAKEN:
-                raise _PortTaken() from None
+                raise _PortTaken from None
             raise
         log.info("replica %s ready on port %d", name, port)
         return replica
 
-    def _wait_ready(self, replica: Replica, timeout: float, cancelled: threading.Event | None) -> None:
+    def _wait_ready(
+        self, replica: Replica, timeout: float, cancelled: threading.Event | None
+    ) -> None:
         deadline = time.monotonic() + timeout
         path = f"/v1/models/{replica.model_name}"
         while True:
             if replica.process.poll() is not None:
                 raise ReplicaError(
                     f"replica {replica.name} exited with status {replica.process.returncode} while "
-                    f"loading the model: {self._log_tail(replica)}", http_status=500)
+                    f"loading the model: {self._log_tail(replica)}",
+                    http_status=500,
+                )
             if cancelled is not None and cancelled.is_set():
                 raise ReplicaError(f"replica {replica.name}: start cancelled", http_status=499)
             try:
@@ -307,8 +372,11 @@ class ReplicaManager:
             except ReplicaError:
                 pass  # not listening yet
             if time.monotonic() > deadline:
-                raise ReplicaError(f"replica {replica.name} not ready after {timeout:.0f}s: "
-                                   f"{self._log_tail(replica)}", http_status=504)
+                raise ReplicaError(
+                    f"replica {replica.name} not ready after {timeout:.0f}s: "
+                    f"{self._log_tail(replica)}",
+                    http_status=504,
+                )
             time.sleep(0.2)
 
     @staticmethod

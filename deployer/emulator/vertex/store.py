@@ -130,7 +130,9 @@ class VertexStore:
     def model_versions(self, base: str) -> list[Any]:
         """All versions of a model (Model protos), oldest first; [] if none."""
         with self.tx() as c:
-            rows = c.execute("SELECT body FROM models WHERE base=? ORDER BY version", (base,)).fetchall()
+            rows = c.execute(
+                "SELECT body FROM models WHERE base=? ORDER BY version", (base,)
+            ).fetchall()
         return [protos.loads(r[0], Model) for r in rows]
 
     def put_model(self, model: Any) -> None:
@@ -167,7 +169,9 @@ class VertexStore:
         versions = self.model_versions(parsed.base)
         found = pick_version(versions, parsed)
         if found is None:
-            what = f"Model {parsed.base}" + (f" version/alias {parsed.version!r}" if parsed.version else "")
+            what = f"Model {parsed.base}" + (
+                f" version/alias {parsed.version!r}" if parsed.version else ""
+            )
             raise ApiError(404, "NOT_FOUND", f"{what} not found.")
         return found
 
@@ -210,8 +214,13 @@ class VertexStore:
 
     # -- deployments (endpoint x deployed model) -----------------------------------
 
-    def deployments(self, *, endpoint: str | None = None, model_base: str | None = None,
-                    version: int | None = None) -> list[dict[str, Any]]:
+    def deployments(
+        self,
+        *,
+        endpoint: str | None = None,
+        model_base: str | None = None,
+        version: int | None = None,
+    ) -> list[dict[str, Any]]:
         """Rows of the deployments table as dicts, filtered by the given keys."""
         sql = "SELECT endpoint, deployed_model_id, model_base, version, state, operation, body FROM deployments"
         where, args = [], []
@@ -223,11 +232,28 @@ class VertexStore:
             sql += " WHERE " + " AND ".join(where)
         with self.tx() as c:
             rows = c.execute(sql, args).fetchall()
-        keys = ("endpoint", "deployed_model_id", "model_base", "version", "state", "operation", "body")
+        keys = (
+            "endpoint",
+            "deployed_model_id",
+            "model_base",
+            "version",
+            "state",
+            "operation",
+            "body",
+        )
         return [dict(zip(keys, r, strict=True)) for r in rows]
 
-    def put_deployment(self, *, endpoint: str, deployed_model_id: str, model_base: str,
-                       version: int, state: str, operation: str | None, body: bytes) -> None:
+    def put_deployment(
+        self,
+        *,
+        endpoint: str,
+        deployed_model_id: str,
+        model_base: str,
+        version: int,
+        state: str,
+        operation: str | None,
+        body: bytes,
+    ) -> None:
         with self.tx() as c:
             c.execute(
                 "INSERT OR REPLACE INTO deployments VALUES (?,?,?,?,?,?,?)",
@@ -236,21 +262,25 @@ class VertexStore:
 
     def delete_deployment(self, endpoint: str, deployed_model_id: str) -> None:
         with self.tx() as c:
-            c.execute("DELETE FROM deployments WHERE endpoint=? AND deployed_model_id=?",
-                      (endpoint, deployed_model_id))
+            c.execute(
+                "DELETE FROM deployments WHERE endpoint=? AND deployed_model_id=?",
+                (endpoint, deployed_model_id),
+            )
 
     # -- operations -------------------------------------------------------------
 
-    def insert_operation(self, op: Operation, *, resource: str, kind: str, state: str,
-                         done_at: float) -> None:
+    def insert_operation(
+        self, op: Operation, *, resource: str, kind: str, state: str, done_at: float
+    ) -> None:
         with self.tx() as c:
             c.execute(
                 "INSERT INTO operations(name, resource, kind, state, done_at, body) VALUES (?,?,?,?,?,?)",
                 (op.name, resource, kind, state, done_at, op.SerializeToString()),
             )
 
-    def finish_operation(self, name: str, *, response: Any = None,
-                         error: status_pb2.Status | None = None) -> None:
+    def finish_operation(
+        self, name: str, *, response: Any = None, error: status_pb2.Status | None = None
+    ) -> None:
         """Record an operation's final result (shown once its done_at has passed)."""
         with self.tx() as c:
             row = c.execute("SELECT body FROM operations WHERE name=?", (name,)).fetchone()
@@ -262,14 +292,17 @@ class VertexStore:
                 op.error.CopyFrom(error)
             elif response is not None:
                 op.response.CopyFrom(response)
-            c.execute("UPDATE operations SET state='done', body=? WHERE name=?",
-                      (op.SerializeToString(), name))
+            c.execute(
+                "UPDATE operations SET state='done', body=? WHERE name=?",
+                (op.SerializeToString(), name),
+            )
 
     def operation_row(self, name: str) -> dict[str, Any] | None:
         with self.tx() as c:
             row = c.execute(
                 "SELECT name, resource, kind, state, done_at, cancel_requested, body "
-                "FROM operations WHERE name=?", (name,)
+                "FROM operations WHERE name=?",
+                (name,),
             ).fetchone()
         if row is None:
             return None

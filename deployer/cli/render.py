@@ -14,22 +14,31 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
-from deployer.apply import ApplyReport, Reporter
-from deployer.plan import Action, ActionKind, Plan
+from deployer.reconcile.apply import ApplyReport, Reporter
+from deployer.reconcile.plan import Action, ActionKind, Plan
 
 if TYPE_CHECKING:
     from deployer.cost import Estimate
+    from deployer.reconcile.teardown import TeardownReport
     from deployer.state import StackState
-    from deployer.teardown import TeardownReport
 
-_SYMBOL = {ActionKind.CREATE: "+", ActionKind.UPDATE: "~", ActionKind.REPLACE: "-/+",
-           ActionKind.DELETE: "-"}
-_COLOR = {ActionKind.CREATE: "green", ActionKind.UPDATE: "yellow",
-          ActionKind.REPLACE: "magenta", ActionKind.DELETE: "red"}
+_SYMBOL = {
+    ActionKind.CREATE: "+",
+    ActionKind.UPDATE: "~",
+    ActionKind.REPLACE: "-/+",
+    ActionKind.DELETE: "-",
+}
+_COLOR = {
+    ActionKind.CREATE: "green",
+    ActionKind.UPDATE: "yellow",
+    ActionKind.REPLACE: "magenta",
+    ActionKind.DELETE: "red",
+}
 
 
 def _usd(x: float | None) -> str:
     from deployer.cost import format_usd
+
     return format_usd(x)
 
 
@@ -42,14 +51,19 @@ def action_line(a: Action, *, markup: bool = False) -> str:
 def cost_lines(after: Estimate | None, now: Estimate | None) -> list[str]:
     if after is None:
         return []
-    lines = [(f"Estimated cost after this change: {_usd(after.hourly_min)}/h "
-              f"({_usd(after.monthly_min)}/month) at min replicas, up to "
-              f"{_usd(after.hourly_max)}/h ({_usd(after.monthly_max)}/month) at max replicas")]
+    lines = [
+        (
+            f"Estimated cost after this change: {_usd(after.hourly_min)}/h "
+            f"({_usd(after.monthly_min)}/month) at min replicas, up to "
+            f"{_usd(after.hourly_max)}/h ({_usd(after.monthly_max)}/month) at max replicas"
+        )
+    ]
     if now is not None:
         delta = after.hourly_min - now.hourly_min
         sign = "+" if delta >= 0 else "-"
-        lines.append(f"Change vs now: {sign}{_usd(abs(delta))}/h "
-                     f"({sign}{_usd(abs(delta) * 730)}/month)")
+        lines.append(
+            f"Change vs now: {sign}{_usd(abs(delta))}/h ({sign}{_usd(abs(delta) * 730)}/month)"
+        )
     for job in after.batch_jobs:
         lines.append(f"Batch job {job.name}: up to {_usd(job.total_max)} per run ({job.note})")
     if after.unknown:
@@ -63,36 +77,54 @@ def plan_text(plan: Plan, after: Estimate | None = None, now: Estimate | None = 
         out = ["No changes. The stack matches the spec."]
     else:
         c = plan.counts()
-        out = [(f"Plan for stack {plan.stack}: {c['create']} to create, {c['update']} to "
-                f"update, {c['replace']} to replace, {c['delete']} to delete.")]
+        out = [
+            (
+                f"Plan for stack {plan.stack}: {c['create']} to create, {c['update']} to "
+                f"update, {c['replace']} to replace, {c['delete']} to delete."
+            )
+        ]
         out += [action_line(a) for a in plan.actions]
     out += cost_lines(after, now)
     return "\n".join(out)
 
 
 def action_json(a: Action) -> dict[str, Any]:
-    return {"kind": a.kind.value, "resource": a.resource.value, "address": a.address,
-            "reason": a.reason}
+    return {
+        "kind": a.kind.value,
+        "resource": a.resource.value,
+        "address": a.address,
+        "reason": a.reason,
+    }
 
 
-def plan_json(plan: Plan, after: Estimate | None = None,
-              now: Estimate | None = None) -> dict[str, Any]:
-    doc: dict[str, Any] = {"stack": plan.stack, "changes": not plan.is_empty,
-                           "summary": plan.counts(),
-                           "actions": [action_json(a) for a in plan.actions]}
+def plan_json(
+    plan: Plan, after: Estimate | None = None, now: Estimate | None = None
+) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "stack": plan.stack,
+        "changes": not plan.is_empty,
+        "summary": plan.counts(),
+        "actions": [action_json(a) for a in plan.actions],
+    }
     if after is not None:
-        doc["cost"] = {"after": after.to_dict(),
-                       "now": now.to_dict() if now is not None else None,
-                       "delta_hourly": round(after.hourly_min - now.hourly_min, 4)
-                       if now is not None else None}
+        doc["cost"] = {
+            "after": after.to_dict(),
+            "now": now.to_dict() if now is not None else None,
+            "delta_hourly": round(after.hourly_min - now.hourly_min, 4)
+            if now is not None
+            else None,
+        }
     return doc
 
 
-def apply_json(report: ApplyReport, after: Estimate | None = None,
-               now: Estimate | None = None) -> dict[str, Any]:
+def apply_json(
+    report: ApplyReport, after: Estimate | None = None, now: Estimate | None = None
+) -> dict[str, Any]:
     doc = plan_json(report.plan, after, now)
-    doc["applied"] = [{**action_json(r.action), "outcome": r.outcome,
-                       "seconds": round(r.seconds, 3)} for r in report.results]
+    doc["applied"] = [
+        {**action_json(r.action), "outcome": r.outcome, "seconds": round(r.seconds, 3)}
+        for r in report.results
+    ]
     doc["uploads"] = [u.__dict__ for u in report.uploads]
     doc["resumed_operations"] = report.resumed_operations
     doc["no_changes"] = report.plan.is_empty
@@ -117,20 +149,41 @@ def teardown_text(r: TeardownReport) -> str:
 
 
 def teardown_json(r: TeardownReport) -> dict[str, Any]:
-    return {"stack": r.stack, "dry_run": r.dry_run, "actions": [action_json(a) for a in r.plan.actions],
-            "batch_jobs": [j.resource for j in r.batch_jobs], "objects": r.objects,
-            "bucket_deleted": r.bucket_deleted, "remaining": r.remaining}
+    return {
+        "stack": r.stack,
+        "dry_run": r.dry_run,
+        "actions": [action_json(a) for a in r.plan.actions],
+        "batch_jobs": [j.resource for j in r.batch_jobs],
+        "objects": r.objects,
+        "bucket_deleted": r.bucket_deleted,
+        "remaining": r.remaining,
+    }
 
 
-def status_rows(state: StackState, hourly: dict[tuple[str, str], float | None],
-                urls: dict[str, str], now: float | None = None) -> dict[str, Any]:
+def status_rows(
+    state: StackState,
+    hourly: dict[tuple[str, str], float | None],
+    urls: dict[str, str],
+    now: float | None = None,
+) -> dict[str, Any]:
     """The status document: versions, endpoints, deployments with cost, predict URLs."""
     t = now if now is not None else time.time()
-    models = [{"name": m.name, "resource": m.resource,
-               "versions": [{"version_id": v.version_id, "aliases": list(v.aliases),
-                             "artifact_uri": v.artifact_uri,
-                             "content_hash": v.label("deployer-hash")} for v in m.versions]}
-              for m in state.models]
+    models = [
+        {
+            "name": m.name,
+            "resource": m.resource,
+            "versions": [
+                {
+                    "version_id": v.version_id,
+                    "aliases": list(v.aliases),
+                    "artifact_uri": v.artifact_uri,
+                    "content_hash": v.label("deployer-hash"),
+                }
+                for v in m.versions
+            ],
+        }
+        for m in state.models
+    ]
     endpoints = []
     for e in state.endpoints:
         traffic = dict(e.traffic)
@@ -138,31 +191,57 @@ def status_rows(state: StackState, hourly: dict[tuple[str, str], float | None],
         for d in e.deployments:
             rate = hourly.get((e.name, d.id))
             hours = (t - d.deployed_at) / 3600 if d.deployed_at else None
-            deps.append({
-                "id": d.id, "model": d.display_name, "version_id": d.version_id,
-                "traffic": traffic.get(d.id, 0), "machine_type": d.machine_type,
-                "accelerator": (f"{d.accelerator_count}x {d.accelerator_type}"
-                                if d.accelerator_type else None),
-                "replicas": {"min": d.min_replicas, "max": d.max_replicas},
-                "hourly_usd": rate,
-                "running_usd": round(rate * hours, 4) if rate is not None and hours else None,
-                "deployed_at": d.deployed_at})
-        endpoints.append({"name": e.name, "resource": e.resource, "predict_url": urls[e.name],
-                          "deployments": deps})
-    return {"stack": state.stack, "bucket": state.bucket.name,
-            "bucket_exists": state.bucket.exists, "models": models, "endpoints": endpoints}
+            deps.append(
+                {
+                    "id": d.id,
+                    "model": d.display_name,
+                    "version_id": d.version_id,
+                    "traffic": traffic.get(d.id, 0),
+                    "machine_type": d.machine_type,
+                    "accelerator": (
+                        f"{d.accelerator_count}x {d.accelerator_type}"
+                        if d.accelerator_type
+                        else None
+                    ),
+                    "replicas": {"min": d.min_replicas, "max": d.max_replicas},
+                    "hourly_usd": rate,
+                    "running_usd": round(rate * hours, 4) if rate is not None and hours else None,
+                    "deployed_at": d.deployed_at,
+                }
+            )
+        endpoints.append(
+            {
+                "name": e.name,
+                "resource": e.resource,
+                "predict_url": urls[e.name],
+                "deployments": deps,
+            }
+        )
+    return {
+        "stack": state.stack,
+        "bucket": state.bucket.name,
+        "bucket_exists": state.bucket.exists,
+        "models": models,
+        "endpoints": endpoints,
+    }
 
 
 def status_text(doc: dict[str, Any]) -> str:
-    lines = [(f"Stack {doc['stack']}  (bucket gs://{doc['bucket']}"
-              f"{'' if doc['bucket_exists'] else ', missing'})")]
+    lines = [
+        (
+            f"Stack {doc['stack']}  (bucket gs://{doc['bucket']}"
+            f"{'' if doc['bucket_exists'] else ', missing'})"
+        )
+    ]
     if not doc["models"] and not doc["endpoints"]:
         lines.append("  nothing deployed")
     for m in doc["models"]:
         lines.append(f"  model {m['name']}")
         for v in m["versions"]:
-            lines.append(f"    version {v['version_id']:<4} aliases {','.join(v['aliases']) or '-':<14}"
-                         f" {v['artifact_uri']}")
+            lines.append(
+                f"    version {v['version_id']:<4} aliases {','.join(v['aliases']) or '-':<14}"
+                f" {v['artifact_uri']}"
+            )
     for e in doc["endpoints"]:
         lines.append(f"  endpoint {e['name']}  {e['predict_url']}")
         for d in e["deployments"]:
@@ -170,7 +249,8 @@ def status_text(doc: dict[str, Any]) -> str:
             lines.append(
                 f"    {d['model']:<16} {d['traffic']:>3}%  {d['machine_type']}{acc}  replicas "
                 f"{d['replicas']['min']}-{d['replicas']['max']}  {_usd(d['hourly_usd'])}/h  "
-                f"running {_usd(d['running_usd'])}")
+                f"running {_usd(d['running_usd'])}"
+            )
     return "\n".join(lines)
 
 
@@ -183,6 +263,7 @@ class ConsoleReporter(Reporter):
         import threading
 
         from rich.console import Console
+
         self.console = Console(stderr=True, highlight=False)
         self.quiet = quiet
         self._lock = threading.Lock()
@@ -206,12 +287,17 @@ class ConsoleReporter(Reporter):
             self.console.print(f"      {action.address}: all files already uploaded, none sent")
             return
         from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+
         with self._lock:
             if self._progress is None:
-                self._progress = Progress("      {task.description}", BarColumn(),
-                                          DownloadColumn(), TransferSpeedColumn(),
-                                          console=self.console,
-                                          disable=not sys.stderr.isatty())
+                self._progress = Progress(
+                    "      {task.description}",
+                    BarColumn(),
+                    DownloadColumn(),
+                    TransferSpeedColumn(),
+                    console=self.console,
+                    disable=not sys.stderr.isatty(),
+                )
                 self._progress.start()
             self._tasks[id(action)] = self._progress.add_task(action.address, total=nbytes)
         self.console.print(f"      {action.address}: {files} file(s), {nbytes:,} bytes to send")

@@ -2,8 +2,8 @@
 
 This module owns the internal spec model (frozen dataclasses, `str` enums) and
 `load_spec`, which turns a YAML file into it. Pydantic is used only at the YAML
-boundary (see `deployer.spec_schema`), never inside; the cross-field rules live in
-`deployer.spec_checks` and the machine/accelerator catalog in `deployer.catalog`
+boundary (see `deployer.spec.schema`), never inside; the cross-field rules live in
+`deployer.spec.checks` and the machine/accelerator catalog in `deployer.spec.catalog`
 (both imported lazily, so importing the model stays cheap). Loading validates the whole
 file before returning: every problem is reported at once as a `SpecError`
 naming file, line, field and fix. It must not do I/O beyond reading the spec
@@ -186,7 +186,7 @@ def load_spec(
     the filesystem checks of local artifacts and batch inputs (e.g. for `plan`
     on a machine that does not hold them).
     """
-    from deployer import spec_checks
+    from deployer.spec import checks as spec_checks
 
     file = str(path)
     source = Path(path)
@@ -194,8 +194,10 @@ def load_spec(
     try:
         text = source.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(f"spec file {file!r} does not exist",
-                          hint="pass the path of a YAML spec, e.g. configs/mnist.yaml") from None
+        raise ConfigError(
+            f"spec file {file!r} does not exist",
+            hint="pass the path of a YAML spec, e.g. configs/mnist.yaml",
+        ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read spec file {file!r}: {exc}") from exc
 
@@ -205,12 +207,20 @@ def load_spec(
     if findings.problems and data is None:
         raise SpecError(findings.problems)
     if data is None or (isinstance(data, str) and not data.strip()):
-        findings.add((), "the spec file is empty",
-                     "write a spec; `deployer schema` prints every field", line=1)
+        findings.add(
+            (),
+            "the spec file is empty",
+            "write a spec; `deployer schema` prints every field",
+            line=1,
+        )
         raise SpecError(findings.problems)
     if not isinstance(data, dict):
-        findings.add((), f"the top level must be a mapping (key: value), not a {type(data).__name__}",
-                     "start the file with `stack: NAME`, then project, region, bucket, models", line=1)
+        findings.add(
+            (),
+            f"the top level must be a mapping (key: value), not a {type(data).__name__}",
+            "start the file with `stack: NAME`, then project, region, bucket, models",
+            line=1,
+        )
         raise SpecError(findings.problems)
 
     # Top-level `x-*` keys hold YAML anchors for reuse (as in docker compose); not part of the spec.
@@ -238,9 +248,13 @@ def _read_yaml(text: str, findings: Any, env: Mapping[str, str]) -> Any:
         detail = exc.problem or exc.context
         if exc.context and exc.context_mark and exc.problem_mark:
             detail += f" ({exc.context} at line {exc.context_mark.line + 1})"
-        findings.add(("(yaml)",), f"YAML syntax error: {detail}",
-                     "fix the YAML at that line (indentation, a missing ':' or an unclosed quote "
-                     "or bracket are the usual causes)", line=mark.line + 1 if mark else None)
+        findings.add(
+            ("(yaml)",),
+            f"YAML syntax error: {detail}",
+            "fix the YAML at that line (indentation, a missing ':' or an unclosed quote "
+            "or bracket are the usual causes)",
+            line=mark.line + 1 if mark else None,
+        )
         return None
     except yaml.YAMLError as exc:
         findings.add(("(yaml)",), f"YAML error: {exc}", "fix the YAML syntax", line=None)
@@ -249,14 +263,23 @@ def _read_yaml(text: str, findings: Any, env: Mapping[str, str]) -> Any:
         loader.dispose()
 
 
-def _to_data(node: yaml.Node, path: tuple[str | int, ...], loader: yaml.SafeLoader,
-             findings: Any, env: Mapping[str, str], parents: frozenset[int] = frozenset()) -> Any:
+def _to_data(
+    node: yaml.Node,
+    path: tuple[str | int, ...],
+    loader: yaml.SafeLoader,
+    findings: Any,
+    env: Mapping[str, str],
+    parents: frozenset[int] = frozenset(),
+) -> Any:
     import yaml
 
     if id(node) in parents:
-        findings.add(path, "a YAML alias refers to a node that contains it (a cycle)",
-                     "expand the alias by hand; specs cannot be recursive",
-                     line=node.start_mark.line + 1)
+        findings.add(
+            path,
+            "a YAML alias refers to a node that contains it (a cycle)",
+            "expand the alias by hand; specs cannot be recursive",
+            line=node.start_mark.line + 1,
+        )
         return None
     parents = parents | {id(node)}
     if isinstance(node, yaml.MappingNode):
@@ -269,9 +292,12 @@ def _to_data(node: yaml.Node, path: tuple[str | int, ...], loader: yaml.SafeLoad
                 key = str(key_node.value) if isinstance(key_node, yaml.ScalarNode) else str(key)
             here = (*path, key)
             if key in out:
-                findings.add(here, f"duplicate key {key!r} in this mapping",
-                             "keep one of them (YAML would silently drop the first)",
-                             line=key_node.start_mark.line + 1)
+                findings.add(
+                    here,
+                    f"duplicate key {key!r} in this mapping",
+                    "keep one of them (YAML would silently drop the first)",
+                    line=key_node.start_mark.line + 1,
+                )
             findings.lines[here] = key_node.start_mark.line + 1
             out[key] = _to_data(value_node, here, loader, findings, env, parents)
         return out
@@ -287,7 +313,9 @@ def _to_data(node: yaml.Node, path: tuple[str | int, ...], loader: yaml.SafeLoad
     return value
 
 
-def _interpolate(value: str, path: tuple[str | int, ...], findings: Any, env: Mapping[str, str]) -> str:
+def _interpolate(
+    value: str, path: tuple[str | int, ...], findings: Any, env: Mapping[str, str]
+) -> str:
     def repl(m: re.Match[str]) -> str:
         if m.group(0) == "$$":
             return "$"  # `$$` escapes a literal dollar sign
@@ -296,30 +324,56 @@ def _interpolate(value: str, path: tuple[str | int, ...], findings: Any, env: Ma
         if default is not None:
             return got if got else default  # like the shell: empty counts as unset for :-
         if got is None:
-            findings.add(path, f"environment variable {name} is not set",
-                         f"export {name}=..., or write ${{{name}:-default}} in the spec")
+            findings.add(
+                path,
+                f"environment variable {name} is not set",
+                f"export {name}=..., or write ${{{name}:-default}} in the spec",
+            )
             return ""
         return got
+
     return _ENV_REF.sub(repl, value)
 
 
 _EXPECTED = {
-    "int": "a whole number", "float": "a number", "bool": "true or false", "string": "a string",
-    "list": "a list", "dict": "a mapping (key: value)", "model": "a mapping (key: value)",
+    "int": "a whole number",
+    "float": "a number",
+    "bool": "true or false",
+    "string": "a string",
+    "list": "a list",
+    "dict": "a mapping (key: value)",
+    "model": "a mapping (key: value)",
     "model_attributes": "a mapping (key: value)",
 }
 
 # Pattern mismatches: field name -> (what the value must look like, an example).
 _PATTERN_RULES = {
-    "stack": (("start with a lowercase letter and use only lowercase letters, digits and '-' "
-               "(at most 40 characters)"), "mnist"),
-    "name": (("start with a lowercase letter and use only lowercase letters, digits and '-' "
-              "(at most 63 characters)"), "mnist-endpoint"),
-    "alias": (("start with a lowercase letter, use letters, digits and '-', and end with a "
-               "lowercase letter or digit"), "v1"),
+    "stack": (
+        (
+            "start with a lowercase letter and use only lowercase letters, digits and '-' "
+            "(at most 40 characters)"
+        ),
+        "mnist",
+    ),
+    "name": (
+        (
+            "start with a lowercase letter and use only lowercase letters, digits and '-' "
+            "(at most 63 characters)"
+        ),
+        "mnist-endpoint",
+    ),
+    "alias": (
+        (
+            "start with a lowercase letter, use letters, digits and '-', and end with a "
+            "lowercase letter or digit"
+        ),
+        "v1",
+    ),
     "region": ("be a Google Cloud region name", "us-central1"),
-    "project": ("be a Google Cloud project id (6-30 lowercase letters, digits or '-')",
-                "my-project-123"),
+    "project": (
+        "be a Google Cloud project id (6-30 lowercase letters, digits or '-')",
+        "my-project-123",
+    ),
     "ttl": ("be a number followed by m, h, d or w", "4h"),
 }
 
@@ -328,8 +382,8 @@ def _validate_shape(data: dict[str, Any], findings: Any) -> Any:
     """Run the pydantic boundary; translate its errors into located, fixable problems."""
     import pydantic
 
-    from deployer.spec_checks import field_path, suggest
-    from deployer.spec_schema import SpecDoc, allowed_keys
+    from deployer.spec.checks import field_path, suggest
+    from deployer.spec.schema import SpecDoc, allowed_keys
 
     try:
         return SpecDoc.model_validate(data)
@@ -341,8 +395,9 @@ def _validate_shape(data: dict[str, Any], findings: Any) -> Any:
         return None
 
 
-def _translate(err: Any, loc: tuple[Any, ...], allowed_keys: Any, suggest: Any,
-               field_path: Any) -> tuple[str, str]:
+def _translate(
+    err: Any, loc: tuple[Any, ...], allowed_keys: Any, suggest: Any, field_path: Any
+) -> tuple[str, str]:
     kind, value, ctx = err["type"], err.get("input"), err.get("ctx") or {}
     # Name list entries by their path ("models[0]"), fields by their key ("traffic").
     leaf = (str(loc[-1]) if isinstance(loc[-1], str) else field_path(loc)) if loc else ""
@@ -357,13 +412,22 @@ def _translate(err: Any, loc: tuple[Any, ...], allowed_keys: Any, suggest: Any,
         return f"missing required field {leaf!r}", f"add {leaf}: to {field_path(loc[:-1])}"
     if kind == "string_pattern_mismatch":
         rule, example = _PATTERN_RULES.get(leaf, ("match " + ctx.get("pattern", "its pattern"), ""))
-        return f"{leaf} {value!r} must {rule}", f"use a value such as {example!r}" if example else "fix the value"
+        return (
+            f"{leaf} {value!r} must {rule}",
+            f"use a value such as {example!r}" if example else "fix the value",
+        )
     if kind in ("greater_than_equal", "greater_than", "less_than_equal"):
-        op = {"greater_than_equal": ("at least", "ge"), "greater_than": ("more than", "gt"),
-              "less_than_equal": ("at most", "le")}[kind]
+        op = {
+            "greater_than_equal": ("at least", "ge"),
+            "greater_than": ("more than", "gt"),
+            "less_than_equal": ("at most", "le"),
+        }[kind]
         bound = ctx.get(op[1])
         bound = int(bound) if isinstance(bound, float) and bound.is_integer() else bound
-        return f"{leaf} must be {op[0]} {bound}, got {value!r}", f"set {leaf} to a value {op[0]} {bound}"
+        return (
+            f"{leaf} must be {op[0]} {bound}, got {value!r}",
+            f"set {leaf} to a value {op[0]} {bound}",
+        )
     if kind == "literal_error":
         return f"{value!r} is not a valid {leaf}", f"use one of {ctx.get('expected')}"
     if kind == "too_short":
@@ -372,9 +436,25 @@ def _translate(err: Any, loc: tuple[Any, ...], allowed_keys: Any, suggest: Any,
         return f"{leaf} must be a whole number, got {value!r}", f"write {leaf} without a fraction"
     base = kind.split("_")[0] if kind not in ("model_attributes_type",) else "model_attributes"
     if kind.endswith(("_type", "_parsing")) and base in _EXPECTED:
-        return (f"{leaf or 'value'} must be {_EXPECTED[base]}, got {type(value).__name__} {value!r}",
-                f"write {leaf} as {_EXPECTED[base]}")
+        return (
+            f"{leaf or 'value'} must be {_EXPECTED[base]}, got {type(value).__name__} {value!r}",
+            f"write {leaf} as {_EXPECTED[base]}",
+        )
     return f"{leaf}: {err.get('msg')}", "see `deployer schema` for the expected shape"
+
+
+_TTL = re.compile(r"^\s*(\d+)\s*([mhdw])\s*$")
+_UNIT_SECONDS = {"m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_ttl(text: str) -> int:
+    """ "30m", "4h", "2d", "1w" -> seconds. Raises ValueError for anything else (or zero)."""
+    m = _TTL.match(text) if isinstance(text, str) else None
+    if not m or int(m[1]) == 0:
+        raise ValueError(
+            f"bad ttl {text!r}: use a positive number followed by m, h, d or w (e.g. 4h)"
+        )
+    return int(m[1]) * _UNIT_SECONDS[m[2]]
 
 
 def _labels(labels: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
@@ -383,7 +463,7 @@ def _labels(labels: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
 
 def _build(doc: Any, *, base_dir: Path, source: Path) -> Spec:
     """Convert a validated SpecDoc (pydantic) to the frozen internal model."""
-    from deployer.spec_checks import infer_format, resolve_local
+    from deployer.spec.checks import infer_format, resolve_local
 
     def location(text: str) -> str:
         return text if text.startswith("gs://") else str(resolve_local(text, base_dir))
@@ -395,12 +475,18 @@ def _build(doc: Any, *, base_dir: Path, source: Path) -> Spec:
         Model(
             name=m.name,
             versions=tuple(
-                ModelVersion(alias=v.alias, artifact=location(v.artifact),
-                             container_image=v.container or m.container, description=v.description,
-                             labels=_labels(v.labels))
+                ModelVersion(
+                    alias=v.alias,
+                    artifact=location(v.artifact),
+                    container_image=v.container or m.container,
+                    description=v.description,
+                    labels=_labels(v.labels),
+                )
                 for v in m.versions
             ),
-            display_name=m.display_name or m.name, description=m.description, labels=_labels(m.labels),
+            display_name=m.display_name or m.name,
+            description=m.description,
+            labels=_labels(m.labels),
         )
         for m in doc.models
     )
@@ -408,13 +494,20 @@ def _build(doc: Any, *, base_dir: Path, source: Path) -> Spec:
         Endpoint(
             name=e.name,
             deployments=tuple(
-                Deployment(model=d.model.partition("@")[0], version=d.model.partition("@")[2],
-                           traffic=100 if d.traffic is None else d.traffic,
-                           machine_type=d.machine_type, min_replicas=d.min_replicas,
-                           max_replicas=d.max_replicas or d.min_replicas, accelerator=accel(d.accelerator))
+                Deployment(
+                    model=d.model.partition("@")[0],
+                    version=d.model.partition("@")[2],
+                    traffic=100 if d.traffic is None else d.traffic,
+                    machine_type=d.machine_type,
+                    min_replicas=d.min_replicas,
+                    max_replicas=d.max_replicas or d.min_replicas,
+                    accelerator=accel(d.accelerator),
+                )
                 for d in e.deployments
             ),
-            display_name=e.display_name or e.name, description=e.description, labels=_labels(e.labels),
+            display_name=e.display_name or e.name,
+            description=e.description,
+            labels=_labels(e.labels),
         )
         for e in doc.endpoints
     )
@@ -422,21 +515,39 @@ def _build(doc: Any, *, base_dir: Path, source: Path) -> Spec:
     for j in doc.batch_jobs:
         paths = [j.input.path] if j.input.path is not None else list(j.input.paths or ())
         fmt = j.input.format or infer_format(paths[0])
-        jobs.append(BatchJob(
-            name=j.name, model=j.model.partition("@")[0], version=j.model.partition("@")[2],
-            input=BatchInput(paths=tuple(location(p) for p in paths), format=InputFormat(fmt)),
-            output_prefix=j.output.prefix if j.output.prefix.endswith("/") else j.output.prefix + "/",
-            machine_type=j.machine_type, starting_replicas=j.replicas.starting,
-            max_replicas=j.replicas.max or j.replicas.starting, accelerator=accel(j.accelerator),
-            batch_size=j.batch_size,
-        ))
-    from deployer.cost import parse_ttl
-
-    guards = Guards(max_hourly_usd=doc.guards.max_hourly_usd,
-                    ttl_seconds=parse_ttl(doc.guards.ttl) if doc.guards.ttl else None)
+        jobs.append(
+            BatchJob(
+                name=j.name,
+                model=j.model.partition("@")[0],
+                version=j.model.partition("@")[2],
+                input=BatchInput(paths=tuple(location(p) for p in paths), format=InputFormat(fmt)),
+                output_prefix=j.output.prefix
+                if j.output.prefix.endswith("/")
+                else j.output.prefix + "/",
+                machine_type=j.machine_type,
+                starting_replicas=j.replicas.starting,
+                max_replicas=j.replicas.max or j.replicas.starting,
+                accelerator=accel(j.accelerator),
+                batch_size=j.batch_size,
+            )
+        )
+    guards = Guards(
+        max_hourly_usd=doc.guards.max_hourly_usd,
+        ttl_seconds=parse_ttl(doc.guards.ttl) if doc.guards.ttl else None,
+    )
     return Spec(
-        stack=doc.stack, project=doc.project, region=doc.region, target=Target(doc.target),
-        bucket=Bucket(name=doc.bucket.name, location=doc.bucket.location or doc.region.upper(),
-                      create=doc.bucket.create),
-        models=models, endpoints=endpoints, batch_jobs=tuple(jobs), guards=guards, source=source,
+        stack=doc.stack,
+        project=doc.project,
+        region=doc.region,
+        target=Target(doc.target),
+        bucket=Bucket(
+            name=doc.bucket.name,
+            location=doc.bucket.location or doc.region.upper(),
+            create=doc.bucket.create,
+        ),
+        models=models,
+        endpoints=endpoints,
+        batch_jobs=tuple(jobs),
+        guards=guards,
+        source=source,
     )

@@ -17,8 +17,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from deployer import catalog
 from deployer.errors import SpecProblem
+from deployer.spec import catalog
 
 Path_ = tuple[str | int, ...]
 
@@ -31,8 +31,12 @@ _IMAGE = re.compile(
     r"(?:@sha256:[0-9a-f]{64})?$"
 )
 _FORMAT_BY_SUFFIX = {
-    ".jsonl": "jsonl", ".json": "jsonl", ".csv": "csv", ".txt": "file-list",
-    ".tfrecord": "tf-record", ".tfrecords": "tf-record",
+    ".jsonl": "jsonl",
+    ".json": "jsonl",
+    ".csv": "csv",
+    ".txt": "file-list",
+    ".tfrecord": "tf-record",
+    ".tfrecords": "tf-record",
 }
 EXAMPLE_CONTAINER = "us-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-12:latest"
 
@@ -65,10 +69,15 @@ class Findings:
         if path in self.flagged:
             return
         self.flagged.add(path)
-        self.problems.append(SpecProblem(
-            file=self.file, line=line if line is not None else self.line_for(path),
-            field=field_path(path), message=message, fix=fix,
-        ))
+        self.problems.append(
+            SpecProblem(
+                file=self.file,
+                line=line if line is not None else self.line_for(path),
+                field=field_path(path),
+                message=message,
+                fix=fix,
+            )
+        )
 
 
 def suggest(word: str, choices: Any, *, prefix: str = "did you mean ") -> str | None:
@@ -77,6 +86,7 @@ def suggest(word: str, choices: Any, *, prefix: str = "did you mean ") -> str | 
 
 
 # ---- accessors that tolerate wrong types (pydantic reports those) ----
+
 
 def _items(data: Any, key: str) -> Iterator[tuple[int, dict[str, Any]]]:
     value = data.get(key) if isinstance(data, dict) else None
@@ -104,7 +114,10 @@ def _int(data: Any, key: str) -> int | None:
 
 # ---- entry point ----
 
-def check_document(data: dict[str, Any], f: Findings, *, base_dir: Path, check_artifacts: bool) -> None:
+
+def check_document(
+    data: dict[str, Any], f: Findings, *, base_dir: Path, check_artifacts: bool
+) -> None:
     check_bucket(data.get("bucket"), f)
     versions = _check_models(data, f, base_dir=base_dir, check_artifacts=check_artifacts)
     _check_endpoints(data, f, versions)
@@ -118,7 +131,9 @@ def bucket_name_problem(name: str) -> str | None:
         return f"bucket name {name!r} must be 3-63 characters long (it has {len(name)})"
     if "." in name and any(len(part) > 63 for part in name.split(".")):
         return f"each dot-separated part of bucket name {name!r} must be at most 63 characters"
-    bad = sorted({c for c in name if not (c.islower() or c.isdigit() or c in "-_.") or not c.isascii()})
+    bad = sorted(
+        {c for c in name if not (c.islower() or c.isdigit() or c in "-_.") or not c.isascii()}
+    )
     if bad:
         return f"bucket name {name!r} may contain only lowercase letters, digits, '-', '_' and '.' (found {''.join(bad)!r})"
     if not (name[0].isalnum() and name[-1].isalnum()):
@@ -179,32 +194,49 @@ def check_labels(labels: Any, path: Path_, f: Findings) -> None:
     if not isinstance(labels, dict):
         return
     if len(labels) > 60:
-        f.add(path, f"{len(labels)} labels; GCP allows 64 per resource and deployer uses 4",
-              "keep at most 60 user labels")
+        f.add(
+            path,
+            f"{len(labels)} labels; GCP allows 64 per resource and deployer uses 4",
+            "keep at most 60 user labels",
+        )
     for key, value in labels.items():
         here = (*path, key)
         if not isinstance(key, str) or not _LABEL_KEY.match(key):
-            f.add(here, f"label key {key!r} must start with a lowercase letter and have only lowercase "
-                  "letters, digits, '_' and '-' (at most 63 characters)",
-                  f"rename it, e.g. {re.sub(r'[^a-z0-9_-]+', '-', str(key).lower())!r}")
+            f.add(
+                here,
+                f"label key {key!r} must start with a lowercase letter and have only lowercase "
+                "letters, digits, '_' and '-' (at most 63 characters)",
+                f"rename it, e.g. {re.sub(r'[^a-z0-9_-]+', '-', str(key).lower())!r}",
+            )
         elif key.startswith(_RESERVED_LABEL_PREFIX):
-            f.add(here, f"label key {key!r} uses the reserved prefix 'deployer-'",
-                  "choose another key; deployer sets its own deployer-* labels")
+            f.add(
+                here,
+                f"label key {key!r} uses the reserved prefix 'deployer-'",
+                "choose another key; deployer sets its own deployer-* labels",
+            )
         elif isinstance(value, str) and not _LABEL_VALUE.match(value):
-            f.add(here, f"label value {value!r} may have only lowercase letters, digits, '_' and '-' "
-                  "(at most 63 characters)",
-                  f"use e.g. {re.sub(r'[^a-z0-9_-]+', '-', value.lower())[:63]!r}")
+            f.add(
+                here,
+                f"label value {value!r} may have only lowercase letters, digits, '_' and '-' "
+                "(at most 63 characters)",
+                f"use e.g. {re.sub(r'[^a-z0-9_-]+', '-', value.lower())[:63]!r}",
+            )
 
 
-def _duplicates(items: list[tuple[int, dict[str, Any]]], key: str, path: Path_, f: Findings, what: str) -> None:
+def _duplicates(
+    items: list[tuple[int, dict[str, Any]]], key: str, path: Path_, f: Findings, what: str
+) -> None:
     seen: dict[str, int] = {}
     for i, item in items:
         name = _str(item, key)
         if name is None:
             continue
         if name in seen:
-            f.add((*path, i, key), f"duplicate {what} {name!r} (also at {field_path((*path, seen[name]))})",
-                  f"rename one of them: each {what} must be unique")
+            f.add(
+                (*path, i, key),
+                f"duplicate {what} {name!r} (also at {field_path((*path, seen[name]))})",
+                f"rename one of them: each {what} must be unique",
+            )
         else:
             seen[name] = i
 
@@ -212,15 +244,26 @@ def _duplicates(items: list[tuple[int, dict[str, Any]]], key: str, path: Path_, 
 def _check_local_dir(path_text: str, path: Path_, f: Findings, base_dir: Path) -> None:
     resolved = resolve_local(path_text, base_dir)
     if not resolved.exists():
-        f.add(path, f"artifact directory {str(resolved)!r} does not exist",
-              "export the SavedModel there (e.g. scripts/train_mnist.py) or fix the path; "
-              "relative paths are resolved against the spec file's directory")
+        f.add(
+            path,
+            f"artifact directory {str(resolved)!r} does not exist",
+            "export the SavedModel there (e.g. scripts/train_mnist.py) or fix the path; "
+            "relative paths are resolved against the spec file's directory",
+        )
     elif not resolved.is_dir():
-        f.add(path, f"artifact {str(resolved)!r} is a file, not a SavedModel directory",
-              "point at the directory that holds saved_model.pb")
-    elif not ((resolved / "saved_model.pb").is_file() or (resolved / "saved_model.pbtxt").is_file()):
-        f.add(path, f"{str(resolved)!r} holds no saved_model.pb, so it is not a SavedModel",
-              "point at a version directory that holds saved_model.pb (e.g. models/my_mnist_model/0001)")
+        f.add(
+            path,
+            f"artifact {str(resolved)!r} is a file, not a SavedModel directory",
+            "point at the directory that holds saved_model.pb",
+        )
+    elif not (
+        (resolved / "saved_model.pb").is_file() or (resolved / "saved_model.pbtxt").is_file()
+    ):
+        f.add(
+            path,
+            f"{str(resolved)!r} holds no saved_model.pb, so it is not a SavedModel",
+            "point at a version directory that holds saved_model.pb (e.g. models/my_mnist_model/0001)",
+        )
 
 
 def _foreign_scheme(text: str) -> bool:
@@ -233,7 +276,9 @@ def resolve_local(path_text: str, base_dir: Path) -> Path:
     return (path if path.is_absolute() else base_dir / path).resolve()
 
 
-def _check_models(data: Any, f: Findings, *, base_dir: Path, check_artifacts: bool) -> dict[str, list[str]]:
+def _check_models(
+    data: Any, f: Findings, *, base_dir: Path, check_artifacts: bool
+) -> dict[str, list[str]]:
     models = list(_items(data, "models"))
     _duplicates(models, "name", ("models",), f, "model name")
     versions: dict[str, list[str]] = {}
@@ -242,23 +287,34 @@ def _check_models(data: Any, f: Findings, *, base_dir: Path, check_artifacts: bo
         check_labels(model.get("labels"), (*here, "labels"), f)
         default_image = _str(model, "container")
         if default_image is not None and not _IMAGE.match(default_image):
-            f.add((*here, "container"), f"container image {default_image!r} is not an image reference",
-                  f"use a registry path such as {EXAMPLE_CONTAINER}")
+            f.add(
+                (*here, "container"),
+                f"container image {default_image!r} is not an image reference",
+                f"use a registry path such as {EXAMPLE_CONTAINER}",
+            )
         items = list(_items(model, "versions"))
         _duplicates(items, "alias", (*here, "versions"), f, "version alias")
         name = _str(model, "name")
         if name is not None and name not in versions:
-            versions[name] = list(dict.fromkeys(a for _, v in items if (a := _str(v, "alias")) is not None))
+            versions[name] = list(
+                dict.fromkeys(a for _, v in items if (a := _str(v, "alias")) is not None)
+            )
         missing_image: list[str] = []
         for j, version in items:
             vpath: Path_ = (*here, "versions", j)
             if _str(version, "alias") == "default":
-                f.add((*vpath, "alias"), "the alias 'default' is reserved by Vertex AI",
-                      "use another alias, e.g. v1")
+                f.add(
+                    (*vpath, "alias"),
+                    "the alias 'default' is reserved by Vertex AI",
+                    "use another alias, e.g. v1",
+                )
             image = _str(version, "container")
             if image is not None and not _IMAGE.match(image):
-                f.add((*vpath, "container"), f"container image {image!r} is not an image reference",
-                      f"use a registry path such as {EXAMPLE_CONTAINER}")
+                f.add(
+                    (*vpath, "container"),
+                    f"container image {image!r} is not an image reference",
+                    f"use a registry path such as {EXAMPLE_CONTAINER}",
+                )
             if image is None and model.get("container") is None:
                 missing_image.append(_str(version, "alias") or f"versions[{j}]")
             check_labels(version.get("labels"), (*vpath, "labels"), f)
@@ -266,18 +322,27 @@ def _check_models(data: Any, f: Findings, *, base_dir: Path, check_artifacts: bo
             if artifact is None:
                 continue
             if _foreign_scheme(artifact):
-                f.add((*vpath, "artifact"), f"artifact {artifact!r} is neither a local directory nor a gs:// URI",
-                      "copy the SavedModel to Cloud Storage (gs://...) or to a local directory")
+                f.add(
+                    (*vpath, "artifact"),
+                    f"artifact {artifact!r} is neither a local directory nor a gs:// URI",
+                    "copy the SavedModel to Cloud Storage (gs://...) or to a local directory",
+                )
             elif artifact.startswith("gs:"):
                 problem = gs_uri_problem(artifact)
                 if problem:
-                    f.add((*vpath, "artifact"), problem,
-                          "write gs://BUCKET/path/to/savedmodel_dir (a valid bucket name and a path)")
+                    f.add(
+                        (*vpath, "artifact"),
+                        problem,
+                        "write gs://BUCKET/path/to/savedmodel_dir (a valid bucket name and a path)",
+                    )
             elif check_artifacts:
                 _check_local_dir(artifact, (*vpath, "artifact"), f, base_dir)
         if missing_image:
-            f.add((*here, "container"), f"no serving container image for {', '.join(missing_image)}",
-                  f"set container: {EXAMPLE_CONTAINER} on the model (or on each version)")
+            f.add(
+                (*here, "container"),
+                f"no serving container image for {', '.join(missing_image)}",
+                f"set container: {EXAMPLE_CONTAINER} on the model (or on each version)",
+            )
     return versions
 
 
@@ -286,8 +351,11 @@ def check_ref(ref: str | None, path: Path_, f: Findings, versions: dict[str, lis
         return
     if "@" not in ref:
         known = versions.get(ref) or ["v1"]
-        f.add(path, f"model reference {ref!r} has no version alias",
-              f"write MODEL@ALIAS, e.g. {ref}@{known[-1]}")
+        f.add(
+            path,
+            f"model reference {ref!r} has no version alias",
+            f"write MODEL@ALIAS, e.g. {ref}@{known[-1]}",
+        )
         return
     name, _, alias = ref.partition("@")
     if name not in versions:
@@ -295,8 +363,11 @@ def check_ref(ref: str | None, path: Path_, f: Findings, versions: dict[str, lis
         f.add(path, f"no model named {name!r} (in {ref!r})", hint)
     elif alias not in versions[name]:
         listed = ", ".join(versions[name]) or "(none)"
-        f.add(path, f"model {name!r} has no version {alias!r}",
-              f"use one of its versions: {listed}, or add {alias} under models[].versions")
+        f.add(
+            path,
+            f"model {name!r} has no version {alias!r}",
+            f"use one of its versions: {listed}, or add {alias} under models[].versions",
+        )
 
 
 def check_machine(machine: str | None, accel: Any, path: Path_, f: Findings) -> None:
@@ -304,20 +375,29 @@ def check_machine(machine: str | None, accel: Any, path: Path_, f: Findings) -> 
     if machine is not None and catalog.machine_shape(machine) is None:
         hint = suggest(machine, catalog.all_machine_types())
         families = ", ".join(f"{fam}-*" for fam in catalog.MACHINE_FAMILIES)
-        f.add((*path, "machine_type"), f"unknown machine type {machine!r}",
-              (f"{hint} " if hint else "") + f"Vertex prediction offers: {families}")
+        f.add(
+            (*path, "machine_type"),
+            f"unknown machine type {machine!r}",
+            (f"{hint} " if hint else "") + f"Vertex prediction offers: {families}",
+        )
         machine = None
     atype = _str(accel, "type")
     count = _int(accel, "count") if isinstance(accel, dict) and "count" in accel else 1
     if atype is not None:
         if atype in catalog.RETIRED_ACCELERATORS:
-            f.add((*path, "accelerator", "type"), f"{atype} is retired on Vertex AI",
-                  f"use {catalog.RETIRED_ACCELERATORS[atype]}")
+            f.add(
+                (*path, "accelerator", "type"),
+                f"{atype} is retired on Vertex AI",
+                f"use {catalog.RETIRED_ACCELERATORS[atype]}",
+            )
             return
         if atype not in catalog.ACCELERATOR_TYPES:
             hint = suggest(atype, catalog.ACCELERATOR_TYPES)
-            f.add((*path, "accelerator", "type"), f"accelerator type {atype!r} is not offered by Vertex AI prediction",
-                  (f"{hint} " if hint else "") + f"offered: {', '.join(catalog.ACCELERATOR_TYPES)}")
+            f.add(
+                (*path, "accelerator", "type"),
+                f"accelerator type {atype!r} is not offered by Vertex AI prediction",
+                (f"{hint} " if hint else "") + f"offered: {', '.join(catalog.ACCELERATOR_TYPES)}",
+            )
             return
     if machine is None or count is None or (accel is not None and atype is None):
         return
@@ -329,8 +409,11 @@ def check_machine(machine: str | None, accel: Any, path: Path_, f: Findings) -> 
 def _check_replicas(item: Any, low_key: str, high_key: str, path: Path_, f: Findings) -> None:
     low, high = _int(item, low_key), _int(item, high_key)
     if low is not None and high is not None and high < low:
-        f.add((*path, high_key), f"{high_key} ({high}) is below {low_key} ({low})",
-              f"set {high_key} to at least {low}")
+        f.add(
+            (*path, high_key),
+            f"{high_key} ({high}) is below {low_key} ({low})",
+            f"set {high_key} to at least {low}",
+        )
 
 
 def _check_endpoints(data: Any, f: Findings, versions: dict[str, list[str]]) -> None:
@@ -348,20 +431,30 @@ def _check_endpoints(data: Any, f: Findings, versions: dict[str, list[str]]) -> 
             ref = _str(dep, "model")
             check_ref(ref, (*dpath, "model"), f, versions)
             if ref is not None and ref in seen:
-                f.add((*dpath, "model"), f"{ref} is deployed twice on this endpoint",
-                      "deploy each version once; change its replicas instead")
+                f.add(
+                    (*dpath, "model"),
+                    f"{ref} is deployed twice on this endpoint",
+                    "deploy each version once; change its replicas instead",
+                )
             elif ref is not None:
                 seen[ref] = j
             check_machine(_str(dep, "machine_type"), dep.get("accelerator"), dpath, f)
             _check_replicas(dep, "min_replicas", "max_replicas", dpath, f)
             traffic = _int(dep, "traffic")
             if dep.get("traffic") is None:
-                if any((*dpath, key) in f.flagged for key in dep if key not in ("model", "machine_type")):
+                if any(
+                    (*dpath, key) in f.flagged
+                    for key in dep
+                    if key not in ("model", "machine_type")
+                ):
                     sum_known = False  # e.g. `trafic: 90`: the unknown key is the real problem
                     continue
                 if len(deployments) > 1:
-                    f.add((*dpath, "traffic"), "traffic is required when an endpoint has several deployments",
-                          "give each deployment a traffic percentage; together they make 100")
+                    f.add(
+                        (*dpath, "traffic"),
+                        "traffic is required when an endpoint has several deployments",
+                        "give each deployment a traffic percentage; together they make 100",
+                    )
                     sum_known = False
                     continue
                 traffic = 100
@@ -372,12 +465,16 @@ def _check_endpoints(data: Any, f: Findings, versions: dict[str, list[str]]) -> 
         total = sum(t for _, t in shares)
         if sum_known and shares and total != 100:
             detail = ", ".join(f"{r}: {t}" for r, t in shares)
-            f.add((*here, "deployments"), f"traffic sums to {total}, not 100 ({detail})",
-                  "make the deployments' traffic percentages add up to 100")
+            f.add(
+                (*here, "deployments"),
+                f"traffic sums to {total}, not 100 ({detail})",
+                "make the deployments' traffic percentages add up to 100",
+            )
 
 
-def _check_batch_jobs(data: Any, f: Findings, versions: dict[str, list[str]], *,
-                      base_dir: Path, check_artifacts: bool) -> None:
+def _check_batch_jobs(
+    data: Any, f: Findings, versions: dict[str, list[str]], *, base_dir: Path, check_artifacts: bool
+) -> None:
     jobs = list(_items(data, "batch_jobs"))
     _duplicates(jobs, "name", ("batch_jobs",), f, "batch job name")
     for i, job in jobs:
@@ -388,37 +485,63 @@ def _check_batch_jobs(data: Any, f: Findings, versions: dict[str, list[str]], *,
         _check_replicas(replicas, "starting", "max", (*here, "replicas"), f)
         prefix = _str(job.get("output"), "prefix")
         if prefix is not None and (prefix.startswith(("gs://", "/")) or not prefix.strip("/")):
-            f.add((*here, "output", "prefix"), f"output prefix {prefix!r} must be a relative object prefix",
-                  "write a prefix inside the stack bucket, e.g. predictions/")
+            f.add(
+                (*here, "output", "prefix"),
+                f"output prefix {prefix!r} must be a relative object prefix",
+                "write a prefix inside the stack bucket, e.g. predictions/",
+            )
         inp = job.get("input")
         if not isinstance(inp, dict):
             continue
         ipath: Path_ = (*here, "input")
         paths: list[tuple[Path_, str]] = []
         if "path" in inp and "paths" in inp:
-            f.add(ipath, "input has both path and paths", "keep one: path for one input, paths for several")
+            f.add(
+                ipath,
+                "input has both path and paths",
+                "keep one: path for one input, paths for several",
+            )
         elif "path" not in inp and "paths" not in inp:
             f.add(ipath, "input names no data", "add path: data/instances.jsonl (or paths: [...])")
         if isinstance(p := inp.get("path"), str):
             paths.append(((*ipath, "path"), p))
         if isinstance(inp.get("paths"), list):
             if not inp["paths"]:
-                f.add((*ipath, "paths"), "paths is empty", "list at least one input file, folder or gs:// URI")
-            paths += [((*ipath, "paths", k), p) for k, p in enumerate(inp["paths"]) if isinstance(p, str)]
+                f.add(
+                    (*ipath, "paths"),
+                    "paths is empty",
+                    "list at least one input file, folder or gs:// URI",
+                )
+            paths += [
+                ((*ipath, "paths", k), p) for k, p in enumerate(inp["paths"]) if isinstance(p, str)
+            ]
         for where, text in paths:
             if _foreign_scheme(text):
-                f.add(where, f"batch input {text!r} is neither a local path nor a gs:// URI",
-                      "copy the input to Cloud Storage (gs://...) or to a local file or folder")
+                f.add(
+                    where,
+                    f"batch input {text!r} is neither a local path nor a gs:// URI",
+                    "copy the input to Cloud Storage (gs://...) or to a local file or folder",
+                )
             elif text.startswith("gs:"):
                 problem = gs_uri_problem(text)
                 if problem:
-                    f.add(where, problem, "write gs://BUCKET/path/to/input (a valid bucket name and a path)")
+                    f.add(
+                        where,
+                        problem,
+                        "write gs://BUCKET/path/to/input (a valid bucket name and a path)",
+                    )
             elif check_artifacts and not resolve_local(text, base_dir).exists():
-                f.add(where, f"batch input {str(resolve_local(text, base_dir))!r} does not exist",
-                      "create it or fix the path; relative paths are resolved against the spec file's directory")
+                f.add(
+                    where,
+                    f"batch input {str(resolve_local(text, base_dir))!r} does not exist",
+                    "create it or fix the path; relative paths are resolved against the spec file's directory",
+                )
         if inp.get("format") is None and paths and infer_format(paths[0][1]) is None:
-            f.add((*ipath, "format"), f"cannot tell the input format of {paths[0][1]!r} from its extension",
-                  "add format: jsonl | csv | file-list | tf-record")
+            f.add(
+                (*ipath, "format"),
+                f"cannot tell the input format of {paths[0][1]!r} from its extension",
+                "add format: jsonl | csv | file-list | tf-record",
+            )
 
 
 def infer_format(path_text: str) -> str | None:
@@ -428,5 +551,8 @@ def infer_format(path_text: str) -> str | None:
 def _check_guards(guards: Any, f: Findings) -> None:
     ttl = _str(guards, "ttl")
     if ttl is not None and re.fullmatch(r"0+[mhdw]", ttl):
-        f.add(("guards", "ttl"), f"ttl {ttl!r} would expire the stack immediately",
-              "use a positive duration such as 30m, 4h, 2d or 1w")
+        f.add(
+            ("guards", "ttl"),
+            f"ttl {ttl!r} would expire the stack immediately",
+            "use a positive duration such as 30m, 4h, 2d or 1w",
+        )

@@ -135,7 +135,12 @@ def _masked_crc(data: bytes) -> int:
 def frame_tfrecord(data: bytes) -> bytes:
     """One record framed as TFRecord: uint64 length, masked crc, data, masked crc (LE)."""
     length = struct.pack("<Q", len(data))
-    return length + struct.pack("<I", _masked_crc(length)) + data + struct.pack("<I", _masked_crc(data))
+    return (
+        length
+        + struct.pack("<I", _masked_crc(length))
+        + data
+        + struct.pack("<I", _masked_crc(data))
+    )
 
 
 def iter_tfrecords(stream: BinaryIO, *, verify: bool = True) -> Iterator[tuple[int, bytes]]:
@@ -161,7 +166,9 @@ def iter_tfrecords(stream: BinaryIO, *, verify: bool = True) -> Iterator[tuple[i
         (length,) = struct.unpack("<Q", header[:8])
         (length_crc,) = struct.unpack("<I", header[8:])
         if verify and _masked_crc(header[:8]) != length_crc:
-            raise FormatError("corrupt TFRecord length (bad checksum); is this a TFRecord file?", where=where)
+            raise FormatError(
+                "corrupt TFRecord length (bad checksum); is this a TFRecord file?", where=where
+            )
         data = body.read(length)
         footer = body.read(4)
         if len(data) < length or len(footer) < 4:
@@ -233,8 +240,10 @@ def instance_key(instance: Any) -> bytes:
             array = None
         # Only pure ints/floats: bools and strings must not collide with numbers.
         if array is not None and array.dtype.kind in "iuf":
-            return hashlib.blake2b(b"nd" + repr(array.shape).encode() + array.astype(np.float64).tobytes(),
-                                   digest_size=16).digest()
+            return hashlib.blake2b(
+                b"nd" + repr(array.shape).encode() + array.astype(np.float64).tobytes(),
+                digest_size=16,
+            ).digest()
     return hashlib.blake2b(
         json.dumps(_normalise(instance), sort_keys=True, separators=(",", ":")).encode(),
         digest_size=16,

@@ -20,8 +20,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from deployer import errors
-from deployer.journal import Journal, StackLock
-from deployer.plan import (
+from deployer.providers import DeployRequest, Operation, VersionRequest
+from deployer.providers.retry import RetryPolicy, call_with_retry
+from deployer.reconcile.journal import Journal, StackLock
+from deployer.reconcile.plan import (
     Action,
     CreateBucket,
     CreateEndpoint,
@@ -43,11 +45,9 @@ from deployer.plan import (
     VersionRef,
     plan_stack,
 )
-from deployer.providers import DeployRequest, Operation, VersionRequest
-from deployer.providers.retry import RetryPolicy, call_with_retry
+from deployer.reconcile.upload import UploadReport, artifact_hashes, upload_artifact
 from deployer.spec import Spec
 from deployer.state import LABEL_SPEC, LABEL_STACK, StackState
-from deployer.upload import UploadReport, artifact_hashes, upload_artifact
 
 if TYPE_CHECKING:
     from deployer.providers import Provider
@@ -102,19 +102,27 @@ def expiry_for(spec: Spec, now: float | None = None) -> int | None:
     return int((now if now is not None else time.time()) + spec.guards.ttl_seconds)
 
 
-def make_plan(spec: Spec, provider: Provider, *,
-              hashes: dict[tuple[str, str], str] | None = None,
-              ) -> tuple[Plan, StackState, PlanInputs]:
+def make_plan(
+    spec: Spec,
+    provider: Provider,
+    *,
+    hashes: dict[tuple[str, str], str] | None = None,
+) -> tuple[Plan, StackState, PlanInputs]:
     """Observe the stack and plan; no mutating call."""
     inputs = PlanInputs(hashes if hashes is not None else artifact_hashes(spec), expiry_for(spec))
     observed = provider.observe(spec.stack, spec.bucket.name)
     return plan_stack(spec, observed, inputs), observed, inputs
 
 
-def apply_spec(spec: Spec, provider: Provider, *, reporter: Reporter | None = None,
-               options: ApplyOptions | None = None,
-               confirm: Callable[[Plan], bool] | None = None,
-               hashes: dict[tuple[str, str], str] | None = None) -> ApplyReport:
+def apply_spec(
+    spec: Spec,
+    provider: Provider,
+    *,
+    reporter: Reporter | None = None,
+    options: ApplyOptions | None = None,
+    confirm: Callable[[Plan], bool] | None = None,
+    hashes: dict[tuple[str, str], str] | None = None,
+) -> ApplyReport:
     """Make the cloud match `spec`. Zero mutating calls when it already does."""
     rep = reporter or Reporter()
     opts = options or ApplyOptions()
@@ -129,8 +137,9 @@ def apply_spec(spec: Spec, provider: Provider, *, reporter: Reporter | None = No
     for action in plan.actions:
         if isinstance(action.payload, CreateBucket):
             ex.run(action)  # the lock lives in the bucket, so the bucket comes first
-    with StackLock(provider, spec.bucket.name, spec.stack, timeout=opts.lock_timeout,
-                   policy=opts.policy) as lock:
+    with StackLock(
+        provider, spec.bucket.name, spec.stack, timeout=opts.lock_timeout, policy=opts.policy
+    ) as lock:
         if lock.broke_stale:
             rep.note(f"removed a stale lock left by {lock.broke_stale} (no longer running)")
         ex.journal = Journal(provider, spec.bucket.name, spec.stack, policy=opts.policy)
@@ -143,7 +152,8 @@ def apply_spec(spec: Spec, provider: Provider, *, reporter: Reporter | None = No
             ex.run_all(current.actions)
     raise errors.DeployerError(
         f"stack {spec.stack!r} still differs from the spec after {opts.max_rounds} rounds",
-        hint="run `deployer plan SPEC` to see what is left, then apply again")
+        hint="run `deployer plan SPEC` to see what is left, then apply again",
+    )
 
 
 def _phases(actions: tuple[Action, ...] | list[Action]) -> list[list[Action]]:
@@ -175,8 +185,14 @@ def _resource_key(action: Action) -> tuple[str, ...]:
 class Executor:
     """Runs actions, adopting what already took effect."""
 
-    def __init__(self, provider: Provider, stack: str, reporter: Reporter,
-                 options: ApplyOptions, report: ApplyReport) -> None:
+    def __init__(
+        self,
+        provider: Provider,
+        stack: str,
+        reporter: Reporter,
+        options: ApplyOptions,
+        report: ApplyReport,
+    ) -> None:
         self.p = provider
         self.stack = stack
         self.rep = reporter
@@ -185,14 +201,21 @@ class Executor:
         self.journal: Journal | None = None
         self.versions: dict[tuple[str, str], str] = {}  # (model_id, spec hash) -> version id
         self._handlers: dict[type, Callable[[Any, Action], str]] = {
-            CreateBucket: self._create_bucket, UploadArtifact: self._upload,
-            CreateVersion: self._create_version, UpdateVersion: self._update_version,
+            CreateBucket: self._create_bucket,
+            UploadArtifact: self._upload,
+            CreateVersion: self._create_version,
+            UpdateVersion: self._update_version,
             UpdateModel: self._update_model,
-            MergeAliases: self._merge_aliases, CreateEndpoint: self._create_endpoint,
-            UpdateEndpoint: self._update_endpoint, Deploy: self._deploy,
-            MutateDeployment: self._mutate, SetTraffic: self._set_traffic,
-            Undeploy: self._undeploy, DeleteEndpoint: self._delete_endpoint,
-            DeleteVersion: self._delete_version, DeleteModel: self._delete_model,
+            MergeAliases: self._merge_aliases,
+            CreateEndpoint: self._create_endpoint,
+            UpdateEndpoint: self._update_endpoint,
+            Deploy: self._deploy,
+            MutateDeployment: self._mutate,
+            SetTraffic: self._set_traffic,
+            Undeploy: self._undeploy,
+            DeleteEndpoint: self._delete_endpoint,
+            DeleteVersion: self._delete_version,
+            DeleteModel: self._delete_model,
         }
 
     # ------------------------------------------------------------------ machinery
@@ -241,7 +264,8 @@ class Executor:
                 raise errors.OperationTimeout(
                     f"{what}: operation {op.name} did not finish within "
                     f"{self.opts.op_timeout:g}s; it keeps running in the cloud",
-                    hint="re-run apply to resume waiting for it (its name is journaled)")
+                    hint="re-run apply to resume waiting for it (its name is journaled)",
+                )
             time.sleep(pause)
             pause = min(pause * 2, self.opts.poll_max_seconds)
             op = self.call(functools.partial(self.p.get_operation, op.name))
@@ -298,29 +322,45 @@ class Executor:
         def probe() -> str | None:
             b = self.p.get_bucket(a.name)
             return "adopted" if b.exists and dict(b.labels).get(LABEL_STACK) == self.stack else None
+
         try:
             self.call(lambda: self.p.create_bucket(a.name, a.location, a.labels), probe=probe)
         except errors.AlreadyExists:
             if probe() is None:
                 raise errors.AlreadyExists(
                     f"bucket {a.name} exists but this stack did not create it",
-                    hint="set bucket.create: false to use it, or pick another name") from None
+                    hint="set bucket.create: false to use it, or pick another name",
+                ) from None
             return "adopted"
         return "done"
 
     def _upload(self, a: UploadArtifact, action: Action) -> str:
-        upload = self.call(lambda: upload_artifact(
-            self.p, a.bucket, a.prefix, a.source,
-            progress=lambda n: self.rep.upload_progress(action, n),
-            on_start=lambda n, b: self.rep.upload_started(action, n, b)))
+        upload = self.call(
+            lambda: upload_artifact(
+                self.p,
+                a.bucket,
+                a.prefix,
+                a.source,
+                progress=lambda n: self.rep.upload_progress(action, n),
+                on_start=lambda n, b: self.rep.upload_started(action, n, b),
+            )
+        )
         self.report.uploads.append(upload)
         return "done" if upload.files_uploaded else "adopted"
 
     def _create_version(self, a: CreateVersion, action: Action) -> str:
         ref = a.version
-        req = VersionRequest(ref.model_id, a.parent_exists, a.display_name, a.description,
-                             a.artifact_uri, a.container_image, a.labels, a.aliases,
-                             a.model_description)
+        req = VersionRequest(
+            ref.model_id,
+            a.parent_exists,
+            a.display_name,
+            a.description,
+            a.artifact_uri,
+            a.container_image,
+            a.labels,
+            a.aliases,
+            a.model_description,
+        )
 
         def probe() -> Operation | None:
             vid = self._find_version(ref.model_id, ref.spec_hash)
@@ -368,12 +408,16 @@ class Executor:
             ep = self.p.get_endpoint(a.endpoint_id)
             if ep is not None and ep.label(LABEL_STACK) != self.stack:
                 raise errors.AlreadyExists(
-                    f"endpoint id {a.endpoint_id} is taken by a resource of another stack")
+                    f"endpoint id {a.endpoint_id} is taken by a resource of another stack"
+                )
             return ep is not None
 
         try:
-            op = self.call(lambda: self.p.create_endpoint(a.endpoint_id, a.display_name,
-                                                          a.description, a.labels))
+            op = self.call(
+                lambda: self.p.create_endpoint(
+                    a.endpoint_id, a.display_name, a.description, a.labels
+                )
+            )
         except errors.AlreadyExists:
             if not self.wait_until(ours):
                 raise
@@ -382,8 +426,9 @@ class Executor:
         return "done"
 
     def _update_endpoint(self, a: UpdateEndpoint, action: Action) -> str:
-        self.call(lambda: self.p.update_endpoint(a.endpoint_id, a.display_name, a.description,
-                                                 a.labels))
+        self.call(
+            lambda: self.p.update_endpoint(a.endpoint_id, a.display_name, a.description, a.labels)
+        )
         return "done"
 
     def _deployed(self, endpoint_id: str, deployed_id: str) -> bool:
@@ -391,10 +436,19 @@ class Executor:
         return ep is not None and any(d.id == deployed_id for d in ep.deployments)
 
     def _deploy(self, a: Deploy, action: Action) -> str:
-        req = DeployRequest(a.endpoint_id, a.deployed_id, a.version.model_id,
-                            self.version_id(a.version), a.display_name, a.machine_type,
-                            a.accelerator_type, a.accelerator_count, a.min_replicas,
-                            a.max_replicas, a.traffic)
+        req = DeployRequest(
+            a.endpoint_id,
+            a.deployed_id,
+            a.version.model_id,
+            self.version_id(a.version),
+            a.display_name,
+            a.machine_type,
+            a.accelerator_type,
+            a.accelerator_count,
+            a.min_replicas,
+            a.max_replicas,
+            a.traffic,
+        )
         try:
             op = self.call(lambda: self.p.deploy(req))
         except errors.AlreadyExists:
@@ -406,8 +460,11 @@ class Executor:
         return "done"
 
     def _mutate(self, a: MutateDeployment, action: Action) -> str:
-        op = self.call(lambda: self.p.mutate_deployment(a.endpoint_id, a.deployed_id,
-                                                        a.min_replicas, a.max_replicas))
+        op = self.call(
+            lambda: self.p.mutate_deployment(
+                a.endpoint_id, a.deployed_id, a.min_replicas, a.max_replicas
+            )
+        )
         self.wait(op, f"mutate:{a.endpoint_id}:{a.deployed_id}", action.address)
         return "done"
 
@@ -435,14 +492,21 @@ class Executor:
         return "done"
 
     def _delete_endpoint(self, a: DeleteEndpoint, action: Action) -> str:
-        return self._delete(lambda: self.p.delete_endpoint(a.endpoint_id),
-                            f"delete-endpoint:{a.endpoint_id}", action)
+        return self._delete(
+            lambda: self.p.delete_endpoint(a.endpoint_id),
+            f"delete-endpoint:{a.endpoint_id}",
+            action,
+        )
 
     def _delete_version(self, a: DeleteVersion, action: Action) -> str:
         vid = self.version_id(a.version)
-        return self._delete(lambda: self.p.delete_version(a.version.model_id, vid),
-                            f"delete-version:{a.version.model_id}:{vid}", action)
+        return self._delete(
+            lambda: self.p.delete_version(a.version.model_id, vid),
+            f"delete-version:{a.version.model_id}:{vid}",
+            action,
+        )
 
     def _delete_model(self, a: DeleteModel, action: Action) -> str:
-        return self._delete(lambda: self.p.delete_model(a.model_id),
-                            f"delete-model:{a.model_id}", action)
+        return self._delete(
+            lambda: self.p.delete_model(a.model_id), f"delete-model:{a.model_id}", action
+        )

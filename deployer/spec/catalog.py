@@ -71,7 +71,11 @@ RETIRED_ACCELERATORS: dict[str, str] = {
 }
 
 MACHINE_FAMILIES: tuple[str, ...] = (
-    *_SHAPED_FAMILIES, "a2-highgpu", "a2-megagpu", "a2-ultragpu", "a3-highgpu",
+    *_SHAPED_FAMILIES,
+    "a2-highgpu",
+    "a2-megagpu",
+    "a2-ultragpu",
+    "a3-highgpu",
 )
 
 _SHAPE = re.compile(r"^(?P<family>[a-z0-9]+-[a-z]+)-(?P<vcpus>\d+)$")
@@ -114,7 +118,9 @@ def all_machine_types() -> tuple[str, ...]:
     return tuple(name for fam in MACHINE_FAMILIES for name in machine_sizes(fam))
 
 
-def accelerator_fit(machine_type: str, accelerator: str | None, count: int) -> tuple[str, str] | None:
+def accelerator_fit(
+    machine_type: str, accelerator: str | None, count: int
+) -> tuple[str, str] | None:
     """(problem, fix) when this accelerator (or its absence) does not fit the machine, else None."""
     shape = machine_shape(machine_type)
     if shape is None:
@@ -123,26 +129,37 @@ def accelerator_fit(machine_type: str, accelerator: str | None, count: int) -> t
         gpu, n = shape.builtin_gpu
         declare = f"accelerator: {{type: {gpu}, count: {n}}}"
         if accelerator is None:
-            return f"{machine_type} comes with {n} {gpu}, but no accelerator is declared", f"add {declare}"
+            return (
+                f"{machine_type} comes with {n} {gpu}, but no accelerator is declared",
+                f"add {declare}",
+            )
         if accelerator != gpu:
             other = machine_for(accelerator, count)
-            return (f"{machine_type} comes with {gpu}, not {accelerator}",
-                    f"use machine_type: {other}" if other else f"use {declare}")
+            return (
+                f"{machine_type} comes with {gpu}, not {accelerator}",
+                f"use machine_type: {other}" if other else f"use {declare}",
+            )
         if count != n:
             other = machine_for(accelerator, count)
-            return (f"{machine_type} comes with exactly {n} {gpu}, not {count}",
-                    f"use machine_type: {other}" if other else f"use {declare}")
+            return (
+                f"{machine_type} comes with exactly {n} {gpu}, not {count}",
+                f"use machine_type: {other}" if other else f"use {declare}",
+            )
         return None
     if accelerator is None:
         return None
     if accelerator in _N1_ACCELERATORS:
         allowed = _N1_ACCELERATORS[accelerator]
         if shape.family.split("-")[0] != "n1":
-            return (f"{accelerator} attaches only to n1-* machine types, not {machine_type}",
-                    "use machine_type: n1-standard-4 (or another n1-* type)")
+            return (
+                f"{accelerator} attaches only to n1-* machine types, not {machine_type}",
+                "use machine_type: n1-standard-4 (or another n1-* type)",
+            )
         if count not in allowed:
-            return (f"{accelerator} comes in counts of {', '.join(map(str, allowed))} per replica, not {count}",
-                    f"use count: {max(c for c in allowed if c <= count) if count > allowed[0] else allowed[0]}")
+            return (
+                f"{accelerator} comes in counts of {', '.join(map(str, allowed))} per replica, not {count}",
+                f"use count: {max(c for c in allowed if c <= count) if count > allowed[0] else allowed[0]}",
+            )
         return None
     needs = {
         "NVIDIA_L4": "g2-standard-*",
@@ -152,8 +169,10 @@ def accelerator_fit(machine_type: str, accelerator: str | None, count: int) -> t
     }.get(accelerator)
     if needs:
         other = machine_for(accelerator, count)
-        return (f"{accelerator} runs only on {needs} machine types, not {machine_type}",
-                f"use machine_type: {other}" if other else f"use a {needs} machine type")
+        return (
+            f"{accelerator} runs only on {needs} machine types, not {machine_type}",
+            f"use machine_type: {other}" if other else f"use a {needs} machine type",
+        )
     return None
 
 

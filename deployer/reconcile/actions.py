@@ -2,7 +2,7 @@
 
 Owns: `ActionKind` and `Resource` (str enums), `VersionRef`, one frozen dataclass per kind
 of action payload, `Action`, `Plan` and `PlanInputs`. Values only: no I/O, no SDK imports,
-no logic beyond counting. `deployer.plan` computes these and re-exports them, so callers
+no logic beyond counting. `deployer.reconcile.plan` computes these and re-exports them, so callers
 import them from there.
 """
 
@@ -168,9 +168,21 @@ class DeleteModel:
 
 
 Payload = (
-    CreateBucket | UploadArtifact | CreateVersion | UpdateVersion | UpdateModel | MergeAliases
-    | CreateEndpoint | UpdateEndpoint | Deploy | MutateDeployment | SetTraffic | Undeploy
-    | DeleteEndpoint | DeleteVersion | DeleteModel
+    CreateBucket
+    | UploadArtifact
+    | CreateVersion
+    | UpdateVersion
+    | UpdateModel
+    | MergeAliases
+    | CreateEndpoint
+    | UpdateEndpoint
+    | Deploy
+    | MutateDeployment
+    | SetTraffic
+    | Undeploy
+    | DeleteEndpoint
+    | DeleteVersion
+    | DeleteModel
 )
 
 

@@ -38,17 +38,24 @@ Labels = dict[str, str]
 class BucketDoc(_Doc):
     name: str = Field(description="GCS bucket name (3-63 chars: lowercase letters, digits, - _ .).")
     create: bool = Field(
-        True, description="true: the stack creates the bucket and teardown deletes it; false: it must exist."
+        True,
+        description="true: the stack creates the bucket and teardown deletes it; false: it must exist.",
     )
-    location: str | None = Field(None, description="Bucket location; defaults to the region, upper-cased.")
+    location: str | None = Field(
+        None, description="Bucket location; defaults to the region, upper-cased."
+    )
 
 
 class ModelVersionDoc(_Doc):
-    alias: str = Field(pattern=ALIAS_PATTERN, description="Version alias, unique within the model, e.g. v1.")
+    alias: str = Field(
+        pattern=ALIAS_PATTERN, description="Version alias, unique within the model, e.g. v1."
+    )
     artifact: str = Field(
         description="SavedModel directory (relative to the spec file) or a gs:// URI."
     )
-    container: str | None = Field(None, description="Serving container image; overrides the model's.")
+    container: str | None = Field(
+        None, description="Serving container image; overrides the model's."
+    )
     description: str = Field("", description="Shown in the model registry.")
     labels: Labels = Field(default_factory=dict, description="User labels (GCP label rules).")
 
@@ -56,13 +63,18 @@ class ModelVersionDoc(_Doc):
 class ModelDoc(_Doc):
     name: str = Field(pattern=NAME_PATTERN, description="Logical model name, unique in the spec.")
     container: str | None = Field(
-        None, description="Default serving container image for the versions, e.g. "
-        "us-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-12:latest."
+        None,
+        description="Default serving container image for the versions, e.g. "
+        "us-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-12:latest.",
     )
     display_name: str | None = Field(None, description="Registry display name; defaults to name.")
     description: str = Field("", description="Shown in the model registry.")
-    labels: Labels = Field(default_factory=dict, description="User labels on every version (GCP label rules).")
-    versions: list[ModelVersionDoc] = Field(min_length=1, description="Oldest first; the last is newest.")
+    labels: Labels = Field(
+        default_factory=dict, description="User labels on every version (GCP label rules)."
+    )
+    versions: list[ModelVersionDoc] = Field(
+        min_length=1, description="Oldest first; the last is newest."
+    )
 
 
 class AcceleratorDoc(_Doc):
@@ -73,26 +85,35 @@ class AcceleratorDoc(_Doc):
 class DeploymentDoc(_Doc):
     model: str = Field(description="model@alias, e.g. mnist@v1.")
     traffic: int | None = Field(
-        None, ge=0, le=100,
+        None,
+        ge=0,
+        le=100,
         description="Percent of the endpoint's traffic; required when it has several deployments.",
     )
     machine_type: str = Field(description="e.g. n1-standard-4, g2-standard-8, a2-highgpu-1g.")
-    accelerator: AcceleratorDoc | None = Field(None, description="GPUs per replica; omit for CPU only.")
+    accelerator: AcceleratorDoc | None = Field(
+        None, description="GPUs per replica; omit for CPU only."
+    )
     min_replicas: int = Field(1, ge=1, description="Replicas always running (and billed).")
     max_replicas: int | None = Field(None, ge=1, description="Defaults to min_replicas.")
 
 
 class EndpointDoc(_Doc):
-    name: str = Field(pattern=NAME_PATTERN, description="Logical endpoint name, unique in the spec.")
+    name: str = Field(
+        pattern=NAME_PATTERN, description="Logical endpoint name, unique in the spec."
+    )
     display_name: str | None = Field(None, description="Display name; defaults to name.")
     description: str = Field("", description="Shown on the endpoint.")
     labels: Labels = Field(default_factory=dict, description="User labels (GCP label rules).")
     deployments: list[DeploymentDoc] = Field(
-        min_length=1, description="Model versions served, with their traffic split (sums to 100).")
+        min_length=1, description="Model versions served, with their traffic split (sums to 100)."
+    )
 
 
 class BatchInputDoc(_Doc):
-    path: str | None = Field(None, description="A local file or folder (relative to the spec) or gs:// URI.")
+    path: str | None = Field(
+        None, description="A local file or folder (relative to the spec) or gs:// URI."
+    )
     paths: list[str] | None = Field(None, description="Several inputs; use instead of path.")
     format: Literal["jsonl", "csv", "file-list", "tf-record"] | None = Field(
         None, description="Instances format; inferred from the file extension when omitted."
@@ -112,12 +133,18 @@ class BatchJobDoc(_Doc):
     name: str = Field(pattern=NAME_PATTERN, description="Logical job name, unique in the spec.")
     model: str = Field(description="model@alias of the version to run.")
     input: BatchInputDoc = Field(description="What to score: path or paths, and format.")
-    output: BatchOutputDoc = Field(default_factory=lambda: BatchOutputDoc.model_validate({}),
-                                   description="Where results go in the stack bucket.")
+    output: BatchOutputDoc = Field(
+        default_factory=lambda: BatchOutputDoc.model_validate({}),
+        description="Where results go in the stack bucket.",
+    )
     machine_type: str = Field(description="e.g. n1-standard-4.")
-    accelerator: AcceleratorDoc | None = Field(None, description="GPUs per replica; omit for CPU only.")
-    replicas: BatchReplicasDoc = Field(default_factory=lambda: BatchReplicasDoc.model_validate({}),
-                                       description="Replica count range.")
+    accelerator: AcceleratorDoc | None = Field(
+        None, description="GPUs per replica; omit for CPU only."
+    )
+    replicas: BatchReplicasDoc = Field(
+        default_factory=lambda: BatchReplicasDoc.model_validate({}),
+        description="Replica count range.",
+    )
     batch_size: int | None = Field(None, ge=1, description="Instances per model call.")
 
 
@@ -126,7 +153,9 @@ class GuardsDoc(_Doc):
         None, gt=0, description="apply refuses plans whose steady-state cost exceeds this."
     )
     ttl: str | None = Field(
-        None, pattern=TTL_PATTERN, description="Expiry after apply, e.g. 30m, 4h, 2d, 1w; `deployer reap` enforces it."
+        None,
+        pattern=TTL_PATTERN,
+        description="Expiry after apply, e.g. 30m, 4h, 2d, 1w; `deployer reap` enforces it.",
     )
 
 
@@ -134,7 +163,9 @@ class SpecDoc(_Doc):
     """A deployer stack: a bucket, model versions, endpoints and batch jobs."""
 
     model_config = ConfigDict(
-        extra="forbid", frozen=True, title="deployer spec",
+        extra="forbid",
+        frozen=True,
+        title="deployer spec",
         json_schema_extra={
             "$schema": "https://json-schema.org/draft/2020-12/schema",
             # `x-*` keys hold YAML anchors for reuse; the loader ignores them.
@@ -143,17 +174,25 @@ class SpecDoc(_Doc):
     )
 
     stack: str = Field(pattern=STACK_PATTERN, description="Stack name; labels everything it owns.")
-    project: str = Field(pattern=PROJECT_PATTERN, description="Google Cloud project id; ${VAR:-default} works.")
+    project: str = Field(
+        pattern=PROJECT_PATTERN, description="Google Cloud project id; ${VAR:-default} works."
+    )
     region: str = Field(pattern=REGION_PATTERN, description="e.g. us-central1.")
     target: Literal["local", "vertex"] = Field(
         "local", description="local: the embedded emulator; vertex: real Vertex AI."
     )
     bucket: BucketDoc = Field(description="Bucket for artifacts, batch inputs and outputs.")
     models: list[ModelDoc] = Field(min_length=1, description="Registry models and their versions.")
-    endpoints: list[EndpointDoc] = Field(default_factory=list, description="Online prediction endpoints.")
-    batch_jobs: list[BatchJobDoc] = Field(default_factory=list, description="Batch prediction jobs.")
-    guards: GuardsDoc = Field(default_factory=lambda: GuardsDoc.model_validate({}),
-                              description="Cost and lifetime limits.")
+    endpoints: list[EndpointDoc] = Field(
+        default_factory=list, description="Online prediction endpoints."
+    )
+    batch_jobs: list[BatchJobDoc] = Field(
+        default_factory=list, description="Batch prediction jobs."
+    )
+    guards: GuardsDoc = Field(
+        default_factory=lambda: GuardsDoc.model_validate({}),
+        description="Cost and lifetime limits.",
+    )
 
 
 # Any scalar may be written as ${VAR} or ${VAR:-default}; the loader fills it from the environment.
@@ -218,7 +257,9 @@ def markdown_reference() -> str:
             else:
                 default = f"`{json.dumps(info.default)}`"
             kind = _type_name(info.annotation)
-            rows.append(f"| `{path}` | {kind} | {default} | {(info.description or '').replace('|', '/')} |")
+            rows.append(
+                f"| `{path}` | {kind} | {default} | {(info.description or '').replace('|', '/')} |"
+            )
             if nested is not None:
                 walk(nested, f"{path}[]." if is_list else f"{path}.")
 
@@ -239,7 +280,9 @@ def _type_name(annotation: Any) -> str:
         return " / ".join(f"`{a}`" for a in args)
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return "mapping"
-    return {str: "string", int: "integer", float: "number", bool: "boolean"}.get(annotation, str(annotation))
+    return {str: "string", int: "integer", float: "number", bool: "boolean"}.get(
+        annotation, str(annotation)
+    )
 
 
 def allowed_keys(loc: tuple[str | int, ...]) -> tuple[str, ...] | None:

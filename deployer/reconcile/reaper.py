@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from deployer import errors
-from deployer.apply import ApplyOptions, Reporter
+from deployer.reconcile.apply import ApplyOptions, Reporter
 from deployer.state import ARTIFACT_PREFIX, LABEL_EXPIRES, LABEL_STACK
 
 if TYPE_CHECKING:
@@ -51,11 +51,17 @@ class ReapReport:
         return [s for s in self.stacks if s.expired]
 
     def to_dict(self) -> dict[str, object]:
-        return {"project": self.project, "region": self.region, "dry_run": self.dry_run,
-                "now": self.now, "stacks": [s.__dict__ for s in self.stacks]}
+        return {
+            "project": self.project,
+            "region": self.region,
+            "dry_run": self.dry_run,
+            "now": self.now,
+            "stacks": [s.__dict__ for s in self.stacks],
+        }
 
     def render(self) -> str:
         from deployer.cost import format_usd
+
         if not self.stacks:
             return f"No deployer stacks in {self.project}/{self.region}."
         lines = []
@@ -67,10 +73,16 @@ class ReapReport:
             if not s.expired:
                 lines.append(f"stack {s.stack}: expires in {delta} min: kept")
                 continue
-            verb = ("would tear down" if self.dry_run else
-                    "torn down" if s.torn_down else "NOT torn down")
-            lines.append(f"stack {s.stack}: expired {delta} min ago, "
-                         f"{format_usd(s.hourly_usd)}/h: {verb}")
+            verb = (
+                "would tear down"
+                if self.dry_run
+                else "torn down"
+                if s.torn_down
+                else "NOT torn down"
+            )
+            lines.append(
+                f"stack {s.stack}: expired {delta} min ago, {format_usd(s.hourly_usd)}/h: {verb}"
+            )
             if self.dry_run:
                 lines += [f"    {r}" for r in s.resources]
             if s.error:
@@ -89,23 +101,47 @@ def _bucket_of(stack: str, items: list[LabelledResource]) -> str | None:
     return None
 
 
-def _hourly(provider: Provider, stack: str, bucket: str | None, region: str,
-            table: PriceTable | None) -> float | None:
+def _hourly(
+    provider: Provider, stack: str, bucket: str | None, region: str, table: PriceTable | None
+) -> float | None:
     from deployer.cost import estimate_deployments
     from deployer.spec import Accelerator, Deployment
+
     state = provider.observe(stack, bucket)
     pairs = []
     for e in state.endpoints:
         for d in e.deployments:
-            acc = Accelerator(d.accelerator_type, d.accelerator_count) if d.accelerator_type else None
-            pairs.append((e.name, Deployment(d.display_name, d.version_id, 0, d.machine_type,
-                                             d.min_replicas, d.max_replicas, acc)))
+            acc = (
+                Accelerator(d.accelerator_type, d.accelerator_count) if d.accelerator_type else None
+            )
+            pairs.append(
+                (
+                    e.name,
+                    Deployment(
+                        d.display_name,
+                        d.version_id,
+                        0,
+                        d.machine_type,
+                        d.min_replicas,
+                        d.max_replicas,
+                        acc,
+                    ),
+                )
+            )
     return estimate_deployments(pairs, region, table).hourly_min if pairs else 0.0
 
 
-def reap(project: str, region: str, *, provider: Provider, dry_run: bool = False,
-         now: float | None = None, reporter: Reporter | None = None,
-         options: ApplyOptions | None = None, table: PriceTable | None = None) -> ReapReport:
+def reap(
+    project: str,
+    region: str,
+    *,
+    provider: Provider,
+    dry_run: bool = False,
+    now: float | None = None,
+    reporter: Reporter | None = None,
+    options: ApplyOptions | None = None,
+    table: PriceTable | None = None,
+) -> ReapReport:
     """Tear down every stack in project/region whose expiry label is in the past.
 
     `provider` is connected to that project/region by the caller (the CLI uses
@@ -121,8 +157,13 @@ def reap(project: str, region: str, *, provider: Provider, dry_run: bool = False
     for stack, items in sorted(by_stack.items()):
         stamps = [int(v) for r in items for k, v in r.labels if k == LABEL_EXPIRES and v.isdigit()]
         expires = min(stamps) if stamps else None
-        entry = ReapedStack(stack, expires, expires is not None and expires <= t,
-                            _bucket_of(stack, items), [f"{r.kind} {r.name}" for r in items])
+        entry = ReapedStack(
+            stack,
+            expires,
+            expires is not None and expires <= t,
+            _bucket_of(stack, items),
+            [f"{r.kind} {r.name}" for r in items],
+        )
         report.stacks.append(entry)
         if not entry.expired:
             continue
@@ -132,7 +173,8 @@ def reap(project: str, region: str, *, provider: Provider, dry_run: bool = False
             entry.error = exc.message
         if dry_run:
             continue
-        from deployer.teardown import teardown_stack
+        from deployer.reconcile.teardown import teardown_stack
+
         try:
             if entry.bucket:
                 teardown_stack(provider, stack, entry.bucket, reporter=reporter, options=options)
@@ -144,16 +186,20 @@ def reap(project: str, region: str, *, provider: Provider, dry_run: bool = False
     return report
 
 
-def _teardown_bucketless(provider: Provider, stack: str, reporter: Reporter | None,
-                         options: ApplyOptions | None) -> None:
+def _teardown_bucketless(
+    provider: Provider, stack: str, reporter: Reporter | None, options: ApplyOptions | None
+) -> None:
     """Endpoints and models only: with no bucket known there is no lock, journal or object."""
-    from deployer.apply import ApplyReport, Executor
-    from deployer.plan import plan_teardown
+    from deployer.reconcile.apply import ApplyReport, Executor
+    from deployer.reconcile.plan import plan_teardown
+
     plan = plan_teardown(provider.observe(stack, None))
-    ex = Executor(provider, stack, reporter or Reporter(), options or ApplyOptions(),
-                  ApplyReport(plan))
+    ex = Executor(
+        provider, stack, reporter or Reporter(), options or ApplyOptions(), ApplyReport(plan)
+    )
     for action in plan.actions:
         ex.run(action)
     for job in provider.list_batch_jobs(stack):
-        from deployer.teardown import _delete_batch_job
+        from deployer.reconcile.teardown import _delete_batch_job
+
         _delete_batch_job(provider, job, options or ApplyOptions())

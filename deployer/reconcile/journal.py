@@ -46,9 +46,16 @@ def _pid_alive(pid: int) -> bool:
 class StackLock:
     """Context manager holding gs://<bucket>/.deployer/<stack>/lock."""
 
-    def __init__(self, provider: Provider, bucket: str, stack: str, *, timeout: float = 0.0,
-                 policy: RetryPolicy | None = None,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        provider: Provider,
+        bucket: str,
+        stack: str,
+        *,
+        timeout: float = 0.0,
+        policy: RetryPolicy | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.provider, self.bucket, self.stack = provider, bucket, stack
         self.timeout = timeout
         self.policy = policy or RetryPolicy.from_env()
@@ -59,9 +66,15 @@ class StackLock:
         self.broke_stale: str | None = None  # holder of a dead run's lock we removed
 
     def _payload(self) -> bytes:
-        return json.dumps({"token": self.token, "holder": _holder(),
-                           "host": socket.gethostname(), "pid": os.getpid(),
-                           "since": int(time.time())}).encode()
+        return json.dumps(
+            {
+                "token": self.token,
+                "holder": _holder(),
+                "host": socket.gethostname(),
+                "pid": os.getpid(),
+                "since": int(time.time()),
+            }
+        ).encode()
 
     def _mine(self) -> int | None:
         found = self.provider.read_object(self.bucket, self.name)
@@ -75,9 +88,12 @@ class StackLock:
         while True:
             try:
                 self.generation = call_with_retry(
-                    lambda: self.provider.write_object(self.bucket, self.name, data,
-                                                       if_generation_match=0),
-                    policy=self.policy, probe=self._mine)
+                    lambda: self.provider.write_object(
+                        self.bucket, self.name, data, if_generation_match=0
+                    ),
+                    policy=self.policy,
+                    probe=self._mine,
+                )
                 return
             except FailedPrecondition:
                 # Precondition failed: someone holds it (or our own lost write did).
@@ -91,7 +107,8 @@ class StackLock:
                     raise LockHeld(
                         f"stack {self.stack!r} is locked by {describe_lock(self.provider, self.bucket, self.stack)}",
                         hint="wait for that run (or pass --lock-timeout SECONDS); if it died, "
-                             "run `deployer force-unlock SPEC`") from None
+                        "run `deployer force-unlock SPEC`",
+                    ) from None
                 self.sleep(min(2.0, max(0.1, deadline - time.monotonic())))
 
     def _break_if_dead(self) -> bool:
@@ -122,8 +139,12 @@ class StackLock:
             return
         gen, self.generation = self.generation, None
         try:
-            call_with_retry(lambda: self.provider.delete_object(
-                self.bucket, self.name, if_generation_match=gen), policy=self.policy)
+            call_with_retry(
+                lambda: self.provider.delete_object(
+                    self.bucket, self.name, if_generation_match=gen
+                ),
+                policy=self.policy,
+            )
         except (NotFound, FailedPrecondition):
             pass  # force-unlocked meanwhile: nothing of ours to release
 
@@ -131,8 +152,9 @@ class StackLock:
         self.acquire()
         return self
 
-    def __exit__(self, t: type[BaseException] | None, e: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.release()
 
 
@@ -163,8 +185,9 @@ def force_unlock(provider: Provider, bucket: str, stack: str) -> str | None:
 class Journal:
     """In-flight operations of one stack: key -> {"op": name, "what": address}."""
 
-    def __init__(self, provider: Provider, bucket: str, stack: str, *,
-                 policy: RetryPolicy | None = None) -> None:
+    def __init__(
+        self, provider: Provider, bucket: str, stack: str, *, policy: RetryPolicy | None = None
+    ) -> None:
         self.provider, self.bucket = provider, bucket
         self.name = journal_object(stack)
         self.policy = policy or RetryPolicy.from_env()
@@ -172,8 +195,9 @@ class Journal:
         self._lock = threading.Lock()  # apply works on several endpoints at once
 
     def load(self) -> dict[str, dict[str, Any]]:
-        found = call_with_retry(lambda: self.provider.read_object(self.bucket, self.name),
-                                policy=self.policy)
+        found = call_with_retry(
+            lambda: self.provider.read_object(self.bucket, self.name), policy=self.policy
+        )
         self.entries = json.loads(found[0]) if found and found[0] else {}
         return dict(self.entries)
 
@@ -181,13 +205,15 @@ class Journal:
         data = json.dumps(self.entries, sort_keys=True).encode()
         if not self.entries:
             try:
-                call_with_retry(lambda: self.provider.delete_object(self.bucket, self.name),
-                                policy=self.policy)
+                call_with_retry(
+                    lambda: self.provider.delete_object(self.bucket, self.name), policy=self.policy
+                )
             except NotFound:
                 pass
             return
-        call_with_retry(lambda: self.provider.write_object(self.bucket, self.name, data),
-                        policy=self.policy)
+        call_with_retry(
+            lambda: self.provider.write_object(self.bucket, self.name, data), policy=self.policy
+        )
 
     def record(self, key: str, op_name: str, what: str) -> None:
         with self._lock:

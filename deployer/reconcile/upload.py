@@ -91,8 +91,10 @@ def _disk_put(key: str, digest: TreeDigest) -> None:
         data = json.loads(path.read_text()) if path.exists() else {}
         if not isinstance(data, dict):
             data = {}
-        data[key] = {"hash": digest.content_hash,
-                     "files": [[f.relpath, f.size, f.md5_b64] for f in digest.files]}
+        data[key] = {
+            "hash": digest.content_hash,
+            "files": [[f.relpath, f.size, f.md5_b64] for f in digest.files],
+        }
         while len(data) > _DISK_CACHE_LIMIT:
             data.pop(next(iter(data)))
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -123,13 +125,17 @@ def hash_tree(root: str | os.PathLike[str]) -> TreeDigest:
     """
     base = Path(root)
     if not base.is_dir():
-        raise ConfigError(f"artifact directory {base} does not exist",
-                          hint="point the version's artifact at a SavedModel directory")
+        raise ConfigError(
+            f"artifact directory {base} does not exist",
+            hint="point the version's artifact at a SavedModel directory",
+        )
     entries = _walk(base)
     stats = [(rel, p.stat()) for rel, p in entries]
-    key = hashlib.sha256(json.dumps(
-        [str(base.resolve()), [(rel, st.st_size, st.st_mtime_ns) for rel, st in stats]]
-    ).encode()).hexdigest()
+    key = hashlib.sha256(
+        json.dumps(
+            [str(base.resolve()), [(rel, st.st_size, st.st_mtime_ns) for rel, st in stats]]
+        ).encode()
+    ).hexdigest()
     if key in _cache:
         return _cache[key]
     cached = _disk_get(key, str(base))
@@ -169,7 +175,11 @@ def artifact_hashes(spec: Spec) -> dict[tuple[str, str], str]:
 
 
 def upload_artifact(
-    provider: Provider, bucket: str, prefix: str, source: str | os.PathLike[str], *,
+    provider: Provider,
+    bucket: str,
+    prefix: str,
+    source: str | os.PathLike[str],
+    *,
     progress: Callable[[int], None] | None = None,
     on_start: Callable[[int, int], None] | None = None,
 ) -> UploadReport:
@@ -204,5 +214,6 @@ def upload_artifact(
         on_start(len(missing), to_send)
     if missing:
         provider.upload_files(bucket, missing, progress)
-    return UploadReport(prefix, len(digest.files), len(missing), to_send,
-                        digest.total_bytes - to_send, len(copies))
+    return UploadReport(
+        prefix, len(digest.files), len(missing), to_send, digest.total_bytes - to_send, len(copies)
+    )

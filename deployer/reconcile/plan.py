@@ -1,7 +1,7 @@
 """PURE: desired spec + observed state -> the ordered actions that make them equal.
 
 Owns: the diff of a `Spec` against a `StackState` (the action vocabulary it speaks lives
-in `deployer.actions` and is re-exported here), and the ordering that keeps serving
+in `deployer.reconcile.actions` and is re-exported here), and the ordering that keeps serving
 capacity during a rollout: bucket, artifacts, model versions, aliases, endpoints,
 deployments (deploy new before anything old goes), traffic, then removals (undeploy,
 delete endpoints, versions, models). `plan_teardown` is the same diff against an empty spec.
@@ -15,7 +15,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import replace
 
-from deployer.actions import (  # re-exported: callers import the vocabulary from plan
+from deployer.errors import ConfigError
+from deployer.reconcile.actions import (  # re-exported: callers import the vocabulary from plan
     Action,
     ActionKind,
     CreateBucket,
@@ -41,7 +42,6 @@ from deployer.actions import (  # re-exported: callers import the vocabulary fro
     UploadArtifact,
     VersionRef,
 )
-from deployer.errors import ConfigError
 from deployer.spec import Deployment, Endpoint, Model, ModelVersion, Spec
 from deployer.state import (
     DEFAULT_ALIAS,
@@ -77,8 +77,14 @@ def _user_labels(labels: Labels) -> Labels:
     return tuple(sorted((k, v) for k, v in labels if not k.startswith("deployer-")))
 
 
-def _labels(stack: str, name: str, spec: str, extra: Labels, expires: int | None,
-            more: Mapping[str, str] | None = None) -> Labels:
+def _labels(
+    stack: str,
+    name: str,
+    spec: str,
+    extra: Labels,
+    expires: int | None,
+    more: Mapping[str, str] | None = None,
+) -> Labels:
     out = dict(extra)
     out.update({LABEL_STACK: stack, LABEL_NAME: label_value(name), LABEL_SPEC: spec})
     out.update(more or {})
@@ -100,16 +106,18 @@ def _endpoint_spec_hash(e: Endpoint) -> str:
     return short_hash("endpoint", e.display_name, e.description, sorted(e.labels))
 
 
-def drain_endpoint(ep: ObservedEndpoint, keep: frozenset[str] = frozenset(),
-                   reason: str = "no longer in the spec") -> list[Action]:
+def drain_endpoint(
+    ep: ObservedEndpoint, keep: frozenset[str] = frozenset(), reason: str = "no longer in the spec"
+) -> list[Action]:
     """Undeploy every deployment of `ep` not in `keep`, zero-traffic ones first.
 
     A deployment carrying traffic hands its share to the biggest remaining one, so the
     split always sums to 100 while anything is deployed (Vertex refuses otherwise).
     """
     traffic = {k: v for k, v in ep.traffic if v}
-    going = sorted((d for d in ep.deployments if d.id not in keep),
-                   key=lambda d: (traffic.get(d.id, 0), d.id))
+    going = sorted(
+        (d for d in ep.deployments if d.id not in keep), key=lambda d: (traffic.get(d.id, 0), d.id)
+    )
     actions: list[Action] = []
     for dep in going:
         share = traffic.pop(dep.id, 0)
@@ -117,9 +125,15 @@ def drain_endpoint(ep: ObservedEndpoint, keep: frozenset[str] = frozenset(),
             heir = max(traffic, key=lambda k: (traffic[k], k))
             traffic[heir] += share
         after = _nonzero(traffic) if share else ()
-        actions.append(Action(
-            ActionKind.DELETE, Resource.DEPLOYMENT, f"endpoint {ep.name} / {dep.display_name}",
-            reason, Undeploy(ep.endpoint_id, dep.id, after)))
+        actions.append(
+            Action(
+                ActionKind.DELETE,
+                Resource.DEPLOYMENT,
+                f"endpoint {ep.name} / {dep.display_name}",
+                reason,
+                Undeploy(ep.endpoint_id, dep.id, after),
+            )
+        )
     return actions
 
 
@@ -139,13 +153,20 @@ def plan_stack(spec: Spec, observed: StackState, inputs: PlanInputs) -> Plan:
         if not spec.bucket.create:
             raise ConfigError(
                 f"bucket {spec.bucket.name!r} does not exist and the spec says create: false",
-                hint="create the bucket first, or set bucket.create: true")
+                hint="create the bucket first, or set bucket.create: true",
+            )
         labels: Labels = ((LABEL_CREATED, "true"), (LABEL_STACK, stack))
         if exp is not None:
             labels = tuple(sorted((*labels, (LABEL_EXPIRES, str(exp)))))
-        early.append(Action(ActionKind.CREATE, Resource.BUCKET, f"bucket {spec.bucket.name}",
-                            "does not exist", CreateBucket(spec.bucket.name,
-                                                           spec.bucket.location, labels)))
+        early.append(
+            Action(
+                ActionKind.CREATE,
+                Resource.BUCKET,
+                f"bucket {spec.bucket.name}",
+                "does not exist",
+                CreateBucket(spec.bucket.name, spec.bucket.location, labels),
+            )
+        )
 
     # --- model versions ------------------------------------------------------------
     refs: dict[tuple[str, str], VersionRef] = {}  # (model, alias) -> version
@@ -154,8 +175,10 @@ def plan_stack(spec: Spec, observed: StackState, inputs: PlanInputs) -> Plan:
     # run each phase for different models side by side.
     phases: tuple[list[Action], ...] = ([], [], [], [])
     for model in spec.models:
-        for phase, acts in zip(phases, _plan_model(spec, model, observed.model(model.name),
-                                                   inputs, refs, kept_versions, exp)):
+        for phase, acts in zip(
+            phases,
+            _plan_model(spec, model, observed.model(model.name), inputs, refs, kept_versions, exp),
+        ):
             phase += acts
     for phase in phases:
         early += phase
@@ -166,17 +189,36 @@ def plan_stack(spec: Spec, observed: StackState, inputs: PlanInputs) -> Plan:
         eid = endpoint_id(stack, ep.name)
         ep_hash = _endpoint_spec_hash(ep)
         if obs is None:
-            endpoints.append(Action(
-                ActionKind.CREATE, Resource.ENDPOINT, f"endpoint {ep.name}", "does not exist",
-                CreateEndpoint(ep.name, eid, ep.display_name, ep.description,
-                               _labels(stack, ep.name, ep_hash, ep.labels, exp))))
+            endpoints.append(
+                Action(
+                    ActionKind.CREATE,
+                    Resource.ENDPOINT,
+                    f"endpoint {ep.name}",
+                    "does not exist",
+                    CreateEndpoint(
+                        ep.name,
+                        eid,
+                        ep.display_name,
+                        ep.description,
+                        _labels(stack, ep.name, ep_hash, ep.labels, exp),
+                    ),
+                )
+            )
         elif obs.label(LABEL_SPEC) != ep_hash:
-            endpoints.append(Action(
-                ActionKind.UPDATE, Resource.ENDPOINT, f"endpoint {ep.name}",
-                "display name, description or labels changed",
-                UpdateEndpoint(obs.endpoint_id, ep.display_name, ep.description,
-                               _labels(stack, ep.name, ep_hash, ep.labels,
-                                       _keep_expiry(obs.labels, exp)))))
+            endpoints.append(
+                Action(
+                    ActionKind.UPDATE,
+                    Resource.ENDPOINT,
+                    f"endpoint {ep.name}",
+                    "display name, description or labels changed",
+                    UpdateEndpoint(
+                        obs.endpoint_id,
+                        ep.display_name,
+                        ep.description,
+                        _labels(stack, ep.name, ep_hash, ep.labels, _keep_expiry(obs.labels, exp)),
+                    ),
+                )
+            )
         d_acts, t_acts, r_acts = _plan_deployments(stack, ep, obs, eid, refs)
         deploys += d_acts
         traffic_actions += t_acts
@@ -187,21 +229,37 @@ def plan_stack(spec: Spec, observed: StackState, inputs: PlanInputs) -> Plan:
     for obs_ep in observed.endpoints:
         if obs_ep.name not in wanted_endpoints:
             removals += drain_endpoint(obs_ep)
-            removals.append(Action(ActionKind.DELETE, Resource.ENDPOINT,
-                                   f"endpoint {obs_ep.name}", "no longer in the spec",
-                                   DeleteEndpoint(obs_ep.endpoint_id)))
+            removals.append(
+                Action(
+                    ActionKind.DELETE,
+                    Resource.ENDPOINT,
+                    f"endpoint {obs_ep.name}",
+                    "no longer in the spec",
+                    DeleteEndpoint(obs_ep.endpoint_id),
+                )
+            )
     wanted_models = {m.name for m in spec.models}
     for obs_model in observed.models:
         if obs_model.name not in wanted_models:
             removals.append(_delete_model(obs_model))
             continue
         for v in _stale_versions(obs_model, kept_versions):
-            removals.append(Action(
-                ActionKind.DELETE, Resource.MODEL_VERSION,
-                f"model {obs_model.name} version {v.version_id}",
-                "no alias in the spec points to it any more",
-                DeleteVersion(VersionRef(obs_model.name, obs_model.model_id,
-                                         v.label(LABEL_SPEC) or "", v.version_id))))
+            removals.append(
+                Action(
+                    ActionKind.DELETE,
+                    Resource.MODEL_VERSION,
+                    f"model {obs_model.name} version {v.version_id}",
+                    "no alias in the spec points to it any more",
+                    DeleteVersion(
+                        VersionRef(
+                            obs_model.name,
+                            obs_model.model_id,
+                            v.label(LABEL_SPEC) or "",
+                            v.version_id,
+                        )
+                    ),
+                )
+            )
     actions = early + endpoints + deploys + traffic_actions + removals
     return Plan(stack, tuple(actions))
 
@@ -212,15 +270,28 @@ def _keep_expiry(labels: Labels, exp: int | None) -> int | None:
     return int(old) if old and old.isdigit() else exp
 
 
-def _version_labels(stack: str, model: Model, v: ModelVersion, spec_hash: str, art_hash: str,
-                    exp: int | None) -> Labels:
-    return _labels(stack, model.name, spec_hash, (*model.labels, *v.labels), exp,
-                   {LABEL_HASH: art_hash[:63], LABEL_ALIAS: label_value(v.alias)})
+def _version_labels(
+    stack: str, model: Model, v: ModelVersion, spec_hash: str, art_hash: str, exp: int | None
+) -> Labels:
+    return _labels(
+        stack,
+        model.name,
+        spec_hash,
+        (*model.labels, *v.labels),
+        exp,
+        {LABEL_HASH: art_hash[:63], LABEL_ALIAS: label_value(v.alias)},
+    )
 
 
-def _plan_model(spec: Spec, model: Model, obs: ObservedModel | None, inputs: PlanInputs,
-                refs: dict[tuple[str, str], VersionRef], kept: set[tuple[str, str]],
-                exp: int | None) -> tuple[list[Action], list[Action], list[Action], list[Action]]:
+def _plan_model(
+    spec: Spec,
+    model: Model,
+    obs: ObservedModel | None,
+    inputs: PlanInputs,
+    refs: dict[tuple[str, str], VersionRef],
+    kept: set[tuple[str, str]],
+    exp: int | None,
+) -> tuple[list[Action], list[Action], list[Action], list[Action]]:
     """(uploads, version creates/updates, alias removals, alias additions) of one model."""
     stack = spec.stack
     mid = obs.model_id if obs else model_id(stack, model.name)
@@ -236,8 +307,10 @@ def _plan_model(spec: Spec, model: Model, obs: ObservedModel | None, inputs: Pla
     for i, v in enumerate(model.versions):
         art_hash = inputs.artifact_hashes.get((model.name, v.alias))
         if art_hash is None:
-            raise ConfigError(f"no artifact hash for {model.name}@{v.alias}",
-                              hint="hash the artifacts before planning (deployer.upload)")
+            raise ConfigError(
+                f"no artifact hash for {model.name}@{v.alias}",
+                hint="hash the artifacts before planning (deployer.reconcile.upload)",
+            )
         sh = version_spec_hash(art_hash, v.container_image)
         aliases = desired_aliases.setdefault(sh, set())
         aliases.add(v.alias)
@@ -251,48 +324,92 @@ def _plan_model(spec: Spec, model: Model, obs: ObservedModel | None, inputs: Pla
         if match is not None:
             refs[(model.name, v.alias)] = VersionRef(model.name, mid, sh, match.version_id)
             kept.add((mid, match.version_id))
-            if (match.description != v.description
-                    or _user_labels(match.labels) != _user_labels((*model.labels, *v.labels))):
-                actions.append(Action(
-                    ActionKind.UPDATE, Resource.MODEL_VERSION,
-                    f"model {model.name}@{v.alias}", "description or labels changed",
-                    UpdateVersion(refs[(model.name, v.alias)], v.description,
-                                  _version_labels(stack, model, v, sh, art_hash,
-                                                  _keep_expiry(match.labels, exp)))))
+            if match.description != v.description or _user_labels(match.labels) != _user_labels(
+                (*model.labels, *v.labels)
+            ):
+                actions.append(
+                    Action(
+                        ActionKind.UPDATE,
+                        Resource.MODEL_VERSION,
+                        f"model {model.name}@{v.alias}",
+                        "description or labels changed",
+                        UpdateVersion(
+                            refs[(model.name, v.alias)],
+                            v.description,
+                            _version_labels(
+                                stack, model, v, sh, art_hash, _keep_expiry(match.labels, exp)
+                            ),
+                        ),
+                    )
+                )
             continue
         ref = VersionRef(model.name, mid, sh, None)
         refs[(model.name, v.alias)] = ref
         if v.is_local:
             prefix = artifact_prefix(stack, model.name, art_hash)
-            uploads.append(Action(
-                ActionKind.CREATE, Resource.ARTIFACT, f"artifact {model.name}@{v.alias}",
-                f"content {art_hash[:12]} has no model version",
-                UploadArtifact(model.name, v.alias, v.artifact, art_hash, spec.bucket.name,
-                               prefix)))
+            uploads.append(
+                Action(
+                    ActionKind.CREATE,
+                    Resource.ARTIFACT,
+                    f"artifact {model.name}@{v.alias}",
+                    f"content {art_hash[:12]} has no model version",
+                    UploadArtifact(
+                        model.name, v.alias, v.artifact, art_hash, spec.bucket.name, prefix
+                    ),
+                )
+            )
             uri = f"gs://{spec.bucket.name}/{prefix}"
         else:
             uri = v.artifact
         old = holder.get(v.alias)
         kind = ActionKind.REPLACE if old is not None else ActionKind.CREATE
-        reason = ("artifact or container changed" if old is not None
-                  else ("new model" if not parent_exists else "new version"))
+        reason = (
+            "artifact or container changed"
+            if old is not None
+            else ("new model" if not parent_exists else "new version")
+        )
         creates[sh] = len(actions)
-        actions.append(Action(
-            kind, Resource.MODEL_VERSION, f"model {model.name}@{v.alias}", reason,
-            CreateVersion(ref, parent_exists, model.display_name, v.description, uri,
-                          v.container_image, _version_labels(stack, model, v, sh, art_hash, exp),
-                          (), model.description)))
+        actions.append(
+            Action(
+                kind,
+                Resource.MODEL_VERSION,
+                f"model {model.name}@{v.alias}",
+                reason,
+                CreateVersion(
+                    ref,
+                    parent_exists,
+                    model.display_name,
+                    v.description,
+                    uri,
+                    v.container_image,
+                    _version_labels(stack, model, v, sh, art_hash, exp),
+                    (),
+                    model.description,
+                ),
+            )
+        )
         parent_exists = True
     # The registry model's own fields (every version is uploaded with them, so only a
     # changed spec or a model made elsewhere differs).
     if obs is not None and obs.display_name is not None:
-        changed = [what for what, have, want in (
-            ("display name", obs.display_name, model.display_name),
-            ("description", obs.description or "", model.description)) if have != want]
+        changed = [
+            what
+            for what, have, want in (
+                ("display name", obs.display_name, model.display_name),
+                ("description", obs.description or "", model.description),
+            )
+            if have != want
+        ]
         if changed:
-            actions.append(Action(ActionKind.UPDATE, Resource.MODEL, f"model {model.name}",
-                                  f"{' and '.join(changed)} changed",
-                                  UpdateModel(mid, model.display_name, model.description)))
+            actions.append(
+                Action(
+                    ActionKind.UPDATE,
+                    Resource.MODEL,
+                    f"model {model.name}",
+                    f"{' and '.join(changed)} changed",
+                    UpdateModel(mid, model.display_name, model.description),
+                )
+            )
     # A create carries "default" (which Vertex moves by itself) and the aliases no version
     # holds now; aliases held elsewhere are freed first and given out after, so one is never
     # asked for while another version still holds it. (Set once the loop has seen every
@@ -302,8 +419,9 @@ def _plan_model(spec: Spec, model: Model, obs: ObservedModel | None, inputs: Pla
         carried[sh] = {a for a in desired_aliases[sh] if a == DEFAULT_ALIAS or a not in holder}
         create = actions[index]
         assert isinstance(create.payload, CreateVersion)
-        actions[index] = replace(create, payload=replace(create.payload,
-                                                         aliases=tuple(sorted(carried[sh]))))
+        actions[index] = replace(
+            create, payload=replace(create.payload, aliases=tuple(sorted(carried[sh])))
+        )
     removes: list[Action] = []
     adds: list[Action] = []
     wanted_by_version: dict[tuple[str | None, str], set[str]] = {}
@@ -317,19 +435,30 @@ def _plan_model(spec: Spec, model: Model, obs: ObservedModel | None, inputs: Pla
         drop = tuple(sorted(a for a in ov.aliases if a not in keep and a != DEFAULT_ALIAS))
         if drop:
             ref = VersionRef(model.name, mid, ov.label(LABEL_SPEC) or "", ov.version_id)
-            removes.append(Action(ActionKind.UPDATE, Resource.ALIASES,
-                                  f"model {model.name} version {ov.version_id}",
-                                  f"alias {', '.join(drop)} moves elsewhere",
-                                  MergeAliases(ref, (), drop)))
+            removes.append(
+                Action(
+                    ActionKind.UPDATE,
+                    Resource.ALIASES,
+                    f"model {model.name} version {ov.version_id}",
+                    f"alias {', '.join(drop)} moves elsewhere",
+                    MergeAliases(ref, (), drop),
+                )
+            )
     for (vid, sh), aliases in wanted_by_version.items():
         match = chosen[sh]
         have = set(match.aliases) if match else carried[sh]
         add = tuple(sorted(aliases - have))
         if add:
             any_alias = min(aliases - {DEFAULT_ALIAS})
-            adds.append(Action(ActionKind.UPDATE, Resource.ALIASES,
-                               f"model {model.name}@{any_alias}", f"gets alias {', '.join(add)}",
-                               MergeAliases(VersionRef(model.name, mid, sh, vid), add, ())))
+            adds.append(
+                Action(
+                    ActionKind.UPDATE,
+                    Resource.ALIASES,
+                    f"model {model.name}@{any_alias}",
+                    f"gets alias {', '.join(add)}",
+                    MergeAliases(VersionRef(model.name, mid, sh, vid), add, ()),
+                )
+            )
     return uploads, actions, removes, adds
 
 
@@ -338,8 +467,9 @@ def chosen_alias(refs: Mapping[tuple[str, str], VersionRef], model: Model, sh: s
     return next(a for (m, a), r in refs.items() if m == model.name and r.spec_hash == sh)
 
 
-def _match_version(versions: tuple[ObservedVersion, ...], sh: str,
-                   alias: str) -> ObservedVersion | None:
+def _match_version(
+    versions: tuple[ObservedVersion, ...], sh: str, alias: str
+) -> ObservedVersion | None:
     candidates = [v for v in versions if v.label(LABEL_SPEC) == sh]
     if not candidates:
         return None
@@ -360,13 +490,22 @@ def _stale_versions(obs: ObservedModel, kept: set[tuple[str, str]]) -> list[Obse
 
 
 def _delete_model(obs: ObservedModel) -> Action:
-    return Action(ActionKind.DELETE, Resource.MODEL, f"model {obs.name}",
-                  "no longer in the spec", DeleteModel(obs.model_id))
+    return Action(
+        ActionKind.DELETE,
+        Resource.MODEL,
+        f"model {obs.name}",
+        "no longer in the spec",
+        DeleteModel(obs.model_id),
+    )
 
 
-def _plan_deployments(stack: str, ep: Endpoint, obs: ObservedEndpoint | None, eid: str,
-                      refs: Mapping[tuple[str, str], VersionRef],
-                      ) -> tuple[list[Action], list[Action], list[Action]]:
+def _plan_deployments(
+    stack: str,
+    ep: Endpoint,
+    obs: ObservedEndpoint | None,
+    eid: str,
+    refs: Mapping[tuple[str, str], VersionRef],
+) -> tuple[list[Action], list[Action], list[Action]]:
     deploys: list[Action] = []
     current: dict[str, ObservedDeployment] = {d.id: d for d in obs.deployments} if obs else {}
     split: dict[str, int] = {k: v for k, v in obs.traffic if v} if obs else {}
@@ -387,37 +526,73 @@ def _plan_deployments(stack: str, ep: Endpoint, obs: ObservedEndpoint | None, ei
                 split = {did: 100}
             present.add(did)
             replaces = any(o.display_name == d.ref for o in current.values())
-            deploys.append(Action(
-                ActionKind.REPLACE if replaces else ActionKind.CREATE, Resource.DEPLOYMENT,
-                addr, "version, machine or accelerator changed" if replaces else "not deployed",
-                Deploy(eid, did, ref, d.ref, d.machine_type,
-                       d.accelerator.type if d.accelerator else None,
-                       d.accelerator.count if d.accelerator else 0, d.min_replicas,
-                       d.max_replicas, after)))
+            deploys.append(
+                Action(
+                    ActionKind.REPLACE if replaces else ActionKind.CREATE,
+                    Resource.DEPLOYMENT,
+                    addr,
+                    "version, machine or accelerator changed" if replaces else "not deployed",
+                    Deploy(
+                        eid,
+                        did,
+                        ref,
+                        d.ref,
+                        d.machine_type,
+                        d.accelerator.type if d.accelerator else None,
+                        d.accelerator.count if d.accelerator else 0,
+                        d.min_replicas,
+                        d.max_replicas,
+                        after,
+                    ),
+                )
+            )
         elif (have.min_replicas, have.max_replicas) != (d.min_replicas, d.max_replicas):
-            deploys.append(Action(
-                ActionKind.UPDATE, Resource.DEPLOYMENT, addr,
-                f"replicas {have.min_replicas}-{have.max_replicas} -> "
-                f"{d.min_replicas}-{d.max_replicas}",
-                MutateDeployment(eid, did, d.min_replicas, d.max_replicas)))
+            deploys.append(
+                Action(
+                    ActionKind.UPDATE,
+                    Resource.DEPLOYMENT,
+                    addr,
+                    f"replicas {have.min_replicas}-{have.max_replicas} -> "
+                    f"{d.min_replicas}-{d.max_replicas}",
+                    MutateDeployment(eid, did, d.min_replicas, d.max_replicas),
+                )
+            )
     traffic: list[Action] = []
     want = _nonzero(desired)
     if want != _nonzero(split):
+
         def show(pairs: Traffic) -> str:
             shown = [names.get(k, k) for k, _ in pairs]
-            return ", ".join(
-                f"{n if shown.count(n) == 1 else f'{n} ({k})'}={v}"
-                for n, (k, v) in zip(shown, pairs)) or "none"
+            return (
+                ", ".join(
+                    f"{n if shown.count(n) == 1 else f'{n} ({k})'}={v}"
+                    for n, (k, v) in zip(shown, pairs)
+                )
+                or "none"
+            )
 
-        traffic.append(Action(ActionKind.UPDATE, Resource.TRAFFIC, f"endpoint {ep.name}",
-                              f"split {show(_nonzero(split))} -> {show(want)}",
-                              SetTraffic(eid, want)))
+        traffic.append(
+            Action(
+                ActionKind.UPDATE,
+                Resource.TRAFFIC,
+                f"endpoint {ep.name}",
+                f"split {show(_nonzero(split))} -> {show(want)}",
+                SetTraffic(eid, want),
+            )
+        )
     removals: list[Action] = []
     if obs is not None:
         # Traffic already moved to what the spec keeps, so these carry none.
-        stale = ObservedEndpoint(obs.name, obs.endpoint_id, obs.resource, obs.labels,
-                                 obs.display_name, obs.description, obs.deployments,
-                                 tuple((k, v) for k, v in want))
+        stale = ObservedEndpoint(
+            obs.name,
+            obs.endpoint_id,
+            obs.resource,
+            obs.labels,
+            obs.display_name,
+            obs.description,
+            obs.deployments,
+            tuple((k, v) for k, v in want),
+        )
         removals = drain_endpoint(stale, keep=frozenset(desired))
     return deploys, traffic, removals
 
@@ -428,18 +603,55 @@ def plan_teardown(observed: StackState) -> Plan:
     actions: list[Action] = []
     for ep in observed.endpoints:
         actions += drain_endpoint(ep, reason="teardown")
-        actions.append(Action(ActionKind.DELETE, Resource.ENDPOINT, f"endpoint {ep.name}",
-                              "teardown", DeleteEndpoint(ep.endpoint_id)))
+        actions.append(
+            Action(
+                ActionKind.DELETE,
+                Resource.ENDPOINT,
+                f"endpoint {ep.name}",
+                "teardown",
+                DeleteEndpoint(ep.endpoint_id),
+            )
+        )
     for m in observed.models:
-        actions.append(Action(ActionKind.DELETE, Resource.MODEL, f"model {m.name}",
-                              "teardown", DeleteModel(m.model_id)))
+        actions.append(
+            Action(
+                ActionKind.DELETE,
+                Resource.MODEL,
+                f"model {m.name}",
+                "teardown",
+                DeleteModel(m.model_id),
+            )
+        )
     return Plan(observed.stack, tuple(actions))
 
 
 __all__ = [
-    "Action", "ActionKind", "CreateBucket", "CreateEndpoint", "CreateVersion", "DeleteEndpoint",
-    "DeleteModel", "DeleteVersion", "Deploy", "Labels", "MergeAliases", "MutateDeployment",
-    "Payload", "Plan", "PlanInputs", "Resource", "SetTraffic", "Traffic", "Undeploy",
-    "UpdateEndpoint", "UpdateModel", "UpdateVersion", "UploadArtifact", "VersionRef", "drain_endpoint",
-    "plan_stack", "plan_teardown", "version_spec_hash",
+    "Action",
+    "ActionKind",
+    "CreateBucket",
+    "CreateEndpoint",
+    "CreateVersion",
+    "DeleteEndpoint",
+    "DeleteModel",
+    "DeleteVersion",
+    "Deploy",
+    "Labels",
+    "MergeAliases",
+    "MutateDeployment",
+    "Payload",
+    "Plan",
+    "PlanInputs",
+    "Resource",
+    "SetTraffic",
+    "Traffic",
+    "Undeploy",
+    "UpdateEndpoint",
+    "UpdateModel",
+    "UpdateVersion",
+    "UploadArtifact",
+    "VersionRef",
+    "drain_endpoint",
+    "plan_stack",
+    "plan_teardown",
+    "version_spec_hash",
 ]

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from deployer.errors import ConfigError
 
 if TYPE_CHECKING:
-    from deployer.savedmodel import Signature, TensorSpec
+    from deployer.predict.savedmodel import Signature, TensorSpec
     from deployer.spec import Spec
 
 # Vertex AI's online prediction request limit ("1.5 MB"), read as MiB like the emulator does.
@@ -38,8 +38,16 @@ _ENVELOPE = (b'{"instances":[', b"]}")
 _FLOAT_TYPES = {"DT_FLOAT": "float32", "DT_HALF": "float16", "DT_BFLOAT16": "float32"}
 # tf.io.decode_raw's out_type -> numpy dtype (little-endian, TF's default byte order).
 _RAW_TYPES = {
-    "DT_FLOAT": "<f4", "DT_DOUBLE": "<f8", "DT_HALF": "<f2", "DT_INT32": "<i4", "DT_INT64": "<i8",
-    "DT_INT16": "<i2", "DT_INT8": "i1", "DT_UINT8": "u1", "DT_UINT16": "<u2", "DT_BOOL": "?",
+    "DT_FLOAT": "<f4",
+    "DT_DOUBLE": "<f8",
+    "DT_HALF": "<f2",
+    "DT_INT32": "<i4",
+    "DT_INT64": "<i8",
+    "DT_INT16": "<i2",
+    "DT_INT8": "i1",
+    "DT_UINT8": "u1",
+    "DT_UINT16": "<u2",
+    "DT_BOOL": "?",
 }
 
 
@@ -52,6 +60,7 @@ class Encoded:
 def _numeric(value: Any) -> Any:
     """`value` as a numpy array if it is a number or a (nested, rectangular) list of numbers."""
     import numpy as np
+
     if isinstance(value, bool) or not isinstance(value, int | float | list):
         return None
     try:
@@ -64,6 +73,7 @@ def _numeric(value: Any) -> Any:
 def _compact_floats(arr: Any, dtype: str) -> Any:
     """Nested lists of the values at `dtype` precision: shortest repr, integers without ".0"."""
     import numpy as np
+
     typed = arr.astype(dtype)
     if not np.isfinite(typed).all():
         return typed.astype(np.float64).tolist()  # NaN/inf: leave to the server to refuse
@@ -77,30 +87,41 @@ def _compact_floats(arr: Any, dtype: str) -> Any:
     return holder.reshape(typed.shape).tolist()
 
 
-def _encode_value(value: Any, spec: TensorSpec, raw_types: frozenset[str], where: str
-                  ) -> tuple[Any, str | None]:
+def _encode_value(
+    value: Any, spec: TensorSpec, raw_types: frozenset[str], where: str
+) -> tuple[Any, str | None]:
     arr = _numeric(value)
     if arr is None:
         return value, None
     if spec.dtype in _FLOAT_TYPES:
         return _compact_floats(arr, _FLOAT_TYPES[spec.dtype]), (
-            f"JSON numbers at {_FLOAT_TYPES[spec.dtype]} precision")
+            f"JSON numbers at {_FLOAT_TYPES[spec.dtype]} precision"
+        )
     if spec.dtype != "DT_STRING":
         return value, None
     if len(raw_types) == 1:
         (raw,) = raw_types
         if raw in _RAW_TYPES:
             import numpy as np
+
             data = np.ascontiguousarray(arr.astype(_RAW_TYPES[raw])).tobytes()
-            return ({"b64": base64.b64encode(data).decode("ascii")},
-                    (f"base64 of raw {raw.removeprefix('DT_').lower()} bytes (the model decodes "
-                    "them with tf.io.decode_raw)"))
-    why = ("decodes it with tf.io.decode_raw to several types" if raw_types
-           else "decodes it itself (e.g. an encoded image)")
+            return (
+                {"b64": base64.b64encode(data).decode("ascii")},
+                (
+                    f"base64 of raw {raw.removeprefix('DT_').lower()} bytes (the model decodes "
+                    "them with tf.io.decode_raw)"
+                ),
+            )
+    why = (
+        "decodes it with tf.io.decode_raw to several types"
+        if raw_types
+        else "decodes it itself (e.g. an encoded image)"
+    )
     raise ConfigError(
         f"{where}: input '{spec.name}' is a string tensor (DT_STRING) and the model {why}, "
         "so numbers cannot be sent for it",
-        hint='give each value as {"b64": "<base64 of the bytes the model expects>"}')
+        hint='give each value as {"b64": "<base64 of the bytes the model expects>"}',
+    )
 
 
 def file_instance(path: Path) -> dict[str, str]:
@@ -117,8 +138,10 @@ def check_takes_bytes(signature: Signature, source: str) -> None:
     if len(signature.inputs) == 1 and signature.inputs[0].dtype == "DT_STRING":
         return
     takes = ", ".join(f"'{t.name}' {t.dtype}" for t in signature.inputs) or "no inputs"
-    raise ConfigError(f"--file sends each file's bytes as one instance, but {source} takes {takes}",
-                      hint="use --instances with JSON, JSON Lines or .npy for this model")
+    raise ConfigError(
+        f"--file sends each file's bytes as one instance, but {source} takes {takes}",
+        hint="use --instances with JSON, JSON Lines or .npy for this model",
+    )
 
 
 def encode_instances(instances: Sequence[Any], signature: Signature) -> Encoded:
@@ -152,7 +175,9 @@ def encode_instances(instances: Sequence[Any], signature: Signature) -> Encoded:
     return Encoded(out, forms)
 
 
-def request_bodies(instances: Sequence[Any], limit: int = MAX_REQUEST_BYTES) -> list[tuple[int, bytes]]:
+def request_bodies(
+    instances: Sequence[Any], limit: int = MAX_REQUEST_BYTES
+) -> list[tuple[int, bytes]]:
     """Compact JSON `{"instances": [...]}` bodies of at most `limit` bytes, in order.
 
     Returns (index of the first instance in the body, body). An instance that alone
@@ -169,7 +194,8 @@ def request_bodies(instances: Sequence[Any], limit: int = MAX_REQUEST_BYTES) -> 
                 f"instance {i} alone is {len(part) / 1e6:.2f} MB as JSON, over the "
                 f"{limit / 1e6:.2f} MB limit of one online prediction request",
                 hint="send it with `deployer batch-predict`, or make the model take a more "
-                     "compact input (e.g. bytes it decodes with tf.io.decode_raw)")
+                "compact input (e.g. bytes it decodes with tf.io.decode_raw)",
+            )
         extra = len(part) + (1 if parts else 0)
         if parts and size + extra > limit:
             bodies.append((first, _ENVELOPE[0] + b",".join(parts) + _ENVELOPE[1]))
@@ -192,7 +218,9 @@ def merge_responses(responses: Sequence[dict[str, Any]]) -> dict[str, Any]:
         return dict(responses[0])
     merged = dict(responses[0])
     merged["predictions"] = [p for r in responses for p in r.get("predictions", [])]
-    ids = list(dict.fromkeys(str(r["deployedModelId"]) for r in responses if "deployedModelId" in r))
+    ids = list(
+        dict.fromkeys(str(r["deployedModelId"]) for r in responses if "deployedModelId" in r)
+    )
     if ids:
         merged["deployedModelId"] = ",".join(ids)
     return merged
@@ -205,7 +233,8 @@ def serving_signature(spec: Spec, endpoint_name: str) -> tuple[Signature | None,
     remote (gs://) or unreadable, or when the versions' inputs differ: then the instances
     are sent as given.
     """
-    from deployer.savedmodel import SignatureError, read_signature
+    from deployer.predict.savedmodel import SignatureError, read_signature
+
     endpoint = next(e for e in spec.endpoints if e.name == endpoint_name)
     versions = {(m.name, v.alias): v for m in spec.models for v in m.versions}
     found: dict[str, Signature] = {}

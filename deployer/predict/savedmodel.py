@@ -28,9 +28,22 @@ from pathlib import Path
 
 # tensorflow/core/framework/types.proto (the values a signature can carry).
 DTYPES = {
-    1: "DT_FLOAT", 2: "DT_DOUBLE", 3: "DT_INT32", 4: "DT_UINT8", 5: "DT_INT16", 6: "DT_INT8",
-    7: "DT_STRING", 8: "DT_COMPLEX64", 9: "DT_INT64", 10: "DT_BOOL", 14: "DT_BFLOAT16",
-    17: "DT_UINT16", 18: "DT_COMPLEX128", 19: "DT_HALF", 22: "DT_UINT32", 23: "DT_UINT64",
+    1: "DT_FLOAT",
+    2: "DT_DOUBLE",
+    3: "DT_INT32",
+    4: "DT_UINT8",
+    5: "DT_INT16",
+    6: "DT_INT8",
+    7: "DT_STRING",
+    8: "DT_COMPLEX64",
+    9: "DT_INT64",
+    10: "DT_BOOL",
+    14: "DT_BFLOAT16",
+    17: "DT_UINT16",
+    18: "DT_COMPLEX128",
+    19: "DT_HALF",
+    22: "DT_UINT32",
+    23: "DT_UINT64",
 }
 SERVE_TAG = "serve"
 
@@ -88,7 +101,7 @@ def _fields(buf: bytes) -> Iterator[tuple[int, int | bytes]]:
             size, pos = _varint(buf, pos)
             if pos + size > end:
                 raise SignatureError("truncated length-delimited field")
-            yield number, buf[pos:pos + size]
+            yield number, buf[pos : pos + size]
             pos += size
         elif wire == 1:
             pos += 8
@@ -187,8 +200,10 @@ def _decode_raw_types(graph: bytes, outputs: list[str]) -> set[str]:
             continue
         seen_nodes.add(name)
         visit(nodes[name])
-        pending.extend(i.decode("utf-8", "replace").lstrip("^").split(":")[0]
-                       for i in _bytes_fields(nodes[name], 3))
+        pending.extend(
+            i.decode("utf-8", "replace").lstrip("^").split(":")[0]
+            for i in _bytes_fields(nodes[name], 3)
+        )
     return found
 
 
@@ -201,9 +216,15 @@ def read_signature(model_dir: str | Path, name: str = "serving_default") -> Sign
         raise SignatureError(f"cannot read {path}: {exc.strerror or exc}") from None
     try:
         graphs = list(_bytes_fields(data, 2))
-        tagged = [g for g in graphs
-                  if SERVE_TAG in {t.decode("utf-8", "replace")
-                                   for t in _bytes_fields(next(_bytes_fields(g, 1), b""), 4)}]
+        tagged = [
+            g
+            for g in graphs
+            if SERVE_TAG
+            in {
+                t.decode("utf-8", "replace")
+                for t in _bytes_fields(next(_bytes_fields(g, 1), b""), 4)
+            }
+        ]
         chosen = tagged[0] if tagged else graphs[0] if len(graphs) == 1 else None
         signatures = dict(_map_entries(chosen, 5)) if chosen is not None else {}
         sig = signatures.get(name)
@@ -211,10 +232,16 @@ def read_signature(model_dir: str | Path, name: str = "serving_default") -> Sign
             inputs = outputs = []
             raw: set[str] = set()
         else:
-            inputs = sorted((_tensor_spec(k, v) for k, v in _map_entries(sig, 1)), key=lambda t: t.name)
-            outputs = sorted((_tensor_spec(k, v) for k, v in _map_entries(sig, 2)), key=lambda t: t.name)
-            raw = _decode_raw_types(next(_bytes_fields(chosen, 2), b""),
-                                    [_str_field(v, 1) for _, v in _map_entries(sig, 2)])
+            inputs = sorted(
+                (_tensor_spec(k, v) for k, v in _map_entries(sig, 1)), key=lambda t: t.name
+            )
+            outputs = sorted(
+                (_tensor_spec(k, v) for k, v in _map_entries(sig, 2)), key=lambda t: t.name
+            )
+            raw = _decode_raw_types(
+                next(_bytes_fields(chosen, 2), b""),
+                [_str_field(v, 1) for _, v in _map_entries(sig, 2)],
+            )
     except SignatureError as exc:
         raise SignatureError(f"{path} is not a readable SavedModel: {exc}") from None
     if chosen is None:

@@ -16,16 +16,21 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from deployer import errors
-from deployer.apply import ApplyOptions, ApplyReport, Executor, Reporter
-from deployer.journal import Journal, StackLock
-from deployer.plan import Plan, plan_teardown
+from deployer.reconcile.apply import ApplyOptions, ApplyReport, Executor, Reporter
+from deployer.reconcile.journal import Journal, StackLock
+from deployer.reconcile.plan import Plan, plan_teardown
 from deployer.state import ObservedBatchJob, StackState, lock_object, stack_prefixes
 
 if TYPE_CHECKING:
     from deployer.providers import Provider
 
-_JOB_DONE = {"JOB_STATE_SUCCEEDED", "JOB_STATE_FAILED", "JOB_STATE_CANCELLED",
-             "JOB_STATE_EXPIRED", "JOB_STATE_PARTIALLY_SUCCEEDED"}
+_JOB_DONE = {
+    "JOB_STATE_SUCCEEDED",
+    "JOB_STATE_FAILED",
+    "JOB_STATE_CANCELLED",
+    "JOB_STATE_EXPIRED",
+    "JOB_STATE_PARTIALLY_SUCCEEDED",
+}
 
 
 @dataclass
@@ -41,15 +46,26 @@ class TeardownReport:
 
     @property
     def nothing_to_do(self) -> bool:
-        return (self.plan.is_empty and not self.batch_jobs and not any(self.objects.values())
-                and not self.bucket_deleted)
+        return (
+            self.plan.is_empty
+            and not self.batch_jobs
+            and not any(self.objects.values())
+            and not self.bucket_deleted
+        )
 
 
-def teardown_stack(provider: Provider, stack: str, bucket: str, *,
-                   keep_bucket: bool = False, keep_outputs: bool = False,
-                   output_prefixes: tuple[str, ...] = (), dry_run: bool = False,
-                   reporter: Reporter | None = None,
-                   options: ApplyOptions | None = None) -> TeardownReport:
+def teardown_stack(
+    provider: Provider,
+    stack: str,
+    bucket: str,
+    *,
+    keep_bucket: bool = False,
+    keep_outputs: bool = False,
+    output_prefixes: tuple[str, ...] = (),
+    dry_run: bool = False,
+    reporter: Reporter | None = None,
+    options: ApplyOptions | None = None,
+) -> TeardownReport:
     """Tear the stack down. `output_prefixes`: batch output prefixes the spec names."""
     rep = reporter or Reporter()
     opts = options or ApplyOptions()
@@ -60,19 +76,26 @@ def teardown_stack(provider: Provider, stack: str, bucket: str, *,
     if not keep_outputs:
         prefixes += [p for p in output_prefixes if p]
     # Outputs kept means the bucket that holds them is kept too.
-    delete_bucket = (observed.bucket.exists and observed.bucket.created_by_stack
-                     and not keep_bucket and not (keep_outputs and any(output_prefixes)))
+    delete_bucket = (
+        observed.bucket.exists
+        and observed.bucket.created_by_stack
+        and not keep_bucket
+        and not (keep_outputs and any(output_prefixes))
+    )
     report = TeardownReport(stack, bucket, plan, jobs, dry_run=dry_run)
     if observed.bucket.exists:
-        for prefix in ([""] if delete_bucket else prefixes):
+        for prefix in [""] if delete_bucket else prefixes:
             report.objects[prefix] = len(provider.list_objects(bucket, prefix))
     if dry_run:
         report.bucket_deleted = delete_bucket
         return report
     rep.plan_ready(plan, observed)
     ex = Executor(provider, stack, rep, opts, ApplyReport(plan))
-    lock = StackLock(provider, bucket, stack, timeout=opts.lock_timeout, policy=opts.policy) \
-        if observed.bucket.exists else None
+    lock = (
+        StackLock(provider, bucket, stack, timeout=opts.lock_timeout, policy=opts.policy)
+        if observed.bucket.exists
+        else None
+    )
     if lock is not None:
         lock.acquire()
     try:
@@ -88,7 +111,7 @@ def teardown_stack(provider: Provider, stack: str, bucket: str, *,
             rep.note(f"deleting batch job {job.name or job.resource}")
             _delete_batch_job(provider, job, opts)
         if observed.bucket.exists:
-            for prefix in ([""] if delete_bucket else prefixes):
+            for prefix in [""] if delete_bucket else prefixes:
                 keep = {lock_object(stack)} if lock is not None else set()
                 names = [n for n in provider.list_objects(bucket, prefix) if n not in keep]
                 for name in names:
@@ -107,7 +130,8 @@ def teardown_stack(provider: Provider, stack: str, bucket: str, *,
     if report.remaining:
         raise errors.DeployerError(
             f"teardown of stack {stack!r} left: " + "; ".join(report.remaining),
-            hint="run teardown again; if it persists, remove those by hand")
+            hint="run teardown again; if it persists, remove those by hand",
+        )
     return report
 
 
@@ -125,7 +149,8 @@ def _delete_batch_job(provider: Provider, job: ObservedBatchJob, opts: ApplyOpti
         try:
             op = provider.delete_batch_job(job.resource)
             Executor(provider, "", Reporter(), opts, ApplyReport(Plan("", ()))).wait(
-                op, f"delete-job:{job.resource}", f"batch job {job.name}")
+                op, f"delete-job:{job.resource}", f"batch job {job.name}"
+            )
             return
         except errors.NotFound:
             return
@@ -137,8 +162,9 @@ def _delete_batch_job(provider: Provider, job: ObservedBatchJob, opts: ApplyOpti
             pause = min(pause * 2, opts.poll_max_seconds)
 
 
-def _verify(provider: Provider, stack: str, bucket: str, prefixes: list[str],
-            bucket_deleted: bool) -> list[str]:
+def _verify(
+    provider: Provider, stack: str, bucket: str, prefixes: list[str], bucket_deleted: bool
+) -> list[str]:
     left: list[str] = []
     state: StackState = provider.observe(stack, bucket)
     left += [f"endpoint {e.name}" for e in state.endpoints]
