@@ -91,3 +91,60 @@ def call_with_retry(
 
 class _NoRetry(Exception):
     """Internal: stop retrying and re-raise the ResponseLost it carries as context."""
+
+
+class PollTimeout(Exception):
+    """`poll_until` ran out of time; `last` is the last value seen (None if none was)."""
+
+    def __init__(self, last: object) -> None:
+        super().__init__("poll timed out")
+        self.last = last
+
+
+def poll_until(
+    fetch: Callable[[], T],
+    done: Callable[[T], bool],
+    *,
+    timeout: float | None,
+    first: float = 0.05,
+    max_interval: float = 5.0,
+    fixed: float | None = None,
+    retry_on: tuple[type[BaseException], ...] = (),
+    on_value: Callable[[T], None] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> T:
+    """The one poll loop: call `fetch` until `done(value)`, waiting between calls.
+
+    Waits start at `first` seconds and double up to `max_interval` (or are `fixed`);
+    `timeout` None waits forever. Exceptions in `retry_on` count as "not done yet" (for a
+    service that says "not now", e.g. a batch job still cancelling). On timeout raises
+    `PollTimeout` carrying the last value (the caller words the error), or re-raises the
+    last `retry_on` exception if no value was ever seen.
+    """
+    wait: tenacity.wait.wait_base = (
+        tenacity.wait_fixed(fixed)
+        if fixed is not None
+        else tenacity.wait_exponential(multiplier=first, min=first, max=max_interval, exp_base=2)
+    )
+    last: list[T] = []
+
+    def attempt() -> T:
+        value = fetch()
+        last[:] = [value]
+        if on_value is not None:
+            on_value(value)
+        return value
+
+    retrying = tenacity.Retrying(
+        stop=tenacity.stop_never if timeout is None else tenacity.stop_after_delay(timeout),
+        wait=wait,
+        retry=tenacity.retry_if_exception_type(retry_on) | tenacity.retry_if_result(
+            lambda v: not done(v)
+        ),
+        sleep=sleep,
+        reraise=True,
+    )
+    try:
+        return retrying(attempt)
+    except tenacity.RetryError:
+        raise PollTimeout(last[0] if last else None) from None
