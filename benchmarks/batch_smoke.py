@@ -144,21 +144,24 @@ def main(argv: list[str] | None = None) -> int:
             emu.stop()
 
     print(
-        f"batch prediction smoke: {args.n:,} instances ({source}); model {model_dir.relative_to(REPO_ROOT)}; "
+        f"batch prediction smoke: {args.n:,} instances ({source}); model "
+        f"{model_dir.relative_to(REPO_ROOT)}; "
         f"{args.replicas} replica(s), batch size {args.batch_size}"
     )
     print(
         f"  in-process signature, batches of 1,024 (ceiling): {ceiling:7.2f} s  "
         f"{args.n / ceiling:10,.0f} inst/s"
     )
-    for label, wall, job_total, job_running, replica_start in rows:
+    for label, wall, job_total, _job_running, replica_start in rows:
         start_text = f"{replica_start:.2f} s" if replica_start is not None else "?"
         print(
-            f"  deployer batch-predict end to end, {label}: {wall:7.2f} s  {args.n / wall:10,.0f} inst/s  "
+            f"  deployer batch-predict end to end, {label}: {wall:7.2f} s  {args.n / wall:10,.0f} "
+            f"inst/s  "
             f"({wall / ceiling:.0f}x the ceiling's time)"
         )
         print(
-            f"      job create->end {job_total:.2f} s (replica start incl. TensorFlow load {start_text}, "
+            f"      job create->end {job_total:.2f} s (replica start incl. TensorFlow load "
+            f"{start_text}, "
             f"so {args.n / max(1e-9, job_total - (replica_start or 0)):,.0f} inst/s once serving); "
             f"CLI staging + collect + process start {wall - job_total:.2f} s"
         )

@@ -143,7 +143,8 @@ def replica(res: BenchResult, ctx: Any) -> None:
             "serving replica (MNIST MLP), warm",
             warm,
             "MB",
-            spread=f"after {r.ok:,} requests at 32 clients: {after:.0f} MB (peak {peak.peak / MB:.0f})",
+            spread=f"after {r.ok:,} requests at 32 clients: {after:.0f} MB (peak "
+            f"{peak.peak / MB:.0f})",
         )
     finally:
         stop_process(proc)
@@ -248,13 +249,15 @@ def batch_flat(res: BenchResult, ctx: Any) -> None:
         f"batch-predict CLI, {n1:,} rows, peak",
         cli1,
         "MB",
-        spread=f"emulator control plane {plane1:.0f} MB, with job replicas {tree1:.0f} MB; {w1:.0f} s",
+        spread=f"emulator control plane {plane1:.0f} MB, with job replicas {tree1:.0f} MB; "
+        f"{w1:.0f} s",
     )
     res.add(
         f"batch-predict CLI, {n2:,} rows, peak",
         cli2,
         "MB",
-        spread=f"emulator control plane {plane2:.0f} MB, with job replicas {tree2:.0f} MB; {w2:.0f} s",
+        spread=f"emulator control plane {plane2:.0f} MB, with job replicas {tree2:.0f} MB; "
+        f"{w2:.0f} s",
         ratio=cli2 / cli1,
         baseline=f"the {n1:,}-row run",
         target=FLAT_TARGET,

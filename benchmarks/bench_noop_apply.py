@@ -166,7 +166,8 @@ def measure_stack(res: BenchResult, ctx: Any, *, n: int, repeat: int, bare_s: fl
         t_first, proc = timed([*deployer_cmd(), "apply", str(spec), "--yes"], env, timeout=900)
         if proc.returncode != 0:
             raise Skip(
-                f"first apply failed (exit {proc.returncode}): {(proc.stderr or proc.stdout)[-400:]}"
+                f"first apply failed (exit {proc.returncode}): "
+                f"{(proc.stderr or proc.stdout)[-400:]}"
             )
         res.notes.append(
             f"Stack: {n} endpoints x 1 deployment, {n} model versions; first apply "

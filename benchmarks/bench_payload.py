@@ -12,7 +12,8 @@ instances fit in Vertex AI's 1.5 MB online request limit each way.
   `np.asarray(float32)` (what TF Serving's REST API parses).
 - deployer predict, float input: `deployer.predict.payload` for a float32 signature (shortest
   float32 repr, integers without ".0", no spaces).
-- deployer predict, decode_raw input: `deployer.predict.payload` for a string input the model decodes
+- deployer predict, decode_raw input: `deployer.predict.payload` for a string input the model
+  decodes
   with `tf.io.decode_raw`: `{"b64": base64(x.tobytes())}` (TF Serving decodes `b64` itself).
 - raw bytes: `x.tobytes()` as the body of `:rawPredict` with `application/octet-stream`.
 
@@ -211,7 +212,8 @@ def run(ctx: Any) -> BenchResult:
         sink.close()
     res.notes += [
         (
-            "28x28 and 224x224x3: random float32 values in [0, 1) (dense: JSON's worst case); MNIST "
+            "28x28 and 224x224x3: random float32 values in [0, 1) (dense: JSON's worst case); "
+            "MNIST "
             "digit: test image 0 of the real test set, 0..255 with ~80% zeros (JSON's best case)."
         ),
         (
@@ -225,7 +227,8 @@ def run(ctx: Any) -> BenchResult:
             "picks it where it applies, else the compact float form."
         ),
         (
-            "Encode = client side (json.dumps / deployer.predict.payload / base64 / tobytes); decode = server "
+            "Encode = client side (json.dumps / deployer.predict.payload / base64 / tobytes); "
+            "decode = server "
             "side down to a float32 numpy array, as the serving runtime needs it. Size ratios are "
             "against the official client's body; time ratios against the JSON list."
         ),

@@ -256,7 +256,8 @@ def run(ctx: Any) -> BenchResult:
         "in-process signature, 1,024 instances (ceiling)",
         ceiling,
         "pred/s",
-        spread=f"{fmt_num(ceiling_batch.median * 1e3)} ms/batch; IQR {fmt_num(1024 / ceiling_batch.q3)}–"
+        spread=f"{fmt_num(ceiling_batch.median * 1e3)} ms/batch; IQR "
+        f"{fmt_num(1024 / ceiling_batch.q3)}–"
         f"{fmt_num(1024 / ceiling_batch.q1)} (n={ceiling_batch.n})",
     )
     by_name = {t.name: t for t in all_targets}

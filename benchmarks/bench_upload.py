@@ -233,7 +233,8 @@ def run(ctx: Any) -> BenchResult:
         "each object waits tens of ms on the network, 8 workers overlap that waiting."
     )
     res.notes.append(
-        f"Tree: {len(files)} files, {total / MB:.0f} MB; {repeat} interleaved repeats after 1 warmup; "
+        f"Tree: {len(files)} files, {total / MB:.0f} MB; {repeat} interleaved repeats after 1 "
+        f"warmup; "
         "first uploads go to a fresh bucket with deployer's hash cache ($DEPLOYER_HOME/cache) "
         "emptied, so they hash every byte; re-uploads start with an empty in-memory memo (as a "
         "new `deployer apply` process does) and find the on-disk cache the first upload wrote."

@@ -291,7 +291,7 @@ def text_table(results: Sequence[BenchResult]) -> str:
     widths = [min(max(len(r[i]) for r in rows), 60) for i in range(len(_HEADERS))]
     lines = []
     for j, r in enumerate(rows):
-        lines.append("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+        lines.append("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
         if j == 0:
             lines.append("  ".join("-" * w for w in widths))
     return "\n".join(lines)

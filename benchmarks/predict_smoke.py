@@ -42,7 +42,8 @@ IMAGE = "us-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-12:latest"
 
 
 def _deploy(url: str, model_dir: Path) -> str:
-    """Bucket + upload + endpoint + deploy through the official clients; returns the endpoint name."""
+    """Bucket + upload + endpoint + deploy through the official clients; returns the endpoint
+    name."""
     from google.auth.credentials import AnonymousCredentials
     from google.cloud import aiplatform_v1 as v1
     from google.cloud import storage
@@ -180,17 +181,20 @@ def main(argv: list[str] | None = None) -> int:
                 stop_process(direct)
             emu.cleanup()
     print(
-        f"# predict smoke: {platform.node()} {os.cpu_count()} cores, python {platform.python_version()}, "
+        f"# predict smoke: {platform.node()} {os.cpu_count()} cores, python "
+        f"{platform.python_version()}, "
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
     )
     print("one 784-float instance per request, JSON, keep-alive connections, client in-process\n")
     print(
-        "| path | p50 ms (1 client) | p99 ms (1 client) | req/s 1 client | req/s 32 clients | p50 ms @32 |"
+        "| path | p50 ms (1 client) | p99 ms (1 client) | req/s 1 client | req/s 32 clients | p50 "
+        "ms @32 |"
     )
     print("|---|---|---|---|---|---|")
     for label, r in (("emulator endpoint :predict", via), ("replica direct", raw)):
         print(
-            f"| {label} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['rps_1']:.0f} | {r['rps_32']:.0f} "
+            f"| {label} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['rps_1']:.0f} | "
+            f"{r['rps_32']:.0f} "
             f"| {r['p50_32_ms']:.2f} |"
         )
     print(

@@ -1,10 +1,12 @@
-"""Serving smoke benchmark: `deployer serve` (REST and gRPC, batching on/off) vs the model in-process.
+"""Serving smoke benchmark: `deployer serve` (REST and gRPC, batching on/off) vs the model
+in-process.
 
 Owns: one command that builds an MNIST-like MLP (784-300-100-10, fixed random weights; input
 [None, 28, 28] like the seed book's model), measures the SavedModel signature in-process (one
 instance; 1,024 instances = the ceiling) and the runtime's full in-process REST path (JSON decode,
 checks, call, JSON encode), then starts `deployer serve` with batching on and off side by side and
-measures in interleaved rounds, for REST and gRPC, p50/p99 latency at 1 client and throughput at 1, 8 and 32
+measures in interleaved rounds, for REST and gRPC, p50/p99 latency at 1 client and throughput at 1,
+8 and 32
 closed-loop clients (one instance per request), and prints a markdown table.
 
     python -m benchmarks.serving_smoke [--seconds 2] [--rounds 3] [--latency-requests 300]

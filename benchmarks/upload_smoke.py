@@ -92,7 +92,8 @@ def main() -> None:
                     assert listed == args.files, (label, listed)
             seq = statistics.median(times["sequential loop"])
             print(
-                f"{args.files} files x {args.size // 1024} KB, {args.repeats} repeats, cores={os.cpu_count()}"
+                f"{args.files} files x {args.size // 1024} KB, {args.repeats} repeats, "
+                f"cores={os.cpu_count()}"
             )
             print(
                 f"{'way':34} {'median s':>9} {'min s':>7} {'max s':>7} {'files/s':>8} {'vs seq':>7}"
@@ -100,7 +101,8 @@ def main() -> None:
             for label, ts in times.items():
                 med = statistics.median(ts)
                 print(
-                    f"{label:34} {med:9.2f} {min(ts):7.2f} {max(ts):7.2f} {args.files / med:8.0f} {seq / med:6.2f}x"
+                    f"{label:34} {med:9.2f} {min(ts):7.2f} {max(ts):7.2f} {args.files / med:8.0f} "
+                    f"{seq / med:6.2f}x"
                 )
 
 

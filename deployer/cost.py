@@ -93,7 +93,8 @@ class PriceTable:
         accelerator_type: str | None = None,
         accelerator_count: int = 0,
     ) -> float | None:
-        """USD per hour for one replica: machine plus its accelerators; None if any part is unknown."""
+        """USD per hour for one replica: machine plus its accelerators; None if any part is
+        unknown."""
         machine = self.machine_hourly(machine_type, region)
         if machine is None:
             return None
@@ -161,7 +162,8 @@ def read_price_table(path: Path) -> PriceTable:
 
 
 def load_price_table(environ: Mapping[str, str] | None = None) -> PriceTable:
-    """The user cache if present and at least as recent as the packaged table, else the packaged one."""
+    """The user cache if present and at least as recent as the packaged table, else the packaged
+    one."""
     packaged = packaged_price_table()
     cache = user_cache_path(environ)
     if not cache.is_file():
@@ -331,7 +333,8 @@ def batch_job_upper_bound(
             f"{instance_count:,} instances at >= {BATCH_INSTANCES_PER_REPLICA_SECOND}/s "
             f"per replica plus ~10 min startup per replica"
         )
-    # Round up to the minute: Vertex bills batch nodes per second, but a bound should not undershoot.
+    # Round up to the minute: Vertex bills batch nodes per second, but a bound should not
+    # undershoot.
     replica_hours = math.ceil((work + startup) * 60) / 60
     total = None if unit is None else unit * replica_hours
     note = (
@@ -375,7 +378,8 @@ def check_budget(estimate: Estimate, max_hourly_usd: float | None) -> None:
     raise BudgetExceeded(
         f"estimated steady-state cost {format_usd(estimate.hourly_min)}/h "
         f"({format_usd(estimate.monthly_min)}/month) exceeds the budget of "
-        f"{format_usd(max_hourly_usd)}/h (guards.max_hourly_usd); biggest: {contributors}{unpriced}",
+        f"{format_usd(max_hourly_usd)}/h (guards.max_hourly_usd); biggest: "
+        f"{contributors}{unpriced}",
         hint="lower min_replicas, pick smaller machines or accelerators, raise "
         "guards.max_hourly_usd, or pass --allow-over-budget",
     )

@@ -8,10 +8,12 @@ exceptions (google.api_core, requests, OSError from transports) never cross
 
     DeployerError                      exit 1   anything we raise on purpose
     ├── SpecError                      exit 3   the YAML spec is invalid (file:line, field, fix)
-    ├── ConfigError                    exit 3   bad CLI input or environment (unset variable, no emulator)
+    ├── ConfigError                    exit 3   bad CLI input or environment (unset variable,
+    │                                           no emulator)
     ├── ApiError                       exit 4   an API call failed (provider-mapped)
     │   ├── TransientError             exit 4   429 / 5xx / connection reset: retried with backoff
-    │   │   └── ResponseLost                    the call may have taken effect: adopt, never duplicate
+    │   │   └── ResponseLost                    the call may have taken effect: adopt, never
+    │   │                                       duplicate
     │   └── PermanentError             exit 4   never retried
     │       ├── NotFound                        404 / NOT_FOUND
     │       ├── AlreadyExists                   409 / ALREADY_EXISTS

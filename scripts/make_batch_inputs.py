@@ -114,7 +114,7 @@ def write_inputs(
     for stale in png_dir.glob("*.png"):  # a smaller --count must not leave extra files behind
         if stale.name not in keep:
             stale.unlink()
-    for name, img in zip(names, x_test):
+    for name, img in zip(names, x_test, strict=True):
         (png_dir / name).write_bytes(png_bytes(img))
     _write_text(out_dir / "mnist_png_files.txt", "".join(f"mnist_png/{n}\n" for n in names))
     _write_text(out_dir / "mnist_png_labels.json", json.dumps(labels) + "\n")

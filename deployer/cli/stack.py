@@ -211,7 +211,9 @@ def status(spec_path: str, output: str) -> None:
     hourly: dict[tuple[str, str], float | None] = {}
     for e in state.endpoints:
         for d, (_, dep) in zip(
-            e.deployments, _observed_deployments(type(state)(state.stack, state.bucket, (), (e,)))
+            e.deployments,
+            _observed_deployments(type(state)(state.stack, state.bucket, (), (e,))),
+            strict=True,
         ):
             est = estimate_deployments([(e.name, dep)], spec.region, table)
             hourly[(e.name, d.id)] = est.items[0].hourly_min if est.items else None

@@ -59,7 +59,8 @@ class EmulatorContext:
             self._hooks.append(fn)
 
     def run_shutdown_hooks(self) -> None:
-        """Run every hook once (later registrations first); a failing hook does not stop the rest."""
+        """Run every hook once (later registrations first); a failing hook does not stop the
+        rest."""
         with self._hooks_lock:
             if self._stopped:
                 return

@@ -170,7 +170,8 @@ class Route:
     method: str  # upper-case verb, or "*" for any
     pattern: re.Pattern[str]  # matched with fullmatch
     handler: Handler
-    name: str  # API method name: request log, scripted faults ("deployModel", "storage.objects.insert")
+    # API method name: request log, scripted faults ("deployModel", "storage.objects.insert")
+    name: str
     mutating: bool  # changes state: eligible for --drop-responses, counted as mutating in the log
     raw: bool  # match only the raw (still encoded) path: needed where names hold encoded '/'
     streaming: bool  # the handler reads request.stream itself (large uploads)

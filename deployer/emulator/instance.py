@@ -157,7 +157,8 @@ def up(
     extra_args: list[str] | None = None,
     wait_s: float = 60.0,
 ) -> tuple[Instance, bool]:
-    """Start the background instance unless one is already healthy; returns (instance, already_running)."""
+    """Start the background instance unless one is already healthy; returns (instance,
+    already_running)."""
     with _lock():
         current = running()
         if current is not None:
@@ -199,7 +200,8 @@ def up(
             code = proc.poll()
             if code is not None:
                 raise DeployerError(
-                    f"The local emulator exited with status {code} while starting.\n{_tail(log_path)}",
+                    f"The local emulator exited with status {code} while "
+                    f"starting.\n{_tail(log_path)}",
                     hint=f"see {log_path}",
                 )
             # The server prints the URL it really listens on (port 0 = any free port).

@@ -246,7 +246,8 @@ class ObjectStore:
                     else:
                         merged[key] = str(value)
                 self._db.execute(
-                    "UPDATE buckets SET labels=?, metageneration=metageneration+1, updated=? WHERE name=?",
+                    "UPDATE buckets SET labels=?, metageneration=metageneration+1, updated=? WHERE "
+                    "name=?",
                     (json.dumps(merged), rfc3339(time.time()), name),
                 )
             return self.require_bucket(name)
@@ -268,7 +269,10 @@ class ObjectStore:
 
     # ---- objects: reads -----------------------------------------------------------
 
-    _COLS = "bucket,name,size,generation,metageneration,md5,crc32c,content_type,updated,time_created,metadata"
+    _COLS = (
+        "bucket,name,size,generation,metageneration,md5,crc32c,content_type,updated,"
+        "time_created,metadata"
+    )
 
     @staticmethod
     def _meta(row: tuple[Any, ...]) -> ObjectMeta:
@@ -364,7 +368,10 @@ class ObjectStore:
             ).decode()
 
         while True:
-            sql = f"SELECT {self._COLS} FROM objects WHERE bucket=? AND name {'>=' if inclusive else '>'} ?"
+            sql = (
+                f"SELECT {self._COLS} FROM objects WHERE bucket=? AND name "
+                f"{'>=' if inclusive else '>'} ?"
+            )
             args: list[Any] = [bucket, lower]
             if upper is not None:
                 sql += " AND name < ?"
@@ -503,13 +510,15 @@ class ObjectStore:
                 raise ApiError(
                     400,
                     "INVALID_ARGUMENT",
-                    f"Provided MD5 hash {expected_md5!r} doesn't match calculated MD5 hash {hashed.md5!r}.",
+                    f"Provided MD5 hash {expected_md5!r} doesn't match calculated MD5 hash "
+                    f"{hashed.md5!r}.",
                 )
             if expected_crc32c and expected_crc32c != hashed.crc32c:
                 raise ApiError(
                     400,
                     "INVALID_ARGUMENT",
-                    f"Provided CRC32C {expected_crc32c!r} doesn't match calculated CRC32C {hashed.crc32c!r}.",
+                    f"Provided CRC32C {expected_crc32c!r} doesn't match calculated CRC32C "
+                    f"{hashed.crc32c!r}.",
                 )
             return self._commit(
                 bucket,
@@ -605,7 +614,8 @@ class ObjectStore:
                 else:
                     merged[str(key)] = str(value)
             self._db.execute(
-                "UPDATE objects SET metadata=?, content_type=?, metageneration=metageneration+1, updated=? "
+                "UPDATE objects SET metadata=?, content_type=?, metageneration=metageneration+1, "
+                "updated=? "
                 "WHERE bucket=? AND name=?",
                 (
                     json.dumps(merged),

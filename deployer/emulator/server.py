@@ -416,7 +416,8 @@ def run(
     signal.signal(signal.SIGTERM, stop)
     # Printed whatever the log level: launchers that asked for port 0 read the real one here.
     sys.stderr.write(
-        f"deployer emulator listening on {ctx.base_url} (data dir {data_dir}; APIs: {', '.join(ctx.apis)})\n"
+        f"deployer emulator listening on {ctx.base_url} (data dir {data_dir}; APIs: "
+        f"{', '.join(ctx.apis)})\n"
         f"use api_endpoint={ctx.base_url} and STORAGE_EMULATOR_HOST={ctx.base_url}\n"
     )
     sys.stderr.flush()

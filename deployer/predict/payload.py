@@ -2,7 +2,8 @@
 split into requests under Vertex AI's online size limit.
 
 Owns: `serving_signature` (the signature an endpoint's deployed versions share, read from
-their local artifacts), `encode_instances` (per input of the signature: float inputs as JSON numbers at the
+their local artifacts), `encode_instances` (per input of the signature: float inputs as JSON
+numbers at the
 input's precision, integral values without a fraction; numeric data for a string input that
 the model decodes with `tf.io.decode_raw` as `{"b64": ...}` of the raw little-endian bytes;
 everything else as given), `request_bodies` (compact JSON bodies of at most

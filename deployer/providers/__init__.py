@@ -151,7 +151,8 @@ class Provider(Protocol):
     def undeploy(self, endpoint_id: str, deployed_id: str, traffic: Traffic) -> Operation: ...
     def delete_endpoint(self, endpoint_id: str) -> Operation: ...
     def predict(self, endpoint_id: str, body: bytes) -> dict[str, Any]:
-        """POST a JSON PredictRequest body as is (see deployer.predict.payload); the parsed response."""
+        """POST a JSON PredictRequest body as is (see deployer.predict.payload); the parsed
+        response."""
         ...
 
     # ---- batch jobs (teardown and reap only; batch-predict has its own module)

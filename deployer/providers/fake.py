@@ -567,7 +567,7 @@ class FakeProvider:
         self._check_split(split, [*e.deployed, req.deployed_id])
         e.deployed[req.deployed_id] = req
         if split:
-            e.traffic = {k: v for k, v in split.items()}
+            e.traffic = dict(split)
         return self._finish("deploy", drop, self._op())
 
     def mutate_deployment(

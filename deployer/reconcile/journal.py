@@ -105,7 +105,8 @@ class StackLock:
                     continue
                 if time.monotonic() >= deadline:
                     raise LockHeld(
-                        f"stack {self.stack!r} is locked by {describe_lock(self.provider, self.bucket, self.stack)}",
+                        f"stack {self.stack!r} is locked by "
+                        f"{describe_lock(self.provider, self.bucket, self.stack)}",
                         hint="wait for that run (or pass --lock-timeout SECONDS); if it died, "
                         "run `deployer force-unlock SPEC`",
                     ) from None

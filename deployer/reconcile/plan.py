@@ -178,6 +178,7 @@ def plan_stack(spec: Spec, observed: StackState, inputs: PlanInputs) -> Plan:
         for phase, acts in zip(
             phases,
             _plan_model(spec, model, observed.model(model.name), inputs, refs, kept_versions, exp),
+            strict=True,
         ):
             phase += acts
     for phase in phases:
@@ -566,7 +567,7 @@ def _plan_deployments(
             return (
                 ", ".join(
                     f"{n if shown.count(n) == 1 else f'{n} ({k})'}={v}"
-                    for n, (k, v) in zip(shown, pairs)
+                    for n, (k, v) in zip(shown, pairs, strict=True)
                 )
                 or "none"
             )

@@ -1,4 +1,5 @@
-"""TF Serving request/response codec: JSON (row and columnar) and arrays, checked against a signature.
+"""TF Serving request/response codec: JSON (row and columnar) and arrays, checked against a
+signature.
 
 Owns: turning a TF Serving / Vertex prediction JSON body into one numpy array per signature input
 (dtype and shape checked, `{"b64": ...}` decoded), checking arrays that came another way (gRPC,
@@ -128,7 +129,8 @@ def to_array(info: TensorInfo, value: Any, *, batched: bool) -> np.ndarray:
                     info.dtype.kind != "b" and raw.dtype.kind == "b"
                 ):
                     raise RequestError(
-                        f"input '{name}' expects {info.describe()}; received {_describe_received(value)}"
+                        f"input '{name}' expects {info.describe()}; received "
+                        f"{_describe_received(value)}"
                     )
                 arr = raw.astype(info.dtype, copy=False)
             else:
@@ -146,7 +148,7 @@ def check_shape(info: TensorInfo, arr: np.ndarray, *, batched: bool) -> None:
     if expected is None:
         return
     ok = arr.ndim == len(expected) and all(
-        d is None or d == got for d, got in zip(expected, arr.shape)
+        d is None or d == got for d, got in zip(expected, arr.shape, strict=True)
     )
     if ok:
         return
@@ -157,7 +159,8 @@ def check_shape(info: TensorInfo, arr: np.ndarray, *, batched: bool) -> None:
             f"input '{info.name}' expects {info.describe()} ({want}); received {got}"
         )
     raise RequestError(
-        f"input '{info.name}' expects {info.describe()}; received a tensor of shape {list(arr.shape)}"
+        f"input '{info.name}' expects {info.describe()}; received a tensor of shape "
+        f"{list(arr.shape)}"
     )
 
 
@@ -269,7 +272,8 @@ def _jsonable(name: str, arr: np.ndarray) -> Any:
 
 
 def encode_json(outputs: Mapping[str, np.ndarray], *, row_format: bool) -> dict[str, Any]:
-    """Output arrays -> {"predictions": [...]} (row) or {"outputs": ...} (columnar), as TF Serving."""
+    """Output arrays -> {"predictions": [...]} (row) or {"outputs": ...} (columnar), as TF
+    Serving."""
     names = list(outputs)
     if not row_format:
         if len(names) == 1:

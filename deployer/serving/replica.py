@@ -83,20 +83,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
 
+    import click
+
     from deployer.serving.server import ServerOptions, run_model_server, setup_logging
     from deployer.serving.versions import FixedSource
 
     setup_logging(args.verbose)
     model_dir = args.saved_model.resolve()
     if not (model_dir / "saved_model.pb").is_file():
-        print(
-            f"error: {model_dir} is not a SavedModel directory (no saved_model.pb)", file=sys.stderr
+        click.echo(
+            f"error: {model_dir} is not a SavedModel directory (no saved_model.pb)", err=True
         )
         return 1
     try:
         batching = build_batching(args)
     except (OSError, ValueError) as exc:
-        print(f"error: batching parameters: {exc}", file=sys.stderr)
+        click.echo(f"error: batching parameters: {exc}", err=True)
         return 2
     options = ServerOptions(
         name=args.model_name,

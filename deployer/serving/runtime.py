@@ -176,7 +176,8 @@ class ServedModel:
         return result
 
     def signature_def_map(self) -> Any:
-        """The SavedModel's SignatureDefMap proto (for GetModelMetadata), read from saved_model.pb."""
+        """The SavedModel's SignatureDefMap proto (for GetModelMetadata), read from
+        saved_model.pb."""
         from tensorflow.core.protobuf import saved_model_pb2
         from tensorflow_serving.apis import get_model_metadata_pb2
 

@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import click
 import numpy as np
 
 from deployer.serving.batching import BatcherClosed, BatchingParameters, QueueFull
@@ -168,7 +169,7 @@ def run_model_server(source: VersionSource, options: ServerOptions) -> int:
     try:
         rest = RestServer(server, options.host, options.rest_port)
     except OSError as exc:
-        print(f"error: cannot listen on {options.host}:{options.rest_port}: {exc}", file=sys.stderr)
+        click.echo(f"error: cannot listen on {options.host}:{options.rest_port}: {exc}", err=True)
         return 2
     rest.start()
     log.info("REST API listening on http://%s:%d", options.host, rest.port)
@@ -193,7 +194,7 @@ def run_model_server(source: VersionSource, options: ServerOptions) -> int:
         try:
             grpc_server, bound = start_grpc_server(server, options.host, options.grpc_port)
         except RuntimeError as exc:
-            print(f"error: {exc}", file=sys.stderr)
+            click.echo(f"error: {exc}", err=True)
             rest.stop(0)
             return 2
         log.info("gRPC API listening on %s:%d", options.host, bound)
@@ -205,7 +206,7 @@ def run_model_server(source: VersionSource, options: ServerOptions) -> int:
             announced = True
             log.info("model %s ready", options.name)
         elif not announced and options.exit_on_load_failure and manager.failed:
-            print(f"error: model {options.name} failed to load: {manager.failed}", file=sys.stderr)
+            click.echo(f"error: model {options.name} failed to load: {manager.failed}", err=True)
             code = 1
             break
     log.info("shutting down: draining in-flight requests")

@@ -346,7 +346,7 @@ class ModelManager:
             slots = sorted(self._slots.values(), key=lambda s: -s.version)
         out: dict[str, Any] = {"model": self.name, "batching": None, "versions": {}}
         if self.batching is not None:
-            out["batching"] = {k: v for k, v in vars(self.batching).items()}
+            out["batching"] = dict(vars(self.batching))
         for s in slots:
             w = s.warmup
             out["versions"][str(s.version)] = {

@@ -157,8 +157,10 @@ def accelerator_fit(
             )
         if count not in allowed:
             return (
-                f"{accelerator} comes in counts of {', '.join(map(str, allowed))} per replica, not {count}",
-                f"use count: {max(c for c in allowed if c <= count) if count > allowed[0] else allowed[0]}",
+                f"{accelerator} comes in counts of {', '.join(map(str, allowed))} per replica, not "
+                f"{count}",
+                f"use count: "
+                f"{max(c for c in allowed if c <= count) if count > allowed[0] else allowed[0]}",
             )
         return None
     needs = {

@@ -135,7 +135,10 @@ def bucket_name_problem(name: str) -> str | None:
         {c for c in name if not (c.islower() or c.isdigit() or c in "-_.") or not c.isascii()}
     )
     if bad:
-        return f"bucket name {name!r} may contain only lowercase letters, digits, '-', '_' and '.' (found {''.join(bad)!r})"
+        return (
+            f"bucket name {name!r} may contain only lowercase letters, digits, '-', '_' and "
+            f"'.' (found {''.join(bad)!r})"
+        )
     if not (name[0].isalnum() and name[-1].isalnum()):
         return f"bucket name {name!r} must start and end with a letter or digit"
     if ".." in name or ".-" in name or "-." in name:
@@ -173,7 +176,10 @@ def _bucket_fix(name: str) -> str:
     fixed = fixed[:63].strip("-_.")
     if bucket_name_problem(fixed) is None and fixed != name:
         return f"use a name such as {fixed!r} (3-63 lowercase letters, digits, '-', '_', '.')"
-    return "use 3-63 lowercase letters, digits, '-', '_' or '.', starting and ending with a letter or digit"
+    return (
+        "use 3-63 lowercase letters, digits, '-', '_' or '.', starting and ending with a "
+        "letter or digit"
+    )
 
 
 def gs_uri_problem(uri: str, *, need_object: bool = True) -> str | None:
@@ -262,7 +268,8 @@ def _check_local_dir(path_text: str, path: Path_, f: Findings, base_dir: Path) -
         f.add(
             path,
             f"{str(resolved)!r} holds no saved_model.pb, so it is not a SavedModel",
-            "point at a version directory that holds saved_model.pb (e.g. models/my_mnist_model/0001)",
+            "point at a version directory that holds saved_model.pb (e.g. "
+            "models/my_mnist_model/0001)",
         )
 
 
@@ -534,7 +541,8 @@ def _check_batch_jobs(
                 f.add(
                     where,
                     f"batch input {str(resolve_local(text, base_dir))!r} does not exist",
-                    "create it or fix the path; relative paths are resolved against the spec file's directory",
+                    "create it or fix the path; relative paths are resolved against the spec "
+                    "file's directory",
                 )
         if inp.get("format") is None and paths and infer_format(paths[0][1]) is None:
             f.add(

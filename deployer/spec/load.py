@@ -288,7 +288,8 @@ def _to_data(
         for key_node, value_node in node.value:
             key = loader.construct_object(key_node, deep=True)
             if not isinstance(key, str):
-                # YAML 1.1 reads `on:`/`yes:` as booleans and `1:` as an int: keep the text as typed.
+                # YAML 1.1 reads `on:`/`yes:` as booleans and `1:` as an int: keep the text as
+                # typed.
                 key = str(key_node.value) if isinstance(key_node, yaml.ScalarNode) else str(key)
             here = (*path, key)
             if key in out:

@@ -39,7 +39,8 @@ class BucketDoc(_Doc):
     name: str = Field(description="GCS bucket name (3-63 chars: lowercase letters, digits, - _ .).")
     create: bool = Field(
         True,
-        description="true: the stack creates the bucket and teardown deletes it; false: it must exist.",
+        description="true: the stack creates the bucket and teardown deletes it; false: it must "
+        "exist.",
     )
     location: str | None = Field(
         None, description="Bucket location; defaults to the region, upper-cased."

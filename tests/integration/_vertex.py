@@ -48,7 +48,8 @@ def gapic_clients(url: str) -> Clients:
 
 
 def put_tree(storage_client: Any, bucket: str, prefix: str, local_dir: Path) -> str:
-    """Upload every file under `local_dir` to gs://bucket/prefix/...; returns the gs:// directory URI."""
+    """Upload every file under `local_dir` to gs://bucket/prefix/...; returns the gs:// directory
+    URI."""
     b = storage_client.bucket(bucket)
     if not b.exists():
         b = storage_client.create_bucket(bucket)
@@ -138,7 +139,8 @@ def clients(emu: EmulatorProcess) -> Clients:
 
 @pytest.fixture(scope="session")
 def mnist_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An MNIST-size SavedModel (784-300-100-10 MLP, fixed weights, input `flatten_input` [None, 784])."""
+    """An MNIST-size SavedModel (784-300-100-10 MLP, fixed weights, input `flatten_input` [None,
+    784])."""
     from tests.support.savedmodels import make_mnist_like_model
 
     return make_mnist_like_model(

@@ -1,4 +1,5 @@
-"""Fixtures for integration tests: the local emulator as a real process, and official clients for it.
+"""Fixtures for integration tests: the local emulator as a real process, and official clients for
+it.
 
 Stable names others import: `emulator` (fresh per test), `shared_emulator`
 (one per session), `storage_client` (google-cloud-storage client on `emulator`),

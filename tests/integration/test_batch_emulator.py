@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +33,7 @@ BUCKET = "batch-emu"
 
 
 @pytest.fixture
-def env(emulator: EmulatorProcess, tmp_path: Path) -> Iterator[dict[str, Any]]:
+def env(emulator: EmulatorProcess, tmp_path: Path) -> dict[str, Any]:
     from google.auth.credentials import AnonymousCredentials
     from google.cloud import aiplatform_v1 as v1
 
@@ -45,7 +44,7 @@ def env(emulator: EmulatorProcess, tmp_path: Path) -> Iterator[dict[str, Any]]:
         credentials=AnonymousCredentials(),
         client_options={"api_endpoint": emulator.url},
     )
-    yield {
+    return {
         "storage": storage,
         "jobs": jobs,
         "clients": gapic_clients(emulator.url),

@@ -1,4 +1,5 @@
-"""The emulator's server: request log, fault injection, dropped responses, admin route, robustness, lifecycle."""
+"""The emulator's server: request log, fault injection, dropped responses, admin route, robustness,
+lifecycle."""
 
 from __future__ import annotations
 
@@ -268,6 +269,13 @@ def _cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.timeout(180)
+def _wait_until_gone(pid: int) -> None:
+    """Poll `pid` for up to 5 s; os.kill raises ProcessLookupError once it is gone."""
+    for _ in range(100):
+        os.kill(pid, 0)
+        time.sleep(0.05)
+
+
 def test_local_up_is_idempotent_and_down_stops_it(tmp_path: Path) -> None:
     home = tmp_path / "home"
     port = free_port()
@@ -299,9 +307,7 @@ def test_local_up_is_idempotent_and_down_stops_it(tmp_path: Path) -> None:
     assert down.returncode == 0 and "Stopped" in down.stdout
     assert not (home / "local" / "instance.json").exists()
     with pytest.raises(ProcessLookupError):
-        for _ in range(100):
-            os.kill(info["pid"], 0)
-            time.sleep(0.05)
+        _wait_until_gone(info["pid"])
     assert _cli(home, "status").returncode == 1
     # Data survives down/up.
     again = _cli(home, "up", "--port", str(port), "--output", "json")

@@ -1,4 +1,5 @@
-"""The emulator's Cloud Storage JSON API, driven only through the official google-cloud-storage client."""
+"""The emulator's Cloud Storage JSON API, driven only through the official google-cloud-storage
+client."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ pytestmark = pytest.mark.timeout(120)
 
 @pytest.fixture
 def storage_client(shared_storage_client):  # type: ignore[no-untyped-def]
-    """These tests need no fresh server: one emulator for the module, bucket names prefixed gcs-t-."""
+    """These tests need no fresh server: one emulator for the module, bucket names prefixed
+    gcs-t-."""
     return shared_storage_client
 
 

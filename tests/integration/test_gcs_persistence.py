@@ -191,7 +191,8 @@ def test_chunked_upload_recovers_from_lost_replies(emulator: EmulatorProcess, dr
     data = os.urandom(3 * 256 * 1024 + 7)  # session start + 4 chunks
     emulator.admin({"script": [{"method": "storage.objects.insert", "count": drops, "drop": True}]})
     blob = bucket.blob("obj", chunk_size=256 * 1024)
-    # Unknown size: the client must use a chunked resumable upload (below 8 MB it would go multipart).
+    # Unknown size: the client must use a chunked resumable upload (below 8 MB it would go
+    # multipart).
     blob.upload_from_file(io.BytesIO(data), if_generation_match=0)
     assert bucket.get_blob("obj").md5_hash == _md5(data)
     log = emulator.read_request_log()

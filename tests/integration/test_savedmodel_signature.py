@@ -62,10 +62,10 @@ def test_inputs_match_tensorflow_for_every_kind_of_model(tmp_path: Path) -> None
 
 
 def test_unreadable_models_raise_signature_errors_that_name_the_file(tmp_path: Path) -> None:
-    with pytest.raises(SignatureError, match="cannot read .*saved_model.pb"):
+    with pytest.raises(SignatureError, match=r"cannot read .*saved_model.pb"):
         read_signature(tmp_path)
     (tmp_path / "saved_model.pb").write_bytes(b"\xff" * 40)
-    with pytest.raises(SignatureError, match="saved_model.pb is not a readable SavedModel"):
+    with pytest.raises(SignatureError, match=r"saved_model.pb is not a readable SavedModel"):
         read_signature(tmp_path)
 
 

@@ -1,4 +1,5 @@
-"""The replica entry point contract the emulator relies on (`python -m deployer.serving.replica`)."""
+"""The replica entry point contract the emulator relies on (`python -m
+deployer.serving.replica`)."""
 
 from __future__ import annotations
 

@@ -2,7 +2,8 @@
 
 apply -> apply again is a no-op (zero mutating calls in the request log) -> change one
 version's artifact (only changed files go up, one new version) -> 90/10 traffic (shifted
-without undeploying) -> rename the registry model -> teardown leaves nothing labelled with the stack.
+without undeploying) -> rename the registry model -> teardown leaves nothing labelled with the
+stack.
 """
 
 from __future__ import annotations

@@ -52,7 +52,8 @@ class Served:
 
 @pytest.fixture(scope="module")
 def served(mnist_dir: Path, mnist_dir_v2: Path) -> Iterator[Served]:
-    """Model `mnist` v1 and v2 deployed on endpoint `served`: dm-v1 70 %, dm-v2 30 % (on a GPU spec)."""
+    """Model `mnist` v1 and v2 deployed on endpoint `served`: dm-v1 70 %, dm-v2 30 % (on a GPU
+    spec)."""
     from google.cloud import aiplatform_v1 as v1
 
     emu = EmulatorProcess()

@@ -25,9 +25,9 @@ from tests.support.emulator import emulator_env
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "scripts"))
 
-import make_batch_inputs
-import train_mnist
-import workflow_commands
+import make_batch_inputs  # noqa: E402 - scripts/ is importable only after the line above
+import train_mnist  # noqa: E402 - scripts/ is importable only after the line above
+import workflow_commands  # noqa: E402 - scripts/ is importable only after the line above
 
 PROJECT = "local-project"
 REGION = "us-central1"
@@ -105,7 +105,7 @@ def test_workflow_deployer_steps_plan_apply_teardown_reap(emulator, tmp_path: Pa
     assert outputs["exitcode"] == "2", "a fresh stack must plan changes"
     assert plan["changes"] is True and plan["stack"] == "mnist"
     assert "changes pending" in summary and "Plan: mnist" in summary
-    assert [e for e in emulator.mutating_calls()] == [], "plan must not change anything"
+    assert list(emulator.mutating_calls()) == [], "plan must not change anything"
 
     applied, summary, _ = runner.run("apply")
     assert applied["no_changes"] is False and applied["applied"]

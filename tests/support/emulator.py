@@ -132,7 +132,8 @@ class EmulatorProcess:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise EmulatorError(
-                    f"emulator exited with {self.proc.returncode} while starting:\n{self.stderr_tail()}"
+                    f"emulator exited with {self.proc.returncode} while "
+                    f"starting:\n{self.stderr_tail()}"
                 )
             if self._port is None:
                 self._port = self._reported_port()
@@ -213,7 +214,8 @@ class EmulatorProcess:
         return dict(self._call("GET", "/_emulator/health"))
 
     def admin(self, faults: dict[str, Any] | None = None) -> dict[str, Any]:
-        """POST fault settings (e.g. {"script": [{"method": "deployModel", "count": 2, "http_status": 503}]})
+        """POST fault settings (e.g. {"script": [{"method": "deployModel", "count": 2,
+        "http_status": 503}]})
         and return the current ones; GET them with no argument."""
         if faults is None:
             return dict(self._call("GET", "/_emulator/faults"))

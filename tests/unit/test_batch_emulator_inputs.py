@@ -34,11 +34,11 @@ def test_wildcards_expand_in_name_order_and_a_pattern_matching_nothing_fails(
         ("bkt", "in/b.jsonl"),
         ("bkt", "other/a.jsonl"),
     ]
-    with pytest.raises(InputError, match="gs://bkt/in/\\*.txt matches no files"):
+    with pytest.raises(InputError, match=r"gs://bkt/in/\*.txt matches no files"):
         expand_sources(store, ["gs://bkt/in/*.txt"])
     with pytest.raises(InputError, match="bucket nope does not exist"):
         expand_sources(store, ["gs://nope/x.jsonl"])
-    with pytest.raises(InputError, match="gs://bkt/in/c.jsonl does not exist"):
+    with pytest.raises(InputError, match=r"gs://bkt/in/c.jsonl does not exist"):
         expand_sources(store, ["gs://bkt/in/c.jsonl"])
 
 
@@ -61,7 +61,7 @@ def test_a_file_list_sends_each_files_bytes_as_b64_and_counts_without_reading_th
         formats.b64_instance(b"\x89PNG one"),
     ]
     store.put("bkt", "list.txt", b"gs://bkt/img/1.png\ngs://bkt/img/3.png\n")
-    with pytest.raises(InputError, match="line 2: gs://bkt/img/3.png does not exist"):
+    with pytest.raises(InputError, match=r"line 2: gs://bkt/img/3.png does not exist"):
         count_instances(store, sources, "file-list")
 
 

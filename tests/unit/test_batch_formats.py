@@ -1,4 +1,5 @@
-"""Unit tests of deployer.wire.batch_formats: the row rules and TFRecord framing both sides share."""
+"""Unit tests of deployer.wire.batch_formats: the row rules and TFRecord framing both sides
+share."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The batch client's memory does not grow with the input: rows live on disk, merge and score stream.
+"""The batch client's memory does not grow with the input: rows live on disk, merge and score
+stream.
 
 Pins the design of issue 8 / benchmark 6: staging, merging, writing and scoring N
 rows keep no per-row Python objects (the row index, output placements and labels are
@@ -76,7 +77,8 @@ def test_staging_merging_and_scoring_keep_no_per_row_python_objects(tmp_path: Pa
     small_n, big_n = 6_000, 30_000  # both above the insert/fetch buffers (4,096 rows)
     small, _ = _peak_python_bytes(tmp_path / "small", small_n)
     big, scored = _peak_python_bytes(tmp_path / "big", big_n)
-    # The old in-memory index, offsets and labels cost ~400 bytes a row: 24,000 more rows added ~10 MB.
+    # The old in-memory index, offsets and labels cost ~400 bytes a row: 24,000 more rows added ~10
+    # MB.
     # Allow 8 bytes a row (a bare array would need that) plus the errors, which are per failure.
     failures = big_n // 1000 - small_n // 1000
     assert big - small < (big_n - small_n) * 8 + failures * 2_000, (small, big)

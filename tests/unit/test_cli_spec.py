@@ -118,7 +118,8 @@ def test_help_does_not_import_pydantic() -> None:
     code = (
         "import sys\nfrom deployer.cli import main\n"
         "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
-        "print('LOADED' if 'pydantic' in sys.modules or 'deployer.cost' in sys.modules else 'LIGHT')"
+        "print('LOADED' if 'pydantic' in sys.modules or 'deployer.cost' in sys.modules else "
+        "'LIGHT')"
     )
     result = subprocess.run(
         [sys.executable, "-c", code],

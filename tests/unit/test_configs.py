@@ -21,8 +21,8 @@ REPO = Path(__file__).resolve().parents[2]
 CONFIGS = sorted((REPO / "configs").glob("*.yaml"))
 sys.path.insert(0, str(REPO / "scripts"))
 
-import make_batch_inputs
-import train_mnist
+import make_batch_inputs  # noqa: E402 - scripts/ is importable only after the line above
+import train_mnist  # noqa: E402 - scripts/ is importable only after the line above
 
 
 @pytest.fixture(scope="session")

@@ -244,7 +244,8 @@ def test_batch_bound_grows_with_input_size_and_states_its_assumptions(table: Pri
     large = batch_job_upper_bound(job(mx=2), "us-central1", 10_000_000, table)
     assert small.total_max is not None and large.total_max is not None
     assert large.total_max > 100 * small.total_max / 2
-    # 10,000 instances at 20/s = 500 s, plus 2 replicas x 10 min startup: 0.139 h + 0.333 h, rounded up.
+    # 10,000 instances at 20/s = 500 s, plus 2 replicas x 10 min startup: 0.139 h + 0.333 h, rounded
+    # up.
     assert small.replica_hours_max == pytest.approx(29 / 60)
     assert small.total_max == pytest.approx(0.2191 * 29 / 60, abs=1e-3)
     assert "10,000 instances" in small.note and "upper bound" in small.note

@@ -1,4 +1,5 @@
-"""ObjectStore in-process: listing order and pages, preconditions, atomic overwrite, crash leftovers."""
+"""ObjectStore in-process: listing order and pages, preconditions, atomic overwrite, crash
+leftovers."""
 
 from __future__ import annotations
 

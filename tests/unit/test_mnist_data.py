@@ -18,9 +18,9 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "scripts"))
 
-import make_batch_inputs
-import mnist_data
-import train_mnist
+import make_batch_inputs  # noqa: E402 - scripts/ is importable only after the line above
+import mnist_data  # noqa: E402 - scripts/ is importable only after the line above
+import train_mnist  # noqa: E402 - scripts/ is importable only after the line above
 
 
 def idx_bytes(array: np.ndarray) -> bytes:

@@ -1,4 +1,5 @@
-"""deployer.predict.payload: request encodings per signature, splitting under the online limit, merging."""
+"""deployer.predict.payload: request encodings per signature, splitting under the online limit,
+merging."""
 
 from __future__ import annotations
 

@@ -86,12 +86,13 @@ def test_unknown_signature_and_non_savedmodel_dirs_fail_clearly(
         runtime.load(models["mnist"], warmup=False).predict_json(
             {"signature_name": "nope", "instances": [1]}
         )
-    with pytest.raises(runtime.ModelLoadError, match="no saved_model.pb"):
+    with pytest.raises(runtime.ModelLoadError, match=r"no saved_model.pb"):
         runtime.load(tmp_path)
 
 
 def _publish(src: Path, base: Path, version: int) -> None:
-    """Copy a model in as a new version atomically (copy aside, then rename), as TF Serving advises."""
+    """Copy a model in as a new version atomically (copy aside, then rename), as TF Serving
+    advises."""
     tmp = base / f".tmp-{version}"
     shutil.copytree(src, tmp)
     os.rename(tmp, base / f"{version:04d}")

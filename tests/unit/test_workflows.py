@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parents[2]
 WORKFLOWS = REPO / ".github" / "workflows"
 sys.path.insert(0, str(REPO / "scripts"))
 
-import workflow_commands
+import workflow_commands  # noqa: E402 - scripts/ is importable only after the line above
 
 
 def actionlint(*files: Path) -> tuple[int, list[dict[str, Any]], str]:

@@ -21,8 +21,8 @@ from deployer.emulator.vertex import _lightimport
 # plane needs a dozen message types, not every client of the API (see _lightimport).
 _lightimport.install()
 
-from deployer.emulator.context import EmulatorContext
-from deployer.emulator.http import Router
+from deployer.emulator.context import EmulatorContext  # noqa: E402 - after install(), on purpose
+from deployer.emulator.http import Router  # noqa: E402 - after install(), on purpose
 
 log = logging.getLogger("deployer.emulator.vertex")
 

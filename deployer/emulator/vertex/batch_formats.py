@@ -95,7 +95,8 @@ def iter_instances(
     """
     if instances_format not in formats.FORMATS:
         raise InputError(
-            f"Unsupported instancesFormat {instances_format!r}: use one of {', '.join(formats.FORMATS)}."
+            f"Unsupported instancesFormat {instances_format!r}: use one of "
+            f"{', '.join(formats.FORMATS)}."
         )
     for bucket, name in sources:
         uri = f"gs://{bucket}/{name}"

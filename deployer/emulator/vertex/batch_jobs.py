@@ -103,7 +103,8 @@ class BatchJobs:
         return [protos.loads(r[0], BatchPredictionJob) for r in rows]
 
     def _fail_interrupted(self) -> None:
-        """After a restart, a job that was running has lost its thread: it ends FAILED, never stuck."""
+        """After a restart, a job that was running has lost its thread: it ends FAILED, never
+        stuck."""
         with self.store.tx() as c:
             rows = c.execute("SELECT body FROM batch_jobs").fetchall()
         for (body,) in rows:
@@ -230,7 +231,8 @@ def _validate(job: Any) -> None:
     fmt = job.input_config.instances_format
     if fmt not in formats.FORMATS:
         raise bad(
-            f"Unsupported instances_format {fmt!r}: the emulator supports {', '.join(formats.FORMATS)}."
+            f"Unsupported instances_format {fmt!r}: the emulator supports "
+            f"{', '.join(formats.FORMATS)}."
         )
     if not job.input_config.gcs_source.uris:
         raise bad("input_config.gcs_source.uris is required.")

@@ -164,7 +164,8 @@ class EndpointService:
                 raise ApiError(
                     400,
                     "FAILED_PRECONDITION",
-                    f"Endpoint {name} has deployed model(s) {ids}; undeploy them before deleting the endpoint.",
+                    f"Endpoint {name} has deployed model(s) {ids}; undeploy them before deleting "
+                    f"the endpoint.",
                 )
             self.store.delete_endpoint(name)
             meta = DeleteOperationMetadata(generic_metadata=generic_metadata())

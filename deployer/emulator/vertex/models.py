@@ -54,8 +54,10 @@ _TF_IMAGE_RE = re.compile(
     r"/tf2-(?P<kind>cpu|gpu)\.[0-9]+-[0-9]+(?::[\w.\-]+|@sha256:[0-9a-f]+)?$"
 )
 SUPPORTED_IMAGES = (
-    "the pre-built TensorFlow 2 prediction images: us-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.X-Y "
-    "or tf2-gpu.X-Y (also europe-docker / asia-docker, and gcr.io/cloud-aiplatform/prediction/tf2-*)"
+    "the pre-built TensorFlow 2 prediction images: "
+    "us-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.X-Y "
+    "or tf2-gpu.X-Y (also europe-docker / asia-docker, and "
+    "gcr.io/cloud-aiplatform/prediction/tf2-*)"
 )
 _BATCH_INPUT_FORMATS = ["jsonl", "csv", "tf-record", "tf-record-gzip", "file-list"]
 _BATCH_OUTPUT_FORMATS = ["jsonl"]
@@ -372,7 +374,8 @@ class ModelRegistry:
                 raise ApiError(
                     400,
                     "FAILED_PRECONDITION",
-                    f"Version {target.version_id} of {name.base} is the default version and cannot be "
+                    f"Version {target.version_id} of {name.base} is the default version and cannot "
+                    f"be "
                     "deleted: move the 'default' alias first, or delete the whole model.",
                 )
             endpoints = self._deployed_to(name.base, int(target.version_id))
@@ -380,7 +383,8 @@ class ModelRegistry:
                 raise ApiError(
                     400,
                     "FAILED_PRECONDITION",
-                    f'The Model "{name.base}@{target.version_id}" is deployed or being deployed at the '
+                    f'The Model "{name.base}@{target.version_id}" is deployed or being deployed at '
+                    f"the "
                     f"following Endpoint(s): {', '.join(endpoints)}. Undeploy it first.",
                 )
             self.store.delete_model(name.base, int(target.version_id))

@@ -63,7 +63,8 @@ def parse_model_name(name: str) -> ModelName:
         raise ApiError(
             400,
             "INVALID_ARGUMENT",
-            f"Invalid Model resource name {name!r}: expected projects/*/locations/*/models/*[@version]",
+            f"Invalid Model resource name {name!r}: expected "
+            f"projects/*/locations/*/models/*[@version]",
         )
     return ModelName(m.group(1), m.group(2), m.group(3))
 

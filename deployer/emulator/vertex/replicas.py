@@ -331,7 +331,8 @@ class ReplicaManager:
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-                start_new_session=True,  # a Ctrl-C to the emulator's group must not kill replicas mid-drain
+                # a Ctrl-C to the emulator's group must not kill replicas mid-drain
+                start_new_session=True,
             )
         replica = Replica(
             name=name, model_name=model_name, port=port, process=proc, log_path=log_path
@@ -396,7 +397,8 @@ class ReplicaManager:
                 self._live.discard(replica)
 
     def stop_all(self) -> None:
-        """Stop every replica (emulator shutdown): SIGTERM all first, then wait, so drains overlap."""
+        """Stop every replica (emulator shutdown): SIGTERM all first, then wait, so drains
+        overlap."""
         with self._lock:
             self._closed = True
             live, self._live = list(self._live), set()

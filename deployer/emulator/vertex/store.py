@@ -222,7 +222,10 @@ class VertexStore:
         version: int | None = None,
     ) -> list[dict[str, Any]]:
         """Rows of the deployments table as dicts, filtered by the given keys."""
-        sql = "SELECT endpoint, deployed_model_id, model_base, version, state, operation, body FROM deployments"
+        sql = (
+            "SELECT endpoint, deployed_model_id, model_base, version, state, operation, body "
+            "FROM deployments"
+        )
         where, args = [], []
         for col, val in (("endpoint", endpoint), ("model_base", model_base), ("version", version)):
             if val is not None:
@@ -274,7 +277,8 @@ class VertexStore:
     ) -> None:
         with self.tx() as c:
             c.execute(
-                "INSERT INTO operations(name, resource, kind, state, done_at, body) VALUES (?,?,?,?,?,?)",
+                "INSERT INTO operations(name, resource, kind, state, done_at, body) VALUES "
+                "(?,?,?,?,?,?)",
                 (op.name, resource, kind, state, done_at, op.SerializeToString()),
             )
 
@@ -317,7 +321,8 @@ class VertexStore:
     def operations_under(self, resource: str) -> list[Operation]:
         with self.tx() as c:
             rows = c.execute(
-                "SELECT name, resource, kind, state, done_at, cancel_requested, body FROM operations "
+                "SELECT name, resource, kind, state, done_at, cancel_requested, body FROM "
+                "operations "
                 "WHERE resource=? OR resource LIKE ? ORDER BY seq",
                 (resource, resource.rstrip("/") + "/%"),
             ).fetchall()
