@@ -23,8 +23,9 @@ from deployer.cli.flags import spec_argument
 from deployer.errors import Aborted, ConfigError
 
 if TYPE_CHECKING:
-    from deployer.batch.runner import BatchBackend, Collected, JobStatus
+    from deployer.batch.runner import BatchBackend, Collected
     from deployer.batch.staging import StagedInput
+    from deployer.providers import JobStatus
     from deployer.spec import Spec
 
 

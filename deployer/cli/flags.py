@@ -28,4 +28,4 @@ yes_option = click.option("--yes", "-y", is_flag=True, help="Do not ask for conf
 
 def common_stack_options(func: F) -> F:
     """SPEC argument plus --output: what every stack command takes."""
-    return spec_argument(output_option(func))  # type: ignore[return-value]
+    return spec_argument(output_option(func))

@@ -77,7 +77,7 @@ class BlobFiles:
     def write_temp(self, source: bytes | Readable | Path) -> tuple[Path, Hashed]:
         """Stream `source` into a (fsynced) temp file, hashing as it goes."""
         md5 = hashlib.md5()
-        crc = google_crc32c.Checksum()
+        crc = google_crc32c.Checksum()  # type: ignore[no-untyped-call]
         tmp = self.tmp / uuid.uuid4().hex
         size = 0
         chunks: Iterable[bytes]
@@ -93,7 +93,7 @@ class BlobFiles:
                     if not chunk:
                         continue
                     md5.update(chunk)
-                    crc.update(chunk)
+                    crc.update(chunk)  # type: ignore[no-untyped-call]
                     out.write(chunk)
                     size += len(chunk)
                 out.flush()
@@ -102,24 +102,26 @@ class BlobFiles:
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
+        crc_digest: bytes = crc.digest()  # type: ignore[no-untyped-call]
         return tmp, Hashed(
-            size, base64.b64encode(md5.digest()).decode(), base64.b64encode(crc.digest()).decode()
+            size, base64.b64encode(md5.digest()).decode(), base64.b64encode(crc_digest).decode()
         )
 
     def adopt(self, path: Path) -> tuple[Path, Hashed]:
         """Hash (and fsync) a finished file in place, to be published without copying it."""
         md5 = hashlib.md5()
-        crc = google_crc32c.Checksum()
+        crc = google_crc32c.Checksum()  # type: ignore[no-untyped-call]
         size = 0
         with open(path, "rb+") as fh:
             while data := fh.read(CHUNK):
                 md5.update(data)
-                crc.update(data)
+                crc.update(data)  # type: ignore[no-untyped-call]
                 size += len(data)
             if self.fsync:
                 os.fsync(fh.fileno())
+        crc_digest: bytes = crc.digest()  # type: ignore[no-untyped-call]
         return path, Hashed(
-            size, base64.b64encode(md5.digest()).decode(), base64.b64encode(crc.digest()).decode()
+            size, base64.b64encode(md5.digest()).decode(), base64.b64encode(crc_digest).decode()
         )
 
     def publish(self, tmp: Path) -> str:

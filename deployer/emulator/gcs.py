@@ -42,7 +42,7 @@ def _int_param(req: Request, name: str) -> int | None:
     if value in (None, ""):
         return None
     try:
-        return int(value)  # type: ignore[arg-type]
+        return int(value)
     except ValueError:
         raise ApiError(400, "INVALID_ARGUMENT", f"Invalid value for {name}: {value!r}") from None
 
@@ -59,7 +59,10 @@ def object_resource(meta: ObjectMeta, base: str) -> dict[str, Any]:
         "kind": "storage#object",
         "id": f"{meta.bucket}/{meta.name}/{meta.generation}",
         "selfLink": f"{base}/storage/v1/b/{meta.bucket}/o/{quoted}",
-        "mediaLink": f"{base}/download/storage/v1/b/{meta.bucket}/o/{quoted}?generation={meta.generation}&alt=media",
+        "mediaLink": (
+            f"{base}/download/storage/v1/b/{meta.bucket}/o/{quoted}"
+            f"?generation={meta.generation}&alt=media"
+        ),
         "name": meta.name,
         "bucket": meta.bucket,
         "generation": str(meta.generation),
@@ -384,7 +387,10 @@ class GcsApi:
             self.store.require_bucket(bucket)
             self.store._check_preconditions(current, **spec["preconditions"])
             upload_id = self.store.create_upload(bucket, name, spec)
-            location = f"{base}/upload/storage/v1/b/{quote(bucket, safe='')}/o?uploadType=resumable&upload_id={upload_id}"
+            location = (
+                f"{base}/upload/storage/v1/b/{quote(bucket, safe='')}/o"
+                f"?uploadType=resumable&upload_id={upload_id}"
+            )
             return Response(200, b"", {"Location": location, "X-GUploader-UploadID": upload_id})
         raise ApiError(400, "INVALID_ARGUMENT", f"Unsupported uploadType: {kind!r}")
 

@@ -151,7 +151,8 @@ def default_credentials() -> Any:
     except exceptions.DefaultCredentialsError as exc:
         raise ConfigError(
             f"no Google Cloud credentials to fetch prices with ({exc})",
-            hint="run `gcloud auth application-default login` (or set GOOGLE_APPLICATION_CREDENTIALS); "
+            hint="run `gcloud auth application-default login` (or set "
+            "GOOGLE_APPLICATION_CREDENTIALS); "
             "estimates keep using the packaged table meanwhile",
         ) from exc
     return credentials
@@ -185,7 +186,7 @@ def refresh_price_table(
     from google.auth.transport.requests import AuthorizedSession
 
     credentials = credentials_loader()
-    session = AuthorizedSession(credentials)
+    session = AuthorizedSession(credentials)  # type: ignore[no-untyped-call]
     try:
         skus = fetch_vertex_skus(
             session, api=api or os.environ.get("DEPLOYER_BILLING_API") or CATALOG_API
@@ -198,7 +199,7 @@ def refresh_price_table(
             hint="check your network and credentials, then retry",
         ) from exc
     finally:
-        session.close()
+        session.close()  # type: ignore[no-untyped-call]
     doc = table_from_skus(skus, base, as_of=today or dt.datetime.now(dt.UTC).date().isoformat())
     if not doc["region_prices"]:
         raise ApiError(

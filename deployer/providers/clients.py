@@ -64,8 +64,8 @@ def _light_import() -> None:
             attr: str,
             module: Any = module,
             spec: Any = spec,
-            state: dict[str, bool] = {"done": False},
-        ) -> Any:  # noqa: B006
+            state: dict[str, bool] = {"done": False},  # noqa: B006 - one per closure, on purpose
+        ) -> Any:
             if attr.startswith("__"):
                 raise AttributeError(attr)
             try:  # `from pkg import submodule` asks the package first
@@ -153,7 +153,7 @@ class Clients:
         if self.target.kind == "local":
             from google.auth.credentials import AnonymousCredentials
 
-            return AnonymousCredentials()
+            return AnonymousCredentials()  # type: ignore[no-untyped-call]
         import google.auth
 
         from deployer.providers.errors import translated
@@ -207,7 +207,7 @@ class Clients:
         bytes of the compact body, against a 1.5 MB request limit)."""
         from google.auth.transport.requests import AuthorizedSession
 
-        return AuthorizedSession(self.credentials)
+        return AuthorizedSession(self.credentials)  # type: ignore[no-untyped-call]
 
     @cached_property
     def storage(self) -> Any:

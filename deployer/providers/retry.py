@@ -86,7 +86,8 @@ def call_with_retry(
     try:
         return retrying(attempt)
     except _NoRetry as exc:
-        raise exc.__context__ or exc  # type: ignore[misc]
+        # The ResponseLost as raised (its own __cause__ intact); `from` would overwrite that.
+        raise exc.__context__ or exc  # noqa: B904
 
 
 class _NoRetry(Exception):
@@ -138,9 +139,8 @@ def poll_until(
     retrying = tenacity.Retrying(
         stop=tenacity.stop_never if timeout is None else tenacity.stop_after_delay(timeout),
         wait=wait,
-        retry=tenacity.retry_if_exception_type(retry_on) | tenacity.retry_if_result(
-            lambda v: not done(v)
-        ),
+        retry=tenacity.retry_if_exception_type(retry_on)
+        | tenacity.retry_if_result(lambda v: not done(v)),
         sleep=sleep,
         reraise=True,
     )

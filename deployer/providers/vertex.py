@@ -555,7 +555,8 @@ class VertexProvider(CountedCalls):
                 headers={"Content-Type": "application/json"},
             )
             if resp.status_code >= 400:
-                raise exceptions.from_http_response(resp)  # the GAPIC clients' own mapping
+                # the GAPIC clients' own mapping
+                raise exceptions.from_http_response(resp)  # type: ignore[no-untyped-call]
             return dict(resp.json())
 
         # Reads are retried on transient errors; a prediction changes nothing.

@@ -1,4 +1,5 @@
-"""TF Serving's gRPC API: PredictionService.Predict / GetModelMetadata and ModelService.GetModelStatus.
+"""TF Serving's gRPC API: PredictionService.Predict / GetModelMetadata and
+ModelService.GetModelStatus.
 
 Owns: the protobuf side (TensorProto <-> numpy with `tf.make_ndarray` / `tf.make_tensor_proto`,
 ModelSpec versions, output_filter, status codes), using the `tensorflow-serving-api` package's
@@ -38,7 +39,7 @@ def _version(spec: Any) -> int | None:
     return None
 
 
-class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
+class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):  # type: ignore[misc]
     def __init__(self, server: ModelServer) -> None:
         import tensorflow as tf
 
@@ -96,7 +97,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
             return _abort(context, exc)
 
 
-class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
+class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):  # type: ignore[misc]
     def __init__(self, server: ModelServer) -> None:
         self._server = server
 
@@ -130,7 +131,8 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
 def start_grpc_server(
     server: ModelServer, host: str, port: int, max_workers: int = 64
 ) -> tuple[grpc.Server, int]:
-    """Start the gRPC front end; returns (server, bound port). Raises RuntimeError if it cannot bind."""
+    """Start the gRPC front end; returns (server, bound port). Raises RuntimeError if it cannot
+    bind."""
     # Enough workers that 32+ concurrent clients reach the batcher instead of queuing here.
     grpc_server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc"),

@@ -192,14 +192,16 @@ class _Handler(BaseHTTPRequestHandler):
 
 def _message_to_dict(json_format: Any, message: Any) -> dict[str, Any]:
     # TF Serving prints proto field names and default values (e.g. "unknown_rank": false).
+    out: dict[str, Any]
     try:
-        return json_format.MessageToDict(
+        out = json_format.MessageToDict(
             message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
         )
     except TypeError:  # protobuf < 5 spells it differently
-        return json_format.MessageToDict(
+        out = json_format.MessageToDict(
             message, preserving_proto_field_name=True, including_default_value_fields=True
         )
+    return out
 
 
 class RestServer:

@@ -81,8 +81,10 @@ _MUTABLE = {
 
 def _replica_count(dm: Any) -> int:
     if dm.HasField("dedicated_resources"):
-        return max(1, dm.dedicated_resources.min_replica_count)
-    return max(1, dm.automatic_resources.min_replica_count)
+        count: int = dm.dedicated_resources.min_replica_count
+    else:
+        count = dm.automatic_resources.min_replica_count
+    return max(1, count)
 
 
 def _check_resources(dm: Any) -> None:
@@ -377,7 +379,8 @@ class Deployer:
                     raise ApiError(
                         400,
                         "FAILED_PRECONDITION",
-                        f"DeployedModel {dmid} still receives {ep.traffic_split[dmid]}% of the traffic: "
+                        f"DeployedModel {dmid} still receives {ep.traffic_split[dmid]}% of the "
+                        f"traffic: "
                         "pass a traffic_split that moves it to the remaining models.",
                     )
                 split = {k: v for k, v in ep.traffic_split.items() if k != dmid}

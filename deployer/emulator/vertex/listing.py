@@ -14,7 +14,7 @@ from __future__ import annotations
 import base64
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from deployer.emulator.http import ApiError, Request
 
@@ -32,7 +32,7 @@ _FIELDS = {
 def _field_value(resource: Any, field: str) -> str | None:
     if field.startswith("labels."):
         key = field[len("labels.") :].strip('"')
-        return resource.labels.get(key)
+        return cast(str | None, resource.labels.get(key))
     attr = _FIELDS.get(field.lower())
     if attr is None:
         raise ApiError(
@@ -94,7 +94,8 @@ def order(resources: list[Any], order_by: str | None) -> list[Any]:
             raise ApiError(
                 400,
                 "INVALID_ARGUMENT",
-                f"Unsupported orderBy field {bits[0]!r}: use create_time, update_time or display_name.",
+                f"Unsupported orderBy field {bits[0]!r}: use create_time, update_time or "
+                f"display_name.",
             )
         keys.append((field, desc))
     out = list(resources)

@@ -43,7 +43,7 @@ class Target:
     model_version_id: str
     suffix: bytes  # ',"deployedModelId":...' spliced before the replica answer's closing brace
     replicas: list[Replica] = field(default_factory=list)
-    turn: itertools.count = field(default_factory=itertools.count)  # round-robin position
+    turn: itertools.count[int] = field(default_factory=itertools.count)  # round-robin position
 
 
 @dataclass
@@ -224,7 +224,8 @@ def register(router: Router, routing: Routing) -> None:
 
 
 def _as_http_body(body: bytes) -> bytes | None:
-    """The payload of a GAPIC RawPredictRequest ({"httpBody": {"contentType", "data"}}), else None."""
+    """The payload of a GAPIC RawPredictRequest ({"httpBody": {"contentType", "data"}}), else
+    None."""
     if _HTTP_BODY_RE.match(body) is None:
         return None
     try:

@@ -32,7 +32,7 @@ def pb(proto_plus_cls: Any) -> type[Message]:
 
 def parse_body(request: Request, cls: type[M]) -> M:
     """The request body parsed into `cls`; 400 INVALID_ARGUMENT with the parser's reason."""
-    msg = cls()
+    msg: M = cls()
     body = request.body.strip()
     if not body:
         return msg
@@ -44,7 +44,7 @@ def parse_body(request: Request, cls: type[M]) -> M:
 
 
 def parse_dict(obj: Any, cls: type[M]) -> M:
-    msg = cls()
+    msg: M = cls()
     try:
         json_format.ParseDict(obj, msg, ignore_unknown_fields=True)
     except (json_format.ParseError, ValueError) as exc:
@@ -53,7 +53,8 @@ def parse_dict(obj: Any, cls: type[M]) -> M:
 
 
 def to_dict(msg: Message) -> dict[str, Any]:
-    return json_format.MessageToDict(msg, preserving_proto_field_name=False)
+    out: dict[str, Any] = json_format.MessageToDict(msg, preserving_proto_field_name=False)
+    return out
 
 
 def proto_response(msg: Message, status: int = 200) -> Response:
@@ -63,11 +64,12 @@ def proto_response(msg: Message, status: int = 200) -> Response:
 
 def dumps(msg: Message) -> bytes:
     """Binary form for the store (exact, compact, schema-evolvable)."""
-    return msg.SerializeToString(deterministic=True)
+    data: bytes = msg.SerializeToString(deterministic=True)
+    return data
 
 
 def loads(data: bytes, cls: type[M]) -> M:
-    msg = cls()
+    msg: M = cls()
     try:
         msg.ParseFromString(data)
     except DecodeError as exc:  # a torn row would be a store bug, not a client error
@@ -83,7 +85,8 @@ def now_ts(at: float | None = None) -> timestamp_pb2.Timestamp:
 
 
 def pack(msg: Message) -> any_pb2.Any:
-    """Any with the type URL the clients resolve (type.googleapis.com/google.cloud.aiplatform.v1.X)."""
+    """Any with the type URL the clients resolve
+    (type.googleapis.com/google.cloud.aiplatform.v1.X)."""
     out = any_pb2.Any()
     out.Pack(msg)
     return out
