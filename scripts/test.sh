@@ -30,6 +30,12 @@ fi
 PATH="$(cd "$VENV/bin" && pwd):$PATH"
 export PATH
 
+step "static gates: ruff check, ruff format --check, mypy (strict, from pyproject), lint-imports"
+"$VENV/bin/ruff" check deployer tests benchmarks scripts
+"$VENV/bin/ruff" format --check deployer tests benchmarks scripts
+"$VENV/bin/mypy" deployer
+"$VENV/bin/lint-imports"
+
 step "running the test suite"
 set +e
 "$VENV/bin/python" -m pytest "$@"
