@@ -1,0 +1,154 @@
+"""The base of the spec's document models: how a rule reports, and where it is.
+
+Owns `DocModel`, the pydantic base every document object derives from, and the
+helpers its validators use. Validated with a `Findings` as pydantic's context (as
+`load_spec` does), a broken rule is reported to the Findings with its field path and
+the value is let through, so one run finds every problem in the file; each object
+announces its path around its own validation (pydantic tells validators no location),
+and reports unknown keys with a "did you mean". Without a Findings, a broken rule
+raises like any pydantic error.
+
+Must not: hold the spec's fields or rules (`deployer.spec.document` and
+`deployer.spec.rules` do), read YAML, or call an API.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Annotated, Any, Self
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    ModelWrapValidatorHandler,
+    PrivateAttr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from deployer.spec import rules
+from deployer.spec.problems import Findings, Located, Path_, field_path, suggest
+
+
+def findings_of(info: ValidationInfo) -> Findings | None:
+    return info.context if isinstance(info.context, Findings) else None
+
+
+def report(info: ValidationInfo, path: Path_, problem: rules.Problem | None) -> None:
+    if problem is None:
+        return
+    findings = findings_of(info)
+    if findings is None:
+        message, fix = problem
+        raise PydanticCustomError(
+            "spec_rule", "{message} (fix: {fix})", {"message": message, "fix": fix}
+        )
+    findings.add(path, *problem)
+
+
+def field_at(info: ValidationInfo, *below: str | int) -> Path_:
+    """The path of the field being validated (pydantic does not say; Findings tracks it)."""
+    findings = findings_of(info)
+    here = findings.here if findings is not None else ()
+    return (*here, info.field_name or "", *below)
+
+
+def rule(check: Callable[[Any], rules.Problem | None]) -> AfterValidator:
+    """A field validator that reports `check`'s problem on the field and keeps the value."""
+
+    def validate(value: Any, info: ValidationInfo) -> Any:
+        report(info, field_at(info), check(value))
+        return value
+
+    return AfterValidator(validate)
+
+
+def _check_labels(values: dict[str, str], info: ValidationInfo) -> dict[str, str]:
+    for key, problem in rules.labels(values):
+        report(info, field_at(info) if key is None else field_at(info, key), problem)
+    return values
+
+
+def local_resolver(info: ValidationInfo) -> Callable[[str], Path] | None:
+    """How to find local paths on disk, or None when the load does not check them."""
+    findings = findings_of(info)
+    if findings is None or findings.base_dir is None or not findings.check_artifacts:
+        return None
+    return findings.resolve
+
+
+Labels = Annotated[dict[str, str], AfterValidator(_check_labels)]
+ImageRef = Annotated[str, rule(rules.image)]
+MachineType = Annotated[str, rule(rules.machine_type)]
+
+
+class DocModel(BaseModel):
+    # Unknown keys are errors (typos must not be silently ignored); values are
+    # coerced laxly so `${VAR}` interpolation can fill numbers and booleans.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    _path: Path_ = PrivateAttr(default=())  # where this object is in the document
+    _unknown_keys: tuple[str, ...] = PrivateAttr(default=())  # reported and dropped
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _locate(
+        cls, data: Any, handler: ModelWrapValidatorHandler[Self], info: ValidationInfo
+    ) -> Self:
+        # Announce this object's path to the validators of its fields, and report unknown
+        # keys here (with "did you mean") instead of failing the object on them.
+        findings = findings_of(info)
+        if findings is None or not isinstance(data, Located):
+            return handler(data)
+        unknown = tuple(key for key in data if key not in cls.model_fields)
+        allowed = ", ".join(cls.model_fields)
+        for key in unknown:
+            hint = suggest(key, cls.model_fields)
+            fix = f"{hint} (allowed keys here: {allowed})" if hint else None
+            findings.add(
+                (*data.path, key),
+                f"unknown key {key!r}",
+                fix or f"remove it (allowed keys here: {allowed})",
+            )
+        known = Located(((k, v) for k, v in data.items() if k not in unknown), data.path)
+        findings.enter(data.path)
+        try:
+            doc = handler(known)
+        finally:
+            findings.leave()
+        doc._path = data.path
+        doc._unknown_keys = unknown
+        return doc
+
+    @field_validator("*")
+    @classmethod
+    def _bounds(cls, value: Any, info: ValidationInfo) -> Any:
+        # The Min/Max/Pattern/NonEmpty a field declares (also its JSON Schema constraint).
+        if value is None or info.field_name is None:
+            return value
+        for bound in cls.model_fields[info.field_name].metadata:
+            if isinstance(bound, rules.Bound):
+                report(info, field_at(info), bound.problem(info.field_name, value))
+        return value
+
+    def _report(self, info: ValidationInfo, below: Path_, problem: rules.Problem | None) -> None:
+        report(info, (*self._path, *below), problem)
+
+
+def duplicates(
+    info: ValidationInfo, items: Path_, names: Iterable[str], key: str, what: str
+) -> None:
+    seen: dict[str, int] = {}
+    for i, name in enumerate(names):
+        if name in seen:
+            problem = (
+                f"duplicate {what} {name!r} (also at {field_path((*items, seen[name]))})",
+                f"rename one of them: each {what} must be unique",
+            )
+            report(info, (*items, i, key), problem)
+        else:
+            seen[name] = i
