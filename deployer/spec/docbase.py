@@ -104,20 +104,23 @@ class DocModel(BaseModel):
         findings = findings_of(info)
         if findings is None or not isinstance(data, Located):
             return handler(data)
-        unknown = tuple(key for key in data if key not in cls.model_fields)
-        allowed = ", ".join(cls.model_fields)
-        for key in unknown:
-            hint = suggest(key, cls.model_fields)
-            fix = f"{hint} (allowed keys here: {allowed})" if hint else None
-            findings.add(
-                (*data.path, key),
-                f"unknown key {key!r}",
-                fix or f"remove it (allowed keys here: {allowed})",
-            )
-        known = Located(((k, v) for k, v in data.items() if k not in unknown), data.path)
+        fields = _fields(cls)
+        unknown = tuple(key for key in data if key not in fields)
+        if unknown:
+            allowed = ", ".join(fields)
+            for key in unknown:
+                hint = suggest(key, fields)
+                findings.add(
+                    (*data.path, key),
+                    f"unknown key {key!r}",
+                    f"{hint} (allowed keys here: {allowed})"
+                    if hint
+                    else f"remove it (allowed keys here: {allowed})",
+                )
+            data = Located(((k, v) for k, v in data.items() if k not in unknown), data.path)
         findings.enter(data.path)
         try:
-            doc = handler(known)
+            doc = handler(data)
         finally:
             findings.leave()
         doc._path = data.path
@@ -130,13 +133,26 @@ class DocModel(BaseModel):
         # The Min/Max/Pattern/NonEmpty a field declares (also its JSON Schema constraint).
         if value is None or info.field_name is None:
             return value
-        for bound in cls.model_fields[info.field_name].metadata:
-            if isinstance(bound, rules.Bound):
-                report(info, field_at(info), bound.problem(info.field_name, value))
+        for bound in _fields(cls)[info.field_name]:
+            report(info, field_at(info), bound.problem(info.field_name, value))
         return value
 
     def _report(self, info: ValidationInfo, below: Path_, problem: rules.Problem | None) -> None:
         report(info, (*self._path, *below), problem)
+
+
+_FIELDS: dict[type[BaseModel], dict[str, tuple[rules.Bound, ...]]] = {}
+
+
+def _fields(cls: type[BaseModel]) -> dict[str, tuple[rules.Bound, ...]]:
+    """A document class's fields, in order, with the bounds each declares (computed once)."""
+    found = _FIELDS.get(cls)
+    if found is None:
+        found = _FIELDS[cls] = {
+            name: tuple(m for m in info.metadata if isinstance(m, rules.Bound))
+            for name, info in cls.model_fields.items()
+        }
+    return found
 
 
 def duplicates(

@@ -13,9 +13,11 @@ beyond reading the spec and checking local paths, or call an API.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -67,6 +69,30 @@ def load_spec(
         raise ConfigError(f"cannot read spec file {file!r}: {exc}") from exc
 
     findings = Findings(file, base_dir=source.resolve().parent, check_artifacts=check_artifacts)
+    with _gc_paused():
+        return _load(text, source, findings, env)
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while a spec loads.
+
+    Loading makes hundreds of thousands of small, acyclic objects (YAML nodes, dicts,
+    pydantic models); on a large spec the collector's repeated passes over them cost
+    more than the load itself, and grow faster than the spec (measured: composing
+    10,000 batch jobs took 2.9 s of CPU with it, 0.4 s without). Reference counting
+    frees them all anyway.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _load(text: str, source: Path, findings: Findings, env: Mapping[str, str]) -> Spec:
     data = read_yaml(text, findings, env)
     if findings.problems and data is None:
         raise SpecError(findings.problems)
@@ -102,8 +128,8 @@ def load_spec(
 def read_yaml(text: str, findings: Findings, env: Mapping[str, str]) -> Any:
     """Parse YAML into plain data (mappings as `Located`), recording positions, filling ${VAR}.
 
-    Returns None (with the problem in `findings`) when the YAML does not parse, nests
-    deeper than MAX_DEPTH, or its aliases would expand it past the bound.
+    Returns None (with the problem in `findings`) when the YAML does not parse or its
+    aliases would expand it past the bound; stops descending below MAX_DEPTH levels.
     """
     import yaml  # lazily: modules that only need the dataclasses (plan, apply) skip it
 
@@ -113,7 +139,8 @@ def read_yaml(text: str, findings: Findings, env: Mapping[str, str]) -> Any:
             return None
         loader = yaml.SafeLoader("")  # a constructor for scalars and `<<` merges
         try:
-            if not _within_bounds(node, loader, findings):
+            # Without an anchor (`&`) there is no alias to expand: skip measuring.
+            if "&" in text and not _aliases_within_bound(node, loader, findings):
                 return None
             return _to_data(node, (), loader, findings, env)
         finally:
@@ -191,44 +218,38 @@ def _children(node: yaml.Node, loader: yaml.SafeLoader) -> list[Any]:
     return []
 
 
-def _within_bounds(root: yaml.Node, loader: yaml.SafeLoader, findings: Findings) -> bool:
-    """Measure the document as aliases would expand it, without expanding it.
+def _aliases_within_bound(root: yaml.Node, loader: yaml.SafeLoader, findings: Findings) -> bool:
+    """Measure the document as its aliases would expand it, without expanding it.
 
-    Sizes and heights are memoised per node, so the walk is linear in the nodes as
-    written however often an alias repeats them; it is iterative, so any depth is safe.
+    Sizes are memoised per node, so the walk is linear in the nodes as written however
+    often an alias repeats them, and iterative, so any depth is safe.
     """
     size: dict[int, int] = {}
-    height: dict[int, int] = {}
     open_: set[int] = set()  # nodes whose subtree is being measured (a cycle comes back to one)
     stack: list[tuple[yaml.Node, bool]] = [(root, False)]
     while stack:
         node, done = stack.pop()
         key = id(node)
         if done:
-            kids = _children(node, loader)
-            size[key] = 1 + sum(size.get(id(k), 0) for k in kids)
-            height[key] = 1 + max((height.get(id(k), 0) for k in kids), default=0)
+            size[key] = 1 + sum(size.get(id(k), 0) for k in _children(node, loader))
             open_.discard(key)
         elif key not in size and key not in open_:  # else: an alias already measured, or a cycle
             open_.add(key)
             stack.append((node, True))
             stack.extend((k, False) for k in _children(node, loader))
-    if height[id(root)] > MAX_DEPTH:
-        _too_deep(findings, None)
-        return False
     written, expanded = len(size), size[id(root)]
     limit = max(ALIAS_FLOOR, ALIAS_GROWTH * written)
-    if expanded > limit:
-        findings.add(
-            ("(yaml)",),
-            f"YAML aliases would expand this document to {expanded:,} nodes "
-            f"({written:,} as written; at most {limit:,} are accepted)",
-            "use anchors and aliases only for shared settings; a document that multiplies "
-            "itself through nested aliases is refused before it is expanded",
-            line=1,
-        )
-        return False
-    return True
+    if expanded <= limit:
+        return True
+    findings.add(
+        ("(yaml)",),
+        f"YAML aliases would expand this document to {expanded:,} nodes "
+        f"({written:,} as written; at most {limit:,} are accepted)",
+        "use anchors and aliases only for shared settings; a document that multiplies "
+        "itself through nested aliases is refused before it is expanded",
+        line=1,
+    )
+    return False
 
 
 def _to_data(
@@ -241,6 +262,9 @@ def _to_data(
 ) -> Any:
     import yaml
 
+    if len(path) > MAX_DEPTH:
+        _too_deep(findings, node.start_mark.line + 1)
+        return None
     if id(node) in parents:
         findings.add(
             path,
