@@ -65,7 +65,7 @@ from deployer.spec.model import (
 )
 from deployer.spec.problems import Findings, resolve_local
 from deployer.spec.rules import Max, Min, NonEmpty, Pattern
-from deployer.wire.batch_formats import infer_format
+from deployer.wire.batch_formats import FORMAT_BY_SUFFIX, infer_format
 
 STACK_PATTERN = r"^[a-z][a-z0-9-]{0,39}$"
 NAME_PATTERN = r"^[a-z][a-z0-9-]{0,62}$"
@@ -364,7 +364,8 @@ class BatchInputDoc(DocModel):
         if inferred is None:
             problem = (
                 f"cannot tell the input format of {first!r} from its extension",
-                "add format: jsonl | csv | file-list | tf-record",
+                "add format: jsonl | csv | file-list | tf-record (the names it reads: "
+                f"{', '.join(FORMAT_BY_SUFFIX)}, or a folder)",
             )
             self._report(info, ("format",), problem)
         else:

@@ -145,6 +145,9 @@ def read_yaml(text: str, findings: Findings, env: Mapping[str, str]) -> Any:
             return _to_data(node, (), loader, findings, env)
         finally:
             loader.dispose()
+    except yaml.YAMLError as exc:  # e.g. a `<<` merge of a scalar, an unknown `!!tag`
+        _yaml_problem(exc, findings)
+        return None
     except RecursionError:
         # Only reachable through merge chains (`<<`) nested past Python's stack.
         _too_deep(findings, None)
@@ -278,11 +281,7 @@ def _to_data(
         loader.flatten_mapping(node)  # resolves `<<: *anchor` merges
         out = Located(path=path)
         for key_node, value_node in node.value:
-            key = loader.construct_object(key_node, deep=True)
-            if not isinstance(key, str):
-                # YAML 1.1 reads `on:`/`yes:` as booleans and `1:` as an int: keep the text as
-                # typed.
-                key = str(key_node.value) if isinstance(key_node, yaml.ScalarNode) else str(key)
+            key = _key(key_node, loader)
             here = (*path, key)
             mark = key_node.start_mark
             if key in out:
@@ -302,10 +301,44 @@ def _to_data(
             findings.positions[(*path, i)] = (mark.line + 1, mark.column)
             items.append(_to_data(item, (*path, i), loader, findings, env, parents))
         return items
-    value = loader.construct_object(node, deep=True)
+    try:
+        value = _scalar(node, loader)
+    except ValueError as exc:
+        findings.add(
+            path,
+            f"cannot read {node.value!r} as a {node.tag.rsplit(':', 1)[-1]} ({exc})",
+            f"quote it to keep it as text: '{node.value}'",
+            line=node.start_mark.line + 1,
+        )
+        return None
     if isinstance(value, str) and "$" in value:
         return _interpolate(value, path, findings, env)
     return value
+
+
+def _key(node: yaml.Node, loader: yaml.SafeLoader) -> str:
+    import yaml
+
+    # YAML 1.1 reads `on:`/`yes:` as booleans and `1:` as an int: keep the text as typed.
+    if isinstance(node, yaml.ScalarNode):
+        return str(node.value)
+    try:
+        return str(_scalar(node, loader))  # a list or mapping as a key: never a spec key
+    except ValueError:
+        return f"(a {node.id} key)"
+
+
+def _scalar(node: yaml.Node, loader: yaml.SafeLoader) -> Any:
+    """The value of a scalar node; ValueError when PyYAML cannot read it.
+
+    PyYAML's constructors let plain Python errors escape on odd explicitly tagged or
+    implicitly typed scalars (`!!int` on nothing: IndexError, `!!timestamp x`:
+    AttributeError, `2020-13-45`: ValueError); they become one spec problem here.
+    """
+    try:
+        return loader.construct_object(node, deep=True)
+    except (ArithmeticError, AttributeError, LookupError, TypeError, ValueError) as exc:
+        raise ValueError(str(exc) or type(exc).__name__) from exc
 
 
 def _interpolate(value: str, path: Path_, findings: Findings, env: Mapping[str, str]) -> str:

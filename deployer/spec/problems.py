@@ -28,7 +28,11 @@ def field_path(path: Path_) -> str:
     """("endpoints", 0, "traffic") -> "endpoints[0].traffic"."""
     out = ""
     for part in path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
+        if isinstance(part, int):
+            out += f"[{part}]"
+            continue
+        name = part if part.isprintable() else repr(part)  # a key the YAML spelled oddly
+        out += f".{name}" if out else name
     return out or "(top level)"
 
 
