@@ -14,7 +14,7 @@ Must not: hold the spec's fields or rules (`deployer.spec.document` and
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Self
 
@@ -155,16 +155,22 @@ def _fields(cls: type[BaseModel]) -> dict[str, tuple[rules.Bound, ...]]:
     return found
 
 
-def duplicates(
-    info: ValidationInfo, items: Path_, names: Iterable[str], key: str, what: str
-) -> None:
-    seen: dict[str, int] = {}
-    for i, name in enumerate(names):
-        if name in seen:
+def unique(what: str) -> AfterValidator:
+    """A name unique in its list (e.g. "model name"): a second one is reported where it is.
+
+    Checked as each item is validated, so a broken sibling does not hide it. Needs the
+    Findings of a load (which keeps the names declared so far); not checked without.
+    """
+
+    def validate(name: str, info: ValidationInfo) -> str:
+        findings = findings_of(info)
+        earlier = findings.declare(findings.here, name) if findings is not None else None
+        if earlier is not None:
             problem = (
-                f"duplicate {what} {name!r} (also at {field_path((*items, seen[name]))})",
+                f"duplicate {what} {name!r} (also at {field_path(earlier)})",
                 f"rename one of them: each {what} must be unique",
             )
-            report(info, (*items, i, key), problem)
-        else:
-            seen[name] = i
+            report(info, field_at(info), problem)
+        return name
+
+    return AfterValidator(validate)

@@ -21,11 +21,12 @@ CLI's fast path (pydantic is heavy).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
+    AfterValidator,
     ConfigDict,
     Field,
     PrivateAttr,
@@ -41,12 +42,12 @@ from deployer.spec.docbase import (
     ImageRef,
     Labels,
     MachineType,
-    duplicates,
     field_at,
     findings_of,
     local_resolver,
     report,
     rule,
+    unique,
 )
 from deployer.spec.model import (
     Accelerator,
@@ -81,6 +82,35 @@ _NAME_RULE = (
 Name = Annotated[str, Pattern(NAME_PATTERN, _NAME_RULE, "mnist-endpoint")]
 
 
+class _ModelVersions(Mapping[str, list[str]]):
+    """The models declared so far (name -> version aliases), read from the Findings."""
+
+    def __init__(self, findings: Findings) -> None:
+        self._findings = findings
+        self._models = findings.declared(("models",))
+
+    def __getitem__(self, name: str) -> list[str]:
+        return list(self._findings.declared((*self._models[name], "versions")))
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._models)
+
+    def __len__(self) -> int:
+        return len(self._models)
+
+
+def _check_ref(ref: str, info: ValidationInfo) -> str:
+    # The document validates `models` before `endpoints` and `batch_jobs` (field order), so
+    # every model and alias is declared by the time a reference is checked.
+    findings = findings_of(info)
+    if findings is not None:
+        report(info, field_at(info), rules.model_ref(ref, _ModelVersions(findings)))
+    return ref
+
+
+ModelRef = Annotated[str, AfterValidator(_check_ref)]
+
+
 # ---- the document ----
 
 
@@ -110,6 +140,7 @@ class ModelVersionDoc(DocModel):
             "lowercase letter or digit",
             "v1",
         ),
+        unique("version alias"),
     ] = Field(description="Version alias, unique within the model, e.g. v1.")
     artifact: str = Field(
         description="SavedModel directory (relative to the spec file) or a gs:// URI."
@@ -145,7 +176,9 @@ class ModelVersionDoc(DocModel):
 
 
 class ModelDoc(DocModel):
-    name: Name = Field(description="Logical model name, unique in the spec.")
+    name: Annotated[Name, unique("model name")] = Field(
+        description="Logical model name, unique in the spec."
+    )
     container: ImageRef | None = Field(
         None,
         description="Default serving container image for the versions, e.g. "
@@ -162,8 +195,6 @@ class ModelDoc(DocModel):
 
     @model_validator(mode="after")
     def _versions(self, info: ValidationInfo) -> Self:
-        aliases = [v.alias for v in self.versions]
-        duplicates(info, (*self._path, "versions"), aliases, "alias", "version alias")
         if self.container is None:
             missing = [v.alias for v in self.versions if v.container is None]
             if missing:
@@ -203,7 +234,7 @@ def _fit(machine: str, accelerator: AcceleratorDoc | None) -> rules.Problem | No
 
 
 class DeploymentDoc(DocModel):
-    model: str = Field(description="model@alias, e.g. mnist@v1.")
+    model: ModelRef = Field(description="model@alias, e.g. mnist@v1.")
     traffic: Annotated[int | None, Min(0), Max(100)] = Field(
         None,
         description="Percent of the endpoint's traffic; required when it has several deployments.",
@@ -244,7 +275,9 @@ class DeploymentDoc(DocModel):
 
 
 class EndpointDoc(DocModel):
-    name: Name = Field(description="Logical endpoint name, unique in the spec.")
+    name: Annotated[Name, unique("endpoint name")] = Field(
+        description="Logical endpoint name, unique in the spec."
+    )
     display_name: str | None = Field(None, description="Display name; defaults to name.")
     description: str = Field("", description="Shown on the endpoint.")
     labels: Labels = Field(default_factory=dict, description="User labels (GCP label rules).")
@@ -399,8 +432,10 @@ class BatchReplicasDoc(DocModel):
 
 
 class BatchJobDoc(DocModel):
-    name: Name = Field(description="Logical job name, unique in the spec.")
-    model: str = Field(description="model@alias of the version to run.")
+    name: Annotated[Name, unique("batch job name")] = Field(
+        description="Logical job name, unique in the spec."
+    )
+    model: ModelRef = Field(description="model@alias of the version to run.")
     input: BatchInputDoc = Field(description="What to score: path or paths, and format.")
     output: BatchOutputDoc = Field(
         default_factory=lambda: BatchOutputDoc.model_validate({}),
@@ -509,23 +544,6 @@ class SpecDoc(DocModel):
         default_factory=lambda: GuardsDoc.model_validate({}),
         description="Cost and lifetime limits.",
     )
-
-    @model_validator(mode="after")
-    def _names_and_references(self, info: ValidationInfo) -> Self:
-        duplicates(info, ("models",), (m.name for m in self.models), "name", "model name")
-        duplicates(info, ("endpoints",), (e.name for e in self.endpoints), "name", "endpoint name")
-        jobs = (j.name for j in self.batch_jobs)
-        duplicates(info, ("batch_jobs",), jobs, "name", "batch job name")
-        versions: dict[str, list[str]] = {}
-        for m in self.models:
-            versions.setdefault(m.name, list(dict.fromkeys(v.alias for v in m.versions)))
-        for i, endpoint in enumerate(self.endpoints):
-            for j, dep in enumerate(endpoint.deployments):
-                where = ("endpoints", i, "deployments", j, "model")
-                self._report(info, where, rules.model_ref(dep.model, versions))
-        for i, job in enumerate(self.batch_jobs):
-            self._report(info, ("batch_jobs", i, "model"), rules.model_ref(job.model, versions))
-        return self
 
     def to_spec(self, *, source: Path) -> Spec:
         """The frozen spec; local paths resolved against the spec file's directory."""

@@ -72,6 +72,8 @@ class Findings:
         self._flagged: set[Path_] = set()
         self._where: list[Path_] = []  # the objects being validated, innermost last
         self._resolved: dict[str, Path] = {}
+        # Names declared so far, per list they must be unique in: list path -> name -> item.
+        self._names: dict[Path_, dict[str, Path_]] = {}
 
     def resolve(self, path_text: str) -> Path:
         """A local path of the spec, resolved against its directory (once per distinct text)."""
@@ -80,6 +82,15 @@ class Findings:
             found = resolve_local(path_text, self.base_dir or Path.cwd())
             self._resolved[path_text] = found
         return found
+
+    def declare(self, item: Path_, name: str) -> Path_ | None:
+        """Record the name of the list item at `item`; the earlier item of that name, if any."""
+        first = self._names.setdefault(item[:-1], {}).setdefault(name, item)
+        return None if first == item else first
+
+    def declared(self, items: Path_) -> dict[str, Path_]:
+        """The names declared so far in the list at `items`, each with its first item."""
+        return self._names.get(items, {})
 
     def position(self, path: Path_) -> tuple[int, int] | None:
         # A missing key has no position: use the nearest enclosing node's.
