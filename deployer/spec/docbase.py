@@ -8,13 +8,16 @@ announces its path around its own validation (pydantic tells validators no locat
 and reports unknown keys with a "did you mean". Without a Findings, a broken rule
 raises like any pydantic error.
 
-Must not: hold the spec's fields or rules (`deployer.spec.document` and
-`deployer.spec.rules` do), read YAML, or call an API.
+Also owns the annotated field types the document shares (`Name`, `ModelRef`, `Labels`,
+`ImageRef`, `MachineType`): a type and the rule it obeys, declared once.
+
+Must not: hold the spec's objects or the logic of its rules (`deployer.spec.document`
+and `deployer.spec.rules` do), read YAML, or call an API.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Self
 
@@ -32,6 +35,7 @@ from pydantic_core import PydanticCustomError
 
 from deployer.spec import rules
 from deployer.spec.problems import Findings, Located, Path_, field_path, suggest
+from deployer.spec.rules import Pattern
 
 
 def findings_of(info: ValidationInfo) -> Findings | None:
@@ -174,3 +178,40 @@ def unique(what: str) -> AfterValidator:
         return name
 
     return AfterValidator(validate)
+
+
+NAME_PATTERN = r"^[a-z][a-z0-9-]{0,62}$"
+_NAME_RULE = (
+    "start with a lowercase letter and use only lowercase letters, digits and '-' "
+    "(at most 63 characters)"
+)
+Name = Annotated[str, Pattern(NAME_PATTERN, _NAME_RULE, "mnist-endpoint")]
+
+
+class _ModelVersions(Mapping[str, list[str]]):
+    """The models declared so far (name -> version aliases), read from the Findings."""
+
+    def __init__(self, findings: Findings) -> None:
+        self._findings = findings
+        self._models = findings.declared(("models",))
+
+    def __getitem__(self, name: str) -> list[str]:
+        return list(self._findings.declared((*self._models[name], "versions")))
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._models)
+
+    def __len__(self) -> int:
+        return len(self._models)
+
+
+def _check_ref(ref: str, info: ValidationInfo) -> str:
+    # The document validates `models` before `endpoints` and `batch_jobs` (field order), so
+    # every model and alias is declared by the time a reference is checked.
+    findings = findings_of(info)
+    if findings is not None:
+        report(info, field_at(info), rules.model_ref(ref, _ModelVersions(findings)))
+    return ref
+
+
+ModelRef = Annotated[str, AfterValidator(_check_ref)]

@@ -21,12 +21,11 @@ CLI's fast path (pydantic is heavy).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
-    AfterValidator,
     ConfigDict,
     Field,
     PrivateAttr,
@@ -42,6 +41,8 @@ from deployer.spec.docbase import (
     ImageRef,
     Labels,
     MachineType,
+    ModelRef,
+    Name,
     field_at,
     findings_of,
     local_resolver,
@@ -69,47 +70,10 @@ from deployer.spec.rules import Max, Min, NonEmpty, Pattern
 from deployer.wire.batch_formats import FORMAT_BY_SUFFIX, infer_format
 
 STACK_PATTERN = r"^[a-z][a-z0-9-]{0,39}$"
-NAME_PATTERN = r"^[a-z][a-z0-9-]{0,62}$"
 ALIAS_PATTERN = r"^[a-z]([a-zA-Z0-9-]{0,126}[a-z0-9])?$"
 REGION_PATTERN = r"^[a-z]+-[a-z]+[0-9]+$"
 PROJECT_PATTERN = r"^([a-z][a-z0-9.-]*:)?[a-z][a-z0-9-]{4,28}[a-z0-9]$"
 TTL_PATTERN = r"^[0-9]+[mhdw]$"
-
-_NAME_RULE = (
-    "start with a lowercase letter and use only lowercase letters, digits and '-' "
-    "(at most 63 characters)"
-)
-Name = Annotated[str, Pattern(NAME_PATTERN, _NAME_RULE, "mnist-endpoint")]
-
-
-class _ModelVersions(Mapping[str, list[str]]):
-    """The models declared so far (name -> version aliases), read from the Findings."""
-
-    def __init__(self, findings: Findings) -> None:
-        self._findings = findings
-        self._models = findings.declared(("models",))
-
-    def __getitem__(self, name: str) -> list[str]:
-        return list(self._findings.declared((*self._models[name], "versions")))
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._models)
-
-    def __len__(self) -> int:
-        return len(self._models)
-
-
-def _check_ref(ref: str, info: ValidationInfo) -> str:
-    # The document validates `models` before `endpoints` and `batch_jobs` (field order), so
-    # every model and alias is declared by the time a reference is checked.
-    findings = findings_of(info)
-    if findings is not None:
-        report(info, field_at(info), rules.model_ref(ref, _ModelVersions(findings)))
-    return ref
-
-
-ModelRef = Annotated[str, AfterValidator(_check_ref)]
-
 
 # ---- the document ----
 
