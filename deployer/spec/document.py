@@ -13,7 +13,8 @@ Every problem at once: validated with a `Findings` as pydantic's context (as
 every rule broken anywhere in the file. Only a problem of shape (a wrong type, a
 missing field, a value outside a closed set) stops its object, and with it the
 cross-field rules of the objects around it, until it is fixed. Without a `Findings`,
-a broken rule raises like any pydantic error.
+a broken rule raises like any pydantic error, and the rules that need the document read
+so far (unique names, model@alias references) are not checked.
 
 Must not: read YAML (`deployer.spec.load` does), call an API, or be imported on the
 CLI's fast path (pydantic is heavy).
