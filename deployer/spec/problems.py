@@ -119,9 +119,6 @@ class Findings:
             )
         )
 
-    def flagged(self, path: Path_) -> bool:
-        return path in self._flagged
-
     @property
     def problems(self) -> list[SpecProblem]:
         """Every problem, in the order they appear in the file."""
