@@ -409,7 +409,7 @@ class GcsApi:
         bucket, name, spec = session
         if spec.get("result"):
             return json_response(spec["result"])  # already complete: a retry after a lost reply
-        path = self.store.uploads_dir / upload_id
+        path = self.store.upload_path(upload_id)
         received = path.stat().st_size if path.exists() else 0
         content_range = req.headers.get("content-range", "").strip()
         start, total = received, None

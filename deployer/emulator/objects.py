@@ -30,6 +30,7 @@ from typing import Any, BinaryIO
 
 from deployer.emulator.blobfiles import CHUNK, BlobFiles, Hashed, IterReader, Readable
 from deployer.emulator.http import ApiError
+from deployer.emulator.paths import contained
 
 _BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]")
 
@@ -724,7 +725,7 @@ class ObjectStore:
         validate_object_name(name)
         self.require_bucket(bucket)
         upload_id = uuid.uuid4().hex
-        (self.uploads_dir / upload_id).touch()
+        self.upload_path(upload_id).touch()
         with self._lock:
             self._db.execute(
                 "INSERT INTO uploads VALUES (?,?,?,?,?)",
@@ -754,7 +755,11 @@ class ObjectStore:
                     self._db.execute(
                         "UPDATE uploads SET spec=? WHERE upload_id=?", (json.dumps(spec), upload_id)
                     )
-        (self.uploads_dir / upload_id).unlink(missing_ok=True)
+        self.upload_path(upload_id).unlink(missing_ok=True)
+
+    def upload_path(self, upload_id: str) -> Path:
+        """The file a resumable session's bytes accumulate in (`upload_id` comes from a URL)."""
+        return contained(self.uploads_dir, upload_id, what=f"Upload session {upload_id!r}")
 
 
 def validate_object_name(name: str) -> None:
