@@ -14,6 +14,7 @@ or import TensorFlow / deployer.serving.
 from __future__ import annotations
 
 import json
+import math
 import random
 import threading
 import time
@@ -29,6 +30,7 @@ from deployer.emulator.http import (
     error_response,
     json_response,
 )
+from deployer.emulator.jsonlimits import request_json
 
 if TYPE_CHECKING:
     from deployer.emulator.context import EmulatorContext
@@ -66,6 +68,15 @@ def _rate(value: Any, name: str) -> float:
     return rate
 
 
+def _seed(value: Any) -> int | None:
+    """A seed is an integer (or null, for an unseeded generator); anything else is 400."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ApiError(400, "INVALID_ARGUMENT", f"seed must be an integer or null, not {value!r}")
+    return value
+
+
 class FaultController:
     """Decides, per API call, whether to fail it before any effect or drop its response."""
 
@@ -99,11 +110,14 @@ class FaultController:
                     self.drop_rate = _rate(body[key], key)
             if "op_delay" in body:
                 try:
-                    self.op_delay = max(0.0, float(body["op_delay"]))
+                    delay = float(body["op_delay"])
                 except (TypeError, ValueError) as exc:
                     raise ApiError(400, "INVALID_ARGUMENT", "op_delay must be seconds") from exc
+                if not math.isfinite(delay):
+                    raise ApiError(400, "INVALID_ARGUMENT", "op_delay must be a finite number")
+                self.op_delay = max(0.0, delay)
             if "seed" in body:
-                self.seed = None if body["seed"] is None else int(body["seed"])
+                self.seed = _seed(body["seed"])
                 self._rng = random.Random(self.seed)
             if body.get("clear_script"):
                 self._script = []
@@ -262,7 +276,7 @@ def register_admin(router: Router, ctx: EmulatorContext) -> None:
         return json_response(ctx.faults.settings())
 
     def set_faults(req: Request, m: Any) -> Response:
-        body = req.json()
+        body = request_json(req)
         if not isinstance(body, dict):
             raise ApiError(400, "INVALID_ARGUMENT", "body must be a JSON object")
         ctx.faults.configure(body)
