@@ -31,6 +31,7 @@ from deployer.emulator.http import (
     json_response,
 )
 from deployer.emulator.jsonlimits import request_json
+from deployer.emulator.redact import install_log_redaction, redact_text
 
 if TYPE_CHECKING:
     from deployer.emulator.context import EmulatorContext
@@ -237,7 +238,7 @@ class RequestLog:
             "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(started))
             + f".{int(started % 1 * 1e6):06d}Z",
             "method": method,
-            "path": path,
+            "path": redact_text(path),  # a target with its query string may hold a credential
             "api": name,
             "status": status,
             "duration_ms": round((time.time() - started) * 1000.0, 3),
@@ -258,7 +259,13 @@ class RequestLog:
 
 
 def register_admin(router: Router, ctx: EmulatorContext) -> None:
-    """Admin routes under /_emulator/: never logged as API calls, never faulted."""
+    """Admin routes under /_emulator/: never logged as API calls, never faulted.
+
+    Also turns on credential redaction in the emulator's logs: every server registers these
+    routes once, after logging is configured (server.run's basicConfig), so the filter
+    reaches the handlers too.
+    """
+    install_log_redaction()
 
     def health(req: Request, m: Any) -> Response:
         return json_response(
