@@ -53,6 +53,11 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
         "serve",
         "Serve SavedModels with TF Serving's REST and gRPC APIs.",
     ),
+    "completion": (
+        "deployer.cli.completion",
+        "completion",
+        "Print the shell completion script (bash, zsh or fish).",
+    ),
 }
 
 
