@@ -14,7 +14,7 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
-from deployer.reconcile.apply import ApplyReport, Reporter
+from deployer.reconcile.apply import ApplyReport, Outcome, Reporter
 from deployer.reconcile.plan import Action, ActionKind, Plan
 
 if TYPE_CHECKING:
@@ -122,7 +122,7 @@ def apply_json(
 ) -> dict[str, Any]:
     doc = plan_json(report.plan, after, now)
     doc["applied"] = [
-        {**action_json(r.action), "outcome": r.outcome, "seconds": round(r.seconds, 3)}
+        {**action_json(r.action), "outcome": r.outcome.value, "seconds": round(r.seconds, 3)}
         for r in report.results
     ]
     doc["uploads"] = [u.__dict__ for u in report.uploads]
@@ -274,10 +274,10 @@ class ConsoleReporter(Reporter):
         if not self.quiet:
             self.console.print(action_line(action, markup=True) + " ...")
 
-    def action_finished(self, action: Action, outcome: str, seconds: float) -> None:
+    def action_finished(self, action: Action, outcome: Outcome, seconds: float) -> None:
         self._finish_bar(action)
         if not self.quiet:
-            note = " (already there: adopted)" if outcome == "adopted" else ""
+            note = " (already there: adopted)" if outcome is Outcome.ADOPTED else ""
             self.console.print(f"      {action.address}: done in {seconds:.1f}s{note}")
 
     def upload_started(self, action: Action, files: int, nbytes: int) -> None:
