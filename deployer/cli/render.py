@@ -14,6 +14,7 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
+from deployer.reconcile.actions import action_to_json
 from deployer.reconcile.apply import ApplyReport, Outcome, Reporter
 from deployer.reconcile.plan import Action, ActionKind, Plan
 
@@ -89,12 +90,10 @@ def plan_text(plan: Plan, after: Estimate | None = None, now: Estimate | None = 
 
 
 def action_json(a: Action) -> dict[str, Any]:
-    return {
-        "kind": a.kind.value,
-        "resource": a.resource.value,
-        "address": a.address,
-        "reason": a.reason,
-    }
+    """What people and CI summaries read of an action: the codec's document less the payload
+    (a saved plan file carries that, see `deployer.reconcile.saved`)."""
+    doc = action_to_json(a)
+    return {k: doc[k] for k in ("kind", "resource", "address", "reason")}
 
 
 def plan_json(

@@ -23,6 +23,13 @@ def _since(emulator: EmulatorProcess, offset: int) -> list[dict[str, Any]]:
     return emulator.read_request_log()[offset:]
 
 
+def _model_only(tmp_path: Path, stack: str) -> StackFiles:
+    """A stack of one model version and no endpoint: no replica to start, quick to apply."""
+    return StackFiles(
+        tmp_path, stack=stack, bucket=f"test-project-{stack}", versions={"v1": 1}, endpoints=()
+    )
+
+
 def _writes(calls: list[dict[str, Any]]) -> list[str]:
     return [
         f"{c['method']} {c['path']}"
@@ -35,10 +42,7 @@ def _writes(calls: list[dict[str, Any]]) -> list[str]:
 def test_apply_of_a_stale_saved_plan_is_refused_with_no_mutating_call(
     shared_emulator: EmulatorProcess, tmp_path: Path
 ) -> None:
-    files = StackFiles(
-        tmp_path, stack="staleplan", bucket="test-project-staleplan", versions={"v1": 1}
-    )
-    files.endpoints = ()
+    files = _model_only(tmp_path, "staleplan")
     spec = str(files.write())
     run_cli(["apply", spec, "--yes"], shared_emulator.url)
 
@@ -66,9 +70,7 @@ def test_apply_of_a_stale_saved_plan_is_refused_with_no_mutating_call(
 def test_a_saved_plan_applies_once_and_an_empty_one_is_a_no_op(
     shared_emulator: EmulatorProcess, tmp_path: Path
 ) -> None:
-    files = StackFiles(tmp_path, stack="savedplan", bucket="test-project-savedplan")
-    files.versions = {"v1": 1}
-    files.endpoints = ()
+    files = _model_only(tmp_path, "savedplan")
     spec = str(files.write())
     plan_file = str(tmp_path / "first.plan")
     doc = json.loads(
@@ -108,9 +110,7 @@ def test_a_saved_plan_applies_once_and_an_empty_one_is_a_no_op(
 def test_a_saved_plan_whose_spec_changed_is_refused_before_any_request(
     shared_emulator: EmulatorProcess, tmp_path: Path
 ) -> None:
-    files = StackFiles(tmp_path, stack="specchanged", bucket="test-project-specchanged")
-    files.versions = {"v1": 1}
-    files.endpoints = ()
+    files = _model_only(tmp_path, "specchanged")
     spec = str(files.write())
     plan_file = str(tmp_path / "p.plan")
     run_cli(["plan", spec, "--out", plan_file], shared_emulator.url)
