@@ -39,6 +39,7 @@ from deployer.reconcile.saved import (
     check_fresh,
     check_sources,
     fingerprint,
+    replan_hint,
 )
 from deployer.reconcile.upload import artifact_hashes
 from deployer.spec import Spec
@@ -94,26 +95,19 @@ def apply_spec(
 ) -> ApplyReport:
     """Make the cloud match `spec` by the plan `confirm` was shown. Zero mutating calls when
     it already does; `StalePlan` if the stack changed while the user was reading the plan."""
-    rep = reporter or Reporter()
     plan, observed, inputs = make_plan(spec, provider, hashes=hashes)
-    report = ApplyReport(plan, observed=observed)
-    rep.plan_ready(plan, observed)
-    if plan.is_empty:
-        return report
-    if confirm is not None and not confirm(plan):
-        raise errors.Aborted("apply cancelled; nothing was changed")
-    execute_plan(
+    return _confirm_and_execute(
         spec,
         provider,
         plan,
+        observed,
         fingerprint(observed),
         inputs,
-        report,
-        reporter=rep,
+        reporter=reporter,
         options=options,
+        confirm=confirm,
         stale_hint=_REPLAN,
     )
-    return report
 
 
 def apply_saved(
@@ -129,11 +123,7 @@ def apply_saved(
 ) -> ApplyReport:
     """Execute the saved plan `saved` (made from `spec`), or refuse with `StalePlan` before
     any mutating call if the spec, an artifact or the stack changed since it was written."""
-    rep = reporter or Reporter()
-    hint = (
-        f"run `deployer plan {saved.spec.path} --out {plan_file}` again, review it, "
-        "then apply the new plan"
-    )
+    hint = replan_hint(saved, plan_file)
     hashes = hashes if hashes is not None else artifact_hashes(spec)
     check_sources(saved, spec, hashes, plan_file=plan_file)  # no API call
     observed = provider.observe(spec.stack, spec.bucket.name)
@@ -144,22 +134,50 @@ def apply_saved(
     # Same spec, same artifacts, same stack: planning again must give the saved actions. If
     # not, the file was edited or written by a deployer that plans differently.
     _require_within(plan_stack(spec, observed, inputs), saved.plan, hint, both_ways=True)
-    report = ApplyReport(saved.plan, observed=observed)
-    rep.plan_ready(saved.plan, observed)
-    if saved.plan.is_empty:
+    return _confirm_and_execute(
+        spec,
+        provider,
+        saved.plan,
+        observed,
+        saved.fingerprint,
+        inputs,
+        reporter=reporter,
+        options=options,
+        confirm=confirm,
+        stale_hint=hint,
+    )
+
+
+def _confirm_and_execute(
+    spec: Spec,
+    provider: Provider,
+    plan: Plan,
+    observed: StackState,
+    planned: Fingerprint,
+    inputs: PlanInputs,
+    *,
+    reporter: Reporter | None,
+    options: ApplyOptions | None,
+    confirm: Callable[[Plan], bool] | None,
+    stale_hint: str,
+) -> ApplyReport:
+    rep = reporter or Reporter()
+    report = ApplyReport(plan, observed=observed)
+    rep.plan_ready(plan, observed)
+    if plan.is_empty:
         return report
-    if confirm is not None and not confirm(saved.plan):
+    if confirm is not None and not confirm(plan):
         raise errors.Aborted("apply cancelled; nothing was changed")
     execute_plan(
         spec,
         provider,
-        saved.plan,
-        saved.fingerprint,
+        plan,
+        planned,
         inputs,
         report,
         reporter=rep,
         options=options,
-        stale_hint=hint,
+        stale_hint=stale_hint,
     )
     return report
 

@@ -90,18 +90,13 @@ def fingerprint(state: StackState) -> Fingerprint:
             key = f"{address} #{n}"
         parts[key] = value
 
-    b = state.bucket
-    put(bucket_address(b.name), {"exists": b.exists, "labels": b.labels})
+    # Every field the provider reports counts (asdict), so one it starts to report (an etag,
+    # an update time) is covered without a change here.
+    put(bucket_address(state.bucket.name), dataclasses.asdict(state.bucket))
     for m in state.models:
-        put(
-            f"model {m.name}",
-            {
-                "model_id": m.model_id,
-                "resource": m.resource,
-                "display_name": m.display_name,
-                "description": m.description,
-            },
-        )
+        model = dataclasses.asdict(m)
+        model.pop("versions")
+        put(f"model {m.name}", model)
         for v in m.versions:
             put(f"model {m.name} version {v.version_id}", dataclasses.asdict(v))
     for e in state.endpoints:
@@ -211,9 +206,15 @@ def check_sources(
         raise StalePlan(
             f"the saved plan {plan_file} no longer matches what it was made from; "
             "nothing was applied:\n" + "\n".join(f"  - {p}" for p in problems),
-            hint=f"run `deployer plan {saved.spec.path} --out {plan_file}` again, "
-            "review it, then apply the new plan",
+            hint=replan_hint(saved, plan_file),
         )
+
+
+def replan_hint(saved: SavedPlan, plan_file: str) -> str:
+    return (
+        f"run `deployer plan {saved.spec.path} --out {plan_file}` again, review it, "
+        "then apply the new plan"
+    )
 
 
 def _spec_field(spec: Spec, name: str) -> str:

@@ -312,3 +312,40 @@ def test_a_saved_plan_stamps_the_expiry_when_applied_not_when_planned(
     apply_file(out, fake)
     ep = fake.endpoints[endpoint_id("st", "ep0")]
     assert ep.labels[LABEL_EXPIRES] == str(1_086_400 + 3600)
+
+
+def test_the_fingerprint_is_stable_and_moves_with_each_resource_it_covers(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from deployer.reconcile.saved import fingerprint, fingerprint_changes
+    from deployer.state import ObservedBatchJob
+
+    fake, _ = built(tmp_path)
+    state = fake.observe("st", "bkt")
+    base = fingerprint(state)
+    assert fingerprint(fake.observe("st", "bkt")) == base
+    # A batch job coming or finishing does not make a pending plan stale: no plan acts on it.
+    job = ObservedBatchJob("b", "projects/p/locations/r/batchPredictionJobs/1", "RUNNING")
+    assert fingerprint(replace(state, batch_jobs=(job,))) == base
+
+    (model,) = state.models
+    (version, *_) = model.versions
+    (ep,) = state.endpoints
+    (dep,) = ep.deployments
+    cases = {
+        "bucket bkt: changed": replace(state, bucket=replace(state.bucket, labels=())),
+        "model mnist: changed": replace(state, models=(replace(model, description="x"),)),
+        f"model mnist version {version.version_id}: changed": replace(
+            state,
+            models=(replace(model, versions=(replace(version, aliases=()), *model.versions[1:])),),
+        ),
+        f"model mnist version {version.version_id}: gone": replace(
+            state, models=(replace(model, versions=model.versions[1:]),)
+        ),
+        "endpoint ep0: changed": replace(state, endpoints=(replace(ep, traffic=()),)),
+        f"endpoint ep0 / mnist@v1 ({dep.id}): changed": replace(
+            state, endpoints=(replace(ep, deployments=(replace(dep, deployed_at=1.0),)),)
+        ),
+    }
+    for change, changed in cases.items():
+        assert fingerprint_changes(base, fingerprint(changed)) == [change]
