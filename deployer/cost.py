@@ -49,7 +49,6 @@ class PriceTable:
     source: str  # where the figures come from, shown with every estimate
     as_of: str  # ISO date of the figures
     path: str = ""  # file it was read from
-    base_region: str = "us-central1"
     regions: Mapping[str, float] = field(
         default_factory=dict
     )  # region -> multiplier on base prices
@@ -116,7 +115,6 @@ def _table_from_json(data: Mapping[str, Any], path: str) -> PriceTable:
         source=str(data["source"]),
         as_of=str(data["as_of"]),
         path=path,
-        base_region=str(data.get("base_region", "us-central1")),
         regions={k: float(v) for k, v in data.get("regions", {}).items()},
         families=rates(data.get("families", {})),
         accelerators={k: float(v["hour"]) for k, v in accelerators.items()},

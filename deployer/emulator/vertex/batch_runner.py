@@ -39,7 +39,7 @@ from deployer.emulator.vertex import protos
 from deployer.emulator.vertex.batch_formats import (
     InputError,
     Instance,
-    count_instances,
+    count_valid_instances,
     expand_sources,
     iter_instances,
 )
@@ -129,7 +129,7 @@ class JobRun:
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="batch-start") as pool:
             starting = pool.submit(self._start_replicas, model.artifact_uri, abort)
             try:
-                total = count_instances(objects, sources, fmt)
+                total = count_valid_instances(objects, sources, fmt)
             except InputError as exc:
                 abort.set()
                 replicas.extend(_quiet_result(starting))
