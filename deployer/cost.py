@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from deployer import settings
 from deployer.errors import BudgetExceeded, ConfigError
 from deployer.spec import BatchJob, Deployment, Spec, catalog
 
@@ -131,13 +131,8 @@ def _table_from_json(data: Mapping[str, Any], path: str) -> PriceTable:
     )
 
 
-def deployer_home(environ: Mapping[str, str] | None = None) -> Path:
-    env = os.environ if environ is None else environ
-    return Path(env.get("DEPLOYER_HOME") or Path.home() / ".deployer").expanduser()
-
-
 def user_cache_path(environ: Mapping[str, str] | None = None) -> Path:
-    return deployer_home(environ) / "prices.json"
+    return settings.HOME.get(environ) / "prices.json"
 
 
 def packaged_table_text() -> str:

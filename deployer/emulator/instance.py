@@ -29,18 +29,15 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from deployer import settings
 from deployer.errors import ConfigError, DeployerError
 
 DEFAULT_PORT = 8765
 _PORT_SEARCH = 50  # ports tried after the default when it is taken
 
 
-def deployer_home() -> Path:
-    return Path(os.environ.get("DEPLOYER_HOME") or Path.home() / ".deployer")
-
-
 def local_dir() -> Path:
-    return deployer_home() / "local"
+    return settings.HOME.get() / "local"
 
 
 def state_path() -> Path:

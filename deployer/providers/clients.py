@@ -16,7 +16,6 @@ the CLI root (SDK imports here are heavy; everything is lazy).
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import threading
@@ -24,9 +23,8 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
+from deployer import settings
 from deployer.errors import ConfigError
-
-EMULATOR_ENV = "DEPLOYER_EMULATOR"
 
 # google.cloud.aiplatform_v1/__init__.py (and types/__init__.py) import every service and
 # message of the API: ~1 s idle, 3-5 s on a busy machine, most of a no-op apply. The four
@@ -52,7 +50,7 @@ def _light_import() -> None:
     import importlib
     import importlib.util
 
-    if os.environ.get("DEPLOYER_EAGER_IMPORTS") or _LIGHT_PACKAGES[0] in sys.modules:
+    if settings.EAGER_IMPORTS.get() or _LIGHT_PACKAGES[0] in sys.modules:
         return
     for name in _LIGHT_PACKAGES:
         spec = importlib.util.find_spec(name)
@@ -109,8 +107,7 @@ class ClientTarget:
 
 def emulator_url(environ: dict[str, str] | None = None) -> str:
     """The local emulator's URL: $DEPLOYER_EMULATOR, else start (or find) `deployer local up`."""
-    env = os.environ if environ is None else environ
-    url = env.get(EMULATOR_ENV)
+    url = settings.EMULATOR_URL.get(environ)
     if url:
         return url.rstrip("/")
     try:
