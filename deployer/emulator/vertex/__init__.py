@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import logging
 
-from deployer.emulator.vertex import _lightimport
+from deployer import lazyimport
 
 # Before any aiplatform_v1 type is imported by this package's modules: the control
-# plane needs a dozen message types, not every client of the API (see _lightimport).
-_lightimport.install()
+# plane needs a dozen message types, not every client of the API (see deployer.lazyimport).
+lazyimport.install()
 
 from deployer.emulator.context import EmulatorContext  # noqa: E402 - after install(), on purpose
 from deployer.emulator.http import Router  # noqa: E402 - after install(), on purpose
