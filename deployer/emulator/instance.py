@@ -2,7 +2,7 @@
 
 Owns the state file `$DEPLOYER_HOME/local/instance.json` ({"url", "host",
 "port", "pid", "data_dir", "log"}), starting a detached
-`python -m deployer.emulator run ...` with its log in a file, waiting for its
+`python -m deployer local run ...` with its log in a file, waiting for its
 health route, and stopping it (SIGTERM, then SIGKILL). `up` is idempotent and
 serialised by a file lock, so concurrent callers (CLI, reconciler) share one
 instance.
