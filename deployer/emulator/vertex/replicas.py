@@ -35,6 +35,7 @@ import threading
 import time
 from pathlib import Path
 
+from deployer import settings
 from deployer.emulator.context import EmulatorContext
 from deployer.emulator.http import ApiError
 from deployer.emulator.objects import parse_gs_uri
@@ -42,9 +43,6 @@ from deployer.emulator.paths import contained
 
 log = logging.getLogger("deployer.emulator.vertex")
 
-# The module replicas run; tests may point it at a stand-in.
-REPLICA_MODULE = os.environ.get("DEPLOYER_REPLICA_MODULE", "deployer.serving.replica")
-READY_TIMEOUT_S = float(os.environ.get("DEPLOYER_REPLICA_READY_TIMEOUT", "300"))
 STOP_GRACE_S = 10.0
 # deployer.serving.replica exits with this status when its port cannot be bound.
 EXIT_PORT_TAKEN = 2
@@ -283,13 +281,14 @@ class ReplicaManager:
         *,
         name: str,
         model_name: str = "model",
-        timeout: float = READY_TIMEOUT_S,
+        timeout: float | None = None,
         cancelled: threading.Event | None = None,
     ) -> Replica:
         """Fetch the artifact, start one replica, and wait until it serves the model.
 
         Raises ReplicaError (with the tail of the replica's log) if it exits or is
-        not ready within `timeout`; the process is stopped in that case.
+        not ready within `timeout` (None: $DEPLOYER_REPLICA_READY_TIMEOUT); the process
+        is stopped in that case.
         """
         model_dir = self.fetch_artifact(artifact_uri)
         return self.start_dir(
@@ -302,7 +301,7 @@ class ReplicaManager:
         *,
         name: str,
         model_name: str = "model",
-        timeout: float = READY_TIMEOUT_S,
+        timeout: float | None = None,
         cancelled: threading.Event | None = None,
     ) -> Replica:
         for attempt in range(PORT_ATTEMPTS):
@@ -311,7 +310,7 @@ class ReplicaManager:
                     model_dir,
                     name=name,
                     model_name=model_name,
-                    timeout=timeout,
+                    timeout=settings.REPLICA_READY_TIMEOUT.get() if timeout is None else timeout,
                     cancelled=cancelled,
                 )
             except _PortTaken:
@@ -343,7 +342,7 @@ class ReplicaManager:
             "--parent",
             str(os.getpid()),
             "--module",
-            REPLICA_MODULE,
+            settings.REPLICA_MODULE.get(),
             "--",
             "--saved-model",
             str(model_dir),
