@@ -33,17 +33,6 @@ from deployer.wire import batch_formats as formats
 
 _BIG_UPLOAD_BYTES = 1024 * 1024
 LABEL_FIELD = "label"
-_EXT_FORMAT = {
-    ".jsonl": "jsonl",
-    ".json": "jsonl",
-    ".ndjson": "jsonl",
-    ".csv": "csv",
-    ".tfrecord": "tf-record",
-    ".tfrecords": "tf-record",
-    ".tfr": "tf-record",
-    ".txt": "file-list",
-    ".lst": "file-list",
-}
 
 
 class StagingStore(Protocol):
@@ -74,16 +63,12 @@ def folder_files(path: Path) -> list[Path]:
 
 
 def infer_format(path: str, declared: str | None) -> str:
-    """The input format: declared in the spec, else from the extension."""
+    """The input format: declared in the spec, else what `batch_formats.infer_format` reads."""
     if declared:
         return declared
-    suffix = Path(path).suffix.lower()
-    if suffix in (".npy", ".npz"):
-        return "jsonl"
-    if Path(path).is_dir():
-        return "file-list"
-    if suffix in _EXT_FORMAT:
-        return _EXT_FORMAT[suffix]
+    inferred = formats.infer_format(path, is_dir=Path(path).is_dir())
+    if inferred is not None:
+        return inferred
     raise ConfigError(
         f"cannot tell the input format of {path}",
         hint="set input.format in the spec (jsonl, csv, file-list, tf-record)",

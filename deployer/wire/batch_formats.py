@@ -21,6 +21,7 @@ import json
 import re
 import struct
 from collections.abc import Iterable, Iterator
+from pathlib import PurePosixPath
 from typing import Any, BinaryIO
 
 # The C implementation: google-cloud-storage depends on it, so it is always installed.
@@ -32,6 +33,21 @@ def crc32c(data: bytes) -> int:
 
 
 FORMATS = ("jsonl", "csv", "file-list", "tf-record")
+# The one input-format vocabulary: the spec validates with it and staging reads with it.
+# NumPy arrays (.npy/.npz) are converted to JSON Lines by staging, so they read as jsonl.
+FORMAT_BY_SUFFIX = {
+    ".jsonl": "jsonl",
+    ".json": "jsonl",
+    ".ndjson": "jsonl",
+    ".npy": "jsonl",
+    ".npz": "jsonl",
+    ".csv": "csv",
+    ".tfrecord": "tf-record",
+    ".tfrecords": "tf-record",
+    ".tfr": "tf-record",
+    ".txt": "file-list",
+    ".lst": "file-list",
+}
 RESULTS_STEM = "prediction.results"
 ERRORS_STEM = "prediction.errors_stats"
 _SHARD_RE = re.compile(r"(prediction\.(?:results|errors_stats))-(\d{5})-of-(\d{5})$")
@@ -44,6 +60,21 @@ class FormatError(ValueError):
         super().__init__(f"{where}: {message}" if where else message)
         self.where = where
         self.reason = message
+
+
+def infer_format(path: str, *, is_dir: bool = False) -> str | None:
+    """The instances format an input's name implies, or None when it says nothing.
+
+    NumPy files read as jsonl (staging converts them); a folder (`is_dir`, or a local
+    path written with a trailing '/') is a file list of the files below it; otherwise
+    the suffix decides (FORMAT_BY_SUFFIX). The caller checks the filesystem, not this.
+    """
+    suffix = PurePosixPath(path).suffix.lower()
+    if suffix in (".npy", ".npz"):
+        return "jsonl"
+    if is_dir or (path.endswith("/") and not path.startswith("gs://")):
+        return "file-list"
+    return FORMAT_BY_SUFFIX.get(suffix)
 
 
 # --- instances ---------------------------------------------------------------------------
