@@ -122,6 +122,18 @@ def _raised_by_vendor(exc: BaseException) -> bool:
     return module.startswith(_VENDOR_MODULES)
 
 
+def _gist(text: str, limit: int = 300) -> str:
+    """The first lines of a client library's message (the GAPIC REST transport's ValueError
+    goes on to list every URL binding: hundreds of lines)."""
+    lines = []
+    for line in text.splitlines():
+        if not line.strip() or line.startswith(("\t", " ")):
+            break
+        lines.append(line.strip())
+    gist = " ".join(lines) or text.strip()
+    return gist if len(gist) <= limit else gist[: limit - 3] + "..."
+
+
 def map_exception(
     exc: BaseException, *, mutating: bool, what: str = "", connect_hint: str | None = None
 ) -> BaseException:
@@ -189,7 +201,8 @@ def map_exception(
     if isinstance(exc, Exception) and _raised_by_vendor(exc):
         # E.g. the GAPIC REST transport's ValueError for a name no URL binding matches.
         return errors.PermanentError(
-            f"{what}: the Google client library refused the call: {type(exc).__name__}: {exc}",
+            f"{what}: the Google client library refused the call: "
+            f"{type(exc).__name__}: {_gist(str(exc))}",
             status="CLIENT_ERROR",
         )
     return exc

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from deployer.batch import results, runner, staging
-from deployer.errors import BatchJobFailed, ConfigError
+from deployer.errors import BatchJobFailed, ConfigError, OperationTimeout
 from deployer.providers import JobState, JobStatus
 from deployer.providers.fake import FakeProvider
 from deployer.spec import BatchInput, BatchJob, Bucket, InputFormat, Spec, Target
@@ -236,6 +236,31 @@ def test_a_create_whose_response_was_lost_is_adopted_not_repeated(tmp_path: Path
     )
     assert list(backend.jobs) == [got.resource] and backend.mutating_calls.count("create_job") == 1
     assert [m for m, _ in backend.calls].count("find_jobs") == 2  # before, and to adopt
+
+
+def test_wait_follows_the_job_until_it_ends_and_a_timeout_names_its_state(tmp_path: Path) -> None:
+    spec = _spec(tmp_path, _jsonl(tmp_path / "x.jsonl", [[1]]))
+    backend = _fake()
+    job = spec.batch_jobs[0]
+    staged = runner.stage(backend, spec, job, None)
+    journal = runner.BatchJobJournal.for_spec(spec)
+    started, _ = runner.start_or_attach(backend, spec, job, staged, "m@1", journal, resume=False)
+    seen: list[JobState] = []
+
+    def progress(status: JobStatus) -> None:  # the service moves the job on meanwhile
+        seen.append(status.state)
+        after = {1: JobState.RUNNING, 3: JobState.SUCCEEDED}.get(len(seen))
+        if after is not None:
+            backend.set_job(status.resource, state=after)
+
+    final = runner.wait(backend, started.resource, on_status=progress, sleep=lambda s: None)
+    assert final.state is JobState.SUCCEEDED
+    assert seen == [JobState.QUEUED, JobState.RUNNING, JobState.RUNNING, JobState.SUCCEEDED]
+
+    backend.set_job(started.resource, state=JobState.RUNNING)
+    with pytest.raises(OperationTimeout, match="still RUNNING after 0s") as info:
+        runner.wait(backend, started.resource, timeout=0.05)
+    assert "--resume" in (info.value.hint or "")
 
 
 def test_failed_job_raises_batch_job_failed_with_the_jobs_error() -> None:
