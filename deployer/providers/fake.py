@@ -158,7 +158,7 @@ class FakeProvider:
     @contextmanager
     def _recorded(self, method: str, **args: Any) -> Iterator[None]:
         """Record the call and play a scripted fault: a failure before the effect, or a
-        response lost after it."""
+        response lost after it (raised on leaving the block, so a `return` inside is lost)."""
         self.calls.append((method, args))
         drop = False
         for i, (m, n, exc) in enumerate(self._faults):
@@ -382,8 +382,7 @@ class FakeProvider:
                     status="FAILED_PRECONDITION",
                     http_status=412,
                 )
-            gen = self._put(bucket, name, data)
-        return gen
+            return self._put(bucket, name, data)
 
     def delete_object(
         self, bucket: str, name: str, *, if_generation_match: int | None = None
@@ -454,8 +453,7 @@ class FakeProvider:
             )
             self._take_aliases(m, aliases, keep=None)
             m.versions[vid] = v
-            op = self._op(result=f"{self._parent()}/models/{req.model_id}@{vid}")
-        return op
+            return self._op(result=f"{self._parent()}/models/{req.model_id}@{vid}")
 
     def update_model(self, model_id: str, display_name: str, description: str) -> None:
         with self._recorded("update_model", model_id=model_id):
@@ -483,15 +481,13 @@ class FakeProvider:
         with self._recorded("delete_version", model_id=model_id, version_id=version_id):
             self._version(model_id, version_id)
             del self.models[model_id].versions[version_id]
-            op = self._op()
-        return op
+            return self._op()
 
     def delete_model(self, model_id: str) -> Operation:
         with self._recorded("delete_model", model_id=model_id):
             self._model(model_id)
             del self.models[model_id]
-            op = self._op()
-        return op
+            return self._op()
 
     # ---------------------------------------------------------------------- endpoints
 
@@ -534,8 +530,7 @@ class FakeProvider:
                 raise errors.AlreadyExists(f"endpoint {endpoint_id} already exists")
             e = _Endpoint(endpoint_id, display_name, description, dict(labels))
             self.endpoints[endpoint_id] = e
-            op = self._op()
-        return op
+            return self._op()
 
     def update_endpoint(
         self, endpoint_id: str, display_name: str, description: str, labels: Labels
@@ -554,8 +549,7 @@ class FakeProvider:
             e.deployed[req.deployed_id] = req
             split = {(req.deployed_id if k == "0" else k): v for k, v in req.traffic}
             e.traffic = split or e.traffic
-            op = self._op()
-        return op
+            return self._op()
 
     def mutate_deployment(
         self, endpoint_id: str, deployed_id: str, min_replicas: int, max_replicas: int
@@ -566,8 +560,7 @@ class FakeProvider:
                 raise errors.NotFound(f"deployed model {deployed_id} not found")
             d = replace(e.deployed[deployed_id], min_replicas=min_replicas)
             e.deployed[deployed_id] = replace(d, max_replicas=max_replicas)
-            op = self._op()
-        return op
+            return self._op()
 
     def set_traffic(self, endpoint_id: str, traffic: Traffic) -> None:
         with self._recorded("set_traffic", endpoint_id=endpoint_id, traffic=traffic):
@@ -583,15 +576,13 @@ class FakeProvider:
             split = dict(traffic) if traffic else dict(e.traffic)
             split.pop(deployed_id, None)
             e.traffic = split if e.deployed else {}
-            op = self._op()
-        return op
+            return self._op()
 
     def delete_endpoint(self, endpoint_id: str) -> Operation:
         with self._recorded("delete_endpoint", endpoint_id=endpoint_id):
             self._endpoint(endpoint_id)
             del self.endpoints[endpoint_id]
-            op = self._op()
-        return op
+            return self._op()
 
     def predict(self, endpoint_id: str, body: bytes) -> dict[str, Any]:
         with self._recorded("predict", endpoint_id=endpoint_id):
@@ -620,7 +611,7 @@ class FakeProvider:
                 model=req.model_version,
             )
             self.jobs[job.resource] = job
-        return job
+            return job
 
     def get_job(self, resource: str) -> JobStatus:
         with self._recorded("get_job", resource=resource):
@@ -638,5 +629,4 @@ class FakeProvider:
         with self._recorded("delete_batch_job", resource=resource):
             self._job(resource)
             del self.jobs[resource]
-            op = self._op()
-        return op
+            return self._op()
