@@ -15,7 +15,8 @@ Consumers take the narrowest protocol they need (deployer.batch takes Storage, R
 Jobs one function at a time). Two implementations ship: `deployer.providers.vertex.
 VertexProvider` (official GAPIC v1 clients over REST + google-cloud-storage; the same code for
 the local emulator and real Vertex AI) and `deployer.providers.fake.FakeProvider` (in memory,
-records calls). One contract suite (tests/contract/) runs the same scenarios against both.
+records calls). One contract suite, tests/integration/test_provider_contract.py, runs the
+same scenarios against both.
 
 Rules every implementation keeps: vendor exceptions never escape (they become
 `deployer.errors`); read calls retry `TransientError` themselves; mutating calls raise

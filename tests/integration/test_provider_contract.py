@@ -7,7 +7,8 @@ users run. Each shared scenario below states the behaviour once and runs on both
 (buckets, objects, generation preconditions, downloads), the registry (versions, aliases,
 model-level fields), endpoints (create, deploy, traffic, mutate, predict, undeploy,
 delete), batch jobs (create, get, find by label, cancel, delete), operations, observation by
-label, and error mapping (NotFound, AlreadyExists, FailedPrecondition).
+label, error mapping (NotFound, AlreadyExists, FailedPrecondition), and what a refused call
+(TransientError, no effect) and a lost response (ResponseLost, took effect) mean.
 
 Vertex's rules that the fake deliberately does not re-implement (traffic sums, what may not
 be undeployed or deleted while in use, job state rules) are checked here on the real
@@ -37,6 +38,7 @@ from deployer.providers import (
     ResourceKind,
     VersionRequest,
 )
+from deployer.providers.fake import FakeProvider
 from deployer.providers.retry import RetryPolicy, poll_until
 from deployer.state import DEFAULT_ALIAS, LABEL_NAME, LABEL_STACK
 from tests.support.emulator import EmulatorProcess
@@ -79,6 +81,19 @@ class Contract:
         assert op.error is None, op.error
         return op
 
+    def fault_next(self, api_method: str, method: str, *, drop: bool = False) -> None:
+        """The next call to `method` fails with 503 before any effect, or (drop) takes effect
+        and loses its response. `api_method` is the emulator's name for the same call."""
+        if self.emulator is None:
+            fake: FakeProvider = self.p  # type: ignore[assignment]
+            if drop:
+                fake.drop_next(method)
+            else:
+                fake.fail_next(method)
+            return
+        rule = {"method": api_method, "count": 1, "drop": drop, "http_status": 503}
+        self.emulator.admin({"append_script": [rule]})
+
     @contextmanager
     def jobs_held(self) -> Iterator[None]:
         """Batch jobs created inside stay queued (the emulator's --op-delay); the fake's jobs
@@ -105,8 +120,6 @@ def saved_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(params=["fake", "vertex"])
 def contract(request: pytest.FixtureRequest) -> Contract:
     if request.param == "fake":
-        from deployer.providers.fake import FakeProvider
-
         return Contract("fake", FakeProvider("contract-project", "us-central1"), None)
     from deployer.providers.clients import resolve_target
     from deployer.providers.vertex import VertexProvider
@@ -469,6 +482,36 @@ def test_vertex_deletes_only_ended_jobs_and_cancels_only_live_ones(
     with pytest.raises(errors.FailedPrecondition):
         c.p.cancel_job(job.resource)
     c.finish(c.p.delete_batch_job(job.resource))
+
+
+# --- faults: what "failed" and "response lost" mean -------------------------------------
+
+
+def test_a_refused_call_had_no_effect_and_a_lost_response_did(contract: Contract) -> None:
+    c = contract
+    eid, other = c.endpoint_id(), c.endpoint_id()
+    c.fault_next("createEndpoint", "create_endpoint")
+    with pytest.raises(errors.TransientError) as info:
+        c.p.create_endpoint(other, "refused", "", ())
+    assert not isinstance(info.value, errors.ResponseLost)
+    assert c.p.get_endpoint(other) is None
+
+    c.fault_next("createEndpoint", "create_endpoint", drop=True)
+    with pytest.raises(errors.ResponseLost):
+        c.p.create_endpoint(eid, "lost", "", ())
+    assert c.p.get_endpoint(eid) is not None  # it took effect: apply probes and adopts
+    with pytest.raises(errors.AlreadyExists):
+        c.p.create_endpoint(eid, "lost", "", ())
+
+    bucket = new_bucket(c)
+    c.fault_next("storage.objects.insert", "write_object", drop=True)
+    with pytest.raises(errors.ResponseLost):
+        c.p.write_object(bucket, "ctl/lock", b"mine", if_generation_match=0)
+    found = c.p.read_object(bucket, "ctl/lock")
+    assert found is not None and found[0] == b"mine"
+    c.p.delete_object(bucket, "ctl/lock")
+    c.p.delete_bucket(bucket)
+    c.finish(c.p.delete_endpoint(eid))
 
 
 # --- operations and observation -----------------------------------------------------------
