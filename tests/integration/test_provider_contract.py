@@ -94,6 +94,12 @@ class Contract:
         rule = {"method": api_method, "count": 1, "drop": drop, "http_status": 503}
         self.emulator.admin({"append_script": [rule]})
 
+    def faults_left(self) -> int:
+        """Scripted faults not yet played (0 once each hit the call it was meant for)."""
+        if self.emulator is None:
+            return sum(n for _, n, _ in self.p._faults)  # type: ignore[attr-defined]
+        return sum(rule["count"] for rule in self.emulator.admin()["script"])
+
     @contextmanager
     def jobs_held(self) -> Iterator[None]:
         """Batch jobs created inside stay queued (the emulator's --op-delay); the fake's jobs
@@ -504,11 +510,14 @@ def test_a_refused_call_had_no_effect_and_a_lost_response_did(contract: Contract
         c.p.create_endpoint(eid, "lost", "", ())
 
     bucket = new_bucket(c)
+    c.fault_next("storage.buckets.get", "get_bucket")  # a read: retried inside the provider
+    assert c.p.get_bucket(bucket).exists
     c.fault_next("storage.objects.insert", "write_object", drop=True)
     with pytest.raises(errors.ResponseLost):
         c.p.write_object(bucket, "ctl/lock", b"mine", if_generation_match=0)
     found = c.p.read_object(bucket, "ctl/lock")
     assert found is not None and found[0] == b"mine"
+    assert c.faults_left() == 0
     c.p.delete_object(bucket, "ctl/lock")
     c.p.delete_bucket(bucket)
     c.finish(c.p.delete_endpoint(eid))

@@ -92,7 +92,9 @@ class FakeBase:
     # ------------------------------------------------------------------ test controls
 
     def fail_next(self, method: str, count: int = 1, exc: BaseException | None = None) -> None:
-        """The next `count` calls to `method` fail before any effect (503 by default)."""
+        """The next `count` calls to `method` fail before any effect (503 by default).
+
+        A transient failure of a read is retried inside, as the real provider does."""
         exc = exc or errors.TransientError("injected 503", status="UNAVAILABLE", http_status=503)
         self._faults.append((method, count, exc))
 
@@ -122,12 +124,18 @@ class FakeBase:
         self.calls.append((method, args))
         drop = False
         for i, (m, n, exc) in enumerate(self._faults):
-            if m == method and n > 0:
-                self._faults[i] = (m, n - 1, exc)
-                if exc is not None:
-                    raise exc
-                drop = True
-                break
+            if m != method or n <= 0:
+                continue
+            if isinstance(exc, errors.TransientError) and method not in MUTATING:
+                # Providers retry reads themselves: each failed try is one more call.
+                self._faults[i] = (m, 0, exc)
+                self.calls += [(method, args)] * n
+                continue
+            self._faults[i] = (m, n - 1, exc)
+            if exc is not None:
+                raise exc
+            drop = True
+            break
         yield
         if drop:
             raise errors.ResponseLost(f"{method}: connection closed before the response")
