@@ -24,17 +24,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from deployer import settings
 from deployer.batch.rows import Labels, RowIndex
 from deployer.errors import ConfigError
 from deployer.providers import ObjectInfo, Progress, Storage
 from deployer.state import BATCH_INPUT_PREFIX
 from deployer.wire import batch_formats as formats
 
-# A part of a split text input holds at most this many bytes (Vertex reads parts in parallel).
-PART_BYTES = int(os.environ.get("DEPLOYER_BATCH_PART_BYTES", str(16 * 1024 * 1024)))
-# Input parts (>= _BIG_UPLOAD_BYTES) uploading at once: bounds the client's memory (see
-# _upload_missing).
-UPLOAD_PARTS_IN_FLIGHT = max(1, int(os.environ.get("DEPLOYER_BATCH_UPLOADS_IN_FLIGHT", "1")))
 _BIG_UPLOAD_BYTES = 1024 * 1024
 LABEL_FIELD = "label"
 _EXT_FORMAT = {
@@ -151,14 +147,16 @@ def _upload_missing(
     ]
     # Each part in flight holds an upload chunk (8 MiB) and its copies in memory: sending
     # every part at once makes the client's peak grow with the input up to the provider's
-    # worker count. Parts go up UPLOAD_PARTS_IN_FLIGHT at a time (default one: one 8 MiB chunk in
-    # memory; on loopback no slower than eight); small files (file-list members) all at once.
+    # worker count. Parts go up $DEPLOYER_BATCH_UPLOADS_IN_FLIGHT at a time (default one: one
+    # 8 MiB chunk in memory; on loopback no slower than eight); small files (file-list members)
+    # all at once.
     big = [item for item in missing if os.path.getsize(item[0]) >= _BIG_UPLOAD_BYTES]
     small = [item for item in missing if os.path.getsize(item[0]) < _BIG_UPLOAD_BYTES]
     if small:
         store.upload_files(bucket, small, progress)
-    for i in range(0, len(big), UPLOAD_PARTS_IN_FLIGHT):
-        store.upload_files(bucket, big[i : i + UPLOAD_PARTS_IN_FLIGHT], progress)
+    in_flight = settings.BATCH_UPLOADS_IN_FLIGHT.get()
+    for i in range(0, len(big), in_flight):
+        store.upload_files(bucket, big[i : i + in_flight], progress)
     return sum(os.path.getsize(local) for local, _ in missing)
 
 
@@ -178,6 +176,8 @@ class _Builder:
         self.files: list[tuple[str, Path]] = []  # file-list members: (content name, local path)
         self._out: io.BufferedWriter | None = None
         self._out_bytes = 0
+        # A part holds at most this many bytes (Vertex reads the parts in parallel).
+        self.part_bytes = settings.BATCH_PART_BYTES.get()
         self._csv_header: bytes | None = None
 
     # -- parts ---------------------------------------------------------------------------
@@ -188,7 +188,7 @@ class _Builder:
         ]
 
     def _write(self, data: bytes) -> None:
-        if self._out is None or self._out_bytes >= PART_BYTES:
+        if self._out is None or self._out_bytes >= self.part_bytes:
             self._roll()
         assert self._out is not None
         self._out.write(data)

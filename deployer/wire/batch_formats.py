@@ -23,25 +23,12 @@ import struct
 from collections.abc import Iterable, Iterator
 from typing import Any, BinaryIO
 
-try:  # C implementation shipped with google-cloud-storage's dependencies
-    import google_crc32c as _crc32c_mod
+# The C implementation: google-cloud-storage depends on it, so it is always installed.
+import google_crc32c
 
-    def crc32c(data: bytes) -> int:
-        return int(_crc32c_mod.value(data))
 
-except ImportError:  # pragma: no cover - exercised only without google-crc32c
-    _TABLE: list[int] = []
-    for _i in range(256):
-        _c = _i
-        for _ in range(8):
-            _c = (_c >> 1) ^ 0x82F63B78 if _c & 1 else _c >> 1
-        _TABLE.append(_c)
-
-    def crc32c(data: bytes) -> int:
-        crc = 0xFFFFFFFF
-        for byte in data:
-            crc = _TABLE[(crc ^ byte) & 0xFF] ^ (crc >> 8)
-        return crc ^ 0xFFFFFFFF
+def crc32c(data: bytes) -> int:
+    return int(google_crc32c.value(data))
 
 
 FORMATS = ("jsonl", "csv", "file-list", "tf-record")
