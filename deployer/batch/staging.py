@@ -8,9 +8,8 @@ hashing what will be sent, uploading only what the bucket lacks (in parallel),
 and filling the `RowIndex` (deployer.batch.rows, on disk) that maps each output
 back to its input row.
 
-Must not: import google.cloud (it calls a `StagingStore`, which the provider
-implements), or keep anything per row in memory (rows are streamed to the parts
-and to the on-disk `RowIndex`).
+Must not: import google.cloud (it calls the provider's `Storage` protocol), or keep
+anything per row in memory (rows are streamed to the parts and to the on-disk `RowIndex`).
 """
 
 from __future__ import annotations
@@ -23,23 +22,17 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from deployer import settings
 from deployer.batch.rows import Labels, RowIndex
 from deployer.errors import ConfigError
+from deployer.providers import ObjectInfo, Progress, Storage
 from deployer.state import BATCH_INPUT_PREFIX
 from deployer.wire import batch_formats as formats
 
 _BIG_UPLOAD_BYTES = 1024 * 1024
 LABEL_FIELD = "label"
-
-
-class StagingStore(Protocol):
-    """The storage calls staging needs (the provider implements them)."""
-
-    def list_objects(self, bucket: str, prefix: str) -> dict[str, Any]: ...
-    def upload_files(self, bucket: str, files: Any, progress: Any = None) -> None: ...
 
 
 @dataclass
@@ -76,14 +69,14 @@ def infer_format(path: str, declared: str | None) -> str:
 
 
 def stage_input(
-    store: StagingStore,
+    store: Storage,
     bucket: str,
     stack: str,
     paths: list[str],
     fmt: str,
     *,
     work_dir: Path | None = None,
-    progress: Any = None,
+    progress: Progress | None = None,
 ) -> StagedInput:
     """Stage `paths` (local files/folders or gs:// URIs) for a job reading format `fmt`."""
     if not paths:
@@ -124,18 +117,18 @@ def stage_input(
 
 
 def _upload_missing(
-    store: StagingStore, bucket: str, uploads: list[tuple[str, str]], progress: Any
+    store: Storage, bucket: str, uploads: list[tuple[str, str]], progress: Progress | None
 ) -> int:
     """Upload the objects the bucket lacks (same name and size counts as present: names hold
     hashes)."""
     prefixes = sorted({name.rsplit("/", 1)[0] + "/" for _, name in uploads})
-    present: dict[str, Any] = {}
+    present: dict[str, ObjectInfo] = {}
     for prefix in prefixes:
         present.update(store.list_objects(bucket, prefix))
     missing = [
         (local, name)
         for local, name in uploads
-        if name not in present or getattr(present[name], "size", -1) != os.path.getsize(local)
+        if name not in present or present[name].size != os.path.getsize(local)
     ]
     # Each part in flight holds an upload chunk (8 MiB) and its copies in memory: sending
     # every part at once makes the client's peak grow with the input up to the provider's

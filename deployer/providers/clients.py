@@ -18,32 +18,35 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
 from deployer import lazyimport, settings
 from deployer.errors import ConfigError
+from deployer.spec import Target
 
 
 @dataclass(frozen=True)
 class ClientTarget:
-    kind: str  # "local" | "vertex"
+    kind: Target
     project: str
     region: str
     api_endpoint: str  # "http://127.0.0.1:PORT" or "us-central1-aiplatform.googleapis.com"
     storage_endpoint: str | None  # emulator URL; None: the real GCS
+    # What to tell a user whose calls cannot reach api_endpoint: where the address came from.
+    connect_hint: str | None = None
 
     @property
     def parent(self) -> str:
         return f"projects/{self.project}/locations/{self.region}"
 
 
-def emulator_url(environ: dict[str, str] | None = None) -> str:
-    """The local emulator's URL: $DEPLOYER_EMULATOR, else start (or find) `deployer local up`."""
-    url = settings.EMULATOR_URL.get(environ)
-    if url:
-        return url.rstrip("/")
+EMULATOR_ENV = settings.EMULATOR_URL.name  # named in the hints a user gets
+
+
+def _start_local_emulator() -> str:
     try:
         out = subprocess.run(
             [sys.executable, "-m", "deployer", "local", "up", "--output", "json"],
@@ -57,21 +60,52 @@ def emulator_url(environ: dict[str, str] | None = None) -> str:
         detail = getattr(exc, "stderr", "") or str(exc)
         raise ConfigError(
             f"could not start the local emulator: {detail.strip()}",
-            hint="run `deployer local up` yourself, or set DEPLOYER_EMULATOR to "
+            hint=f"run `deployer local up` yourself, or set {EMULATOR_ENV} to "
             "the URL of a running one",
         ) from exc
+
+
+def emulator_url(environ: Mapping[str, str] | None = None) -> str:
+    """The local emulator's URL: $DEPLOYER_EMULATOR, else start (or find) `deployer local up`."""
+    url = settings.EMULATOR_URL.get(environ)
+    return url.rstrip("/") if url else _start_local_emulator()
+
+
+def _local_connect_hint(url: str, source: str) -> str:
+    if source == EMULATOR_ENV:
+        return (
+            f"{EMULATOR_ENV} is {url}: start the emulator with `deployer local up` and set "
+            f"{EMULATOR_ENV} to the http:// URL it prints (the emulator speaks plain HTTP), "
+            f"or unset {EMULATOR_ENV} to let deployer start one"
+        )
+    if source == "option":
+        return f"no emulator answers at {url}: start one with `deployer local up`"
+    return (
+        f"the emulator started by `deployer local up` at {url} does not answer: run "
+        "`deployer local down` and try again"
+    )
 
 
 def resolve_target(
     kind: str, project: str, region: str, *, emulator: str | None = None
 ) -> ClientTarget:
     """Where a spec's target lives. `emulator` overrides the URL for kind "local"."""
-    if kind == "local":
-        url = emulator or emulator_url()
-        return ClientTarget("local", project, region, url, url)
-    if kind == "vertex":
-        return ClientTarget("vertex", project, region, f"{region}-aiplatform.googleapis.com", None)
-    raise ConfigError(f"unknown target {kind!r}", hint="use target: local or target: vertex")
+    try:
+        target = Target(kind)
+    except ValueError:
+        raise ConfigError(
+            f"unknown target {kind!r}", hint="use target: local or target: vertex"
+        ) from None
+    if target is Target.LOCAL:
+        configured = settings.EMULATOR_URL.get()
+        if emulator:
+            url, source = emulator.rstrip("/"), "option"
+        elif configured:
+            url, source = configured.rstrip("/"), EMULATOR_ENV
+        else:
+            url, source = _start_local_emulator(), "local up"
+        return ClientTarget(target, project, region, url, url, _local_connect_hint(url, source))
+    return ClientTarget(target, project, region, f"{region}-aiplatform.googleapis.com", None)
 
 
 class Clients:
@@ -81,7 +115,7 @@ class Clients:
         self.target = target
 
     def _credentials(self) -> Any:
-        if self.target.kind == "local":
+        if self.target.kind == Target.LOCAL:
             from google.auth.credentials import AnonymousCredentials
 
             return AnonymousCredentials()  # type: ignore[no-untyped-call]
