@@ -23,6 +23,8 @@ import struct
 from collections.abc import Iterable, Iterator
 from typing import Any, BinaryIO
 
+from deployer.wire import jsonlimits
+
 try:  # C implementation shipped with google-cloud-storage's dependencies
     import google_crc32c as _crc32c_mod
 
@@ -68,10 +70,13 @@ def b64_instance(data: bytes) -> dict[str, str]:
 
 
 def parse_jsonl_line(line: str | bytes, *, line_no: int) -> Any:
-    """One JSON Lines row -> the instance it holds."""
+    """One JSON Lines row -> the instance it holds (nesting bounded: a row 100,000 deep is a
+    FormatError, not a RecursionError)."""
     try:
-        return json.loads(line)
-    except (ValueError, UnicodeDecodeError) as exc:
+        return jsonlimits.loads(line)
+    except jsonlimits.JsonRejected as exc:
+        raise FormatError(str(exc), where=f"line {line_no}") from exc
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise FormatError(f"not valid JSON ({exc})", where=f"line {line_no}") from exc
 
 
