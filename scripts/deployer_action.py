@@ -105,12 +105,9 @@ def has_changes(command: str, code: int, doc: Any) -> bool:
         return False
     if command == "apply":
         return bool(doc.get("applied"))
-    return bool(
-        doc.get("actions")
-        or doc.get("batch_jobs")
-        or doc.get("objects")
-        or doc.get("bucket_deleted")
-    )
+    objects = doc.get("objects")  # {prefix: objects removed}
+    removed = any(objects.values()) if isinstance(objects, dict) else bool(objects)
+    return bool(doc.get("actions") or doc.get("batch_jobs") or removed or doc.get("bucket_deleted"))
 
 
 def summary(inputs: Inputs, code: int, stdout: str, stderr_tail: list[str]) -> str:

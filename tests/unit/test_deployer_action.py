@@ -90,10 +90,16 @@ def test_has_changes_per_command() -> None:
     assert has_changes("apply", 0, {"applied": [{"kind": "create"}], "no_changes": False})
     assert not has_changes("apply", 0, {"applied": [], "no_changes": True})
     assert not has_changes("apply", 9, None)
-    assert has_changes("teardown", 0, {"actions": [], "objects": 3, "bucket_deleted": False})
-    assert not has_changes(
-        "teardown", 0, {"actions": [], "batch_jobs": [], "objects": 0, "bucket_deleted": False}
+    assert has_changes(
+        "teardown", 0, {"actions": [], "objects": {"predictions/": 3}, "bucket_deleted": False}
     )
+    nothing = {
+        "actions": [],
+        "batch_jobs": [],
+        "objects": {"artifacts/": 0},
+        "bucket_deleted": False,
+    }
+    assert not has_changes("teardown", 0, nothing)
 
 
 def test_the_summary_of_a_plan_names_the_stack_and_the_saved_file(tmp_path: Path) -> None:
