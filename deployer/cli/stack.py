@@ -275,46 +275,6 @@ def status(spec_path: str, output: str) -> None:
 # ------------------------------------------------------------------------ predict
 
 
-def read_instances(path: str) -> list[Any]:
-    """A JSON list, a JSON object {"instances": [...]}, JSON Lines (one instance a line), or a
-    .npy array (one instance per row)."""
-    if path.endswith(".npy"):
-        import numpy as np
-
-        try:
-            array = np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise ConfigError(
-                f"{path}: not a readable .npy array ({exc})",
-                hint="write it with numpy.save(path, array)",
-            ) from None
-        if array.ndim == 0:
-            raise ConfigError(
-                f"{path}: a scalar, not an array of instances",
-                hint="save an array whose first axis counts the instances",
-            )
-        return [row.tolist() for row in array]
-    text = Path(path).read_text(encoding="utf-8")
-    try:
-        doc = json.loads(text)
-    except json.JSONDecodeError:
-        try:
-            return [json.loads(line) for line in text.splitlines() if line.strip()]
-        except json.JSONDecodeError as exc:
-            raise ConfigError(
-                f"{path}: line {exc.lineno}: not JSON ({exc.msg})",
-                hint='give a JSON list, {"instances": [...]}, JSON Lines or .npy',
-            ) from None
-    if isinstance(doc, dict) and isinstance(doc.get("instances"), list):
-        return list(doc["instances"])
-    if isinstance(doc, list):
-        return doc
-    raise ConfigError(
-        f'{path}: expected a JSON list or an object with "instances"',
-        hint='wrap the instances: {"instances": [...]}',
-    )
-
-
 @click.command()
 @spec_argument
 @output_option
@@ -323,7 +283,8 @@ def read_instances(path: str) -> list[Any]:
     "--instances",
     "instances_path",
     type=click.Path(exists=True, dir_okay=False),
-    help='JSON list, {"instances": [...]}, JSON Lines, or .npy (a row per instance).',
+    help='JSON list, {"instances": [...]}, JSON Lines (always, for a .jsonl name), or .npy '
+    "(a row per instance).",
 )
 @click.option(
     "--file",
@@ -354,6 +315,7 @@ def predict(
     {"b64": ...} of its bytes. More instances than fit in one 1.5 MB request are sent in
     several, predictions kept in order.
     """
+    from deployer.predict.instances import read_instances
     from deployer.predict.payload import (
         check_takes_bytes,
         encode_instances,
@@ -380,8 +342,6 @@ def predict(
     else:
         assert instances_path is not None
         instances = read_instances(instances_path)
-        if not instances:
-            raise ConfigError(f"{instances_path}: no instances", hint="give at least one instance")
     how = "as given (--as-is)"
     if not as_is:
         signature, source = serving_signature(spec, endpoint_name)

@@ -27,6 +27,8 @@ from typing import Any, BinaryIO
 # The C implementation: google-cloud-storage depends on it, so it is always installed.
 import google_crc32c
 
+from deployer.wire import jsonlimits
+
 
 def crc32c(data: bytes) -> int:
     return int(google_crc32c.value(data))
@@ -86,10 +88,13 @@ def b64_instance(data: bytes) -> dict[str, str]:
 
 
 def parse_jsonl_line(line: str | bytes, *, line_no: int) -> Any:
-    """One JSON Lines row -> the instance it holds."""
+    """One JSON Lines row -> the instance it holds (nesting bounded: a row 100,000 deep is a
+    FormatError, not a RecursionError)."""
     try:
-        return json.loads(line)
-    except (ValueError, UnicodeDecodeError) as exc:
+        return jsonlimits.loads(line)
+    except jsonlimits.JsonRejected as exc:
+        raise FormatError(str(exc), where=f"line {line_no}") from exc
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise FormatError(f"not valid JSON ({exc})", where=f"line {line_no}") from exc
 
 
