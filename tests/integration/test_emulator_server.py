@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import requests
 from google.api_core import exceptions as gexc
-from google.cloud import storage
+from google.cloud.storage import Client as StorageClient
 
 from tests.integration.conftest import make_storage_client
 from tests.support.emulator import EmulatorProcess, free_port
@@ -31,7 +31,7 @@ def test_health_route_reports_ok(emulator: EmulatorProcess) -> None:
 
 
 def test_request_log_has_one_line_per_api_call_and_skips_admin(
-    emulator: EmulatorProcess, storage_client: storage.Client
+    emulator: EmulatorProcess, storage_client: StorageClient
 ) -> None:
     bucket = storage_client.create_bucket("logged")
     bucket.blob("o").upload_from_string(b"x")
@@ -54,7 +54,7 @@ def test_request_log_has_one_line_per_api_call_and_skips_admin(
 
 
 def test_injected_faults_fail_before_any_effect_and_clients_retry(
-    emulator: EmulatorProcess, storage_client: storage.Client
+    emulator: EmulatorProcess, storage_client: StorageClient
 ) -> None:
     bucket = storage_client.create_bucket("flaky")
     bucket.blob("o").upload_from_string(b"data")
@@ -94,7 +94,7 @@ def test_inject_faults_flag_is_seeded_and_reproducible(tmp_path: Path) -> None:
 
 
 def test_dropped_response_after_effect_then_client_retry_meets_precondition(
-    emulator: EmulatorProcess, storage_client: storage.Client
+    emulator: EmulatorProcess, storage_client: StorageClient
 ) -> None:
     bucket = storage_client.create_bucket("drops")
     emulator.admin({"script": [{"method": "storage.objects.insert", "count": 1, "drop": True}]})
@@ -115,7 +115,7 @@ def test_drop_responses_flag_drops_only_mutating_calls(tmp_path: Path) -> None:
 
 
 def test_scripted_faults_fail_the_next_n_calls_of_one_method(
-    emulator: EmulatorProcess, storage_client: storage.Client
+    emulator: EmulatorProcess, storage_client: StorageClient
 ) -> None:
     storage_client.create_bucket("scripted")
     settings = emulator.admin(

@@ -157,6 +157,7 @@ def test_control_plane_stays_light(tmp_path: Path) -> None:
         if line.startswith("import time:") and "|" in line
     ]
     assert "deployer.emulator" in imported  # the log is the emulator's own
+    assert "loopback_guard" in imported  # and the tests' network guard runs in it too
     heavy = [
         m
         for m in imported
