@@ -13,12 +13,12 @@ create is adopted by label by the runner), or let a vendor exception escape.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from deployer import settings
 from deployer.providers import JobRequest, JobStatus
 from deployer.providers.errors import translated
 from deployer.providers.retry import call_with_retry
@@ -28,7 +28,6 @@ if TYPE_CHECKING:
     from deployer.providers.vertex import VertexProvider
 
 T = TypeVar("T")
-DOWNLOAD_WORKERS = int(os.environ.get("DEPLOYER_DOWNLOAD_WORKERS", "8"))
 
 
 class VertexBatchBackend:
@@ -164,7 +163,9 @@ class VertexBatchBackend:
 
         if not items:
             return
-        with ThreadPoolExecutor(max_workers=max(1, min(DOWNLOAD_WORKERS, len(items)))) as pool:
+        with ThreadPoolExecutor(
+            max_workers=max(1, min(settings.DOWNLOAD_WORKERS.get(), len(items)))
+        ) as pool:
             for future in [pool.submit(one, item) for item in items]:
                 future.result()
 

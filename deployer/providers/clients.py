@@ -16,82 +16,14 @@ the CLI root (SDK imports here are heavy; everything is lazy).
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
-import threading
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
+from deployer import lazyimport, settings
 from deployer.errors import ConfigError
-
-EMULATOR_ENV = "DEPLOYER_EMULATOR"
-
-# google.cloud.aiplatform_v1/__init__.py (and types/__init__.py) import every service and
-# message of the API: ~1 s idle, 3-5 s on a busy machine, most of a no-op apply. The four
-# clients we build need ~5% of that. So, before the first client import, these packages are
-# registered as empty shells whose submodules import normally; the first attribute looked
-# up on a shell (by any other code: `from google.cloud.aiplatform_v1 import X`) runs the
-# real __init__ into it (PEP 562), so nothing else sees a difference.
-# DEPLOYER_EAGER_IMPORTS=1 turns this off. Our own code imports message types from their
-# submodules (`types.model`, `types.endpoint`, ...), never from the shells: completing a
-# shell inside apply's worker threads, while others import submodules, can leave a name
-# missing (a test checks the providers keep to this).
-_LIGHT_PACKAGES = (
-    "google.cloud.aiplatform_v1",
-    "google.cloud.aiplatform_v1.types",
-    "google.cloud.aiplatform_v1.services",
-)
-
-
-_LIGHT_LOCK = threading.RLock()
-
-
-def _light_import() -> None:
-    import importlib
-    import importlib.util
-
-    if os.environ.get("DEPLOYER_EAGER_IMPORTS") or _LIGHT_PACKAGES[0] in sys.modules:
-        return
-    for name in _LIGHT_PACKAGES:
-        spec = importlib.util.find_spec(name)
-        if spec is None or spec.loader is None:
-            return
-        module = importlib.util.module_from_spec(spec)
-
-        def complete(
-            attr: str,
-            module: Any = module,
-            spec: Any = spec,
-            state: dict[str, bool] = {"done": False},  # noqa: B006 - one per closure, on purpose
-        ) -> Any:
-            if attr.startswith("__"):
-                raise AttributeError(attr)
-            try:  # `from pkg import submodule` asks the package first
-                return importlib.import_module(f"{module.__name__}.{attr}")
-            except ModuleNotFoundError as exc:
-                if exc.name != f"{module.__name__}.{attr}":
-                    raise
-            # Apply works on several resources in threads: complete once, under a lock;
-            # others wait here rather than miss the attribute mid-way.
-            with _LIGHT_LOCK:
-                if not state["done"]:
-                    state["done"] = True
-                    spec.loader.exec_module(module)  # the real __init__, once
-                    module.__dict__.pop("__getattr__", None)
-            try:
-                return module.__dict__[attr]
-            except KeyError:
-                raise AttributeError(
-                    f"module {module.__name__!r} has no attribute {attr!r}"
-                ) from None
-
-        module.__getattr__ = complete  # type: ignore[method-assign]
-        sys.modules[name] = module
-        parent, _, child = name.rpartition(".")
-        if parent in sys.modules:  # what the import system would have bound
-            setattr(sys.modules[parent], child, module)
 
 
 @dataclass(frozen=True)
@@ -109,8 +41,7 @@ class ClientTarget:
 
 def emulator_url(environ: dict[str, str] | None = None) -> str:
     """The local emulator's URL: $DEPLOYER_EMULATOR, else start (or find) `deployer local up`."""
-    env = os.environ if environ is None else environ
-    url = env.get(EMULATOR_ENV)
+    url = settings.EMULATOR_URL.get(environ)
     if url:
         return url.rstrip("/")
     try:
@@ -179,21 +110,21 @@ class Clients:
 
     @cached_property
     def models(self) -> Any:
-        _light_import()
+        lazyimport.install()
         from google.cloud.aiplatform_v1.services.model_service import ModelServiceClient
 
         return self._gapic(ModelServiceClient)
 
     @cached_property
     def endpoints(self) -> Any:
-        _light_import()
+        lazyimport.install()
         from google.cloud.aiplatform_v1.services.endpoint_service import EndpointServiceClient
 
         return self._gapic(EndpointServiceClient)
 
     @cached_property
     def jobs(self) -> Any:
-        _light_import()
+        lazyimport.install()
         from google.cloud.aiplatform_v1.services.job_service import JobServiceClient
 
         return self._gapic(JobServiceClient)

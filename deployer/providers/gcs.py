@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
+from deployer import settings
 from deployer.errors import NotFound
 from deployer.providers import Labels, ObjectInfo, Progress
 from deployer.providers.calls import CountedCalls
@@ -23,8 +24,11 @@ from deployer.providers.retry import RetryPolicy, call_with_retry
 from deployer.state import ObservedBucket
 
 T = TypeVar("T")
-UPLOAD_WORKERS = int(os.environ.get("DEPLOYER_UPLOAD_WORKERS", "8"))
 UPLOAD_CHUNK_BYTES = 8 * 1024 * 1024  # a multiple of 256 KiB, as GCS requires
+
+
+def _workers(tasks: int) -> int:
+    return max(1, min(settings.UPLOAD_WORKERS.get(), tasks))
 
 
 class GcsStore(CountedCalls):
@@ -97,7 +101,7 @@ class GcsStore(CountedCalls):
 
         # Largest first: a big file started last would leave the other workers idle at the end.
         pairs = sorted(files, key=lambda pair: os.path.getsize(pair[0]), reverse=True)
-        with ThreadPoolExecutor(max_workers=max(1, min(UPLOAD_WORKERS, len(pairs)))) as pool:
+        with ThreadPoolExecutor(max_workers=_workers(len(pairs))) as pool:
             for future in [pool.submit(one, p) for p in pairs]:
                 future.result()
 
@@ -115,7 +119,7 @@ class GcsStore(CountedCalls):
             )
 
         todo = list(pairs)
-        with ThreadPoolExecutor(max_workers=max(1, min(UPLOAD_WORKERS, len(todo)))) as pool:
+        with ThreadPoolExecutor(max_workers=_workers(len(todo))) as pool:
             for future in [pool.submit(one, src, dst) for src, dst in todo]:
                 future.result()
 
@@ -168,7 +172,7 @@ class GcsStore(CountedCalls):
             except NotFound:
                 pass  # a lost response of our own delete
 
-        with ThreadPoolExecutor(max_workers=max(1, min(UPLOAD_WORKERS, len(names)))) as pool:
+        with ThreadPoolExecutor(max_workers=_workers(len(names))) as pool:
             for future in [pool.submit(one, n) for n in names]:
                 future.result()
         return len(names)

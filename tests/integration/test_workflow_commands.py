@@ -5,14 +5,16 @@ Each step's own `run:` script (extracted by scripts/workflow_commands.py) runs u
 defaults) and the cloud settings pointed at the local emulator: `DEPLOYER_TARGET=local`, a
 local project, `DEPLOYER_EMULATOR` / `STORAGE_EMULATOR_HOST`, plus temp files for
 `$RUNNER_TEMP`, `$GITHUB_STEP_SUMMARY` and `$GITHUB_OUTPUT`. Order: PR plan (exit 2 =
-changes, reported as success) -> apply on main -> PR plan again (exit 0, no changes) ->
-teardown -> reap; then nothing labelled with the stack is left.
+changes, reported as success; the saved plan is what the PR's artifact would carry) -> apply
+on main of that saved plan (as if downloaded from the PR's run) -> PR plan again (exit 0, no
+changes) -> teardown -> reap; then nothing labelled with the stack is left.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import urllib.request
 from pathlib import Path
@@ -50,11 +52,20 @@ class Runner:
 
     def __init__(self, tmp: Path, emulator_url: str) -> None:
         self.tmp, self.url, self.count = tmp, emulator_url, 0
+        self.last = tmp  # $RUNNER_TEMP of the step run last
 
-    def run(self, job: str) -> tuple[Any, str, dict[str, str]]:
+    def run(
+        self, job: str, files: dict[str, Path] | None = None
+    ) -> tuple[Any, str, dict[str, str]]:
+        """Run `job`'s deployer step; `files` are put under its $RUNNER_TEMP first (what
+        earlier steps would have downloaded there)."""
         self.count += 1
         here = self.tmp / f"{self.count:02d}-{job}"
         here.mkdir()
+        self.last = here
+        for rel, src in (files or {}).items():
+            (here / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, here / rel)
         summary, output = here / "summary.md", here / "output"
         step = _step(job)
         proc = workflow_commands.run_step(
@@ -106,8 +117,11 @@ def test_workflow_deployer_steps_plan_apply_teardown_reap(emulator, tmp_path: Pa
     assert plan["changes"] is True and plan["stack"] == "mnist"
     assert "changes pending" in summary and "Plan: mnist" in summary
     assert list(emulator.mutating_calls()) == [], "plan must not change anything"
+    saved = runner.last / "mnist.plan"  # uploaded as artifact plan-mnist with plan.json
+    assert json.loads(saved.read_text())["format"] == "deployer-plan"
 
-    applied, summary, _ = runner.run("apply")
+    # On main: the reviewed plan, downloaded from the PR's run to $RUNNER_TEMP/reviewed/.
+    applied, summary, _ = runner.run("apply", files={"reviewed/mnist.plan": saved})
     assert applied["no_changes"] is False and applied["applied"]
     assert "Apply: mnist" in summary
     (endpoint,) = _list(emulator.url, "endpoints")

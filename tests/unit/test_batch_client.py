@@ -107,7 +107,7 @@ def _jsonl(path: Path, rows: list[Any]) -> Path:
 def test_large_jsonl_is_split_into_parts_uploaded_once_and_keyed_by_content(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(staging, "PART_BYTES", 100)
+    monkeypatch.setenv("DEPLOYER_BATCH_PART_BYTES", "100")
     data = _jsonl(tmp_path / "x.jsonl", [[i, i + 0.5] for i in range(40)])
     backend = FakeBackend()
     first = staging.stage_input(backend, "bkt", "s", [str(data)], "jsonl")
@@ -142,7 +142,7 @@ def test_label_field_is_kept_local_and_not_sent(tmp_path: Path) -> None:
 def test_csv_parts_repeat_the_header_and_a_label_column_is_dropped(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(staging, "PART_BYTES", 30)
+    monkeypatch.setenv("DEPLOYER_BATCH_PART_BYTES", "30")
     src = tmp_path / "x.csv"
     src.write_text('"a","label","b"\n' + "".join(f'{i},{i % 2},"t{i}"\n' for i in range(6)))
     backend = FakeBackend()

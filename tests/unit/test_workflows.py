@@ -159,9 +159,14 @@ def test_deploy_plans_on_pull_requests_and_applies_on_main_with_federated_auth()
         "pull_request" in plan["if"] and "push" in apply["if"] and "refs/heads/main" in apply["if"]
     )
 
-    assert 'deployer plan "$DEPLOYER_SPEC" --detailed-exitcode --output json' in runs(plan)
+    assert 'deployer plan "$DEPLOYER_SPEC" --out "$RUNNER_TEMP/$DEPLOYER_STACK.plan"' in runs(plan)
+    assert "--detailed-exitcode --output json" in runs(plan)
     assert "GITHUB_STEP_SUMMARY" in runs(plan)
-    assert 'deployer apply "$DEPLOYER_SPEC" --yes --output json' in runs(apply)
+    assert (
+        'deployer apply "$RUNNER_TEMP/reviewed/$DEPLOYER_STACK.plan" --yes --output json'
+        in runs(apply)
+    )
+    assert "$DEPLOYER_SPEC" not in runs(apply), "main applies the reviewed plan, never a re-plan"
 
     for job in (plan, apply):
         (auth,) = uses(job, "google-github-actions/auth")
@@ -173,6 +178,52 @@ def test_deploy_plans_on_pull_requests_and_applies_on_main_with_federated_auth()
         "cancel-in-progress": False,
     }
     assert {e["spec"] for e in apply["strategy"]["matrix"]["include"]} == {"configs/mnist.yaml"}
+
+
+def test_merge_applies_the_saved_plan_the_pull_request_showed() -> None:
+    doc = workflow("deploy.yml")
+    plan, apply = doc["jobs"]["plan"], doc["jobs"]["apply"]
+    # A merge runs apply only where a pull request could have planned.
+    assert doc["on"]["push"]["paths"] == doc["on"]["pull_request"]["paths"]
+
+    # The plan job uploads the saved plan, and the model artifacts whose hashes it pins.
+    (saved, models) = uses(plan, "actions/upload-artifact")
+    assert saved["with"]["name"] == "plan-${{ matrix.stack }}"
+    assert "${{ runner.temp }}/${{ matrix.stack }}.plan" in saved["with"]["path"].splitlines()
+    assert (models["with"]["name"], models["with"]["path"]) == (
+        "plan-models-${{ matrix.stack }}",
+        "${{ matrix.models }}",
+    )
+
+    # The apply job finds the merged pull request's plan run and downloads both from it.
+    (source,) = [s for s in apply["steps"] if s.get("id") == "source"]
+    assert "commits/$SHA/pulls" in source["run"] and "head_sha=$head" in source["run"]
+    assert "actions/workflows/deploy.yml/runs?event=pull_request" in source["run"]
+    assert "${{" not in source["run"], "values reach the script through env only"
+    downloads = uses(apply, "actions/download-artifact")
+    assert [d["with"]["name"] for d in downloads] == [
+        saved["with"]["name"],
+        models["with"]["name"],
+    ]
+    for d in downloads:
+        assert d["with"]["run-id"] == "${{ steps.source.outputs.run_id }}"
+        assert d["with"]["github-token"] == "${{ github.token }}"
+    assert downloads[0]["with"]["path"] == "${{ runner.temp }}/reviewed"
+    assert downloads[1]["with"]["path"] == models["with"]["path"]
+    assert apply["permissions"] == {
+        "id-token": "write",
+        "contents": "read",
+        "actions": "read",
+        "pull-requests": "read",
+    }
+    names = [s.get("name", s.get("uses")) for s in apply["steps"]]
+    assert names.index("Download the model artifacts it hashed") < names.index(
+        "Build the remaining inputs (the models above are kept)"
+    ), "the downloaded models must be in place before anything could rebuild them"
+
+    # By hand: the plan job plans in the same run, the apply job waits for it.
+    assert "workflow_dispatch" in plan["if"] and apply["needs"] == "plan"
+    assert "!cancelled()" in apply["if"] and "needs.plan.result != 'failure'" in apply["if"]
 
 
 def test_teardown_runs_on_demand_and_reaps_on_a_schedule() -> None:
