@@ -231,7 +231,14 @@ def test_payload_over_1_5_mb_is_invalid_argument(served: Served) -> None:
 def test_replica_400_passes_through_with_its_message(served: Served) -> None:
     with raises_status(gexc.BadRequest, "INVALID_ARGUMENT") as info:
         served.clients.prediction.predict(endpoint=served.endpoint, instances=[[1.0, 2.0, 3.0]])
-    assert "flatten_input" in str(info.value) or "shape" in str(info.value)
+    # The replica's own words, passed through unchanged (deployer.serving.codec.check_shape);
+    # the REST client puts "POST <url>: " in front.
+    replica_says = (
+        "input 'flatten_input' expects shape [-1, 784] and dtype DT_FLOAT (instances of shape "
+        "[784]); received instances of shape [3] (1 instance(s))"
+    )
+    assert info.value.message.startswith(f"POST {served.emu.url}/v1/{served.endpoint}:predict")
+    assert info.value.message.endswith(f": {replica_says}")
     # The server and its replicas are still fine afterwards.
     served.clients.prediction.predict(endpoint=served.endpoint, instances=served.x[:1].tolist())
 
