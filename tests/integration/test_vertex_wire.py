@@ -320,14 +320,59 @@ def test_names_carry_the_project_number_and_both_forms_resolve(
 # -- verbs ----------------------------------------------------------------------------------
 
 
+def _discovery_methods() -> list[dict[str, Any]]:
+    """Every method of Google's aiplatform v1 discovery document (google-api-python-client)."""
+    from importlib import resources
+
+    doc = json.loads(
+        resources.files("googleapiclient")
+        .joinpath("discovery_cache/documents/aiplatform.v1.json")
+        .read_text()
+    )
+    out: list[dict[str, Any]] = []
+
+    def walk(node: dict[str, Any]) -> None:
+        out.extend(node.get("methods", {}).values())
+        for child in node.get("resources", {}).values():
+            walk(child)
+
+    walk(doc)
+    return out
+
+
+def test_the_discovery_document_states_the_rules_these_tests_hold() -> None:
+    by_id = {m["id"]: m for m in _discovery_methods()}
+    prefix = "aiplatform.projects.locations."
+    wait = by_id[prefix + "operations.wait"]
+    assert "request" not in wait and wait["parameters"]["timeout"]["location"] == "query"
+    endpoint_id = by_id[prefix + "endpoints.create"]["parameters"]["endpointId"]["description"]
+    assert "up to 9 characters" in endpoint_id and "no leading zeros" in endpoint_id
+    op_bindings = [
+        m["flatPath"] for m in _discovery_methods() if m["id"].endswith("operations.get")
+    ]
+    assert not any("batchPredictionJobs" in p for p in op_bindings)
+    assert "v1/projects/{projectsId}/locations/{locationsId}/operations/{operationsId}" in (
+        op_bindings
+    )
+
+
 def test_put_is_no_verb_of_the_api_and_changes_nothing(
     clients: Clients, artifact: str, emu: EmulatorProcess
 ) -> None:
+    documented = {
+        (m["httpMethod"], m["flatPath"])
+        for m in _discovery_methods()
+        if m["flatPath"].endswith(("/models/{modelsId}", "/endpoints/{endpointsId}"))
+    }
+    assert {verb for verb, _ in documented} == {"GET", "PATCH", "DELETE"}
     model = upload_model(clients, artifact, model_id="put", display_name="before").model
     ep = _endpoint(clients, "put")
-    for name, body in ((model, {"displayName": "after"}), (ep.name, {"displayName": "after"})):
+    for name in (model, ep.name):
         resp = requests.put(
-            f"{emu.url}/v1/{name}", params={"updateMask": "displayName"}, json=body, timeout=10
+            f"{emu.url}/v1/{name}",
+            params={"updateMask": "displayName"},
+            json={"displayName": "after"},
+            timeout=10,
         )
         assert resp.status_code in (404, 405), resp.text
         assert resp.json()["error"]["code"] == resp.status_code
