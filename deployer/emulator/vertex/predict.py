@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
+from deployer.emulator import jsonlimits
 from deployer.emulator.http import ApiError, Request, Response
 from deployer.emulator.vertex.names import API, PARENT_RE, SEG, Routes
 from deployer.emulator.vertex.replicas import Replica, ReplicaError, error_message
@@ -156,12 +157,18 @@ class Routing:
 
 
 def _check_size(body: bytes) -> None:
+    """Vertex's payload limit, and a nesting bound: neither this process's JSON parser nor
+    the replica's may recurse into a body deep enough to raise RecursionError (a 500)."""
     if len(body) > MAX_PAYLOAD_BYTES:
         raise ApiError(
             400,
             "INVALID_ARGUMENT",
             f"Request payload size exceeds the limit: {MAX_PAYLOAD_BYTES} bytes.",
         )
+    try:
+        jsonlimits.check_depth(body)
+    except jsonlimits.JsonRejected as exc:
+        raise ApiError(400, "INVALID_ARGUMENT", f"Invalid JSON payload received. {exc}.") from exc
 
 
 def _forward(target: Target, replica: Replica, body: bytes) -> bytes:
