@@ -12,6 +12,7 @@ Must not: import TensorFlow / deployer.serving, or do I/O at import time.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
@@ -27,6 +28,7 @@ from deployer.emulator.objects import ObjectStore
 log = logging.getLogger("deployer.emulator")
 
 
+@functools.lru_cache(maxsize=256)  # on every Vertex request by project id, predict included
 def project_number(project: str) -> str:
     """The project number of a project id or number, stable across runs and machines.
 
