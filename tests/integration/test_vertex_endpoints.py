@@ -11,7 +11,7 @@ import pytest
 from google.api_core import exceptions as gexc
 
 from tests.integration import _vertex
-from tests.integration._vertex import PARENT, Clients, raises_status
+from tests.integration._vertex import PARENT, PARENT_BY_NUMBER, Clients, raises_status
 from tests.support.emulator import EmulatorProcess
 
 pytestmark = pytest.mark.timeout(120)
@@ -30,7 +30,7 @@ def _create(clients: Clients, endpoint_id: str = "", **fields: object) -> Any:
 
 def test_create_honours_endpoint_id_and_reuse_conflicts(clients: Clients) -> None:
     ep = _create(clients, "chosen", labels={"stack": "s"})
-    assert ep.name == f"{PARENT}/endpoints/chosen"
+    assert ep.name == f"{PARENT_BY_NUMBER}/endpoints/chosen"
     got = clients.endpoint.get_endpoint(name=ep.name)
     assert (got.display_name, dict(got.labels)) == ("chosen", {"stack": "s"})
     assert not got.deployed_models and not got.traffic_split
