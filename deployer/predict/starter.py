@@ -201,9 +201,19 @@ def _signature_comment(sig: Signature | None, indent: str) -> list[str]:
     lines += [f"{indent}#   input   {_tensor(t)}" for t in sig.inputs]
     lines += [f"{indent}#   output  {_tensor(t)}" for t in sig.outputs]
     if len(sig.inputs) == 1 and sig.inputs[0].shape:
-        row = ", ".join(map(str, sig.inputs[0].shape[1:]))
-        lines.append(f'{indent}# Request: {{"instances": [<one [{row}] array per row>, ...]}}')
+        lines.append(f"{indent}# Request: {_request_shape(sig.inputs[0])}")
     return lines
+
+
+def _request_shape(t: TensorSpec) -> str:
+    """What one request looks like for a single-input signature (Vertex's JSON form)."""
+    row = (t.shape or ())[1:]
+    if t.dtype == "DT_STRING" and not row:
+        # Bytes travel base64-encoded: `deployer predict --file` does it for you.
+        return '{"instances": [{"b64": "<base64 of one file>"}, ...]} (deployer predict --file)'
+    if not row:
+        return '{"instances": [<one value per row>, ...]}'
+    return f'{{"instances": [<one [{", ".join(map(str, row))}] array per row>, ...]}}'
 
 
 def _size(n: int) -> str:
