@@ -46,9 +46,9 @@ def init(artifact_dir: str, out_path: str | None, name: str | None, force: bool)
     folder = Path(artifact_dir)
     stack = name or (starter.derive_name(folder) if folder.is_dir() else "model")
     out = Path(out_path) if out_path else Path(f"{stack}.yaml")
+    plan = starter.plan_starter(folder, out, name, load_price_table())  # a bad folder first
     if out.exists() and not force:
         raise ConfigError(f"{out} already exists", hint="pass --force to overwrite it")
-    plan = starter.plan_starter(folder, out, name, load_price_table())
     text = starter.render(plan, command=f"deployer init {artifact_dir}", spec=str(out))
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
