@@ -154,6 +154,27 @@ CORPUS: dict[str, tuple[int | None, str, str, str, int]] = {
         "holds saved_model.pb",
         1,
     ),
+    "savedmodel_corrupt_truncated": (
+        11,
+        "models[0].versions[1].artifact",
+        "corrupt_truncated/saved_model.pb is not a readable SavedModel: truncated",
+        "corrupt or cut short: export the SavedModel again",
+        1,
+    ),
+    "savedmodel_corrupt_random": (
+        11,
+        "models[0].versions[1].artifact",
+        "corrupt_random/saved_model.pb is not a readable SavedModel",
+        "corrupt or cut short: export the SavedModel again",
+        1,
+    ),
+    "savedmodel_no_signature": (
+        11,
+        "models[0].versions[1].artifact",
+        "no_signature/saved_model.pb has no signature 'serving_default' (it has: none)",
+        "with a 'serving_default' signature",
+        1,
+    ),
     "gs_uri_malformed": (
         11,
         "models[0].versions[1].artifact",
