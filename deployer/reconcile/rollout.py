@@ -6,7 +6,10 @@ instances through the endpoint (the provider's predict call), hands the samples 
 `deployer.reconcile.verify` for a verdict, and shifts on. On failure it restores the
 previous split and undeploys the new version (`rollback`), or holds the last verified
 split (`hold`), and raises `RolloutFailed` with a report per version. Also owns the report
-values (`StepResult`, `RolloutReport`) and their text.
+values (`StepResult`, `RolloutReport`) and their text, and `VerifiedSplit`: the endpoint's
+last verified split and the rollout in flight, kept in the stack bucket (the cloud is the
+state: a lost laptop loses nothing), so a killed apply's re-run rolls back to it if the
+re-verified rollout fails, and `deployer rollback` restores it by hand.
 
 Must not: decide (verify does, from samples), plan, or import google.cloud (it receives a
 `Provider`). The predict call and the clock are parameters, so tests script them.
@@ -40,6 +43,7 @@ from deployer.reconcile.verify import (
 )
 from deployer.spec import OnFailure, RolloutPolicy
 from deployer.spec.rollout import read_check_file
+from deployer.state import CONTROL_PREFIX
 
 if TYPE_CHECKING:
     from deployer.providers import Provider
@@ -141,6 +145,51 @@ def load_cases(policy: RolloutPolicy) -> tuple[list[CheckCase], list[Any]]:
     return cases, expected
 
 
+@dataclass(frozen=True)
+class VerifiedSplit:
+    split: Traffic  # the endpoint's last verified, settled split
+    rolling: str | None = None  # the deployed id of a rollout in flight (or held)
+
+
+class VerifiedStore:
+    """gs://<bucket>/.deployer/<stack>/verified/<endpoint id>.json"""
+
+    def __init__(
+        self, provider: Provider, bucket: str, stack: str, endpoint_id: str, options: ApplyOptions
+    ) -> None:
+        self.provider, self.bucket, self.options = provider, bucket, options
+        self.name = f"{CONTROL_PREFIX}/{stack}/verified/{endpoint_id}.json"
+
+    def read(self) -> VerifiedSplit | None:
+        found = call_with_retry(
+            lambda: self.provider.read_object(self.bucket, self.name), policy=self.options.policy
+        )
+        if not found:
+            return None
+        try:
+            doc = json.loads(found[0])
+            split = tuple((str(d), int(t)) for d, t in doc["split"])
+            rolling = doc.get("rolling")
+            return VerifiedSplit(split, str(rolling) if rolling else None)
+        except (ValueError, KeyError, TypeError):
+            return None  # unreadable: as if none was recorded (the observed split is used)
+
+    def write(self, record: VerifiedSplit) -> None:
+        data = json.dumps({"split": record.split, "rolling": record.rolling}).encode()
+        call_with_retry(
+            lambda: self.provider.write_object(self.bucket, self.name, data),
+            policy=self.options.policy,
+        )
+
+
+def starting_split(observed: Traffic, record: VerifiedSplit | None, new_id: str) -> Traffic:
+    """What a rollout of `new_id` starts from (and rolls back to): the recorded split when a
+    rollout of it was in flight (a killed apply left an unverified split), else what serves."""
+    if record is not None and record.rolling == new_id:
+        return record.split
+    return tuple(sorted((d, t) for d, t in observed if t))
+
+
 class _Traffic:
     """Sends check requests through the endpoint and turns the answers into samples."""
 
@@ -176,6 +225,7 @@ def run_rollout(
     reporter: Reporter,
     options: ApplyOptions,
     journal: Journal | None = None,
+    store: VerifiedStore | None = None,
     predict: Predict | None = None,
     clock: Callable[[], float] = time.monotonic,
 ) -> RolloutReport:
@@ -185,6 +235,8 @@ def run_rollout(
     holding the split) when a step fails.
     """
     report = RolloutReport(endpoint, new_id, names, old_split, final_split=old_split)
+    if store is not None:
+        store.write(VerifiedSplit(old_split, rolling=new_id))
     traffic = _Traffic(endpoint_id, predict or provider.predict, clock)
     cases, expected = load_cases(policy)
     has_old = any(t for d, t in old_split if d != new_id)
@@ -223,8 +275,10 @@ def run_rollout(
             verified = split
             continue
         reporter.note(f"  step {i} failed: {'; '.join(result.decision.reasons)}")
-        _fail(provider, report, policy, options, journal, endpoint_id, verified, set_split)
+        _fail(provider, report, policy, options, journal, store, endpoint_id, verified, set_split)
     report.outcome = RolloutOutcome.COMPLETED
+    if store is not None:
+        store.write(VerifiedSplit(report.final_split))
     return report
 
 
@@ -276,6 +330,7 @@ def _fail(
     policy: RolloutPolicy,
     options: ApplyOptions,
     journal: Journal | None,
+    store: VerifiedStore | None,
     endpoint_id: str,
     verified: Traffic,
     set_split: Callable[[Traffic], None],
@@ -290,6 +345,12 @@ def _fail(
         )
     else:
         set_split(report.old_split)
+        if dict(report.old_split).get(report.new_id):
+            # It had a verified share before this rollout: that share is restored, not removed.
+            report.outcome = RolloutOutcome.ROLLED_BACK
+            raise errors.RolloutFailed(
+                report.render(), hint="the previous split is restored; fix it and apply again"
+            )
         op = call_with_retry(
             lambda: provider.undeploy(endpoint_id, report.new_id, report.old_split),
             policy=options.policy,
@@ -303,5 +364,48 @@ def _fail(
             key=f"undeploy:{endpoint_id}:{report.new_id}",
         )
         report.outcome = RolloutOutcome.ROLLED_BACK
+        if store is not None:
+            store.write(VerifiedSplit(report.old_split))
         hint = f"the previous split is restored and {new} undeployed; fix it and apply again"
     raise errors.RolloutFailed(report.render(), hint=hint)
+
+
+def rollback_endpoint(
+    provider: Provider, spec_stack: str, bucket: str, endpoint_id: str, options: ApplyOptions
+) -> tuple[VerifiedSplit, str | None]:
+    """Restore an endpoint's last verified split (`deployer rollback`), under the stack lock;
+    undeploy the version of a rollout in flight or held when the split gives it nothing.
+    Returns the split restored and the deployed id undeployed (None: none)."""
+    from deployer.reconcile.journal import StackLock
+
+    with StackLock(provider, bucket, spec_stack, timeout=options.lock_timeout):
+        store = VerifiedStore(provider, bucket, spec_stack, endpoint_id, options)
+        record = store.read()
+        if record is None:
+            raise errors.NotFound(
+                f"no verified split is recorded for endpoint {endpoint_id}",
+                hint="a split is recorded by an apply that runs a rollout (endpoint rollout:)",
+            )
+        ep = call_with_retry(lambda: provider.get_endpoint(endpoint_id), policy=options.policy)
+        deployed = {d.id for d in ep.deployments} if ep is not None else set()
+        missing = [d for d, t in record.split if t and d not in deployed]
+        if ep is None or missing:
+            raise errors.FailedPrecondition(
+                f"the verified split of {endpoint_id} names deployments that are gone "
+                f"({', '.join(missing) or 'the endpoint'})",
+                hint="apply the spec instead: it deploys what the split needs",
+            )
+        call_with_retry(
+            lambda: provider.set_traffic(endpoint_id, record.split), policy=options.policy
+        )
+        undeployed = None
+        if record.rolling in deployed and not dict(record.split).get(record.rolling):
+            rolling = record.rolling
+            op = call_with_retry(
+                lambda: provider.undeploy(endpoint_id, rolling, record.split),
+                policy=options.policy,
+            )
+            wait_operation(provider, op, f"undeploy {rolling}", options)
+            undeployed = rolling
+        store.write(VerifiedSplit(record.split))
+        return record, undeployed

@@ -18,8 +18,9 @@ import pytest
 from deployer import errors
 from deployer.providers.fake import FakeProvider
 from deployer.providers.retry import RetryPolicy
-from deployer.reconcile.apply import apply_spec
+from deployer.reconcile.apply import apply_spec, make_plan
 from deployer.reconcile.executor import ApplyOptions, Reporter
+from deployer.reconcile.plan import Rollout
 from deployer.reconcile.rollout import RolloutOutcome, run_rollout
 from deployer.reconcile.verify import (
     CheckKind,
@@ -354,3 +355,82 @@ def test_a_step_that_saw_too_little_of_the_new_version_goes_on_then_fails(
     assert report.outcome is RolloutOutcome.COMPLETED
     assert report.steps[0].stats[0].requests >= 1
     assert len(scripted.seen) > 5 + 4  # baseline (4) + more than one budget at step 1
+
+
+# ------------------------------------------------------------------ apply runs rollouts
+
+
+def test_apply_plans_a_rollout_and_rolls_back_a_version_that_is_never_verified(
+    stack: tuple[FakeProvider, str, str, str, Path],
+) -> None:
+    """The fake's predict answers from the biggest share only, so the new version never
+    answers a check: the first step cannot be verified, and apply rolls it back."""
+    fake, endpoint_id, v1, v2, tmp = stack
+    ep = fake.endpoints[endpoint_id]
+    fake.undeploy(endpoint_id, v2, ((v1, 100),))
+    spec = _spec_with_v2_taking_over(tmp, checked(tmp, requests=3))
+    plan = make_plan(spec, fake)[0]
+    (rollout,) = [a for a in plan.actions if isinstance(a.payload, Rollout)]
+    assert rollout.reason.startswith("rollout 10% -> 50% -> 100% (split m@v1=100 -> m@v2=100)")
+    assert [a.resource.value for a in plan.actions] == ["deployment", "traffic", "deployment"]
+    with pytest.raises(errors.RolloutFailed) as info:
+        apply_spec(spec, fake, options=FAST)
+    assert "no smoke case was answered by the new version" in info.value.message
+    assert ep.traffic == {v1: 100} and list(ep.deployed) == [v1]
+    record = json.loads(fake.objects[("bkt", f".deployer/st/verified/{endpoint_id}.json")].data)
+    assert record == {"split": [[v1, 100]], "rolling": None}
+
+
+def _spec_with_v2_taking_over(tmp: Path, p: RolloutPolicy) -> Spec:
+    versions = (
+        ModelVersion("v1", str(tmp / "v1"), IMAGE),
+        ModelVersion("v2", str(tmp / "v2"), IMAGE),
+    )
+    dep = Deployment("m", "v2", 100, "n1-standard-4", 1, 1, rollout=p)
+    return Spec(
+        "st",
+        "p",
+        "us-central1",
+        Target.LOCAL,
+        Bucket("bkt", "US", True),
+        (Model("m", versions, "m"),),
+        (Endpoint("ep", (dep,), "ep"),),
+    )
+
+
+def test_a_killed_rollout_is_re_verified_on_the_next_apply_and_rolled_back_if_it_fails(
+    stack: tuple[FakeProvider, str, str, str, Path],
+) -> None:
+    """A run killed at 10% left v1 90 / v2 10 (unverified) and its record: the next apply
+    plans the rollout again, and when it fails restores the split from before, not 90/10."""
+    fake, endpoint_id, v1, v2, tmp = stack
+    fake.set_traffic(endpoint_id, ((v1, 90), (v2, 10)))
+    name = f".deployer/st/verified/{endpoint_id}.json"
+    fake.write_object("bkt", name, json.dumps({"split": [[v1, 100]], "rolling": v2}).encode())
+    spec = _spec_with_v2_taking_over(tmp, checked(tmp, requests=3))
+    (rollout,) = [a for a in make_plan(spec, fake)[0].actions if isinstance(a.payload, Rollout)]
+    assert "m@v1=90" in rollout.reason and "m@v2=10" in rollout.reason
+    with pytest.raises(errors.RolloutFailed):
+        apply_spec(spec, fake, options=FAST)
+    ep = fake.endpoints[endpoint_id]
+    assert ep.traffic == {v1: 100} and list(ep.deployed) == [v1]
+
+
+def test_rollback_restores_the_verified_split_and_undeploys_a_held_version(
+    stack: tuple[FakeProvider, str, str, str, Path],
+) -> None:
+    from deployer.reconcile.rollout import rollback_endpoint
+
+    fake, endpoint_id, v1, v2, _ = stack
+    fake.set_traffic(endpoint_id, ((v1, 50), (v2, 50)))  # held at 50%
+    name = f".deployer/st/verified/{endpoint_id}.json"
+    fake.write_object("bkt", name, json.dumps({"split": [[v1, 100]], "rolling": v2}).encode())
+    record, undeployed = rollback_endpoint(fake, "st", "bkt", endpoint_id, FAST)
+    assert record.split == ((v1, 100),) and undeployed == v2
+    ep = fake.endpoints[endpoint_id]
+    assert ep.traffic == {v1: 100} and list(ep.deployed) == [v1]
+    assert json.loads(fake.objects[("bkt", name)].data) == {"split": [[v1, 100]], "rolling": None}
+    # nothing recorded: a clear error, nothing changed
+    fake.delete_object("bkt", name)
+    with pytest.raises(errors.NotFound, match="no verified split is recorded"):
+        rollback_endpoint(fake, "st", "bkt", endpoint_id, FAST)
