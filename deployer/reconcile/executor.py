@@ -478,6 +478,7 @@ class Executor:
             options=self.opts,
             journal=self.journal,
             store=store,
+            current=observed,
         )
         return Outcome.DONE
 

@@ -66,6 +66,7 @@ class StepResult:
     stats: tuple[VersionStats, ...]  # the new version first
     unattributed_errors: int  # errors (charged to the new version in its stats)
     seconds: float
+    first_error: str = ""  # what the first error said, for the report
 
 
 @dataclass
@@ -77,6 +78,7 @@ class RolloutReport:
     steps: list[StepResult] = field(default_factory=list)
     outcome: RolloutOutcome | None = None
     final_split: Traffic = ()
+    planned_steps: int = 0
 
     def name(self, deployed_id: str) -> str:
         return self.names.get(deployed_id, deployed_id)
@@ -85,10 +87,13 @@ class RolloutReport:
         lines = [f"rollout of {self.name(self.new_id)} on {self.endpoint}: {self._outcome()}"]
         for i, step in enumerate(self.steps, 1):
             lines.append(
-                f"  step {i}/{len(self.steps)} at {step.percent}%: {step.decision.verdict.value}"
+                f"  step {i}/{self.planned_steps} at {step.percent}%: "
+                f"{step.decision.verdict.value}"
                 + (f" ({'; '.join(step.decision.reasons)})" if step.decision.reasons else "")
             )
             lines.extend("    " + stats_line(self.name(s.deployed_id), s) for s in step.stats)
+            if step.first_error:
+                lines.append(f"    first error: {step.first_error}")
         lines.append(f"  split now: {split_text(self.final_split, self.name)}")
         return "\n".join(lines)
 
@@ -226,13 +231,16 @@ def run_rollout(
     options: ApplyOptions,
     journal: Journal | None = None,
     store: VerifiedStore | None = None,
+    current: Traffic | None = None,
     predict: Predict | None = None,
     clock: Callable[[], float] = time.monotonic,
 ) -> RolloutReport:
     """Take `new_id` (deployed at 0%) from `old_split` to `final_split` in verified steps.
 
     Returns the report of a completed rollout; raises `RolloutFailed` (after restoring or
-    holding the split) when a step fails.
+    holding the split) when a step fails. `current`: the endpoint's split now, when known;
+    if it is not `old_split` (a killed run left a step unverified), `old_split` is restored
+    before anything is verified again.
     """
     report = RolloutReport(endpoint, new_id, names, old_split, final_split=old_split)
     if store is not None:
@@ -244,6 +252,18 @@ def run_rollout(
         # Nothing is being replaced: verify the new version alone, at its full share.
         policy = dataclasses.replace(policy, agreement=None, steps=policy.steps[-1:])
         cases = [c for c in cases if c.kind is not CheckKind.AGREEMENT]
+    report.planned_steps = len(policy.steps)
+
+    def set_split(split: Traffic) -> None:
+        call_with_retry(lambda: provider.set_traffic(endpoint_id, split), policy=options.policy)
+        report.final_split = split
+
+    if current is not None and tuple(sorted((d, t) for d, t in current if t)) != old_split:
+        reporter.note(
+            f"rollout {endpoint}: restoring the verified split "
+            f"{split_text(old_split, report.name)} before verifying again"
+        )
+        set_split(old_split)
     baseline: dict[int, Any] = {}
     if policy.agreement is not None:
         for case in cases:
@@ -254,10 +274,6 @@ def run_rollout(
         reporter.note(
             f"rollout {endpoint}: {len(baseline)} answers of the version being replaced recorded"
         )
-
-    def set_split(split: Traffic) -> None:
-        call_with_retry(lambda: provider.set_traffic(endpoint_id, split), policy=options.policy)
-        report.final_split = split
 
     verified = old_split
     for i, percent in enumerate(policy.steps, 1):
@@ -320,8 +336,10 @@ def _run_step(
             break
         factor += 1
     ordered = [stats[new_id], *(s for d, s in sorted(stats.items()) if d != new_id)]
-    unattributed = sum(1 for s in samples if s.deployed_id is None)
-    return StepResult(percent, split, decision, tuple(ordered), unattributed, clock() - t0)
+    failed = [s.error for s in samples if s.deployed_id is None]
+    return StepResult(
+        percent, split, decision, tuple(ordered), len(failed), clock() - t0, next(iter(failed), "")
+    )
 
 
 def _fail(

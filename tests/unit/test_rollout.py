@@ -313,7 +313,7 @@ def test_a_bad_version_is_rolled_back_at_the_first_step(
     assert info.value.exit_code == 10
     text = info.value.message
     assert "rollout of m@v2 on ep: rolled back" in text and reason in text
-    assert "step 1/1 at 10%: fail" in text and "m@v1: " in text
+    assert "step 1/3 at 10%: fail" in text and "m@v1: " in text
     assert "split now: m@v1 100%" in text
     ep = fake.endpoints[endpoint_id]
     assert ep.traffic == {v1: 100} and list(ep.deployed) == [v1]  # nothing left deployed
@@ -410,8 +410,11 @@ def test_a_killed_rollout_is_re_verified_on_the_next_apply_and_rolled_back_if_it
     spec = _spec_with_v2_taking_over(tmp, checked(tmp, requests=3))
     (rollout,) = [a for a in make_plan(spec, fake)[0].actions if isinstance(a.payload, Rollout)]
     assert "m@v1=90" in rollout.reason and "m@v2=10" in rollout.reason
+    fake.calls.clear()
     with pytest.raises(errors.RolloutFailed):
         apply_spec(spec, fake, options=FAST)
+    splits = [args["traffic"] for method, args in fake.calls if method == "set_traffic"]
+    assert splits[0] == ((v1, 100),)  # the verified split first, before any check traffic
     ep = fake.endpoints[endpoint_id]
     assert ep.traffic == {v1: 100} and list(ep.deployed) == [v1]
 
