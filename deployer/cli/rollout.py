@@ -24,17 +24,20 @@ def rollback(spec_path: str, endpoint_name: str) -> None:
     from deployer.state import endpoint_id
 
     spec = _load(spec_path, check_artifacts=False)
-    names = [e.name for e in spec.endpoints]
-    if endpoint_name not in names:
+    endpoints = [e.name for e in spec.endpoints]
+    if endpoint_name not in endpoints:
         raise ConfigError(
             f"no endpoint named {endpoint_name!r} in {spec_path}",
-            hint=f"use one of: {', '.join(names) or '(the spec has no endpoints)'}",
+            hint=f"use one of: {', '.join(endpoints) or '(the spec has no endpoints)'}",
         )
     eid = endpoint_id(spec.stack, endpoint_name)
-    record, undeployed = rollback_endpoint(
+    record, undeployed, names = rollback_endpoint(
         make_provider(spec), spec.stack, spec.bucket.name, eid, ApplyOptions()
     )
-    split = ", ".join(f"{d} {t}%" for d, t in record.split if t)
+    split = ", ".join(f"{names.get(d, d)} {t}%" for d, t in record.split if t)
     click.echo(f"Restored the verified split of {endpoint_name}: {split}.")
     if undeployed:
-        click.echo(f"Undeployed {undeployed} (the version of the rollout that did not finish).")
+        click.echo(
+            f"Undeployed {names.get(undeployed, undeployed)} "
+            "(the version of a rollout that failed, was held or did not finish)."
+        )

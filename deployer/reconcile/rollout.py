@@ -390,10 +390,11 @@ def _fail(
 
 def rollback_endpoint(
     provider: Provider, spec_stack: str, bucket: str, endpoint_id: str, options: ApplyOptions
-) -> tuple[VerifiedSplit, str | None]:
+) -> tuple[VerifiedSplit, str | None, dict[str, str]]:
     """Restore an endpoint's last verified split (`deployer rollback`), under the stack lock;
     undeploy the version of a rollout in flight or held when the split gives it nothing.
-    Returns the split restored and the deployed id undeployed (None: none)."""
+    Returns the split restored, the deployed id undeployed (None: none), and the names
+    ("model@alias") of the endpoint's deployments by id."""
     from deployer.reconcile.journal import StackLock
 
     with StackLock(provider, bucket, spec_stack, timeout=options.lock_timeout):
@@ -405,7 +406,8 @@ def rollback_endpoint(
                 hint="a split is recorded by an apply that runs a rollout (endpoint rollout:)",
             )
         ep = call_with_retry(lambda: provider.get_endpoint(endpoint_id), policy=options.policy)
-        deployed = {d.id for d in ep.deployments} if ep is not None else set()
+        names = {d.id: d.display_name or d.id for d in ep.deployments} if ep is not None else {}
+        deployed = set(names)
         missing = [d for d, t in record.split if t and d not in deployed]
         if ep is None or missing:
             raise errors.FailedPrecondition(
@@ -426,4 +428,4 @@ def rollback_endpoint(
             wait_operation(provider, op, f"undeploy {rolling}", options)
             undeployed = rolling
         store.write(VerifiedSplit(record.split))
-        return record, undeployed
+        return record, undeployed, names

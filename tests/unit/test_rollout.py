@@ -428,8 +428,9 @@ def test_rollback_restores_the_verified_split_and_undeploys_a_held_version(
     fake.set_traffic(endpoint_id, ((v1, 50), (v2, 50)))  # held at 50%
     name = f".deployer/st/verified/{endpoint_id}.json"
     fake.write_object("bkt", name, json.dumps({"split": [[v1, 100]], "rolling": v2}).encode())
-    record, undeployed = rollback_endpoint(fake, "st", "bkt", endpoint_id, FAST)
+    record, undeployed, names = rollback_endpoint(fake, "st", "bkt", endpoint_id, FAST)
     assert record.split == ((v1, 100),) and undeployed == v2
+    assert names[v2] == "m@v2"
     ep = fake.endpoints[endpoint_id]
     assert ep.traffic == {v1: 100} and list(ep.deployed) == [v1]
     assert json.loads(fake.objects[("bkt", name)].data) == {"split": [[v1, 100]], "rolling": None}
@@ -437,3 +438,33 @@ def test_rollback_restores_the_verified_split_and_undeploys_a_held_version(
     fake.delete_object("bkt", name)
     with pytest.raises(errors.NotFound, match="no verified split is recorded"):
         rollback_endpoint(fake, "st", "bkt", endpoint_id, FAST)
+
+
+def test_a_plan_where_two_versions_gain_traffic_under_a_rollout_is_refused(
+    stack: tuple[FakeProvider, str, str, str, Path],
+) -> None:
+    fake, tmp = stack[0], stack[4]
+    p = checked(tmp)
+    spec = _spec_with_v2_taking_over(tmp, p)
+    both = (
+        Deployment("m", "v1", 50, "n1-standard-2", 1, 1, rollout=p),  # a new deployment of v1
+        Deployment("m", "v2", 50, "n1-standard-4", 1, 1, rollout=p),
+    )
+    spec = replace(spec, endpoints=(Endpoint("ep", both, "ep"),))
+    fake.calls.clear()
+    with pytest.raises(errors.ConfigError, match="a rollout verifies one new version at a time"):
+        make_plan(spec, fake)
+    assert fake.mutating_calls == []
+
+
+def test_rollback_names_an_unknown_endpoint_without_calling_anything(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from deployer.cli import main
+
+    spec = Path(__file__).parent / "specs" / "valid" / "rollout.yaml"
+    with pytest.raises(SystemExit) as exited:
+        main(["rollback", str(spec), "--endpoint", "nope"])
+    assert exited.value.code == 3
+    err = capsys.readouterr().err
+    assert "no endpoint named 'nope'" in err and "mnist-endpoint" in err
