@@ -218,3 +218,29 @@ def test_hold_keeps_the_new_version_and_deployer_rollback_removes_it(
     assert "Restored the verified split of ep: mnist@v1 100%." in back.stdout
     assert "Undeployed mnist@disagrees" in back.stdout
     assert endpoint_state(emulator.url) == {"mnist@v1": 100}
+
+
+@pytest.mark.timeout(900)
+def test_a_slow_canary_made_so_by_the_emulator_is_rolled_back(
+    emulator: Any, tmp_path: Path, models: dict[str, Path]
+) -> None:
+    """The same good artifact, made slow on purpose through /_emulator/misbehave."""
+    write_checks(tmp_path, models["v1"])
+    spec = write_spec(tmp_path, {"v1": models["v1"]}, "v1", budget="requests: 20")
+    run_cli(["apply", str(spec), "--yes"], emulator.url)
+    versions = {"v1": models["v1"], "v2": models["v2"]}
+    spec = write_spec(tmp_path, versions, "v2", budget="requests: 20")
+    spec.write_text(spec.read_text().replace("max_p99_ms: 5000", "max_p99_ms: 250"))
+    saved = tmp_path / "plan.json"
+    run_cli(["plan", str(spec), "--out", str(saved)], emulator.url)
+    (deploy,) = [a for a in json.loads(saved.read_text())["actions"] if a["type"] == "Deploy"]
+    payload = deploy["payload"]
+    emulator.misbehave(
+        endpoint=payload["endpoint_id"], deployed_model_id=payload["deployed_id"], latency_ms=400
+    )
+    slow = run_cli(["apply", str(spec), "--yes"], emulator.url, expect=10)
+    show("bad version: slow", slow)
+    message = slow.deployer_error.render()
+    assert "rollout of mnist@v2 on ep: rolled back" in message
+    assert "is above 250 ms" in message
+    assert endpoint_state(emulator.url) == {"mnist@v1": 100}
