@@ -392,6 +392,62 @@ CORPUS: dict[str, tuple[int | None, str, str, str, int]] = {
         "us-docker.pkg.dev/vertex-ai/prediction/tf2-cpu",
         1,
     ),
+    "rollout_steps_decreasing": (
+        14,
+        "endpoints[0].rollout.steps",
+        "steps must increase strictly (50 then 30)",
+        "smallest first",
+        1,
+    ),
+    "rollout_step_range": (
+        14,
+        "endpoints[0].rollout.steps",
+        "step 150 is outside 1..100",
+        "[10, 50, 100]",
+        1,
+    ),
+    "rollout_no_checks": (
+        14,
+        "endpoints[0].rollout.checks",
+        "rollout has no checks: nothing would be verified",
+        "add checks: {smoke: {file: smoke.jsonl}",
+        1,
+    ),
+    "rollout_steps_end": (
+        17,
+        "endpoints[0].deployments[1].rollout.steps",
+        "steps end at 60, not at this deployment's traffic (50)",
+        "end the steps at 50",
+        1,
+    ),
+    "rollout_wait_and_requests": (
+        14,
+        "endpoints[0].rollout.requests",
+        "rollout has both wait and requests",
+        "keep one",
+        1,
+    ),
+    "rollout_on_failure": (
+        14,
+        "endpoints[0].rollout.on_failure",
+        "'retry' is not a valid on_failure",
+        "'rollback' or 'hold'",
+        1,
+    ),
+    "rollout_smoke_missing": (
+        18,
+        "endpoints[0].rollout.checks.smoke.file",
+        "no-such-smoke.jsonl' does not exist",
+        "resolved against the spec file's directory",
+        1,
+    ),
+    "rollout_smoke_shape": (
+        18,
+        "endpoints[0].rollout.checks.smoke.file",
+        'line 1 is not {"instance": ..., "expected": ...}',
+        "JSON Lines",
+        1,
+    ),
 }
 
 
