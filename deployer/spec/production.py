@@ -105,7 +105,7 @@ class AutoscalingMetricSpecDoc(DocModel):
     )
 
     def build(self) -> AutoscalingMetricSpec:
-        return AutoscalingMetricSpec(AutoscalingMetric(self.metric_name), self.target)
+        return AutoscalingMetricSpec(AutoscalingMetric(self.metric_name).value, self.target)
 
 
 def parse_duration(text: str) -> int:

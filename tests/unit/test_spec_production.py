@@ -54,7 +54,7 @@ def test_the_production_config_builds_every_setting() -> None:
     deployed = endpoint.deployments[0].settings
     assert deployed.service_account == "mnist-serving@local-project.iam.gserviceaccount.com"
     assert [(s.metric_name, s.target) for s in deployed.autoscaling_metric_specs] == [
-        (AutoscalingMetric.CPU_UTILIZATION, 70)
+        (AutoscalingMetric.CPU_UTILIZATION.value, 70)
     ]
     assert deployed.enable_access_logging and not deployed.disable_container_logging
     assert deployed.deploy_timeout_seconds == 1800
