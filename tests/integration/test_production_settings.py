@@ -3,11 +3,14 @@
 apply a stack with a service account, autoscaling target, access logging, Private Service
 Connect, CMEK and request/response logging; read the endpoint back through the official
 GAPIC client (the fields are what DeployModel's DeployedModel and CreateEndpoint's Endpoint
-carried); plan again: no changes; change the autoscaling target: one mutateDeployedModel.
+carried); plan again: no changes; change the autoscaling target: one mutateDeployedModel;
+change the logging sampling rate: one endpoint patch.
 """
 
 from __future__ import annotations
 
+import json
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -56,7 +59,11 @@ def test_settings_reach_vertex_read_back_and_change_in_place(
 ) -> None:
     files = StackFiles(tmp_path, stack="prod", bucket="test-project-prod")
     spec = _write(files)
-    run_cli(["apply", spec, "--yes"], emulator.url)
+    first = " ".join(run_cli(["apply", spec, "--yes"], emulator.url).output.split())  # unwrap
+    # What the emulator stores without acting on it is named once.
+    assert first.count("not simulated locally") == 1, first
+    assert "private networking (endpoint ep)" in first
+    assert "customer-managed encryption keys (model mnist, endpoint ep)" in first
 
     from tests.integration._vertex import PARENT, gapic_clients
 
@@ -94,8 +101,49 @@ def test_settings_reach_vertex_read_back_and_change_in_place(
     ]
     assert ep.deployed_models[0].dedicated_resources.autoscaling_metric_specs[0].target == 50
 
-    # (The logging patch, UpdateEndpointLogging, is covered on the fake in
-    # tests/unit/test_apply_production.py: this emulator's updateEndpoint does not accept the
-    # predict_request_response_logging_config mask yet; deployer/emulator/vertex is owned by
-    # the `vertexwire` branch.)
+    # A new sampling rate: one endpoint patch, read back the same.
+    spec = _write(files, target=50, rate=0.5)
+    emulator.clear_request_log()
+    run_cli(["apply", spec, "--yes"], emulator.url)
+    assert _apis(emulator) == ["updateEndpoint"]
+    ep = clients.endpoint.get_endpoint(name=ep.name)
+    assert ep.predict_request_response_logging_config.sampling_rate == pytest.approx(0.5)
     run_cli(["plan", spec, "--detailed-exitcode"], emulator.url, expect=0)
+
+    # Every request logged (rate 1): rows in the local table file in place of BigQuery.
+    run_cli(["apply", _write(files, target=50, rate=1.0), "--yes"], emulator.url)
+    table = emulator.data_dir / "bigquery" / "test-project.logs.requests.jsonl"
+    body = json.dumps({"instances": [[[0.0] * 28] * 28]}).encode()
+    for _ in range(3):
+        request = urllib.request.Request(
+            f"{emulator.url}/v1/{ep.name}:predict",
+            data=body,
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=60) as resp:
+            answer = json.loads(resp.read())
+    rows = [json.loads(line) for line in table.read_text().splitlines()]
+    assert len(rows) == 3
+    assert {r["endpoint"] for r in rows} == {ep.name}
+    assert {r["deployed_model_id"] for r in rows} == {answer["deployedModelId"]}
+    assert json.loads(rows[-1]["request_payload"][0]) == json.loads(body)
+    assert json.loads(rows[-1]["response_payload"][0]) == answer
+
+
+def test_the_emulator_refuses_a_sampling_rate_outside_0_1(emulator) -> None:  # type: ignore[no-untyped-def]
+    from google.api_core.exceptions import BadRequest
+    from google.cloud.aiplatform_v1.types import Endpoint, PredictRequestResponseLoggingConfig
+    from google.protobuf import field_mask_pb2
+
+    from tests.integration._vertex import PARENT, gapic_clients
+
+    clients = gapic_clients(emulator.url)
+    ep = clients.endpoint.create_endpoint(
+        parent=PARENT, endpoint=Endpoint(display_name="logs")
+    ).result(timeout=30)
+    ep.predict_request_response_logging_config = PredictRequestResponseLoggingConfig(
+        enabled=True, sampling_rate=1.5
+    )
+    mask = field_mask_pb2.FieldMask(paths=["predict_request_response_logging_config"])
+    with pytest.raises(BadRequest, match="sampling_rate must be within"):
+        clients.endpoint.update_endpoint(endpoint=ep, update_mask=mask)

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from deployer.providers.fake import FakeProvider
 from deployer.reconcile.apply import apply_spec
-from deployer.spec import Spec
+from deployer.reconcile.simulated import not_simulated_locally
+from deployer.spec import Spec, Target
 from deployer.spec.production_model import (
     AutoscalingMetric,
     AutoscalingMetricSpec,
@@ -98,3 +99,18 @@ def test_a_new_service_account_replaces_the_deployment_without_downtime(tmp_path
     [ep] = fake.endpoints.values()
     [(did, req)] = ep.deployed.items()
     assert req.settings.service_account == moved.service_account and ep.traffic == {did: 100}
+
+
+def test_local_gaps_are_named_once_each_and_only_on_target_local(tmp_path: Path) -> None:
+    spec = _spec(tmp_path)
+    gaps = not_simulated_locally(spec)
+    assert gaps == [
+        "customer-managed encryption keys (model mnist, endpoint ep0)",
+        "private networking (endpoint ep0)",
+        "request/response logging to BigQuery (endpoint ep0)",
+        "service accounts (ep0/mnist@v1)",
+        "autoscaling targets (ep0/mnist@v1)",
+        "Cloud Logging switches (ep0/mnist@v1)",
+    ]
+    assert not_simulated_locally(replace(spec, target=Target.VERTEX)) == []
+    assert not_simulated_locally(make_spec(tmp_path)) == []
