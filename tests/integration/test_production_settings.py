@@ -147,3 +147,14 @@ def test_the_emulator_refuses_a_sampling_rate_outside_0_1(emulator) -> None:  # 
     mask = field_mask_pb2.FieldMask(paths=["predict_request_response_logging_config"])
     with pytest.raises(BadRequest, match="sampling_rate must be within"):
         clients.endpoint.update_endpoint(endpoint=ep, update_mask=mask)
+
+
+@pytest.mark.timeout(600)
+def test_the_production_config_applies_on_the_emulator(emulator, storage_client) -> None:  # type: ignore[no-untyped-def]
+    config = Path(__file__).resolve().parents[2] / "configs" / "mnist-production.yaml"
+    if not (config.parent.parent / "models" / "my_mnist_model" / "0002").is_dir():
+        pytest.skip("models/my_mnist_model/0002 not trained (python scripts/train_mnist.py)")
+    out = " ".join(run_cli(["apply", str(config), "--yes"], emulator.url).output.split())
+    assert "Apply complete" in out
+    assert out.count("not simulated locally") == 1
+    run_cli(["plan", str(config), "--detailed-exitcode"], emulator.url, expect=0)
