@@ -58,6 +58,31 @@ class PriceTable:
         default_factory=dict
     )  # where offered
     region_prices: Mapping[str, RegionPrices] = field(default_factory=dict)
+    # Spot VMs: multiplier on the on-demand price (None: the table quotes no Spot figure),
+    # and per family or accelerator type overrides of it.
+    spot_multiplier: float | None = None
+    spot_overrides: Mapping[str, float] = field(default_factory=dict)
+
+    def spot_hourly(
+        self,
+        machine_type: str,
+        region: str,
+        accelerator_type: str | None = None,
+        accelerator_count: int = 0,
+    ) -> float | None:
+        """USD per hour for one Spot replica, or None if the table has no Spot figure for it."""
+        shape = catalog.machine_shape(machine_type)
+        machine = self.machine_hourly(machine_type, region)
+        if self.spot_multiplier is None or shape is None or machine is None:
+            return None
+        total = machine * self.spot_overrides.get(shape.family, self.spot_multiplier)
+        if accelerator_type is None or accelerator_count <= 0:
+            return total
+        gpu = self.accelerator_hourly(accelerator_type, region)
+        if gpu is None:
+            return None
+        mult = self.spot_overrides.get(accelerator_type, self.spot_multiplier)
+        return total + gpu * accelerator_count * mult
 
     def machine_hourly(self, machine_type: str, region: str) -> float | None:
         """USD per hour for one replica's machine (no accelerators), or None if unknown."""
@@ -111,6 +136,7 @@ def _table_from_json(data: Mapping[str, Any], path: str) -> PriceTable:
         return {k: FamilyRate(float(v["vcpu_hour"]), float(v["gb_hour"])) for k, v in raw.items()}
 
     accelerators = data.get("accelerators", {})
+    spot = data.get("spot", {})
     return PriceTable(
         source=str(data["source"]),
         as_of=str(data["as_of"]),
@@ -128,6 +154,8 @@ def _table_from_json(data: Mapping[str, Any], path: str) -> PriceTable:
             )
             for region, v in data.get("region_prices", {}).items()
         },
+        spot_multiplier=float(spot["multiplier"]) if "multiplier" in spot else None,
+        spot_overrides={k: float(v) for k, v in spot.get("overrides", {}).items()},
     )
 
 
@@ -233,6 +261,11 @@ def _deployment_item(
     missing = (
         None if unit is not None else _unknown_reason(table, d.machine_type, region, accel, name)
     )
+    note = "no price in the table" if unit is None else ""
+    if d.settings.spot and unit is not None:
+        spot = table.spot_hourly(d.machine_type, region, accel, count)
+        # Without a Spot figure the on-demand price stands: an upper bound, never a guess.
+        unit, note = (spot, "Spot") if spot is not None else (unit, "Spot (on-demand price)")
     item = LineItem(
         kind="deployment",
         name=name,
@@ -243,7 +276,7 @@ def _deployment_item(
         max_replicas=d.max_replicas,
         hourly_min=None if unit is None else unit * d.min_replicas,
         hourly_max=None if unit is None else unit * d.max_replicas,
-        note="no price in the table" if unit is None else "",
+        note=note,
     )
     return item, missing
 
@@ -380,7 +413,8 @@ def check_budget(estimate: Estimate, max_hourly_usd: float | None) -> None:
 
 def _shape(item: LineItem) -> str:
     gpu = f" + {item.accelerator_count}x {item.accelerator}" if item.accelerator else ""
-    return f"{item.min_replicas}x {item.machine_type}{gpu}"
+    spot = " on Spot" if item.note.startswith("Spot") else ""
+    return f"{item.min_replicas}x {item.machine_type}{gpu}{spot}"
 
 
 def format_usd(x: float | None) -> str:

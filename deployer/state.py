@@ -144,6 +144,9 @@ class ObservedDeployment:
     min_replicas: int
     max_replicas: int
     deployed_at: float | None = field(default=None, compare=False)  # unix seconds
+    # What mutateDeployedModel changes besides replicas (autoscaling targets, container
+    # logging) as text (deployer.spec.production_model.mutable_settings); None: not read.
+    settings: tuple[tuple[str, str], ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -156,6 +159,10 @@ class ObservedEndpoint:
     description: str
     deployments: tuple[ObservedDeployment, ...]
     traffic: tuple[tuple[str, int], ...]  # (deployed model id, percent), sorted by id
+    # The create-only settings (network, PSC, CMEK, dedicated) and the request/response
+    # logging config, as text (deployer.spec.production_model); None: not read.
+    fixed_settings: tuple[tuple[str, str], ...] | None = None
+    logging: str | None = None
 
     def label(self, key: str) -> str | None:
         return dict(self.labels).get(key)

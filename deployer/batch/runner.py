@@ -27,6 +27,7 @@ from deployer.errors import BatchJobFailed, ConfigError, NotFound, OperationTime
 from deployer.providers import JobRequest, Jobs, JobState, JobStatus, Progress, Registry, Storage
 from deployer.providers.retry import PollTimeout, poll_until
 from deployer.spec import BatchJob, Spec
+from deployer.spec.production_model import PredictionsFormat
 from deployer.state import LABEL_NAME, LABEL_STACK, label_value, model_id
 from deployer.wire import batch_formats as formats
 
@@ -120,6 +121,15 @@ def stage(
     input_override: str | None,
     progress: Progress | None = None,
 ) -> StagedInput:
+    settings = job.settings
+    if settings.bigquery_source or settings.predictions_format is not PredictionsFormat.JSONL:
+        # The spec and the provider carry these, but this runner stages files in the bucket
+        # and collects JSON Lines shards from it: it reads no table and parses no CSV output.
+        raise ConfigError(
+            f"batch job {job.name!r} reads BigQuery or writes {settings.predictions_format.value}"
+            " predictions, which `deployer batch-predict` does not run yet",
+            hint="use input.path/paths and output.predictions_format: jsonl for this command",
+        )
     paths = [input_override] if input_override else list(job.input.paths)
     if input_override and not input_override.startswith("gs://"):
         paths = [str(Path(input_override).resolve())]
@@ -181,6 +191,7 @@ def start_or_attach(
         max_replicas=job.max_replicas,
         batch_size=job.batch_size,
         labels=tuple(sorted(labels.items())),
+        settings=job.settings,
     )
     try:
         created = backend.create_job(req)

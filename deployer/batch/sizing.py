@@ -104,6 +104,9 @@ def local_rows_upper_bound(
 def job_instance_counts(spec: Spec) -> dict[str, int | None]:
     """Job name -> `local_rows_upper_bound` of its spec input, for the cost estimate."""
     return {
-        job.name: local_rows_upper_bound(job.input.paths, job.input.format.value)
+        # A BigQuery table's size is not known offline: the estimate says so.
+        job.name: None
+        if job.settings.bigquery_source is not None
+        else local_rows_upper_bound(job.input.paths, job.input.format.value)
         for job in spec.batch_jobs
     }

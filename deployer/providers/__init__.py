@@ -28,10 +28,16 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from deployer.spec.production_model import (
+    BatchJobSettings,
+    DeployedModelSettings,
+    EndpointSettings,
+    RequestResponseLogging,
+)
 from deployer.state import (
     ObservedBatchJob,
     ObservedBucket,
@@ -126,6 +132,7 @@ class VersionRequest:
     labels: Labels
     aliases: tuple[str, ...]
     model_description: str = ""  # model-level, sent with every version so all agree
+    kms_key_name: str | None = None  # Model.encryption_spec (CMEK)
 
 
 class Registry(Protocol):
@@ -167,20 +174,45 @@ class DeployRequest:
     min_replicas: int
     max_replicas: int
     traffic: Traffic  # "0" is the model being deployed
+    # service account, autoscaling targets, Spot, logging switches, shared pool (full name)
+    settings: DeployedModelSettings = field(default_factory=DeployedModelSettings)
 
 
 class Endpoints(Protocol):
     def get_endpoint(self, endpoint_id: str) -> ObservedEndpoint | None: ...
     def create_endpoint(
-        self, endpoint_id: str, display_name: str, description: str, labels: Labels
-    ) -> Operation: ...
+        self,
+        endpoint_id: str,
+        display_name: str,
+        description: str,
+        labels: Labels,
+        settings: EndpointSettings | None = None,
+    ) -> Operation:
+        """Create it with its create-only settings (network, PSC, CMEK, dedicated, logging)."""
+        ...
+
+    def update_endpoint_logging(
+        self, endpoint_id: str, config: RequestResponseLogging | None
+    ) -> None:
+        """Patch predict_request_response_logging_config in place (None: logging off)."""
+        ...
+
     def update_endpoint(
         self, endpoint_id: str, display_name: str, description: str, labels: Labels
     ) -> None: ...
     def deploy(self, req: DeployRequest) -> Operation: ...
     def mutate_deployment(
-        self, endpoint_id: str, deployed_id: str, min_replicas: int, max_replicas: int
-    ) -> Operation: ...
+        self,
+        endpoint_id: str,
+        deployed_id: str,
+        min_replicas: int,
+        max_replicas: int,
+        settings: DeployedModelSettings | None = None,
+    ) -> Operation:
+        """mutateDeployedModel: replicas, and with `settings` its autoscaling targets and
+        container logging switch too."""
+        ...
+
     def set_traffic(self, endpoint_id: str, traffic: Traffic) -> None: ...
     def undeploy(self, endpoint_id: str, deployed_id: str, traffic: Traffic) -> Operation: ...
     def delete_endpoint(self, endpoint_id: str) -> Operation: ...
@@ -276,6 +308,9 @@ class JobRequest:
     max_replicas: int
     batch_size: int | None
     labels: Labels
+    # instance_config, model_parameters, service account, predictions format, BigQuery
+    # source/destination (then input_uris is empty), CMEK
+    settings: BatchJobSettings = field(default_factory=BatchJobSettings)
 
 
 class Jobs(Protocol):

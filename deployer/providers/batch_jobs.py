@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from deployer.providers import JobRequest, JobState, JobStatus, Operation
+from deployer.providers import JobRequest, JobState, JobStatus, Operation, vertex_production
 from deployer.providers.vertex_base import VertexBase
 from deployer.spec import Target
 from deployer.state import LABEL_NAME, LABEL_STACK, ObservedBatchJob
@@ -56,6 +56,7 @@ class VertexJobs(VertexBase):
                 max_replica_count=req.max_replicas,
             ),
         )
+        vertex_production.batch_job(job, req.settings)
         if req.batch_size:
             job.manual_batch_tuning_parameters = tuning.ManualBatchTuningParameters(
                 batch_size=req.batch_size

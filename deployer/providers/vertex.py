@@ -25,6 +25,7 @@ from deployer.providers import (
     Progress,
     ResourceKind,
     VersionRequest,
+    vertex_production,
 )
 from deployer.providers.batch_jobs import VertexJobs
 from deployer.providers.clients import resolve_target
@@ -230,6 +231,8 @@ class VertexProvider(VertexEndpoints, VertexJobs):
             labels=dict(req.labels),
             version_aliases=list(req.aliases),
         )
+        if req.kms_key_name:
+            model.encryption_spec = vertex_production.encryption(req.kms_key_name)
         request: dict[str, Any] = {"parent": self._parent(), "model": model}
         if req.parent_exists:
             request["parent_model"] = self._model_name(req.model_id)

@@ -15,7 +15,13 @@ from __future__ import annotations
 from typing import Any
 
 from deployer.providers import DeployRequest, Labels, Operation, Traffic
+from deployer.providers import vertex_production as production
 from deployer.providers.vertex_base import VertexBase
+from deployer.spec.production_model import (
+    DeployedModelSettings,
+    EndpointSettings,
+    RequestResponseLogging,
+)
 from deployer.state import LABEL_NAME, ObservedDeployment, ObservedEndpoint
 
 # Bound on one online prediction request, so a connection that hangs cannot block forever.
@@ -43,10 +49,12 @@ class VertexEndpoints(VertexBase):
                     res.min_replica_count,
                     res.max_replica_count,
                     d.create_time.timestamp() if d.create_time else None,
+                    production.observed_deployment_settings(d),
                 )
             )
         eid = e.name.rsplit("/", 1)[-1]
         labels = dict(e.labels)
+        fixed, logging = production.observed_endpoint_settings(e)
         return ObservedEndpoint(
             labels.get(LABEL_NAME, eid),
             eid,
@@ -56,6 +64,8 @@ class VertexEndpoints(VertexBase):
             e.description,
             tuple(deps),
             tuple(sorted(dict(e.traffic_split).items())),
+            fixed,
+            logging,
         )
 
     def get_endpoint(self, endpoint_id: str) -> ObservedEndpoint | None:
@@ -71,11 +81,21 @@ class VertexEndpoints(VertexBase):
         return self._observed_endpoint(e) if e is not None else None
 
     def create_endpoint(
-        self, endpoint_id: str, display_name: str, description: str, labels: Labels
+        self,
+        endpoint_id: str,
+        display_name: str,
+        description: str,
+        labels: Labels,
+        settings: EndpointSettings | None = None,
     ) -> Operation:
         from google.cloud.aiplatform_v1.types.endpoint import Endpoint
 
-        ep = Endpoint(display_name=display_name, description=description, labels=dict(labels))
+        ep = Endpoint(
+            display_name=display_name,
+            description=description,
+            labels=dict(labels),
+            **production.endpoint_fields(settings or EndpointSettings()),
+        )
         op = self._write(
             f"create endpoint {endpoint_id}",
             lambda: self.clients.endpoints.create_endpoint(
@@ -106,6 +126,22 @@ class VertexEndpoints(VertexBase):
             ),
         )
 
+    def update_endpoint_logging(
+        self, endpoint_id: str, config: RequestResponseLogging | None
+    ) -> None:
+        from google.cloud.aiplatform_v1.types.endpoint import Endpoint
+        from google.protobuf import field_mask_pb2
+
+        ep = Endpoint(
+            name=self._endpoint_name(endpoint_id),
+            predict_request_response_logging_config=production.logging_config(config),
+        )
+        mask = field_mask_pb2.FieldMask(paths=["predict_request_response_logging_config"])
+        self._write(
+            f"update request/response logging of {endpoint_id}",
+            lambda: self.clients.endpoints.update_endpoint(endpoint=ep, update_mask=mask),
+        )
+
     def deploy(self, req: DeployRequest) -> Operation:
         from google.cloud.aiplatform_v1.types.accelerator_type import AcceleratorType
         from google.cloud.aiplatform_v1.types.endpoint import DeployedModel
@@ -128,6 +164,7 @@ class VertexEndpoints(VertexBase):
                 max_replica_count=req.max_replicas,
             ),
         )
+        production.deployed_model(dm, req.settings, self.project, self.region)
         op = self._write(
             f"deploy {req.display_name} to {req.endpoint_id}",
             lambda: self.clients.endpoints.deploy_model(
@@ -139,7 +176,12 @@ class VertexEndpoints(VertexBase):
         return self._operation(op)
 
     def mutate_deployment(
-        self, endpoint_id: str, deployed_id: str, min_replicas: int, max_replicas: int
+        self,
+        endpoint_id: str,
+        deployed_id: str,
+        min_replicas: int,
+        max_replicas: int,
+        settings: DeployedModelSettings | None = None,
     ) -> Operation:
         from google.cloud.aiplatform_v1.types.endpoint import DeployedModel
         from google.cloud.aiplatform_v1.types.machine_resources import DedicatedResources
@@ -151,17 +193,16 @@ class VertexEndpoints(VertexBase):
                 min_replica_count=min_replicas, max_replica_count=max_replicas
             ),
         )
+        paths = ["dedicated_resources.min_replica_count", "dedicated_resources.max_replica_count"]
+        if settings is not None:
+            production.mutated_model(dm, settings)
+            paths += production.MUTATE_SETTINGS_MASK
         op = self._write(
             f"mutate {deployed_id} on {endpoint_id}",
             lambda: self.clients.endpoints.mutate_deployed_model(
                 endpoint=self._endpoint_name(endpoint_id),
                 deployed_model=dm,
-                update_mask=field_mask_pb2.FieldMask(
-                    paths=[
-                        "dedicated_resources.min_replica_count",
-                        "dedicated_resources.max_replica_count",
-                    ]
-                ),
+                update_mask=field_mask_pb2.FieldMask(paths=paths),
             ),
         )
         return self._operation(op)

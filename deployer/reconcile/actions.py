@@ -19,6 +19,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from deployer.spec.model import RolloutPolicy
+from deployer.spec.production_model import (
+    DeployedModelSettings,
+    EndpointSettings,
+    RequestResponseLogging,
+)
 
 Labels = tuple[tuple[str, str], ...]
 Traffic = tuple[tuple[str, int], ...]  # (deployed model id or "0" for the one being deployed, %)
@@ -83,6 +88,7 @@ class CreateVersion:
     labels: Labels
     aliases: tuple[str, ...]  # only aliases no other version holds at that point
     model_description: str = ""  # the registry model's description (model-level, like display_name)
+    kms_key_name: str | None = None  # the model's encryption_spec (CMEK)
 
 
 @dataclass(frozen=True)
@@ -115,6 +121,15 @@ class CreateEndpoint:
     display_name: str
     description: str
     labels: Labels
+    settings: EndpointSettings = field(default_factory=EndpointSettings)  # create-only + logging
+
+
+@dataclass(frozen=True)
+class UpdateEndpointLogging:
+    """Patch the endpoint's predict_request_response_logging_config in place."""
+
+    endpoint_id: str
+    config: RequestResponseLogging | None  # None: logging off
 
 
 @dataclass(frozen=True)
@@ -137,6 +152,7 @@ class Deploy:
     min_replicas: int
     max_replicas: int
     traffic: Traffic  # the endpoint's split after this deploy ("0" = this one)
+    settings: DeployedModelSettings = field(default_factory=DeployedModelSettings)
 
 
 @dataclass(frozen=True)
@@ -145,6 +161,8 @@ class MutateDeployment:
     deployed_id: str
     min_replicas: int
     max_replicas: int
+    # autoscaling targets and container logging too; None: replicas only
+    settings: DeployedModelSettings | None = None
 
 
 @dataclass(frozen=True)
@@ -197,6 +215,7 @@ Payload = (
     | MergeAliases
     | CreateEndpoint
     | UpdateEndpoint
+    | UpdateEndpointLogging
     | Deploy
     | MutateDeployment
     | SetTraffic
@@ -259,6 +278,7 @@ PAYLOADS: dict[str, type[Payload]] = {
         MergeAliases,
         CreateEndpoint,
         UpdateEndpoint,
+        UpdateEndpointLogging,
         Deploy,
         MutateDeployment,
         SetTraffic,

@@ -41,6 +41,7 @@ from deployer.reconcile.saved import (
     fingerprint,
     replan_hint,
 )
+from deployer.reconcile.simulated import not_simulated_locally
 from deployer.reconcile.upload import artifact_hashes
 from deployer.spec import Spec
 from deployer.state import LABEL_EXPIRES, StackState
@@ -168,6 +169,12 @@ def _confirm_and_execute(
         return report
     if confirm is not None and not confirm(plan):
         raise errors.Aborted("apply cancelled; nothing was changed")
+    gaps = not_simulated_locally(spec)
+    if gaps:
+        rep.note(
+            "not simulated locally (stored and returned as Vertex does, without effect here): "
+            + "; ".join(gaps)
+        )
     execute_plan(
         spec,
         provider,

@@ -42,6 +42,7 @@ from deployer.reconcile.plan import (
     SetTraffic,
     Undeploy,
     UpdateEndpoint,
+    UpdateEndpointLogging,
     UpdateModel,
     UpdateVersion,
     UploadArtifact,
@@ -201,6 +202,7 @@ class Executor:
             MergeAliases: self._merge_aliases,
             CreateEndpoint: self._create_endpoint,
             UpdateEndpoint: self._update_endpoint,
+            UpdateEndpointLogging: self._update_endpoint_logging,
             Deploy: self._deploy,
             MutateDeployment: self._mutate,
             SetTraffic: self._set_traffic,
@@ -246,11 +248,11 @@ class Executor:
     def call(self, fn: Callable[[], Any], *, probe: Callable[[], Any] | None = None) -> Any:
         return call_with_retry(fn, policy=self.opts.policy, probe=probe)
 
-    def wait(self, op: Operation, key: str, what: str) -> Operation:
-        """Poll `op` until done (journaled meanwhile); raise on failure or timeout."""
-        return wait_operation(
-            self.p, op, what, self.opts, journal=self.journal, key=key, call=self.call
-        )
+    def wait(self, op: Operation, key: str, what: str, timeout: float | None = None) -> Operation:
+        """Poll `op` until done (journaled meanwhile); raise on failure or timeout (the
+        options' op_timeout unless `timeout`, e.g. a deployment's deploy_timeout, is given)."""
+        opts = self.opts if timeout is None else dataclasses.replace(self.opts, op_timeout=timeout)
+        return wait_operation(self.p, op, what, opts, journal=self.journal, key=key, call=self.call)
 
     def resume(self) -> None:
         """Finish operations a killed run left in flight, before observing again."""
@@ -341,6 +343,7 @@ class Executor:
             a.labels,
             a.aliases,
             a.model_description,
+            a.kms_key_name,
         )
 
         def probe() -> Operation | None:
@@ -396,7 +399,7 @@ class Executor:
         try:
             op = self.call(
                 lambda: self.p.create_endpoint(
-                    a.endpoint_id, a.display_name, a.description, a.labels
+                    a.endpoint_id, a.display_name, a.description, a.labels, a.settings
                 )
             )
         except errors.AlreadyExists:
@@ -410,6 +413,10 @@ class Executor:
         self.call(
             lambda: self.p.update_endpoint(a.endpoint_id, a.display_name, a.description, a.labels)
         )
+        return Outcome.DONE
+
+    def _update_endpoint_logging(self, a: UpdateEndpointLogging, action: Action) -> Outcome:
+        self.call(lambda: self.p.update_endpoint_logging(a.endpoint_id, a.config))
         return Outcome.DONE
 
     def _deployed(self, endpoint_id: str, deployed_id: str) -> bool:
@@ -429,6 +436,7 @@ class Executor:
             a.min_replicas,
             a.max_replicas,
             a.traffic,
+            a.settings,
         )
         try:
             op = self.call(lambda: self.p.deploy(req))
@@ -437,13 +445,14 @@ class Executor:
             if not self.wait_until(lambda: self._deployed(a.endpoint_id, a.deployed_id)):
                 raise
             return Outcome.ADOPTED
-        self.wait(op, f"deploy:{a.endpoint_id}:{a.deployed_id}", action.address)
+        timeout = a.settings.deploy_timeout_seconds
+        self.wait(op, f"deploy:{a.endpoint_id}:{a.deployed_id}", action.address, timeout)
         return Outcome.DONE
 
     def _mutate(self, a: MutateDeployment, action: Action) -> Outcome:
         op = self.call(
             lambda: self.p.mutate_deployment(
-                a.endpoint_id, a.deployed_id, a.min_replicas, a.max_replicas
+                a.endpoint_id, a.deployed_id, a.min_replicas, a.max_replicas, a.settings
             )
         )
         self.wait(op, f"mutate:{a.endpoint_id}:{a.deployed_id}", action.address)

@@ -38,6 +38,7 @@ from deployer.reconcile.actions import (  # re-exported: callers import the voca
     Traffic,
     Undeploy,
     UpdateEndpoint,
+    UpdateEndpointLogging,
     UpdateModel,
     UpdateVersion,
     UploadArtifact,
@@ -69,8 +70,14 @@ from deployer.state import (
 # ------------------------------------------------------------------------ helpers
 
 
-def version_spec_hash(artifact_hash: str, container_image: str) -> str:
-    """Identity of a version: a new registry version iff the artifact or container changes."""
+def version_spec_hash(
+    artifact_hash: str, container_image: str, kms_key_name: str | None = None
+) -> str:
+    """Identity of a version: a new registry version iff the artifact, container or CMEK key
+    changes (Vertex cannot change a model's encryption_spec; versions without a key keep
+    the identity they had before keys existed)."""
+    if kms_key_name:
+        return short_hash("version", artifact_hash, container_image, kms_key_name)
     return short_hash("version", artifact_hash, container_image)
 
 
@@ -100,7 +107,12 @@ def _nonzero(traffic: Mapping[str, int]) -> Traffic:
 
 def _deployment_identity(d: Deployment, spec_hash: str) -> str:
     acc = f"{d.accelerator.type}x{d.accelerator.count}" if d.accelerator else "none"
-    return f"{d.ref}:{spec_hash}:{d.machine_type}:{acc}"
+    identity = f"{d.ref}:{spec_hash}:{d.machine_type}:{acc}"
+    # Settings Vertex cannot mutate (service account, Spot, access logging, resource pool)
+    # are part of the identity: a change deploys a new one, shifts traffic, undeploys the
+    # old. Unset, they add nothing, so deployments from before they existed keep their id.
+    fixed = d.settings.replace_key
+    return f"{identity}:{fixed}" if fixed else identity
 
 
 def _endpoint_spec_hash(e: Endpoint) -> str:
@@ -203,10 +215,13 @@ def plan_stack(spec: Spec, observed: StackState, inputs: PlanInputs) -> Plan:
                         ep.display_name,
                         ep.description,
                         _labels(stack, ep.name, ep_hash, ep.labels, exp),
+                        ep.settings,
                     ),
                 )
             )
-        elif obs.label(LABEL_SPEC) != ep_hash:
+        if obs is not None:
+            endpoints += _endpoint_settings(ep, obs)
+        if obs is not None and obs.label(LABEL_SPEC) != ep_hash:
             endpoints.append(
                 Action(
                     ActionKind.UPDATE,
@@ -313,7 +328,7 @@ def _plan_model(
                 f"no artifact hash for {model.name}@{v.alias}",
                 hint="hash the artifacts before planning (deployer.reconcile.upload)",
             )
-        sh = version_spec_hash(art_hash, v.container_image)
+        sh = version_spec_hash(art_hash, v.container_image, model.kms_key_name)
         aliases = desired_aliases.setdefault(sh, set())
         aliases.add(v.alias)
         if i == len(model.versions) - 1:
@@ -366,7 +381,7 @@ def _plan_model(
         old = holder.get(v.alias)
         kind = ActionKind.REPLACE if old is not None else ActionKind.CREATE
         reason = (
-            "artifact or container changed"
+            "artifact, container or encryption key changed"
             if old is not None
             else ("new model" if not parent_exists else "new version")
         )
@@ -387,6 +402,7 @@ def _plan_model(
                     _version_labels(stack, model, v, sh, art_hash, exp),
                     (),
                     model.description,
+                    model.kms_key_name,
                 ),
             )
         )
@@ -536,7 +552,10 @@ def _plan_deployments(
                     ActionKind.REPLACE if replaces else ActionKind.CREATE,
                     Resource.DEPLOYMENT,
                     addr,
-                    "version, machine or accelerator changed" if replaces else "not deployed",
+                    "version, machine, accelerator or a replace-only setting (service account, "
+                    "spot, access logging, resource pool) changed"
+                    if replaces
+                    else "not deployed",
                     Deploy(
                         eid,
                         did,
@@ -548,20 +567,12 @@ def _plan_deployments(
                         d.min_replicas,
                         d.max_replicas,
                         after,
+                        d.settings,
                     ),
                 )
             )
-        elif (have.min_replicas, have.max_replicas) != (d.min_replicas, d.max_replicas):
-            deploys.append(
-                Action(
-                    ActionKind.UPDATE,
-                    Resource.DEPLOYMENT,
-                    addr,
-                    f"replicas {have.min_replicas}-{have.max_replicas} -> "
-                    f"{d.min_replicas}-{d.max_replicas}",
-                    MutateDeployment(eid, did, d.min_replicas, d.max_replicas),
-                )
-            )
+        else:
+            deploys += _mutation(eid, did, addr, have, d)
     traffic: list[Action] = []
     want = _nonzero(desired)
     if want != _nonzero(split):
@@ -621,6 +632,64 @@ def _plan_deployments(
     return deploys, traffic, removals
 
 
+def _mutation(
+    eid: str, did: str, addr: str, have: ObservedDeployment, d: Deployment
+) -> list[Action]:
+    """mutateDeployedModel for replica bounds, autoscaling targets and container logging."""
+    changes = []
+    if (have.min_replicas, have.max_replicas) != (d.min_replicas, d.max_replicas):
+        changes.append(
+            f"replicas {have.min_replicas}-{have.max_replicas} -> {d.min_replicas}-{d.max_replicas}"
+        )
+    # None: the provider did not read them, so nothing to compare (never a guess).
+    wanted = d.settings.mutable
+    settings_changed = have.settings is not None and have.settings != wanted
+    if settings_changed and have.settings is not None:
+        was = dict(have.settings)
+        changes += [
+            f"{k} {was.get(k) or 'unset'} -> {v or 'unset'}" for k, v in wanted if was.get(k) != v
+        ]
+    if not changes:
+        return []
+    return [
+        Action(
+            ActionKind.UPDATE,
+            Resource.DEPLOYMENT,
+            addr,
+            "; ".join(changes),
+            MutateDeployment(
+                eid, did, d.min_replicas, d.max_replicas, d.settings if settings_changed else None
+            ),
+        )
+    ]
+
+
+def _endpoint_settings(ep: Endpoint, obs: ObservedEndpoint) -> list[Action]:
+    """The endpoint's own settings: logging is patched in place; create-only ones refused."""
+    if obs.fixed_settings is not None and obs.fixed_settings != ep.settings.fixed:
+        was = dict(obs.fixed_settings)
+        changed = [k for k, v in ep.settings.fixed if was.get(k) != v]
+        raise ConfigError(
+            f"endpoint {ep.name}: {', '.join(changed)} can only be set when Vertex creates an "
+            "endpoint, and this one exists with other values",
+            hint="give the endpoint a new name (apply creates it beside the old one and removes "
+            "the old one once the spec no longer names it), or restore the old values",
+        )
+    if obs.logging is None or obs.logging == ep.settings.logging:
+        return []
+    return [
+        Action(
+            ActionKind.UPDATE,
+            Resource.ENDPOINT,
+            f"endpoint {ep.name}",
+            f"request/response logging {obs.logging or 'off'} -> {ep.settings.logging or 'off'}",
+            UpdateEndpointLogging(
+                obs.endpoint_id, ep.settings.predict_request_response_logging_config
+            ),
+        )
+    ]
+
+
 def plan_teardown(observed: StackState) -> Plan:
     """Remove every endpoint and model labelled with the stack (batch jobs, objects and
     the bucket are teardown's own steps). Works whatever the spec says now."""
@@ -671,6 +740,7 @@ __all__ = [
     "Traffic",
     "Undeploy",
     "UpdateEndpoint",
+    "UpdateEndpointLogging",
     "UpdateModel",
     "UpdateVersion",
     "UploadArtifact",

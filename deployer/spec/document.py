@@ -36,7 +36,7 @@ from pydantic import (
     model_validator,
 )
 
-from deployer.spec import rules
+from deployer.spec import production, rules
 from deployer.spec.docbase import (
     DocModel,
     ImageRef,
@@ -66,7 +66,15 @@ from deployer.spec.model import (
     Target,
     parse_ttl,
 )
-from deployer.spec.problems import Findings, resolve_local
+from deployer.spec.problems import Findings, Path_, resolve_local
+from deployer.spec.production import (
+    BatchBigQueryDestinationDoc,
+    BatchJobFields,
+    BigQuerySourceDoc,
+    DeployedModelFields,
+    EncryptionSpecDoc,
+    EndpointFields,
+)
 from deployer.spec.rollout import RolloutDoc, check_endpoint, effective_policy
 from deployer.spec.rules import Max, Min, NonEmpty, Pattern
 from deployer.wire.batch_formats import FORMAT_BY_SUFFIX, infer_format
@@ -158,6 +166,9 @@ class ModelDoc(DocModel):
     versions: Annotated[list[ModelVersionDoc], NonEmpty()] = Field(
         description="Oldest first; the last is newest."
     )
+    encryption_spec: EncryptionSpecDoc | None = Field(
+        None, description="Customer-managed encryption key for every version."
+    )
 
     @model_validator(mode="after")
     def _versions(self, info: ValidationInfo) -> Self:
@@ -178,6 +189,7 @@ class ModelDoc(DocModel):
             display_name=self.display_name or self.name,
             description=self.description,
             labels=tuple(sorted(self.labels.items())),
+            kms_key_name=self.encryption_spec.kms_key_name if self.encryption_spec else None,
         )
 
 
@@ -199,7 +211,7 @@ def _fit(machine: str, accelerator: AcceleratorDoc | None) -> rules.Problem | No
     return rules.accelerator_fit(machine, accelerator.type, accelerator.count)
 
 
-class DeploymentDoc(DocModel):
+class DeploymentDoc(DeployedModelFields):  # production fields: deployer.spec.production
     model: ModelRef = Field(description="model@alias, e.g. mnist@v1.")
     traffic: Annotated[int | None, Min(0), Max(100)] = Field(
         None,
@@ -228,6 +240,13 @@ class DeploymentDoc(DocModel):
         )
         self._report(info, ("max_replicas",), bound)
         self._report(info, ("accelerator",), _fit(self.machine_type, self.accelerator))
+        for below, problem in production.deployed_model_problems(
+            self,
+            min_replicas=self.min_replicas,
+            max_replicas=self.max_replicas,
+            has_accelerator=self.accelerator is not None,
+        ):
+            self._report(info, below, problem)
         return self
 
     def build(self, endpoint: EndpointDoc, locate: Callable[[str], str]) -> Deployment:
@@ -242,10 +261,11 @@ class DeploymentDoc(DocModel):
             max_replicas=self.max_replicas or self.min_replicas,
             accelerator=self.accelerator.build() if self.accelerator else None,
             rollout=effective_policy(endpoint.rollout, self.rollout, traffic, locate),
+            settings=production.build_deployed_model(self),
         )
 
 
-class EndpointDoc(DocModel):
+class EndpointDoc(EndpointFields):  # production fields: deployer.spec.production
     name: Annotated[Name, unique("endpoint name")] = Field(
         description="Logical endpoint name, unique in the spec."
     )
@@ -309,6 +329,8 @@ class EndpointDoc(DocModel):
                 "make the deployments' traffic percentages add up to 100",
             )
             self._report(info, ("deployments",), problem)
+        for below, found in production.endpoint_problems(self):
+            self._report(info, below, found)
         return self
 
     def build(self, locate: Callable[[str], str]) -> Endpoint:
@@ -318,6 +340,7 @@ class EndpointDoc(DocModel):
             display_name=self.display_name or self.name,
             description=self.description,
             labels=tuple(sorted(self.labels.items())),
+            settings=production.build_endpoint(self),
         )
 
 
@@ -326,6 +349,11 @@ class BatchInputDoc(DocModel):
         None, description="A local file or folder (relative to the spec) or gs:// URI."
     )
     paths: list[str] | None = Field(None, description="Several inputs; use instead of path.")
+    bigquery_source: BigQuerySourceDoc | None = Field(
+        None,
+        description="A BigQuery table to score ({input_uri: bq://project.dataset.table}); "
+        "instead of path or paths.",
+    )
     format: Literal["jsonl", "csv", "file-list", "tf-record"] | None = Field(
         None,
         description="Instances format; when omitted, read from the name: .jsonl/.json/.ndjson, "
@@ -356,6 +384,14 @@ class BatchInputDoc(DocModel):
 
     @model_validator(mode="after")
     def _one_source_of_known_format(self, info: ValidationInfo) -> Self:
+        if self.bigquery_source is not None:
+            if self.path is not None or self.paths is not None or self.format is not None:
+                problem = (
+                    "input has bigquery_source and a file input (path, paths or format)",
+                    "keep one: bigquery_source for a table, or path/paths for files",
+                )
+                self._report(info, ("bigquery_source",), problem)
+            return self
         if self.path is not None and self.paths is not None:
             problem = (
                 "input has both path and paths",
@@ -391,6 +427,8 @@ class BatchInputDoc(DocModel):
         return self
 
     def build(self, locate: Callable[[str], str]) -> BatchInput:
+        if self.bigquery_source is not None:
+            return BatchInput(paths=(), format=InputFormat.BIGQUERY)
         paths = [self.path] if self.path is not None else list(self.paths or ())
         fmt = InputFormat(self.format) if self.format is not None else self._inferred
         if fmt is None:
@@ -401,6 +439,12 @@ class BatchInputDoc(DocModel):
 class BatchOutputDoc(DocModel):
     prefix: Annotated[str, rule(rules.output_prefix)] = Field(
         "predictions/", description="Object prefix in the stack bucket."
+    )
+    predictions_format: Literal["jsonl", "csv", "bigquery"] = Field(
+        "jsonl", description="jsonl | csv | bigquery (bigquery needs bigquery_destination)."
+    )
+    bigquery_destination: BatchBigQueryDestinationDoc | None = Field(
+        None, description="{output_uri: bq://project[.dataset]} for predictions_format bigquery."
     )
 
 
@@ -416,7 +460,7 @@ class BatchReplicasDoc(DocModel):
         return self
 
 
-class BatchJobDoc(DocModel):
+class BatchJobDoc(BatchJobFields):  # production fields: deployer.spec.production
     name: Annotated[Name, unique("batch job name")] = Field(
         description="Logical job name, unique in the spec."
     )
@@ -439,7 +483,20 @@ class BatchJobDoc(DocModel):
     @model_validator(mode="after")
     def _fits(self, info: ValidationInfo) -> Self:
         self._report(info, ("accelerator",), _fit(self.machine_type, self.accelerator))
+        source = self.input.bigquery_source
+        destination = self.output.bigquery_destination
+        for below, problem in production.batch_job_problems(
+            self,
+            input_format="bigquery" if source else self.input.format or self._input_format(),
+            predictions_format=self.output.predictions_format,
+            bigquery_destination=destination.output_uri if destination else None,
+        ):
+            self._report(info, below, problem)
         return self
+
+    def _input_format(self) -> str | None:
+        inferred = self.input._inferred
+        return inferred.value if inferred is not None else None
 
     def build(self, locate: Callable[[str], str]) -> BatchJob:
         model, _, version = self.model.partition("@")
@@ -455,6 +512,18 @@ class BatchJobDoc(DocModel):
             max_replicas=self.replicas.max or self.replicas.starting,
             accelerator=self.accelerator.build() if self.accelerator else None,
             batch_size=self.batch_size,
+            settings=production.build_batch_job(
+                self,
+                predictions_format=self.output.predictions_format,
+                bigquery_source=(
+                    self.input.bigquery_source.input_uri if self.input.bigquery_source else None
+                ),
+                bigquery_destination=(
+                    self.output.bigquery_destination.output_uri
+                    if self.output.bigquery_destination
+                    else None
+                ),
+            ),
         )
 
 
@@ -529,6 +598,19 @@ class SpecDoc(DocModel):
         default_factory=lambda: GuardsDoc.model_validate({}),
         description="Cost and lifetime limits.",
     )
+
+    @model_validator(mode="after")
+    def _keys_in_region(self, info: ValidationInfo) -> Self:
+        # Vertex refuses a CMEK key from another region than the resource's.
+        owners: list[tuple[Path_, EncryptionSpecDoc | None]] = [
+            (("models", i), m.encryption_spec) for i, m in enumerate(self.models)
+        ]
+        owners += [(("endpoints", i), e.encryption_spec) for i, e in enumerate(self.endpoints)]
+        owners += [(("batch_jobs", i), j.encryption_spec) for i, j in enumerate(self.batch_jobs)]
+        for where, spec in owners:
+            for below, problem in production.model_problems(spec, self.region):
+                self._report(info, (*where, *below), problem)
+        return self
 
     def to_spec(self, *, source: Path) -> Spec:
         """The frozen spec; local paths resolved against the spec file's directory."""

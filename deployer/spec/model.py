@@ -13,6 +13,12 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from deployer.spec.production_model import (
+    BatchJobSettings,
+    DeployedModelSettings,
+    EndpointSettings,
+)
+
 
 class Target(str, enum.Enum):
     LOCAL = "local"  # the embedded emulator (default)
@@ -24,6 +30,7 @@ class InputFormat(str, enum.Enum):
     CSV = "csv"
     FILE_LIST = "file-list"
     TF_RECORD = "tf-record"
+    BIGQUERY = "bigquery"  # a bq:// table (BatchJob.settings.bigquery_source), no paths
 
 
 @dataclass(frozen=True)
@@ -59,6 +66,7 @@ class Model:
     display_name: str  # registry display name (defaults to name)
     description: str = ""
     labels: tuple[tuple[str, str], ...] = ()
+    kms_key_name: str | None = None  # encryption_spec (CMEK) of every version
 
     def version(self, alias: str) -> ModelVersion:
         for v in self.versions:
@@ -114,6 +122,7 @@ class Deployment:
     # How a new deployment takes its traffic (the endpoint's policy, overridden per
     # deployment); None: shifted at once.
     rollout: RolloutPolicy | None = None
+    settings: DeployedModelSettings = field(default_factory=DeployedModelSettings)
 
     @property
     def ref(self) -> str:
@@ -127,6 +136,7 @@ class Endpoint:
     display_name: str  # defaults to name
     description: str = ""
     labels: tuple[tuple[str, str], ...] = ()
+    settings: EndpointSettings = field(default_factory=EndpointSettings)
 
 
 @dataclass(frozen=True)
@@ -147,6 +157,7 @@ class BatchJob:
     max_replicas: int  # >= starting_replicas
     accelerator: Accelerator | None = None
     batch_size: int | None = None  # manualBatchTuningParameters.batchSize, if set
+    settings: BatchJobSettings = field(default_factory=BatchJobSettings)
 
     @property
     def ref(self) -> str:

@@ -239,3 +239,48 @@ def test_a_job_in_flight_when_the_emulator_stops_ends_failed_after_restart(
     job = env["jobs"].get_batch_prediction_job(name=name)
     assert job.state.name == "JOB_STATE_FAILED"
     assert "emulator stopped" in job.error.message
+
+
+def test_instance_config_echoes_the_key_and_drops_excluded_fields(env: dict[str, Any]) -> None:
+    from google.cloud import aiplatform_v1 as v1
+
+    from tests.support.savedmodels import reference_predict
+
+    model, model_dir = _model(env, "make_mnist_like_model", input_shape=(3,), hidden=(4,))
+    x = np.random.default_rng(1).random((12, 3)).round(4)
+    rows = [
+        {"id": f"row-{i}", "label": i % 2, "flatten_input": r} for i, r in enumerate(x.tolist())
+    ]
+    env["storage"].bucket(BUCKET).blob("in/keyed.jsonl").upload_from_string(
+        "".join(json.dumps(r) + "\n" for r in rows)
+    )
+    job = v1.BatchPredictionJob(
+        display_name="keyed",
+        model=model,
+        input_config=v1.BatchPredictionJob.InputConfig(
+            instances_format="jsonl",
+            gcs_source=v1.GcsSource(uris=[f"gs://{BUCKET}/in/keyed.jsonl"]),
+        ),
+        instance_config=v1.BatchPredictionJob.InstanceConfig(
+            instance_type="object", key_field="id", excluded_fields=["label"]
+        ),
+        output_config=v1.BatchPredictionJob.OutputConfig(
+            predictions_format="jsonl",
+            gcs_destination=v1.GcsDestination(output_uri_prefix=f"gs://{BUCKET}/keyed"),
+        ),
+        dedicated_resources=v1.BatchDedicatedResources(
+            machine_spec=v1.MachineSpec(machine_type="n1-standard-4"),
+            starting_replica_count=1,
+            max_replica_count=1,
+        ),
+    )
+    name = env["jobs"].create_batch_prediction_job(parent=PARENT, batch_prediction_job=job).name
+    done = _wait(env, name)
+    assert done.state.name == "JOB_STATE_SUCCEEDED", done.error
+    assert done.instance_config.key_field == "id"  # stored and returned as sent
+    got = _outputs(env, done, "prediction.results")
+    # The key in place of the instance; the model saw only flatten_input (label excluded).
+    assert [r["key"] for r in got] == [r["id"] for r in rows]
+    assert all("instance" not in r for r in got)
+    ref = reference_predict(model_dir, {"flatten_input": x.astype(np.float32)})["output_0"]
+    np.testing.assert_allclose([r["prediction"] for r in got], ref, rtol=1e-5, atol=1e-6)

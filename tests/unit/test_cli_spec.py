@@ -65,6 +65,14 @@ def test_schema_is_json_schema_generated_from_the_boundary_models(
         "min_replicas",
         "max_replicas",
         "rollout",
+        # production settings (deployer.spec.production), named as Vertex's DeployedModel
+        "service_account",
+        "autoscaling_metric_specs",
+        "spot",
+        "enable_access_logging",
+        "disable_container_logging",
+        "shared_resources",
+        "deploy_timeout",
     }
     rollout = schema["$defs"]["RolloutDoc"]["properties"]
     assert set(rollout) == {"steps", "wait", "requests", "checks", "on_failure"}

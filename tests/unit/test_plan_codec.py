@@ -29,6 +29,7 @@ from deployer.reconcile.actions import (
     SetTraffic,
     Undeploy,
     UpdateEndpoint,
+    UpdateEndpointLogging,
     UpdateModel,
     UpdateVersion,
     UploadArtifact,
@@ -39,11 +40,31 @@ from deployer.reconcile.actions import (
 from deployer.reconcile.apply import make_plan
 from deployer.reconcile.plan import plan_teardown
 from deployer.spec import OnFailure, RolloutPolicy, SmokeCheck
+from deployer.spec.production_model import (
+    AutoscalingMetric,
+    AutoscalingMetricSpec,
+    DeployedModelSettings,
+    EndpointSettings,
+    PrivateServiceConnectConfig,
+    RequestResponseLogging,
+)
 from tests.unit.test_apply import FAST, make_spec
 
 LABELS = (("deployer-stack", "st"), ("team", "ml"))
 NEW = VersionRef("mnist", "st-mnist-abc123", "0123456789ab", None)
 OLD = VersionRef("mnist", "st-mnist-abc123", "ba9876543210", "3")
+
+KEY = "projects/p/locations/us-central1/keyRings/r/cryptoKeys/k"
+LOGGING = RequestResponseLogging(True, 0.25, "bq://acme-ml-prod.logs.requests")
+SETTINGS = DeployedModelSettings(
+    service_account="sa@acme-ml-prod.iam.gserviceaccount.com",
+    autoscaling_metric_specs=(AutoscalingMetricSpec(AutoscalingMetric.CPU_UTILIZATION.value, 70),),
+    spot=True,
+    enable_access_logging=True,
+    disable_container_logging=True,
+    shared_resources=None,
+    deploy_timeout_seconds=1800,
+)
 
 # One sample per payload class, every optional field set away from its default somewhere.
 SAMPLES: list[Payload] = [
@@ -92,6 +113,25 @@ SAMPLES: list[Payload] = [
     DeleteEndpoint("st-ep-123abc"),
     DeleteVersion(OLD),
     DeleteModel("st-mnist-abc123"),
+    # production settings (issue 16), appended so the indices above stay put
+    CreateVersion(NEW, False, "MNIST", "", "gs://b/a/", "img:1", (), (), "", KEY),
+    CreateEndpoint(
+        "ep",
+        "st-ep-123abc",
+        "Endpoint",
+        "",
+        LABELS,
+        EndpointSettings(
+            None, PrivateServiceConnectConfig(True, ("acme-ml-prod",)), KEY, LOGGING, True
+        ),
+    ),
+    UpdateEndpointLogging("st-ep-123abc", LOGGING),
+    UpdateEndpointLogging("st-ep-123abc", RequestResponseLogging(True, 1, None)),
+    UpdateEndpointLogging("st-ep-123abc", None),
+    MutateDeployment("st-ep-123abc", "1234567890", 2, 5, SETTINGS),
+    Deploy(
+        "st-ep-123abc", "1234567892", OLD, "mnist@v1", "n1-standard-2", None, 0, 1, 4, (), SETTINGS
+    ),
 ]
 
 
@@ -154,7 +194,9 @@ def test_decoding_refuses_what_it_would_have_to_guess(doc: dict[str, Any], messa
 
 
 def test_nested_fields_are_named_by_path() -> None:
-    doc = action_to_json(Action(ActionKind.DELETE, Resource.MODEL_VERSION, "a", "r", SAMPLES[-2]))
+    doc = action_to_json(
+        Action(ActionKind.DELETE, Resource.MODEL_VERSION, "a", "r", DeleteVersion(OLD))
+    )
     doc["payload"]["version"]["version_id"] = 3
     with pytest.raises(CodecError, match=r"action\.payload\.version\.version_id: expected str"):
         action_from_json(doc)

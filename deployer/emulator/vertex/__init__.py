@@ -39,13 +39,14 @@ def register(router: Router, ctx: EmulatorContext) -> None:
     )
     from deployer.emulator.vertex.names import ByProjectNumber
     from deployer.emulator.vertex.replicas import ReplicaManager
+    from deployer.emulator.vertex.reqlog import RequestResponseLog
     from deployer.emulator.vertex.store import VertexStore
 
     # Vertex names resources by project number: requests by id are matched again by number.
     routes = ByProjectNumber(router)
     store = VertexStore(ctx.data_dir / "vertex.sqlite3")
     replicas = ReplicaManager(ctx)
-    routing = predict.Routing()
+    routing = predict.Routing(RequestResponseLog(ctx.data_dir / "bigquery"))
     misbehaviours = misbehave.Misbehaviours()
     # Predict first: the hot path should not scan the other routes' regexes.
     predict.register(routes, routing, misbehaviours)

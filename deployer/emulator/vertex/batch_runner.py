@@ -240,24 +240,29 @@ class JobRun:
         self, instances: Iterator[Instance], replicas: list[Any], writer: _ShardWriter
     ) -> None:
         size = self.job.manual_batch_tuning_parameters.batch_size or DEFAULT_BATCH_SIZE
+        shape = InstanceShaper(self.job.instance_config)
         # Two batches in flight per replica keeps each busy while the next request travels.
         window = 2 * len(replicas)
         pending: deque[tuple[list[Any], Future[list[tuple[Any, Any, Any]]]]] = deque()
         with ThreadPoolExecutor(max_workers=window, thread_name_prefix="batch-predict") as pool:
-            for n, batch in enumerate(_chunks(instances, size)):
+            for n, raw in enumerate(_chunks(instances, size)):
                 if self.stopping():
                     break
                 replica = replicas[n % len(replicas)]
-                pending.append((batch, pool.submit(_predict_batch, replica, batch)))
+                # What the model gets, and what the output echoes (instance, or key).
+                shaped = [shape(inst) for inst in raw]
+                batch = [sent for sent, _ in shaped]
+                echoes = [echo for _, echo in shaped]
+                pending.append((echoes, pool.submit(_predict_batch, replica, batch)))
                 while len(pending) >= window:
                     self._drain_one(pending, writer)
             while pending:
                 self._drain_one(pending, writer)
 
     def _drain_one(self, pending: deque[Any], writer: _ShardWriter) -> None:
-        _, future = pending.popleft()
-        for instance, prediction, error in future.result():
-            writer.add(instance, prediction, error)
+        echoes, future = pending.popleft()
+        for (field, echo), (_, prediction, error) in zip(echoes, future.result(), strict=True):
+            writer.add(echo, prediction, error, field=field)
             if error is None:
                 self.ok += 1
             else:
@@ -308,14 +313,19 @@ class _ShardWriter:
         self._results: Any = None
         self._errors: Any = None
 
-    def add(self, instance: bytes, prediction: Any, error: Any) -> None:
-        """One row; `instance` is the instance's JSON text, echoed without re-encoding."""
+    def add(
+        self, instance: bytes, prediction: Any, error: Any, *, field: bytes = b"instance"
+    ) -> None:
+        """One row; `instance` is the instance's JSON text (or, with a key_field, the key's:
+        `field` is then b"key"), echoed without re-encoding."""
         if self.rows >= self.shard_rows:
             self._roll()
         self.rows += 1
         if error is None:
             self._results.write(
-                b'{"instance":'
+                b'{"'
+                + field
+                + b'":'
                 + instance
                 + b',"prediction":'
                 + json.dumps(prediction, separators=(",", ":")).encode()
@@ -323,7 +333,9 @@ class _ShardWriter:
             )
         else:
             self._errors.write(
-                b'{"instance":'
+                b'{"'
+                + field
+                + b'":'
                 + instance
                 + b',"error":'
                 + json.dumps(error, separators=(",", ":")).encode()
@@ -356,6 +368,38 @@ class _ShardWriter:
                     self.work / local,
                     content_type="application/jsonl",
                 )
+
+
+class InstanceShaper:
+    """BatchPredictionJob.instance_config applied to one instance, as Vertex documents it.
+
+    JSON objects only (JSON Lines objects: what this emulator reads that has fields): the
+    key_field is taken out and echoed as `key` in place of the instance; included_fields keep
+    only those fields (in that order for instance_type array), excluded_fields drop those;
+    instance_type array sends the values, object the object. Other instances pass unchanged.
+    """
+
+    def __init__(self, config: Any) -> None:
+        self.key = config.key_field or None
+        self.included = list(config.included_fields)
+        self.excluded = set(config.excluded_fields)
+        self.array = config.instance_type == "array"
+        self.active = bool(self.key or self.included or self.excluded or self.array)
+
+    def __call__(self, instance: bytes) -> tuple[bytes, tuple[bytes, bytes]]:
+        """(what the model gets, (output field, echoed JSON))."""
+        if not self.active or not instance.lstrip().startswith(b"{"):
+            return instance, (b"instance", instance)
+        obj = json.loads(instance)
+        key = obj.pop(self.key, None) if self.key else None
+        if self.included:
+            obj = {k: obj[k] for k in self.included if k in obj}
+        obj = {k: v for k, v in obj.items() if k not in self.excluded}
+        value: Any = list(obj.values()) if self.array else obj
+        sent = json.dumps(value, separators=(",", ":")).encode()
+        if self.key:
+            return sent, (b"key", json.dumps(key, separators=(",", ":")).encode())
+        return sent, (b"instance", instance)
 
 
 def _chunks(instances: Iterator[Instance], size: int) -> Iterator[list[bytes]]:

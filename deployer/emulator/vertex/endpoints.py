@@ -37,7 +37,10 @@ from deployer.emulator.vertex.store import Endpoint, VertexStore
 CreateEndpointOperationMetadata = protos.pb(es.CreateEndpointOperationMetadata)
 ListEndpointsResponse = protos.pb(es.ListEndpointsResponse)
 DeleteOperationMetadata = protos.pb(operation_t.DeleteOperationMetadata)
-_EDITABLE = {"display_name", "description", "labels", "traffic_split"}
+# Vertex patches request/response logging in place (endpoints.patch with its mask); the
+# emulator stores it and returns it (it writes no BigQuery rows).
+_LOGGING = "predict_request_response_logging_config"
+_EDITABLE = {"display_name", "description", "labels", "traffic_split", _LOGGING}
 
 
 def check_traffic(
@@ -159,6 +162,17 @@ class EndpointService:
                 split = check_traffic(patch.traffic_split, {d.id for d in ep.deployed_models})
                 ep.traffic_split.clear()
                 ep.traffic_split.update(split)
+            if _LOGGING in paths:
+                rate = patch.predict_request_response_logging_config.sampling_rate
+                if not 0 <= rate <= 1:
+                    raise ApiError(
+                        400,
+                        "INVALID_ARGUMENT",
+                        f"{_LOGGING}.sampling_rate must be within [0, 1], got {rate}.",
+                    )
+                ep.predict_request_response_logging_config.CopyFrom(
+                    patch.predict_request_response_logging_config
+                )
             self.save(ep)
         self.refresh_route(ep)
         return protos.proto_response(req, ep)

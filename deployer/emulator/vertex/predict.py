@@ -29,6 +29,7 @@ from deployer.emulator.http import ApiError, Request, Response
 from deployer.emulator.misbehave import Misbehaviours
 from deployer.emulator.vertex.names import API, PARENT_RE, SEG, Routes
 from deployer.emulator.vertex.replicas import Replica, ReplicaError, error_message
+from deployer.emulator.vertex.reqlog import RequestResponseLog
 
 # Printable ASCII but '%' (the escape itself) passes into header values unchanged.
 _HEADER_SAFE = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) != "%")
@@ -59,12 +60,14 @@ class Route:
     targets: dict[str, Target]
     weighted: list[Target]  # targets with traffic > 0
     weights: list[int]
+    logging: tuple[float, str] | None = None  # (sampling rate, bq:// destination) when enabled
 
 
 class Routing:
     """Endpoint name -> Route, plus the replicas of each (endpoint, deployed model)."""
 
-    def __init__(self) -> None:
+    def __init__(self, reqlog: RequestResponseLog | None = None) -> None:
+        self.reqlog = reqlog  # request/response logging in place of BigQuery (None: off)
         self._routes: dict[str, Route] = {}
         self._replicas: dict[tuple[str, str], list[Replica]] = {}
         self._lock = threading.Lock()
@@ -93,8 +96,22 @@ class Routing:
             targets[dm.id] = Target(dm.id, base, display, dm.model_version_id, suffix, replicas)
         weighted = [targets[k] for k, v in endpoint.traffic_split.items() if v > 0 and k in targets]
         weights = [endpoint.traffic_split[t.deployed_model_id] for t in weighted]
+        cfg = endpoint.predict_request_response_logging_config
+        project = name.split("/")[1] if name.startswith("projects/") else ""
+        logging = (
+            (cfg.sampling_rate, cfg.bigquery_destination.output_uri or f"bq://{project}")
+            if cfg.enabled
+            else None
+        )
         with self._lock:
-            self._routes[name] = Route(targets, weighted, weights)
+            self._routes[name] = Route(targets, weighted, weights, logging)
+
+    def log(self, endpoint_name: str, target: Target, request: bytes, response: bytes) -> None:
+        route = self._routes.get(endpoint_name)
+        if self.reqlog is not None and route is not None:
+            self.reqlog.record(
+                route.logging, endpoint_name, target.deployed_model_id, request, response
+            )
 
     def forget(self, endpoint_name: str) -> None:
         with self._lock:
@@ -216,7 +233,9 @@ def register(router: Routes, routing: Routing, misbehaviours: Misbehaviours | No
         data = Misbehaviours.after(effect, _forward(target, replica, body)).rstrip()
         if not data.endswith(b"}"):
             raise ApiError(500, "INTERNAL", "The replica answered a non-object JSON body.")
-        return Response(200, data[:-1] + target.suffix + b"}", dict(_JSON))
+        answer = data[:-1] + target.suffix + b"}"
+        routing.log(m["name"], target, req.body, answer)
+        return Response(200, answer, dict(_JSON))
 
     def raw_predict(req: Request, m: re.Match[str]) -> Response:
         body = req.body

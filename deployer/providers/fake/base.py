@@ -15,6 +15,7 @@ from typing import Any
 
 from deployer import errors
 from deployer.providers import DeployRequest, JobStatus, ObjectInfo, Operation
+from deployer.spec.production_model import EndpointSettings
 from deployer.state import DEFAULT_ALIAS, LABEL_NAME, ObservedDeployment, ObservedEndpoint
 
 MUTATING = frozenset(
@@ -23,6 +24,7 @@ MUTATING = frozenset(
         *("delete_object", "delete_prefix", "upload_version", "update_version", "update_model"),
         *("merge_aliases", "delete_version", "delete_model", "create_endpoint"),
         *("update_endpoint", "deploy", "mutate_deployment", "set_traffic", "undeploy"),
+        "update_endpoint_logging",
         *("delete_endpoint", "create_job", "cancel_job", "delete_batch_job"),
     }
 )
@@ -55,6 +57,7 @@ class _Endpoint:
     labels: dict[str, str]
     deployed: dict[str, DeployRequest] = field(default_factory=dict)
     traffic: dict[str, int] = field(default_factory=dict)
+    settings: EndpointSettings = field(default_factory=EndpointSettings)  # as created/patched
 
 
 @dataclass
@@ -196,6 +199,8 @@ class FakeBase:
                 d.accelerator_count,
                 d.min_replicas,
                 d.max_replicas,
+                None,
+                d.settings.mutable,
             )
             for d in e.deployed.values()
         )
@@ -208,4 +213,6 @@ class FakeBase:
             e.description,
             deps,
             tuple(sorted(e.traffic.items())),
+            e.settings.fixed,
+            e.settings.logging,
         )

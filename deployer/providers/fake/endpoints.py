@@ -13,6 +13,11 @@ from typing import Any
 from deployer import errors
 from deployer.providers import DeployRequest, Labels, Operation, Traffic
 from deployer.providers.fake.base import FakeBase, _Endpoint
+from deployer.spec.production_model import (
+    DeployedModelSettings,
+    EndpointSettings,
+    RequestResponseLogging,
+)
 from deployer.state import ObservedEndpoint
 
 
@@ -23,12 +28,18 @@ class FakeEndpoints(FakeBase):
             return self._observed_endpoint(e) if e else None
 
     def create_endpoint(
-        self, endpoint_id: str, display_name: str, description: str, labels: Labels
+        self,
+        endpoint_id: str,
+        display_name: str,
+        description: str,
+        labels: Labels,
+        settings: EndpointSettings | None = None,
     ) -> Operation:
-        with self._recorded("create_endpoint", endpoint_id=endpoint_id):
+        with self._recorded("create_endpoint", endpoint_id=endpoint_id, settings=settings):
             if endpoint_id in self.endpoints:
                 raise errors.AlreadyExists(f"endpoint {endpoint_id} already exists")
             e = _Endpoint(endpoint_id, display_name, description, dict(labels))
+            e.settings = settings or EndpointSettings()
             self.endpoints[endpoint_id] = e
             return self._op()
 
@@ -39,9 +50,16 @@ class FakeEndpoints(FakeBase):
             e = self._endpoint(endpoint_id)
             e.display_name, e.description, e.labels = display_name, description, dict(labels)
 
+    def update_endpoint_logging(
+        self, endpoint_id: str, config: RequestResponseLogging | None
+    ) -> None:
+        with self._recorded("update_endpoint_logging", endpoint_id=endpoint_id, config=config):
+            e = self._endpoint(endpoint_id)
+            e.settings = replace(e.settings, predict_request_response_logging_config=config)
+
     def deploy(self, req: DeployRequest) -> Operation:
         args = {"endpoint_id": req.endpoint_id, "deployed_id": req.deployed_id}
-        with self._recorded("deploy", **args, traffic=req.traffic):
+        with self._recorded("deploy", **args, traffic=req.traffic, settings=req.settings):
             e = self._endpoint(req.endpoint_id)
             self._version(req.model_id, req.version_id)
             if req.deployed_id in e.deployed:
@@ -52,14 +70,29 @@ class FakeEndpoints(FakeBase):
             return self._op()
 
     def mutate_deployment(
-        self, endpoint_id: str, deployed_id: str, min_replicas: int, max_replicas: int
+        self,
+        endpoint_id: str,
+        deployed_id: str,
+        min_replicas: int,
+        max_replicas: int,
+        settings: DeployedModelSettings | None = None,
     ) -> Operation:
-        with self._recorded("mutate_deployment", endpoint_id=endpoint_id, deployed_id=deployed_id):
+        args = {"endpoint_id": endpoint_id, "deployed_id": deployed_id, "settings": settings}
+        with self._recorded("mutate_deployment", **args):
             e = self._endpoint(endpoint_id)
             if deployed_id not in e.deployed:
                 raise errors.NotFound(f"deployed model {deployed_id} not found")
             d = replace(e.deployed[deployed_id], min_replicas=min_replicas)
-            e.deployed[deployed_id] = replace(d, max_replicas=max_replicas)
+            d = replace(d, max_replicas=max_replicas)
+            if settings is not None:  # only what mutateDeployedModel changes
+                kept = d.settings
+                changed = replace(
+                    kept,
+                    autoscaling_metric_specs=settings.autoscaling_metric_specs,
+                    disable_container_logging=settings.disable_container_logging,
+                )
+                d = replace(d, settings=changed)
+            e.deployed[deployed_id] = d
             return self._op()
 
     def set_traffic(self, endpoint_id: str, traffic: Traffic) -> None:

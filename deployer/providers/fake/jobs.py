@@ -14,7 +14,8 @@ from deployer.providers.fake.base import FakeBase
 
 class FakeJobs(FakeBase):
     def create_job(self, req: JobRequest) -> JobStatus:
-        with self._recorded("create_job", display_name=req.display_name, labels=req.labels):
+        args = {"display_name": req.display_name, "labels": req.labels, "settings": req.settings}
+        with self._recorded("create_job", **args):
             n = next(self._ids)
             job = JobStatus(
                 f"{self._parent()}/batchPredictionJobs/{n}",

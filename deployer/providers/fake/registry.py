@@ -39,6 +39,7 @@ class FakeRegistry(FakeBase):
 
     def upload_version(self, req: VersionRequest) -> Operation:
         args = {"model_id": req.model_id, "parent_exists": req.parent_exists}
+        args["kms_key_name"] = req.kms_key_name
         with self._recorded("upload_version", **args, labels=dict(req.labels)):
             if req.parent_exists:
                 m = self._model(req.model_id)
