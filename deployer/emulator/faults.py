@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from deployer.emulator.http import (
-    ApiError,
     Request,
     Response,
     Router,
+    ServiceError,
     error_response,
     json_response,
 )
@@ -60,9 +60,9 @@ def _rate(value: Any, name: str) -> float:
     try:
         rate = float(value)
     except (TypeError, ValueError) as exc:
-        raise ApiError(400, "INVALID_ARGUMENT", f"{name} must be a number in [0, 1]") from exc
+        raise ServiceError(400, "INVALID_ARGUMENT", f"{name} must be a number in [0, 1]") from exc
     if not 0.0 <= rate <= 1.0:
-        raise ApiError(400, "INVALID_ARGUMENT", f"{name} must be in [0, 1], got {rate}")
+        raise ServiceError(400, "INVALID_ARGUMENT", f"{name} must be in [0, 1], got {rate}")
     return rate
 
 
@@ -101,7 +101,7 @@ class FaultController:
                 try:
                     self.op_delay = max(0.0, float(body["op_delay"]))
                 except (TypeError, ValueError) as exc:
-                    raise ApiError(400, "INVALID_ARGUMENT", "op_delay must be seconds") from exc
+                    raise ServiceError(400, "INVALID_ARGUMENT", "op_delay must be seconds") from exc
             if "seed" in body:
                 self.seed = None if body["seed"] is None else int(body["seed"])
                 self._rng = random.Random(self.seed)
@@ -115,11 +115,11 @@ class FaultController:
     @staticmethod
     def _parse_script(items: Any) -> list[ScriptedFault]:
         if not isinstance(items, list):
-            raise ApiError(400, "INVALID_ARGUMENT", "script must be a list of rules")
+            raise ServiceError(400, "INVALID_ARGUMENT", "script must be a list of rules")
         rules = []
         for item in items:
             if not isinstance(item, dict) or not isinstance(item.get("method"), str):
-                raise ApiError(
+                raise ServiceError(
                     400, "INVALID_ARGUMENT", 'each script rule needs "method" (API method name)'
                 )
             try:
@@ -131,9 +131,11 @@ class FaultController:
                     message=str(item.get("message", "Injected fault (scripted)")),
                 )
             except (TypeError, ValueError) as exc:
-                raise ApiError(400, "INVALID_ARGUMENT", f"bad script rule {item!r}: {exc}") from exc
+                raise ServiceError(
+                    400, "INVALID_ARGUMENT", f"bad script rule {item!r}: {exc}"
+                ) from exc
             if not rule.drop and not 400 <= rule.http_status <= 599:
-                raise ApiError(400, "INVALID_ARGUMENT", "http_status must be a 4xx or 5xx code")
+                raise ServiceError(400, "INVALID_ARGUMENT", "http_status must be a 4xx or 5xx code")
             rules.append(rule)
         return rules
 
@@ -264,7 +266,7 @@ def register_admin(router: Router, ctx: EmulatorContext) -> None:
     def set_faults(req: Request, m: Any) -> Response:
         body = req.json()
         if not isinstance(body, dict):
-            raise ApiError(400, "INVALID_ARGUMENT", "body must be a JSON object")
+            raise ServiceError(400, "INVALID_ARGUMENT", "body must be a JSON object")
         ctx.faults.configure(body)
         return json_response(ctx.faults.settings())
 

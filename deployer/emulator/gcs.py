@@ -21,7 +21,7 @@ from typing import Any
 from urllib.parse import quote, unquote
 
 from deployer.emulator.context import EmulatorContext
-from deployer.emulator.http import ApiError, Request, Response, Router, json_response
+from deployer.emulator.http import Request, Response, Router, ServiceError, json_response
 from deployer.emulator.objects import ObjectMeta
 
 _B = r"(?P<bucket>[^/]+)"
@@ -44,7 +44,9 @@ def _int_param(req: Request, name: str) -> int | None:
     try:
         return int(value)
     except ValueError:
-        raise ApiError(400, "INVALID_ARGUMENT", f"Invalid value for {name}: {value!r}") from None
+        raise ServiceError(
+            400, "INVALID_ARGUMENT", f"Invalid value for {name}: {value!r}"
+        ) from None
 
 
 def _base(req: Request, ctx: EmulatorContext) -> str:
@@ -108,10 +110,10 @@ def bucket_resource(bucket: dict[str, Any], base: str) -> dict[str, Any]:
 
 def _object_metadata_from_json(body: Any) -> dict[str, Any]:
     if not isinstance(body, dict):
-        raise ApiError(400, "INVALID_ARGUMENT", "Object metadata must be a JSON object")
+        raise ServiceError(400, "INVALID_ARGUMENT", "Object metadata must be a JSON object")
     metadata = body.get("metadata") or {}
     if not isinstance(metadata, dict):
-        raise ApiError(400, "INVALID_ARGUMENT", "metadata must be an object of string values")
+        raise ServiceError(400, "INVALID_ARGUMENT", "metadata must be an object of string values")
     return body
 
 
@@ -120,7 +122,7 @@ def _parse_multipart(req: Request) -> tuple[dict[str, Any], bytes, str]:
     ctype = req.headers.get("content-type", "")
     match = re.search(r'boundary="?([^";]+)"?', ctype)
     if not ctype.startswith("multipart/related") or match is None:
-        raise ApiError(
+        raise ServiceError(
             400,
             "INVALID_ARGUMENT",
             "uploadType=multipart needs Content-Type multipart/related with a boundary",
@@ -129,7 +131,7 @@ def _parse_multipart(req: Request) -> tuple[dict[str, Any], bytes, str]:
     parts = req.read_body().split(delim)
     # ['', meta-part, media-part, '--\r\n']
     if len(parts) < 4:
-        raise ApiError(
+        raise ServiceError(
             400, "INVALID_ARGUMENT", "Multipart body must hold a metadata part and a media part"
         )
 
@@ -137,7 +139,7 @@ def _parse_multipart(req: Request) -> tuple[dict[str, Any], bytes, str]:
         part = part[2:] if part.startswith(b"\r\n") else part
         head, sep, content = part.partition(b"\r\n\r\n")
         if not sep:
-            raise ApiError(400, "INVALID_ARGUMENT", "Malformed multipart part")
+            raise ServiceError(400, "INVALID_ARGUMENT", "Malformed multipart part")
         headers = {}
         for line in head.decode("latin-1").split("\r\n"):
             key, _, value = line.partition(":")
@@ -149,7 +151,7 @@ def _parse_multipart(req: Request) -> tuple[dict[str, Any], bytes, str]:
     try:
         meta = json.loads(meta_bytes or b"{}")
     except ValueError as exc:
-        raise ApiError(
+        raise ServiceError(
             400, "INVALID_ARGUMENT", f"Invalid JSON in multipart metadata: {exc}"
         ) from exc
     return (
@@ -171,10 +173,10 @@ class GcsApi:
     def insert_bucket(self, req: Request, m: re.Match[str]) -> Response:
         body = req.json()
         if not isinstance(body, dict) or not body.get("name"):
-            raise ApiError(400, "INVALID_ARGUMENT", "Bucket resource needs a name")
+            raise ServiceError(400, "INVALID_ARGUMENT", "Bucket resource needs a name")
         labels = body.get("labels") or {}
         if not isinstance(labels, dict):
-            raise ApiError(400, "INVALID_ARGUMENT", "labels must be an object")
+            raise ServiceError(400, "INVALID_ARGUMENT", "labels must be an object")
         created = self.store.create_bucket(
             body["name"],
             location=str(body.get("location") or "US"),
@@ -191,10 +193,10 @@ class GcsApi:
     def patch_bucket(self, req: Request, m: re.Match[str]) -> Response:
         body = req.json()
         if not isinstance(body, dict):
-            raise ApiError(400, "INVALID_ARGUMENT", "Bucket patch must be a JSON object")
+            raise ServiceError(400, "INVALID_ARGUMENT", "Bucket patch must be a JSON object")
         labels = body.get("labels")
         if labels is not None and not isinstance(labels, dict):
-            raise ApiError(400, "INVALID_ARGUMENT", "labels must be an object")
+            raise ServiceError(400, "INVALID_ARGUMENT", "labels must be an object")
         if req.method == "PUT" and labels is not None:
             current = self.store.require_bucket(unquote(m["bucket"]))["labels"]
             labels = {**dict.fromkeys(current), **labels}
@@ -233,7 +235,7 @@ class GcsApi:
         generation = _int_param(req, "generation")
         if generation is not None and generation != meta.generation:
             # Only live generations are kept.
-            raise ApiError(
+            raise ServiceError(
                 404, "NOT_FOUND", f"No such object: {meta.bucket}/{meta.name}#{generation}"
             )
         checks = {k: _int_param(req, k) for k in _PRECONDITIONS}
@@ -252,7 +254,7 @@ class GcsApi:
             )
         )
         if failed:
-            raise ApiError(
+            raise ServiceError(
                 412,
                 "FAILED_PRECONDITION",
                 "At least one of the pre-conditions you specified did not hold.",
@@ -261,7 +263,7 @@ class GcsApi:
             checks["ifGenerationNotMatch"] is not None
             and checks["ifGenerationNotMatch"] == meta.generation
         ):
-            raise ApiError(304, "FAILED_PRECONDITION", "Not modified")
+            raise ServiceError(304, "FAILED_PRECONDITION", "Not modified")
 
     def _download(self, req: Request, bucket: str, name: str) -> Response:
         meta, handle = self.store.open_with_meta(bucket, name)
@@ -338,7 +340,7 @@ class GcsApi:
         if kind == "media":
             name = req.q("name")
             if not name:
-                raise ApiError(
+                raise ServiceError(
                     400, "INVALID_ARGUMENT", "uploadType=media needs the name query parameter"
                 )
             source = req.stream if req.stream is not None else req.body
@@ -354,7 +356,9 @@ class GcsApi:
             metadata, media, media_type = _parse_multipart(req)
             name = metadata.get("name") or req.q("name")
             if not name:
-                raise ApiError(400, "INVALID_ARGUMENT", "Multipart upload metadata needs a name")
+                raise ServiceError(
+                    400, "INVALID_ARGUMENT", "Multipart upload metadata needs a name"
+                )
             meta = self.store.put(
                 bucket,
                 name,
@@ -368,11 +372,13 @@ class GcsApi:
             return json_response(object_resource(meta, base))
         if kind == "resumable":
             if req.q("upload_id"):
-                raise ApiError(400, "INVALID_ARGUMENT", "Send resumable upload chunks with PUT")
+                raise ServiceError(400, "INVALID_ARGUMENT", "Send resumable upload chunks with PUT")
             body = _object_metadata_from_json(req.json() if req.read_body() else {})
             name = body.get("name") or req.q("name")
             if not name:
-                raise ApiError(400, "INVALID_ARGUMENT", "Resumable upload needs the object name")
+                raise ServiceError(
+                    400, "INVALID_ARGUMENT", "Resumable upload needs the object name"
+                )
             spec: dict[str, Any] = {
                 "content_type": body.get("contentType")
                 or req.headers.get("x-upload-content-type")
@@ -392,20 +398,20 @@ class GcsApi:
                 f"?uploadType=resumable&upload_id={upload_id}"
             )
             return Response(200, b"", {"Location": location, "X-GUploader-UploadID": upload_id})
-        raise ApiError(400, "INVALID_ARGUMENT", f"Unsupported uploadType: {kind!r}")
+        raise ServiceError(400, "INVALID_ARGUMENT", f"Unsupported uploadType: {kind!r}")
 
     def upload_chunk(self, req: Request, m: re.Match[str]) -> Response:
         """PUT to a resumable session: append a chunk, answer 308 until the last one."""
         upload_id = req.q("upload_id")
         if not upload_id:
-            raise ApiError(
+            raise ServiceError(
                 400,
                 "INVALID_ARGUMENT",
                 "PUT uploads need an upload_id (start a resumable session first)",
             )
         session = self.store.get_upload(upload_id)
         if session is None:
-            raise ApiError(404, "NOT_FOUND", f"No such upload session: {upload_id}")
+            raise ServiceError(404, "NOT_FOUND", f"No such upload session: {upload_id}")
         bucket, name, spec = session
         if spec.get("result"):
             return json_response(spec["result"])  # already complete: a retry after a lost reply
@@ -416,18 +422,18 @@ class GcsApi:
         if content_range:
             cr = _CONTENT_RANGE.fullmatch(content_range)
             if cr is None:
-                raise ApiError(
+                raise ServiceError(
                     400, "INVALID_ARGUMENT", f"Malformed Content-Range: {content_range!r}"
                 )
             total = None if cr["total"] == "*" else int(cr["total"])
             if cr["start"] is not None:
                 start = int(cr["start"])
                 if int(cr["end"]) < start:
-                    raise ApiError(
+                    raise ServiceError(
                         400, "INVALID_ARGUMENT", f"Malformed Content-Range: {content_range!r}"
                     )
             if start > received:
-                raise ApiError(
+                raise ServiceError(
                     400,
                     "INVALID_ARGUMENT",
                     f"Chunk starts at {start} but only {received} bytes were received",
@@ -457,7 +463,7 @@ class GcsApi:
                 headers["Range"] = f"bytes=0-{received - 1}"
             return Response(308, b"", headers)
         if received > total:
-            raise ApiError(
+            raise ServiceError(
                 400,
                 "INVALID_ARGUMENT",
                 f"Received {received} bytes, more than the declared {total}",
@@ -480,7 +486,7 @@ class GcsApi:
     def cancel_upload(self, req: Request, m: re.Match[str]) -> Response:
         upload_id = req.q("upload_id")
         if not upload_id or self.store.get_upload(upload_id) is None:
-            raise ApiError(404, "NOT_FOUND", f"No such upload session: {upload_id}")
+            raise ServiceError(404, "NOT_FOUND", f"No such upload session: {upload_id}")
         self.store.finish_upload(upload_id)
         return Response(499, b"")
 
@@ -503,7 +509,9 @@ class GcsApi:
         if generation is not None:
             meta = self.store.require(bucket, name)
             if meta.generation != generation:
-                raise ApiError(404, "NOT_FOUND", f"No such object: {bucket}/{name}#{generation}")
+                raise ServiceError(
+                    404, "NOT_FOUND", f"No such object: {bucket}/{name}#{generation}"
+                )
         self.store.delete(
             bucket,
             name,
@@ -541,11 +549,11 @@ class GcsApi:
     def compose_object(self, req: Request, m: re.Match[str]) -> Response:
         body = req.json()
         if not isinstance(body, dict) or not isinstance(body.get("sourceObjects"), list):
-            raise ApiError(400, "INVALID_ARGUMENT", "compose needs sourceObjects")
+            raise ServiceError(400, "INVALID_ARGUMENT", "compose needs sourceObjects")
         sources = []
         for src in body["sourceObjects"]:
             if not isinstance(src, dict) or not src.get("name"):
-                raise ApiError(400, "INVALID_ARGUMENT", "each source object needs a name")
+                raise ServiceError(400, "INVALID_ARGUMENT", "each source object needs a name")
             sources.append(str(src["name"]))
         dest = body.get("destination") or {}
         meta = self.store.compose(
@@ -562,14 +570,14 @@ class GcsApi:
 def _parse_range(header: str, size: int) -> tuple[int, int]:
     match = re.fullmatch(r"bytes=(\d*)-(\d*)", header.replace(" ", ""))
     if match is None or (not match[1] and not match[2]):
-        raise ApiError(416, "OUT_OF_RANGE", f"Malformed Range header: {header!r}")
+        raise ServiceError(416, "OUT_OF_RANGE", f"Malformed Range header: {header!r}")
     if not match[1]:  # suffix: the last N bytes
         n = int(match[2])
         return max(0, size - n), size - 1
     start = int(match[1])
     end = int(match[2]) if match[2] else size - 1
     if start >= size > 0 or end < start:
-        raise ApiError(
+        raise ServiceError(
             416, "OUT_OF_RANGE", f"Request range not satisfiable: {header!r} for {size} bytes"
         )
     return start, min(end, size - 1)

@@ -31,10 +31,10 @@ from typing import Any, BinaryIO
 from deployer.emulator.context import EmulatorContext
 from deployer.emulator.faults import FaultController, RequestLog, register_admin
 from deployer.emulator.http import (
-    ApiError,
     Request,
     Response,
     Router,
+    ServiceError,
     canonical_status,
     error_response,
 )
@@ -62,7 +62,7 @@ class _BodyReader:
         try:
             size = int(line.split(b";", 1)[0].strip(), 16)
         except ValueError as exc:
-            raise ApiError(400, "INVALID_ARGUMENT", "Malformed chunked request body") from exc
+            raise ServiceError(400, "INVALID_ARGUMENT", "Malformed chunked request body") from exc
         if size == 0:
             while self._rfile.readline(1024) not in (b"\r\n", b"\n", b""):
                 pass  # trailers
@@ -81,7 +81,7 @@ class _BodyReader:
             want = self._remaining if n < 0 else min(self._remaining, n - len(out))
             data = self._rfile.read(want)
             if not data:
-                raise ApiError(400, "INVALID_ARGUMENT", "Request body ended early")
+                raise ServiceError(400, "INVALID_ARGUMENT", "Request body ended early")
             out += data
             self._remaining -= len(data)
             if self._chunked and self._remaining == 0:
@@ -196,24 +196,24 @@ class _Handler(BaseHTTPRequestHandler):
                         request.stream = body  # type: ignore[assignment]
                     else:
                         if length is not None and length > MAX_BUFFERED_BODY:
-                            raise ApiError(413, "PAYLOAD_TOO_LARGE", "Request body too large")
+                            raise ServiceError(413, "PAYLOAD_TOO_LARGE", "Request body too large")
                         request.body = body.read(MAX_BUFFERED_BODY + 1)
                         if len(request.body) > MAX_BUFFERED_BODY:  # chunked, no declared length
                             self.close_connection = True
-                            raise ApiError(413, "PAYLOAD_TOO_LARGE", "Request body too large")
+                            raise ServiceError(413, "PAYLOAD_TOO_LARGE", "Request body too large")
                     response = app.router.call(route, match, request)
                     if not admin and app.ctx.faults.drop_after(
                         name, mutating=mutating, status=response.status
                     ):
                         fault = "dropped"
-        except ApiError as exc:
+        except ServiceError as exc:
             response = exc.to_response()
         if fault != "dropped" and not body.done:
             # Keep the connection usable: skip the unread body if small, else close after answering.
             if not self.close_connection and length is not None and length <= 8 * 1024 * 1024:
                 try:
                     body.drain()
-                except ApiError:
+                except ServiceError:
                     self.close_connection = True
             else:
                 self.close_connection = True

@@ -13,7 +13,7 @@ import random
 import re
 from dataclasses import dataclass
 
-from deployer.emulator.http import ApiError
+from deployer.emulator.http import ServiceError
 
 # One path segment of a resource name (no '/', no ':' which starts a custom verb).
 SEG = r"[^/:]+"
@@ -49,7 +49,7 @@ def new_numeric_id() -> str:
 
 def parse_parent(parent: str) -> str:
     if not re.fullmatch(PARENT_RE, parent):
-        raise ApiError(
+        raise ServiceError(
             400, "INVALID_ARGUMENT", f"Invalid parent {parent!r}: expected projects/*/locations/*"
         )
     return parent
@@ -60,7 +60,7 @@ def parse_model_name(name: str) -> ModelName:
     name = name.replace("%40", "@")
     m = re.fullmatch(rf"({PARENT_RE})/models/([^/:@]+)(?:@([^/:@]+))?", name)
     if m is None:
-        raise ApiError(
+        raise ServiceError(
             400,
             "INVALID_ARGUMENT",
             f"Invalid Model resource name {name!r}: expected "
@@ -73,7 +73,7 @@ def parse_endpoint_name(name: str) -> tuple[str, str]:
     """(parent, endpoint_id) of `projects/p/locations/l/endpoints/ID`."""
     m = re.fullmatch(rf"({PARENT_RE})/endpoints/({SEG})", name)
     if m is None:
-        raise ApiError(
+        raise ServiceError(
             400,
             "INVALID_ARGUMENT",
             f"Invalid Endpoint resource name {name!r}: expected projects/*/locations/*/endpoints/*",
@@ -83,7 +83,7 @@ def parse_endpoint_name(name: str) -> tuple[str, str]:
 
 def check_resource_id(kind: str, value: str) -> str:
     if not _ID_RE.fullmatch(value):
-        raise ApiError(
+        raise ServiceError(
             400,
             "INVALID_ARGUMENT",
             f"Invalid {kind} id {value!r}: use 1-63 characters of [a-z0-9-] starting with a letter "
@@ -94,7 +94,7 @@ def check_resource_id(kind: str, value: str) -> str:
 
 def check_deployed_model_id(value: str) -> str:
     if not _DEPLOYED_ID_RE.fullmatch(value):
-        raise ApiError(
+        raise ServiceError(
             400,
             "INVALID_ARGUMENT",
             f"Invalid DeployedModel id {value!r}: use up to 63 characters of [a-z0-9_-] starting "
@@ -106,7 +106,7 @@ def check_deployed_model_id(value: str) -> str:
 def check_alias(alias: str) -> str:
     """Aliases look like `v1`, `prod`, `default`; they must not look like a version id."""
     if not _ALIAS_RE.fullmatch(alias):
-        raise ApiError(
+        raise ServiceError(
             400,
             "INVALID_ARGUMENT",
             f"Invalid version alias {alias!r}: it must match [a-z][a-zA-Z0-9-]{{0,126}}[a-z0-9].",

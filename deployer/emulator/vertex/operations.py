@@ -22,7 +22,7 @@ from google.protobuf import empty_pb2
 from google.rpc import code_pb2, status_pb2
 
 from deployer.emulator.context import EmulatorContext
-from deployer.emulator.http import ApiError, Request, Response, Router
+from deployer.emulator.http import Request, Response, Router, ServiceError
 from deployer.emulator.vertex import protos
 from deployer.emulator.vertex.names import API, PARENT_RE, SEG, operation_name
 from deployer.emulator.vertex.store import VertexStore
@@ -95,7 +95,7 @@ def register(router: Router, ctx: EmulatorContext, store: VertexStore) -> None:
     def require(name: str) -> operations_pb2.Operation:
         op = store.visible_operation(name)
         if op is None:
-            raise ApiError(404, "NOT_FOUND", f"Operation {name} not found.")
+            raise ServiceError(404, "NOT_FOUND", f"Operation {name} not found.")
         return op
 
     def get_op(req: Request, m: re.Match[str]) -> Response:
@@ -122,7 +122,7 @@ def register(router: Router, ctx: EmulatorContext, store: VertexStore) -> None:
             try:
                 timeout = min(_MAX_WAIT_S, float(str(body["timeout"]).rstrip("s")))
             except ValueError as exc:
-                raise ApiError(
+                raise ServiceError(
                     400, "INVALID_ARGUMENT", f"Invalid timeout {body['timeout']!r}"
                 ) from exc
         deadline = time.time() + timeout
@@ -141,7 +141,7 @@ def register(router: Router, ctx: EmulatorContext, store: VertexStore) -> None:
 
     def delete_op(req: Request, m: re.Match[str]) -> Response:
         if not store.delete_operation(m["name"]):
-            raise ApiError(404, "NOT_FOUND", f"Operation {m['name']} not found.")
+            raise ServiceError(404, "NOT_FOUND", f"Operation {m['name']} not found.")
         return protos.proto_response(empty_pb2.Empty())
 
     router.add("GET", op_path, get_op, name="getOperation", mutating=False)

@@ -22,7 +22,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from deployer.emulator.http import ApiError, Request, Response, Router
+from deployer.emulator.http import Request, Response, Router, ServiceError
 from deployer.emulator.vertex.names import API, PARENT_RE, SEG
 from deployer.emulator.vertex.replicas import Replica, ReplicaError, error_message
 
@@ -123,15 +123,15 @@ class Routing:
     def choose(self, endpoint_name: str) -> tuple[Target, Replica]:
         route = self._routes.get(endpoint_name)
         if route is None:
-            raise ApiError(404, "NOT_FOUND", f"Endpoint {endpoint_name} not found.")
+            raise ServiceError(404, "NOT_FOUND", f"Endpoint {endpoint_name} not found.")
         if not route.targets:
-            raise ApiError(
+            raise ServiceError(
                 400,
                 "FAILED_PRECONDITION",
                 f"Endpoint {endpoint_name} does not have any deployed model to serve the request.",
             )
         if not route.weighted:
-            raise ApiError(
+            raise ServiceError(
                 400,
                 "FAILED_PRECONDITION",
                 f"Endpoint {endpoint_name} has no traffic split assigned to any deployed model.",
@@ -142,7 +142,7 @@ class Routing:
             target = random.choices(route.weighted, route.weights)[0]
         replicas = target.replicas
         if not replicas:
-            raise ApiError(
+            raise ServiceError(
                 503,
                 "UNAVAILABLE",
                 f"Deployed model {target.deployed_model_id} on {endpoint_name} is starting "
@@ -153,7 +153,7 @@ class Routing:
 
 def _check_size(body: bytes) -> None:
     if len(body) > MAX_PAYLOAD_BYTES:
-        raise ApiError(
+        raise ServiceError(
             400,
             "INVALID_ARGUMENT",
             f"Request payload size exceeds the limit: {MAX_PAYLOAD_BYTES} bytes.",
@@ -164,7 +164,7 @@ def _forward(target: Target, replica: Replica, body: bytes) -> bytes:
     try:
         status, data = replica.post_predict(body)
     except ReplicaError as exc:
-        raise ApiError(
+        raise ServiceError(
             503,
             "UNAVAILABLE",
             f"Deployed model {target.deployed_model_id} is unavailable: {exc.message}",
@@ -173,8 +173,8 @@ def _forward(target: Target, replica: Replica, body: bytes) -> bytes:
         return data
     message = error_message(data)
     if 400 <= status < 500:
-        raise ApiError(400, "INVALID_ARGUMENT", message)
-    raise ApiError(
+        raise ServiceError(400, "INVALID_ARGUMENT", message)
+    raise ServiceError(
         503 if status in (502, 503, 504) else 500,
         "UNAVAILABLE" if status in (502, 503, 504) else "INTERNAL",
         f"Deployed model {target.deployed_model_id} failed: {message}",
@@ -193,7 +193,7 @@ def register(router: Router, routing: Routing) -> None:
             try:
                 obj = json.loads(body)
             except ValueError as exc:
-                raise ApiError(
+                raise ServiceError(
                     400, "INVALID_ARGUMENT", f"Invalid JSON payload received. {exc}"
                 ) from exc
             if isinstance(obj, dict):
@@ -201,7 +201,7 @@ def register(router: Router, routing: Routing) -> None:
                 body = json.dumps(obj).encode()
         data = _forward(target, replica, body).rstrip()
         if not data.endswith(b"}"):
-            raise ApiError(500, "INTERNAL", "The replica answered a non-object JSON body.")
+            raise ServiceError(500, "INTERNAL", "The replica answered a non-object JSON body.")
         return Response(200, data[:-1] + target.suffix + b"}", dict(_JSON))
 
     def raw_predict(req: Request, m: re.Match[str]) -> Response:

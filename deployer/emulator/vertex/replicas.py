@@ -36,7 +36,7 @@ import time
 from pathlib import Path
 
 from deployer.emulator.context import EmulatorContext
-from deployer.emulator.http import ApiError
+from deployer.emulator.http import ServiceError
 from deployer.emulator.objects import parse_gs_uri
 
 log = logging.getLogger("deployer.emulator.vertex")
@@ -214,12 +214,14 @@ class ReplicaManager:
         bucket, prefix = parse_gs_uri(artifact_uri)
         prefix = prefix.rstrip("/") + "/" if prefix else ""
         if not self.ctx.objects.bucket_exists(bucket):
-            raise ApiError(
+            raise ServiceError(
                 400, "FAILED_PRECONDITION", f"Bucket of artifact {artifact_uri} does not exist."
             )
         metas = [m for m in self.ctx.objects.list(bucket, prefix) if not m.name.endswith("/")]
         if not metas:
-            raise ApiError(400, "FAILED_PRECONDITION", f"No objects under artifact {artifact_uri}.")
+            raise ServiceError(
+                400, "FAILED_PRECONDITION", f"No objects under artifact {artifact_uri}."
+            )
         digest = hashlib.sha256()
         for m in metas:
             digest.update(f"{m.name[len(prefix) :]}\0{m.md5_hash}\0{m.size}\n".encode())
