@@ -27,7 +27,6 @@ import queue
 import socket
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -155,43 +154,99 @@ Handler = Callable[[HttpRequest], HttpResponse]
 
 
 class _Workers:
-    """Daemon threads that run blocking handlers; grows up to `limit`, idle ones are reused.
+    """Daemon threads that run blocking calls for the event loop; grow up to `limit`, reused.
 
-    Not concurrent.futures.ThreadPoolExecutor: its threads are joined at interpreter exit,
-    so one handler stuck on a silent client would keep a stopped server's process alive.
+    Not loop.run_in_executor with a ThreadPoolExecutor: its threads are joined at interpreter
+    exit (one handler stuck on a silent client would keep a stopped server's process alive),
+    and its concurrent Future (a Condition per call) plus the chaining into an asyncio Future
+    cost more than the one call_soon_threadsafe used here, on every request.
     """
 
     def __init__(self, limit: int, name: str) -> None:
         self._limit = limit
         self._name = name
-        self._tasks: queue.SimpleQueue[tuple[Future[Any], Callable[..., Any], tuple[Any, ...]]]
-        self._tasks = queue.SimpleQueue()
+        self._tasks: queue.SimpleQueue[_Task] = queue.SimpleQueue()
         self._idle = threading.Semaphore(0)
         self._count = 0
         self._lock = threading.Lock()
 
-    def submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
-        future: Future[Any] = Future()
-        self._tasks.put((future, fn, args))
+    def run(self, fn: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
+        """Call fn(*args) on a worker thread; the returned future (of the running loop)
+        resolves with its result or exception."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        self._tasks.put((loop, future, fn, args))
         if not self._idle.acquire(blocking=False):
             with self._lock:
                 if self._count < self._limit:
                     self._count += 1
                     threading.Thread(
-                        target=self._run, name=f"{self._name}-{self._count}", daemon=True
+                        target=self._work, name=f"{self._name}-{self._count}", daemon=True
                     ).start()
         return future
 
-    def _run(self) -> None:
+    def _work(self) -> None:
         while True:
-            future, fn, args = self._tasks.get()
-            if future.set_running_or_notify_cancel():
-                try:
-                    future.set_result(fn(*args))
-                except BaseException as exc:
-                    future.set_exception(exc)
-            del future, fn, args
+            loop, future, fn, args = self._tasks.get()
+            try:
+                result, error = fn(*args), None
+            except BaseException as exc:
+                result, error = None, exc
+            try:
+                loop.call_soon_threadsafe(_settle, future, result, error)
+            except RuntimeError:  # the loop has closed: nobody waits for this any more
+                pass
+            del loop, future, fn, args, result, error
             self._idle.release()
+
+
+_Task = tuple[asyncio.AbstractEventLoop, "asyncio.Future[Any]", Callable[..., Any], tuple[Any, ...]]
+
+
+def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    if future.cancelled():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
+
+
+class _CoalescingTransport:
+    """Merges the writes of one loop step into one send: headers and body of a response go
+    out in one segment, as the standard-library servers wrote them (a reader that gets them
+    apart pays an extra wake-up and recv per response)."""
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._pending: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        if not self._pending:
+            self._loop.call_soon(self._flush)
+        self._pending.append(data)
+
+    def _flush(self) -> None:
+        if self._pending:
+            data = b"".join(self._pending)
+            self._pending.clear()
+            if not self._transport.is_closing():
+                self._transport.write(data)
+
+    def close(self) -> None:
+        self._flush()
+        self._transport.close()
+
+    def abort(self) -> None:
+        self._pending.clear()
+        self._transport.abort()
+
+    def get_write_buffer_size(self) -> int:
+        return self._transport.get_write_buffer_size() + sum(map(len, self._pending))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
 
 
 def _abort_transport(send: Any) -> None:
@@ -216,6 +271,11 @@ def _protocol_class(error_body: ErrorBody) -> type[HttpToolsProtocol]:
             ).encode("latin-1")
             self.transport.write(head + body)
             self.transport.close()
+
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            super().connection_made(
+                _CoalescingTransport(transport, self.loop)  # type: ignore[arg-type]
+            )
 
         def eof_received(self) -> bool:  # type: ignore[override]  # asyncio: bool | None
             # A client may send its request and shut its side (SHUT_WR): it still gets the
@@ -342,9 +402,7 @@ class HttpServer:
             body=body,
         )
         try:
-            response: HttpResponse = await asyncio.wrap_future(
-                self._workers.submit(self._handler, request)
-            )
+            response: HttpResponse = await self._workers.run(self._handler, request)
         except Exception:
             log.exception("handler failed on %s %s", request.method, request.raw_path)
             ctype, data = self._error_body(500, "internal error; see the server log")
@@ -383,7 +441,7 @@ class HttpServer:
         chunks: Iterator[bytes] = iter(body)  # type: ignore[arg-type]
         cycle = getattr(send, "__self__", None)
         while not getattr(cycle, "disconnected", False):  # a client gone: stop reading
-            chunk = await asyncio.wrap_future(self._workers.submit(next, chunks, None))
+            chunk = await self._workers.run(next, chunks, None)
             if chunk is None:
                 break
             if chunk:
