@@ -45,8 +45,9 @@ BACKLOG = 4096
 PREFETCH_BYTES = 1 << 20
 # A handler waiting this long for the next piece of a request body gives up.
 BODY_READ_TIMEOUT_S = 300.0
-# Threads running handlers at once; more requests than this queue for a free thread.
-MAX_WORKERS = 256
+# Threads running handlers at once (created as needed; a streaming upload from a slow client
+# holds one), more requests than this queue for a free thread.
+MAX_WORKERS = 1024
 
 ErrorBody = Callable[[int, str], tuple[str, bytes]]  # (status, message) -> (content type, body)
 
