@@ -379,7 +379,13 @@ class HttpServer:
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         length: int | None = None
         if "transfer-encoding" not in headers and "content-length" in headers:
-            length = int(headers["content-length"])  # the parser has checked it is a number
+            try:  # the parser has checked the digits; repeated headers arrive joined
+                length = int(headers["content-length"])
+            except ValueError:
+                ctype, data = self._error_body(400, "Bad Content-Length")
+                bad = HttpResponse(400, data, {"Content-Type": ctype}, close=True)
+                await self._respond(scope["method"], bad, send)
+                return
         loop = asyncio.get_running_loop()
         prefix, more = b"", length is None or length > 0
         if length is None and "transfer-encoding" not in headers:
@@ -409,14 +415,12 @@ class HttpServer:
             ctype, data = self._error_body(500, "internal error; see the server log")
             response = HttpResponse(500, data, {"Content-Type": ctype}, close=True)
         try:
-            await self._respond(request, response, send, receive)
+            await self._respond(request.method, response, send)
         finally:
             if response.on_close is not None:
                 response.on_close()
 
-    async def _respond(
-        self, request: HttpRequest, response: HttpResponse, send: Any, receive: Any
-    ) -> None:
+    async def _respond(self, method: str, response: HttpResponse, send: Any) -> None:
         if response.abort:
             _abort_transport(send)
             for _ in range(3):  # let the loop see the close, so uvicorn adds no reply
@@ -435,8 +439,8 @@ class HttpServer:
         if response.close:
             raw.append((b"connection", b"close"))
         await send({"type": "http.response.start", "status": response.status, "headers": raw})
-        if is_bytes or request.method == "HEAD" or response.status in (204, 304):
-            data = bytes(body) if is_bytes and request.method != "HEAD" else b""  # type: ignore[arg-type]
+        if is_bytes or method == "HEAD" or response.status in (204, 304):
+            data = bytes(body) if is_bytes and method != "HEAD" else b""  # type: ignore[arg-type]
             await send({"type": "http.response.body", "body": data})
             return
         chunks: Iterator[bytes] = iter(body)  # type: ignore[arg-type]
