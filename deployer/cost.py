@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from deployer import settings
 from deployer.errors import BudgetExceeded, ConfigError
 from deployer.spec import BatchJob, Deployment, Spec, catalog
 
@@ -49,7 +49,6 @@ class PriceTable:
     source: str  # where the figures come from, shown with every estimate
     as_of: str  # ISO date of the figures
     path: str = ""  # file it was read from
-    base_region: str = "us-central1"
     regions: Mapping[str, float] = field(
         default_factory=dict
     )  # region -> multiplier on base prices
@@ -116,7 +115,6 @@ def _table_from_json(data: Mapping[str, Any], path: str) -> PriceTable:
         source=str(data["source"]),
         as_of=str(data["as_of"]),
         path=path,
-        base_region=str(data.get("base_region", "us-central1")),
         regions={k: float(v) for k, v in data.get("regions", {}).items()},
         families=rates(data.get("families", {})),
         accelerators={k: float(v["hour"]) for k, v in accelerators.items()},
@@ -133,13 +131,8 @@ def _table_from_json(data: Mapping[str, Any], path: str) -> PriceTable:
     )
 
 
-def deployer_home(environ: Mapping[str, str] | None = None) -> Path:
-    env = os.environ if environ is None else environ
-    return Path(env.get("DEPLOYER_HOME") or Path.home() / ".deployer").expanduser()
-
-
 def user_cache_path(environ: Mapping[str, str] | None = None) -> Path:
-    return deployer_home(environ) / "prices.json"
+    return settings.HOME.get(environ) / "prices.json"
 
 
 def packaged_table_text() -> str:

@@ -25,6 +25,8 @@ exceptions (google.api_core, requests, OSError from transports) never cross
     ├── LockHeld                       exit 6   another apply holds the stack lock
     ├── BudgetExceeded                 exit 7   the plan's steady-state cost exceeds the guard
     ├── BatchJobFailed                 exit 8   a batch prediction job ended FAILED or CANCELLED
+    ├── StalePlan                      exit 9   a saved or confirmed plan no longer matches the
+    │                                           stack, the spec or an artifact: plan again
     └── Aborted                        exit 130 the user declined or interrupted
 
 `plan --detailed-exitcode` maps every error to 1, as terraform does.
@@ -159,6 +161,15 @@ class BudgetExceeded(DeployerError):
 
 class BatchJobFailed(DeployerError):
     exit_code = 8
+
+
+class StalePlan(DeployerError):
+    """The plan to execute was made against a stack, spec or artifact that has changed since.
+
+    Raised before any mutating call of the plan (a saved plan is checked before the lock is
+    taken, and again under it), naming what changed."""
+
+    exit_code = 9
 
 
 class Aborted(DeployerError):

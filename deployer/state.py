@@ -117,10 +117,6 @@ class ObservedVersion:
     container_image: str
     description: str = ""
 
-    @property
-    def versioned_name(self) -> str:
-        return f"{self.model_resource}@{self.version_id}"
-
     def label(self, key: str) -> str | None:
         return dict(self.labels).get(key)
 

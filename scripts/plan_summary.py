@@ -1,8 +1,9 @@
 """Render `deployer plan|apply|teardown|reap --output json` as Markdown for a CI job summary.
 
 Owns: turning those JSON documents (read from a file or stdin) into a short Markdown report
-that the workflows append to `$GITHUB_STEP_SUMMARY`. Reads only the keys it knows and shows
-the rest as a JSON block, so a new field in deployer's output never breaks a pipeline.
+that the action (scripts/deployer_action.py) and the workflows append to
+`$GITHUB_STEP_SUMMARY`. Reads only the keys it knows and shows the rest as a JSON block, so a
+new field in deployer's output never breaks a pipeline.
 Must not: call deployer or any API, or fail on a document shape it does not recognise
 (a malformed summary must not turn a good deploy red).
 
@@ -100,6 +101,23 @@ def render(doc: Any, *, title: str, exit_code: int | None = None, detailed: bool
     return "\n".join(lines) + "\n"
 
 
+def summarize(
+    text: str, *, title: str, exit_code: int | None = None, detailed: bool = False
+) -> str:
+    """The report for deployer's stdout `text`: rendered JSON, or (not JSON: deployer failed
+    before printing it) the exit code and the end of the text."""
+    try:
+        doc: Any = json.loads(text) if text.strip() else None
+    except json.JSONDecodeError:
+        doc = None
+    if doc is None:
+        out = f"## {title}\n\nNo JSON output (exit code {exit_code}).\n"
+        if text.strip():
+            out += "\n```\n" + text[-5000:] + "\n```\n"
+        return out
+    return render(doc, title=title, exit_code=exit_code, detailed=detailed)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("path", nargs="?", default="-")
@@ -112,17 +130,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     text = sys.stdin.read() if args.path == "-" else Path(args.path).read_text(encoding="utf-8")
-    try:
-        doc: Any = json.loads(text) if text.strip() else None
-    except json.JSONDecodeError:
-        doc = None
-    if doc is None:
-        sys.stdout.write(f"## {args.title}\n\nNo JSON output (exit code {args.exit_code}).\n")
-        if text.strip():
-            sys.stdout.write("\n```\n" + text[-5000:] + "\n```\n")
-        return 0
     sys.stdout.write(
-        render(doc, title=args.title, exit_code=args.exit_code, detailed=args.detailed_exitcode)
+        summarize(text, title=args.title, exit_code=args.exit_code, detailed=args.detailed_exitcode)
     )
     return 0
 

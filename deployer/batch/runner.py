@@ -1,11 +1,10 @@
 """Run one batch job of a spec: stage, create or re-attach, wait, collect.
 
-Owns: the `BatchBackend` protocol (what batch-predict needs from a cloud; the
-provider implements it, tests use a fake), the job journal (`.deployer/
-batch-jobs.json` next to the spec: the job a run started, so a killed or
-interrupted run re-attaches instead of starting a second job), finding a job
-to adopt by labels when the journal is lost (batch jobs have no client-chosen
-id), waiting with progress callbacks, and collecting the outputs.
+Owns: the batch job journal (`BatchJobJournal`, `.deployer/batch-jobs.json` next to the
+spec: the job a run started, so a killed or interrupted run re-attaches instead of starting
+a second job), finding a job to adopt by labels when the journal is lost (batch jobs have no
+client-chosen id), waiting with progress callbacks, and collecting the outputs. Each step
+takes the narrowest provider protocol it needs (`Registry`, `Storage`, `Jobs`).
 
 Must not: render anything (the CLI does, through the callbacks), prompt, or
 import google.cloud / deployer.emulator.
@@ -20,12 +19,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from deployer.batch.results import Merged, RowError, Score, load_labels, merge, score, write_output
 from deployer.batch.staging import StagedInput, infer_format, stage_input
 from deployer.errors import BatchJobFailed, ConfigError, NotFound, OperationTimeout, ResponseLost
-from deployer.providers import JobRequest, JobStatus
+from deployer.providers import JobRequest, Jobs, JobState, JobStatus, Progress, Registry, Storage
+from deployer.providers.retry import PollTimeout, poll_until
 from deployer.spec import BatchJob, Spec
 from deployer.state import LABEL_NAME, LABEL_STACK, label_value, model_id
 from deployer.wire import batch_formats as formats
@@ -36,32 +36,20 @@ LABEL_INPUT = (
 )
 
 
-class BatchBackend(Protocol):
-    """What batch-predict needs from a cloud (implemented in deployer.providers.batch_jobs)."""
-
-    poll_interval: float  # seconds between status polls
-
-    def model_version(self, model_id: str, alias: str) -> str | None: ...
-    def create_job(self, req: JobRequest) -> JobStatus: ...
-    def get_job(self, resource: str) -> JobStatus: ...
-    def find_jobs(self, labels: dict[str, str]) -> list[JobStatus]: ...
-    def cancel_job(self, resource: str) -> None: ...
-    def list_objects(self, bucket: str, prefix: str) -> dict[str, Any]: ...
-    def upload_files(self, bucket: str, files: Any, progress: Any = None) -> None: ...
-    def download_files(self, items: list[tuple[str, Path]]) -> None: ...
-
-
 # --- journal ------------------------------------------------------------------------------
 
 
-class Journal:
-    """`.deployer/batch-jobs.json` next to the spec: job name -> the job a run started."""
+class BatchJobJournal:
+    """`.deployer/batch-jobs.json` next to the spec: job name -> the job a run started.
+
+    Local and per spec, unlike deployer.reconcile.journal.Journal (operations in flight,
+    kept in the stack's bucket)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
 
     @classmethod
-    def for_spec(cls, spec: Spec) -> Journal:
+    def for_spec(cls, spec: Spec) -> BatchJobJournal:
         base = spec.source.parent if spec.source else Path.cwd()
         return cls(base / ".deployer" / "batch-jobs.json")
 
@@ -115,8 +103,8 @@ def job_labels(spec: Spec, job: BatchJob, input_hash: str) -> dict[str, str]:
     }
 
 
-def resolve_version(backend: BatchBackend, spec: Spec, job: BatchJob) -> str:
-    found = backend.model_version(model_id(spec.stack, job.model), job.version)
+def resolve_version(registry: Registry, spec: Spec, job: BatchJob) -> str:
+    found = registry.model_version(model_id(spec.stack, job.model), job.version)
     if found is None:
         raise ConfigError(
             f"model version {job.ref} is not in the registry yet",
@@ -126,27 +114,27 @@ def resolve_version(backend: BatchBackend, spec: Spec, job: BatchJob) -> str:
 
 
 def stage(
-    backend: BatchBackend,
+    storage: Storage,
     spec: Spec,
     job: BatchJob,
     input_override: str | None,
-    progress: Any = None,
+    progress: Progress | None = None,
 ) -> StagedInput:
     paths = [input_override] if input_override else list(job.input.paths)
     if input_override and not input_override.startswith("gs://"):
         paths = [str(Path(input_override).resolve())]
     declared = None if input_override else job.input.format.value
     fmt = infer_format(paths[0], declared)
-    return stage_input(backend, spec.bucket.name, spec.stack, paths, fmt, progress=progress)
+    return stage_input(storage, spec.bucket.name, spec.stack, paths, fmt, progress=progress)
 
 
 def start_or_attach(
-    backend: BatchBackend,
+    backend: Jobs,
     spec: Spec,
     job: BatchJob,
     staged: StagedInput | None,
     version: str,
-    journal: Journal,
+    journal: BatchJobJournal,
     *,
     resume: bool,
 ) -> tuple[JobStatus, bool]:
@@ -206,33 +194,37 @@ def start_or_attach(
 
 
 def wait(
-    backend: BatchBackend,
+    backend: Jobs,
     resource: str,
     *,
     on_status: Callable[[JobStatus], None] | None = None,
     timeout: float | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> JobStatus:
-    """Poll until the job ends; on_status sees every snapshot."""
-    deadline = None if timeout is None else time.monotonic() + timeout
-    while True:
-        status = backend.get_job(resource)
-        if on_status is not None:
-            on_status(status)
-        if status.terminal:
-            return status
-        if deadline is not None and time.monotonic() > deadline:
-            raise OperationTimeout(
-                f"batch job {resource} still {status.state} after {timeout:.0f}s",
-                hint="re-run with --resume to keep waiting",
-            )
-        sleep(backend.poll_interval)
+    """Poll every `backend.poll_interval` seconds until the job ends; on_status sees every
+    snapshot."""
+    try:
+        return poll_until(
+            lambda: backend.get_job(resource),
+            lambda status: status.terminal,
+            timeout=timeout,
+            fixed=backend.poll_interval,
+            on_value=on_status,
+            sleep=sleep,
+        )
+    except PollTimeout as exc:
+        last = exc.last if isinstance(exc.last, JobStatus) else None
+        state = last.state.short if last is not None else "unknown"
+        raise OperationTimeout(
+            f"batch job {resource} still {state} after {timeout:.0f}s",
+            hint="re-run with --resume to keep waiting",
+        ) from None
 
 
 def raise_if_failed(status: JobStatus) -> None:
-    if status.state == "JOB_STATE_SUCCEEDED" or status.state == "JOB_STATE_PARTIALLY_SUCCEEDED":
+    if status.state in (JobState.SUCCEEDED, JobState.PARTIALLY_SUCCEEDED):
         return
-    what = status.state.removeprefix("JOB_STATE_").lower()
+    what = status.state.short.lower()
     raise BatchJobFailed(
         f"batch job {status.resource} {what}: {status.error or 'no error message'}",
         hint="fix the input or the model, then run batch-predict again",
@@ -254,7 +246,7 @@ class Collected:
 
 
 def collect(
-    backend: BatchBackend,
+    storage: Storage,
     status: JobStatus,
     staged: StagedInput | None,
     output: Path,
@@ -266,7 +258,7 @@ def collect(
     if not status.output_dir:
         raise BatchJobFailed(f"batch job {status.resource} reports no output directory")
     bucket, _, prefix = status.output_dir.removeprefix("gs://").partition("/")
-    objects = backend.list_objects(bucket, prefix.rstrip("/") + "/")
+    objects = storage.list_objects(bucket, prefix.rstrip("/") + "/")
     shards = sorted(n for n in objects if formats.parse_shard_name(n))
     notes: list[str] = []
     index = staged.index if staged is not None else None
@@ -280,7 +272,7 @@ def collect(
         known = staged.labels
     with tempfile.TemporaryDirectory(prefix="deployer-batch-out-") as tmp:
         items = [(f"gs://{bucket}/{name}", Path(tmp) / name.rsplit("/", 1)[-1]) for name in shards]
-        backend.download_files(items)
+        storage.download_files(items)
         results = [p for _, p in items if formats.RESULTS_STEM in p.name]
         errors = [p for _, p in items if formats.ERRORS_STEM in p.name]
         merged = merge(results, errors, index, spool=Path(tmp) / "predictions.spool")
@@ -302,11 +294,11 @@ def collect(
     return result
 
 
-def list_jobs(backend: BatchBackend, spec: Spec) -> list[JobStatus]:
+def list_jobs(backend: Jobs, spec: Spec) -> list[JobStatus]:
     return sorted(backend.find_jobs({LABEL_STACK: spec.stack}), key=lambda j: j.create_time)
 
 
-def find_for_cancel(backend: BatchBackend, spec: Spec, ref: str) -> JobStatus:
+def find_for_cancel(backend: Jobs, spec: Spec, ref: str) -> JobStatus:
     """A job of the stack by logical name (its newest live run), numeric id, or resource name."""
     jobs = list_jobs(backend, spec)
     for j in jobs:

@@ -1,7 +1,7 @@
 """Count a batch job's local input rows cheaply, so `plan` can bound the job's cost.
 
-Owns: `count_instances(paths, fmt)`: an upper bound on the instances in local inputs without
-parsing them: lines of JSON Lines / file lists (blank lines counted too), lines minus one
+Owns: `local_rows_upper_bound(paths, fmt)`: an upper bound on the instances in local inputs
+without parsing them: lines of JSON Lines / file lists (blank lines counted too), lines minus one
 header per CSV file, records of TFRecord files (by their length headers), rows of .npy
 arrays (from the header), files of a file-list folder. None when any input is in Cloud
 Storage, missing, an .npz, or larger than `max_bytes` in all (counting would slow `plan`).
@@ -63,7 +63,7 @@ def _files(path: Path) -> list[Path]:
     return folder_files(path) if path.is_dir() else [path]
 
 
-def count_instances(
+def local_rows_upper_bound(
     paths: Iterable[str], fmt: str | None, *, max_bytes: int = MAX_COUNT_BYTES
 ) -> int | None:
     """Upper bound on the rows of local batch inputs (see the module docstring), or None."""
@@ -102,8 +102,8 @@ def count_instances(
 
 
 def job_instance_counts(spec: Spec) -> dict[str, int | None]:
-    """Job name -> `count_instances` of its spec input, for the cost estimate."""
+    """Job name -> `local_rows_upper_bound` of its spec input, for the cost estimate."""
     return {
-        job.name: count_instances(job.input.paths, job.input.format.value)
+        job.name: local_rows_upper_bound(job.input.paths, job.input.format.value)
         for job in spec.batch_jobs
     }

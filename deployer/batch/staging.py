@@ -8,9 +8,8 @@ hashing what will be sent, uploading only what the bucket lacks (in parallel),
 and filling the `RowIndex` (deployer.batch.rows, on disk) that maps each output
 back to its input row.
 
-Must not: import google.cloud (it calls a `StagingStore`, which the provider
-implements), or keep anything per row in memory (rows are streamed to the parts
-and to the on-disk `RowIndex`).
+Must not: import google.cloud (it calls the provider's `Storage` protocol), or keep
+anything per row in memory (rows are streamed to the parts and to the on-disk `RowIndex`).
 """
 
 from __future__ import annotations
@@ -23,38 +22,17 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
+from deployer import settings
 from deployer.batch.rows import Labels, RowIndex
 from deployer.errors import ConfigError
+from deployer.providers import ObjectInfo, Progress, Storage
 from deployer.state import BATCH_INPUT_PREFIX
 from deployer.wire import batch_formats as formats
 
-# A part of a split text input holds at most this many bytes (Vertex reads parts in parallel).
-PART_BYTES = int(os.environ.get("DEPLOYER_BATCH_PART_BYTES", str(16 * 1024 * 1024)))
-# Input parts (>= _BIG_UPLOAD_BYTES) uploading at once: bounds the client's memory (see
-# _upload_missing).
-UPLOAD_PARTS_IN_FLIGHT = max(1, int(os.environ.get("DEPLOYER_BATCH_UPLOADS_IN_FLIGHT", "1")))
 _BIG_UPLOAD_BYTES = 1024 * 1024
 LABEL_FIELD = "label"
-_EXT_FORMAT = {
-    ".jsonl": "jsonl",
-    ".json": "jsonl",
-    ".ndjson": "jsonl",
-    ".csv": "csv",
-    ".tfrecord": "tf-record",
-    ".tfrecords": "tf-record",
-    ".tfr": "tf-record",
-    ".txt": "file-list",
-    ".lst": "file-list",
-}
-
-
-class StagingStore(Protocol):
-    """The storage calls staging needs (the provider implements them)."""
-
-    def list_objects(self, bucket: str, prefix: str) -> dict[str, Any]: ...
-    def upload_files(self, bucket: str, files: Any, progress: Any = None) -> None: ...
 
 
 @dataclass
@@ -78,16 +56,12 @@ def folder_files(path: Path) -> list[Path]:
 
 
 def infer_format(path: str, declared: str | None) -> str:
-    """The input format: declared in the spec, else from the extension."""
+    """The input format: declared in the spec, else what `batch_formats.infer_format` reads."""
     if declared:
         return declared
-    suffix = Path(path).suffix.lower()
-    if suffix in (".npy", ".npz"):
-        return "jsonl"
-    if Path(path).is_dir():
-        return "file-list"
-    if suffix in _EXT_FORMAT:
-        return _EXT_FORMAT[suffix]
+    inferred = formats.infer_format(path, is_dir=Path(path).is_dir())
+    if inferred is not None:
+        return inferred
     raise ConfigError(
         f"cannot tell the input format of {path}",
         hint="set input.format in the spec (jsonl, csv, file-list, tf-record)",
@@ -95,14 +69,14 @@ def infer_format(path: str, declared: str | None) -> str:
 
 
 def stage_input(
-    store: StagingStore,
+    store: Storage,
     bucket: str,
     stack: str,
     paths: list[str],
     fmt: str,
     *,
     work_dir: Path | None = None,
-    progress: Any = None,
+    progress: Progress | None = None,
 ) -> StagedInput:
     """Stage `paths` (local files/folders or gs:// URIs) for a job reading format `fmt`."""
     if not paths:
@@ -143,29 +117,31 @@ def stage_input(
 
 
 def _upload_missing(
-    store: StagingStore, bucket: str, uploads: list[tuple[str, str]], progress: Any
+    store: Storage, bucket: str, uploads: list[tuple[str, str]], progress: Progress | None
 ) -> int:
     """Upload the objects the bucket lacks (same name and size counts as present: names hold
     hashes)."""
     prefixes = sorted({name.rsplit("/", 1)[0] + "/" for _, name in uploads})
-    present: dict[str, Any] = {}
+    present: dict[str, ObjectInfo] = {}
     for prefix in prefixes:
         present.update(store.list_objects(bucket, prefix))
     missing = [
         (local, name)
         for local, name in uploads
-        if name not in present or getattr(present[name], "size", -1) != os.path.getsize(local)
+        if name not in present or present[name].size != os.path.getsize(local)
     ]
     # Each part in flight holds an upload chunk (8 MiB) and its copies in memory: sending
     # every part at once makes the client's peak grow with the input up to the provider's
-    # worker count. Parts go up UPLOAD_PARTS_IN_FLIGHT at a time (default one: one 8 MiB chunk in
-    # memory; on loopback no slower than eight); small files (file-list members) all at once.
+    # worker count. Parts go up $DEPLOYER_BATCH_UPLOADS_IN_FLIGHT at a time (default one: one
+    # 8 MiB chunk in memory; on loopback no slower than eight); small files (file-list members)
+    # all at once.
     big = [item for item in missing if os.path.getsize(item[0]) >= _BIG_UPLOAD_BYTES]
     small = [item for item in missing if os.path.getsize(item[0]) < _BIG_UPLOAD_BYTES]
     if small:
         store.upload_files(bucket, small, progress)
-    for i in range(0, len(big), UPLOAD_PARTS_IN_FLIGHT):
-        store.upload_files(bucket, big[i : i + UPLOAD_PARTS_IN_FLIGHT], progress)
+    in_flight = settings.BATCH_UPLOADS_IN_FLIGHT.get()
+    for i in range(0, len(big), in_flight):
+        store.upload_files(bucket, big[i : i + in_flight], progress)
     return sum(os.path.getsize(local) for local, _ in missing)
 
 
@@ -185,6 +161,8 @@ class _Builder:
         self.files: list[tuple[str, Path]] = []  # file-list members: (content name, local path)
         self._out: io.BufferedWriter | None = None
         self._out_bytes = 0
+        # A part holds at most this many bytes (Vertex reads the parts in parallel).
+        self.part_bytes = settings.BATCH_PART_BYTES.get()
         self._csv_header: bytes | None = None
 
     # -- parts ---------------------------------------------------------------------------
@@ -195,7 +173,7 @@ class _Builder:
         ]
 
     def _write(self, data: bytes) -> None:
-        if self._out is None or self._out_bytes >= PART_BYTES:
+        if self._out is None or self._out_bytes >= self.part_bytes:
             self._roll()
         assert self._out is not None
         self._out.write(data)

@@ -17,6 +17,7 @@ import click
 
 from deployer import __version__
 from deployer.errors import DeployerError
+from deployer.settings import SettingError
 
 # command name -> (module, attribute, one-line help shown by `deployer --help`)
 _COMMANDS: dict[str, tuple[str, str, str]] = {
@@ -52,6 +53,11 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
         "deployer.cli.serve",
         "serve",
         "Serve SavedModels with TF Serving's REST and gRPC APIs.",
+    ),
+    "completion": (
+        "deployer.cli.completion",
+        "completion",
+        "Print the shell completion script (bash, zsh or fish).",
     ),
 }
 
@@ -104,6 +110,9 @@ def main(argv: list[str] | None = None) -> Any:
     except DeployerError as exc:
         click.secho(f"error: {exc.render()}", fg="red", err=True)
         sys.exit(exc.exit_code)
+    except SettingError as exc:  # a DEPLOYER_* variable (settings sits below the error tree)
+        click.secho(f"error: {exc.message}\n  fix: {exc.hint}", fg="red", err=True)
+        sys.exit(3)
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)
         sys.exit(130)

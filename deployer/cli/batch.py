@@ -23,9 +23,9 @@ from deployer.cli.flags import spec_argument
 from deployer.errors import Aborted, ConfigError
 
 if TYPE_CHECKING:
-    from deployer.batch.runner import BatchBackend, Collected
+    from deployer.batch.runner import Collected
     from deployer.batch.staging import StagedInput
-    from deployer.providers import JobStatus
+    from deployer.providers import Jobs, JobStatus, Provider
     from deployer.spec import Spec
 
 
@@ -40,11 +40,10 @@ def _console() -> Any:
     return console
 
 
-def _backend(spec: Spec) -> BatchBackend:
+def _backend(spec: Spec) -> Provider:
     from deployer.cli.stack import make_provider
-    from deployer.providers.batch_jobs import VertexBatchBackend
 
-    return VertexBatchBackend(make_provider(spec))  # type: ignore[arg-type]
+    return make_provider(spec)
 
 
 @click.command("batch-predict")
@@ -161,7 +160,7 @@ def batch_predict(
             f"{len(staged.uris)} file(s); uploaded {_size(staged.uploaded_bytes)} "
             f"of {_size(staged.total_bytes)}."
         )
-    journal = runner.Journal.for_spec(spec)
+    journal = runner.BatchJobJournal.for_spec(spec)
     status, attached = runner.start_or_attach(
         backend, spec, job, staged, version, journal, resume=resume
     )
@@ -201,7 +200,7 @@ def _default_output(spec: Spec, job: str, fmt: str | None) -> Path:
 
 
 def _wait_with_progress(
-    console: Any, backend: BatchBackend, status: JobStatus, timeout: float | None
+    console: Any, backend: Jobs, status: JobStatus, timeout: float | None
 ) -> JobStatus:
     from rich.live import Live
 
@@ -240,7 +239,7 @@ def _progress_line(s: JobStatus, elapsed: float) -> str:
     )
 
 
-def _interrupted(console: Any, backend: BatchBackend, resource: str, resume_cmd: str) -> None:
+def _interrupted(console: Any, backend: Jobs, resource: str, resume_cmd: str) -> None:
     """Ctrl-C while waiting: cancel the job or leave it running (non-interactive: leave it)."""
     if sys.stdin.isatty():
         choice = click.prompt(

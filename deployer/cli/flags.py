@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, TypeVar
-
 import click
-
-F = TypeVar("F", bound=Callable[..., Any])
 
 spec_argument = click.argument(
     "spec_path", metavar="SPEC", type=click.Path(dir_okay=False, path_type=str)
@@ -24,8 +19,3 @@ output_option = click.option(
 )
 
 yes_option = click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
-
-
-def common_stack_options(func: F) -> F:
-    """SPEC argument plus --output: what every stack command takes."""
-    return spec_argument(output_option(func))

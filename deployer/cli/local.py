@@ -124,8 +124,10 @@ def run(
     log_level: str,
 ) -> None:
     """Run the emulator in the foreground (logs to stderr; Ctrl-C stops it cleanly)."""
+    from deployer import settings
     from deployer.emulator import instance, server
 
+    settings.check(read_by=settings.EMULATOR)  # a bad value fails here, not in a job later
     code = server.run(
         host=host,
         port=instance.DEFAULT_PORT if port is None else port,

@@ -14,7 +14,8 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
-from deployer.reconcile.apply import ApplyReport, Reporter
+from deployer.reconcile.actions import action_to_json
+from deployer.reconcile.apply import ApplyReport, Outcome, Reporter
 from deployer.reconcile.plan import Action, ActionKind, Plan
 
 if TYPE_CHECKING:
@@ -89,12 +90,10 @@ def plan_text(plan: Plan, after: Estimate | None = None, now: Estimate | None = 
 
 
 def action_json(a: Action) -> dict[str, Any]:
-    return {
-        "kind": a.kind.value,
-        "resource": a.resource.value,
-        "address": a.address,
-        "reason": a.reason,
-    }
+    """What people and CI summaries read of an action: the codec's document less the payload
+    (a saved plan file carries that, see `deployer.reconcile.saved`)."""
+    doc = action_to_json(a)
+    return {k: doc[k] for k in ("kind", "resource", "address", "reason")}
 
 
 def plan_json(
@@ -122,7 +121,7 @@ def apply_json(
 ) -> dict[str, Any]:
     doc = plan_json(report.plan, after, now)
     doc["applied"] = [
-        {**action_json(r.action), "outcome": r.outcome, "seconds": round(r.seconds, 3)}
+        {**action_json(r.action), "outcome": r.outcome.value, "seconds": round(r.seconds, 3)}
         for r in report.results
     ]
     doc["uploads"] = [u.__dict__ for u in report.uploads]
@@ -274,10 +273,10 @@ class ConsoleReporter(Reporter):
         if not self.quiet:
             self.console.print(action_line(action, markup=True) + " ...")
 
-    def action_finished(self, action: Action, outcome: str, seconds: float) -> None:
+    def action_finished(self, action: Action, outcome: Outcome, seconds: float) -> None:
         self._finish_bar(action)
         if not self.quiet:
-            note = " (already there: adopted)" if outcome == "adopted" else ""
+            note = " (already there: adopted)" if outcome is Outcome.ADOPTED else ""
             self.console.print(f"      {action.address}: done in {seconds:.1f}s{note}")
 
     def upload_started(self, action: Action, files: int, nbytes: int) -> None:

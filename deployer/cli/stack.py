@@ -1,7 +1,9 @@
 """`deployer plan | apply | status | predict | teardown | force-unlock`: the stack commands.
 
 Thin: load the spec, wire the real provider for its target, call the library
-(plan/apply/teardown), render with deployer.cli.render. Errors are our error tree, rendered
+(plan/apply/teardown), render with deployer.cli.render. `plan --out FILE` saves the plan
+and `apply` tells such a file from a spec by its content (JSON with a format marker; a
+spec is YAML). Errors are our error tree, rendered
 by the CLI root without a traceback. SDK imports stay inside the command bodies.
 """
 
@@ -91,24 +93,44 @@ def _echo_json(doc: Any) -> None:
     is_flag=True,
     help="Exit 0 when there is nothing to do, 2 when there are changes, 1 on error.",
 )
-def plan(spec_path: str, output: str, detailed_exitcode: bool) -> None:
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(dir_okay=False, path_type=str),
+    default=None,
+    metavar="FILE",
+    help="Save the plan to FILE (JSON); `deployer apply FILE` executes exactly it, or "
+    "refuses if the stack, the spec or an artifact changed since.",
+)
+def plan(spec_path: str, output: str, detailed_exitcode: bool, out: str | None) -> None:
     """Show what apply would change in SPEC's stack, and what it would cost. Changes nothing."""
     from deployer.cli.render import plan_json, plan_text
     from deployer.reconcile.apply import make_plan
 
     try:
         spec = _load(spec_path)
-        the_plan, observed, _ = make_plan(spec, make_provider(spec))
+        the_plan, observed, inputs = make_plan(spec, make_provider(spec))
         after, now = _estimates(spec, observed)
+        if out is not None:
+            from deployer.reconcile.saved import make_saved_plan, write_saved_plan
+
+            saved = make_saved_plan(spec, spec_path, the_plan, observed, inputs)
+            write_saved_plan(out, saved)
     except DeployerError as exc:
         if not detailed_exitcode:
             raise
         click.secho(f"error: {exc.render()}", fg="red", err=True)
         sys.exit(1)
     if output == "json":
-        _echo_json(plan_json(the_plan, after, now))
+        doc = plan_json(the_plan, after, now)
+        if out is not None:
+            doc["plan_file"] = out
+            doc["fingerprint"] = saved.fingerprint.digest
+        _echo_json(doc)
     else:
         click.echo(plan_text(the_plan, after, now))
+        if out is not None:
+            click.echo(f"Saved this plan to {out}. Apply exactly it with: deployer apply {out}")
     if detailed_exitcode and not the_plan.is_empty:
         sys.exit(2)
 
@@ -117,7 +139,7 @@ def plan(spec_path: str, output: str, detailed_exitcode: bool) -> None:
 
 
 @click.command()
-@spec_argument
+@click.argument("source", metavar="SPEC|PLAN_FILE", type=click.Path(dir_okay=False, path_type=str))
 @output_option
 @yes_option
 @click.option(
@@ -137,21 +159,37 @@ def plan(spec_path: str, output: str, detailed_exitcode: bool) -> None:
 )
 @click.option("--allow-over-budget", is_flag=True, help="Apply even above the budget guard.")
 def apply(
-    spec_path: str,
+    source: str,
     output: str,
     yes: bool,
     lock_timeout: float,
     max_hourly_usd: float | None,
     allow_over_budget: bool,
 ) -> None:
-    """Make SPEC's stack match it: upload, register versions, deploy, shift traffic, remove."""
+    """Make a stack match its spec: upload, register versions, deploy, shift traffic, remove.
+
+    Given a SPEC, it plans, shows the plan, asks (unless --yes) and executes that plan; if
+    the stack changed while you read it, it refuses (exit 9) instead of doing something else.
+    Given a PLAN_FILE written by `deployer plan SPEC --out PLAN_FILE`, it executes exactly
+    that plan, and refuses (exit 9) before changing anything if the stack, the spec file or
+    an artifact changed since the plan was written. A saved plan applies once: applying
+    changes the stack, so the same file is stale afterwards.
+    """
     from dataclasses import replace
 
     from deployer.cli.render import ConsoleReporter, apply_json, plan_text
     from deployer.cost import check_budget
-    from deployer.reconcile.apply import ApplyOptions, apply_spec
+    from deployer.reconcile.apply import ApplyOptions, apply_saved, apply_spec
+    from deployer.reconcile.saved import is_saved_plan, read_saved_plan
 
-    spec = _load(spec_path)
+    saved = read_saved_plan(source) if is_saved_plan(source) else None
+    if saved is not None and not Path(saved.spec.path).is_file():
+        raise ConfigError(
+            f"{source} was made from the spec {saved.spec.path}, which is not there "
+            "(relative paths count from the current directory)",
+            hint="run apply from the folder `deployer plan` ran in",
+        )
+    spec = _load(saved.spec.path if saved is not None else source)
     after, _ = _estimates(spec, None)
     if not allow_over_budget:
         # Before any API call: an over-budget spec never reaches the cloud.
@@ -177,10 +215,22 @@ def apply(
             click.echo(plan_text(the_plan, after, shown.get("now")))
         if yes:
             return True
-        return click.confirm("Apply these changes?", default=False, err=True)
+        what = "this saved plan" if saved is not None else "these changes"
+        return click.confirm(f"Apply {what}?", default=False, err=True)
 
     options = replace(ApplyOptions(), lock_timeout=lock_timeout)
-    report = apply_spec(spec, provider, reporter=reporter, options=options, confirm=confirm)
+    if saved is not None:
+        report = apply_saved(
+            saved,
+            spec,
+            provider,
+            plan_file=source,
+            reporter=reporter,
+            options=options,
+            confirm=confirm,
+        )
+    else:
+        report = apply_spec(spec, provider, reporter=reporter, options=options, confirm=confirm)
     if output == "json":
         _echo_json(apply_json(report, after, shown.get("now")))
     elif report.plan.is_empty:
@@ -225,46 +275,6 @@ def status(spec_path: str, output: str) -> None:
 # ------------------------------------------------------------------------ predict
 
 
-def read_instances(path: str) -> list[Any]:
-    """A JSON list, a JSON object {"instances": [...]}, JSON Lines (one instance a line), or a
-    .npy array (one instance per row)."""
-    if path.endswith(".npy"):
-        import numpy as np
-
-        try:
-            array = np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise ConfigError(
-                f"{path}: not a readable .npy array ({exc})",
-                hint="write it with numpy.save(path, array)",
-            ) from None
-        if array.ndim == 0:
-            raise ConfigError(
-                f"{path}: a scalar, not an array of instances",
-                hint="save an array whose first axis counts the instances",
-            )
-        return [row.tolist() for row in array]
-    text = Path(path).read_text(encoding="utf-8")
-    try:
-        doc = json.loads(text)
-    except json.JSONDecodeError:
-        try:
-            return [json.loads(line) for line in text.splitlines() if line.strip()]
-        except json.JSONDecodeError as exc:
-            raise ConfigError(
-                f"{path}: line {exc.lineno}: not JSON ({exc.msg})",
-                hint='give a JSON list, {"instances": [...]}, JSON Lines or .npy',
-            ) from None
-    if isinstance(doc, dict) and isinstance(doc.get("instances"), list):
-        return list(doc["instances"])
-    if isinstance(doc, list):
-        return doc
-    raise ConfigError(
-        f'{path}: expected a JSON list or an object with "instances"',
-        hint='wrap the instances: {"instances": [...]}',
-    )
-
-
 @click.command()
 @spec_argument
 @output_option
@@ -273,7 +283,8 @@ def read_instances(path: str) -> list[Any]:
     "--instances",
     "instances_path",
     type=click.Path(exists=True, dir_okay=False),
-    help='JSON list, {"instances": [...]}, JSON Lines, or .npy (a row per instance).',
+    help='JSON list, {"instances": [...]}, JSON Lines (always, for a .jsonl name), or .npy '
+    "(a row per instance).",
 )
 @click.option(
     "--file",
@@ -304,6 +315,7 @@ def predict(
     {"b64": ...} of its bytes. More instances than fit in one 1.5 MB request are sent in
     several, predictions kept in order.
     """
+    from deployer.predict.instances import read_instances
     from deployer.predict.payload import (
         check_takes_bytes,
         encode_instances,
@@ -330,8 +342,6 @@ def predict(
     else:
         assert instances_path is not None
         instances = read_instances(instances_path)
-        if not instances:
-            raise ConfigError(f"{instances_path}: no instances", hint="give at least one instance")
     how = "as given (--as-is)"
     if not as_is:
         signature, source = serving_signature(spec, endpoint_name)

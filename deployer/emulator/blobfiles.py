@@ -23,6 +23,8 @@ from typing import Protocol
 
 import google_crc32c
 
+from deployer.emulator.paths import contained
+
 CHUNK = 1 << 20
 
 
@@ -72,7 +74,10 @@ class BlobFiles:
         self.fsync = fsync
 
     def path(self, rel: str) -> Path:
-        return self.blobs / rel
+        """The blob file named `rel` (as `publish` returned it, read back from metadata)."""
+        # `rel` comes from the metadata database, not a request; checked all the same, so a
+        # tampered or corrupt row cannot make the store read or unlink a file elsewhere.
+        return contained(self.blobs, rel, what=f"Blob file {rel!r}")
 
     def write_temp(self, source: bytes | Readable | Path) -> tuple[Path, Hashed]:
         """Stream `source` into a (fsynced) temp file, hashing as it goes."""
@@ -132,7 +137,7 @@ class BlobFiles:
         return rel
 
     def remove(self, rel: str) -> None:
-        (self.blobs / rel).unlink(missing_ok=True)
+        self.path(rel).unlink(missing_ok=True)
 
     def sweep(self, referenced: set[str]) -> None:
         """Delete temp files and blobs not in `referenced` (startup only: O(files))."""

@@ -14,6 +14,7 @@ or import TensorFlow / deployer.serving.
 from __future__ import annotations
 
 import json
+import math
 import random
 import threading
 import time
@@ -29,6 +30,8 @@ from deployer.emulator.http import (
     error_response,
     json_response,
 )
+from deployer.emulator.jsonlimits import request_json
+from deployer.emulator.redact import install_log_redaction, redact_text
 
 if TYPE_CHECKING:
     from deployer.emulator.context import EmulatorContext
@@ -66,6 +69,17 @@ def _rate(value: Any, name: str) -> float:
     return rate
 
 
+def _seed(value: Any) -> int | None:
+    """A seed is an integer (or null, for an unseeded generator); anything else is 400."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ServiceError(
+            400, "INVALID_ARGUMENT", f"seed must be an integer or null, not {value!r}"
+        )
+    return value
+
+
 class FaultController:
     """Decides, per API call, whether to fail it before any effect or drop its response."""
 
@@ -99,11 +113,14 @@ class FaultController:
                     self.drop_rate = _rate(body[key], key)
             if "op_delay" in body:
                 try:
-                    self.op_delay = max(0.0, float(body["op_delay"]))
+                    delay = float(body["op_delay"])
                 except (TypeError, ValueError) as exc:
                     raise ServiceError(400, "INVALID_ARGUMENT", "op_delay must be seconds") from exc
+                if not math.isfinite(delay):
+                    raise ServiceError(400, "INVALID_ARGUMENT", "op_delay must be a finite number")
+                self.op_delay = max(0.0, delay)
             if "seed" in body:
-                self.seed = None if body["seed"] is None else int(body["seed"])
+                self.seed = _seed(body["seed"])
                 self._rng = random.Random(self.seed)
             if body.get("clear_script"):
                 self._script = []
@@ -225,7 +242,7 @@ class RequestLog:
             "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(started))
             + f".{int(started % 1 * 1e6):06d}Z",
             "method": method,
-            "path": path,
+            "path": redact_text(path),  # a target with its query string may hold a credential
             "api": name,
             "status": status,
             "duration_ms": round((time.time() - started) * 1000.0, 3),
@@ -246,7 +263,13 @@ class RequestLog:
 
 
 def register_admin(router: Router, ctx: EmulatorContext) -> None:
-    """Admin routes under /_emulator/: never logged as API calls, never faulted."""
+    """Admin routes under /_emulator/: never logged as API calls, never faulted.
+
+    Also turns on credential redaction in the emulator's logs: every server registers these
+    routes once, after logging is configured (server.run's basicConfig), so the filter
+    reaches the handlers too.
+    """
+    install_log_redaction()
 
     def health(req: Request, m: Any) -> Response:
         return json_response(
@@ -264,7 +287,7 @@ def register_admin(router: Router, ctx: EmulatorContext) -> None:
         return json_response(ctx.faults.settings())
 
     def set_faults(req: Request, m: Any) -> Response:
-        body = req.json()
+        body = request_json(req)
         if not isinstance(body, dict):
             raise ServiceError(400, "INVALID_ARGUMENT", "body must be a JSON object")
         ctx.faults.configure(body)

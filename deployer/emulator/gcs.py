@@ -14,15 +14,16 @@ TensorFlow / deployer.serving.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote, unquote
 
+from deployer.emulator import jsonlimits
 from deployer.emulator.context import EmulatorContext
 from deployer.emulator.http import Request, Response, Router, ServiceError, json_response
-from deployer.emulator.objects import ObjectMeta
+from deployer.emulator.jsonlimits import request_json
+from deployer.emulator.objects import ObjectMeta, validate_content_type, validate_object_name
 
 _B = r"(?P<bucket>[^/]+)"
 _O = r"(?P<object>[^/]+)"
@@ -34,7 +35,12 @@ _PRECONDITIONS = (
     "ifMetagenerationMatch",
     "ifMetagenerationNotMatch",
 )
-_CONTENT_RANGE = re.compile(r"bytes (?:(?P<start>\d+)-(?P<end>\d+)|\*)/(?P<total>\d+|\*)")
+# At most 19 digits: any int64, and never a number too long for int() to convert.
+_CONTENT_RANGE = re.compile(
+    r"bytes (?:(?P<start>\d{1,19})-(?P<end>\d{1,19})|\*)/(?P<total>\d{1,19}|\*)"
+)
+# Text fields of an object resource a request may set (each a string when present).
+_TEXT_FIELDS = ("name", "contentType", "md5Hash", "crc32c")
 
 
 def _int_param(req: Request, name: str) -> int | None:
@@ -47,6 +53,16 @@ def _int_param(req: Request, name: str) -> int | None:
         raise ServiceError(
             400, "INVALID_ARGUMENT", f"Invalid value for {name}: {value!r}"
         ) from None
+
+
+def _max_results(req: Request) -> int:
+    """maxResults as GCS takes it: absent or 0 means the default (1,000); negative is 400."""
+    value = _int_param(req, "maxResults")
+    if value is not None and value < 0:
+        raise ServiceError(
+            400, "INVALID_ARGUMENT", f"Invalid value for maxResults: {value} (must be >= 0)"
+        )
+    return min(value or 1000, 1000)
 
 
 def _base(req: Request, ctx: EmulatorContext) -> str:
@@ -109,10 +125,22 @@ def bucket_resource(bucket: dict[str, Any], base: str) -> dict[str, Any]:
 
 
 def _object_metadata_from_json(body: Any) -> dict[str, Any]:
+    """A request's object resource, checked for the field types the store relies on."""
     if not isinstance(body, dict):
         raise ServiceError(400, "INVALID_ARGUMENT", "Object metadata must be a JSON object")
+    for key in _TEXT_FIELDS:
+        if body.get(key) is not None and not isinstance(body[key], str):
+            raise ServiceError(
+                400, "INVALID_ARGUMENT", f"{key} must be a string, not {body[key]!r}"
+            )
+    if body.get("name") is not None:
+        validate_object_name(body["name"])
+    if body.get("contentType") is not None:
+        validate_content_type(body["contentType"])
     metadata = body.get("metadata") or {}
-    if not isinstance(metadata, dict):
+    if not isinstance(metadata, dict) or any(
+        isinstance(v, (dict, list)) for v in metadata.values()
+    ):
         raise ServiceError(400, "INVALID_ARGUMENT", "metadata must be an object of string values")
     return body
 
@@ -149,7 +177,7 @@ def _parse_multipart(req: Request) -> tuple[dict[str, Any], bytes, str]:
     _, meta_bytes = split(parts[1])
     media_headers, media = split(parts[2])
     try:
-        meta = json.loads(meta_bytes or b"{}")
+        meta = jsonlimits.loads(meta_bytes or b"{}")
     except ValueError as exc:
         raise ServiceError(
             400, "INVALID_ARGUMENT", f"Invalid JSON in multipart metadata: {exc}"
@@ -171,7 +199,7 @@ class GcsApi:
     # ---- buckets ------------------------------------------------------------------
 
     def insert_bucket(self, req: Request, m: re.Match[str]) -> Response:
-        body = req.json()
+        body = request_json(req)
         if not isinstance(body, dict) or not body.get("name"):
             raise ServiceError(400, "INVALID_ARGUMENT", "Bucket resource needs a name")
         labels = body.get("labels") or {}
@@ -191,7 +219,7 @@ class GcsApi:
         return json_response(bucket_resource(bucket, _base(req, self.ctx)))
 
     def patch_bucket(self, req: Request, m: re.Match[str]) -> Response:
-        body = req.json()
+        body = request_json(req)
         if not isinstance(body, dict):
             raise ServiceError(400, "INVALID_ARGUMENT", "Bucket patch must be a JSON object")
         labels = body.get("labels")
@@ -207,7 +235,7 @@ class GcsApi:
         buckets = self.store.list_buckets(req.q("prefix") or "")
         start = req.q("pageToken") or ""
         buckets = [b for b in buckets if b["name"] > start] if start else buckets
-        limit = _int_param(req, "maxResults") or 1000
+        limit = _max_results(req)
         page, rest = buckets[:limit], buckets[limit:]
         out: dict[str, Any] = {
             "kind": "storage#buckets",
@@ -307,7 +335,7 @@ class GcsApi:
             prefix=req.q("prefix") or "",
             delimiter=req.q("delimiter") or None,
             page_token=req.q("pageToken") or None,
-            max_results=_int_param(req, "maxResults") or 1000,
+            max_results=_max_results(req),
             start_offset=req.q("startOffset") or None,
             end_offset=req.q("endOffset") or None,
             include_trailing_delimiter=(req.q("includeTrailingDelimiter") or "").lower() == "true",
@@ -373,12 +401,13 @@ class GcsApi:
         if kind == "resumable":
             if req.q("upload_id"):
                 raise ServiceError(400, "INVALID_ARGUMENT", "Send resumable upload chunks with PUT")
-            body = _object_metadata_from_json(req.json() if req.read_body() else {})
+            body = _object_metadata_from_json(request_json(req))
             name = body.get("name") or req.q("name")
             if not name:
                 raise ServiceError(
                     400, "INVALID_ARGUMENT", "Resumable upload needs the object name"
                 )
+            validate_object_name(name)  # before it is looked up: the lookup needs text
             spec: dict[str, Any] = {
                 "content_type": body.get("contentType")
                 or req.headers.get("x-upload-content-type")
@@ -388,6 +417,7 @@ class GcsApi:
                 "crc32c": body.get("crc32c"),
                 "preconditions": self._preconditions(req),
             }
+            validate_content_type(spec["content_type"])  # now, not after the last chunk
             # Fail fast on a precondition that already does not hold, as GCS does.
             current = self.store.stat(bucket, name)
             self.store.require_bucket(bucket)
@@ -415,7 +445,7 @@ class GcsApi:
         bucket, name, spec = session
         if spec.get("result"):
             return json_response(spec["result"])  # already complete: a retry after a lost reply
-        path = self.store.uploads_dir / upload_id
+        path = self.store.upload_path(upload_id)
         received = path.stat().st_size if path.exists() else 0
         content_range = req.headers.get("content-range", "").strip()
         start, total = received, None
@@ -491,7 +521,7 @@ class GcsApi:
         return Response(499, b"")
 
     def patch_object(self, req: Request, m: re.Match[str]) -> Response:
-        body = _object_metadata_from_json(req.json())
+        body = _object_metadata_from_json(request_json(req))
         meta = self.store.update_metadata(
             unquote(m["bucket"]),
             unquote(m["object"]),
@@ -521,8 +551,7 @@ class GcsApi:
         return Response(204)
 
     def copy_object(self, req: Request, m: re.Match[str]) -> Response:
-        body = req.json() if req.body.strip() else {}
-        body = _object_metadata_from_json(body)
+        body = _object_metadata_from_json(request_json(req))
         meta = self.store.copy(
             unquote(m["bucket"]),
             unquote(m["object"]),
@@ -547,7 +576,7 @@ class GcsApi:
         return json_response(resource)
 
     def compose_object(self, req: Request, m: re.Match[str]) -> Response:
-        body = req.json()
+        body = request_json(req)
         if not isinstance(body, dict) or not isinstance(body.get("sourceObjects"), list):
             raise ServiceError(400, "INVALID_ARGUMENT", "compose needs sourceObjects")
         sources = []
@@ -555,20 +584,20 @@ class GcsApi:
             if not isinstance(src, dict) or not src.get("name"):
                 raise ServiceError(400, "INVALID_ARGUMENT", "each source object needs a name")
             sources.append(str(src["name"]))
-        dest = body.get("destination") or {}
+        dest = _object_metadata_from_json(body.get("destination") or {})
         meta = self.store.compose(
             unquote(m["bucket"]),
             sources,
             unquote(m["object"]),
-            content_type=dest.get("contentType") if isinstance(dest, dict) else None,
-            metadata=dest.get("metadata") if isinstance(dest, dict) else None,
+            content_type=dest.get("contentType"),
+            metadata=dest.get("metadata"),
             if_generation_match=_int_param(req, "ifGenerationMatch"),
         )
         return json_response(object_resource(meta, _base(req, self.ctx)))
 
 
 def _parse_range(header: str, size: int) -> tuple[int, int]:
-    match = re.fullmatch(r"bytes=(\d*)-(\d*)", header.replace(" ", ""))
+    match = re.fullmatch(r"bytes=(\d{0,19})-(\d{0,19})", header.replace(" ", ""))
     if match is None or (not match[1] and not match[2]):
         raise ServiceError(416, "OUT_OF_RANGE", f"Malformed Range header: {header!r}")
     if not match[1]:  # suffix: the last N bytes

@@ -2,7 +2,7 @@
 
 Owns the state file `$DEPLOYER_HOME/local/instance.json` ({"url", "host",
 "port", "pid", "data_dir", "log"}), starting a detached
-`python -m deployer.emulator run ...` with its log in a file, waiting for its
+`python -m deployer local run ...` with its log in a file, waiting for its
 health route, and stopping it (SIGTERM, then SIGKILL). `up` is idempotent and
 serialised by a file lock, so concurrent callers (CLI, reconciler) share one
 instance.
@@ -29,18 +29,15 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from deployer import settings
 from deployer.errors import ConfigError, DeployerError
 
 DEFAULT_PORT = 8765
 _PORT_SEARCH = 50  # ports tried after the default when it is taken
 
 
-def deployer_home() -> Path:
-    return Path(os.environ.get("DEPLOYER_HOME") or Path.home() / ".deployer")
-
-
 def local_dir() -> Path:
-    return deployer_home() / "local"
+    return settings.HOME.get() / "local"
 
 
 def state_path() -> Path:

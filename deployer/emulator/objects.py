@@ -28,10 +28,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from deployer.emulator import jsonlimits
 from deployer.emulator.blobfiles import CHUNK, BlobFiles, Hashed, IterReader, Readable
 from deployer.emulator.http import ServiceError
+from deployer.emulator.paths import contained
 
 _BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS buckets (
@@ -113,9 +116,16 @@ class ListPage:
     next_page_token: str | None
 
 
-def _successor(prefix: str) -> str:
-    """Smallest string greater than every string starting with `prefix`."""
-    return prefix[:-1] + chr(ord(prefix[-1]) + 1)
+def _successor(prefix: str) -> str | None:
+    """Smallest string greater than every string starting with `prefix`; None if there is
+    none (the prefix is all U+10FFFF)."""
+    stripped = prefix.rstrip("\U0010ffff")
+    if not stripped:
+        return None
+    nxt = ord(stripped[-1]) + 1
+    if 0xD800 <= nxt <= 0xDFFF:  # surrogates are not text (SQLite cannot bind them)
+        nxt = 0xE000
+    return stripped[:-1] + chr(nxt)
 
 
 class ObjectStore:
@@ -349,11 +359,17 @@ class ObjectStore:
             lower = start_offset
         if page_token:
             try:
-                token = json.loads(base64.urlsafe_b64decode(page_token.encode()))
+                token = jsonlimits.loads(base64.urlsafe_b64decode(page_token.encode()))
                 after, rolled = str(token["a"]), bool(token["p"])
             except (ValueError, KeyError, TypeError) as exc:
                 raise ServiceError(400, "INVALID_ARGUMENT", "Invalid pageToken") from exc
-            lower, inclusive = (_successor(after), True) if rolled else (after, False)
+            if rolled:
+                lower_bound = _successor(after)
+                if lower_bound is None:  # nothing sorts after that rolled-up prefix
+                    return ListPage([], [], None)
+                lower, inclusive = lower_bound, True
+            else:
+                lower, inclusive = after, False
         upper = _successor(prefix) if prefix else None
         if end_offset and (upper is None or end_offset < upper):
             upper = end_offset
@@ -396,7 +412,10 @@ class ObjectStore:
                         prefixes.append(rolled)
                         last = (rolled, True)
                         # Skip everything under the rolled-up prefix with a fresh query.
-                        lower, inclusive, jumped = _successor(rolled), True, True
+                        after_rolled = _successor(rolled)
+                        if after_rolled is None:  # nothing sorts after it
+                            return ListPage(items, prefixes, None)
+                        lower, inclusive, jumped = after_rolled, True, True
                         break
                 items.append(self._meta(row))
                 last = (name, False)
@@ -493,6 +512,7 @@ class ObjectStore:
         not copied; deleted if the write fails): for finished resumable uploads.
         """
         validate_object_name(name)
+        validate_content_type(content_type or "application/octet-stream")
         self.require_bucket(bucket)
         preconditions = {
             "if_generation_match": if_generation_match,
@@ -599,6 +619,8 @@ class ObjectStore:
         if_metageneration_match: int | None = None,
     ) -> ObjectMeta:
         """Patch (or with replace=True, set) user metadata / content type; bumps metageneration."""
+        if content_type is not None:
+            validate_content_type(content_type)
         with self._lock:
             current = self.require(bucket, name)
             self._check_preconditions(
@@ -726,7 +748,7 @@ class ObjectStore:
         validate_object_name(name)
         self.require_bucket(bucket)
         upload_id = uuid.uuid4().hex
-        (self.uploads_dir / upload_id).touch()
+        self.upload_path(upload_id).touch()
         with self._lock:
             self._db.execute(
                 "INSERT INTO uploads VALUES (?,?,?,?,?)",
@@ -756,12 +778,45 @@ class ObjectStore:
                     self._db.execute(
                         "UPDATE uploads SET spec=? WHERE upload_id=?", (json.dumps(spec), upload_id)
                     )
-        (self.uploads_dir / upload_id).unlink(missing_ok=True)
+        self.upload_path(upload_id).unlink(missing_ok=True)
+
+    def upload_path(self, upload_id: str) -> Path:
+        """The file a resumable session's bytes accumulate in (`upload_id` comes from a URL)."""
+        return contained(self.uploads_dir, upload_id, what=f"Upload session {upload_id!r}")
 
 
-def validate_object_name(name: str) -> None:
-    if not name or len(name.encode()) > 1024 or name in (".", "..") or "\n" in name or "\r" in name:
+def validate_object_name(name: object) -> None:
+    """400 for a name GCS refuses: empty, over 1,024 UTF-8 bytes, "." / "..", CR or LF.
+
+    Other names (with "..", NUL, a leading "/") are stored as names: they only become
+    paths through `paths.contained`, which refuses them there.
+    """
+    if not isinstance(name, str):
+        raise ServiceError(400, "INVALID_ARGUMENT", f"Object name must be a string, not {name!r}")
+    try:
+        size = len(name.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise ServiceError(
+            400, "INVALID_ARGUMENT", f"Invalid object name {name!r}: not valid Unicode"
+        ) from None
+    if not name or size > 1024 or name in (".", "..") or "\n" in name or "\r" in name:
         raise ServiceError(400, "INVALID_ARGUMENT", f"Invalid object name: {name!r}")
 
 
-__all__ = ["ListPage", "ObjectMeta", "ObjectStore", "Readable", "parse_gs_uri", "rfc3339"]
+def validate_content_type(value: object) -> None:
+    """400 unless `value` is text that can go in a Content-Type header (no control characters:
+    a CR/LF would split the download response)."""
+    if not isinstance(value, str) or len(value) > 1024 or _CONTROL.search(value):
+        raise ServiceError(400, "INVALID_ARGUMENT", f"Invalid contentType: {value!r}")
+
+
+__all__ = [
+    "ListPage",
+    "ObjectMeta",
+    "ObjectStore",
+    "Readable",
+    "parse_gs_uri",
+    "rfc3339",
+    "validate_content_type",
+    "validate_object_name",
+]

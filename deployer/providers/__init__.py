@@ -1,10 +1,22 @@
 """The provider interface: the only door from deployer's core to a cloud.
 
-Owns: the `Provider` Protocol that `apply`, `upload`, `teardown` and the CLI program
-against, and the small value types crossing it (`Operation`, `ObjectInfo`). Two
-implementations ship: `deployer.providers.vertex.VertexProvider` (official GAPIC v1
-clients over REST + google-cloud-storage; the same code for the local emulator and
-real Vertex AI) and `deployer.providers.fake.FakeProvider` (in memory, records calls).
+Owns: a few narrow Protocols, each with the value types that cross it, and `Provider`, the
+composite the CLI and the reconciler hold:
+
+    Storage      buckets and objects (artifacts, staged batch inputs, the lock, shard downloads)
+    Registry     model versions, aliases, model-level fields; resolving alias -> version
+    Endpoints    endpoints, deployments, traffic, online prediction
+    Jobs         batch prediction jobs (JobState, JobStatus, JobRequest, TERMINAL)
+    Operations   long-running operations (Operation)
+    Inventory    observing by label: one stack (StackState) or every labelled resource
+    Provider     all of the above, plus project, region and the API call count
+
+Consumers take the narrowest protocol they need (deployer.batch takes Storage, Registry and
+Jobs one function at a time). Two implementations ship: `deployer.providers.vertex.
+VertexProvider` (official GAPIC v1 clients over REST + google-cloud-storage; the same code for
+the local emulator and real Vertex AI) and `deployer.providers.fake.FakeProvider` (in memory,
+records calls). One contract suite, tests/integration/test_provider_contract.py, runs the
+same scenarios against both.
 
 Rules every implementation keeps: vendor exceptions never escape (they become
 `deployer.errors`); read calls retry `TransientError` themselves; mutating calls raise
@@ -14,8 +26,10 @@ imports happen inside the implementations, never here.
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 from deployer.state import (
@@ -27,7 +41,11 @@ from deployer.state import (
 )
 
 Labels = tuple[tuple[str, str], ...]
-Traffic = tuple[tuple[str, int], ...]
+Traffic = tuple[tuple[str, int], ...]  # (deployed model id, percent); "0" is the one deploying
+Progress = Callable[[int], None]  # called with bytes sent since the last call
+
+
+# --- operations -------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -40,6 +58,15 @@ class Operation:
     result: str | None = None  # resource name the operation produced (e.g. a model version)
 
 
+class Operations(Protocol):
+    def get_operation(self, name: str) -> Operation:
+        """The operation as it is now; NotFound if the service does not know it."""
+        ...
+
+
+# --- storage ----------------------------------------------------------------------------
+
+
 @dataclass(frozen=True)
 class ObjectInfo:
     name: str
@@ -47,6 +74,43 @@ class ObjectInfo:
     md5: str | None  # base64, as GCS reports it
     crc32c: str | None  # base64
     generation: int = 0
+
+
+class Storage(Protocol):
+    """Buckets and objects. Object names are relative to the bucket."""
+
+    def get_bucket(self, name: str) -> ObservedBucket: ...
+    def create_bucket(self, name: str, location: str, labels: Labels) -> None: ...
+    def delete_bucket(self, name: str) -> None: ...
+    def list_objects(self, bucket: str, prefix: str) -> dict[str, ObjectInfo]: ...
+    def upload_files(
+        self, bucket: str, files: Iterable[tuple[str, str]], progress: Progress | None = None
+    ) -> None:
+        """Upload (local path, object name) pairs; `progress` sees the bytes of each."""
+        ...
+
+    def download_files(self, items: Iterable[tuple[str, Path]]) -> None:
+        """Download (gs:// URI, local path) pairs, each streamed to disk."""
+        ...
+
+    def copy_objects(self, bucket: str, pairs: Iterable[tuple[str, str]]) -> None: ...
+    def read_object(self, bucket: str, name: str) -> tuple[bytes, int] | None:
+        """(bytes, generation), or None if there is no such object."""
+        ...
+
+    def write_object(
+        self, bucket: str, name: str, data: bytes, *, if_generation_match: int | None = None
+    ) -> int:
+        """Write and return the new generation; `if_generation_match=0`: only if absent."""
+        ...
+
+    def delete_object(
+        self, bucket: str, name: str, *, if_generation_match: int | None = None
+    ) -> None: ...
+    def delete_prefix(self, bucket: str, prefix: str) -> int: ...
+
+
+# --- registry ---------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -64,6 +128,32 @@ class VersionRequest:
     model_description: str = ""  # model-level, sent with every version so all agree
 
 
+class Registry(Protocol):
+    """The model registry. Ids are short ids; version ids are the service's ("1", "2", ...)."""
+
+    def list_versions(self, model_id: str) -> tuple[ObservedVersion, ...]:
+        """Every version of the model, oldest first; () if there is no such model."""
+        ...
+
+    def model_version(self, model_id: str, alias: str) -> str | None:
+        """`projects/P/locations/R/models/ID@VERSION` the alias names, None if none."""
+        ...
+
+    def upload_version(self, req: VersionRequest) -> Operation: ...
+    def update_version(
+        self, model_id: str, version_id: str, description: str, labels: Labels
+    ) -> None: ...
+    def update_model(self, model_id: str, display_name: str, description: str) -> None: ...
+    def merge_aliases(
+        self, model_id: str, version_id: str, add: tuple[str, ...], remove: tuple[str, ...]
+    ) -> None: ...
+    def delete_version(self, model_id: str, version_id: str) -> Operation: ...
+    def delete_model(self, model_id: str) -> Operation: ...
+
+
+# --- endpoints --------------------------------------------------------------------------
+
+
 @dataclass(frozen=True)
 class DeployRequest:
     endpoint_id: str
@@ -79,64 +169,8 @@ class DeployRequest:
     traffic: Traffic  # "0" is the model being deployed
 
 
-@dataclass(frozen=True)
-class LabelledResource:
-    """Anything carrying deployer's labels, as `deployer reap` lists it."""
-
-    kind: str  # "model" | "endpoint" | "batch_job" | "bucket"
-    name: str  # full resource name (bucket name for buckets)
-    labels: Labels
-    artifact_uri: str = ""  # models: where the default version's artifact lives
-
-
-Progress = Callable[[int], None]  # called with bytes sent since the last call
-
-
-class Provider(Protocol):
-    """What deployer needs from a cloud. Ids are short ids; names are full resource names."""
-
-    project: str
-    region: str
-
-    # ---- observe (reads: retried internally)
-    def observe(self, stack: str, bucket: str | None) -> StackState: ...
-    def get_bucket(self, name: str) -> ObservedBucket: ...
+class Endpoints(Protocol):
     def get_endpoint(self, endpoint_id: str) -> ObservedEndpoint | None: ...
-    def list_versions(self, model_id: str) -> tuple[ObservedVersion, ...]: ...
-    def list_batch_jobs(self, stack: str) -> tuple[ObservedBatchJob, ...]: ...
-    def get_operation(self, name: str) -> Operation: ...
-    def list_labelled(self) -> tuple[LabelledResource, ...]: ...
-
-    # ---- storage
-    def create_bucket(self, name: str, location: str, labels: Labels) -> None: ...
-    def delete_bucket(self, name: str) -> None: ...
-    def list_objects(self, bucket: str, prefix: str) -> dict[str, ObjectInfo]: ...
-    def upload_files(
-        self, bucket: str, files: Iterable[tuple[str, str]], progress: Progress | None = None
-    ) -> None: ...
-    def copy_objects(self, bucket: str, pairs: Iterable[tuple[str, str]]) -> None: ...
-    def read_object(self, bucket: str, name: str) -> tuple[bytes, int] | None: ...
-    def write_object(
-        self, bucket: str, name: str, data: bytes, *, if_generation_match: int | None = None
-    ) -> int: ...
-    def delete_object(
-        self, bucket: str, name: str, *, if_generation_match: int | None = None
-    ) -> None: ...
-    def delete_prefix(self, bucket: str, prefix: str) -> int: ...
-
-    # ---- models
-    def upload_version(self, req: VersionRequest) -> Operation: ...
-    def update_version(
-        self, model_id: str, version_id: str, description: str, labels: Labels
-    ) -> None: ...
-    def update_model(self, model_id: str, display_name: str, description: str) -> None: ...
-    def merge_aliases(
-        self, model_id: str, version_id: str, add: tuple[str, ...], remove: tuple[str, ...]
-    ) -> None: ...
-    def delete_version(self, model_id: str, version_id: str) -> Operation: ...
-    def delete_model(self, model_id: str) -> Operation: ...
-
-    # ---- endpoints
     def create_endpoint(
         self, endpoint_id: str, display_name: str, description: str, labels: Labels
     ) -> Operation: ...
@@ -155,23 +189,50 @@ class Provider(Protocol):
         response."""
         ...
 
-    # ---- batch jobs (teardown and reap only; batch-predict has its own module)
-    def delete_batch_job(self, resource: str) -> Operation: ...
-
-    # ---- bookkeeping
     def endpoint_url(self, endpoint_id: str) -> str: ...
+
+
+# --- batch prediction jobs --------------------------------------------------------------
+
+
+class JobState(enum.StrEnum):
+    """Vertex's JobState names. A StrEnum so that f-strings and JSON show the name itself."""
+
+    UNSPECIFIED = "JOB_STATE_UNSPECIFIED"
+    QUEUED = "JOB_STATE_QUEUED"
+    PENDING = "JOB_STATE_PENDING"
+    RUNNING = "JOB_STATE_RUNNING"
+    SUCCEEDED = "JOB_STATE_SUCCEEDED"
+    FAILED = "JOB_STATE_FAILED"
+    CANCELLING = "JOB_STATE_CANCELLING"
+    CANCELLED = "JOB_STATE_CANCELLED"
+    PAUSED = "JOB_STATE_PAUSED"
+    EXPIRED = "JOB_STATE_EXPIRED"
+    UPDATING = "JOB_STATE_UPDATING"
+    PARTIALLY_SUCCEEDED = "JOB_STATE_PARTIALLY_SUCCEEDED"
+
+    @classmethod
+    def parse(cls, name: str) -> JobState:
+        """The state for a name the service sent; UNSPECIFIED for one this code predates."""
+        try:
+            return cls(name)
+        except ValueError:
+            return cls.UNSPECIFIED
+
     @property
-    def api_calls(self) -> int: ...
+    def short(self) -> str:
+        """ "RUNNING" for JOB_STATE_RUNNING: what a human reads."""
+        return self.value.removeprefix("JOB_STATE_")
 
 
-# --- batch prediction jobs (deployer.batch drives them through BatchBackend) -----------
-
-TERMINAL = (
-    "JOB_STATE_SUCCEEDED",
-    "JOB_STATE_FAILED",
-    "JOB_STATE_CANCELLED",
-    "JOB_STATE_EXPIRED",
-    "JOB_STATE_PARTIALLY_SUCCEEDED",
+TERMINAL = frozenset(
+    {
+        JobState.SUCCEEDED,
+        JobState.FAILED,
+        JobState.CANCELLED,
+        JobState.EXPIRED,
+        JobState.PARTIALLY_SUCCEEDED,
+    }
 )
 
 
@@ -181,13 +242,13 @@ class JobStatus:
 
     resource: str  # projects/P/locations/R/batchPredictionJobs/N
     display_name: str
-    state: str  # JobState name, e.g. "JOB_STATE_RUNNING"
+    state: JobState
     successful: int = 0
     failed: int = 0
     incomplete: int = 0  # instances not yet processed (0 if the service does not say)
     error: str | None = None  # the job's error message when it failed
     output_dir: str | None = None  # gs:// directory holding the shards
-    labels: tuple[tuple[str, str], ...] = ()
+    labels: Labels = ()
     create_time: float = 0.0  # unix seconds
     model: str = ""  # model version resource the job runs
 
@@ -206,7 +267,7 @@ class JobRequest:
     display_name: str
     model_version: str  # projects/P/locations/R/models/ID@VERSION
     input_uris: tuple[str, ...]
-    input_format: str  # jsonl | csv | file-list | tf-record
+    input_format: str  # the wire instancesFormat: jsonl | csv | file-list | tf-record
     output_prefix: str  # gs://bucket/prefix
     machine_type: str
     accelerator_type: str | None
@@ -214,4 +275,102 @@ class JobRequest:
     starting_replicas: int
     max_replicas: int
     batch_size: int | None
-    labels: tuple[tuple[str, str], ...]
+    labels: Labels
+
+
+class Jobs(Protocol):
+    """Batch prediction jobs. They have no client-chosen id: find them by label."""
+
+    @property
+    def poll_interval(self) -> float:
+        """Seconds between status polls that suit this service."""
+        ...
+
+    def create_job(self, req: JobRequest) -> JobStatus: ...
+    def get_job(self, resource: str) -> JobStatus: ...
+    def find_jobs(self, labels: dict[str, str]) -> list[JobStatus]:
+        """Every job carrying all of `labels` (any state)."""
+        ...
+
+    def cancel_job(self, resource: str) -> None:
+        """Ask a live job to stop; FailedPrecondition if it already ended."""
+        ...
+
+    def delete_batch_job(self, resource: str) -> Operation:
+        """Delete an ended job. A live one is asked to cancel and FailedPrecondition is raised:
+        the caller retries once it has ended."""
+        ...
+
+
+# --- observing by label -----------------------------------------------------------------
+
+
+class ResourceKind(enum.StrEnum):
+    """What a labelled resource is (`deployer reap` prints it)."""
+
+    MODEL = "model"
+    ENDPOINT = "endpoint"
+    BATCH_JOB = "batch_job"
+    BUCKET = "bucket"
+
+
+@dataclass(frozen=True)
+class LabelledResource:
+    """Anything carrying deployer's labels, as `deployer reap` lists it."""
+
+    kind: ResourceKind
+    name: str  # full resource name (bucket name for buckets)
+    labels: Labels
+    artifact_uri: str = ""  # models: where the default version's artifact lives
+
+
+class Inventory(Protocol):
+    """Observation by label: a few list calls, never one call per resource."""
+
+    def observe(self, stack: str, bucket: str | None) -> StackState:
+        """The stack's bucket (skipped if None), models with versions, and endpoints."""
+        ...
+
+    def list_batch_jobs(self, stack: str) -> tuple[ObservedBatchJob, ...]: ...
+    def list_labelled(self) -> tuple[LabelledResource, ...]:
+        """Every model, endpoint, batch job and bucket carrying a deployer-stack label."""
+        ...
+
+
+# --- the composite ----------------------------------------------------------------------
+
+
+class Provider(Storage, Registry, Endpoints, Jobs, Operations, Inventory, Protocol):
+    """What deployer needs from a cloud: every narrow protocol, for one project and region."""
+
+    project: str
+    region: str
+
+    @property
+    def api_calls(self) -> int:
+        """API calls made so far (observing an unchanged stack must stay O(kinds))."""
+        ...
+
+
+__all__ = [
+    "TERMINAL",
+    "DeployRequest",
+    "Endpoints",
+    "Inventory",
+    "JobRequest",
+    "JobState",
+    "JobStatus",
+    "Jobs",
+    "LabelledResource",
+    "Labels",
+    "ObjectInfo",
+    "Operation",
+    "Operations",
+    "Progress",
+    "Provider",
+    "Registry",
+    "ResourceKind",
+    "Storage",
+    "Traffic",
+    "VersionRequest",
+]

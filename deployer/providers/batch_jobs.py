@@ -1,74 +1,31 @@
-"""Batch prediction jobs through the official clients: the provider half of batch-predict.
+"""Batch prediction jobs through the official clients: the `Jobs` part of `VertexProvider`.
 
-Owns: `VertexBatchBackend`, which implements `deployer.batch.runner.BatchBackend`
-with the GAPIC v1 JobService / ModelService clients (REST) and google-cloud-storage
-built by `clients.py` (the same code for the emulator and Vertex AI): resolving a
-registry version by alias, creating / getting / listing (label filter) /
-cancelling jobs, and parallel streamed shard downloads. Also `list_stack_jobs` and
-`delete_job` for teardown.
+Owns: `VertexJobs`, which implements `deployer.providers.Jobs` with the GAPIC v1 JobService
+client (REST) built by `clients.py` (the same code for the emulator and Vertex AI):
+creating, getting, listing by label, cancelling and deleting jobs, and turning a
+BatchPredictionJob message into a `JobStatus`.
 
-Must not: decide anything (deployer.batch does), retry mutating calls (a lost
+Must not: decide anything (deployer.batch and teardown do), retry mutating calls (a lost
 create is adopted by label by the runner), or let a vendor exception escape.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any
 
-from deployer.providers import JobRequest, JobStatus
-from deployer.providers.errors import translated
-from deployer.providers.retry import call_with_retry
+from deployer.providers import JobRequest, JobState, JobStatus, Operation
+from deployer.providers.vertex_base import VertexBase
+from deployer.spec import Target
+from deployer.state import LABEL_NAME, LABEL_STACK, ObservedBatchJob
 
-if TYPE_CHECKING:
-    from deployer.providers import ObjectInfo, Operation, Progress
-    from deployer.providers.vertex import VertexProvider
-
-T = TypeVar("T")
-DOWNLOAD_WORKERS = int(os.environ.get("DEPLOYER_DOWNLOAD_WORKERS", "8"))
+# The SDK polls every 5 s; the emulator answers in microseconds, the cloud in minutes.
+POLL_INTERVAL_S = {Target.LOCAL: 1.0, Target.VERTEX: 15.0}
 
 
-class VertexBatchBackend:
-    """BatchBackend over a VertexProvider's clients."""
-
-    def __init__(self, provider: VertexProvider) -> None:
-        self.provider = provider
-        self.clients = provider.clients
-        # The SDK polls every 5 s; the emulator answers in microseconds, the cloud in minutes.
-        self.poll_interval = 1.0 if provider.target.kind == "local" else 15.0
-
-    def _read(self, what: str, fn: Callable[[], T]) -> T:
-        def once() -> T:
-            with translated(what, mutating=False):
-                return fn()
-
-        return call_with_retry(once, policy=self.provider.policy)
-
-    def _write(self, what: str, fn: Callable[[], T]) -> T:
-        with translated(what, mutating=True):
-            return fn()
-
-    # -- registry ---------------------------------------------------------------------------
-
-    def model_version(self, model_id: str, alias: str) -> str | None:
-        from google.api_core.exceptions import NotFound as GNotFound
-
-        name = f"{self.provider.target.parent}/models/{model_id}@{alias}"
-
-        def get() -> str | None:
-            try:
-                m = self.clients.models.get_model(name=name)
-            except GNotFound:
-                return None
-            base = m.name.split("@", 1)[0]
-            return f"{base}@{m.version_id}"
-
-        return self._read(f"get model {model_id}@{alias}", get)
-
-    # -- jobs ---------------------------------------------------------------------------------
+class VertexJobs(VertexBase):
+    @property
+    def poll_interval(self) -> float:
+        return POLL_INTERVAL_S[self.target.kind]
 
     def create_job(self, req: JobRequest) -> JobStatus:
         # Submodules, not `aiplatform_v1.types`: that package's __init__ imports the whole API
@@ -106,7 +63,7 @@ class VertexBatchBackend:
         created = self._write(
             "create batch prediction job",
             lambda: self.clients.jobs.create_batch_prediction_job(
-                parent=self.provider.target.parent, batch_prediction_job=job
+                parent=self._parent(), batch_prediction_job=job
             ),
         )
         return _status(created)
@@ -119,17 +76,30 @@ class VertexBatchBackend:
             )
         )
 
-    def find_jobs(self, labels: dict[str, str]) -> list[JobStatus]:
-        flt = " AND ".join(f'labels.{k}="{v}"' for k, v in sorted(labels.items()))
-        jobs = self._read(
+    def _list_jobs(self, flt: str) -> list[Any]:
+        return self._read(
             "list batch prediction jobs",
             lambda: list(
                 self.clients.jobs.list_batch_prediction_jobs(
-                    request={"parent": self.provider.target.parent, "filter": flt, "page_size": 100}
+                    request={"parent": self._parent(), "filter": flt, "page_size": 100}
                 )
             ),
         )
-        return [_status(j) for j in jobs]
+
+    def find_jobs(self, labels: dict[str, str]) -> list[JobStatus]:
+        flt = " AND ".join(f'labels.{k}="{v}"' for k, v in sorted(labels.items()))
+        return [_status(j) for j in self._list_jobs(flt)]
+
+    def list_batch_jobs(self, stack: str) -> tuple[ObservedBatchJob, ...]:
+        return tuple(
+            ObservedBatchJob(
+                dict(j.labels).get(LABEL_NAME, ""),
+                j.name,
+                j.state.name,
+                tuple(sorted(dict(j.labels).items())),
+            )
+            for j in self._list_jobs(f'labels.{LABEL_STACK}="{stack}"')
+        )
 
     def cancel_job(self, resource: str) -> None:
         self._write(
@@ -137,36 +107,27 @@ class VertexBatchBackend:
             lambda: self.clients.jobs.cancel_batch_prediction_job(name=resource),
         )
 
-    # -- storage --------------------------------------------------------------------------------
+    def delete_batch_job(self, resource: str) -> Operation:
+        from google.api_core.exceptions import GoogleAPICallError
 
-    def list_objects(self, bucket: str, prefix: str) -> dict[str, ObjectInfo]:
-        return self.provider.list_objects(bucket, prefix)
+        from deployer import errors
+        from deployer.providers.errors import map_exception
 
-    def upload_files(
-        self, bucket: str, files: Iterable[tuple[str, str]], progress: Progress | None = None
-    ) -> None:
-        self.provider.upload_files(bucket, files, progress)
+        jobs = self.clients.jobs
 
-    def download_files(self, items: list[tuple[str, Path]]) -> None:
-        """Download (gs:// URI, local path) pairs in parallel, each streamed to disk."""
-        storage = self.clients.storage
+        def delete() -> Any:
+            try:
+                return jobs.delete_batch_prediction_job(name=resource)
+            except GoogleAPICallError as exc:
+                # Over REST every 400 is a BadRequest: tell FAILED_PRECONDITION by the body.
+                # Vertex deletes only finished jobs: cancel this one; teardown retries.
+                if isinstance(map_exception(exc, mutating=True), errors.FailedPrecondition):
+                    self._count(1)
+                    jobs.cancel_batch_prediction_job(name=resource)
+                raise
 
-        def one(item: tuple[str, Path]) -> None:
-            uri, path = item
-            bucket, _, name = uri.removeprefix("gs://").partition("/")
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._read(
-                f"download {uri}",
-                lambda: (
-                    storage.bucket(bucket).blob(name).download_to_filename(str(path), retry=None)
-                ),
-            )
-
-        if not items:
-            return
-        with ThreadPoolExecutor(max_workers=max(1, min(DOWNLOAD_WORKERS, len(items)))) as pool:
-            for future in [pool.submit(one, item) for item in items]:
-                future.result()
+        op = self._write(f"delete batch job {resource}", delete)
+        return self._operation(op)
 
 
 def _status(job: Any) -> JobStatus:
@@ -176,7 +137,7 @@ def _status(job: Any) -> JobStatus:
     return JobStatus(
         resource=job.name,
         display_name=job.display_name,
-        state=job.state.name,
+        state=JobState.parse(job.state.name),
         successful=int(stats.successful_count),
         failed=int(stats.failed_count),
         incomplete=int(stats.incomplete_count),
@@ -186,26 +147,3 @@ def _status(job: Any) -> JobStatus:
         create_time=created,
         model=job.model,
     )
-
-
-# -- for teardown ------------------------------------------------------------------------------
-
-
-def list_stack_jobs(provider: VertexProvider, stack: str) -> list[JobStatus]:
-    """Every batch job labelled with the stack (any state)."""
-    from deployer.state import LABEL_STACK
-
-    return VertexBatchBackend(provider).find_jobs({LABEL_STACK: stack})
-
-
-def delete_job(provider: VertexProvider, resource: str, *, keep_outputs: bool = False) -> Operation:
-    """Cancel if running, delete the job and, unless keep_outputs, its output directory."""
-    backend = VertexBatchBackend(provider)
-    status = backend.get_job(resource)
-    if not status.terminal:
-        backend.cancel_job(resource)
-    op = provider.delete_batch_job(resource)
-    if not keep_outputs and status.output_dir:
-        bucket, _, prefix = status.output_dir.removeprefix("gs://").partition("/")
-        provider.delete_prefix(bucket, prefix.rstrip("/") + "/")
-    return op

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from deployer import settings
 from deployer.errors import ApiError, ConfigError
 
 CATALOG_API = "https://cloudbilling.googleapis.com"
@@ -188,9 +189,7 @@ def refresh_price_table(
     credentials = credentials_loader()
     session = AuthorizedSession(credentials)  # type: ignore[no-untyped-call]
     try:
-        skus = fetch_vertex_skus(
-            session, api=api or os.environ.get("DEPLOYER_BILLING_API") or CATALOG_API
-        )
+        skus = fetch_vertex_skus(session, api=api or settings.BILLING_API.get() or CATALOG_API)
     except ApiError:
         raise
     except Exception as exc:  # transport failures (requests, google.auth refresh) end here

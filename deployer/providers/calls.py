@@ -21,21 +21,23 @@ class CountedCalls:
 
     Reads are retried on `TransientError` under `policy`; writes are not (apply
     decides how to adopt a `ResponseLost`). Subclasses set `policy` and provide
-    `_count(n)`, which tallies calls for `Provider.api_calls`.
+    `_count(n)`, which tallies calls for `Provider.api_calls`. `connect_hint` tells a
+    user whose calls cannot reach the service where its address came from.
     """
 
     policy: RetryPolicy
     _count: Callable[[int], None]
+    connect_hint: str | None = None
 
     def _read(self, what: str, fn: Callable[[], T]) -> T:
         def once() -> T:
             self._count(1)
-            with translated(what, mutating=False):
+            with translated(what, mutating=False, connect_hint=self.connect_hint):
                 return fn()
 
         return call_with_retry(once, policy=self.policy)
 
     def _write(self, what: str, fn: Callable[[], T]) -> T:
         self._count(1)
-        with translated(what, mutating=True):
+        with translated(what, mutating=True, connect_hint=self.connect_hint):
             return fn()

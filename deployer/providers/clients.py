@@ -16,103 +16,37 @@ the CLI root (SDK imports here are heavy; everything is lazy).
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
-import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
+from deployer import lazyimport, settings
 from deployer.errors import ConfigError
-
-EMULATOR_ENV = "DEPLOYER_EMULATOR"
-
-# google.cloud.aiplatform_v1/__init__.py (and types/__init__.py) import every service and
-# message of the API: ~1 s idle, 3-5 s on a busy machine, most of a no-op apply. The four
-# clients we build need ~5% of that. So, before the first client import, these packages are
-# registered as empty shells whose submodules import normally; the first attribute looked
-# up on a shell (by any other code: `from google.cloud.aiplatform_v1 import X`) runs the
-# real __init__ into it (PEP 562), so nothing else sees a difference.
-# DEPLOYER_EAGER_IMPORTS=1 turns this off. Our own code imports message types from their
-# submodules (`types.model`, `types.endpoint`, ...), never from the shells: completing a
-# shell inside apply's worker threads, while others import submodules, can leave a name
-# missing (a test checks the providers keep to this).
-_LIGHT_PACKAGES = (
-    "google.cloud.aiplatform_v1",
-    "google.cloud.aiplatform_v1.types",
-    "google.cloud.aiplatform_v1.services",
-)
-
-
-_LIGHT_LOCK = threading.RLock()
-
-
-def _light_import() -> None:
-    import importlib
-    import importlib.util
-
-    if os.environ.get("DEPLOYER_EAGER_IMPORTS") or _LIGHT_PACKAGES[0] in sys.modules:
-        return
-    for name in _LIGHT_PACKAGES:
-        spec = importlib.util.find_spec(name)
-        if spec is None or spec.loader is None:
-            return
-        module = importlib.util.module_from_spec(spec)
-
-        def complete(
-            attr: str,
-            module: Any = module,
-            spec: Any = spec,
-            state: dict[str, bool] = {"done": False},  # noqa: B006 - one per closure, on purpose
-        ) -> Any:
-            if attr.startswith("__"):
-                raise AttributeError(attr)
-            try:  # `from pkg import submodule` asks the package first
-                return importlib.import_module(f"{module.__name__}.{attr}")
-            except ModuleNotFoundError as exc:
-                if exc.name != f"{module.__name__}.{attr}":
-                    raise
-            # Apply works on several resources in threads: complete once, under a lock;
-            # others wait here rather than miss the attribute mid-way.
-            with _LIGHT_LOCK:
-                if not state["done"]:
-                    state["done"] = True
-                    spec.loader.exec_module(module)  # the real __init__, once
-                    module.__dict__.pop("__getattr__", None)
-            try:
-                return module.__dict__[attr]
-            except KeyError:
-                raise AttributeError(
-                    f"module {module.__name__!r} has no attribute {attr!r}"
-                ) from None
-
-        module.__getattr__ = complete  # type: ignore[method-assign]
-        sys.modules[name] = module
-        parent, _, child = name.rpartition(".")
-        if parent in sys.modules:  # what the import system would have bound
-            setattr(sys.modules[parent], child, module)
+from deployer.spec import Target
 
 
 @dataclass(frozen=True)
 class ClientTarget:
-    kind: str  # "local" | "vertex"
+    kind: Target
     project: str
     region: str
     api_endpoint: str  # "http://127.0.0.1:PORT" or "us-central1-aiplatform.googleapis.com"
     storage_endpoint: str | None  # emulator URL; None: the real GCS
+    # What to tell a user whose calls cannot reach api_endpoint: where the address came from.
+    connect_hint: str | None = None
 
     @property
     def parent(self) -> str:
         return f"projects/{self.project}/locations/{self.region}"
 
 
-def emulator_url(environ: dict[str, str] | None = None) -> str:
-    """The local emulator's URL: $DEPLOYER_EMULATOR, else start (or find) `deployer local up`."""
-    env = os.environ if environ is None else environ
-    url = env.get(EMULATOR_ENV)
-    if url:
-        return url.rstrip("/")
+EMULATOR_ENV = settings.EMULATOR_URL.name  # named in the hints a user gets
+
+
+def _start_local_emulator() -> str:
     try:
         out = subprocess.run(
             [sys.executable, "-m", "deployer", "local", "up", "--output", "json"],
@@ -126,21 +60,52 @@ def emulator_url(environ: dict[str, str] | None = None) -> str:
         detail = getattr(exc, "stderr", "") or str(exc)
         raise ConfigError(
             f"could not start the local emulator: {detail.strip()}",
-            hint="run `deployer local up` yourself, or set DEPLOYER_EMULATOR to "
+            hint=f"run `deployer local up` yourself, or set {EMULATOR_ENV} to "
             "the URL of a running one",
         ) from exc
+
+
+def emulator_url(environ: Mapping[str, str] | None = None) -> str:
+    """The local emulator's URL: $DEPLOYER_EMULATOR, else start (or find) `deployer local up`."""
+    url = settings.EMULATOR_URL.get(environ)
+    return url.rstrip("/") if url else _start_local_emulator()
+
+
+def _local_connect_hint(url: str, source: str) -> str:
+    if source == EMULATOR_ENV:
+        return (
+            f"{EMULATOR_ENV} is {url}: start the emulator with `deployer local up` and set "
+            f"{EMULATOR_ENV} to the http:// URL it prints (the emulator speaks plain HTTP), "
+            f"or unset {EMULATOR_ENV} to let deployer start one"
+        )
+    if source == "option":
+        return f"no emulator answers at {url}: start one with `deployer local up`"
+    return (
+        f"the emulator started by `deployer local up` at {url} does not answer: run "
+        "`deployer local down` and try again"
+    )
 
 
 def resolve_target(
     kind: str, project: str, region: str, *, emulator: str | None = None
 ) -> ClientTarget:
     """Where a spec's target lives. `emulator` overrides the URL for kind "local"."""
-    if kind == "local":
-        url = emulator or emulator_url()
-        return ClientTarget("local", project, region, url, url)
-    if kind == "vertex":
-        return ClientTarget("vertex", project, region, f"{region}-aiplatform.googleapis.com", None)
-    raise ConfigError(f"unknown target {kind!r}", hint="use target: local or target: vertex")
+    try:
+        target = Target(kind)
+    except ValueError:
+        raise ConfigError(
+            f"unknown target {kind!r}", hint="use target: local or target: vertex"
+        ) from None
+    if target is Target.LOCAL:
+        configured = settings.EMULATOR_URL.get()
+        if emulator:
+            url, source = emulator.rstrip("/"), "option"
+        elif configured:
+            url, source = configured.rstrip("/"), EMULATOR_ENV
+        else:
+            url, source = _start_local_emulator(), "local up"
+        return ClientTarget(target, project, region, url, url, _local_connect_hint(url, source))
+    return ClientTarget(target, project, region, f"{region}-aiplatform.googleapis.com", None)
 
 
 class Clients:
@@ -150,7 +115,7 @@ class Clients:
         self.target = target
 
     def _credentials(self) -> Any:
-        if self.target.kind == "local":
+        if self.target.kind == Target.LOCAL:
             from google.auth.credentials import AnonymousCredentials
 
             return AnonymousCredentials()  # type: ignore[no-untyped-call]
@@ -179,21 +144,21 @@ class Clients:
 
     @cached_property
     def models(self) -> Any:
-        _light_import()
+        lazyimport.install()
         from google.cloud.aiplatform_v1.services.model_service import ModelServiceClient
 
         return self._gapic(ModelServiceClient)
 
     @cached_property
     def endpoints(self) -> Any:
-        _light_import()
+        lazyimport.install()
         from google.cloud.aiplatform_v1.services.endpoint_service import EndpointServiceClient
 
         return self._gapic(EndpointServiceClient)
 
     @cached_property
     def jobs(self) -> Any:
-        _light_import()
+        lazyimport.install()
         from google.cloud.aiplatform_v1.services.job_service import JobServiceClient
 
         return self._gapic(JobServiceClient)

@@ -6,6 +6,10 @@ applies it with `raise ... from exc`. A broken connection on a mutating call bec
 `ResponseLost` (the call may have taken effect: apply adopts); on a read it is just
 `TransientError`. A refused connection never reached the server, so it is transient.
 
+A client library's own ValueError/TypeError (raised inside google.*, e.g. for an
+operation name no URL binding matches) is a vendor exception too: `PermanentError`.
+Exceptions raised by deployer's own code are bugs and pass through unchanged.
+
 Must not: retry (see retry.py), or let any vendor exception escape.
 """
 
@@ -71,29 +75,73 @@ def _from_http(code: int | None, status: str | None, message: str, what: str) ->
     return errors.PermanentError(text, **kw)
 
 
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """`exc` and every exception it wraps: causes, contexts, urllib3's `reason`, args."""
+    seen: set[int] = set()
+    todo: list[BaseException] = [exc]
+    while todo:
+        cur = todo.pop()
+        if id(cur) in seen:
+            continue
+        seen.add(id(cur))
+        yield cur
+        # urllib3 keeps the underlying error in `reason`; ssl.SSLError's `reason` is a string.
+        linked = [getattr(cur, "reason", None), cur.__cause__, cur.__context__, *cur.args]
+        todo += [e for e in linked if isinstance(e, BaseException)]
+
+
 def _is_connect_failure(exc: BaseException) -> bool:
     """True if the request never left: connection refused, DNS, connect timeout."""
-    seen: set[int] = set()
-    cur: BaseException | None = exc
-    while cur is not None and id(cur) not in seen:
-        seen.add(id(cur))
-        name = type(cur).__name__
-        if name in (
-            "NewConnectionError",
-            "ConnectTimeout",
-            "ConnectionRefusedError",
-            "NameResolutionError",
-        ):
-            return True
-        for arg in getattr(cur, "args", ()):
-            if isinstance(arg, BaseException) and _is_connect_failure(arg):
-                return True
-        cur = getattr(cur, "reason", None) or cur.__cause__ or cur.__context__
-    return False
+    names = {
+        "NewConnectionError",
+        "ConnectTimeout",
+        "ConnectionRefusedError",
+        "NameResolutionError",
+    }
+    return any(type(e).__name__ in names for e in _chain(exc))
 
 
-def map_exception(exc: BaseException, *, mutating: bool, what: str = "") -> BaseException:
-    """Our error for a vendor exception; `exc` itself if it is not one we know."""
+def _is_tls_failure(exc: BaseException) -> bool:
+    """True if the TLS handshake failed (e.g. an https:// URL for a plain-HTTP server)."""
+    import ssl
+
+    return any(isinstance(e, ssl.SSLError) for e in _chain(exc))
+
+
+# Modules whose own exceptions (ValueError, TypeError, KeyError ...) are a client library
+# refusing or failing a call, not a bug of ours: they are mapped like any vendor error.
+_VENDOR_MODULES = ("google.", "proto.", "requests.", "urllib3.", "grpc.")
+
+
+def _raised_by_vendor(exc: BaseException) -> bool:
+    tb = exc.__traceback__
+    module = ""
+    while tb is not None:  # the innermost frame is where it was raised
+        module = str(tb.tb_frame.f_globals.get("__name__", ""))
+        tb = tb.tb_next
+    return module.startswith(_VENDOR_MODULES)
+
+
+def _gist(text: str, limit: int = 300) -> str:
+    """The first lines of a client library's message (the GAPIC REST transport's ValueError
+    goes on to list every URL binding: hundreds of lines)."""
+    lines = []
+    for line in text.splitlines():
+        if not line.strip() or line.startswith(("\t", " ")):
+            break
+        lines.append(line.strip())
+    gist = " ".join(lines) or text.strip()
+    return gist if len(gist) <= limit else gist[: limit - 3] + "..."
+
+
+def map_exception(
+    exc: BaseException, *, mutating: bool, what: str = "", connect_hint: str | None = None
+) -> BaseException:
+    """Our error for a vendor exception; `exc` itself if it is not one we know.
+
+    `connect_hint` (where the service's address came from, and how to fix it) is the fix
+    shown when the service cannot be reached at all.
+    """
     if isinstance(exc, errors.DeployerError):
         return exc
     from google.api_core import exceptions as gexc
@@ -101,7 +149,7 @@ def map_exception(exc: BaseException, *, mutating: bool, what: str = "") -> Base
     if isinstance(exc, gexc.RetryError):
         cause = exc.cause
         return (
-            map_exception(cause, mutating=mutating, what=what)
+            map_exception(cause, mutating=mutating, what=what, connect_hint=connect_hint)
             if cause
             else errors.TransientError(f"{what}: {exc}")
         )
@@ -123,13 +171,22 @@ def map_exception(exc: BaseException, *, mutating: bool, what: str = "") -> Base
                 hint="run `gcloud auth application-default login`, or use target: local",
             )
         if name == "TransportError":
-            return errors.TransientError(f"{what}: {exc}")
+            return errors.TransientError(f"{what}: {exc}", hint=connect_hint)
 
     import requests
 
     if isinstance(exc, requests.exceptions.RequestException | ConnectionError | TimeoutError):
+        if _is_tls_failure(exc):
+            # Retrying cannot help: the address or its scheme is wrong.
+            return errors.ConfigError(
+                f"{what}: the TLS handshake failed; the server at that address does not "
+                f"speak https ({exc})",
+                hint=connect_hint,
+            )
         if _is_connect_failure(exc):
-            return errors.TransientError(f"{what}: cannot connect ({exc})", status="UNAVAILABLE")
+            return errors.TransientError(
+                f"{what}: cannot connect ({exc})", status="UNAVAILABLE", hint=connect_hint
+            )
         if mutating:
             return errors.ResponseLost(
                 f"{what}: connection lost before the response ({exc})", status="UNAVAILABLE"
@@ -141,18 +198,25 @@ def map_exception(exc: BaseException, *, mutating: bool, what: str = "") -> Base
         if mutating:
             return errors.ResponseLost(f"{what}: connection lost before the response ({exc})")
         return errors.TransientError(f"{what}: {exc}")
+    if isinstance(exc, Exception) and _raised_by_vendor(exc):
+        # E.g. the GAPIC REST transport's ValueError for a name no URL binding matches.
+        return errors.PermanentError(
+            f"{what}: the Google client library refused the call: "
+            f"{type(exc).__name__}: {_gist(str(exc))}",
+            status="CLIENT_ERROR",
+        )
     return exc
 
 
 @contextmanager
-def translated(what: str, *, mutating: bool) -> Iterator[None]:
+def translated(what: str, *, mutating: bool, connect_hint: str | None = None) -> Iterator[None]:
     """Run a block of SDK calls; vendor exceptions leave it as deployer errors."""
     try:
         yield
     except errors.DeployerError:
         raise
     except Exception as exc:
-        mapped = map_exception(exc, mutating=mutating, what=what)
+        mapped = map_exception(exc, mutating=mutating, what=what, connect_hint=connect_hint)
         if mapped is exc:
             raise
         raise mapped from exc

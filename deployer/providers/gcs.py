@@ -1,8 +1,8 @@
 """Cloud Storage through google-cloud-storage: the stack's bucket, its objects, the lock.
 
 Owns: `GcsStore`, the storage half of `VertexProvider` (get/create/delete bucket, list
-objects with checksums, parallel streamed uploads with progress, server-side copies,
-create-only and generation-checked writes for the lock and journal, prefix deletion).
+objects with checksums, parallel streamed uploads with progress and downloads, server-side
+copies, create-only and generation-checked writes for the lock and journal, prefix deletion).
 The client's own retry is disabled (`retry=None`) so the one policy in retry.py applies.
 
 Must not: read whole files into memory (uploads stream from disk), or decide what to
@@ -14,8 +14,10 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any, TypeVar
 
+from deployer import settings
 from deployer.errors import NotFound
 from deployer.providers import Labels, ObjectInfo, Progress
 from deployer.providers.calls import CountedCalls
@@ -23,15 +25,26 @@ from deployer.providers.retry import RetryPolicy, call_with_retry
 from deployer.state import ObservedBucket
 
 T = TypeVar("T")
-UPLOAD_WORKERS = int(os.environ.get("DEPLOYER_UPLOAD_WORKERS", "8"))
 UPLOAD_CHUNK_BYTES = 8 * 1024 * 1024  # a multiple of 256 KiB, as GCS requires
 
 
+def _workers(tasks: int, setting: settings.Setting[int] = settings.UPLOAD_WORKERS) -> int:
+    return max(1, min(setting.get(), tasks))
+
+
 class GcsStore(CountedCalls):
-    def __init__(self, client: Any, policy: RetryPolicy, count: Callable[[int], None]) -> None:
+    def __init__(
+        self,
+        client: Any,
+        policy: RetryPolicy,
+        count: Callable[[int], None],
+        *,
+        connect_hint: str | None = None,
+    ) -> None:
         self.client = client
         self.policy = policy
         self._count = count  # tells the provider how many API calls were made
+        self.connect_hint = connect_hint
 
     # ---------------------------------------------------------------------- buckets
 
@@ -97,8 +110,29 @@ class GcsStore(CountedCalls):
 
         # Largest first: a big file started last would leave the other workers idle at the end.
         pairs = sorted(files, key=lambda pair: os.path.getsize(pair[0]), reverse=True)
-        with ThreadPoolExecutor(max_workers=max(1, min(UPLOAD_WORKERS, len(pairs)))) as pool:
+        with ThreadPoolExecutor(max_workers=_workers(len(pairs))) as pool:
             for future in [pool.submit(one, p) for p in pairs]:
+                future.result()
+
+    def download_files(self, items: Iterable[tuple[str, Path]]) -> None:
+        """Download (gs:// URI, local path) pairs in parallel, each streamed to disk."""
+
+        def one(item: tuple[str, Path]) -> None:
+            uri, path = item
+            bucket, _, name = uri.removeprefix("gs://").partition("/")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._read(
+                f"download {uri}",
+                lambda: (
+                    self.client.bucket(bucket)
+                    .blob(name)
+                    .download_to_filename(str(path), retry=None)
+                ),
+            )
+
+        todo = list(items)
+        with ThreadPoolExecutor(max_workers=_workers(len(todo), settings.DOWNLOAD_WORKERS)) as pool:
+            for future in [pool.submit(one, item) for item in todo]:
                 future.result()
 
     def copy_objects(self, bucket: str, pairs: Iterable[tuple[str, str]]) -> None:
@@ -115,7 +149,7 @@ class GcsStore(CountedCalls):
             )
 
         todo = list(pairs)
-        with ThreadPoolExecutor(max_workers=max(1, min(UPLOAD_WORKERS, len(todo)))) as pool:
+        with ThreadPoolExecutor(max_workers=_workers(len(todo))) as pool:
             for future in [pool.submit(one, src, dst) for src, dst in todo]:
                 future.result()
 
@@ -168,7 +202,7 @@ class GcsStore(CountedCalls):
             except NotFound:
                 pass  # a lost response of our own delete
 
-        with ThreadPoolExecutor(max_workers=max(1, min(UPLOAD_WORKERS, len(names)))) as pool:
+        with ThreadPoolExecutor(max_workers=_workers(len(names))) as pool:
             for future in [pool.submit(one, n) for n in names]:
                 future.result()
         return len(names)

@@ -10,7 +10,6 @@ sleep unboundedly: attempts and total time are both capped.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from typing import TypeVar
 
 import tenacity
 
+from deployer import settings
 from deployer.errors import ResponseLost, TransientError
 
 T = TypeVar("T")
@@ -33,7 +33,7 @@ class RetryPolicy:
     @classmethod
     def from_env(cls) -> RetryPolicy:
         # Tests against a faulty emulator shrink the waits without changing the logic.
-        scale = float(os.environ.get("DEPLOYER_RETRY_SCALE", "1"))
+        scale = settings.RETRY_SCALE.get()
         base = cls()
         return cls(
             base.attempts,

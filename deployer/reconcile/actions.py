@@ -1,16 +1,22 @@
 """PURE: the action vocabulary of a plan (what `plan` decides and `apply` executes).
 
 Owns: `ActionKind` and `Resource` (str enums), `VersionRef`, one frozen dataclass per kind
-of action payload, `Action`, `Plan` and `PlanInputs`. Values only: no I/O, no SDK imports,
-no logic beyond counting. `deployer.reconcile.plan` computes these and re-exports them, so callers
-import them from there.
+of action payload, `Action`, `Plan` and `PlanInputs`, and the one JSON codec of actions
+(`action_to_json` / `action_from_json`, lossless: decoding gives back an equal `Action`),
+which saved plan files are written with. Values only: no I/O, no SDK imports, no logic
+beyond counting and coding. `deployer.reconcile.plan` computes these and re-exports them, so
+callers import them from there.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import enum
+import types
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 Labels = tuple[tuple[str, str], ...]
 Traffic = tuple[tuple[str, int], ...]  # (deployed model id or "0" for the one being deployed, %)
@@ -217,3 +223,132 @@ class PlanInputs:
     # for a local dir; any stable hash of the URI for gs:// artifacts).
     artifact_hashes: Mapping[tuple[str, str], str] = field(default_factory=dict)
     expires_at: int | None = None  # unix seconds stamped as deployer-expires on creates
+
+
+# ------------------------------------------------------------------------ JSON codec
+#
+# One codec for every payload, driven by the dataclasses' own type hints, so a new field or
+# a new payload class is covered without code here (add the class to `PAYLOADS`). Tuples
+# become JSON arrays and come back as tuples; `None` stays null; nothing is coerced, so a
+# hand-edited file with a wrong type is refused instead of executed differently.
+
+PAYLOADS: dict[str, type[Payload]] = {
+    cls.__name__: cls
+    for cls in (
+        CreateBucket,
+        UploadArtifact,
+        CreateVersion,
+        UpdateVersion,
+        UpdateModel,
+        MergeAliases,
+        CreateEndpoint,
+        UpdateEndpoint,
+        Deploy,
+        MutateDeployment,
+        SetTraffic,
+        Undeploy,
+        DeleteEndpoint,
+        DeleteVersion,
+        DeleteModel,
+    )
+}
+
+
+class CodecError(ValueError):
+    """A JSON document that is not an encoded action; the message names the field path."""
+
+
+def action_to_json(action: Action) -> dict[str, Any]:
+    return {
+        "kind": action.kind.value,
+        "resource": action.resource.value,
+        "address": action.address,
+        "reason": action.reason,
+        "type": type(action.payload).__name__,
+        "payload": _encode(action.payload),
+    }
+
+
+def action_from_json(doc: Any, where: str = "action") -> Action:
+    obj = _mapping(doc, where, {"kind", "resource", "address", "reason", "type", "payload"})
+    cls = PAYLOADS.get(obj["type"]) if isinstance(obj["type"], str) else None
+    if cls is None:
+        raise CodecError(f"{where}.type: unknown action type {obj['type']!r}")
+    return Action(
+        _enum(ActionKind, obj["kind"], f"{where}.kind"),
+        _enum(Resource, obj["resource"], f"{where}.resource"),
+        _decode(str, obj["address"], f"{where}.address"),
+        _decode(str, obj["reason"], f"{where}.reason"),
+        _decode(cls, obj["payload"], f"{where}.payload"),
+    )
+
+
+def _encode(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _encode(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, tuple):
+        return [_encode(v) for v in value]
+    if isinstance(value, enum.Enum):
+        return value.value
+    return value
+
+
+def _mapping(doc: Any, where: str, required: set[str]) -> dict[str, Any]:
+    if not isinstance(doc, dict):
+        raise CodecError(f"{where}: expected an object, got {type(doc).__name__}")
+    missing = sorted(required - set(doc))
+    if missing:
+        raise CodecError(f"{where}: missing {', '.join(missing)}")
+    return doc
+
+
+def _enum(cls: type[enum.Enum], value: Any, where: str) -> Any:
+    try:
+        return cls(value)
+    except ValueError:
+        choices = ", ".join(str(m.value) for m in cls)
+        raise CodecError(f"{where}: {value!r} is not one of {choices}") from None
+
+
+def _decode(hint: Any, value: Any, where: str) -> Any:
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(hint)
+        if value is None and type(None) in options:
+            return None
+        (inner,) = [o for o in options if o is not type(None)]
+        return _decode(inner, value, where)
+    if origin is tuple:
+        if not isinstance(value, list):
+            raise CodecError(f"{where}: expected an array, got {type(value).__name__}")
+        args = typing.get_args(hint)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_decode(args[0], v, f"{where}[{i}]") for i, v in enumerate(value))
+        if len(args) != len(value):
+            raise CodecError(f"{where}: expected {len(args)} items, got {len(value)}")
+        pairs = enumerate(zip(args, value, strict=True))
+        return tuple(_decode(a, v, f"{where}[{i}]") for i, (a, v) in pairs)
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+        fields = dataclasses.fields(hint)
+        required = {
+            f.name
+            for f in fields
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        }
+        obj = _mapping(value, where, required)
+        unknown = sorted(set(obj) - {f.name for f in fields})
+        if unknown:
+            raise CodecError(f"{where}: unknown field {', '.join(unknown)}")
+        hints = typing.get_type_hints(hint)
+        kwargs = {
+            f.name: _decode(hints[f.name], obj[f.name], f"{where}.{f.name}")
+            for f in fields
+            if f.name in obj
+        }
+        return hint(**kwargs)
+    if hint in (str, int, bool):
+        # type() is: a bool is an int to isinstance, and 1 is not a bool.
+        if type(value) is not hint:
+            raise CodecError(f"{where}: expected {hint.__name__}, got {value!r}")
+        return value
+    raise CodecError(f"{where}: cannot decode a {hint!r}")  # a payload field of a new type

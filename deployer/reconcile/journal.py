@@ -22,7 +22,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
 from deployer.errors import FailedPrecondition, LockHeld, NotFound, ResponseLost
-from deployer.providers.retry import RetryPolicy, call_with_retry
+from deployer.providers.retry import PollTimeout, RetryPolicy, call_with_retry, poll_until
 from deployer.state import journal_object, lock_object
 
 if TYPE_CHECKING:
@@ -83,34 +83,42 @@ class StackLock:
         return None
 
     def acquire(self) -> None:
-        deadline = time.monotonic() + self.timeout
+        """Take the lock, waiting up to `timeout` seconds for its holder; `LockHeld` after."""
         data = self._payload()
-        while True:
-            try:
-                self.generation = call_with_retry(
-                    lambda: self.provider.write_object(
-                        self.bucket, self.name, data, if_generation_match=0
-                    ),
-                    policy=self.policy,
-                    probe=self._mine,
-                )
-                return
-            except FailedPrecondition:
-                # Precondition failed: someone holds it (or our own lost write did).
-                mine = self._mine()
-                if mine is not None:
-                    self.generation = mine
-                    return
-                if self._break_if_dead():
-                    continue
-                if time.monotonic() >= deadline:
-                    raise LockHeld(
-                        f"stack {self.stack!r} is locked by "
-                        f"{describe_lock(self.provider, self.bucket, self.stack)}",
-                        hint="wait for that run (or pass --lock-timeout SECONDS); if it died, "
-                        "run `deployer force-unlock SPEC`",
-                    ) from None
-                self.sleep(min(2.0, max(0.1, deadline - time.monotonic())))
+
+        def attempt() -> bool:
+            # Twice at most: once more right after removing a dead run's lock.
+            for _ in range(2):
+                try:
+                    self.generation = call_with_retry(
+                        lambda: self.provider.write_object(
+                            self.bucket, self.name, data, if_generation_match=0
+                        ),
+                        policy=self.policy,
+                        probe=self._mine,
+                    )
+                    return True
+                except FailedPrecondition:
+                    # Precondition failed: someone holds it (or our own lost write did).
+                    mine = self._mine()
+                    if mine is not None:
+                        self.generation = mine
+                        return True
+                    if not self._break_if_dead():
+                        return False
+            return False
+
+        try:
+            poll_until(
+                attempt, bool, timeout=self.timeout, first=0.1, max_interval=2.0, sleep=self.sleep
+            )
+        except PollTimeout:
+            raise LockHeld(
+                f"stack {self.stack!r} is locked by "
+                f"{describe_lock(self.provider, self.bucket, self.stack)}",
+                hint="wait for that run (or pass --lock-timeout SECONDS); if it died, "
+                "run `deployer force-unlock SPEC`",
+            ) from None
 
     def _break_if_dead(self) -> bool:
         """A lock left by a dead process on this very machine is stale: remove it.

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from deployer import errors
-from deployer.reconcile.apply import ApplyOptions, Reporter
+from deployer.reconcile.executor import ApplyOptions, Reporter
 from deployer.state import ARTIFACT_PREFIX, LABEL_EXPIRES, LABEL_STACK
 
 if TYPE_CHECKING:
@@ -190,7 +190,7 @@ def _teardown_bucketless(
     provider: Provider, stack: str, reporter: Reporter | None, options: ApplyOptions | None
 ) -> None:
     """Endpoints and models only: with no bucket known there is no lock, journal or object."""
-    from deployer.reconcile.apply import ApplyReport, Executor
+    from deployer.reconcile.executor import ApplyReport, Executor
     from deployer.reconcile.plan import plan_teardown
 
     plan = plan_teardown(provider.observe(stack, None))

@@ -11,26 +11,24 @@ create, or import google.cloud (it works through a `Provider`).
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from deployer import errors
-from deployer.reconcile.apply import ApplyOptions, ApplyReport, Executor, Reporter
+from deployer.providers.retry import poll_until
+from deployer.reconcile.executor import (
+    ApplyOptions,
+    ApplyReport,
+    Executor,
+    Reporter,
+    wait_operation,
+)
 from deployer.reconcile.journal import Journal, StackLock
 from deployer.reconcile.plan import Plan, plan_teardown
 from deployer.state import ObservedBatchJob, StackState, lock_object, stack_prefixes
 
 if TYPE_CHECKING:
     from deployer.providers import Provider
-
-_JOB_DONE = {
-    "JOB_STATE_SUCCEEDED",
-    "JOB_STATE_FAILED",
-    "JOB_STATE_CANCELLED",
-    "JOB_STATE_EXPIRED",
-    "JOB_STATE_PARTIALLY_SUCCEEDED",
-}
 
 
 @dataclass
@@ -143,23 +141,20 @@ def _delete_object(ex: Executor, provider: Provider, bucket: str, name: str) -> 
 
 
 def _delete_batch_job(provider: Provider, job: ObservedBatchJob, opts: ApplyOptions) -> None:
-    deadline = time.monotonic() + opts.op_timeout
-    pause = 0.2
-    while True:
-        try:
-            op = provider.delete_batch_job(job.resource)
-            Executor(provider, "", Reporter(), opts, ApplyReport(Plan("", ()))).wait(
-                op, f"delete-job:{job.resource}", f"batch job {job.name}"
-            )
-            return
-        except errors.NotFound:
-            return
-        except (errors.FailedPrecondition, errors.TransientError):
-            # A running job is cancelled first (the provider asked); wait for it to stop.
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(pause)
-            pause = min(pause * 2, opts.poll_max_seconds)
+    # A running job is cancelled first (the provider asks for that): until it stops, the
+    # delete is refused (FAILED_PRECONDITION) or throttled, so it is asked again.
+    try:
+        op = poll_until(
+            lambda: provider.delete_batch_job(job.resource),
+            lambda _op: True,
+            timeout=opts.op_timeout,
+            first=0.2,
+            max_interval=opts.poll_max_seconds,
+            retry_on=(errors.FailedPrecondition, errors.TransientError),
+        )
+        wait_operation(provider, op, f"batch job {job.name}", opts)
+    except errors.NotFound:
+        return
 
 
 def _verify(

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from deployer import settings
 from deployer.errors import ConfigError
 from deployer.spec import Spec
 from deployer.state import short_hash
@@ -64,10 +65,9 @@ _DISK_CACHE_LIMIT = 256  # trees remembered across runs (a few KB each)
 
 def _disk_cache_path() -> Path | None:
     """$DEPLOYER_HOME/cache/artifact-hashes.json; None when DEPLOYER_NO_HASH_CACHE is set."""
-    if os.environ.get("DEPLOYER_NO_HASH_CACHE"):
+    if settings.NO_HASH_CACHE.get():
         return None
-    home = os.environ.get("DEPLOYER_HOME") or str(Path.home() / ".deployer")
-    return Path(home) / "cache" / "artifact-hashes.json"
+    return settings.HOME.get() / "cache" / "artifact-hashes.json"
 
 
 def _disk_get(key: str, root: str) -> TreeDigest | None:

@@ -179,17 +179,6 @@ class ModelManager:
         for slot in slots:
             self._unload(slot, timeout)
 
-    def wait_settled(self, timeout: float) -> bool:
-        """True once the initial load finished (successfully or not)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._thread is not None and not self._thread.is_alive():
-                return True
-            if self.ready or self.failed:
-                return True
-            time.sleep(0.02)
-        return False
-
     @property
     def ready(self) -> bool:
         with self._lock:

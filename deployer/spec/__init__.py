@@ -1,14 +1,17 @@
 """The spec: one YAML file -> one validated, frozen `Spec`.
 
-`load_spec` reads the YAML, validates every field and every cross-field rule (reporting
-all problems at once as a `SpecError` with file, line, field and fix) and returns the
-frozen dataclasses the core works with. Nothing here does I/O beyond reading the spec and
-checking local artifact paths, and nothing here calls an API.
+`load_spec` (`deployer.spec.load`) reads the YAML; the typed models of
+`deployer.spec.document` validate every field and every rule across fields (reporting
+all problems at once as a `SpecError` with file, line, field and fix) and build the
+frozen dataclasses of `deployer.spec.model` that the core works with. The JSON Schema
+(`deployer.spec.schema`) comes from the same models. Nothing here does I/O beyond
+reading the spec and checking local artifact paths, and nothing here calls an API.
 """
 
 from __future__ import annotations
 
-from deployer.spec.load import (
+from deployer.spec.load import load_spec
+from deployer.spec.model import (
     Accelerator,
     BatchInput,
     BatchJob,
@@ -21,7 +24,6 @@ from deployer.spec.load import (
     ModelVersion,
     Spec,
     Target,
-    load_spec,
     parse_ttl,
 )
 

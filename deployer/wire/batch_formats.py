@@ -21,30 +21,35 @@ import json
 import re
 import struct
 from collections.abc import Iterable, Iterator
+from pathlib import PurePosixPath
 from typing import Any, BinaryIO
 
-try:  # C implementation shipped with google-cloud-storage's dependencies
-    import google_crc32c as _crc32c_mod
+# The C implementation: google-cloud-storage depends on it, so it is always installed.
+import google_crc32c
 
-    def crc32c(data: bytes) -> int:
-        return int(_crc32c_mod.value(data))
+from deployer.wire import jsonlimits
 
-except ImportError:  # pragma: no cover - exercised only without google-crc32c
-    _TABLE: list[int] = []
-    for _i in range(256):
-        _c = _i
-        for _ in range(8):
-            _c = (_c >> 1) ^ 0x82F63B78 if _c & 1 else _c >> 1
-        _TABLE.append(_c)
 
-    def crc32c(data: bytes) -> int:
-        crc = 0xFFFFFFFF
-        for byte in data:
-            crc = _TABLE[(crc ^ byte) & 0xFF] ^ (crc >> 8)
-        return crc ^ 0xFFFFFFFF
+def crc32c(data: bytes) -> int:
+    return int(google_crc32c.value(data))
 
 
 FORMATS = ("jsonl", "csv", "file-list", "tf-record")
+# The one input-format vocabulary: the spec validates with it and staging reads with it.
+# NumPy arrays (.npy/.npz) are converted to JSON Lines by staging, so they read as jsonl.
+FORMAT_BY_SUFFIX = {
+    ".jsonl": "jsonl",
+    ".json": "jsonl",
+    ".ndjson": "jsonl",
+    ".npy": "jsonl",
+    ".npz": "jsonl",
+    ".csv": "csv",
+    ".tfrecord": "tf-record",
+    ".tfrecords": "tf-record",
+    ".tfr": "tf-record",
+    ".txt": "file-list",
+    ".lst": "file-list",
+}
 RESULTS_STEM = "prediction.results"
 ERRORS_STEM = "prediction.errors_stats"
 _SHARD_RE = re.compile(r"(prediction\.(?:results|errors_stats))-(\d{5})-of-(\d{5})$")
@@ -59,6 +64,21 @@ class FormatError(ValueError):
         self.reason = message
 
 
+def infer_format(path: str, *, is_dir: bool = False) -> str | None:
+    """The instances format an input's name implies, or None when it says nothing.
+
+    NumPy files read as jsonl (staging converts them); a folder (`is_dir`, or a local
+    path written with a trailing '/') is a file list of the files below it; otherwise
+    the suffix decides (FORMAT_BY_SUFFIX). The caller checks the filesystem, not this.
+    """
+    suffix = PurePosixPath(path).suffix.lower()
+    if suffix in (".npy", ".npz"):
+        return "jsonl"
+    if is_dir or (path.endswith("/") and not path.startswith("gs://")):
+        return "file-list"
+    return FORMAT_BY_SUFFIX.get(suffix)
+
+
 # --- instances ---------------------------------------------------------------------------
 
 
@@ -68,10 +88,13 @@ def b64_instance(data: bytes) -> dict[str, str]:
 
 
 def parse_jsonl_line(line: str | bytes, *, line_no: int) -> Any:
-    """One JSON Lines row -> the instance it holds."""
+    """One JSON Lines row -> the instance it holds (nesting bounded: a row 100,000 deep is a
+    FormatError, not a RecursionError)."""
     try:
-        return json.loads(line)
-    except (ValueError, UnicodeDecodeError) as exc:
+        return jsonlimits.loads(line)
+    except jsonlimits.JsonRejected as exc:
+        raise FormatError(str(exc), where=f"line {line_no}") from exc
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise FormatError(f"not valid JSON ({exc})", where=f"line {line_no}") from exc
 
 

@@ -1,14 +1,14 @@
-"""Unit tests of the batch-predict client against an in-memory backend: staging, merge, journal.
+"""Unit tests of the batch-predict client against the in-memory provider: staging, merge, journal.
 
-`FakeBackend` implements `deployer.batch.runner.BatchBackend` in memory and records
-calls, so the decisions (what gets uploaded, when a job is adopted instead of created,
-how outputs map back to rows) are checked without any server.
+`FakeProvider` keeps objects and jobs in memory and records calls, so the decisions (what
+gets uploaded, when a job is adopted instead of created, how outputs map back to rows) are
+checked without any server.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -16,68 +16,23 @@ import numpy as np
 import pytest
 
 from deployer.batch import results, runner, staging
-from deployer.errors import BatchJobFailed, ConfigError, ResponseLost
+from deployer.errors import BatchJobFailed, ConfigError, OperationTimeout
+from deployer.providers import JobState, JobStatus
+from deployer.providers.fake import FakeProvider
 from deployer.spec import BatchInput, BatchJob, Bucket, InputFormat, Spec, Target
 from deployer.wire import batch_formats as formats
 
 
-@dataclass
-class _Obj:
-    size: int
+def _fake() -> FakeProvider:
+    """The in-memory provider with the spec's bucket in it."""
+    fake = FakeProvider()
+    fake.buckets["bkt"] = {}
+    return fake
 
 
-@dataclass
-class FakeBackend:
-    poll_interval: float = 0.0
-    objects: dict[str, bytes] = field(default_factory=dict)  # "bucket/name" -> bytes
-    jobs: dict[str, runner.JobStatus] = field(default_factory=dict)
-    calls: list[str] = field(default_factory=list)
-    lose_create_response: bool = False
-
-    def model_version(self, model_id: str, alias: str) -> str | None:
-        return f"projects/p/locations/l/models/{model_id}@1" if alias == "v1" else None
-
-    def create_job(self, req: runner.JobRequest) -> runner.JobStatus:
-        self.calls.append("create")
-        name = f"projects/p/locations/l/batchPredictionJobs/{len(self.jobs) + 1}"
-        job = runner.JobStatus(
-            name,
-            req.display_name,
-            "JOB_STATE_RUNNING",
-            labels=req.labels,
-            create_time=float(len(self.jobs)),
-        )
-        self.jobs[name] = job
-        if self.lose_create_response:
-            raise ResponseLost("connection lost before the response")
-        return job
-
-    def get_job(self, resource: str) -> runner.JobStatus:
-        self.calls.append("get")
-        return self.jobs[resource]
-
-    def find_jobs(self, labels: dict[str, str]) -> list[runner.JobStatus]:
-        self.calls.append("list")
-        return [j for j in self.jobs.values() if labels.items() <= dict(j.labels).items()]
-
-    def cancel_job(self, resource: str) -> None:
-        self.jobs[resource] = replace(self.jobs[resource], state="JOB_STATE_CANCELLED")
-
-    def list_objects(self, bucket: str, prefix: str) -> dict[str, Any]:
-        return {
-            k.split("/", 1)[1]: _Obj(len(v))
-            for k, v in self.objects.items()
-            if k.startswith(f"{bucket}/{prefix}")
-        }
-
-    def upload_files(self, bucket: str, files: Any, progress: Any = None) -> None:
-        for local, name in files:
-            self.calls.append(f"upload {name}")
-            self.objects[f"{bucket}/{name}"] = Path(local).read_bytes()
-
-    def download_files(self, items: list[tuple[str, Path]]) -> None:
-        for uri, path in items:
-            path.write_bytes(self.objects[uri.removeprefix("gs://")])
+def _sent(fake: FakeProvider, uri: str) -> bytes:
+    bucket, _, name = uri.removeprefix("gs://").partition("/")
+    return fake.objects[(bucket, name)].data
 
 
 def _spec(tmp_path: Path, path: Path, fmt: InputFormat = InputFormat.JSONL) -> Spec:
@@ -107,9 +62,9 @@ def _jsonl(path: Path, rows: list[Any]) -> Path:
 def test_large_jsonl_is_split_into_parts_uploaded_once_and_keyed_by_content(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(staging, "PART_BYTES", 100)
+    monkeypatch.setenv("DEPLOYER_BATCH_PART_BYTES", "100")
     data = _jsonl(tmp_path / "x.jsonl", [[i, i + 0.5] for i in range(40)])
-    backend = FakeBackend()
+    backend = _fake()
     first = staging.stage_input(backend, "bkt", "s", [str(data)], "jsonl")
     again = staging.stage_input(backend, "bkt", "s", [str(data)], "jsonl")
 
@@ -120,7 +75,7 @@ def test_large_jsonl_is_split_into_parts_uploaded_once_and_keyed_by_content(
     assert all(
         u.startswith(f"gs://bkt/batch-inputs/s/{first.content_hash[:32]}/part-") for u in first.uris
     )
-    joined = b"".join(backend.objects[u.removeprefix("gs://")] for u in first.uris)
+    joined = b"".join(_sent(backend, u) for u in first.uris)
     assert joined == data.read_bytes()  # parts are the input, split at row boundaries
     _jsonl(data, [[i, i + 0.5] for i in range(41)])
     assert (
@@ -131,9 +86,9 @@ def test_large_jsonl_is_split_into_parts_uploaded_once_and_keyed_by_content(
 
 def test_label_field_is_kept_local_and_not_sent(tmp_path: Path) -> None:
     data = _jsonl(tmp_path / "x.jsonl", [{"x": [1, 2], "label": 3}, {"x": [4, 5], "label": 7}])
-    backend = FakeBackend()
+    backend = _fake()
     staged = staging.stage_input(backend, "bkt", "s", [str(data)], "jsonl")
-    sent = backend.objects[staged.uris[0].removeprefix("gs://")].decode().splitlines()
+    sent = _sent(backend, staged.uris[0]).decode().splitlines()
     assert [json.loads(s) for s in sent] == [{"x": [1, 2]}, {"x": [4, 5]}]
     assert staged.labels is not None and list(staged.labels) == [3, 7]
     assert staged.index is not None and staged.index.claim({"x": [4.0, 5.0]}) == 1
@@ -142,12 +97,12 @@ def test_label_field_is_kept_local_and_not_sent(tmp_path: Path) -> None:
 def test_csv_parts_repeat_the_header_and_a_label_column_is_dropped(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(staging, "PART_BYTES", 30)
+    monkeypatch.setenv("DEPLOYER_BATCH_PART_BYTES", "30")
     src = tmp_path / "x.csv"
     src.write_text('"a","label","b"\n' + "".join(f'{i},{i % 2},"t{i}"\n' for i in range(6)))
-    backend = FakeBackend()
+    backend = _fake()
     staged = staging.stage_input(backend, "bkt", "s", [str(src)], "csv")
-    parts = [backend.objects[u.removeprefix("gs://")].decode() for u in staged.uris]
+    parts = [_sent(backend, u).decode() for u in staged.uris]
     assert len(parts) > 1 and all(p.startswith('"a","b"\n') for p in parts)
     rows = [r for p in parts for _, r in formats.iter_csv(p.splitlines(keepends=True))]
     assert rows == [[float(i), f"t{i}"] for i in range(6)]
@@ -158,7 +113,7 @@ def test_npz_becomes_jsonl_with_its_labels(tmp_path: Path) -> None:
     np.savez(
         tmp_path / "d.npz", x=np.arange(6, dtype=np.float32).reshape(3, 2), y=np.array([0, 1, 0])
     )
-    backend = FakeBackend()
+    backend = _fake()
     staged = staging.stage_input(
         backend,
         "bkt",
@@ -169,7 +124,7 @@ def test_npz_becomes_jsonl_with_its_labels(tmp_path: Path) -> None:
     assert (
         staged.format == "jsonl" and staged.labels is not None and list(staged.labels) == [0, 1, 0]
     )
-    sent = backend.objects[staged.uris[0].removeprefix("gs://")].decode().splitlines()
+    sent = _sent(backend, staged.uris[0]).decode().splitlines()
     assert [json.loads(s) for s in sent] == [[0.0, 1.0], [2.0, 3.0], [4.0, 5.0]]
 
 
@@ -178,11 +133,12 @@ def test_folder_as_file_list_uploads_each_file_once_by_content(tmp_path: Path) -
     folder.mkdir()
     for name, data in (("a.png", b"AAA"), ("b.png", b"BBB"), ("c.png", b"AAA")):
         (folder / name).write_bytes(data)
-    backend = FakeBackend()
+    backend = _fake()
     staged = staging.stage_input(backend, "bkt", "s", [str(folder)], "file-list")
-    listed = backend.objects[staged.uris[0].removeprefix("gs://")].decode().splitlines()
+    listed = _sent(backend, staged.uris[0]).decode().splitlines()
     assert len(listed) == 3 and listed[0] == listed[2]  # same bytes, one object
-    assert sum(c.startswith("upload batch-inputs/s/files/") for c in backend.calls) == 2
+    uploaded = [n for m, a in backend.calls if m == "upload_files" for n in a["names"]]
+    assert sum(n.startswith("batch-inputs/s/files/") for n in uploaded) == 2
     assert staged.index is not None
     assert [staged.index.claim(formats.b64_instance(b"AAA")) for _ in range(2)] == [0, 2]
 
@@ -190,7 +146,7 @@ def test_folder_as_file_list_uploads_each_file_once_by_content(tmp_path: Path) -
 def test_malformed_local_input_is_refused_before_any_upload(tmp_path: Path) -> None:
     data = tmp_path / "x.jsonl"
     data.write_text('[1]\n{"a": \n')
-    backend = FakeBackend()
+    backend = _fake()
     with pytest.raises(ConfigError, match=r"x.jsonl, line 2"):
         staging.stage_input(backend, "bkt", "s", [str(data)], "jsonl")
     assert backend.calls == []
@@ -205,7 +161,7 @@ def _shard(path: Path, rows: list[dict[str, Any]]) -> Path:
 
 def test_merge_places_out_of_order_outputs_on_their_rows_and_numbers_errors(tmp_path: Path) -> None:
     data = _jsonl(tmp_path / "x.jsonl", [[0], [1], [2], [1], [4]])
-    staged = staging.stage_input(FakeBackend(), "bkt", "s", [str(data)], "jsonl")
+    staged = staging.stage_input(_fake(), "bkt", "s", [str(data)], "jsonl")
     r1 = _shard(
         tmp_path / "prediction.results-00001-of-00002",
         [{"instance": [4], "prediction": 40}, {"instance": [1], "prediction": 10}],
@@ -242,10 +198,10 @@ def test_rerun_reattaches_to_the_journaled_live_job_and_a_lost_journal_adopts_by
     tmp_path: Path,
 ) -> None:
     spec = _spec(tmp_path, _jsonl(tmp_path / "x.jsonl", [[1], [2]]))
-    backend = FakeBackend()
+    backend = _fake()
     job = spec.batch_jobs[0]
     staged = runner.stage(backend, spec, job, None)
-    journal = runner.Journal.for_spec(spec)
+    journal = runner.BatchJobJournal.for_spec(spec)
     first, attached1 = runner.start_or_attach(
         backend, spec, job, staged, "m@1", journal, resume=False
     )
@@ -258,10 +214,10 @@ def test_rerun_reattaches_to_the_journaled_live_job_and_a_lost_journal_adopts_by
     )
     assert (attached1, attached2, attached3) == (False, True, True)
     assert first.resource == second.resource == third.resource
-    assert backend.calls.count("create") == 1
+    assert backend.mutating_calls.count("create_job") == 1
     assert dict(first.labels)["deployer-input"] == staged.content_hash[:12]
     # Once the job ended, a plain re-run starts a new one; --resume re-attaches to the old.
-    backend.jobs[first.resource] = replace(first, state="JOB_STATE_SUCCEEDED")
+    backend.set_job(first.resource, state=JobState.SUCCEEDED)
     resumed, _ = runner.start_or_attach(backend, spec, job, staged, "m@1", journal, resume=True)
     fresh, attached4 = runner.start_or_attach(
         backend, spec, job, staged, "m@1", journal, resume=False
@@ -271,19 +227,44 @@ def test_rerun_reattaches_to_the_journaled_live_job_and_a_lost_journal_adopts_by
 
 def test_a_create_whose_response_was_lost_is_adopted_not_repeated(tmp_path: Path) -> None:
     spec = _spec(tmp_path, _jsonl(tmp_path / "x.jsonl", [[1]]))
-    backend = FakeBackend(lose_create_response=True)
+    backend = _fake()
+    backend.drop_next("create_job")  # the job is created, then the response is lost
     job = spec.batch_jobs[0]
     staged = runner.stage(backend, spec, job, None)
     got, _ = runner.start_or_attach(
-        backend, spec, job, staged, "m@1", runner.Journal.for_spec(spec), resume=False
+        backend, spec, job, staged, "m@1", runner.BatchJobJournal.for_spec(spec), resume=False
     )
-    assert list(backend.jobs) == [got.resource] and backend.calls.count("create") == 1
+    assert list(backend.jobs) == [got.resource] and backend.mutating_calls.count("create_job") == 1
+    assert [m for m, _ in backend.calls].count("find_jobs") == 2  # before, and to adopt
+
+
+def test_wait_follows_the_job_until_it_ends_and_a_timeout_names_its_state(tmp_path: Path) -> None:
+    spec = _spec(tmp_path, _jsonl(tmp_path / "x.jsonl", [[1]]))
+    backend = _fake()
+    job = spec.batch_jobs[0]
+    staged = runner.stage(backend, spec, job, None)
+    journal = runner.BatchJobJournal.for_spec(spec)
+    started, _ = runner.start_or_attach(backend, spec, job, staged, "m@1", journal, resume=False)
+    seen: list[JobState] = []
+
+    def progress(status: JobStatus) -> None:  # the service moves the job on meanwhile
+        seen.append(status.state)
+        after = {1: JobState.RUNNING, 3: JobState.SUCCEEDED}.get(len(seen))
+        if after is not None:
+            backend.set_job(status.resource, state=after)
+
+    final = runner.wait(backend, started.resource, on_status=progress, sleep=lambda s: None)
+    assert final.state is JobState.SUCCEEDED
+    assert seen == [JobState.QUEUED, JobState.RUNNING, JobState.RUNNING, JobState.SUCCEEDED]
+
+    backend.set_job(started.resource, state=JobState.RUNNING)
+    with pytest.raises(OperationTimeout, match="still RUNNING after 0s") as info:
+        runner.wait(backend, started.resource, timeout=0.05)
+    assert "--resume" in (info.value.hint or "")
 
 
 def test_failed_job_raises_batch_job_failed_with_the_jobs_error() -> None:
-    status = runner.JobStatus(
-        "j/1", "d", "JOB_STATE_FAILED", error="Input file gs://b/x does not exist."
-    )
+    status = JobStatus("j/1", "d", JobState.FAILED, error="Input file gs://b/x does not exist.")
     with pytest.raises(BatchJobFailed, match="gs://b/x does not exist") as info:
         runner.raise_if_failed(status)
     assert info.value.exit_code == 8
@@ -293,15 +274,15 @@ def test_version_not_applied_says_run_apply(tmp_path: Path) -> None:
     spec = _spec(tmp_path, tmp_path / "x.jsonl")
     job = replace(spec.batch_jobs[0], version="v9")
     with pytest.raises(ConfigError) as info:
-        runner.resolve_version(FakeBackend(), spec, job)
+        runner.resolve_version(_fake(), spec, job)
     assert "deployer apply" in (info.value.hint or "")
 
 
 def test_resume_follows_the_journaled_job_even_when_the_local_input_is_gone(tmp_path: Path) -> None:
     spec = _spec(tmp_path, _jsonl(tmp_path / "x.jsonl", [[1]]))
-    backend = FakeBackend()
+    backend = _fake()
     job = spec.batch_jobs[0]
-    journal = runner.Journal.for_spec(spec)
+    journal = runner.BatchJobJournal.for_spec(spec)
     started, _ = runner.start_or_attach(
         backend, spec, job, runner.stage(backend, spec, job, None), "m@1", journal, resume=False
     )

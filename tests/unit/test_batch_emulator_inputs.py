@@ -10,7 +10,7 @@ import pytest
 from deployer.emulator.objects import ObjectStore
 from deployer.emulator.vertex.batch_formats import (
     InputError,
-    count_instances,
+    count_valid_instances,
     expand_sources,
     iter_instances,
 )
@@ -55,22 +55,22 @@ def test_a_file_list_sends_each_files_bytes_as_b64_and_counts_without_reading_th
     store.put("bkt", "img/2.png", b"\x89PNG two")
     store.put("bkt", "list.txt", b"gs://bkt/img/2.png\ngs://bkt/img/1.png\n")
     sources = [("bkt", "list.txt")]
-    assert count_instances(store, sources, "file-list") == 2
+    assert count_valid_instances(store, sources, "file-list") == 2
     assert [i.value for i in iter_instances(store, sources, "file-list")] == [
         formats.b64_instance(b"\x89PNG two"),
         formats.b64_instance(b"\x89PNG one"),
     ]
     store.put("bkt", "list.txt", b"gs://bkt/img/1.png\ngs://bkt/img/3.png\n")
     with pytest.raises(InputError, match=r"line 2: gs://bkt/img/3.png does not exist"):
-        count_instances(store, sources, "file-list")
+        count_valid_instances(store, sources, "file-list")
 
 
 def test_malformed_rows_fail_with_file_and_line(store: ObjectStore) -> None:
     store.put("bkt", "x.csv", b'"a","b"\n1,2\n3,word\n')
     with pytest.raises(InputError, match=r"Malformed csv input gs://bkt/x.csv, line 3"):
-        count_instances(store, [("bkt", "x.csv")], "csv")
+        count_valid_instances(store, [("bkt", "x.csv")], "csv")
     store.put("bkt", "x.bin", b"\xff\xfe not utf-8")
     with pytest.raises(InputError, match="not UTF-8"):
-        count_instances(store, [("bkt", "x.bin")], "jsonl")
+        count_valid_instances(store, [("bkt", "x.bin")], "jsonl")
     with pytest.raises(InputError, match="Unsupported instancesFormat 'bigquery'"):
-        count_instances(store, [("bkt", "x.csv")], "bigquery")
+        count_valid_instances(store, [("bkt", "x.csv")], "bigquery")

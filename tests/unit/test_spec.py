@@ -69,6 +69,35 @@ def test_gpu_spec_with_anchors_gs_artifacts_and_several_csv_inputs() -> None:
     assert spec.guards.max_hourly_usd is None and spec.guards.ttl_seconds is None
 
 
+def test_batch_input_formats_are_read_from_names_as_staging_reads_them() -> None:
+    spec = load_spec(SPECS / "valid" / "batch_inputs.yaml", environ={})
+    formats = {job.name: job.input.format for job in spec.batch_jobs}
+    assert formats == {
+        "arrays": InputFormat.JSONL,  # .npz: staging converts NumPy arrays to JSON Lines
+        "lines": InputFormat.JSONL,  # .ndjson
+        "images": InputFormat.FILE_LIST,  # a folder: a file list of the files below it
+    }
+    assert spec.batch_job("images").input.paths == (str((SPECS / "data" / "images").resolve()),)
+
+
+def test_the_spec_and_staging_read_an_input_name_alike(tmp_path: Path) -> None:
+    from deployer.batch.staging import infer_format as staging_format
+    from deployer.wire.batch_formats import FORMAT_BY_SUFFIX
+
+    (tmp_path / "folder").mkdir()
+    names = [f"x{suffix}" for suffix in FORMAT_BY_SUFFIX] + ["folder"]
+    for name in names:
+        if not (tmp_path / name).exists():
+            (tmp_path / name).write_text("")
+        spec_text = (SPECS / "valid" / "batch_inputs.yaml").read_text()
+        spec_path = tmp_path / "spec.yaml"
+        spec_text = spec_text.replace("../data/instances.npz", str(tmp_path / name))
+        spec_path.write_text(spec_text.replace("../", f"{SPECS}/"))
+        spec = load_spec(spec_path, environ={})
+        read = staging_format(str(tmp_path / name), None)
+        assert spec.batch_job("arrays").input.format.value == read, name
+
+
 def test_check_artifacts_false_skips_the_filesystem(tmp_path: Path) -> None:
     text = (SPECS / "valid" / "mnist.yaml").read_text().replace("../artifacts", "../nowhere")
     (tmp_path / "s").mkdir()

@@ -321,6 +321,13 @@ CORPUS: dict[str, tuple[int | None, str, str, str, int]] = {
         "'jsonl', 'csv', 'file-list' or 'tf-record'",
         1,
     ),
+    "batch_format_unknown_suffix": (
+        20,
+        "batch_jobs[0].input.format",
+        "cannot tell the input format of '../data/instances.parquet' from its extension",
+        "add format: jsonl | csv | file-list | tf-record (the names it reads: .jsonl",
+        1,
+    ),
     "batch_version_missing": (
         19,
         "batch_jobs[0].model",

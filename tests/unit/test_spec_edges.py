@@ -141,3 +141,19 @@ def test_other_url_schemes_are_refused(tmp_path: Path) -> None:
             "batch input 'https://example.com/x.jsonl' is neither a local path nor a gs:// URI",
         ),
     ]
+
+
+def test_a_shape_error_does_not_hide_names_and_references_elsewhere(tmp_path: Path) -> None:
+    tail = (
+        "endpoints:\n"  # 6
+        "  - {name: e, deployments: [{model: m@v1}]}\n"  # 7: machine_type missing
+        "  - {name: e, deployments: [{model: m@v2, machine_type: n1-standard-4}]}\n"  # 8
+        "batch_jobs:\n"  # 9
+        "  - {name: j, model: nope@v1, machine_type: n1-standard-4, input: {path: gs://abc/b.csv}}\n"
+    )
+    assert problems(tmp_path, tail) == [
+        (7, "endpoints[0].deployments[0].machine_type", "missing required field 'machine_type'"),
+        (8, "endpoints[1].name", "duplicate endpoint name 'e' (also at endpoints[0])"),
+        (8, "endpoints[1].deployments[0].model", "model 'm' has no version 'v2'"),
+        (10, "batch_jobs[0].model", "no model named 'nope' (in 'nope@v1')"),
+    ]

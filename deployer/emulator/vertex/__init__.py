@@ -3,8 +3,7 @@
 `register(router, ctx)` (called by deployer.emulator.server) opens the store
 (`<data_dir>/vertex.sqlite3`), registers every route under `/v1/` (operations
 also under `/ui/`), restores replicas of deployed models after a restart, and
-registers batch prediction jobs when `batch_jobs` is present, passing them the
-store and the replica manager:
+registers batch prediction jobs, passing them the store and the replica manager:
 
     batch_jobs.register(router, ctx, store, replicas)
 
@@ -15,11 +14,11 @@ from __future__ import annotations
 
 import logging
 
-from deployer.emulator.vertex import _lightimport
+from deployer import lazyimport
 
 # Before any aiplatform_v1 type is imported by this package's modules: the control
-# plane needs a dozen message types, not every client of the API (see _lightimport).
-_lightimport.install()
+# plane needs a dozen message types, not every client of the API (see deployer.lazyimport).
+lazyimport.install()
 
 from deployer.emulator.context import EmulatorContext  # noqa: E402 - after install(), on purpose
 from deployer.emulator.http import Router  # noqa: E402 - after install(), on purpose
@@ -28,7 +27,14 @@ log = logging.getLogger("deployer.emulator.vertex")
 
 
 def register(router: Router, ctx: EmulatorContext) -> None:
-    from deployer.emulator.vertex import deploy, endpoints, models, operations, predict
+    from deployer.emulator.vertex import (
+        batch_jobs,
+        deploy,
+        endpoints,
+        models,
+        operations,
+        predict,
+    )
     from deployer.emulator.vertex.replicas import ReplicaManager
     from deployer.emulator.vertex.store import VertexStore
 
@@ -49,11 +55,6 @@ def register(router: Router, ctx: EmulatorContext) -> None:
 
     registry.on_renamed = refresh_routes_of
     dep = deploy.register(router, ctx, store, svc, replicas)
-    try:
-        from deployer.emulator.vertex import batch_jobs
-    except ImportError:
-        batch_jobs = None  # type: ignore[assignment]
-    if batch_jobs is not None:
-        batch_jobs.register(router, ctx, store, replicas)
+    batch_jobs.register(router, ctx, store, replicas)
     dep.recover()
     ctx.on_shutdown(store.close)

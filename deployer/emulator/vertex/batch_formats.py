@@ -90,7 +90,7 @@ def iter_instances(
     """Every instance of every source in order, streamed; InputError on a malformed row.
 
     `parse=False` (jsonl only) keeps each line's text without decoding it: for a second
-    pass over an input `count_instances` already validated, so JSON is neither decoded
+    pass over an input `count_valid_instances` already validated, so JSON is neither decoded
     nor re-encoded on the way to the replica and into the outputs.
     """
     if instances_format not in formats.FORMATS:
@@ -124,7 +124,7 @@ def iter_instances(
             handle.close()
 
 
-def count_instances(
+def count_valid_instances(
     objects: ObjectStore, sources: list[tuple[str, str]], instances_format: str
 ) -> int:
     """Validate every row and count the instances, without sending anything anywhere.

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import shutil
 import tempfile
@@ -33,13 +32,14 @@ from typing import TYPE_CHECKING, Any
 
 from google.rpc import code_pb2, status_pb2
 
+from deployer import settings
 from deployer.emulator.http import ServiceError
 from deployer.emulator.objects import parse_gs_uri
 from deployer.emulator.vertex import protos
 from deployer.emulator.vertex.batch_formats import (
     InputError,
     Instance,
-    count_instances,
+    count_valid_instances,
     expand_sources,
     iter_instances,
 )
@@ -62,10 +62,6 @@ STATE_NAMES = {
 }
 
 DEFAULT_BATCH_SIZE = 64
-# Rows per output shard: shards are contiguous input ranges, so their count follows the input.
-SHARD_ROWS = int(os.environ.get("DEPLOYER_EMULATOR_BATCH_SHARD_ROWS", "2500"))
-# A laptop is not a fleet: at most this many replica processes per job.
-MAX_LOCAL_REPLICAS = int(os.environ.get("DEPLOYER_EMULATOR_BATCH_MAX_REPLICAS", "2"))
 _PERSIST_EVERY_S = 0.5
 
 
@@ -129,7 +125,7 @@ class JobRun:
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="batch-start") as pool:
             starting = pool.submit(self._start_replicas, model.artifact_uri, abort)
             try:
-                total = count_instances(objects, sources, fmt)
+                total = count_valid_instances(objects, sources, fmt)
             except InputError as exc:
                 abort.set()
                 replicas.extend(_quiet_result(starting))
@@ -183,7 +179,9 @@ class JobRun:
     def _start_replicas(self, artifact_uri: str, abort: threading.Event) -> list[Any]:
         """Start the replicas in parallel (each loads TensorFlow: seconds); [] if cancelled."""
         wanted = min(
-            max(1, self.job.dedicated_resources.starting_replica_count or 1), MAX_LOCAL_REPLICAS
+            # A laptop is not a fleet: at most this many replica processes per job.
+            max(1, self.job.dedicated_resources.starting_replica_count or 1),
+            settings.EMULATOR_BATCH_MAX_REPLICAS.get(),
         )
         stem = f"batch-{self.job.name.rsplit('/', 1)[-1]}"
         machine = self.job.dedicated_resources.machine_spec
@@ -297,18 +295,22 @@ class JobRun:
 
 
 class _ShardWriter:
-    """Writes result/error rows to local shard files, SHARD_ROWS input rows per shard."""
+    """Writes result/error rows to local shard files, `shard_rows` input rows per shard.
+
+    Shards are contiguous input ranges, so their count follows the input.
+    """
 
     def __init__(self, work: Path) -> None:
         self.work = work
         self.index = -1
-        self.rows = SHARD_ROWS
+        self.shard_rows = settings.EMULATOR_BATCH_SHARD_ROWS.get()
+        self.rows = self.shard_rows
         self._results: Any = None
         self._errors: Any = None
 
     def add(self, instance: bytes, prediction: Any, error: Any) -> None:
         """One row; `instance` is the instance's JSON text, echoed without re-encoding."""
-        if self.rows >= SHARD_ROWS:
+        if self.rows >= self.shard_rows:
             self._roll()
         self.rows += 1
         if error is None:

@@ -69,18 +69,6 @@ def parse_model_name(name: str) -> ModelName:
     return ModelName(m.group(1), m.group(2), m.group(3))
 
 
-def parse_endpoint_name(name: str) -> tuple[str, str]:
-    """(parent, endpoint_id) of `projects/p/locations/l/endpoints/ID`."""
-    m = re.fullmatch(rf"({PARENT_RE})/endpoints/({SEG})", name)
-    if m is None:
-        raise ServiceError(
-            400,
-            "INVALID_ARGUMENT",
-            f"Invalid Endpoint resource name {name!r}: expected projects/*/locations/*/endpoints/*",
-        )
-    return m.group(1), m.group(2)
-
-
 def check_resource_id(kind: str, value: str) -> str:
     if not _ID_RE.fullmatch(value):
         raise ServiceError(

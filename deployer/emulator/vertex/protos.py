@@ -45,17 +45,6 @@ def parse_body(request: Request, cls: type[M]) -> M:
     return msg
 
 
-def parse_dict(obj: Any, cls: type[M]) -> M:
-    msg: M = cls()
-    try:
-        json_format.ParseDict(obj, msg, ignore_unknown_fields=True)
-    except (json_format.ParseError, ValueError) as exc:
-        raise ServiceError(
-            400, "INVALID_ARGUMENT", f"Invalid JSON payload received. {exc}"
-        ) from exc
-    return msg
-
-
 def to_dict(msg: Message) -> dict[str, Any]:
     out: dict[str, Any] = json_format.MessageToDict(msg, preserving_proto_field_name=False)
     return out

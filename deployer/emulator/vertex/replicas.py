@@ -35,15 +35,14 @@ import threading
 import time
 from pathlib import Path
 
+from deployer import settings
 from deployer.emulator.context import EmulatorContext
 from deployer.emulator.http import ServiceError
 from deployer.emulator.objects import parse_gs_uri
+from deployer.emulator.paths import contained
 
 log = logging.getLogger("deployer.emulator.vertex")
 
-# The module replicas run; tests may point it at a stand-in.
-REPLICA_MODULE = os.environ.get("DEPLOYER_REPLICA_MODULE", "deployer.serving.replica")
-READY_TIMEOUT_S = float(os.environ.get("DEPLOYER_REPLICA_READY_TIMEOUT", "300"))
 STOP_GRACE_S = 10.0
 # deployer.serving.replica exits with this status when its port cannot be bound.
 EXIT_PORT_TAKEN = 2
@@ -232,21 +231,49 @@ class ReplicaManager:
             tmp = (
                 self.cache / f".tmp-{digest.hexdigest()[:16]}-{os.getpid()}-{threading.get_ident()}"
             )
+            # Object names become paths here: every one is checked before anything is written,
+            # so a hostile name fails the whole fetch and leaves nothing behind.
+            places = [
+                (
+                    m,
+                    contained(
+                        tmp,
+                        m.name[len(prefix) :],
+                        what=f"Object gs://{bucket}/{m.name} of artifact {artifact_uri}",
+                    ),
+                )
+                for m in metas
+            ]
             shutil.rmtree(tmp, ignore_errors=True)
-            for m in metas:
-                rel = m.name[len(prefix) :]
-                dest = tmp / rel
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                src = self.ctx.objects.local_path(bucket, m.name)
-                try:
-                    # Blob files are immutable (an overwrite writes a new one), so a
-                    # hard link is a safe zero-copy snapshot.
-                    os.link(src, dest)
-                except OSError:
-                    with self.ctx.objects.open(bucket, m.name) as fh, open(dest, "wb") as out:
-                        shutil.copyfileobj(fh, out, 1 << 20)
+            try:
+                for m, dest in places:
+                    self._place(bucket, m.name, dest)
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
             os.replace(tmp, target)  # atomic publish: a crash never leaves a half tree
         return target
+
+    def _place(self, bucket: str, name: str, dest: Path) -> None:
+        """Put one object's bytes at `dest` (a path `contained` under the fetch's temp dir)."""
+        try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            src = self.ctx.objects.local_path(bucket, name)
+            try:
+                # Blob files are immutable (an overwrite writes a new one), so a
+                # hard link is a safe zero-copy snapshot.
+                os.link(src, dest)
+            except OSError:
+                with self.ctx.objects.open(bucket, name) as fh, open(dest, "wb") as out:
+                    shutil.copyfileobj(fh, out, 1 << 20)
+        except OSError as exc:
+            # E.g. both "a" and "a/b" exist: a file where a directory must go.
+            raise ServiceError(
+                400,
+                "FAILED_PRECONDITION",
+                f"Object gs://{bucket}/{name} cannot be copied to the local model directory: "
+                f"{exc.strerror or exc}.",
+            ) from exc
 
     # -- processes --------------------------------------------------------------------
 
@@ -256,13 +283,14 @@ class ReplicaManager:
         *,
         name: str,
         model_name: str = "model",
-        timeout: float = READY_TIMEOUT_S,
+        timeout: float | None = None,
         cancelled: threading.Event | None = None,
     ) -> Replica:
         """Fetch the artifact, start one replica, and wait until it serves the model.
 
         Raises ReplicaError (with the tail of the replica's log) if it exits or is
-        not ready within `timeout`; the process is stopped in that case.
+        not ready within `timeout` (None: $DEPLOYER_REPLICA_READY_TIMEOUT); the process
+        is stopped in that case.
         """
         model_dir = self.fetch_artifact(artifact_uri)
         return self.start_dir(
@@ -275,7 +303,7 @@ class ReplicaManager:
         *,
         name: str,
         model_name: str = "model",
-        timeout: float = READY_TIMEOUT_S,
+        timeout: float | None = None,
         cancelled: threading.Event | None = None,
     ) -> Replica:
         for attempt in range(PORT_ATTEMPTS):
@@ -284,7 +312,7 @@ class ReplicaManager:
                     model_dir,
                     name=name,
                     model_name=model_name,
-                    timeout=timeout,
+                    timeout=settings.REPLICA_READY_TIMEOUT.get() if timeout is None else timeout,
                     cancelled=cancelled,
                 )
             except _PortTaken:
@@ -308,7 +336,7 @@ class ReplicaManager:
             raise ReplicaError("the emulator is shutting down")
         port = _free_port()
         safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
-        log_path = self.logs / f"{safe}.log"
+        log_path = contained(self.logs, f"{safe}.log", what=f"The log of replica {name!r}")
         cmd = [
             sys.executable,
             "-m",
@@ -316,7 +344,7 @@ class ReplicaManager:
             "--parent",
             str(os.getpid()),
             "--module",
-            REPLICA_MODULE,
+            settings.REPLICA_MODULE.get(),
             "--",
             "--saved-model",
             str(model_dir),
