@@ -151,6 +151,15 @@ class _App:
                 if request.stream is not None
                 else len(request.body),
             )
+        # The access line, at DEBUG: the target as received (credentials in it are redacted
+        # by the filter faults.register_admin installs on this logger).
+        log.debug(
+            '"%s %s" %d%s',
+            request.method,
+            http_request.target,
+            response.status,
+            f" ({fault})" if fault else "",
+        )
         # "dropped": the call took effect; the client never learns it (like a lost reply).
         return HttpResponse(
             status=response.status,
