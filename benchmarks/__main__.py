@@ -111,6 +111,14 @@ def main(argv: list[str] | None = None) -> int:
         help="write the generated block here (default: BENCHMARKS.md for a full, "
         "non-quick run; nothing otherwise)",
     )
+    parser.add_argument(
+        "--results",
+        type=Path,
+        default=None,
+        help="also write the measurements as JSON here and draw the charts beside it "
+        "(default: benchmarks/charts/results.json for a full, non-quick run; redraw with "
+        "`python -m benchmarks.charts`)",
+    )
     args = parser.parse_args(argv)
 
     unknown = [n for n in args.names if n not in BENCHMARKS]
@@ -139,11 +147,24 @@ def main(argv: list[str] | None = None) -> int:
         for note in res.notes:
             print(f"  [{res.name}] {note}")
 
+    command = "python -m benchmarks " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
+    full = not args.names and not args.quick
+    results_path = args.results
+    if results_path is None and full:
+        from benchmarks.charts import RESULTS_FILE
+
+        results_path = RESULTS_FILE
+    if results_path is not None:
+        from benchmarks import charts
+
+        charts.write_results(results_path, results, env, command.strip())
+        print(f"\nwrote {results_path}")
+        for png in charts.draw_all(charts.load_results(results_path), results_path.parent):
+            print(f"wrote {png}")
     target = args.markdown
-    if target is None and not args.names and not args.quick:
+    if target is None and full:
         target = REPO_ROOT / "BENCHMARKS.md"
     if target is not None:
-        command = "python -m benchmarks " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
         write_markdown(target, markdown_report(results, env, command.strip()))
         print(f"\nwrote {target}")
     return 0

@@ -151,6 +151,9 @@ deployer batch-predict configs/mnist.yaml --job mnist-batch \
   --output output/mnist-batch.jsonl --labels data/mnist_test_labels.json
 python scripts/show_predictions.py --batch output/mnist-batch.jsonl \
   --labels data/mnist_test_labels.json --min-accuracy 0.97
+# batch-predict draws the confusion matrix beside the merged results.
+[[ -s output/mnist-batch.confusion.png ]] || die "no confusion-matrix picture at output/mnist-batch.confusion.png"
+note "confusion matrix picture: $ROOT/output/mnist-batch.confusion.png"
 
 step "Tear down"
 if [[ $KEEP -eq 1 ]]; then

@@ -40,6 +40,11 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
         "batch_predict",
         "Run a batch prediction job and bring the results home.",
     ),
+    "init": (
+        "deployer.cli.init",
+        "init",
+        "Write a starter spec for a model folder (framework, signature, machine, cost).",
+    ),
     "schema": ("deployer.cli.spec", "schema", "Print the JSON Schema of the spec."),
     "validate": ("deployer.cli.spec", "validate", "Validate a spec without calling any API."),
     "prices": (

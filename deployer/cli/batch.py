@@ -191,7 +191,15 @@ def batch_predict(
             output_format=fmt,
             labels_file=Path(labels_path) if labels_path else None,
         )
-    _render_collected(console, final, collected, as_json)
+    picture: Path | None = None
+    if collected.score is not None:
+        from deployer.batch.chart import png_path_for, write_confusion_png
+
+        with console.status("Drawing the confusion matrix..."):
+            picture = write_confusion_png(
+                collected.score, png_path_for(collected.output), title=f"{job.name} ({job.ref})"
+            )
+    _render_collected(console, final, collected, as_json, picture)
 
 
 def _default_output(spec: Spec, job: str, fmt: str | None) -> Path:
@@ -256,7 +264,9 @@ def _interrupted(console: Any, backend: Jobs, resource: str, resume_cmd: str) ->
     raise Aborted("interrupted; the batch job was left running")
 
 
-def _render_collected(console: Any, final: JobStatus, c: Collected, as_json: bool) -> None:
+def _render_collected(
+    console: Any, final: JobStatus, c: Collected, as_json: bool, picture: Path | None
+) -> None:
     from rich.table import Table
 
     console.print(
@@ -288,6 +298,8 @@ def _render_collected(console: Any, final: JobStatus, c: Collected, as_json: boo
                 ]
                 table.add_row(str(cls), *cells)
             console.print(table)
+    if picture is not None:
+        console.print(f"Confusion matrix picture: {picture}")
     if as_json:
         doc: dict[str, Any] = {
             "job": final.resource,
@@ -306,6 +318,8 @@ def _render_collected(console: Any, final: JobStatus, c: Collected, as_json: boo
                 "classes": list(c.score.classes),
                 "matrix": [list(r) for r in c.score.matrix],
             }
+        if picture is not None:
+            doc["confusion_png"] = str(picture)
         click.echo(json.dumps(doc, default=str))
 
 

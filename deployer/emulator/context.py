@@ -3,13 +3,17 @@
 Owns `EmulatorContext`: where data lives, the address the server listens on,
 the object store, the fault controller, and the shutdown hooks run (in reverse
 order of registration) when the server stops cleanly, e.g. to stop replica
-processes.
+processes; and `project_number`, the stable number each project id has here (Vertex
+returns resource names with the project number, Cloud Storage reports it as a bucket's
+`projectNumber`).
 
 Must not: import TensorFlow / deployer.serving, or do I/O at import time.
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import logging
 import os
 import threading
@@ -22,6 +26,21 @@ from deployer.emulator.faults import FaultController
 from deployer.emulator.objects import ObjectStore
 
 log = logging.getLogger("deployer.emulator")
+
+
+@functools.lru_cache(maxsize=256)  # on every Vertex request by project id, predict included
+def project_number(project: str) -> str:
+    """The project number of a project id or number, stable across runs and machines.
+
+    A number (all digits) is its own number. An id gets twelve digits, the first not
+    zero, like Google's: 100000000000 + the SHA-256 of the id, read as a big-endian
+    integer, modulo 900000000000. Clients that assume names carry the project id
+    fail here as they would on Google Cloud.
+    """
+    if project.isdigit():
+        return project
+    digest = int.from_bytes(hashlib.sha256(project.encode()).digest(), "big")
+    return str(100_000_000_000 + digest % 900_000_000_000)
 
 
 @dataclass

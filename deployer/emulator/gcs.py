@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import quote, unquote
 
 from deployer.emulator import jsonlimits
-from deployer.emulator.context import EmulatorContext
+from deployer.emulator.context import EmulatorContext, project_number
 from deployer.emulator.http import Request, Response, Router, ServiceError, json_response
 from deployer.emulator.jsonlimits import request_json
 from deployer.emulator.objects import ObjectMeta, validate_content_type, validate_object_name
@@ -105,7 +105,9 @@ def bucket_resource(bucket: dict[str, Any], base: str) -> dict[str, Any]:
         "kind": "storage#bucket",
         "id": bucket["name"],
         "selfLink": f"{base}/storage/v1/b/{bucket['name']}",
-        "projectNumber": "0",
+        # The project's stable number (context.project_number); "0" only for a bucket
+        # created without ?project= (buckets made before the emulator kept the project).
+        "projectNumber": project_number(bucket["project"]) if bucket.get("project") else "0",
         "name": bucket["name"],
         "timeCreated": bucket["time_created"],
         "updated": bucket["updated"],

@@ -22,11 +22,25 @@ TF_IMAGE = "us-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-12:latest"
 PARENT = "projects/test-project/locations/us-central1"
 
 
+def project_number(project: str) -> str:
+    """The number the emulator gives a project id, computed here as the README documents it
+    (12 digits: 100000000000 + SHA-256 of the id, big-endian, mod 900000000000)."""
+    import hashlib
+
+    digest = int.from_bytes(hashlib.sha256(project.encode()).digest(), "big")
+    return str(100_000_000_000 + digest % 900_000_000_000)
+
+
+# PARENT as Vertex names it in what it returns: by project number.
+PARENT_BY_NUMBER = f"projects/{project_number('test-project')}/locations/us-central1"
+
+
 @dataclass
 class Clients:
     model: Any  # aiplatform_v1.ModelServiceClient
     endpoint: Any  # aiplatform_v1.EndpointServiceClient
     prediction: Any  # aiplatform_v1.PredictionServiceClient
+    job: Any  # aiplatform_v1.JobServiceClient
 
 
 def gapic_clients(url: str) -> Clients:
@@ -44,6 +58,7 @@ def gapic_clients(url: str) -> Clients:
         v1.ModelServiceClient(**kw),
         v1.EndpointServiceClient(**kw),
         v1.PredictionServiceClient(**kw),
+        v1.JobServiceClient(**kw),
     )
 
 

@@ -80,6 +80,14 @@ def test_jsonl_batch_keeps_input_order_reports_bad_rows_and_scores_labels(
     expected = np.mean([np.argmax(ref[i]) == i % 10 for i in good])
     assert summary["accuracy"] == pytest.approx(expected)
     assert sum(map(sum, summary["confusion_matrix"]["matrix"])) == len(good)
+    # The confusion matrix is drawn beside the results, where the summary says.
+    picture = tmp_path / "preds.confusion.png"
+    assert summary["confusion_png"] == str(picture)
+    assert f"Confusion matrix picture: {picture}" in result.stderr
+    from PIL import Image
+
+    with Image.open(picture) as img:
+        assert img.format == "PNG"
 
 
 @pytest.mark.timeout(300)

@@ -35,15 +35,13 @@ def predict_url(module_emulator: EmulatorProcess, mnist_dir: Path) -> str:
     clients.endpoint.deploy_model(
         endpoint=ep.name,
         traffic_split={"0": 100},
-        deployed_model=v1.DeployedModel(model=model, id="dm", dedicated_resources=dedicated()),
+        deployed_model=v1.DeployedModel(model=model, id="5", dedicated_resources=dedicated()),
     ).result(timeout=240)
     return f"{emu.url}/v1/{ep.name}:predict"
 
 
-# predict.py (the Vertex fidelity owner's module) must call jsonlimits.check_depth(body)
-# before parsing or forwarding; until then both answer 500 (the emulator's own parse, and
-# the replica's RecursionError passed through). Strict: the marker goes when the call lands.
-@pytest.mark.xfail(strict=True, reason="vertex/predict.py does not call jsonlimits yet")
+# predict.py calls jsonlimits.check_depth(body) before parsing or forwarding: otherwise both
+# answer 500 (the emulator's own parse, and the replica's RecursionError passed through).
 @pytest.mark.parametrize(
     "body",
     [

@@ -14,9 +14,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import numpy as np
 import pytest
+import requests
 from google.api_core import exceptions as gexc
 
 from tests.integration import _vertex
@@ -52,7 +54,7 @@ class Served:
 
 @pytest.fixture(scope="module")
 def served(mnist_dir: Path, mnist_dir_v2: Path) -> Iterator[Served]:
-    """Model `mnist` v1 and v2 deployed on endpoint `served`: dm-v1 70 %, dm-v2 30 % (on a GPU
+    """Model `mnist` v1 and v2 deployed on endpoint `served`: 101 (v1) 70 %, 102 (v2) 30 % (on a GPU
     spec)."""
     from google.cloud import aiplatform_v1 as v1
 
@@ -74,15 +76,15 @@ def served(mnist_dir: Path, mnist_dir_v2: Path) -> Iterator[Served]:
             endpoint=ep.name,
             traffic_split={"0": 100},
             deployed_model=v1.DeployedModel(
-                model=f"{model}@v1", id="dm-v1", dedicated_resources=dedicated()
+                model=f"{model}@v1", id="101", dedicated_resources=dedicated()
             ),
         ).result(timeout=240)
         clients.endpoint.deploy_model(
             endpoint=ep.name,
-            traffic_split={"dm-v1": 70, "0": 30},
+            traffic_split={"101": 70, "0": 30},
             deployed_model=v1.DeployedModel(
                 model=f"{model}@2",
-                id="dm-v2",
+                id="102",
                 dedicated_resources=dedicated(
                     "n1-standard-4",
                     accelerator_type=v1.AcceleratorType.NVIDIA_TESLA_T4,
@@ -113,22 +115,22 @@ def _reference(model_dir: Path, x: np.ndarray) -> np.ndarray:
 
 def test_endpoint_lists_both_deployed_models_with_their_fields(served: Served) -> None:
     ep = served.clients.endpoint.get_endpoint(name=served.endpoint)
-    assert dict(ep.traffic_split) == {"dm-v1": 70, "dm-v2": 30}
+    assert dict(ep.traffic_split) == {"101": 70, "102": 30}
     by_id = {d.id: d for d in ep.deployed_models}
-    assert set(by_id) == {"dm-v1", "dm-v2"}
-    assert by_id["dm-v1"].model == f"{served.model}@v1"
-    assert (by_id["dm-v1"].model_version_id, by_id["dm-v2"].model_version_id) == ("1", "2")
-    assert by_id["dm-v2"].dedicated_resources.machine_spec.machine_type == "n1-standard-4"
-    assert by_id["dm-v2"].dedicated_resources.machine_spec.accelerator_count == 1
-    assert by_id["dm-v1"].dedicated_resources.min_replica_count == 1
-    assert by_id["dm-v1"].create_time.timestamp() > 0 and by_id["dm-v1"].display_name == "mnist"
+    assert set(by_id) == {"101", "102"}
+    assert by_id["101"].model == f"{served.model}@v1"
+    assert (by_id["101"].model_version_id, by_id["102"].model_version_id) == ("1", "2")
+    assert by_id["102"].dedicated_resources.machine_spec.machine_type == "n1-standard-4"
+    assert by_id["102"].dedicated_resources.machine_spec.accelerator_count == 1
+    assert by_id["101"].dedicated_resources.min_replica_count == 1
+    assert by_id["101"].create_time.timestamp() > 0 and by_id["101"].display_name == "mnist"
     refs = served.clients.model.get_model(name=f"{served.model}@1").deployed_models
-    assert [(r.endpoint, r.deployed_model_id) for r in refs] == [(served.endpoint, "dm-v1")]
+    assert [(r.endpoint, r.deployed_model_id) for r in refs] == [(served.endpoint, "101")]
 
 
 def test_predictions_equal_the_model_in_process(served: Served) -> None:
     resp = served.clients.prediction.predict(endpoint=served.endpoint, instances=served.x.tolist())
-    assert resp.deployed_model_id in ("dm-v1", "dm-v2")
+    assert resp.deployed_model_id in ("101", "102")
     assert resp.model == served.model
     assert resp.model_display_name == "mnist"
     expected = _reference(served.dirs[resp.model_version_id], served.x)
@@ -146,8 +148,8 @@ def test_traffic_split_routes_requests_by_weight(served: Served) -> None:
         np.testing.assert_allclose(
             np.array(resp.predictions), refs[resp.model_version_id], rtol=1e-5, atol=1e-6
         )
-    assert set(seen) == {"dm-v1", "dm-v2"}
-    assert seen["dm-v1"] > seen["dm-v2"]  # 70/30: P(v1 <= v2 over 80 draws) is ~1e-4
+    assert set(seen) == {"101", "102"}
+    assert seen["101"] > seen["102"]  # 70/30: P(v1 <= v2 over 80 draws) is ~1e-4
 
 
 def test_patching_traffic_moves_all_requests(served: Served) -> None:
@@ -157,11 +159,11 @@ def test_patching_traffic_moves_all_requests(served: Served) -> None:
     mask = field_mask_pb2.FieldMask(paths=["traffic_split"])
     with raises_status(gexc.BadRequest, "INVALID_ARGUMENT"):
         served.clients.endpoint.update_endpoint(
-            endpoint=v1.Endpoint(name=served.endpoint, traffic_split={"dm-v1": 60, "dm-v2": 30}),
+            endpoint=v1.Endpoint(name=served.endpoint, traffic_split={"101": 60, "102": 30}),
             update_mask=mask,
         )
     served.clients.endpoint.update_endpoint(
-        endpoint=v1.Endpoint(name=served.endpoint, traffic_split={"dm-v1": 0, "dm-v2": 100}),
+        endpoint=v1.Endpoint(name=served.endpoint, traffic_split={"101": 0, "102": 100}),
         update_mask=mask,
     )
     ids = {
@@ -170,9 +172,9 @@ def test_patching_traffic_moves_all_requests(served: Served) -> None:
         ).deployed_model_id
         for _ in range(15)
     }
-    assert ids == {"dm-v2"}
+    assert ids == {"102"}
     served.clients.endpoint.update_endpoint(
-        endpoint=v1.Endpoint(name=served.endpoint, traffic_split={"dm-v1": 70, "dm-v2": 30}),
+        endpoint=v1.Endpoint(name=served.endpoint, traffic_split={"101": 70, "102": 30}),
         update_mask=mask,
     )
 
@@ -195,8 +197,54 @@ def test_raw_predict_with_plain_bytes_answers_the_replica_body(served: Served) -
     url = f"{served.emu.url}/v1/{served.endpoint}:rawPredict"
     resp = requests.post(url, data=json.dumps({"instances": served.x[:1].tolist()}), timeout=30)
     assert resp.status_code == 200
-    assert resp.headers["X-Vertex-AI-Deployed-Model-Id"] in ("dm-v1", "dm-v2")
+    assert resp.headers["X-Vertex-AI-Deployed-Model-Id"] in ("101", "102")
     assert np.array(resp.json()["predictions"]).shape == (1, 10)
+    # Vertex also names the model, its display name and version that answered.
+    version = {"101": "1", "102": "2"}[resp.headers["X-Vertex-AI-Deployed-Model-Id"]]
+    assert resp.headers["X-Vertex-AI-Endpoint-Id"] == "served"
+    assert resp.headers["X-Vertex-AI-Model"] == served.model
+    assert resp.headers["X-Vertex-AI-Model-Version-Id"] == version
+    got = served.clients.model.get_model(name=f"{served.model}@{version}")
+    assert resp.headers["X-Vertex-AI-Model-Display-Name"] == got.display_name
+
+
+class _ToEmulator(requests.adapters.HTTPAdapter):
+    """Sends what the SDK addresses to Vertex's public host to the emulator instead: the SDK's
+    raw_predict hard-codes that host rather than honouring api_endpoint."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__()
+        self.url = url
+
+    def send(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+        parts = urlsplit(request.url)
+        request.url = self.url + parts.path + (f"?{parts.query}" if parts.query else "")
+        return super().send(request, *args, **kwargs)
+
+
+def test_sdk_predict_with_raw_predict_reads_the_models_headers(
+    served: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Endpoint.predict(use_raw_predict=True) reads X-Vertex-AI-Deployed-Model-Id,
+    -Model and -Model-Version-Id (a KeyError without them)."""
+    from tests.integration._vertex import sdk_session
+
+    with sdk_session(served.emu.url, "raw-sdk-bucket", monkeypatch) as aiplatform:
+        endpoint = aiplatform.Endpoint(served.endpoint)
+        session = requests.Session()
+        session.mount("https://us-central1-aiplatform.googleapis.com/", _ToEmulator(served.emu.url))
+        endpoint.authorized_session = session
+        got = endpoint.predict(instances=served.x[:2].tolist(), use_raw_predict=True)
+    assert got.deployed_model_id in ("101", "102")
+    assert got.model_resource_name == served.model
+    version = {"101": "1", "102": "2"}[got.deployed_model_id]
+    assert got.model_version_id == version
+    np.testing.assert_allclose(
+        np.array(got.predictions),
+        _reference(served.dirs[version], served.x[:2]),
+        rtol=1e-5,
+        atol=1e-6,
+    )
 
 
 def test_parameters_are_accepted_and_not_forwarded_to_tf_serving(served: Served) -> None:
@@ -231,7 +279,14 @@ def test_payload_over_1_5_mb_is_invalid_argument(served: Served) -> None:
 def test_replica_400_passes_through_with_its_message(served: Served) -> None:
     with raises_status(gexc.BadRequest, "INVALID_ARGUMENT") as info:
         served.clients.prediction.predict(endpoint=served.endpoint, instances=[[1.0, 2.0, 3.0]])
-    assert "flatten_input" in str(info.value) or "shape" in str(info.value)
+    # The replica's own words, passed through unchanged (deployer.serving.codec.check_shape);
+    # the REST client puts "POST <url>: " in front.
+    replica_says = (
+        "input 'flatten_input' expects shape [-1, 784] and dtype DT_FLOAT (instances of shape "
+        "[784]); received instances of shape [3] (1 instance(s))"
+    )
+    assert info.value.message.startswith(f"POST {served.emu.url}/v1/{served.endpoint}:predict")
+    assert info.value.message.endswith(f": {replica_says}")
     # The server and its replicas are still fine afterwards.
     served.clients.prediction.predict(endpoint=served.endpoint, instances=served.x[:1].tolist())
 
@@ -257,14 +312,14 @@ def test_deploy_refusals(served: Served) -> None:
     with raises_status(gexc.BadRequest, "INVALID_ARGUMENT"):  # traffic sums to 110
         c.deploy_model(
             endpoint=served.endpoint,
-            traffic_split={"dm-v1": 80, "0": 30},
+            traffic_split={"101": 80, "0": 30},
             deployed_model=v1.DeployedModel(model=served.model, dedicated_resources=dedicated()),
         )
     with raises_status(gexc.Conflict, "ALREADY_EXISTS"):
         c.deploy_model(
             endpoint=served.endpoint,
             deployed_model=v1.DeployedModel(
-                model=served.model, id="dm-v1", dedicated_resources=dedicated()
+                model=served.model, id="101", dedicated_resources=dedicated()
             ),
         )
     with raises_status(gexc.NotFound, "NOT_FOUND"):
@@ -307,7 +362,7 @@ def test_mutate_deployed_model_changes_replica_bounds(served: Served) -> None:
     op = served.clients.endpoint.mutate_deployed_model(
         endpoint=served.endpoint,
         deployed_model=v1.DeployedModel(
-            id="dm-v1",
+            id="101",
             dedicated_resources=v1.DedicatedResources(min_replica_count=1, max_replica_count=3),
         ),
         update_mask=field_mask_pb2.FieldMask(paths=["dedicated_resources.max_replica_count"]),
@@ -320,7 +375,7 @@ def test_mutate_deployed_model_changes_replica_bounds(served: Served) -> None:
     assert got.dedicated_resources.machine_spec.machine_type == "n1-standard-2"
     ep = served.clients.endpoint.get_endpoint(name=served.endpoint)
     assert (
-        next(d for d in ep.deployed_models if d.id == "dm-v1").dedicated_resources.max_replica_count
+        next(d for d in ep.deployed_models if d.id == "101").dedicated_resources.max_replica_count
         == 3
     )
 
@@ -329,17 +384,15 @@ def test_undeploy_needs_traffic_moved_then_stops_replicas(served: Served) -> Non
     c = served.clients.endpoint
     before = len(replica_pids(served.emu.data_dir))
     assert before == 2
-    with raises_status(gexc.BadRequest, "FAILED_PRECONDITION"):  # dm-v2 still has 30 %
-        c.undeploy_model(endpoint=served.endpoint, deployed_model_id="dm-v2")
+    with raises_status(gexc.BadRequest, "FAILED_PRECONDITION"):  # 102 still has 30 %
+        c.undeploy_model(endpoint=served.endpoint, deployed_model_id="102")
     with raises_status(gexc.NotFound, "NOT_FOUND"):
         c.undeploy_model(endpoint=served.endpoint, deployed_model_id="nope")
     c.undeploy_model(
-        endpoint=served.endpoint, deployed_model_id="dm-v2", traffic_split={"dm-v1": 100}
+        endpoint=served.endpoint, deployed_model_id="102", traffic_split={"101": 100}
     ).result(timeout=60)
     ep = c.get_endpoint(name=served.endpoint)
-    assert [d.id for d in ep.deployed_models] == ["dm-v1"] and dict(ep.traffic_split) == {
-        "dm-v1": 100
-    }
+    assert [d.id for d in ep.deployed_models] == ["101"] and dict(ep.traffic_split) == {"101": 100}
     wait_for(lambda: len(replica_pids(served.emu.data_dir)) == 1)
     ids = {
         served.clients.prediction.predict(
@@ -347,12 +400,12 @@ def test_undeploy_needs_traffic_moved_then_stops_replicas(served: Served) -> Non
         ).deployed_model_id
         for _ in range(5)
     }
-    assert ids == {"dm-v1"}
+    assert ids == {"101"}
 
 
 def test_last_undeploy_empties_the_endpoint_then_deletes_work(served: Served) -> None:
     c = served.clients.endpoint
-    c.undeploy_model(endpoint=served.endpoint, deployed_model_id="dm-v1").result(timeout=60)
+    c.undeploy_model(endpoint=served.endpoint, deployed_model_id="101").result(timeout=60)
     ep = c.get_endpoint(name=served.endpoint)
     assert not ep.deployed_models and not ep.traffic_split
     with raises_status(gexc.BadRequest, "FAILED_PRECONDITION"):
@@ -411,7 +464,9 @@ def test_cancelling_a_deploy_in_flight_fails_it_and_deploys_nothing(served: Serv
             endpoint=ep.name,
             traffic_split={"0": 100},
             deployed_model=v1.DeployedModel(
-                model=model, id="dm", automatic_resources=v1.AutomaticResources(min_replica_count=1)
+                model=model,
+                id="103",
+                automatic_resources=v1.AutomaticResources(min_replica_count=1),
             ),
         )
         with raises_status(gexc.BadRequest, "FAILED_PRECONDITION"):  # not while deploying

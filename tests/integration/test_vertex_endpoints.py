@@ -5,19 +5,20 @@ get, list with label filters and pages, patch, delete, and the errors each refus
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from google.api_core import exceptions as gexc
 
 from tests.integration import _vertex
-from tests.integration._vertex import PARENT, Clients, raises_status
+from tests.integration._vertex import PARENT, PARENT_BY_NUMBER, Clients, raises_status
 from tests.support.emulator import EmulatorProcess
 
 pytestmark = pytest.mark.timeout(120)
 emu, clients = _vertex.emu, _vertex.clients  # the shared module fixtures
 
 
-def _create(clients: Clients, endpoint_id: str = "", **fields: object) -> object:
+def _create(clients: Clients, endpoint_id: str = "", **fields: object) -> Any:
     from google.cloud import aiplatform_v1 as v1
 
     fields.setdefault("display_name", endpoint_id or "ep")
@@ -29,7 +30,7 @@ def _create(clients: Clients, endpoint_id: str = "", **fields: object) -> object
 
 def test_create_honours_endpoint_id_and_reuse_conflicts(clients: Clients) -> None:
     ep = _create(clients, "chosen", labels={"stack": "s"})
-    assert ep.name == f"{PARENT}/endpoints/chosen"
+    assert ep.name == f"{PARENT_BY_NUMBER}/endpoints/chosen"
     got = clients.endpoint.get_endpoint(name=ep.name)
     assert (got.display_name, dict(got.labels)) == ("chosen", {"stack": "s"})
     assert not got.deployed_models and not got.traffic_split
@@ -125,10 +126,42 @@ def test_scripted_faults_and_dropped_responses_key_on_vertex_method_names(
     assert ("createEndpoint", True) in entries and ("getEndpoint", False) in entries
 
 
-def test_control_plane_stays_light(emu: EmulatorProcess) -> None:
-    # No TensorFlow and no aiplatform clients in the emulator process: its RSS stays small.
-    status = Path(f"/proc/{emu.proc.pid}/status").read_text()  # type: ignore[union-attr]
-    rss_kb = int(status.split("VmRSS:")[1].split()[0])
-    maps = Path(f"/proc/{emu.proc.pid}/maps").read_text()  # type: ignore[union-attr]
+# The control plane must never load these: TensorFlow belongs in the replica processes, and the
+# emulator speaks the wire format itself instead of using Google's SDK or GAPIC clients.
+HEAVY_MODULES = ("tensorflow", "keras", "google.cloud.aiplatform")
+GAPIC_CLIENTS = ".services."  # e.g. google.cloud.aiplatform_v1.services.endpoint_service
+
+
+def test_control_plane_stays_light(tmp_path: Path) -> None:
+    # A fresh emulator that logs every module it imports (-X importtime), lazy imports included.
+    with EmulatorProcess(
+        data_dir=tmp_path / "light", env={"PYTHONPROFILEIMPORTTIME": "1"}
+    ) as light:
+        from google.cloud import aiplatform_v1 as v1
+
+        from tests.integration.conftest import make_storage_client
+
+        clients = _vertex.gapic_clients(light.url)
+        ep = clients.endpoint.create_endpoint(
+            parent=PARENT, endpoint=v1.Endpoint(display_name="light"), endpoint_id="light"
+        ).result(timeout=30)
+        assert [e.name for e in clients.endpoint.list_endpoints(parent=PARENT)] == [ep.name]
+        clients.endpoint.delete_endpoint(name=ep.name).result(timeout=30)
+        make_storage_client(light.url).create_bucket("light-bucket")
+        maps = Path(f"/proc/{light.proc.pid}/maps").read_text()  # type: ignore[union-attr]
+        assert light.stop() == 0
+        log = light.stderr_path.read_text()
+    imported = [
+        line.rsplit("|", 1)[1].strip()
+        for line in log.splitlines()
+        if line.startswith("import time:") and "|" in line
+    ]
+    assert "deployer.emulator" in imported  # the log is the emulator's own
+    assert "loopback_guard" in imported  # and the tests' network guard runs in it too
+    heavy = [
+        m
+        for m in imported
+        if any(m == h or m.startswith(h + ".") for h in HEAVY_MODULES) or GAPIC_CLIENTS in m
+    ]
+    assert heavy == []
     assert "libtensorflow" not in maps and "_pywrap_tensorflow" not in maps
-    assert rss_kb < 100 * 1024, f"emulator RSS {rss_kb} kB"

@@ -15,6 +15,7 @@ from google.api_core import exceptions as gexc
 from tests.integration import _vertex
 from tests.integration._vertex import (
     PARENT,
+    PARENT_BY_NUMBER,
     TF_IMAGE,
     Clients,
     put_tree,
@@ -44,7 +45,7 @@ def test_upload_honours_model_id_and_starts_with_the_default_alias(
     clients: Clients, artifact: str
 ) -> None:
     res = upload_model(clients, artifact, model_id="first", labels={"team": "a"})
-    assert res.model == f"{PARENT}/models/first"
+    assert res.model == f"{PARENT_BY_NUMBER}/models/first"
     assert res.model_version_id == "1"
     got = clients.model.get_model(name=res.model)
     assert got.version_id == "1"
@@ -233,7 +234,7 @@ def test_operations_stay_pending_for_op_delay_and_are_readable_via_v1_and_ui(
             )
         )
         name = op.operation.name
-        assert name.startswith(f"{PARENT}/models/slow/operations/")
+        assert name.startswith(f"{PARENT_BY_NUMBER}/models/slow/operations/")
         assert op.done() is False
         assert _get_json(f"{emu.url}/ui/{name}").get("done") is None
         listed = _get_json(f"{emu.url}/v1/{PARENT}/models/slow/operations")["operations"]

@@ -71,7 +71,7 @@ def test_clean_restart_keeps_models_endpoints_and_serving(
         endpoint=ep.name,
         traffic_split={"0": 100},
         deployed_model=v1.DeployedModel(
-            model=f"{model}@v2", id="dm", dedicated_resources=dedicated()
+            model=f"{model}@v2", id="7", dedicated_resources=dedicated()
         ),
     ).result(timeout=240)
     before_ep = clients.endpoint.get_endpoint(name=ep.name)
@@ -84,7 +84,7 @@ def test_clean_restart_keeps_models_endpoints_and_serving(
     assert clients.model.get_model(name=f"{model}@v2").version_id == "2"
     x = np.random.default_rng(5).random((2, 784), dtype=np.float32)
     got = _predict_when_ready(clients, ep.name, x)
-    assert got.deployed_model_id == "dm"
+    assert got.deployed_model_id == "7"
     np.testing.assert_allclose(
         np.array(got.predictions), _reference(mnist_dir, x), rtol=1e-5, atol=1e-6
     )
@@ -115,7 +115,7 @@ def test_kill9_during_deploy_then_restart_completes_the_operation(
     op = clients.endpoint.deploy_model(
         endpoint=ep.name,
         traffic_split={"0": 100},
-        deployed_model=v1.DeployedModel(model=model, id="dm", dedicated_resources=dedicated()),
+        deployed_model=v1.DeployedModel(model=model, id="7", dedicated_resources=dedicated()),
     )
     op_name = op.operation.name
     wait_for(lambda: replica_pids(emulator.data_dir), timeout=60)  # the worker is mid-flight
@@ -135,8 +135,8 @@ def test_kill9_during_deploy_then_restart_completes_the_operation(
     done = wait_for(finished, timeout=240, interval=0.5)
     assert not done.HasField("error"), done.error
     endpoint = clients.endpoint.get_endpoint(name=ep.name)
-    assert [d.id for d in endpoint.deployed_models] == ["dm"] and dict(endpoint.traffic_split) == {
-        "dm": 100
+    assert [d.id for d in endpoint.deployed_models] == ["7"] and dict(endpoint.traffic_split) == {
+        "7": 100
     }
     x = np.random.default_rng(6).random((1, 784), dtype=np.float32)
     got = _predict_when_ready(clients, ep.name, x)

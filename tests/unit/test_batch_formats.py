@@ -63,8 +63,17 @@ def test_tfrecord_detects_corruption_and_truncation() -> None:
         list(formats.iter_tfrecords(io.BytesIO(b'{"not": "a record"}\n')))
 
 
-def test_crc32c_matches_the_published_check_value() -> None:
-    assert formats.crc32c(b"123456789") == 0xE3069283
+def test_tfrecord_length_is_checked_by_its_own_crc_and_verify_false_skips_both_checks() -> None:
+    # The golden bytes above pin the masked CRCs; here: which CRC guards what.
+    good = formats.frame_tfrecord(b"payload")
+    longer = bytes([good[0] + 1]) + good[1:]  # length 8 instead of 7, length CRC unchanged
+    with pytest.raises(formats.FormatError, match="corrupt TFRecord length") as info:
+        list(formats.iter_tfrecords(io.BytesIO(longer)))
+    assert info.value.where == "record 1"
+    bad_footer = good[:-1] + bytes([good[-1] ^ 0xFF])
+    with pytest.raises(formats.FormatError, match="corrupt TFRecord data"):
+        list(formats.iter_tfrecords(io.BytesIO(bad_footer)))
+    assert list(formats.iter_tfrecords(io.BytesIO(bad_footer), verify=False)) == [(1, b"payload")]
 
 
 def test_shard_names_sort_in_index_order_and_parse_back() -> None:
@@ -72,8 +81,10 @@ def test_shard_names_sort_in_index_order_and_parse_back() -> None:
     assert sorted(names) == names
     assert names[3] == "prediction.results-00003-of-00012"
     assert formats.parse_shard_name("gs://b/p/" + names[3]) == ("prediction.results", 3, 12)
-    assert (
-        formats.parse_shard_name("prediction.errors_stats-00000-of-00001")[0] == formats.ERRORS_STEM
+    assert formats.parse_shard_name("prediction.errors_stats-00000-of-00001") == (
+        formats.ERRORS_STEM,
+        0,
+        1,
     )
     assert formats.parse_shard_name("other.txt") is None
 

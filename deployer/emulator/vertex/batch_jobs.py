@@ -27,7 +27,7 @@ from google.protobuf import empty_pb2
 from google.rpc import code_pb2
 
 from deployer.emulator.context import EmulatorContext
-from deployer.emulator.http import Request, Response, Router, ServiceError
+from deployer.emulator.http import Request, Response, ServiceError
 from deployer.emulator.objects import parse_gs_uri
 from deployer.emulator.vertex import listing, protos
 from deployer.emulator.vertex.batch_runner import (
@@ -40,7 +40,15 @@ from deployer.emulator.vertex.batch_runner import (
     finish,
     state_name,
 )
-from deployer.emulator.vertex.names import API, PARENT_RE, SEG, new_numeric_id, parse_parent
+from deployer.emulator.vertex.names import (
+    API,
+    PARENT_RE,
+    SEG,
+    Routes,
+    by_number,
+    new_numeric_id,
+    parse_parent,
+)
 from deployer.emulator.vertex.operations import generic_metadata, start_operation
 from deployer.emulator.vertex.store import VertexStore
 from deployer.wire import batch_formats as formats
@@ -121,8 +129,9 @@ class BatchJobs:
     # -- API ------------------------------------------------------------------------------
 
     def create(self, parent: str, job: Any) -> Any:
-        parse_parent(parent)
+        parent = parse_parent(parent)
         _validate(job)
+        job.model = by_number(job.model)  # as Vertex answers it: by project number
         job.name = f"{parent}/batchPredictionJobs/{new_numeric_id()}"
         job.state = QUEUED
         now = protos.now_ts()
@@ -179,10 +188,12 @@ class BatchJobs:
             c.execute("DELETE FROM batch_jobs WHERE name=?", (name,))
             meta = DeleteOperationMetadata()
             meta.generic_metadata.CopyFrom(generic_metadata())
+            # Under the location, as Vertex names it: projects/*/locations/*/operations/* is
+            # the documented operations.get binding that polls it (there is none under a job).
             return start_operation(
                 self.store,
                 self.ctx,
-                resource=name,
+                resource=name.rsplit("/batchPredictionJobs/", 1)[0],
                 kind="delete_batch_job",
                 metadata=meta,
                 response=empty_pb2.Empty(),
@@ -253,7 +264,7 @@ def _validate(job: Any) -> None:
         raise bad("manual_batch_tuning_parameters.batch_size must be positive.")
 
 
-def register(router: Router, ctx: EmulatorContext, store: VertexStore, replicas: Any) -> BatchJobs:
+def register(router: Routes, ctx: EmulatorContext, store: VertexStore, replicas: Any) -> BatchJobs:
     """Routes for batchPredictionJobs; called by the Vertex surface's register()."""
     jobs = BatchJobs(ctx, store, replicas)
     ctx.on_shutdown(jobs.shutdown)
@@ -262,10 +273,10 @@ def register(router: Router, ctx: EmulatorContext, store: VertexStore, replicas:
 
     def create(req: Request, m: re.Match[str]) -> Response:
         job = protos.parse_body(req, BatchPredictionJob)
-        return protos.proto_response(jobs.create(m["parent"], job))
+        return protos.proto_response(req, jobs.create(m["parent"], job))
 
     def get(req: Request, m: re.Match[str]) -> Response:
-        return protos.proto_response(jobs.require(m["name"]))
+        return protos.proto_response(req, jobs.require(m["name"]))
 
     def list_(req: Request, m: re.Match[str]) -> Response:
         parse_parent(m["parent"])
@@ -279,14 +290,14 @@ def register(router: Router, ctx: EmulatorContext, store: VertexStore, replicas:
         out = ListBatchPredictionJobsResponse(batch_prediction_jobs=page)
         if token:
             out.next_page_token = token
-        return protos.proto_response(out)
+        return protos.proto_response(req, out)
 
     def cancel(req: Request, m: re.Match[str]) -> Response:
         jobs.cancel(m["name"])
-        return protos.proto_response(empty_pb2.Empty())
+        return protos.proto_response(req, empty_pb2.Empty())
 
     def delete(req: Request, m: re.Match[str]) -> Response:
-        return protos.proto_response(jobs.delete(m["name"]))
+        return protos.proto_response(req, jobs.delete(m["name"]))
 
     router.add("POST", coll, create, name="createBatchPredictionJob", mutating=True)
     router.add("GET", coll, list_, name="listBatchPredictionJobs", mutating=False)

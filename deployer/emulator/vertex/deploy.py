@@ -26,7 +26,7 @@ from google.cloud.aiplatform_v1.types import endpoint as endpoint_t
 from google.cloud.aiplatform_v1.types import endpoint_service as es
 
 from deployer.emulator.context import EmulatorContext
-from deployer.emulator.http import Request, Response, Router, ServiceError
+from deployer.emulator.http import Request, Response, ServiceError
 from deployer.emulator.vertex import protos
 from deployer.emulator.vertex.endpoints import EndpointService, check_traffic
 from deployer.emulator.vertex.models import check_serving_image
@@ -34,6 +34,7 @@ from deployer.emulator.vertex.names import (
     API,
     PARENT_RE,
     SEG,
+    Routes,
     check_deployed_model_id,
     new_numeric_id,
     parse_model_name,
@@ -204,7 +205,7 @@ class Deployer:
                 model.container_spec.image_uri,
             )
         self._spawn(op.name)
-        return protos.proto_response(op)
+        return protos.proto_response(req, op)
 
     def _spawn(self, op_name: str) -> None:
         threading.Thread(
@@ -403,7 +404,7 @@ class Deployer:
         stopping = self.routing.pop_replicas(name, dmid)
         threading.Thread(target=self._stop_all_of, args=(stopping,), daemon=True).start()
         log.info("undeployed %s from %s (%d replica(s) stopping)", dmid, name, len(stopping))
-        return protos.proto_response(op)
+        return protos.proto_response(req, op)
 
     def _stop_all_of(self, replicas: list[Replica]) -> None:
         for r in replicas:
@@ -481,7 +482,7 @@ class Deployer:
             )
         if _replica_count(dm) != before:
             threading.Thread(target=self._rescale, args=(name, dm), daemon=True).start()
-        return protos.proto_response(op)
+        return protos.proto_response(req, op)
 
     def _rescale(self, endpoint: str, dm: Any) -> None:
         current = self.routing.replicas_of(endpoint, dm.id)
@@ -588,7 +589,7 @@ def _rpc_code(status: str) -> int:
 
 
 def register(
-    router: Router,
+    router: Routes,
     ctx: EmulatorContext,
     store: VertexStore,
     endpoints: EndpointService,

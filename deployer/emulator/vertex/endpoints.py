@@ -19,10 +19,17 @@ from google.cloud.aiplatform_v1.types import endpoint_service as es
 from google.cloud.aiplatform_v1.types import operation as operation_t
 
 from deployer.emulator.context import EmulatorContext
-from deployer.emulator.http import Request, Response, Router, ServiceError
+from deployer.emulator.http import Request, Response, ServiceError
 from deployer.emulator.vertex import protos
 from deployer.emulator.vertex.listing import compile_filter, order, paginate
-from deployer.emulator.vertex.names import API, PARENT_RE, SEG, check_resource_id, new_numeric_id
+from deployer.emulator.vertex.names import (
+    API,
+    PARENT_RE,
+    SEG,
+    Routes,
+    check_endpoint_id,
+    new_numeric_id,
+)
 from deployer.emulator.vertex.operations import generic_metadata, start_operation
 from deployer.emulator.vertex.predict import Routing
 from deployer.emulator.vertex.store import Endpoint, VertexStore
@@ -99,7 +106,7 @@ class EndpointService:
         if not ep.display_name:
             raise ServiceError(400, "INVALID_ARGUMENT", "Endpoint.display_name must be set.")
         wanted = req.q("endpointId") or req.q("endpoint_id")
-        endpoint_id = check_resource_id("Endpoint", wanted) if wanted else new_numeric_id()
+        endpoint_id = check_endpoint_id(wanted) if wanted else new_numeric_id()
         name = f"{parent}/endpoints/{endpoint_id}"
         with self.store.tx():
             if self.store.get_endpoint(name) is not None:
@@ -119,16 +126,18 @@ class EndpointService:
                 response=ep,
             )
         self.refresh_route(ep)
-        return protos.proto_response(op)
+        return protos.proto_response(req, op)
 
     def get(self, req: Request, m: re.Match[str]) -> Response:
-        return protos.proto_response(self.store.require_endpoint(m["name"]))
+        return protos.proto_response(req, self.store.require_endpoint(m["name"]))
 
     def list_endpoints(self, req: Request, m: re.Match[str]) -> Response:
         pred = compile_filter(req.q("filter"))
         found = [e for e in self.store.endpoints_in(m["parent"]) if pred(e)]
         page, token = paginate(order(found, req.q("orderBy") or req.q("order_by")), req)
-        return protos.proto_response(ListEndpointsResponse(endpoints=page, next_page_token=token))
+        return protos.proto_response(
+            req, ListEndpointsResponse(endpoints=page, next_page_token=token)
+        )
 
     def update(self, req: Request, m: re.Match[str]) -> Response:
         patch = protos.parse_body(req, Endpoint)
@@ -156,7 +165,7 @@ class EndpointService:
                 ep.traffic_split.update(split)
             self.save(ep)
         self.refresh_route(ep)
-        return protos.proto_response(ep)
+        return protos.proto_response(req, ep)
 
     def delete(self, req: Request, m: re.Match[str]) -> Response:
         name = m["name"]
@@ -177,11 +186,11 @@ class EndpointService:
                 self.store, self.ctx, resource=name, kind="deleteEndpoint", metadata=meta
             )
         self.routing.forget(name)
-        return protos.proto_response(op)
+        return protos.proto_response(req, op)
 
 
 def register(
-    router: Router, ctx: EmulatorContext, store: VertexStore, routing: Routing
+    router: Routes, ctx: EmulatorContext, store: VertexStore, routing: Routing
 ) -> EndpointService:
     svc = EndpointService(ctx, store, routing)
     one = rf"{API}(?P<name>{PARENT_RE}/endpoints/{SEG})"

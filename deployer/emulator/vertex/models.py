@@ -22,14 +22,15 @@ from google.cloud.aiplatform_v1.types import model_service as ms
 from google.cloud.aiplatform_v1.types import operation as operation_t
 
 from deployer.emulator.context import EmulatorContext
-from deployer.emulator.http import Request, Response, Router, ServiceError
+from deployer.emulator.http import Request, Response, ServiceError
 from deployer.emulator.vertex import protos
 from deployer.emulator.vertex.listing import compile_filter, order, paginate
 from deployer.emulator.vertex.names import (
     API,
     PARENT_RE,
+    Routes,
     check_alias,
-    check_resource_id,
+    check_model_id,
     new_numeric_id,
     parse_model_name,
 )
@@ -170,9 +171,7 @@ class ModelRegistry:
                 version = max(int(v.version_id) for v in versions) + 1
                 created = versions[0].create_time
             else:
-                model_id = (
-                    check_resource_id("Model", body.model_id) if body.model_id else new_numeric_id()
-                )
+                model_id = check_model_id(body.model_id) if body.model_id else new_numeric_id()
                 versions = self.store.model_versions(f"{parent}/models/{model_id}")
                 if versions:
                     raise ServiceError(
@@ -209,7 +208,7 @@ class ModelRegistry:
                 metadata=meta,
                 response=UploadModelResponse(model=base, model_version_id=str(version)),
             )
-        return protos.proto_response(op)
+        return protos.proto_response(req, op)
 
     def _take_aliases(
         self, versions: list[Any], aliases: list[str], keep: str | None = None
@@ -228,7 +227,7 @@ class ModelRegistry:
     # -- reads ----------------------------------------------------------------------
 
     def get(self, req: Request, m: re.Match[str]) -> Response:
-        return protos.proto_response(self.render(self.store.resolve_model(m["name"])))
+        return protos.proto_response(req, self.render(self.store.resolve_model(m["name"])))
 
     def list_models(self, req: Request, m: re.Match[str]) -> Response:
         pred = compile_filter(req.q("filter"))
@@ -236,7 +235,7 @@ class ModelRegistry:
         chosen = order([v for v in defaults if pred(v)], req.q("orderBy") or req.q("order_by"))
         page, token = paginate(chosen, req)
         out = ListModelsResponse(models=[self.render(v) for v in page], next_page_token=token)
-        return protos.proto_response(out)
+        return protos.proto_response(req, out)
 
     def list_versions(self, req: Request, m: re.Match[str]) -> Response:
         name = parse_model_name(m["name"])
@@ -247,7 +246,7 @@ class ModelRegistry:
         out = ListModelVersionsResponse(
             models=[self.render(v) for v in page], next_page_token=token
         )
-        return protos.proto_response(out)
+        return protos.proto_response(req, out)
 
     # -- changes ---------------------------------------------------------------------
 
@@ -270,7 +269,7 @@ class ModelRegistry:
                 self.store.model_versions(name.base),
                 parse_model_name(f"{name.base}@{target.version_id}"),
             )
-        return protos.proto_response(self.render(target))
+        return protos.proto_response(req, self.render(target))
 
     def _apply_alias_changes(self, versions: list[Any], target: Any, changes: list[str]) -> None:
         add = [check_alias(a) for a in changes if not a.startswith("-")]
@@ -304,6 +303,10 @@ class ModelRegistry:
             target = pick_version(versions, name)
             if target is None:
                 raise ServiceError(404, "NOT_FOUND", f"Model {m['name']} not found.")
+            if patch.etag and patch.etag != target.etag:
+                raise ServiceError(
+                    409, "ABORTED", f"Model {m['name']} changed (etag mismatch); read it again."
+                )
             now = protos.now_ts()
             for v in versions:
                 # Display name and description belong to the model (all versions);
@@ -333,7 +336,7 @@ class ModelRegistry:
             )
         if "display_name" in paths and self.on_renamed is not None:
             self.on_renamed(name.base)
-        return protos.proto_response(self.render(target))
+        return protos.proto_response(req, self.render(target))
 
     def _deployed_to(self, base: str, version: int | None = None) -> list[str]:
         return sorted(
@@ -357,7 +360,7 @@ class ModelRegistry:
             op = start_operation(
                 self.store, self.ctx, resource=name.base, kind="deleteModel", metadata=meta
             )
-        return protos.proto_response(op)
+        return protos.proto_response(req, op)
 
     def delete_version(self, req: Request, m: re.Match[str]) -> Response:
         name = parse_model_name(m["name"])
@@ -392,10 +395,10 @@ class ModelRegistry:
             op = start_operation(
                 self.store, self.ctx, resource=name.base, kind="deleteModelVersion", metadata=meta
             )
-        return protos.proto_response(op)
+        return protos.proto_response(req, op)
 
 
-def register(router: Router, ctx: EmulatorContext, store: VertexStore) -> ModelRegistry:
+def register(router: Routes, ctx: EmulatorContext, store: VertexStore) -> ModelRegistry:
     reg = ModelRegistry(ctx, store)
     model = rf"{API}(?P<name>{PARENT_RE}/models/[^/:]+)"
     router.add(

@@ -22,15 +22,17 @@ from google.protobuf import empty_pb2
 from google.rpc import code_pb2, status_pb2
 
 from deployer.emulator.context import EmulatorContext
-from deployer.emulator.http import Request, Response, Router, ServiceError
+from deployer.emulator.http import Request, Response, ServiceError
 from deployer.emulator.vertex import protos
-from deployer.emulator.vertex.names import API, PARENT_RE, SEG, operation_name
+from deployer.emulator.vertex.names import API, PARENT_RE, SEG, Routes, operation_name
 from deployer.emulator.vertex.store import VertexStore
 
 GenericOperationMetadata = protos.pb(operation_t.GenericOperationMetadata)
 
 # How long one :wait call may block at most (the client re-issues it).
 _MAX_WAIT_S = 30.0
+# google-duration in JSON and query strings: decimal seconds with an "s" suffix.
+_DURATION_RE = re.compile(r"([0-9]+(?:\.[0-9]{1,9})?)s")
 
 
 def generic_metadata(created: float | None = None) -> Any:
@@ -75,6 +77,21 @@ def start_operation(
     return shown
 
 
+def _duration_s(text: str | None) -> float:
+    """Seconds of a google-duration query value ("3s", "0.5s"); absent or empty: the maximum."""
+    if not text:
+        return _MAX_WAIT_S
+    m = _DURATION_RE.fullmatch(text)
+    if m is None:
+        raise ServiceError(
+            400,
+            "INVALID_ARGUMENT",
+            f"Invalid value at 'timeout' (google.protobuf.Duration): {text!r}; give seconds "
+            "with an 's' suffix, e.g. '2.5s'.",
+        )
+    return float(m[1])
+
+
 def error_status(code: int, message: str) -> status_pb2.Status:
     return status_pb2.Status(code=code, message=message)
 
@@ -87,7 +104,7 @@ INVALID_ARGUMENT = code_pb2.INVALID_ARGUMENT
 NOT_FOUND = code_pb2.NOT_FOUND
 
 
-def register(router: Router, ctx: EmulatorContext, store: VertexStore) -> None:
+def register(router: Routes, ctx: EmulatorContext, store: VertexStore) -> None:
     """Routes for google.longrunning.Operations on every Vertex resource path."""
     op_path = rf"{API}(?P<name>{PARENT_RE}(?:/{SEG}/{SEG})*/operations/{SEG})"
     res_path = rf"{API}(?P<name>{PARENT_RE}(?:/{SEG}/{SEG})*)/operations"
@@ -99,7 +116,7 @@ def register(router: Router, ctx: EmulatorContext, store: VertexStore) -> None:
         return op
 
     def get_op(req: Request, m: re.Match[str]) -> Response:
-        return protos.proto_response(require(m["name"]))
+        return protos.proto_response(req, require(m["name"]))
 
     def list_ops(req: Request, m: re.Match[str]) -> Response:
         ops = store.operations_under(m["name"])
@@ -113,36 +130,29 @@ def register(router: Router, ctx: EmulatorContext, store: VertexStore) -> None:
         out = operations_pb2.ListOperationsResponse(operations=page)
         if start + size < len(ops):
             out.next_page_token = str(start + size)
-        return protos.proto_response(out)
+        return protos.proto_response(req, out)
 
     def wait_op(req: Request, m: re.Match[str]) -> Response:
-        timeout = _MAX_WAIT_S
-        body = req.json()
-        if isinstance(body, dict) and body.get("timeout"):
-            try:
-                timeout = min(_MAX_WAIT_S, float(str(body["timeout"]).rstrip("s")))
-            except ValueError as exc:
-                raise ServiceError(
-                    400, "INVALID_ARGUMENT", f"Invalid timeout {body['timeout']!r}"
-                ) from exc
+        # operations.wait has no body; its `timeout` is a query parameter (google-duration).
+        timeout = min(_MAX_WAIT_S, _duration_s(req.q("timeout")))
         deadline = time.time() + timeout
         op = require(m["name"])
         while not op.done and time.time() < deadline:
             time.sleep(0.05)
             op = require(m["name"])
-        return protos.proto_response(op)
+        return protos.proto_response(req, op)
 
     def cancel_op(req: Request, m: re.Match[str]) -> Response:
         require(m["name"])
         # Best effort, as Google documents: a running worker checks the flag;
         # an operation whose effect is already committed completes as it would.
         store.request_cancel(m["name"])
-        return protos.proto_response(empty_pb2.Empty())
+        return protos.proto_response(req, empty_pb2.Empty())
 
     def delete_op(req: Request, m: re.Match[str]) -> Response:
         if not store.delete_operation(m["name"]):
             raise ServiceError(404, "NOT_FOUND", f"Operation {m['name']} not found.")
-        return protos.proto_response(empty_pb2.Empty())
+        return protos.proto_response(req, empty_pb2.Empty())
 
     router.add("GET", op_path, get_op, name="getOperation", mutating=False)
     router.add("POST", op_path + ":wait", wait_op, name="waitOperation", mutating=False)

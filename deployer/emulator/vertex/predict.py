@@ -6,7 +6,8 @@ endpoint changes, so a predict call never touches SQLite or parses protobuf:
 it checks the payload size, picks a deployed model by weighted random choice
 over the traffic split, picks a replica round-robin, forwards the body over a
 pooled keep-alive connection, and splices `deployedModelId`, `model`,
-`modelDisplayName` and `modelVersionId` into the replica's JSON answer.
+`modelDisplayName` and `modelVersionId` into the replica's JSON answer (rawPredict
+sends them as `X-Vertex-AI-*` headers instead, as Vertex does).
 
 Must not: change state, or import TensorFlow.
 """
@@ -21,11 +22,15 @@ import re
 import threading
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
-from deployer.emulator.http import Request, Response, Router, ServiceError
-from deployer.emulator.vertex.names import API, PARENT_RE, SEG
+from deployer.emulator import jsonlimits
+from deployer.emulator.http import Request, Response, ServiceError
+from deployer.emulator.vertex.names import API, PARENT_RE, SEG, Routes
 from deployer.emulator.vertex.replicas import Replica, ReplicaError, error_message
 
+# Printable ASCII but '%' (the escape itself) passes into header values unchanged.
+_HEADER_SAFE = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) != "%")
 # Vertex's online prediction request limit: 1.5 MB.
 MAX_PAYLOAD_BYTES = 1_572_864
 _JSON = {"Content-Type": "application/json; charset=UTF-8"}
@@ -152,12 +157,20 @@ class Routing:
 
 
 def _check_size(body: bytes) -> None:
+    """Vertex's payload limit, and a nesting bound: neither this process's JSON parser nor
+    the replica's may recurse into a body deep enough to raise RecursionError (a 500)."""
     if len(body) > MAX_PAYLOAD_BYTES:
         raise ServiceError(
             400,
             "INVALID_ARGUMENT",
             f"Request payload size exceeds the limit: {MAX_PAYLOAD_BYTES} bytes.",
         )
+    try:
+        jsonlimits.check_depth(body)
+    except jsonlimits.JsonRejected as exc:
+        raise ServiceError(
+            400, "INVALID_ARGUMENT", f"Invalid JSON payload received. {exc}."
+        ) from exc
 
 
 def _forward(target: Target, replica: Replica, body: bytes) -> bytes:
@@ -181,7 +194,7 @@ def _forward(target: Target, replica: Replica, body: bytes) -> bytes:
     )
 
 
-def register(router: Router, routing: Routing) -> None:
+def register(router: Routes, routing: Routing) -> None:
     endpoint = rf"{API}(?P<name>{PARENT_RE}/endpoints/{SEG})"
 
     def predict(req: Request, m: re.Match[str]) -> Response:
@@ -208,19 +221,28 @@ def register(router: Router, routing: Routing) -> None:
         body = req.body
         _check_size(body)
         target, replica = routing.choose(m["name"])
+        headers = dict(_JSON)
+        # Which deployed model answered: the SDK's Endpoint.predict(use_raw_predict=True)
+        # reads the deployed model id, the model and its version from these headers.
+        headers["X-Vertex-AI-Endpoint-Id"] = m["name"].rsplit("/", 1)[1]
+        headers["X-Vertex-AI-Deployed-Model-Id"] = target.deployed_model_id
+        headers["X-Vertex-AI-Model"] = target.model
+        headers["X-Vertex-AI-Model-Display-Name"] = _header_value(target.model_display_name)
+        headers["X-Vertex-AI-Model-Version-Id"] = target.model_version_id
         http_body = _as_http_body(body)
         if http_body is not None:
             data = _forward(target, replica, http_body)
             out = {"contentType": "application/json", "data": base64.b64encode(data).decode()}
-            return Response(200, json.dumps(out).encode(), dict(_JSON))
-        data = _forward(target, replica, body)
-        headers = dict(_JSON)
-        headers["X-Vertex-AI-Endpoint-Id"] = m["name"].rsplit("/", 1)[1]
-        headers["X-Vertex-AI-Deployed-Model-Id"] = target.deployed_model_id
-        return Response(200, data, headers)
+            return Response(200, json.dumps(out).encode(), headers)
+        return Response(200, _forward(target, replica, body), headers)
 
     router.add("POST", endpoint + ":predict", predict, name="predict", mutating=False)
     router.add("POST", endpoint + ":rawPredict", raw_predict, name="rawPredict", mutating=False)
+
+
+def _header_value(text: str) -> str:
+    """Text fit for a header value: printable ASCII kept, anything else percent-encoded."""
+    return quote(text, safe=_HEADER_SAFE)
 
 
 def _as_http_body(body: bytes) -> bytes | None:

@@ -1,7 +1,8 @@
 """Proto helpers for the Vertex surface: parse requests into, and answer with, real v1 types.
 
-Owns the conversion between the wire (lowerCamelCase JSON, enums as ints,
-int64 as strings) and the protobuf messages of `google.cloud.aiplatform_v1`,
+Owns the conversion between the wire (lowerCamelCase JSON, enums as ints when
+`$alt=json;enum-encoding=int` asks for them and as names otherwise, int64 as
+strings, unknown fields refused) and the protobuf messages of `google.cloud.aiplatform_v1`,
 Any-packing for operations, timestamps, and the binary (de)serialisation the
 store keeps resources in.
 
@@ -11,6 +12,7 @@ Must not: hold state, know resource semantics, or import TensorFlow.
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Collection
 from typing import Any, TypeVar
@@ -23,6 +25,8 @@ from deployer.emulator.http import Request, Response, ServiceError
 M = TypeVar("M", bound=Message)
 
 JSON_HEADERS = {"Content-Type": "application/json; charset=UTF-8"}
+# What json_format says of a field the message does not have.
+_UNKNOWN_FIELD_RE = re.compile(r'no field named "(?P<field>[^"]*)" at "(?P<path>[^"]*)"')
 
 
 def pb(proto_plus_cls: Any) -> type[Message]:
@@ -31,27 +35,53 @@ def pb(proto_plus_cls: Any) -> type[Message]:
 
 
 def parse_body(request: Request, cls: type[M]) -> M:
-    """The request body parsed into `cls`; 400 INVALID_ARGUMENT with the parser's reason."""
+    """The request body parsed into `cls`; 400 INVALID_ARGUMENT with the parser's reason.
+
+    Unknown fields are refused, as Google's front end refuses them (`Unknown name`).
+    """
     msg: M = cls()
     body = request.body.strip()
     if not body:
         return msg
     try:
-        json_format.Parse(body, msg, ignore_unknown_fields=True)
+        json_format.Parse(body, msg)
     except (json_format.ParseError, UnicodeDecodeError, ValueError) as exc:
-        raise ServiceError(
-            400, "INVALID_ARGUMENT", f"Invalid JSON payload received. {exc}"
-        ) from exc
+        raise ServiceError(400, "INVALID_ARGUMENT", _payload_error(exc)) from exc
     return msg
 
 
-def to_dict(msg: Message) -> dict[str, Any]:
-    out: dict[str, Any] = json_format.MessageToDict(msg, preserving_proto_field_name=False)
+def _payload_error(exc: Exception) -> str:
+    """Google's wording for a body that does not parse into the request message."""
+    m = _UNKNOWN_FIELD_RE.search(str(exc))
+    if m is None:
+        return f"Invalid JSON payload received. {exc}"
+    # The parser's path starts with the message type ("UploadModelRequest.model"); Google
+    # names the field path inside the request ('model'), and nothing at the top level.
+    where = _snake(m["path"].partition(".")[2])
+    at = f" at '{where}'" if where else ""
+    return f'Invalid JSON payload received. Unknown name "{m["field"]}"{at}: Cannot find field.'
+
+
+def wants_int_enums(request: Request) -> bool:
+    """True when the system parameter `$alt` asks for `enum-encoding=int` (GAPIC REST does)."""
+    return any(
+        "enum-encoding=int" in value
+        for key in ("$alt", "alt")
+        for value in request.query.get(key, ())
+    )
+
+
+def to_dict(msg: Message, *, int_enums: bool = False) -> dict[str, Any]:
+    out: dict[str, Any] = json_format.MessageToDict(
+        msg, preserving_proto_field_name=False, use_integers_for_enums=int_enums
+    )
     return out
 
 
-def proto_response(msg: Message, status: int = 200) -> Response:
-    body = json.dumps(to_dict(msg), separators=(",", ":")).encode()
+def proto_response(request: Request, msg: Message, status: int = 200) -> Response:
+    """`msg` as JSON, enums as numbers when the request asked for them, as names otherwise."""
+    obj = to_dict(msg, int_enums=wants_int_enums(request))
+    body = json.dumps(obj, separators=(",", ":")).encode()
     return Response(status, body, dict(JSON_HEADERS))
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -136,7 +137,9 @@ class VertexStore:
         return [protos.loads(r[0], Model) for r in rows]
 
     def put_model(self, model: Any) -> None:
+        """Store a model version; every write gives it a fresh `etag` (read-modify-write)."""
         name = parse_model_name(model.name)
+        model.etag = uuid.uuid4().hex[:16]
         with self.tx() as c:
             c.execute(
                 "INSERT OR REPLACE INTO models(base, version, parent, body) VALUES (?,?,?,?)",
