@@ -38,7 +38,7 @@ import numpy as np
 
 from benchmarks.common import BenchResult, Stats, fmt_num, mnist_test_images, summarize
 from deployer.predict.payload import encode_instances, request_bodies
-from deployer.predict.savedmodel import Signature, TensorSpec
+from deployer.wire.savedmodel import Signature, TensorSpec
 
 TITLE = "5. Payload encoding"
 

@@ -27,6 +27,8 @@ exceptions (google.api_core, requests, OSError from transports) never cross
     ├── BatchJobFailed                 exit 8   a batch prediction job ended FAILED or CANCELLED
     ├── StalePlan                      exit 9   a saved or confirmed plan no longer matches the
     │                                           stack, the spec or an artifact: plan again
+    ├── RolloutFailed                  exit 10  a new version failed a rollout step's checks: the
+    │                                           previous split was restored (or held)
     └── Aborted                        exit 130 the user declined or interrupted
 
 `plan --detailed-exitcode` maps every error to 1, as terraform does.
@@ -170,6 +172,12 @@ class StalePlan(DeployerError):
     taken, and again under it), naming what changed."""
 
     exit_code = 9
+
+
+class RolloutFailed(DeployerError):
+    """A rollout step failed its checks; the report per version is in the message."""
+
+    exit_code = 10
 
 
 class Aborted(DeployerError):

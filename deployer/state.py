@@ -27,7 +27,7 @@ LABEL_CREATED = "deployer-created"  # "true" on a bucket the stack created (tear
 DEFAULT_ALIAS = "default"  # Vertex's alias of a model's default version
 
 ARTIFACT_PREFIX = "artifacts"  # gs://<bucket>/artifacts/<stack>/<model>/<hash>/
-CONTROL_PREFIX = ".deployer"  # gs://<bucket>/.deployer/<stack>/{lock,journal.json}
+CONTROL_PREFIX = ".deployer"  # gs://<bucket>/.deployer/<stack>/{lock,journal.json,verified/}
 BATCH_INPUT_PREFIX = "batch-inputs"  # gs://<bucket>/batch-inputs/<stack>/...: staged batch inputs
 
 

@@ -35,6 +35,11 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
     ),
     "teardown": ("deployer.cli.stack", "teardown", "Remove everything the stack owns."),
     "force-unlock": ("deployer.cli.stack", "force_unlock", "Release a stale stack lock."),
+    "rollback": (
+        "deployer.cli.rollout",
+        "rollback",
+        "Restore an endpoint's last verified traffic split.",
+    ),
     "batch-predict": (
         "deployer.cli.batch",
         "batch_predict",

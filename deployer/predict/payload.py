@@ -28,8 +28,8 @@ from typing import TYPE_CHECKING, Any
 from deployer.errors import ConfigError
 
 if TYPE_CHECKING:
-    from deployer.predict.savedmodel import Signature, TensorSpec
     from deployer.spec import Spec
+    from deployer.wire.savedmodel import Signature, TensorSpec
 
 # Vertex AI's online prediction request limit ("1.5 MB"), read as MiB like the emulator does.
 MAX_REQUEST_BYTES = 1_572_864
@@ -234,7 +234,7 @@ def serving_signature(spec: Spec, endpoint_name: str) -> tuple[Signature | None,
     remote (gs://) or unreadable, or when the versions' inputs differ: then the instances
     are sent as given.
     """
-    from deployer.predict.savedmodel import SignatureError, read_signature
+    from deployer.wire.savedmodel import SignatureError, read_signature
 
     endpoint = next(e for e in spec.endpoints if e.name == endpoint_name)
     versions = {(m.name, v.alias): v for m in spec.models for v in m.versions}

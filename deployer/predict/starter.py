@@ -21,8 +21,8 @@ from pathlib import Path
 
 from deployer.cost import PriceTable, format_usd
 from deployer.errors import ConfigError
-from deployer.predict.savedmodel import Signature, SignatureError, TensorSpec, read_signature
 from deployer.spec import catalog
+from deployer.wire.savedmodel import Signature, SignatureError, TensorSpec, read_signature
 
 REGION = "us-central1"  # what the spec's region defaults to, and where the price is quoted
 PROJECT = "${GOOGLE_CLOUD_PROJECT:-local-project}"  # the emulator's project unless set

@@ -18,6 +18,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from deployer.spec.model import RolloutPolicy
+
 Labels = tuple[tuple[str, str], ...]
 Traffic = tuple[tuple[str, int], ...]  # (deployed model id or "0" for the one being deployed, %)
 
@@ -152,6 +154,19 @@ class SetTraffic:
 
 
 @dataclass(frozen=True)
+class Rollout:
+    """Shift an endpoint's traffic to a deployment (deployed, at 0% or at an unverified
+    share) step by step, each step verified by the policy's checks."""
+
+    endpoint: str  # logical name, for messages
+    endpoint_id: str
+    deployed_id: str  # the version taking traffic
+    names: tuple[tuple[str, str], ...]  # deployed id -> "model@alias", for the report
+    traffic: Traffic  # the spec's split, reached at the last step
+    policy: RolloutPolicy
+
+
+@dataclass(frozen=True)
 class Undeploy:
     endpoint_id: str
     deployed_id: str
@@ -185,6 +200,7 @@ Payload = (
     | Deploy
     | MutateDeployment
     | SetTraffic
+    | Rollout
     | Undeploy
     | DeleteEndpoint
     | DeleteVersion
@@ -246,6 +262,7 @@ PAYLOADS: dict[str, type[Payload]] = {
         Deploy,
         MutateDeployment,
         SetTraffic,
+        Rollout,
         Undeploy,
         DeleteEndpoint,
         DeleteVersion,
@@ -346,6 +363,12 @@ def _decode(hint: Any, value: Any, where: str) -> Any:
             if f.name in obj
         }
         return hint(**kwargs)
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        return _enum(hint, value, where)
+    if hint is float:
+        if type(value) not in (int, float):
+            raise CodecError(f"{where}: expected a number, got {value!r}")
+        return float(value)
     if hint in (str, int, bool):
         # type() is: a bool is an int to isinstance, and 1 is not a bool.
         if type(value) is not hint:

@@ -38,6 +38,7 @@ from deployer.reconcile.plan import (
     MergeAliases,
     MutateDeployment,
     Plan,
+    Rollout,
     SetTraffic,
     Undeploy,
     UpdateEndpoint,
@@ -203,6 +204,7 @@ class Executor:
             Deploy: self._deploy,
             MutateDeployment: self._mutate,
             SetTraffic: self._set_traffic,
+            Rollout: self._rollout,
             Undeploy: self._undeploy,
             DeleteEndpoint: self._delete_endpoint,
             DeleteVersion: self._delete_version,
@@ -449,6 +451,35 @@ class Executor:
 
     def _set_traffic(self, a: SetTraffic, action: Action) -> Outcome:
         self.call(lambda: self.p.set_traffic(a.endpoint_id, a.traffic))
+        return Outcome.DONE
+
+    def _rollout(self, a: Rollout, action: Action) -> Outcome:
+        # rollout.py builds on this module's waits and options, so it is imported here.
+        from deployer.reconcile.rollout import VerifiedStore, run_rollout, starting_split
+
+        store = (
+            VerifiedStore(self.p, self.journal.bucket, self.stack, a.endpoint_id, self.opts)
+            if self.journal is not None
+            else None
+        )
+        ep = self.call(lambda: self.p.get_endpoint(a.endpoint_id))
+        observed = ep.traffic if ep is not None else ()
+        old = starting_split(observed, store.read() if store else None, a.deployed_id)
+        run_rollout(
+            self.p,
+            endpoint=a.endpoint,
+            endpoint_id=a.endpoint_id,
+            new_id=a.deployed_id,
+            names=dict(a.names),
+            old_split=old,
+            final_split=a.traffic,
+            policy=a.policy,
+            reporter=self.rep,
+            options=self.opts,
+            journal=self.journal,
+            store=store,
+            current=observed,
+        )
         return Outcome.DONE
 
     def _undeploy(self, a: Undeploy, action: Action) -> Outcome:

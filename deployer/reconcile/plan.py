@@ -33,6 +33,7 @@ from deployer.reconcile.actions import (  # re-exported: callers import the voca
     Plan,
     PlanInputs,
     Resource,
+    Rollout,
     SetTraffic,
     Traffic,
     Undeploy,
@@ -42,7 +43,7 @@ from deployer.reconcile.actions import (  # re-exported: callers import the voca
     UploadArtifact,
     VersionRef,
 )
-from deployer.spec import Deployment, Endpoint, Model, ModelVersion, Spec
+from deployer.spec import Deployment, Endpoint, Model, ModelVersion, RolloutPolicy, Spec
 from deployer.state import (
     DEFAULT_ALIAS,
     LABEL_ALIAS,
@@ -512,6 +513,7 @@ def _plan_deployments(
     split: dict[str, int] = {k: v for k, v in obs.traffic if v} if obs else {}
     present = set(current)  # deployed now, or deployed by an earlier action of this plan
     desired: dict[str, int] = {}
+    policies: dict[str, RolloutPolicy] = {}  # deployed id -> how it takes traffic
     # People read model@alias in the traffic line, not deployed-model ids.
     names = {o.id: o.display_name for o in current.values()}
     for d in ep.deployments:
@@ -519,6 +521,8 @@ def _plan_deployments(
         did = deployed_model_id(stack, ep.name, _deployment_identity(d, ref.spec_hash))
         desired[did] = desired.get(did, 0) + d.traffic
         names[did] = d.ref
+        if d.rollout is not None:
+            policies[did] = d.rollout
         addr = f"endpoint {ep.name} / {d.ref}"
         have = current.get(did)
         if have is None:
@@ -572,14 +576,33 @@ def _plan_deployments(
                 or "none"
             )
 
-        traffic.append(
-            Action(
-                ActionKind.UPDATE,
-                Resource.TRAFFIC,
-                f"endpoint {ep.name}",
-                f"split {show(_nonzero(split))} -> {show(want)}",
-                SetTraffic(eid, want),
+        change = f"split {show(_nonzero(split))} -> {show(want)}"
+        gaining = [k for k, v in want if v > split.get(k, 0)]
+        rolled = [k for k in gaining if k in policies]
+        if rolled and len(gaining) > 1:
+            raise ConfigError(
+                f"endpoint {ep.name}: {len(gaining)} deployments gain traffic at once "
+                f"({', '.join(sorted(names.get(k, k) for k in gaining))}) and one has a "
+                "rollout policy; a rollout verifies one new version at a time",
+                hint="apply the new versions one at a time (the others at traffic: 0)",
             )
+        # The first version on an endpoint takes it whole: there is no split to go back to.
+        if rolled and split:
+            did = rolled[0]
+            policy = policies[did]
+            payload: SetTraffic | Rollout = Rollout(
+                ep.name,
+                eid,
+                did,
+                tuple(sorted((k, names[k]) for k in {*split, *desired} if k in names)),
+                want,
+                policy,
+            )
+            reason = f"{policy.describe()} ({change})"
+        else:
+            payload, reason = SetTraffic(eid, want), change
+        traffic.append(
+            Action(ActionKind.UPDATE, Resource.TRAFFIC, f"endpoint {ep.name}", reason, payload)
         )
     removals: list[Action] = []
     if obs is not None:
@@ -643,6 +666,7 @@ __all__ = [
     "Plan",
     "PlanInputs",
     "Resource",
+    "Rollout",
     "SetTraffic",
     "Traffic",
     "Undeploy",

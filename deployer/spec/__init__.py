@@ -13,6 +13,7 @@ from __future__ import annotations
 from deployer.spec.load import load_spec
 from deployer.spec.model import (
     Accelerator,
+    AgreementCheck,
     BatchInput,
     BatchJob,
     Bucket,
@@ -22,6 +23,9 @@ from deployer.spec.model import (
     InputFormat,
     Model,
     ModelVersion,
+    OnFailure,
+    RolloutPolicy,
+    SmokeCheck,
     Spec,
     Target,
     parse_ttl,
@@ -29,6 +33,7 @@ from deployer.spec.model import (
 
 __all__ = [
     "Accelerator",
+    "AgreementCheck",
     "BatchInput",
     "BatchJob",
     "Bucket",
@@ -38,6 +43,9 @@ __all__ = [
     "InputFormat",
     "Model",
     "ModelVersion",
+    "OnFailure",
+    "RolloutPolicy",
+    "SmokeCheck",
     "Spec",
     "Target",
     "load_spec",

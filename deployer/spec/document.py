@@ -67,6 +67,7 @@ from deployer.spec.model import (
     parse_ttl,
 )
 from deployer.spec.problems import Findings, resolve_local
+from deployer.spec.rollout import RolloutDoc, check_endpoint, effective_policy
 from deployer.spec.rules import Max, Min, NonEmpty, Pattern
 from deployer.wire.batch_formats import FORMAT_BY_SUFFIX, infer_format
 
@@ -216,6 +217,9 @@ class DeploymentDoc(DocModel):
     max_replicas: Annotated[int | None, Min(1)] = Field(
         None, description="Defaults to min_replicas."
     )
+    rollout: RolloutDoc | None = Field(
+        None, description="Overrides fields of the endpoint's rollout policy for this version."
+    )
 
     @model_validator(mode="after")
     def _fits(self, info: ValidationInfo) -> Self:
@@ -226,16 +230,18 @@ class DeploymentDoc(DocModel):
         self._report(info, ("accelerator",), _fit(self.machine_type, self.accelerator))
         return self
 
-    def build(self) -> Deployment:
+    def build(self, endpoint: EndpointDoc, locate: Callable[[str], str]) -> Deployment:
         model, _, version = self.model.partition("@")
+        traffic = 100 if self.traffic is None else self.traffic
         return Deployment(
             model=model,
             version=version,
-            traffic=100 if self.traffic is None else self.traffic,
+            traffic=traffic,
             machine_type=self.machine_type,
             min_replicas=self.min_replicas,
             max_replicas=self.max_replicas or self.min_replicas,
             accelerator=self.accelerator.build() if self.accelerator else None,
+            rollout=effective_policy(endpoint.rollout, self.rollout, traffic, locate),
         )
 
 
@@ -249,6 +255,20 @@ class EndpointDoc(DocModel):
     deployments: Annotated[list[DeploymentDoc], NonEmpty()] = Field(
         description="Model versions served, with their traffic split (sums to 100)."
     )
+    rollout: RolloutDoc | None = Field(
+        None,
+        description="How a new deployment takes its traffic: verified steps, with automatic "
+        "rollback (the default for this endpoint's deployments).",
+    )
+
+    @model_validator(mode="after")
+    def _rollouts(self, info: ValidationInfo) -> Self:
+        check_endpoint(
+            self.rollout,
+            [(d.rollout, d.traffic) for d in self.deployments],
+            lambda below, problem: self._report(info, below, problem),
+        )
+        return self
 
     @model_validator(mode="after")
     def _traffic_split(self, info: ValidationInfo) -> Self:
@@ -291,10 +311,10 @@ class EndpointDoc(DocModel):
             self._report(info, ("deployments",), problem)
         return self
 
-    def build(self) -> Endpoint:
+    def build(self, locate: Callable[[str], str]) -> Endpoint:
         return Endpoint(
             name=self.name,
-            deployments=tuple(d.build() for d in self.deployments),
+            deployments=tuple(d.build(self, locate) for d in self.deployments),
             display_name=self.display_name or self.name,
             description=self.description,
             labels=tuple(sorted(self.labels.items())),
@@ -529,7 +549,7 @@ class SpecDoc(DocModel):
             target=Target(self.target),
             bucket=self.bucket.build(self.region),
             models=tuple(m.build(locate) for m in self.models),
-            endpoints=tuple(e.build() for e in self.endpoints),
+            endpoints=tuple(e.build(locate) for e in self.endpoints),
             batch_jobs=tuple(j.build(locate) for j in self.batch_jobs),
             guards=self.guards.build(),
             source=source,

@@ -67,6 +67,41 @@ class Model:
         raise KeyError(f"{self.name}@{alias}")
 
 
+class OnFailure(str, enum.Enum):
+    ROLLBACK = "rollback"  # restore the previous split and undeploy the new version
+    HOLD = "hold"  # keep the split of the last verified step and the new version deployed
+
+
+@dataclass(frozen=True)
+class SmokeCheck:
+    file: str  # absolute path: JSON Lines of {"instance": ..., "expected": ...}
+    tolerance: float  # largest absolute difference between a number and its expected value
+
+
+@dataclass(frozen=True)
+class AgreementCheck:
+    file: str  # absolute path: JSON Lines, one instance per line
+    min_percent: float  # the new version agrees with the one it replaces on at least this
+    tolerance: float  # numbers closer than this agree (class scores: the same argmax agrees)
+
+
+@dataclass(frozen=True)
+class RolloutPolicy:
+    """How a new version takes traffic: step by step, each step verified before the next."""
+
+    steps: tuple[int, ...]  # the new version's traffic percent per step, strictly increasing
+    wait_seconds: float | None  # each step lasts this long ...
+    requests: int | None  # ... or until this many check requests were answered
+    smoke: SmokeCheck | None = None
+    agreement: AgreementCheck | None = None
+    max_error_rate: float | None = None  # 0..1, errors / requests of the new version
+    max_p99_ms: float | None = None  # the new version's p99 latency, client side
+    on_failure: OnFailure = OnFailure.ROLLBACK
+
+    def describe(self) -> str:
+        return "rollout " + " -> ".join(f"{s}%" for s in self.steps)
+
+
 @dataclass(frozen=True)
 class Deployment:
     model: str  # Model.name
@@ -76,6 +111,9 @@ class Deployment:
     min_replicas: int  # >= 1
     max_replicas: int  # >= min_replicas
     accelerator: Accelerator | None = None
+    # How a new deployment takes its traffic (the endpoint's policy, overridden per
+    # deployment); None: shifted at once.
+    rollout: RolloutPolicy | None = None
 
     @property
     def ref(self) -> str:

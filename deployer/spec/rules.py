@@ -24,6 +24,7 @@ from typing import Any
 
 from deployer.spec import catalog
 from deployer.spec.problems import suggest
+from deployer.wire.savedmodel import NoSignatureError, SignatureError, read_signature
 
 Problem = tuple[str, str]  # (message, fix)
 
@@ -290,11 +291,35 @@ def artifact(text: str, resolve: Callable[[str], Path] | None) -> Problem | None
             f"artifact {str(resolved)!r} is a file, not a SavedModel directory",
             "point at the directory that holds saved_model.pb",
         )
-    if not ((resolved / "saved_model.pb").is_file() or (resolved / "saved_model.pbtxt").is_file()):
+    if (resolved / "saved_model.pb").is_file():
+        return _savedmodel_problem(resolved)
+    if not (resolved / "saved_model.pbtxt").is_file():
         return (
             f"{str(resolved)!r} holds no saved_model.pb, so it is not a SavedModel",
             "point at a version directory that holds saved_model.pb (e.g. "
             "models/my_mnist_model/0001)",
+        )
+    return None
+
+
+def _savedmodel_problem(model_dir: Path) -> Problem | None:
+    """A saved_model.pb that does not parse, or has no serving signature, fails only once
+    deployed (the replica cannot load it): refuse it here, before any API call. Reads the
+    signature only, not the graph behind it (~0.1 ms on the MNIST models)."""
+    try:
+        read_signature(model_dir, decode_raw=False)
+    except NoSignatureError as exc:
+        return (
+            str(exc),
+            "export the model with a 'serving_default' signature in its 'serve' meta "
+            "graph (tf.saved_model.save(model, DIR) gives one; Vertex AI serves that "
+            "signature)",
+        )
+    except SignatureError as exc:
+        return (
+            str(exc),
+            "the file is unreadable, corrupt or cut short: export the SavedModel again "
+            "(e.g. tf.saved_model.save(model, DIR) or scripts/train_mnist.py) or copy it again",
         )
     return None
 

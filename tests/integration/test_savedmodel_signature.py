@@ -1,4 +1,4 @@
-"""deployer.predict.savedmodel reads signatures without TensorFlow: checked against TensorFlow's own
+"""deployer.wire.savedmodel reads signatures without TensorFlow: checked against TensorFlow's own
 reading of the same SavedModels (float, two-input, string, decode_raw, Keras-exported)."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 from tensorflow.core.framework import types_pb2
 
-from deployer.predict.savedmodel import SignatureError, read_signature
+from deployer.wire.savedmodel import SignatureError, read_signature
 from tests.support.savedmodels import make_bytes_model, make_mnist_like_model, make_two_input_model
 
 

@@ -213,6 +213,11 @@ class EmulatorProcess:
     def health(self) -> dict[str, Any]:
         return dict(self._call("GET", "/_emulator/health"))
 
+    def misbehave(self, **settings: Any) -> dict[str, Any]:
+        """Make one deployed model misbehave (endpoint, deployed_model_id, error_rate,
+        latency_ms, wrong_outputs; see deployer.emulator.misbehave); the current settings."""
+        return dict(self._call("POST", "/_emulator/misbehave", settings))
+
     def admin(self, faults: dict[str, Any] | None = None) -> dict[str, Any]:
         """POST fault settings (e.g. {"script": [{"method": "deployModel", "count": 2,
         "http_status": 503}]})

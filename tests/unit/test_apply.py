@@ -13,6 +13,7 @@ from deployer.providers.retry import RetryPolicy
 from deployer.reconcile.apply import ApplyOptions, apply_spec
 from deployer.reconcile.journal import StackLock, force_unlock
 from deployer.spec import Bucket, Deployment, Endpoint, Model, ModelVersion, Spec, Target
+from tests.support.savedmodel_pb import saved_model_pb
 
 IMAGE = "us-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-12:latest"
 FAST = ApplyOptions(
@@ -25,7 +26,8 @@ FAST = ApplyOptions(
 def artifact(root: Path, name: str, payload: bytes = b"weights") -> str:
     d = root / name
     (d / "variables").mkdir(parents=True, exist_ok=True)
-    (d / "saved_model.pb").write_bytes(b"graph-" + name.encode())
+    # a valid saved_model.pb (the spec parses it), different per name
+    (d / "saved_model.pb").write_bytes(saved_model_pb(("serving_default", f"graph-{name}")))
     (d / "variables" / "variables.data-00000-of-00001").write_bytes(payload)
     return str(d)
 

@@ -64,7 +64,10 @@ def test_schema_is_json_schema_generated_from_the_boundary_models(
         "accelerator",
         "min_replicas",
         "max_replicas",
+        "rollout",
     }
+    rollout = schema["$defs"]["RolloutDoc"]["properties"]
+    assert set(rollout) == {"steps", "wait", "requests", "checks", "on_failure"}
 
 
 def test_validate_prints_a_summary_with_the_cost(capsys: pytest.CaptureFixture[str]) -> None:

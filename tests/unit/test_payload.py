@@ -16,7 +16,7 @@ from deployer.predict.payload import (
     merge_responses,
     request_bodies,
 )
-from deployer.predict.savedmodel import Signature, TensorSpec
+from deployer.wire.savedmodel import Signature, TensorSpec
 
 
 def _sig(*inputs: TensorSpec, raw: frozenset[str] = frozenset()) -> Signature:

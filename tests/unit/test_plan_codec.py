@@ -25,6 +25,7 @@ from deployer.reconcile.actions import (
     MutateDeployment,
     Payload,
     Resource,
+    Rollout,
     SetTraffic,
     Undeploy,
     UpdateEndpoint,
@@ -37,6 +38,7 @@ from deployer.reconcile.actions import (
 )
 from deployer.reconcile.apply import make_plan
 from deployer.reconcile.plan import plan_teardown
+from deployer.spec import OnFailure, RolloutPolicy, SmokeCheck
 from tests.unit.test_apply import FAST, make_spec
 
 LABELS = (("deployer-stack", "st"), ("team", "ml"))
@@ -69,6 +71,23 @@ SAMPLES: list[Payload] = [
     Deploy("st-ep-123abc", "1234567891", OLD, "mnist@v1", "n1-standard-2", None, 0, 1, 1, ()),
     MutateDeployment("st-ep-123abc", "1234567890", 2, 5),
     SetTraffic("st-ep-123abc", (("1234567890", 50), ("1234567891", 50))),
+    Rollout(
+        "ep",
+        "st-ep-123abc",
+        "1234567891",
+        (("1234567890", "mnist@v1"), ("1234567891", "mnist@v2")),
+        (("1234567891", 100),),
+        RolloutPolicy(
+            steps=(10, 50, 100),
+            wait_seconds=1.5,
+            requests=None,
+            smoke=SmokeCheck("/specs/smoke.jsonl", 0.01),
+            agreement=None,
+            max_error_rate=0.01,
+            max_p99_ms=250,
+            on_failure=OnFailure.HOLD,
+        ),
+    ),
     Undeploy("st-ep-123abc", "1234567891", ()),
     DeleteEndpoint("st-ep-123abc"),
     DeleteVersion(OLD),

@@ -41,7 +41,6 @@ def assert_no_connection(sock: socket.socket) -> None:
 
 def run_predict(instances: Path, sock: socket.socket) -> tuple[int, str]:
     """`deployer predict SPEC --endpoint mnist-endpoint --instances FILE`: exit code, output."""
-    runner = CliRunner()
     argv = [
         "predict",
         str(SPEC),
@@ -50,6 +49,12 @@ def run_predict(instances: Path, sock: socket.socket) -> tuple[int, str]:
         "--instances",
         str(instances),
     ]
+    return run_cli(argv, sock)
+
+
+def run_cli(argv: list[str], sock: socket.socket) -> tuple[int, str]:
+    """`deployer ARGV` in-process with DEPLOYER_EMULATOR at `sock`: exit code, output."""
+    runner = CliRunner()
     with runner.isolation(env={"DEPLOYER_EMULATOR": url(sock)}) as (out, err, _):
         try:
             main(argv)

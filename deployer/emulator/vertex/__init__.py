@@ -28,6 +28,7 @@ log = logging.getLogger("deployer.emulator.vertex")
 
 
 def register(router: Router, ctx: EmulatorContext) -> None:
+    from deployer.emulator import misbehave
     from deployer.emulator.vertex import (
         batch_jobs,
         deploy,
@@ -45,8 +46,10 @@ def register(router: Router, ctx: EmulatorContext) -> None:
     store = VertexStore(ctx.data_dir / "vertex.sqlite3")
     replicas = ReplicaManager(ctx)
     routing = predict.Routing()
+    misbehaviours = misbehave.Misbehaviours()
     # Predict first: the hot path should not scan the other routes' regexes.
-    predict.register(routes, routing)
+    predict.register(routes, routing, misbehaviours)
+    misbehave.register(router, misbehaviours)
     operations.register(routes, ctx, store)
     registry = models.register(routes, ctx, store)
     svc = endpoints.register(routes, ctx, store, routing)

@@ -26,6 +26,7 @@ from urllib.parse import quote
 
 from deployer.emulator import jsonlimits
 from deployer.emulator.http import Request, Response, ServiceError
+from deployer.emulator.misbehave import Misbehaviours
 from deployer.emulator.vertex.names import API, PARENT_RE, SEG, Routes
 from deployer.emulator.vertex.replicas import Replica, ReplicaError, error_message
 
@@ -194,13 +195,15 @@ def _forward(target: Target, replica: Replica, body: bytes) -> bytes:
     )
 
 
-def register(router: Routes, routing: Routing) -> None:
+def register(router: Routes, routing: Routing, misbehaviours: Misbehaviours | None = None) -> None:
     endpoint = rf"{API}(?P<name>{PARENT_RE}/endpoints/{SEG})"
+    misbehaving = misbehaviours or Misbehaviours()  # tests break a canary through it
 
     def predict(req: Request, m: re.Match[str]) -> Response:
         body = req.body
         _check_size(body)
         target, replica = routing.choose(m["name"])
+        effect = misbehaving.before(m["name"], target.deployed_model_id)
         if b'"parameters"' in body:
             # TF Serving's REST API knows no "parameters"; the pre-built TF containers drop them.
             try:
@@ -212,7 +215,7 @@ def register(router: Routes, routing: Routing) -> None:
             if isinstance(obj, dict):
                 obj.pop("parameters", None)
                 body = json.dumps(obj).encode()
-        data = _forward(target, replica, body).rstrip()
+        data = Misbehaviours.after(effect, _forward(target, replica, body)).rstrip()
         if not data.endswith(b"}"):
             raise ServiceError(500, "INTERNAL", "The replica answered a non-object JSON body.")
         return Response(200, data[:-1] + target.suffix + b"}", dict(_JSON))
@@ -221,6 +224,7 @@ def register(router: Routes, routing: Routing) -> None:
         body = req.body
         _check_size(body)
         target, replica = routing.choose(m["name"])
+        misbehaving.before(m["name"], target.deployed_model_id)
         headers = dict(_JSON)
         # Which deployed model answered: the SDK's Endpoint.predict(use_raw_predict=True)
         # reads the deployed model id, the model and its version from these headers.

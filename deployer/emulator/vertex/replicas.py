@@ -47,6 +47,8 @@ STOP_GRACE_S = 10.0
 # deployer.serving.replica exits with this status when its port cannot be bound.
 EXIT_PORT_TAKEN = 2
 PORT_ATTEMPTS = 3
+# deployer.serving.replica prints its cause on a line of its own with this prefix before exiting.
+ERROR_PREFIX = "error: "
 
 
 class _PortTaken(Exception):
@@ -391,7 +393,7 @@ class ReplicaManager:
             if replica.process.poll() is not None:
                 raise ReplicaError(
                     f"replica {replica.name} exited with status {replica.process.returncode} while "
-                    f"loading the model: {self._log_tail(replica)}",
+                    f"loading the model: {self._failure_cause(replica)}",
                     http_status=500,
                 )
             if cancelled is not None and cancelled.is_set():
@@ -405,18 +407,27 @@ class ReplicaManager:
             if time.monotonic() > deadline:
                 raise ReplicaError(
                     f"replica {replica.name} not ready after {timeout:.0f}s: "
-                    f"{self._log_tail(replica)}",
+                    f"{self._failure_cause(replica)}",
                     http_status=504,
                 )
             time.sleep(0.2)
 
     @staticmethod
-    def _log_tail(replica: Replica, limit: int = 1500) -> str:
+    def _failure_cause(replica: Replica, limit: int = 1500) -> str:
+        """Why a replica did not come up, for the operation's error message: the last
+        `error: ...` line the replica printed (its own cause, see deployer.serving.replica)
+        and where the full log is; the log's tail when it printed none (a crash, a hang)."""
         try:
-            text = replica.log_path.read_bytes()[-limit:].decode("utf-8", "replace")
+            with open(replica.log_path, "rb") as f:
+                f.seek(max(0, f.seek(0, os.SEEK_END) - 64 * 1024))
+                text = f.read().decode("utf-8", "replace")
         except OSError:
             return "(no log)"
-        return text.strip().replace("\n", " | ") or "(empty log)"
+        errors = [line for line in text.splitlines() if line.startswith(ERROR_PREFIX)]
+        if errors:
+            return f"{errors[-1][len(ERROR_PREFIX) :].strip()} (full log: {replica.log_path})"
+        tail = text[-limit:].strip().replace("\n", " | ")
+        return f"{tail or '(empty log)'} (log: {replica.log_path})"
 
     def stop(self, replica: Replica) -> None:
         """Stop one replica; it stays tracked until it has exited, so stop_all can wait for it."""

@@ -3,9 +3,12 @@
 Owns: a minimal protobuf wire-format walk of `saved_model.pb` that extracts, for one
 signature, its inputs' names, dtypes and shapes, and the output types of the
 `tf.io.decode_raw` ops the signature runs (what a string input is decoded to, if anything).
-`deployer predict` uses it to pick the request encoding; importing TensorFlow (3-5 s, ~500 MB)
-for that would dwarf the request itself.
-Must not: import TensorFlow, google.protobuf or numpy (the CLI core stays light).
+`deployer predict` uses it to pick the request encoding, and the spec's artifact rule uses it
+to refuse a corrupt or signature-less SavedModel before any API call; importing TensorFlow
+(3-5 s, ~500 MB) for either would dwarf the work itself. It lives in `wire` because both the
+spec (below predict) and predict read it.
+Must not: import TensorFlow, google.protobuf, numpy or any other deployer layer (the CLI core
+stays light).
 
 Field numbers are from TensorFlow's public protos (stable: they are the on-disk format):
   SavedModel       2 meta_graphs (MetaGraphDef)
@@ -50,6 +53,10 @@ SERVE_TAG = "serve"
 
 class SignatureError(ValueError):
     """saved_model.pb is missing, not a SavedModel, or lacks the signature asked for."""
+
+
+class NoSignatureError(SignatureError):
+    """saved_model.pb parses, but has no `serve` meta graph or not the signature asked for."""
 
 
 @dataclass(frozen=True)
@@ -207,13 +214,21 @@ def _decode_raw_types(graph: bytes, outputs: list[str]) -> set[str]:
     return found
 
 
-def read_signature(model_dir: str | Path, name: str = "serving_default") -> Signature:
-    """Signature `name` of the `serve` meta graph of the SavedModel in `model_dir`."""
+def read_signature(
+    model_dir: str | Path, name: str = "serving_default", *, decode_raw: bool = True
+) -> Signature:
+    """Signature `name` of the `serve` meta graph of the SavedModel in `model_dir`.
+
+    decode_raw=False skips the walk of the graph behind the outputs (most of the time on a
+    large model) and leaves `decode_raw_types` empty: enough to check the file and signature.
+    """
     path = Path(model_dir) / "saved_model.pb"
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise SignatureError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if not data:  # parses as a SavedModel with nothing in it: say what it really is
+        raise SignatureError(f"{path} is empty, not a SavedModel")
     try:
         graphs = list(_bytes_fields(data, 2))
         tagged = [
@@ -238,15 +253,19 @@ def read_signature(model_dir: str | Path, name: str = "serving_default") -> Sign
             outputs = sorted(
                 (_tensor_spec(k, v) for k, v in _map_entries(sig, 2)), key=lambda t: t.name
             )
-            raw = _decode_raw_types(
-                next(_bytes_fields(chosen, 2), b""),
-                [_str_field(v, 1) for _, v in _map_entries(sig, 2)],
+            raw = (
+                _decode_raw_types(
+                    next(_bytes_fields(chosen, 2), b""),
+                    [_str_field(v, 1) for _, v in _map_entries(sig, 2)],
+                )
+                if decode_raw
+                else set()
             )
     except SignatureError as exc:
         raise SignatureError(f"{path} is not a readable SavedModel: {exc}") from None
     if chosen is None:
-        raise SignatureError(f"{path} has no meta graph tagged {SERVE_TAG!r}")
+        raise NoSignatureError(f"{path} has no meta graph tagged {SERVE_TAG!r}")
     if sig is None:
         known = ", ".join(sorted(k for k in signatures if not k.startswith("__"))) or "none"
-        raise SignatureError(f"{path} has no signature {name!r} (it has: {known})")
+        raise NoSignatureError(f"{path} has no signature {name!r} (it has: {known})")
     return Signature(name, tuple(inputs), tuple(outputs), frozenset(raw))
