@@ -1,6 +1,6 @@
 """`deployer serve`: a local TF Serving (REST + gRPC) for a versioned SavedModel base dir.
 
-Owns: the command's options and their translation into `deployer.serving.server.ServerOptions`.
+Owns: the command's options and their translation into `deployer.serving.process.ServerOptions`.
 Must not: import TensorFlow or the serving runtime at module top level (the CLI root imports
 this module to run the command; `deployer --help` must stay fast).
 """
@@ -94,7 +94,7 @@ def serve(
     GetModelMetadata, ModelService.GetModelStatus.
     """
     from deployer.serving.batching import BatchingParameters, load_batching_parameters
-    from deployer.serving.server import ServerOptions, run_model_server, setup_logging
+    from deployer.serving.process import ServerOptions, run_model_server, setup_logging
     from deployer.serving.versions import BaseDirSource, Policy
 
     if not model_base_dir.is_dir():

@@ -23,10 +23,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from deployer.emulator.http import (
-    ApiError,
     Request,
     Response,
     Router,
+    ServiceError,
     error_response,
     json_response,
 )
@@ -63,9 +63,9 @@ def _rate(value: Any, name: str) -> float:
     try:
         rate = float(value)
     except (TypeError, ValueError) as exc:
-        raise ApiError(400, "INVALID_ARGUMENT", f"{name} must be a number in [0, 1]") from exc
+        raise ServiceError(400, "INVALID_ARGUMENT", f"{name} must be a number in [0, 1]") from exc
     if not 0.0 <= rate <= 1.0:
-        raise ApiError(400, "INVALID_ARGUMENT", f"{name} must be in [0, 1], got {rate}")
+        raise ServiceError(400, "INVALID_ARGUMENT", f"{name} must be in [0, 1], got {rate}")
     return rate
 
 
@@ -74,7 +74,9 @@ def _seed(value: Any) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ApiError(400, "INVALID_ARGUMENT", f"seed must be an integer or null, not {value!r}")
+        raise ServiceError(
+            400, "INVALID_ARGUMENT", f"seed must be an integer or null, not {value!r}"
+        )
     return value
 
 
@@ -113,9 +115,9 @@ class FaultController:
                 try:
                     delay = float(body["op_delay"])
                 except (TypeError, ValueError) as exc:
-                    raise ApiError(400, "INVALID_ARGUMENT", "op_delay must be seconds") from exc
+                    raise ServiceError(400, "INVALID_ARGUMENT", "op_delay must be seconds") from exc
                 if not math.isfinite(delay):
-                    raise ApiError(400, "INVALID_ARGUMENT", "op_delay must be a finite number")
+                    raise ServiceError(400, "INVALID_ARGUMENT", "op_delay must be a finite number")
                 self.op_delay = max(0.0, delay)
             if "seed" in body:
                 self.seed = _seed(body["seed"])
@@ -130,11 +132,11 @@ class FaultController:
     @staticmethod
     def _parse_script(items: Any) -> list[ScriptedFault]:
         if not isinstance(items, list):
-            raise ApiError(400, "INVALID_ARGUMENT", "script must be a list of rules")
+            raise ServiceError(400, "INVALID_ARGUMENT", "script must be a list of rules")
         rules = []
         for item in items:
             if not isinstance(item, dict) or not isinstance(item.get("method"), str):
-                raise ApiError(
+                raise ServiceError(
                     400, "INVALID_ARGUMENT", 'each script rule needs "method" (API method name)'
                 )
             try:
@@ -146,9 +148,11 @@ class FaultController:
                     message=str(item.get("message", "Injected fault (scripted)")),
                 )
             except (TypeError, ValueError) as exc:
-                raise ApiError(400, "INVALID_ARGUMENT", f"bad script rule {item!r}: {exc}") from exc
+                raise ServiceError(
+                    400, "INVALID_ARGUMENT", f"bad script rule {item!r}: {exc}"
+                ) from exc
             if not rule.drop and not 400 <= rule.http_status <= 599:
-                raise ApiError(400, "INVALID_ARGUMENT", "http_status must be a 4xx or 5xx code")
+                raise ServiceError(400, "INVALID_ARGUMENT", "http_status must be a 4xx or 5xx code")
             rules.append(rule)
         return rules
 
@@ -285,7 +289,7 @@ def register_admin(router: Router, ctx: EmulatorContext) -> None:
     def set_faults(req: Request, m: Any) -> Response:
         body = request_json(req)
         if not isinstance(body, dict):
-            raise ApiError(400, "INVALID_ARGUMENT", "body must be a JSON object")
+            raise ServiceError(400, "INVALID_ARGUMENT", "body must be a JSON object")
         ctx.faults.configure(body)
         return json_response(ctx.faults.settings())
 

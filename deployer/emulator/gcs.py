@@ -21,7 +21,7 @@ from urllib.parse import quote, unquote
 
 from deployer.emulator import jsonlimits
 from deployer.emulator.context import EmulatorContext, project_number
-from deployer.emulator.http import ApiError, Request, Response, Router, json_response
+from deployer.emulator.http import Request, Response, Router, ServiceError, json_response
 from deployer.emulator.jsonlimits import request_json
 from deployer.emulator.objects import ObjectMeta, validate_content_type, validate_object_name
 
@@ -50,14 +50,16 @@ def _int_param(req: Request, name: str) -> int | None:
     try:
         return int(value)
     except ValueError:
-        raise ApiError(400, "INVALID_ARGUMENT", f"Invalid value for {name}: {value!r}") from None
+        raise ServiceError(
+            400, "INVALID_ARGUMENT", f"Invalid value for {name}: {value!r}"
+        ) from None
 
 
 def _max_results(req: Request) -> int:
     """maxResults as GCS takes it: absent or 0 means the default (1,000); negative is 400."""
     value = _int_param(req, "maxResults")
     if value is not None and value < 0:
-        raise ApiError(
+        raise ServiceError(
             400, "INVALID_ARGUMENT", f"Invalid value for maxResults: {value} (must be >= 0)"
         )
     return min(value or 1000, 1000)
@@ -127,10 +129,12 @@ def bucket_resource(bucket: dict[str, Any], base: str) -> dict[str, Any]:
 def _object_metadata_from_json(body: Any) -> dict[str, Any]:
     """A request's object resource, checked for the field types the store relies on."""
     if not isinstance(body, dict):
-        raise ApiError(400, "INVALID_ARGUMENT", "Object metadata must be a JSON object")
+        raise ServiceError(400, "INVALID_ARGUMENT", "Object metadata must be a JSON object")
     for key in _TEXT_FIELDS:
         if body.get(key) is not None and not isinstance(body[key], str):
-            raise ApiError(400, "INVALID_ARGUMENT", f"{key} must be a string, not {body[key]!r}")
+            raise ServiceError(
+                400, "INVALID_ARGUMENT", f"{key} must be a string, not {body[key]!r}"
+            )
     if body.get("name") is not None:
         validate_object_name(body["name"])
     if body.get("contentType") is not None:
@@ -139,7 +143,7 @@ def _object_metadata_from_json(body: Any) -> dict[str, Any]:
     if not isinstance(metadata, dict) or any(
         isinstance(v, (dict, list)) for v in metadata.values()
     ):
-        raise ApiError(400, "INVALID_ARGUMENT", "metadata must be an object of string values")
+        raise ServiceError(400, "INVALID_ARGUMENT", "metadata must be an object of string values")
     return body
 
 
@@ -148,7 +152,7 @@ def _parse_multipart(req: Request) -> tuple[dict[str, Any], bytes, str]:
     ctype = req.headers.get("content-type", "")
     match = re.search(r'boundary="?([^";]+)"?', ctype)
     if not ctype.startswith("multipart/related") or match is None:
-        raise ApiError(
+        raise ServiceError(
             400,
             "INVALID_ARGUMENT",
             "uploadType=multipart needs Content-Type multipart/related with a boundary",
@@ -157,7 +161,7 @@ def _parse_multipart(req: Request) -> tuple[dict[str, Any], bytes, str]:
     parts = req.read_body().split(delim)
     # ['', meta-part, media-part, '--\r\n']
     if len(parts) < 4:
-        raise ApiError(
+        raise ServiceError(
             400, "INVALID_ARGUMENT", "Multipart body must hold a metadata part and a media part"
         )
 
@@ -165,7 +169,7 @@ def _parse_multipart(req: Request) -> tuple[dict[str, Any], bytes, str]:
         part = part[2:] if part.startswith(b"\r\n") else part
         head, sep, content = part.partition(b"\r\n\r\n")
         if not sep:
-            raise ApiError(400, "INVALID_ARGUMENT", "Malformed multipart part")
+            raise ServiceError(400, "INVALID_ARGUMENT", "Malformed multipart part")
         headers = {}
         for line in head.decode("latin-1").split("\r\n"):
             key, _, value = line.partition(":")
@@ -177,7 +181,7 @@ def _parse_multipart(req: Request) -> tuple[dict[str, Any], bytes, str]:
     try:
         meta = jsonlimits.loads(meta_bytes or b"{}")
     except ValueError as exc:
-        raise ApiError(
+        raise ServiceError(
             400, "INVALID_ARGUMENT", f"Invalid JSON in multipart metadata: {exc}"
         ) from exc
     return (
@@ -199,10 +203,10 @@ class GcsApi:
     def insert_bucket(self, req: Request, m: re.Match[str]) -> Response:
         body = request_json(req)
         if not isinstance(body, dict) or not body.get("name"):
-            raise ApiError(400, "INVALID_ARGUMENT", "Bucket resource needs a name")
+            raise ServiceError(400, "INVALID_ARGUMENT", "Bucket resource needs a name")
         labels = body.get("labels") or {}
         if not isinstance(labels, dict):
-            raise ApiError(400, "INVALID_ARGUMENT", "labels must be an object")
+            raise ServiceError(400, "INVALID_ARGUMENT", "labels must be an object")
         created = self.store.create_bucket(
             body["name"],
             location=str(body.get("location") or "US"),
@@ -219,10 +223,10 @@ class GcsApi:
     def patch_bucket(self, req: Request, m: re.Match[str]) -> Response:
         body = request_json(req)
         if not isinstance(body, dict):
-            raise ApiError(400, "INVALID_ARGUMENT", "Bucket patch must be a JSON object")
+            raise ServiceError(400, "INVALID_ARGUMENT", "Bucket patch must be a JSON object")
         labels = body.get("labels")
         if labels is not None and not isinstance(labels, dict):
-            raise ApiError(400, "INVALID_ARGUMENT", "labels must be an object")
+            raise ServiceError(400, "INVALID_ARGUMENT", "labels must be an object")
         if req.method == "PUT" and labels is not None:
             current = self.store.require_bucket(unquote(m["bucket"]))["labels"]
             labels = {**dict.fromkeys(current), **labels}
@@ -261,7 +265,7 @@ class GcsApi:
         generation = _int_param(req, "generation")
         if generation is not None and generation != meta.generation:
             # Only live generations are kept.
-            raise ApiError(
+            raise ServiceError(
                 404, "NOT_FOUND", f"No such object: {meta.bucket}/{meta.name}#{generation}"
             )
         checks = {k: _int_param(req, k) for k in _PRECONDITIONS}
@@ -280,7 +284,7 @@ class GcsApi:
             )
         )
         if failed:
-            raise ApiError(
+            raise ServiceError(
                 412,
                 "FAILED_PRECONDITION",
                 "At least one of the pre-conditions you specified did not hold.",
@@ -289,7 +293,7 @@ class GcsApi:
             checks["ifGenerationNotMatch"] is not None
             and checks["ifGenerationNotMatch"] == meta.generation
         ):
-            raise ApiError(304, "FAILED_PRECONDITION", "Not modified")
+            raise ServiceError(304, "FAILED_PRECONDITION", "Not modified")
 
     def _download(self, req: Request, bucket: str, name: str) -> Response:
         meta, handle = self.store.open_with_meta(bucket, name)
@@ -366,7 +370,7 @@ class GcsApi:
         if kind == "media":
             name = req.q("name")
             if not name:
-                raise ApiError(
+                raise ServiceError(
                     400, "INVALID_ARGUMENT", "uploadType=media needs the name query parameter"
                 )
             source = req.stream if req.stream is not None else req.body
@@ -382,7 +386,9 @@ class GcsApi:
             metadata, media, media_type = _parse_multipart(req)
             name = metadata.get("name") or req.q("name")
             if not name:
-                raise ApiError(400, "INVALID_ARGUMENT", "Multipart upload metadata needs a name")
+                raise ServiceError(
+                    400, "INVALID_ARGUMENT", "Multipart upload metadata needs a name"
+                )
             meta = self.store.put(
                 bucket,
                 name,
@@ -396,11 +402,13 @@ class GcsApi:
             return json_response(object_resource(meta, base))
         if kind == "resumable":
             if req.q("upload_id"):
-                raise ApiError(400, "INVALID_ARGUMENT", "Send resumable upload chunks with PUT")
+                raise ServiceError(400, "INVALID_ARGUMENT", "Send resumable upload chunks with PUT")
             body = _object_metadata_from_json(request_json(req))
             name = body.get("name") or req.q("name")
             if not name:
-                raise ApiError(400, "INVALID_ARGUMENT", "Resumable upload needs the object name")
+                raise ServiceError(
+                    400, "INVALID_ARGUMENT", "Resumable upload needs the object name"
+                )
             validate_object_name(name)  # before it is looked up: the lookup needs text
             spec: dict[str, Any] = {
                 "content_type": body.get("contentType")
@@ -422,20 +430,20 @@ class GcsApi:
                 f"?uploadType=resumable&upload_id={upload_id}"
             )
             return Response(200, b"", {"Location": location, "X-GUploader-UploadID": upload_id})
-        raise ApiError(400, "INVALID_ARGUMENT", f"Unsupported uploadType: {kind!r}")
+        raise ServiceError(400, "INVALID_ARGUMENT", f"Unsupported uploadType: {kind!r}")
 
     def upload_chunk(self, req: Request, m: re.Match[str]) -> Response:
         """PUT to a resumable session: append a chunk, answer 308 until the last one."""
         upload_id = req.q("upload_id")
         if not upload_id:
-            raise ApiError(
+            raise ServiceError(
                 400,
                 "INVALID_ARGUMENT",
                 "PUT uploads need an upload_id (start a resumable session first)",
             )
         session = self.store.get_upload(upload_id)
         if session is None:
-            raise ApiError(404, "NOT_FOUND", f"No such upload session: {upload_id}")
+            raise ServiceError(404, "NOT_FOUND", f"No such upload session: {upload_id}")
         bucket, name, spec = session
         if spec.get("result"):
             return json_response(spec["result"])  # already complete: a retry after a lost reply
@@ -446,18 +454,18 @@ class GcsApi:
         if content_range:
             cr = _CONTENT_RANGE.fullmatch(content_range)
             if cr is None:
-                raise ApiError(
+                raise ServiceError(
                     400, "INVALID_ARGUMENT", f"Malformed Content-Range: {content_range!r}"
                 )
             total = None if cr["total"] == "*" else int(cr["total"])
             if cr["start"] is not None:
                 start = int(cr["start"])
                 if int(cr["end"]) < start:
-                    raise ApiError(
+                    raise ServiceError(
                         400, "INVALID_ARGUMENT", f"Malformed Content-Range: {content_range!r}"
                     )
             if start > received:
-                raise ApiError(
+                raise ServiceError(
                     400,
                     "INVALID_ARGUMENT",
                     f"Chunk starts at {start} but only {received} bytes were received",
@@ -487,7 +495,7 @@ class GcsApi:
                 headers["Range"] = f"bytes=0-{received - 1}"
             return Response(308, b"", headers)
         if received > total:
-            raise ApiError(
+            raise ServiceError(
                 400,
                 "INVALID_ARGUMENT",
                 f"Received {received} bytes, more than the declared {total}",
@@ -510,7 +518,7 @@ class GcsApi:
     def cancel_upload(self, req: Request, m: re.Match[str]) -> Response:
         upload_id = req.q("upload_id")
         if not upload_id or self.store.get_upload(upload_id) is None:
-            raise ApiError(404, "NOT_FOUND", f"No such upload session: {upload_id}")
+            raise ServiceError(404, "NOT_FOUND", f"No such upload session: {upload_id}")
         self.store.finish_upload(upload_id)
         return Response(499, b"")
 
@@ -533,7 +541,9 @@ class GcsApi:
         if generation is not None:
             meta = self.store.require(bucket, name)
             if meta.generation != generation:
-                raise ApiError(404, "NOT_FOUND", f"No such object: {bucket}/{name}#{generation}")
+                raise ServiceError(
+                    404, "NOT_FOUND", f"No such object: {bucket}/{name}#{generation}"
+                )
         self.store.delete(
             bucket,
             name,
@@ -570,11 +580,11 @@ class GcsApi:
     def compose_object(self, req: Request, m: re.Match[str]) -> Response:
         body = request_json(req)
         if not isinstance(body, dict) or not isinstance(body.get("sourceObjects"), list):
-            raise ApiError(400, "INVALID_ARGUMENT", "compose needs sourceObjects")
+            raise ServiceError(400, "INVALID_ARGUMENT", "compose needs sourceObjects")
         sources = []
         for src in body["sourceObjects"]:
             if not isinstance(src, dict) or not src.get("name"):
-                raise ApiError(400, "INVALID_ARGUMENT", "each source object needs a name")
+                raise ServiceError(400, "INVALID_ARGUMENT", "each source object needs a name")
             sources.append(str(src["name"]))
         dest = _object_metadata_from_json(body.get("destination") or {})
         meta = self.store.compose(
@@ -591,14 +601,14 @@ class GcsApi:
 def _parse_range(header: str, size: int) -> tuple[int, int]:
     match = re.fullmatch(r"bytes=(\d{0,19})-(\d{0,19})", header.replace(" ", ""))
     if match is None or (not match[1] and not match[2]):
-        raise ApiError(416, "OUT_OF_RANGE", f"Malformed Range header: {header!r}")
+        raise ServiceError(416, "OUT_OF_RANGE", f"Malformed Range header: {header!r}")
     if not match[1]:  # suffix: the last N bytes
         n = int(match[2])
         return max(0, size - n), size - 1
     start = int(match[1])
     end = int(match[2]) if match[2] else size - 1
     if start >= size > 0 or end < start:
-        raise ApiError(
+        raise ServiceError(
             416, "OUT_OF_RANGE", f"Request range not satisfiable: {header!r} for {size} bytes"
         )
     return start, min(end, size - 1)

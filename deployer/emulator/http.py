@@ -2,7 +2,7 @@
 
 Owns the small, transport-free vocabulary every API surface (GCS, Vertex AI) is
 written in: a parsed `Request`, a `Response` (bytes or a streamed iterable), the
-`ApiError` a handler raises to answer with Google's error body, and the
+`ServiceError` a handler raises to answer with Google's error body, and the
 `Router` mapping (method, path regex) to a handler plus the API method name the
 request log and fault injection key on.
 
@@ -12,13 +12,14 @@ import TensorFlow / deployer.serving.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 from urllib.parse import parse_qs, unquote, urlsplit
+
+import orjson
 
 log = logging.getLogger("deployer.emulator")
 
@@ -61,7 +62,7 @@ def canonical_status(http_status: int) -> str:
     return _CANONICAL.get(http_status, "UNKNOWN")
 
 
-class ApiError(Exception):
+class ServiceError(Exception):
     """Raised by a handler to answer with Google's JSON error body and this status."""
 
     def __init__(self, http_status: int, status: str, message: str) -> None:
@@ -110,9 +111,9 @@ class Request:
         if not self.body.strip():
             return {}
         try:
-            return json.loads(self.body)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise ApiError(
+            return orjson.loads(self.body)
+        except orjson.JSONDecodeError as exc:
+            raise ServiceError(
                 400, "INVALID_ARGUMENT", f"Invalid JSON payload received: {exc}"
             ) from exc
 
@@ -141,8 +142,8 @@ class Response:
 
 
 def json_response(obj: Any, status: int = 200) -> Response:
-    """A JSON response with the content type the Google clients expect."""
-    body = json.dumps(obj, separators=(",", ":")).encode()
+    """A JSON response with the content type the Google clients expect (compact UTF-8)."""
+    body = orjson.dumps(obj, option=orjson.OPT_NON_STR_KEYS)
     return Response(status, body, {"Content-Type": "application/json; charset=UTF-8"})
 
 
@@ -203,7 +204,7 @@ class Router:
     def resolve(self, request: Request) -> tuple[Route, re.Match[str]] | None:
         """The route and match for a request; None if no pattern matches any method.
 
-        Raises ApiError(405) when a path matches but not with this method.
+        Raises ServiceError(405) when a path matches but not with this method.
         """
         path_matched = False
         for route in self._routes:
@@ -218,7 +219,7 @@ class Router:
                 return route, match
             path_matched = True
         if path_matched:
-            raise ApiError(
+            raise ServiceError(
                 405, "METHOD_NOT_ALLOWED", f"Method {request.method} not allowed on {request.path}"
             )
         return None
@@ -227,7 +228,7 @@ class Router:
         """Run a resolved route's handler, mapping exceptions to Google error bodies."""
         try:
             return route.handler(request, match)
-        except ApiError as exc:
+        except ServiceError as exc:
             return exc.to_response()
         except Exception:
             log.exception(
@@ -241,7 +242,7 @@ class Router:
         """Resolve and call; unknown routes answer 404 with a Google JSON error."""
         try:
             resolved = self.resolve(request)
-        except ApiError as exc:
+        except ServiceError as exc:
             return exc.to_response()
         if resolved is None:
             return error_response(404, "NOT_FOUND", f"No such API: {request.method} {request.path}")

@@ -13,19 +13,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from deployer.emulator.http import ApiError, Request
+from deployer.emulator.http import Request, ServiceError
 from deployer.wire.jsonlimits import MAX_DEPTH, JsonRejected, check_depth, loads
 
 
 def request_json(req: Request) -> Any:
-    """The request body as bounded JSON (empty body -> {}); ApiError 400 otherwise."""
+    """The request body as bounded JSON (empty body -> {}); ServiceError 400 otherwise."""
     body = req.read_body()
     if not body.strip():
         return {}
     try:
         return loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise ApiError(400, "INVALID_ARGUMENT", f"Invalid JSON payload received: {exc}") from exc
+        raise ServiceError(
+            400, "INVALID_ARGUMENT", f"Invalid JSON payload received: {exc}"
+        ) from exc
 
 
 __all__ = ["MAX_DEPTH", "JsonRejected", "check_depth", "loads", "request_json"]

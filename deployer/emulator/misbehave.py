@@ -27,7 +27,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from deployer.emulator.http import ApiError, Request, Response, Router, json_response
+from deployer.emulator.http import Request, Response, Router, ServiceError, json_response
 
 ROUTE = "/_emulator/misbehave"
 MAX_LATENCY_MS = 60_000.0  # a misbehaving model is slow, not hung
@@ -82,7 +82,7 @@ class Misbehaviours:
         with self._lock:
             fails = self._random.random() < m.error_rate
         if fails:
-            raise ApiError(
+            raise ServiceError(
                 500,
                 "INTERNAL",
                 f"Deployed model {deployed_model_id} failed: misbehaving on purpose "
@@ -123,7 +123,7 @@ def _is_number(value: Any) -> bool:
 def parse(body: Any) -> tuple[str, str, Misbehaviour]:
     """The admin request's (endpoint id, deployed model id, misbehaviour); 400 otherwise."""
     if not isinstance(body, dict):
-        raise ApiError(400, "INVALID_ARGUMENT", "misbehave: the body must be a JSON object")
+        raise ServiceError(400, "INVALID_ARGUMENT", "misbehave: the body must be a JSON object")
     allowed = {
         "endpoint",
         "deployed_model_id",
@@ -134,7 +134,7 @@ def parse(body: Any) -> tuple[str, str, Misbehaviour]:
     }
     unknown = sorted(set(body) - allowed)
     if unknown:
-        raise ApiError(
+        raise ServiceError(
             400,
             "INVALID_ARGUMENT",
             f"misbehave: unknown field {unknown[0]!r} (allowed: {', '.join(sorted(allowed))})",
@@ -142,14 +142,14 @@ def parse(body: Any) -> tuple[str, str, Misbehaviour]:
     endpoint, deployed = body.get("endpoint"), body.get("deployed_model_id")
     for field, value in (("endpoint", endpoint), ("deployed_model_id", deployed)):
         if not isinstance(value, str) or not value or len(value) > 512:
-            raise ApiError(400, "INVALID_ARGUMENT", f"misbehave: {field} must be a string")
+            raise ServiceError(400, "INVALID_ARGUMENT", f"misbehave: {field} must be a string")
     assert isinstance(endpoint, str) and isinstance(deployed, str)
     rate = _number(body, "error_rate", 0.0, 1.0)
     latency = _number(body, "latency_ms", 0.0, MAX_LATENCY_MS)
     wrong = body.get("wrong_outputs", False)
     clear = body.get("clear", False)
     if not isinstance(wrong, bool) or not isinstance(clear, bool):
-        raise ApiError(
+        raise ServiceError(
             400, "INVALID_ARGUMENT", "misbehave: wrong_outputs and clear are true or false"
         )
     m = Misbehaviour() if clear else Misbehaviour(rate, latency, wrong)
@@ -159,7 +159,7 @@ def parse(body: Any) -> tuple[str, str, Misbehaviour]:
 def _number(body: dict[str, Any], field: str, low: float, high: float) -> float:
     value = body.get(field, 0)
     if not _is_number(value) or not math.isfinite(value) or not low <= value <= high:
-        raise ApiError(
+        raise ServiceError(
             400, "INVALID_ARGUMENT", f"misbehave: {field} must be a number in {low:g}..{high:g}"
         )
     return float(value)

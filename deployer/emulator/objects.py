@@ -30,7 +30,7 @@ from typing import Any, BinaryIO
 
 from deployer.emulator import jsonlimits
 from deployer.emulator.blobfiles import CHUNK, BlobFiles, Hashed, IterReader, Readable
-from deployer.emulator.http import ApiError
+from deployer.emulator.http import ServiceError
 from deployer.emulator.paths import contained
 
 _BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]")
@@ -79,14 +79,14 @@ def rfc3339(ts: float) -> str:
 
 
 def parse_gs_uri(uri: str) -> tuple[str, str]:
-    """ "gs://b/a/b" -> ("b", "a/b"); "gs://b" or "gs://b/" -> ("b", ""). ApiError 400 otherwise."""
+    """ "gs://b/a/b" -> ("b", "a/b"); "gs://b" or "gs://b/" -> ("b", ""); else ServiceError 400."""
     if not isinstance(uri, str) or not uri.startswith("gs://"):
-        raise ApiError(
+        raise ServiceError(
             400, "INVALID_ARGUMENT", f"Not a Cloud Storage URI (gs://bucket/path): {uri!r}"
         )
     bucket, _, name = uri[len("gs://") :].partition("/")
     if not bucket:
-        raise ApiError(400, "INVALID_ARGUMENT", f"Cloud Storage URI without a bucket: {uri!r}")
+        raise ServiceError(400, "INVALID_ARGUMENT", f"Cloud Storage URI without a bucket: {uri!r}")
     return bucket, name
 
 
@@ -204,7 +204,7 @@ class ObjectStore:
     def require_bucket(self, bucket: str) -> dict[str, Any]:
         found = self.get_bucket(bucket)
         if found is None:
-            raise ApiError(404, "NOT_FOUND", f"The specified bucket does not exist: {bucket}")
+            raise ServiceError(404, "NOT_FOUND", f"The specified bucket does not exist: {bucket}")
         return found
 
     def create_bucket(
@@ -218,7 +218,7 @@ class ObjectStore:
     ) -> dict[str, Any]:
         """Create a bucket; 409 if it exists, 400 for a name GCS would refuse."""
         if not isinstance(name, str) or not _BUCKET_NAME.fullmatch(name) or ".." in name:
-            raise ApiError(400, "INVALID_ARGUMENT", f"Invalid bucket name: {name!r}")
+            raise ServiceError(400, "INVALID_ARGUMENT", f"Invalid bucket name: {name!r}")
         now = rfc3339(time.time())
         with self._lock:
             try:
@@ -236,7 +236,7 @@ class ObjectStore:
                     ),
                 )
             except sqlite3.IntegrityError:
-                raise ApiError(
+                raise ServiceError(
                     409,
                     "ALREADY_EXISTS",
                     "The requested bucket name is not available. The bucket namespace is shared "
@@ -272,7 +272,7 @@ class ObjectStore:
         with self._lock:
             self.require_bucket(name)
             if self._db.execute("SELECT 1 FROM objects WHERE bucket=? LIMIT 1", (name,)).fetchone():
-                raise ApiError(
+                raise ServiceError(
                     409, "FAILED_PRECONDITION", "The bucket you tried to delete is not empty."
                 )
             self._db.execute("DELETE FROM buckets WHERE name=?", (name,))
@@ -303,7 +303,7 @@ class ObjectStore:
         meta = self.stat(bucket, name)
         if meta is None:
             self.require_bucket(bucket)
-            raise ApiError(404, "NOT_FOUND", f"No such object: {bucket}/{name}")
+            raise ServiceError(404, "NOT_FOUND", f"No such object: {bucket}/{name}")
         return meta
 
     def local_path(self, bucket: str, name: str) -> Path:
@@ -314,7 +314,7 @@ class ObjectStore:
                 "SELECT blob FROM objects WHERE bucket=? AND name=?", (bucket, name)
             ).fetchone()
         if row is None:
-            raise ApiError(404, "NOT_FOUND", f"No such object: {bucket}/{name}")
+            raise ServiceError(404, "NOT_FOUND", f"No such object: {bucket}/{name}")
         return self._files.path(row[0])
 
     def open_with_meta(self, bucket: str, name: str) -> tuple[ObjectMeta, BinaryIO]:
@@ -325,14 +325,14 @@ class ObjectStore:
             ).fetchone()
             if row is None:
                 self.require(bucket, name)
-                raise ApiError(404, "NOT_FOUND", f"No such object: {bucket}/{name}")
+                raise ServiceError(404, "NOT_FOUND", f"No such object: {bucket}/{name}")
             # Opened under the lock: an overwrite unlinks the old blob only after its
             # commit, and an open file survives the unlink.
             handle = open(self._files.path(row[-1]), "rb")
         return self._meta(row[:-1]), handle
 
     def open(self, bucket: str, name: str) -> BinaryIO:
-        """The object's bytes as a binary file; ApiError 404 if missing. Caller closes it."""
+        """The object's bytes as a binary file; ServiceError 404 if missing. Caller closes it."""
         return self.open_with_meta(bucket, name)[1]
 
     def read_bytes(self, bucket: str, name: str) -> bytes:
@@ -362,7 +362,7 @@ class ObjectStore:
                 token = jsonlimits.loads(base64.urlsafe_b64decode(page_token.encode()))
                 after, rolled = str(token["a"]), bool(token["p"])
             except (ValueError, KeyError, TypeError) as exc:
-                raise ApiError(400, "INVALID_ARGUMENT", "Invalid pageToken") from exc
+                raise ServiceError(400, "INVALID_ARGUMENT", "Invalid pageToken") from exc
             if rolled:
                 lower_bound = _successor(after)
                 if lower_bound is None:  # nothing sorts after that rolled-up prefix
@@ -461,13 +461,13 @@ class ObjectStore:
     ) -> None:
         gen = current.generation if current else 0
         if if_generation_match is not None and gen != if_generation_match:
-            raise ApiError(
+            raise ServiceError(
                 412,
                 "FAILED_PRECONDITION",
                 "At least one of the pre-conditions you specified did not hold.",
             )
         if if_generation_not_match is not None and gen == if_generation_not_match:
-            raise ApiError(
+            raise ServiceError(
                 412,
                 "FAILED_PRECONDITION",
                 "At least one of the pre-conditions you specified did not hold.",
@@ -475,7 +475,7 @@ class ObjectStore:
         if if_metageneration_match is not None and (
             current is None or current.metageneration != if_metageneration_match
         ):
-            raise ApiError(
+            raise ServiceError(
                 412,
                 "FAILED_PRECONDITION",
                 "At least one of the pre-conditions you specified did not hold.",
@@ -485,7 +485,7 @@ class ObjectStore:
             and current is not None
             and current.metageneration == if_metageneration_not_match
         ):
-            raise ApiError(
+            raise ServiceError(
                 412,
                 "FAILED_PRECONDITION",
                 "At least one of the pre-conditions you specified did not hold.",
@@ -527,14 +527,14 @@ class ObjectStore:
             tmp, hashed = self._files.write_temp(source)
         try:
             if expected_md5 and expected_md5 != hashed.md5:
-                raise ApiError(
+                raise ServiceError(
                     400,
                     "INVALID_ARGUMENT",
                     f"Provided MD5 hash {expected_md5!r} doesn't match calculated MD5 hash "
                     f"{hashed.md5!r}.",
                 )
             if expected_crc32c and expected_crc32c != hashed.crc32c:
-                raise ApiError(
+                raise ServiceError(
                     400,
                     "INVALID_ARGUMENT",
                     f"Provided CRC32C {expected_crc32c!r} doesn't match calculated CRC32C "
@@ -692,7 +692,7 @@ class ObjectStore:
                 if_source_generation_match is not None
                 and meta.generation != if_source_generation_match
             ):
-                raise ApiError(
+                raise ServiceError(
                     412,
                     "FAILED_PRECONDITION",
                     "At least one of the pre-conditions you specified did not hold.",
@@ -718,7 +718,9 @@ class ObjectStore:
     ) -> ObjectMeta:
         """Concatenate source objects of one bucket into `dst_name`."""
         if not 1 <= len(sources) <= 32:
-            raise ApiError(400, "INVALID_ARGUMENT", "compose takes between 1 and 32 source objects")
+            raise ServiceError(
+                400, "INVALID_ARGUMENT", "compose takes between 1 and 32 source objects"
+            )
         handles = [self.open(bucket, s) for s in sources]
         try:
 
@@ -790,22 +792,22 @@ def validate_object_name(name: object) -> None:
     paths through `paths.contained`, which refuses them there.
     """
     if not isinstance(name, str):
-        raise ApiError(400, "INVALID_ARGUMENT", f"Object name must be a string, not {name!r}")
+        raise ServiceError(400, "INVALID_ARGUMENT", f"Object name must be a string, not {name!r}")
     try:
         size = len(name.encode("utf-8"))
     except UnicodeEncodeError:
-        raise ApiError(
+        raise ServiceError(
             400, "INVALID_ARGUMENT", f"Invalid object name {name!r}: not valid Unicode"
         ) from None
     if not name or size > 1024 or name in (".", "..") or "\n" in name or "\r" in name:
-        raise ApiError(400, "INVALID_ARGUMENT", f"Invalid object name: {name!r}")
+        raise ServiceError(400, "INVALID_ARGUMENT", f"Invalid object name: {name!r}")
 
 
 def validate_content_type(value: object) -> None:
     """400 unless `value` is text that can go in a Content-Type header (no control characters:
     a CR/LF would split the download response)."""
     if not isinstance(value, str) or len(value) > 1024 or _CONTROL.search(value):
-        raise ApiError(400, "INVALID_ARGUMENT", f"Invalid contentType: {value!r}")
+        raise ServiceError(400, "INVALID_ARGUMENT", f"Invalid contentType: {value!r}")
 
 
 __all__ = [

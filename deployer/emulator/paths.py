@@ -4,7 +4,7 @@ Owns `contained(root, name, what=...)`: `root / name` for a name that is a plain
 path, checked lexically (no empty, `.` or `..` segment, no leading `/`, no drive or UNC
 form, no backslash, no NUL, nothing that cannot be encoded as a file name) and then
 against the disk: a symlink met under `root` is resolved, and must lead back under it.
-Anything else is an `ApiError` 400 naming the name and the reason.
+Anything else is an `ServiceError` 400 naming the name and the reason.
 
 GCS object names may hold all of these (GCS stores them as names), so the stores keep them
 as names; only their use as a path is refused, here. Every filesystem path the emulator
@@ -23,7 +23,7 @@ import re
 import stat
 from pathlib import Path
 
-from deployer.emulator.http import ApiError
+from deployer.emulator.http import ServiceError
 
 # "C:..." is a drive path on Windows (UNC "//" and "\\" forms are refused already).
 _DRIVE = re.compile(r"[A-Za-z]:")
@@ -60,7 +60,7 @@ def unsafe_reason(name: object) -> str | None:
 
 
 def contained(root: Path, name: str, *, what: str) -> Path:
-    """`root / name`, proven to stay under `root`; ApiError 400 naming `what` otherwise.
+    """`root / name`, proven to stay under `root`; ServiceError 400 naming `what` otherwise.
 
     `what` names the thing for the error message, e.g. "object gs://b/m/../x".
     """
@@ -68,7 +68,7 @@ def contained(root: Path, name: str, *, what: str) -> Path:
     if reason is None and _leaves_root(root, name):
         reason = "it resolves to a path outside its directory"
     if reason is not None:
-        raise ApiError(
+        raise ServiceError(
             400, "INVALID_ARGUMENT", f"{what} cannot be used as a local file path: {reason}."
         )
     return root / name

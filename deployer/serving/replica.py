@@ -14,7 +14,7 @@ It serves ONE SavedModel directory as version 1 of NAME with TF Serving's REST A
 `GET /healthz` is 503 then 200; `POST /v1/models/NAME[/versions/1]:predict`.
 SIGTERM/SIGINT: stop accepting, drain in-flight requests, exit 0. A model that cannot be loaded:
 exit 1 with `error: ...` on stderr. A port that cannot be bound: exit 2.
-Must not: do anything `deployer serve` does not (both run `server.run_model_server`).
+Must not: do anything `deployer serve` does not (both run `process.run_model_server`).
 """
 
 from __future__ import annotations
@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import click
 
-    from deployer.serving.server import ServerOptions, run_model_server, setup_logging
+    from deployer.serving.process import ServerOptions, run_model_server, setup_logging
     from deployer.serving.versions import FixedSource
 
     setup_logging(args.verbose)

@@ -1,8 +1,8 @@
-"""TF Serving's REST API over HTTP/1.1 keep-alive, on the standard library's threading server.
+"""TF Serving's REST API, on the shared HTTP stack (`deployer.httpserve`).
 
 Owns: routes and wire format of `/v1/models/NAME[/versions/N][:predict|/metadata|/stats]` and
-`/healthz`, error bodies `{"error": "..."}` with TF Serving's HTTP statuses, Nagle off, and
-draining on stop (stop accepting, finish in-flight requests, then close).
+`/healthz`, error bodies `{"error": "..."}` with TF Serving's HTTP statuses, and draining on
+stop (stop accepting, finish in-flight requests, then close; health answers 503 meanwhile).
 Must not: decode tensors or touch TensorFlow (the `ModelServer` does the work).
 
 `/v1/models/NAME/stats` is our extension (not in TF Serving): per-version request counts,
@@ -11,14 +11,13 @@ warmup report and batch-size histograms, so tests can observe batching.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
-import threading
-import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import orjson
+
+from deployer.httpserve import HttpRequest, HttpResponse, HttpServer, IncompleteBody
 from deployer.serving.server import ModelServer, ServingError
 
 log = logging.getLogger("deployer.serving.rest")
@@ -28,102 +27,50 @@ _ROUTE = re.compile(
     r"(?:/versions/(?P<version>-?\d+)|/labels/(?P<label>[^/:]+))?"
     r"(?P<action>/metadata|/stats|:predict|:classify|:regress)?/?$"
 )
-_REASONS = {
-    200: "OK",
-    400: "Bad Request",
-    404: "Not Found",
-    405: "Method Not Allowed",
-    411: "Length Required",
-    500: "Internal Server Error",
-    501: "Not Implemented",
-    503: "Service Unavailable",
-}
+_HEALTH = ("/healthz", "/readyz", "/health")
+_JSON = {"Content-Type": "application/json"}
+# The emulator keeps pooled connections to its replicas: do not close them while idle.
+_KEEP_ALIVE_S = 3600
 
 
-class _HttpServer(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
-    request_queue_size = 256  # many clients connecting at once must not see resets
-    model_server: ModelServer
-    closing: bool = False
-    in_flight: int = 0
-    lock: threading.Lock
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # A client that hangs up mid-request is routine, not a traceback on stderr.
-        import sys
-
-        exc = sys.exc_info()[1]
-        if isinstance(exc, (ConnectionError, TimeoutError)):
-            log.debug("client %s went away: %s", client_address, exc)
-            return
-        log.exception("unexpected error serving %s", client_address)
+def _json(payload: Any) -> bytes:
+    # Compact, like json.dumps(separators=(",", ":")); non-str keys (histograms) as strings.
+    return orjson.dumps(payload, option=orjson.OPT_NON_STR_KEYS)
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive: one TCP connection per client
-    disable_nagle_algorithm = True  # else small responses wait ~40 ms for delayed ACKs
-    server_version = "deployer-serving"
-    server: _HttpServer
+def _error_body(status: int, message: str) -> tuple[str, bytes]:
+    return _JSON["Content-Type"], _json({"error": message})
 
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("%s " + format, self.client_address[0], *args)
 
-    def _send(self, status: int, payload: Any) -> None:
-        body = json.dumps(payload, separators=(",", ":")).encode()
-        closing = self.server.closing or self.close_connection
-        head = (
-            f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}\r\n"
-            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
-            + ("Connection: close\r\n" if closing else "")
-            + "\r\n"
-        )
-        if closing:
-            self.close_connection = True
-        self.wfile.write(head.encode("latin-1") + body)  # one write: headers and body together
+class _Api:
+    """The request handler (runs on the HTTP server's worker threads)."""
 
-    def _error(self, exc: ServingError) -> None:
-        self._send(exc.http_status, {"error": exc.message})
+    def __init__(self, model_server: ModelServer) -> None:
+        self.model_server = model_server
+        self.closing = False
 
-    # A request counts as in flight from its request line to its response, so a drain waits
-    # for it even if SIGTERM lands while its body is still arriving; idle keep-alive
-    # connections (waiting for a request line) do not hold the drain up.
-    _counted = False
-
-    def parse_request(self) -> bool:
-        with self.server.lock:
-            self.server.in_flight += 1
-        self._counted = True
-        return super().parse_request()
-
-    def handle_one_request(self) -> None:
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        close = self.closing
         try:
-            super().handle_one_request()
-        finally:
-            if self._counted:
-                self._counted = False
-                with self.server.lock:
-                    self.server.in_flight -= 1
-
-    def do_GET(self) -> None:
-        self._dispatch(self._get)
-
-    def do_POST(self) -> None:
-        self._dispatch(self._post)
-
-    def _dispatch(self, handler: Any) -> None:
-        try:
-            handler()
+            if request.method in ("GET", "HEAD"):
+                status, payload = self._get(request)
+            elif request.method == "POST":
+                status, payload = 200, self._post(request)
+            else:
+                raise ServingError(
+                    "METHOD_NOT_ALLOWED", 405, f"{request.method} is not supported here"
+                )
         except ServingError as exc:
-            self._error(exc)
-        except (ConnectionError, TimeoutError):
-            raise  # the client is gone: nothing to answer
+            status, payload = exc.http_status, {"error": exc.message}
+            close = close or exc.http_status == 411
+        except IncompleteBody as exc:
+            status, payload, close = 400, {"error": f"request body ended early: {exc}"}, True
         except Exception as exc:  # a bug must cost one 500, not the connection
-            log.exception("internal error on %s %s", self.command, self.path)
-            self._error(ServingError("INTERNAL", 500, f"{type(exc).__name__}: {exc}"))
+            log.exception("internal error on %s %s", request.method, request.raw_path)
+            status, payload = 500, {"error": f"{type(exc).__name__}: {exc}"}
+        return HttpResponse(status, _json(payload), _JSON, close=close)
 
-    def _route(self) -> tuple[str, int | None, str]:
-        path = self.path.split("?", 1)[0]
+    def _route(self, path: str) -> tuple[str, int | None, str]:
         m = _ROUTE.match(path)
         if m is None:
             raise ServingError(
@@ -131,7 +78,7 @@ class _Handler(BaseHTTPRequestHandler):
                 404,
                 f"no route for {path}; expected /v1/models/NAME[/versions/N][:predict|/metadata]",
             )
-        self.server.model_server.check_name(m["name"])
+        self.model_server.check_name(m["name"])
         if m["label"]:
             raise ServingError(
                 "NOT_FOUND",
@@ -141,13 +88,12 @@ class _Handler(BaseHTTPRequestHandler):
         version = int(m["version"]) if m["version"] is not None else None
         return m["name"], version, m["action"] or ""
 
-    def _get(self) -> None:
-        ms = self.server.model_server
-        if self.path in ("/healthz", "/readyz", "/health"):
-            ready = ms.manager.ready and not self.server.closing
-            self._send(200 if ready else 503, {"status": "ok" if ready else "loading"})
-            return
-        name, version, action = self._route()
+    def _get(self, request: HttpRequest) -> tuple[int, Any]:
+        ms = self.model_server
+        if request.raw_path in _HEALTH:
+            ready = ms.manager.ready and not self.closing
+            return (200 if ready else 503), {"status": "ok" if ready else "loading"}
+        name, version, action = self._route(request.raw_path)
         if action == "":
             statuses = ms.manager.statuses(version)
             if not statuses:
@@ -157,37 +103,31 @@ class _Handler(BaseHTTPRequestHandler):
                     else f"any versions of model {name}"
                 )
                 raise ServingError("NOT_FOUND", 404, f"Could not find {what}")
-            self._send(200, {"model_version_status": statuses})
-        elif action == "/metadata":
+            return 200, {"model_version_status": statuses}
+        if action == "/metadata":
             from google.protobuf import json_format
 
             served, sig_map = ms.metadata(version)
-            self._send(
-                200,
-                {
-                    "model_spec": {"name": name, "signature_name": "", "version": str(served)},
-                    "metadata": {"signature_def": _message_to_dict(json_format, sig_map)},
-                },
-            )
-        elif action == "/stats":
-            self._send(200, ms.manager.stats())
-        else:
-            raise ServingError("METHOD_NOT_ALLOWED", 405, f"use POST for {action}")
+            return 200, {
+                "model_spec": {"name": name, "signature_name": "", "version": str(served)},
+                "metadata": {"signature_def": _message_to_dict(json_format, sig_map)},
+            }
+        if action == "/stats":
+            return 200, ms.manager.stats()
+        raise ServingError("METHOD_NOT_ALLOWED", 405, f"use POST for {action}")
 
-    def _post(self) -> None:
-        length = self.headers.get("Content-Length")
-        if length is None:
-            self.close_connection = True
+    def _post(self, request: HttpRequest) -> Any:
+        if request.content_length is None:
             raise ServingError("INVALID_ARGUMENT", 411, "a Content-Length header is required")
-        body = self.rfile.read(int(length))
-        _, version, action = self._route()
+        body = request.body.read()
+        _, version, action = self._route(request.raw_path)
         if action != ":predict":
             raise ServingError(
                 "UNIMPLEMENTED",
                 501 if action else 405,
                 f"{action or 'POST'} is not supported here; use :predict",
             )
-        self._send(200, self.server.model_server.predict_json(body, version))
+        return self.model_server.predict_json(body, version)
 
 
 def _message_to_dict(json_format: Any, message: Any) -> dict[str, Any]:
@@ -205,31 +145,27 @@ def _message_to_dict(json_format: Any, message: Any) -> dict[str, Any]:
 
 
 class RestServer:
-    """The REST front end on its own thread."""
+    """The REST front end, bound at construction (OSError if it cannot), served on a thread."""
 
     def __init__(self, model_server: ModelServer, host: str, port: int) -> None:
-        self._httpd = _HttpServer((host, port), _Handler)
-        self._httpd.model_server = model_server
-        self._httpd.lock = threading.Lock()
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever,
-            kwargs={"poll_interval": 0.1},
+        self._api = _Api(model_server)
+        self._http = HttpServer(
+            self._api,
+            host=host,
+            port=port,
+            error_body=_error_body,
             name="rest",
-            daemon=True,
+            keep_alive_s=_KEEP_ALIVE_S,
         )
 
     @property
     def port(self) -> int:
-        return int(self._httpd.server_address[1])
+        return self._http.port
 
     def start(self) -> None:
-        self._thread.start()
+        self._http.start()
 
     def stop(self, drain_timeout: float) -> None:
         """Stop accepting, let in-flight requests finish (bounded), then close the socket."""
-        self._httpd.closing = True
-        self._httpd.shutdown()
-        deadline = time.monotonic() + drain_timeout
-        while self._httpd.in_flight and time.monotonic() < deadline:
-            time.sleep(0.005)
-        self._httpd.server_close()
+        self._api.closing = True
+        self._http.stop(drain_timeout)

@@ -9,7 +9,7 @@ import pytest
 
 from deployer.emulator.context import EmulatorContext
 from deployer.emulator.faults import FaultController
-from deployer.emulator.http import ApiError, Request, Response, Router, json_response
+from deployer.emulator.http import Request, Response, Router, ServiceError, json_response
 from deployer.emulator.objects import ObjectStore
 
 
@@ -46,7 +46,7 @@ def test_router_errors_are_google_json() -> None:
         raise RuntimeError("bug")
 
     def missing(r: Request, m: object) -> Response:
-        raise ApiError(404, "NOT_FOUND", "no such model")
+        raise ServiceError(404, "NOT_FOUND", "no such model")
 
     router.add("GET", r"/boom", boom, name="boom", mutating=False)
     router.add("GET", r"/missing", missing, name="missing", mutating=False)
@@ -67,7 +67,7 @@ def test_request_json_and_query() -> None:
     req = _req("POST", "/x?a=1&a=2&b=", b'{"k": 1}')
     assert req.q("a") == "1" and req.q("b") == "" and req.q("c", "d") == "d"
     assert req.json() == {"k": 1}
-    with pytest.raises(ApiError) as err:
+    with pytest.raises(ServiceError) as err:
         _req("POST", "/x", b"{bad").json()
     assert err.value.http_status == 400
 

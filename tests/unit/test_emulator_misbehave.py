@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from deployer.emulator.http import ApiError, Request, Router
+from deployer.emulator.http import Request, Router, ServiceError
 from deployer.emulator.misbehave import Misbehaviour, Misbehaviours, register
 
 EP = "projects/123456789012/locations/us-central1/endpoints/roll-ep-1"
@@ -23,7 +23,7 @@ def call(router: Router, method: str, body: Any = None) -> tuple[int, Any]:
     route, match = found
     try:
         resp = route.handler(req, match)
-    except ApiError as exc:
+    except ServiceError as exc:
         return exc.http_status, exc.message
     assert isinstance(resp.body, bytes)
     return resp.status, json.loads(resp.body)
@@ -78,11 +78,11 @@ def test_bad_requests_are_400(admin: tuple[Router, Misbehaviours], body: Any, me
 def test_errors_come_at_the_rate_asked_latency_is_added_and_outputs_are_wrong() -> None:
     m = Misbehaviours(seed=3)
     m.set("roll-ep-1", "42", Misbehaviour(error_rate=0.5))
-    errors: list[ApiError] = []
+    errors: list[ServiceError] = []
     for _ in range(400):
         try:
             m.before(EP, "42")
-        except ApiError as exc:
+        except ServiceError as exc:
             errors.append(exc)
     assert 150 < len(errors) < 250
     assert {(e.http_status, e.status) for e in errors} == {(500, "INTERNAL")}

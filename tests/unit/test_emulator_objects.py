@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from deployer.emulator.http import ApiError
+from deployer.emulator.http import ServiceError
 from deployer.emulator.objects import ObjectStore, parse_gs_uri
 
 
@@ -63,27 +63,27 @@ def test_listing_many_objects_pages_without_gaps(store: ObjectStore) -> None:
 
 
 def test_bad_page_token_is_invalid_argument(store: ObjectStore) -> None:
-    with pytest.raises(ApiError) as err:
+    with pytest.raises(ServiceError) as err:
         store.list_page("bkt", page_token="not-a-token")
     assert err.value.http_status == 400
 
 
 def test_preconditions(store: ObjectStore) -> None:
     first = store.put("bkt", "o", b"1", if_generation_match=0)
-    with pytest.raises(ApiError) as err:
+    with pytest.raises(ServiceError) as err:
         store.put("bkt", "o", b"2", if_generation_match=0)
     assert (err.value.http_status, err.value.status) == (412, "FAILED_PRECONDITION")
     second = store.put("bkt", "o", b"2", if_generation_match=first.generation)
     assert second.generation > first.generation
-    with pytest.raises(ApiError):
+    with pytest.raises(ServiceError):
         store.put("bkt", "o", b"3", if_metageneration_match=7)
-    with pytest.raises(ApiError):
+    with pytest.raises(ServiceError):
         store.delete("bkt", "o", if_generation_match=first.generation)
     assert store.read_bytes("bkt", "o") == b"2"
 
 
 def test_checksum_mismatch_refused_and_nothing_written(store: ObjectStore) -> None:
-    with pytest.raises(ApiError) as err:
+    with pytest.raises(ServiceError) as err:
         store.put("bkt", "o", b"data", expected_md5="AAAAAAAAAAAAAAAAAAAAAA==")
     assert err.value.http_status == 400
     assert store.stat("bkt", "o") is None
@@ -105,7 +105,7 @@ def test_concurrent_create_only_puts_have_one_winner(store: ObjectStore) -> None
         try:
             store.put("bkt", "lock", str(i).encode(), if_generation_match=0)
             wins.append(i)
-        except ApiError:
+        except ServiceError:
             losses.append(i)
 
     threads = [threading.Thread(target=attempt, args=(i,)) for i in range(16)]
@@ -132,14 +132,14 @@ def test_restart_sweeps_temp_files_and_orphan_blobs(tmp_path: Path) -> None:
 
 
 def test_bucket_rules(store: ObjectStore) -> None:
-    with pytest.raises(ApiError) as err:
+    with pytest.raises(ServiceError) as err:
         store.create_bucket("bkt")
     assert err.value.http_status == 409
     for bad in ("ab", "UPPER", "-start", "has space"):
-        with pytest.raises(ApiError):
+        with pytest.raises(ServiceError):
             store.create_bucket(bad)
     store.put("bkt", "x", b"")
-    with pytest.raises(ApiError) as err:
+    with pytest.raises(ServiceError) as err:
         store.delete_bucket("bkt")
     assert err.value.http_status == 409
     store.delete("bkt", "x")
@@ -151,5 +151,5 @@ def test_parse_gs_uri() -> None:
     assert parse_gs_uri("gs://b/a/b") == ("b", "a/b")
     assert parse_gs_uri("gs://b") == ("b", "")
     for bad in ("s3://b/x", "gs:///x", "/local/path"):
-        with pytest.raises(ApiError):
+        with pytest.raises(ServiceError):
             parse_gs_uri(bad)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from deployer.emulator.http import ApiError
+from deployer.emulator.http import ServiceError
 from deployer.emulator.paths import contained
 
 
@@ -40,7 +40,7 @@ def test_plain_relative_names_map_under_the_root(tmp_path: Path, name: str) -> N
 def test_unsafe_names_are_refused_with_a_400_naming_them(
     tmp_path: Path, name: str, reason: str
 ) -> None:
-    with pytest.raises(ApiError) as info:
+    with pytest.raises(ServiceError) as info:
         contained(tmp_path, name, what=f"Object gs://b/{name}")
     assert info.value.http_status == 400
     assert info.value.status == "INVALID_ARGUMENT"
@@ -49,7 +49,7 @@ def test_unsafe_names_are_refused_with_a_400_naming_them(
 
 
 def test_non_strings_are_refused(tmp_path: Path) -> None:
-    with pytest.raises(ApiError, match="not a string"):
+    with pytest.raises(ServiceError, match="not a string"):
         contained(tmp_path, 5, what="object")  # type: ignore[arg-type]
 
 
@@ -57,6 +57,6 @@ def test_a_symlink_under_the_root_pointing_out_is_refused(tmp_path: Path) -> Non
     root = tmp_path / "root"
     root.mkdir()
     os.symlink(tmp_path, root / "link")
-    with pytest.raises(ApiError, match="outside its directory"):
+    with pytest.raises(ServiceError, match="outside its directory"):
         contained(root, "link/victim.txt", what="object")
     assert contained(root, "other/file", what="object") == root / "other" / "file"

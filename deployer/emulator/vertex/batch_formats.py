@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from deployer.emulator.http import ApiError
+from deployer.emulator.http import ServiceError
 from deployer.emulator.objects import ObjectStore, parse_gs_uri
 from deployer.wire import batch_formats as formats
 
@@ -59,7 +59,7 @@ def expand_sources(objects: ObjectStore, uris: list[str]) -> list[tuple[str, str
     for uri in uris:
         try:
             bucket, name = parse_gs_uri(uri)
-        except ApiError as exc:
+        except ServiceError as exc:
             raise InputError(exc.message) from exc
         if not objects.bucket_exists(bucket):
             raise InputError(f"Input {uri}: bucket {bucket} does not exist.")
@@ -102,7 +102,7 @@ def iter_instances(
         uri = f"gs://{bucket}/{name}"
         try:
             handle = objects.open(bucket, name)
-        except ApiError as exc:  # deleted since the job started
+        except ServiceError as exc:  # deleted since the job started
             raise InputError(f"Input file {uri} could not be read: {exc.message}") from exc
         try:
             if instances_format == "jsonl" and not parse:
@@ -143,7 +143,7 @@ def count_valid_instances(
                 for n, listed in formats.iter_file_list(text):
                     try:
                         lb, ln = parse_gs_uri(listed)
-                    except ApiError as exc:
+                    except ServiceError as exc:
                         raise InputError(f"File list {uri}, line {n}: {exc.message}") from exc
                     if objects.stat(lb, ln) is None:
                         raise InputError(f"File list {uri}, line {n}: {listed} does not exist.")
@@ -178,6 +178,6 @@ def _read_listed(objects: ObjectStore, listed: str, uri: str, line: int) -> Any:
         bucket, name = parse_gs_uri(listed)
         with objects.open(bucket, name) as fh:
             data = fh.read()
-    except ApiError as exc:
+    except ServiceError as exc:
         raise InputError(f"File list {uri}, line {line}: {listed}: {exc.message}") from exc
     return {"b64": base64.b64encode(data).decode("ascii")}

@@ -27,7 +27,7 @@ from google.protobuf import empty_pb2
 from google.rpc import code_pb2
 
 from deployer.emulator.context import EmulatorContext
-from deployer.emulator.http import ApiError, Request, Response
+from deployer.emulator.http import Request, Response, ServiceError
 from deployer.emulator.objects import parse_gs_uri
 from deployer.emulator.vertex import listing, protos
 from deployer.emulator.vertex.batch_runner import (
@@ -95,7 +95,7 @@ class BatchJobs:
     def require(self, name: str) -> Any:
         job = self.load(name)
         if job is None:
-            raise ApiError(404, "NOT_FOUND", f"BatchPredictionJob {name} not found.")
+            raise ServiceError(404, "NOT_FOUND", f"BatchPredictionJob {name} not found.")
         return job
 
     def save(self, job: Any) -> None:
@@ -161,7 +161,7 @@ class BatchJobs:
     def cancel(self, name: str) -> None:
         job = self.require(name)
         if job.state in TERMINAL:
-            raise ApiError(
+            raise ServiceError(
                 400,
                 "FAILED_PRECONDITION",
                 f"BatchPredictionJob {name} is already in a final state "
@@ -178,7 +178,7 @@ class BatchJobs:
     def delete(self, name: str) -> Any:
         job = self.require(name)
         if job.state not in TERMINAL:
-            raise ApiError(
+            raise ServiceError(
                 400,
                 "FAILED_PRECONDITION",
                 f"BatchPredictionJob {name} is {state_name(job.state)}; "
@@ -230,8 +230,8 @@ class BatchJobs:
 
 
 def _validate(job: Any) -> None:
-    def bad(msg: str) -> ApiError:
-        return ApiError(400, "INVALID_ARGUMENT", msg)
+    def bad(msg: str) -> ServiceError:
+        return ServiceError(400, "INVALID_ARGUMENT", msg)
 
     if not job.display_name:
         raise bad("BatchPredictionJob.display_name is required.")
@@ -317,6 +317,6 @@ def _split_state_terms(text: str) -> tuple[str, set[int]]:
             rest.append(term)
             continue
         if m[1] not in STATE_NAMES:
-            raise ApiError(400, "INVALID_ARGUMENT", f"Unknown job state {m[1]!r} in filter.")
+            raise ServiceError(400, "INVALID_ARGUMENT", f"Unknown job state {m[1]!r} in filter.")
         states.add(STATE_NAMES[m[1]])
     return " AND ".join(rest), states

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 from google.rpc import code_pb2, status_pb2
 
 from deployer import settings
-from deployer.emulator.http import ApiError
+from deployer.emulator.http import ServiceError
 from deployer.emulator.objects import parse_gs_uri
 from deployer.emulator.vertex import protos
 from deployer.emulator.vertex.batch_formats import (
@@ -106,7 +106,7 @@ class JobRun:
         job.start_time.CopyFrom(protos.now_ts())
         try:
             model = self.jobs.store.resolve_model(job.model)
-        except ApiError as exc:
+        except ServiceError as exc:
             return FAILED, code_pb2.NOT_FOUND, exc.message
         job.model_version_id = model.version_id
         out_bucket, out_dir = self._output_dir(model.display_name or "model")
@@ -132,7 +132,7 @@ class JobRun:
                 return FAILED, code_pb2.INVALID_ARGUMENT, str(exc)
             try:
                 replicas.extend(starting.result())
-            except ApiError as exc:  # the artifact is missing or unreadable
+            except ServiceError as exc:  # the artifact is missing or unreadable
                 return FAILED, _code(exc.status), exc.message
             except _StartError as exc:
                 return (
@@ -163,7 +163,7 @@ class JobRun:
             if self.cancel.is_set():
                 return CANCELLED, code_pb2.CANCELLED, "Job cancelled."
             writer.publish(objects, out_bucket, out_dir)
-        except ApiError as exc:  # the object store refused an output
+        except ServiceError as exc:  # the object store refused an output
             return FAILED, _code(exc.status), exc.message
         finally:
             shutil.rmtree(work, ignore_errors=True)
@@ -210,7 +210,7 @@ class JobRun:
             self._stop_replicas(started)
             if stop.is_set():
                 return []
-            if isinstance(errors[0], ApiError):
+            if isinstance(errors[0], ServiceError):
                 raise errors[0]
             raise _StartError(getattr(errors[0], "message", str(errors[0])))
         return started
@@ -463,7 +463,7 @@ def _call(replica: Any, batch: list[bytes]) -> list[Any]:
     body = b'{"instances":[' + b",".join(batch) + b"]}"
     try:
         raw = replica.predict(body)
-    except ApiError as exc:
+    except ServiceError as exc:
         raise _PredictError(_code(exc.status), exc.message) from exc
     except Exception as exc:
         status = getattr(exc, "http_status", 500)

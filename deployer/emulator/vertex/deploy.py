@@ -26,7 +26,7 @@ from google.cloud.aiplatform_v1.types import endpoint as endpoint_t
 from google.cloud.aiplatform_v1.types import endpoint_service as es
 
 from deployer.emulator.context import EmulatorContext
-from deployer.emulator.http import ApiError, Request, Response
+from deployer.emulator.http import Request, Response, ServiceError
 from deployer.emulator.vertex import protos
 from deployer.emulator.vertex.endpoints import EndpointService, check_traffic
 from deployer.emulator.vertex.models import check_serving_image
@@ -92,17 +92,17 @@ def _check_resources(dm: Any) -> None:
     if dm.HasField("dedicated_resources"):
         res = dm.dedicated_resources
         if not res.machine_spec.machine_type:
-            raise ApiError(
+            raise ServiceError(
                 400,
                 "INVALID_ARGUMENT",
                 "dedicated_resources.machine_spec.machine_type must be set.",
             )
         if res.min_replica_count < 1:
-            raise ApiError(
+            raise ServiceError(
                 400, "INVALID_ARGUMENT", "dedicated_resources.min_replica_count must be at least 1."
             )
         if res.max_replica_count and res.max_replica_count < res.min_replica_count:
-            raise ApiError(
+            raise ServiceError(
                 400,
                 "INVALID_ARGUMENT",
                 "dedicated_resources.max_replica_count must be >= min_replica_count.",
@@ -111,19 +111,19 @@ def _check_resources(dm: Any) -> None:
             res.max_replica_count = res.min_replica_count
         spec = res.machine_spec
         if spec.accelerator_count and not spec.accelerator_type:
-            raise ApiError(
+            raise ServiceError(
                 400, "INVALID_ARGUMENT", "machine_spec.accelerator_count needs an accelerator_type."
             )
     elif dm.HasField("automatic_resources"):
         res = dm.automatic_resources
         if res.max_replica_count and res.max_replica_count < res.min_replica_count:
-            raise ApiError(
+            raise ServiceError(
                 400,
                 "INVALID_ARGUMENT",
                 "automatic_resources.max_replica_count must be >= min_replica_count.",
             )
     else:
-        raise ApiError(
+        raise ServiceError(
             400,
             "INVALID_ARGUMENT",
             "DeployedModel needs dedicated_resources (or automatic_resources).",
@@ -153,7 +153,7 @@ class Deployer:
         body = protos.parse_body(req, DeployModelRequest)
         dm = body.deployed_model
         if not dm.model:
-            raise ApiError(400, "INVALID_ARGUMENT", "deployed_model.model must be set.")
+            raise ServiceError(400, "INVALID_ARGUMENT", "deployed_model.model must be set.")
         _check_resources(dm)
         with self.store.tx():
             ep = self.store.require_endpoint(name)
@@ -162,7 +162,7 @@ class Deployer:
             dm.id = check_deployed_model_id(dm.id) if dm.id else new_numeric_id()[:18]
             taken = {r["deployed_model_id"] for r in self.store.deployments(endpoint=name)}
             if dm.id in taken:
-                raise ApiError(
+                raise ServiceError(
                     409,
                     "ALREADY_EXISTS",
                     f"DeployedModel {dm.id} already exists on Endpoint {name}.",
@@ -329,7 +329,7 @@ class Deployer:
                 return
             if isinstance(exc, ReplicaError) and exc.http_status == 499:
                 status = error_status(CANCELLED, "Operation cancelled.")
-            elif isinstance(exc, ApiError):
+            elif isinstance(exc, ServiceError):
                 status = error_status(_rpc_code(exc.status), exc.message)
             else:
                 log.exception("deploy of %s on %s failed", dm.id, endpoint)
@@ -354,17 +354,17 @@ class Deployer:
         body = protos.parse_body(req, UndeployModelRequest)
         dmid = body.deployed_model_id
         if not dmid:
-            raise ApiError(400, "INVALID_ARGUMENT", "deployed_model_id must be set.")
+            raise ServiceError(400, "INVALID_ARGUMENT", "deployed_model_id must be set.")
         with self.store.tx():
             ep = self.store.require_endpoint(name)
             rows = self.store.deployments(endpoint=name)
             row = next((r for r in rows if r["deployed_model_id"] == dmid), None)
             if row is None:
-                raise ApiError(
+                raise ServiceError(
                     404, "NOT_FOUND", f"DeployedModel {dmid} not found on Endpoint {name}."
                 )
             if row["state"] != "deployed":
-                raise ApiError(
+                raise ServiceError(
                     400,
                     "FAILED_PRECONDITION",
                     f"DeployedModel {dmid} is still being deployed ({row['operation']}).",
@@ -377,7 +377,7 @@ class Deployer:
                 split = {}
             else:
                 if ep.traffic_split.get(dmid, 0) > 0:
-                    raise ApiError(
+                    raise ServiceError(
                         400,
                         "FAILED_PRECONDITION",
                         f"DeployedModel {dmid} still receives {ep.traffic_split[dmid]}% of the "
@@ -417,10 +417,10 @@ class Deployer:
         body = protos.parse_body(req, MutateDeployedModelRequest)
         paths = list(body.update_mask.paths) or protos.update_mask_paths(req)
         if not paths:
-            raise ApiError(400, "INVALID_ARGUMENT", "update_mask is required.")
+            raise ServiceError(400, "INVALID_ARGUMENT", "update_mask is required.")
         bad = [p for p in paths if p not in _MUTABLE]
         if bad:
-            raise ApiError(
+            raise ServiceError(
                 400,
                 "INVALID_ARGUMENT",
                 f"Unsupported update_mask paths {bad}: mutable are {sorted(_MUTABLE)}.",
@@ -430,7 +430,7 @@ class Deployer:
             ep = self.store.require_endpoint(name)
             dm = next((d for d in ep.deployed_models if d.id == patch.id), None)
             if dm is None:
-                raise ApiError(
+                raise ServiceError(
                     404, "NOT_FOUND", f"DeployedModel {patch.id!r} not found on Endpoint {name}."
                 )
             before = _replica_count(dm)

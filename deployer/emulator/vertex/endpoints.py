@@ -19,7 +19,7 @@ from google.cloud.aiplatform_v1.types import endpoint_service as es
 from google.cloud.aiplatform_v1.types import operation as operation_t
 
 from deployer.emulator.context import EmulatorContext
-from deployer.emulator.http import ApiError, Request, Response
+from deployer.emulator.http import Request, Response, ServiceError
 from deployer.emulator.vertex import protos
 from deployer.emulator.vertex.listing import compile_filter, order, paginate
 from deployer.emulator.vertex.names import (
@@ -55,23 +55,27 @@ def check_traffic(
     out = {k: int(v) for k, v in split.items()}
     unknown = sorted(set(out) - deployed_ids)
     if unknown:
-        raise ApiError(
+        raise ServiceError(
             400,
             "INVALID_ARGUMENT",
             f"{where} names DeployedModel id(s) {unknown} that are not deployed to this "
             f"Endpoint (deployed: {sorted(deployed_ids) or 'none'}).",
         )
     if any(v < 0 or v > 100 for v in out.values()):
-        raise ApiError(400, "INVALID_ARGUMENT", f"{where} values must be between 0 and 100: {out}.")
+        raise ServiceError(
+            400, "INVALID_ARGUMENT", f"{where} values must be between 0 and 100: {out}."
+        )
     total = sum(out.values())
     if deployed_ids and total != 100:
-        raise ApiError(
+        raise ServiceError(
             400,
             "INVALID_ARGUMENT",
             f"The sum of all {where} percentages must be 100, got {total}: {out}.",
         )
     if not deployed_ids and out:
-        raise ApiError(400, "INVALID_ARGUMENT", f"{where} must be empty when no model is deployed.")
+        raise ServiceError(
+            400, "INVALID_ARGUMENT", f"{where} must be empty when no model is deployed."
+        )
     return out
 
 
@@ -103,13 +107,13 @@ class EndpointService:
         parent = m["parent"]
         ep = protos.parse_body(req, Endpoint)
         if not ep.display_name:
-            raise ApiError(400, "INVALID_ARGUMENT", "Endpoint.display_name must be set.")
+            raise ServiceError(400, "INVALID_ARGUMENT", "Endpoint.display_name must be set.")
         wanted = req.q("endpointId") or req.q("endpoint_id")
         endpoint_id = check_endpoint_id(wanted) if wanted else new_numeric_id()
         name = f"{parent}/endpoints/{endpoint_id}"
         with self.store.tx():
             if self.store.get_endpoint(name) is not None:
-                raise ApiError(409, "ALREADY_EXISTS", f"Endpoint {name} already exists.")
+                raise ServiceError(409, "ALREADY_EXISTS", f"Endpoint {name} already exists.")
             ep.name = name
             ep.ClearField("deployed_models")
             ep.traffic_split.clear()
@@ -144,12 +148,12 @@ class EndpointService:
         with self.store.tx():
             ep = self.store.require_endpoint(m["name"])
             if patch.etag and patch.etag != ep.etag:
-                raise ApiError(
+                raise ServiceError(
                     409, "ABORTED", f"Endpoint {ep.name} changed (etag mismatch); read it again."
                 )
             if "display_name" in paths:
                 if not patch.display_name:
-                    raise ApiError(
+                    raise ServiceError(
                         400, "INVALID_ARGUMENT", "Endpoint.display_name must not be empty."
                     )
                 ep.display_name = patch.display_name
@@ -165,7 +169,7 @@ class EndpointService:
             if _LOGGING in paths:
                 rate = patch.predict_request_response_logging_config.sampling_rate
                 if not 0 <= rate <= 1:
-                    raise ApiError(
+                    raise ServiceError(
                         400,
                         "INVALID_ARGUMENT",
                         f"{_LOGGING}.sampling_rate must be within [0, 1], got {rate}.",
@@ -184,7 +188,7 @@ class EndpointService:
             rows = self.store.deployments(endpoint=name)
             if rows:
                 ids = sorted(r["deployed_model_id"] for r in rows)
-                raise ApiError(
+                raise ServiceError(
                     400,
                     "FAILED_PRECONDITION",
                     f"Endpoint {name} has deployed model(s) {ids}; undeploy them before deleting "

@@ -16,7 +16,7 @@ import re
 from collections.abc import Callable
 from typing import Any, cast
 
-from deployer.emulator.http import ApiError, Request
+from deployer.emulator.http import Request, ServiceError
 
 _TERM_RE = re.compile(
     r"""^\s*(?P<field>[A-Za-z_][\w.\-]*|labels\."[^"]+")\s*(?P<op>!=|=|:)\s*(?P<value>"(?:[^"\\]|\\.)*"|[^\s"]+)\s*$"""
@@ -35,7 +35,7 @@ def _field_value(resource: Any, field: str) -> str | None:
         return cast(str | None, resource.labels.get(key))
     attr = _FIELDS.get(field.lower())
     if attr is None:
-        raise ApiError(
+        raise ServiceError(
             400,
             "INVALID_ARGUMENT",
             f"Unsupported filter field {field!r}: use labels.KEY, display_name or name.",
@@ -51,7 +51,7 @@ def compile_filter(text: str | None) -> Callable[[Any], bool]:
     for raw in re.split(r"\s+AND\s+", text.strip()):
         m = _TERM_RE.match(raw)
         if m is None:
-            raise ApiError(
+            raise ServiceError(
                 400,
                 "INVALID_ARGUMENT",
                 f'Unsupported filter term {raw!r} in {text!r}: use field="value" joined with AND.',
@@ -91,7 +91,7 @@ def order(resources: list[Any], order_by: str | None) -> list[Any]:
         field = re.sub(r"(?<!^)([A-Z])", r"_\1", bits[0]).lower()
         desc = len(bits) > 1 and bits[1].lower() == "desc"
         if field not in ("create_time", "update_time", "display_name", "name"):
-            raise ApiError(
+            raise ServiceError(
                 400,
                 "INVALID_ARGUMENT",
                 f"Unsupported orderBy field {bits[0]!r}: use create_time, update_time or "
@@ -116,9 +116,9 @@ def paginate(resources: list[Any], request: Request) -> tuple[list[Any], str]:
     try:
         size = int(size_text)
     except ValueError as exc:
-        raise ApiError(400, "INVALID_ARGUMENT", f"Invalid pageSize {size_text!r}") from exc
+        raise ServiceError(400, "INVALID_ARGUMENT", f"Invalid pageSize {size_text!r}") from exc
     if size < 0:
-        raise ApiError(400, "INVALID_ARGUMENT", "pageSize must not be negative")
+        raise ServiceError(400, "INVALID_ARGUMENT", "pageSize must not be negative")
     size = min(size or 100, 1000)
     token = request.q("pageToken") or request.q("page_token") or ""
     start = 0
@@ -126,7 +126,7 @@ def paginate(resources: list[Any], request: Request) -> tuple[list[Any], str]:
         try:
             start = int(base64.urlsafe_b64decode(token.encode()).decode().removeprefix("o:"))
         except (ValueError, UnicodeDecodeError) as exc:
-            raise ApiError(400, "INVALID_ARGUMENT", f"Invalid page token {token!r}") from exc
+            raise ServiceError(400, "INVALID_ARGUMENT", f"Invalid page token {token!r}") from exc
     page = resources[start : start + size]
     nxt = ""
     if start + size < len(resources):

@@ -22,7 +22,7 @@ from google.cloud.aiplatform_v1.types import model_service as ms
 from google.cloud.aiplatform_v1.types import operation as operation_t
 
 from deployer.emulator.context import EmulatorContext
-from deployer.emulator.http import ApiError, Request, Response
+from deployer.emulator.http import Request, Response, ServiceError
 from deployer.emulator.vertex import protos
 from deployer.emulator.vertex.listing import compile_filter, order, paginate
 from deployer.emulator.vertex.names import (
@@ -69,7 +69,7 @@ def check_serving_image(image: str) -> str:
     """'cpu' or 'gpu' for a supported image; 400 INVALID_ARGUMENT naming what is supported."""
     m = _TF_IMAGE_RE.match(image or "")
     if m is None:
-        raise ApiError(
+        raise ServiceError(
             400,
             "INVALID_ARGUMENT",
             f"The local emulator cannot run container image {image!r}: it serves SavedModels with "
@@ -82,7 +82,7 @@ def _check_artifact(ctx: EmulatorContext, uri: str) -> None:
     from deployer.emulator.objects import parse_gs_uri
 
     if not uri.startswith("gs://"):
-        raise ApiError(
+        raise ServiceError(
             400,
             "INVALID_ARGUMENT",
             f"artifact_uri {uri!r} must be a Cloud Storage directory (gs://bucket/path/).",
@@ -90,14 +90,14 @@ def _check_artifact(ctx: EmulatorContext, uri: str) -> None:
     bucket, prefix = parse_gs_uri(uri)
     prefix = prefix.rstrip("/") + "/" if prefix else ""
     if not ctx.objects.bucket_exists(bucket):
-        raise ApiError(
+        raise ServiceError(
             400, "INVALID_ARGUMENT", f"Bucket {bucket!r} of artifact_uri {uri!r} does not exist."
         )
     found = [
         n for n in ("saved_model.pb", "saved_model.pbtxt") if ctx.objects.stat(bucket, prefix + n)
     ]
     if len(found) != 1:
-        raise ApiError(
+        raise ServiceError(
             400,
             "INVALID_ARGUMENT",
             f"Model directory {uri} is expected to contain exactly one of: "
@@ -134,7 +134,7 @@ class ModelRegistry:
     def _versions(self, base: str) -> list[Any]:
         versions = self.store.model_versions(base)
         if not versions:
-            raise ApiError(404, "NOT_FOUND", f"Model {base} not found.")
+            raise ServiceError(404, "NOT_FOUND", f"Model {base} not found.")
         return versions
 
     # -- upload -------------------------------------------------------------------
@@ -144,10 +144,10 @@ class ModelRegistry:
         body = protos.parse_body(req, UploadModelRequest)
         model = body.model
         if not model.display_name:
-            raise ApiError(400, "INVALID_ARGUMENT", "Model.display_name must be set.")
+            raise ServiceError(400, "INVALID_ARGUMENT", "Model.display_name must be set.")
         check_serving_image(model.container_spec.image_uri)
         if not model.artifact_uri:
-            raise ApiError(
+            raise ServiceError(
                 400,
                 "INVALID_ARGUMENT",
                 "Model.artifact_uri must be set for a pre-built TensorFlow container.",
@@ -155,13 +155,13 @@ class ModelRegistry:
         _check_artifact(self.ctx, model.artifact_uri)
         aliases = [check_alias(a) for a in model.version_aliases]
         if len(set(aliases)) != len(aliases):
-            raise ApiError(400, "INVALID_ARGUMENT", f"Duplicate version aliases in {aliases}.")
+            raise ServiceError(400, "INVALID_ARGUMENT", f"Duplicate version aliases in {aliases}.")
         now = protos.now_ts()
         with self.store.tx():
             if body.parent_model:
                 pm = parse_model_name(body.parent_model)
                 if pm.parent != parent:
-                    raise ApiError(
+                    raise ServiceError(
                         400,
                         "INVALID_ARGUMENT",
                         f"parent_model {body.parent_model} is not under {parent}.",
@@ -174,7 +174,7 @@ class ModelRegistry:
                 model_id = check_model_id(body.model_id) if body.model_id else new_numeric_id()
                 versions = self.store.model_versions(f"{parent}/models/{model_id}")
                 if versions:
-                    raise ApiError(
+                    raise ServiceError(
                         409, "ALREADY_EXISTS", f"Model {parent}/models/{model_id} already exists."
                     )
                 version = 1
@@ -253,7 +253,7 @@ class ModelRegistry:
     def merge_aliases(self, req: Request, m: re.Match[str]) -> Response:
         name = parse_model_name(m["name"])
         if not name.version:
-            raise ApiError(
+            raise ServiceError(
                 400,
                 "INVALID_ARGUMENT",
                 "mergeVersionAliases needs a model version: models/ID@VERSION.",
@@ -263,7 +263,7 @@ class ModelRegistry:
             versions = self._versions(name.base)
             target = pick_version(versions, name)
             if target is None:
-                raise ApiError(404, "NOT_FOUND", f"Model {m['name']} not found.")
+                raise ServiceError(404, "NOT_FOUND", f"Model {m['name']} not found.")
             self._apply_alias_changes(versions, target, list(body.version_aliases))
             target = pick_version(
                 self.store.model_versions(name.base),
@@ -275,13 +275,13 @@ class ModelRegistry:
         add = [check_alias(a) for a in changes if not a.startswith("-")]
         remove = [check_alias(a[1:]) for a in changes if a.startswith("-")]
         if "default" in remove:
-            raise ApiError(
+            raise ServiceError(
                 400,
                 "INVALID_ARGUMENT",
                 "The 'default' alias cannot be removed; move it by adding it to another version.",
             )
         if set(add) & set(remove):
-            raise ApiError(
+            raise ServiceError(
                 400,
                 "INVALID_ARGUMENT",
                 f"Aliases both added and removed: {sorted(set(add) & set(remove))}.",
@@ -302,9 +302,9 @@ class ModelRegistry:
             versions = self._versions(name.base)
             target = pick_version(versions, name)
             if target is None:
-                raise ApiError(404, "NOT_FOUND", f"Model {m['name']} not found.")
+                raise ServiceError(404, "NOT_FOUND", f"Model {m['name']} not found.")
             if patch.etag and patch.etag != target.etag:
-                raise ApiError(
+                raise ServiceError(
                     409, "ABORTED", f"Model {m['name']} changed (etag mismatch); read it again."
                 )
             now = protos.now_ts()
@@ -313,7 +313,7 @@ class ModelRegistry:
                 # labels, version description and aliases to the addressed version.
                 if "display_name" in paths:
                     if not patch.display_name:
-                        raise ApiError(
+                        raise ServiceError(
                             400, "INVALID_ARGUMENT", "Model.display_name must not be empty."
                         )
                     v.display_name = patch.display_name
@@ -349,7 +349,7 @@ class ModelRegistry:
             self._versions(name.base)
             endpoints = self._deployed_to(name.base)
             if endpoints:
-                raise ApiError(
+                raise ServiceError(
                     400,
                     "FAILED_PRECONDITION",
                     f'The Model "{name.base}" is deployed or being deployed at the following '
@@ -365,16 +365,16 @@ class ModelRegistry:
     def delete_version(self, req: Request, m: re.Match[str]) -> Response:
         name = parse_model_name(m["name"])
         if not name.version:
-            raise ApiError(
+            raise ServiceError(
                 400, "INVALID_ARGUMENT", "deleteVersion needs a model version: models/ID@VERSION."
             )
         with self.store.tx():
             versions = self._versions(name.base)
             target = pick_version(versions, name)
             if target is None:
-                raise ApiError(404, "NOT_FOUND", f"Model {m['name']} not found.")
+                raise ServiceError(404, "NOT_FOUND", f"Model {m['name']} not found.")
             if "default" in target.version_aliases:
-                raise ApiError(
+                raise ServiceError(
                     400,
                     "FAILED_PRECONDITION",
                     f"Version {target.version_id} of {name.base} is the default version and cannot "
@@ -383,7 +383,7 @@ class ModelRegistry:
                 )
             endpoints = self._deployed_to(name.base, int(target.version_id))
             if endpoints:
-                raise ApiError(
+                raise ServiceError(
                     400,
                     "FAILED_PRECONDITION",
                     f'The Model "{name.base}@{target.version_id}" is deployed or being deployed at '

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from deployer.emulator.context import project_number
-from deployer.emulator.http import ApiError, Handler, Request, Response
+from deployer.emulator.http import Handler, Request, Response, ServiceError
 
 # One path segment of a resource name (no '/', no ':' which starts a custom verb).
 SEG = r"[^/:]+"
@@ -71,7 +71,7 @@ def by_number(name: str) -> str:
 def parse_parent(parent: str) -> str:
     """A location name, by project number; 400 INVALID_ARGUMENT if it is not one."""
     if not re.fullmatch(PARENT_RE, parent):
-        raise ApiError(
+        raise ServiceError(
             400, "INVALID_ARGUMENT", f"Invalid parent {parent!r}: expected projects/*/locations/*"
         )
     return by_number(parent)
@@ -82,7 +82,7 @@ def parse_model_name(name: str) -> ModelName:
     name = by_number(name.replace("%40", "@"))
     m = re.fullmatch(rf"({PARENT_RE})/models/([^/:@]+)(?:@([^/:@]+))?", name)
     if m is None:
-        raise ApiError(
+        raise ServiceError(
             400,
             "INVALID_ARGUMENT",
             f"Invalid Model resource name {name!r}: expected "
@@ -94,7 +94,7 @@ def parse_model_name(name: str) -> ModelName:
 def check_model_id(value: str) -> str:
     """UploadModelRequest.model_id as the v1 reference documents it."""
     if not _MODEL_ID_RE.fullmatch(value):
-        raise ApiError(
+        raise ServiceError(
             400,
             "INVALID_ARGUMENT",
             f"Invalid Model id {value!r}: it may be up to 63 characters of [a-z0-9_-], and the "
@@ -106,7 +106,7 @@ def check_model_id(value: str) -> str:
 def check_endpoint_id(value: str) -> str:
     """endpoints.create's endpointId as the v1 reference documents it."""
     if not _ENDPOINT_ID_RE.fullmatch(value):
-        raise ApiError(
+        raise ServiceError(
             400,
             "INVALID_ARGUMENT",
             f"Invalid Endpoint id {value!r}: if the first character is a letter, it may be up to "
@@ -119,7 +119,7 @@ def check_endpoint_id(value: str) -> str:
 def check_deployed_model_id(value: str) -> str:
     """DeployedModel.id as the v1 reference documents it."""
     if not _DEPLOYED_ID_RE.fullmatch(value):
-        raise ApiError(
+        raise ServiceError(
             400,
             "INVALID_ARGUMENT",
             f"Invalid DeployedModel id {value!r}: it should be 1-10 characters, and valid "
@@ -131,7 +131,7 @@ def check_deployed_model_id(value: str) -> str:
 def check_alias(alias: str) -> str:
     """Aliases look like `v1`, `prod`, `default`; they must not look like a version id."""
     if not _ALIAS_RE.fullmatch(alias):
-        raise ApiError(
+        raise ServiceError(
             400,
             "INVALID_ARGUMENT",
             f"Invalid version alias {alias!r}: it must match [a-z][a-zA-Z0-9-]{{0,126}}[a-z0-9].",

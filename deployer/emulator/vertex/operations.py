@@ -22,7 +22,7 @@ from google.protobuf import empty_pb2
 from google.rpc import code_pb2, status_pb2
 
 from deployer.emulator.context import EmulatorContext
-from deployer.emulator.http import ApiError, Request, Response
+from deployer.emulator.http import Request, Response, ServiceError
 from deployer.emulator.vertex import protos
 from deployer.emulator.vertex.names import API, PARENT_RE, SEG, Routes, operation_name
 from deployer.emulator.vertex.store import VertexStore
@@ -83,7 +83,7 @@ def _duration_s(text: str | None) -> float:
         return _MAX_WAIT_S
     m = _DURATION_RE.fullmatch(text)
     if m is None:
-        raise ApiError(
+        raise ServiceError(
             400,
             "INVALID_ARGUMENT",
             f"Invalid value at 'timeout' (google.protobuf.Duration): {text!r}; give seconds "
@@ -112,7 +112,7 @@ def register(router: Routes, ctx: EmulatorContext, store: VertexStore) -> None:
     def require(name: str) -> operations_pb2.Operation:
         op = store.visible_operation(name)
         if op is None:
-            raise ApiError(404, "NOT_FOUND", f"Operation {name} not found.")
+            raise ServiceError(404, "NOT_FOUND", f"Operation {name} not found.")
         return op
 
     def get_op(req: Request, m: re.Match[str]) -> Response:
@@ -151,7 +151,7 @@ def register(router: Routes, ctx: EmulatorContext, store: VertexStore) -> None:
 
     def delete_op(req: Request, m: re.Match[str]) -> Response:
         if not store.delete_operation(m["name"]):
-            raise ApiError(404, "NOT_FOUND", f"Operation {m['name']} not found.")
+            raise ServiceError(404, "NOT_FOUND", f"Operation {m['name']} not found.")
         return protos.proto_response(req, empty_pb2.Empty())
 
     router.add("GET", op_path, get_op, name="getOperation", mutating=False)

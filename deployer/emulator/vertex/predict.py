@@ -25,7 +25,7 @@ from typing import Any
 from urllib.parse import quote
 
 from deployer.emulator import jsonlimits
-from deployer.emulator.http import ApiError, Request, Response
+from deployer.emulator.http import Request, Response, ServiceError
 from deployer.emulator.misbehave import Misbehaviours
 from deployer.emulator.vertex.names import API, PARENT_RE, SEG, Routes
 from deployer.emulator.vertex.replicas import Replica, ReplicaError, error_message
@@ -146,15 +146,15 @@ class Routing:
     def choose(self, endpoint_name: str) -> tuple[Target, Replica]:
         route = self._routes.get(endpoint_name)
         if route is None:
-            raise ApiError(404, "NOT_FOUND", f"Endpoint {endpoint_name} not found.")
+            raise ServiceError(404, "NOT_FOUND", f"Endpoint {endpoint_name} not found.")
         if not route.targets:
-            raise ApiError(
+            raise ServiceError(
                 400,
                 "FAILED_PRECONDITION",
                 f"Endpoint {endpoint_name} does not have any deployed model to serve the request.",
             )
         if not route.weighted:
-            raise ApiError(
+            raise ServiceError(
                 400,
                 "FAILED_PRECONDITION",
                 f"Endpoint {endpoint_name} has no traffic split assigned to any deployed model.",
@@ -165,7 +165,7 @@ class Routing:
             target = random.choices(route.weighted, route.weights)[0]
         replicas = target.replicas
         if not replicas:
-            raise ApiError(
+            raise ServiceError(
                 503,
                 "UNAVAILABLE",
                 f"Deployed model {target.deployed_model_id} on {endpoint_name} is starting "
@@ -178,7 +178,7 @@ def _check_size(body: bytes) -> None:
     """Vertex's payload limit, and a nesting bound: neither this process's JSON parser nor
     the replica's may recurse into a body deep enough to raise RecursionError (a 500)."""
     if len(body) > MAX_PAYLOAD_BYTES:
-        raise ApiError(
+        raise ServiceError(
             400,
             "INVALID_ARGUMENT",
             f"Request payload size exceeds the limit: {MAX_PAYLOAD_BYTES} bytes.",
@@ -186,14 +186,16 @@ def _check_size(body: bytes) -> None:
     try:
         jsonlimits.check_depth(body)
     except jsonlimits.JsonRejected as exc:
-        raise ApiError(400, "INVALID_ARGUMENT", f"Invalid JSON payload received. {exc}.") from exc
+        raise ServiceError(
+            400, "INVALID_ARGUMENT", f"Invalid JSON payload received. {exc}."
+        ) from exc
 
 
 def _forward(target: Target, replica: Replica, body: bytes) -> bytes:
     try:
         status, data = replica.post_predict(body)
     except ReplicaError as exc:
-        raise ApiError(
+        raise ServiceError(
             503,
             "UNAVAILABLE",
             f"Deployed model {target.deployed_model_id} is unavailable: {exc.message}",
@@ -202,8 +204,8 @@ def _forward(target: Target, replica: Replica, body: bytes) -> bytes:
         return data
     message = error_message(data)
     if 400 <= status < 500:
-        raise ApiError(400, "INVALID_ARGUMENT", message)
-    raise ApiError(
+        raise ServiceError(400, "INVALID_ARGUMENT", message)
+    raise ServiceError(
         503 if status in (502, 503, 504) else 500,
         "UNAVAILABLE" if status in (502, 503, 504) else "INTERNAL",
         f"Deployed model {target.deployed_model_id} failed: {message}",
@@ -224,7 +226,7 @@ def register(router: Routes, routing: Routing, misbehaviours: Misbehaviours | No
             try:
                 obj = json.loads(body)
             except ValueError as exc:
-                raise ApiError(
+                raise ServiceError(
                     400, "INVALID_ARGUMENT", f"Invalid JSON payload received. {exc}"
                 ) from exc
             if isinstance(obj, dict):
@@ -232,7 +234,7 @@ def register(router: Routes, routing: Routing, misbehaviours: Misbehaviours | No
                 body = json.dumps(obj).encode()
         data = Misbehaviours.after(effect, _forward(target, replica, body)).rstrip()
         if not data.endswith(b"}"):
-            raise ApiError(500, "INTERNAL", "The replica answered a non-object JSON body.")
+            raise ServiceError(500, "INTERNAL", "The replica answered a non-object JSON body.")
         answer = data[:-1] + target.suffix + b"}"
         routing.log(m["name"], target, req.body, answer)
         return Response(200, answer, dict(_JSON))

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 from google.protobuf import any_pb2, json_format, timestamp_pb2
 from google.protobuf.message import DecodeError, Message
 
-from deployer.emulator.http import ApiError, Request, Response
+from deployer.emulator.http import Request, Response, ServiceError
 
 M = TypeVar("M", bound=Message)
 
@@ -46,7 +46,7 @@ def parse_body(request: Request, cls: type[M]) -> M:
     try:
         json_format.Parse(body, msg)
     except (json_format.ParseError, UnicodeDecodeError, ValueError) as exc:
-        raise ApiError(400, "INVALID_ARGUMENT", _payload_error(exc)) from exc
+        raise ServiceError(400, "INVALID_ARGUMENT", _payload_error(exc)) from exc
     return msg
 
 
@@ -96,7 +96,7 @@ def loads(data: bytes, cls: type[M]) -> M:
     try:
         msg.ParseFromString(data)
     except DecodeError as exc:  # a torn row would be a store bug, not a client error
-        raise ApiError(500, "INTERNAL", f"Corrupt stored {cls.__name__}: {exc}") from exc
+        raise ServiceError(500, "INTERNAL", f"Corrupt stored {cls.__name__}: {exc}") from exc
     return msg
 
 
@@ -128,10 +128,10 @@ def editable_paths(request: Request, editable: Collection[str]) -> list[str]:
     """The request's update mask, required and limited to `editable` (INVALID_ARGUMENT else)."""
     paths = update_mask_paths(request)
     if not paths:
-        raise ApiError(400, "INVALID_ARGUMENT", "update_mask is required.")
+        raise ServiceError(400, "INVALID_ARGUMENT", "update_mask is required.")
     bad = [p for p in paths if p not in editable]
     if bad:
-        raise ApiError(
+        raise ServiceError(
             400,
             "INVALID_ARGUMENT",
             f"Unsupported update_mask paths {bad}: updatable are {sorted(editable)}.",

@@ -37,7 +37,7 @@ from pathlib import Path
 
 from deployer import settings
 from deployer.emulator.context import EmulatorContext
-from deployer.emulator.http import ApiError
+from deployer.emulator.http import ServiceError
 from deployer.emulator.objects import parse_gs_uri
 from deployer.emulator.paths import contained
 
@@ -215,12 +215,14 @@ class ReplicaManager:
         bucket, prefix = parse_gs_uri(artifact_uri)
         prefix = prefix.rstrip("/") + "/" if prefix else ""
         if not self.ctx.objects.bucket_exists(bucket):
-            raise ApiError(
+            raise ServiceError(
                 400, "FAILED_PRECONDITION", f"Bucket of artifact {artifact_uri} does not exist."
             )
         metas = [m for m in self.ctx.objects.list(bucket, prefix) if not m.name.endswith("/")]
         if not metas:
-            raise ApiError(400, "FAILED_PRECONDITION", f"No objects under artifact {artifact_uri}.")
+            raise ServiceError(
+                400, "FAILED_PRECONDITION", f"No objects under artifact {artifact_uri}."
+            )
         digest = hashlib.sha256()
         for m in metas:
             digest.update(f"{m.name[len(prefix) :]}\0{m.md5_hash}\0{m.size}\n".encode())
@@ -268,7 +270,7 @@ class ReplicaManager:
                     shutil.copyfileobj(fh, out, 1 << 20)
         except OSError as exc:
             # E.g. both "a" and "a/b" exist: a file where a directory must go.
-            raise ApiError(
+            raise ServiceError(
                 400,
                 "FAILED_PRECONDITION",
                 f"Object gs://{bucket}/{name} cannot be copied to the local model directory: "

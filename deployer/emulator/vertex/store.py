@@ -32,7 +32,7 @@ from google.cloud.aiplatform_v1.types import model as model_t
 from google.longrunning.operations_pb2 import Operation
 from google.rpc import status_pb2
 
-from deployer.emulator.http import ApiError
+from deployer.emulator.http import ServiceError
 from deployer.emulator.vertex import protos
 from deployer.emulator.vertex.names import ModelName, parse_model_name
 
@@ -166,7 +166,7 @@ class VertexStore:
         `models/ID@3` -> version 3, `models/ID@alias` -> the version holding the alias.
 
         For batch jobs: the returned proto carries `artifact_uri`, `container_spec`,
-        `version_id` and the full `name` (without @). Raises ApiError 404 NOT_FOUND.
+        `version_id` and the full `name` (without @). Raises ServiceError 404 NOT_FOUND.
         """
         parsed = parse_model_name(name)
         versions = self.model_versions(parsed.base)
@@ -175,7 +175,7 @@ class VertexStore:
             what = f"Model {parsed.base}" + (
                 f" version/alias {parsed.version!r}" if parsed.version else ""
             )
-            raise ApiError(404, "NOT_FOUND", f"{what} not found.")
+            raise ServiceError(404, "NOT_FOUND", f"{what} not found.")
         return found
 
     # -- endpoints ------------------------------------------------------------
@@ -188,7 +188,7 @@ class VertexStore:
     def require_endpoint(self, name: str) -> Any:
         ep = self.get_endpoint(name)
         if ep is None:
-            raise ApiError(404, "NOT_FOUND", f"Endpoint {name} not found.")
+            raise ServiceError(404, "NOT_FOUND", f"Endpoint {name} not found.")
         return ep
 
     def put_endpoint(self, ep: Any, *, parent: str) -> None:
