@@ -10,6 +10,9 @@ Owns (under `models/` and `data/`, ignored by git; `--models-dir`/`--data-dir` m
 - `data/iris_instances.json`, `data/cancer_instances.json`: `{"instances": [...]}` bodies for
   `deployer predict --instances`; `data/iris_batch.jsonl|.csv`, `data/cancer_batch.jsonl|.csv`:
   batch inputs (the held-out rows); `data/iris_batch_labels.json`, `data/cancer_batch_labels.json`.
+- `models/custom_diabetes/model.json`: a LinearRegression on the bundled diabetes data as JSON
+  (`coef`, `intercept`), what examples/custom-container/server.py serves (instances: 10
+  floats; prediction: disease progression); `data/diabetes_*` inputs as above.
 Deterministic (fixed split, single thread): a re-run writes byte-identical files, and skips
 the training when the model files exist.
 
@@ -100,6 +103,20 @@ def train_xgboost(model_dir: Path, data_dir: Path) -> float:
     return float(((booster.predict(xgb.DMatrix(x_test)) > 0.5) == y_test).mean())
 
 
+def train_custom(model_dir: Path, data_dir: Path) -> float:
+    """Diabetes linear model -> model_dir/model.json; returns held-out R^2."""
+    from sklearn.datasets import load_diabetes
+    from sklearn.linear_model import LinearRegression
+
+    diabetes = load_diabetes()
+    x_train, y_train, x_test, y_test = _split(diabetes.data, diabetes.target, 42)
+    _write_inputs(data_dir, "diabetes", [str(n) for n in diabetes.feature_names], x_test, y_test)
+    model = LinearRegression().fit(x_train, y_train)
+    doc = {"coef": [float(c) for c in model.coef_], "intercept": float(model.intercept_)}
+    _write(model_dir / "model.json", (json.dumps(doc, indent=1) + "\n").encode())
+    return float(model.score(x_test, y_test))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--models-dir", type=Path, default=REPO / "models")
@@ -107,7 +124,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     sk = train_sklearn(args.models_dir / "sklearn_iris", args.data_dir)
     xg = train_xgboost(args.models_dir / "xgboost_cancer", args.data_dir)
-    print(f"sklearn_iris: held-out accuracy {sk:.3f}; xgboost_cancer: {xg:.3f}")
+    r2 = train_custom(args.models_dir / "custom_diabetes", args.data_dir)
+    print(f"sklearn_iris: held-out accuracy {sk:.3f}; xgboost_cancer: {xg:.3f}; ", end="")
+    print(f"custom_diabetes: R^2 {r2:.3f}")
     return 0
 
 
