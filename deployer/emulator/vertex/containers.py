@@ -33,6 +33,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from deployer import settings
+
 log = logging.getLogger("deployer.emulator.vertex")
 
 LABEL = "deployer.emulator"  # value: which emulator (its data directory) owns the container
@@ -50,7 +52,7 @@ def find_runtime() -> str:
     global _cached_runtime
     if _cached_runtime is not None:
         return _cached_runtime
-    forced = os.environ.get("DEPLOYER_CONTAINER_RUNTIME", "").strip()
+    forced = settings.CONTAINER_RUNTIME.get()
     candidates = (forced,) if forced else _RUNTIMES
     tried: list[str] = []
     for name in candidates:

@@ -19,6 +19,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from deployer import settings
 from deployer.emulator.context import EmulatorContext
 from deployer.emulator.http import ApiError
 from deployer.emulator.vertex import containers
@@ -32,8 +33,6 @@ from deployer.wire.prebuilt import (
     parse_prebuilt,
 )
 
-# The module TensorFlow replicas run; tests may point it at a stand-in.
-TF_REPLICA_MODULE = os.environ.get("DEPLOYER_REPLICA_MODULE", "deployer.serving.replica")
 PREBUILT_MODULE = "deployer.serving.prebuilt"
 
 # The pre-built TensorFlow 2 prediction images Vertex publishes; they are TF Serving inside,
@@ -194,7 +193,7 @@ def launch(
     if serving.kind is Kind.TENSORFLOW:
         args = ["--saved-model", str(model_dir), "--model-name", model_name]
         return Launch(
-            command=[*watchdog, TF_REPLICA_MODULE, "--", *args, *_listen(port)],
+            command=[*watchdog, settings.REPLICA_MODULE.get(), "--", *args, *_listen(port)],
             health_path=f"/v1/models/{model_name}",
             predict_path=f"/v1/models/{model_name}:predict",
             ready_marker=b"AVAILABLE",
