@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from google.cloud.aiplatform_v1.types import model as model_t
 
-from deployer.emulator.http import ApiError
+from deployer.emulator.http import ServiceError
 from deployer.emulator.vertex import containers
 from deployer.emulator.vertex.containers import ContainerSpec, Placement
 from deployer.emulator.vertex.serving_kinds import Kind, classify
@@ -115,6 +115,6 @@ def test_images_are_classified(image: str, kind: Kind, framework: Framework | No
     ],
 )
 def test_unpublished_prebuilt_images_are_400(image: str) -> None:
-    with pytest.raises(ApiError) as err:
+    with pytest.raises(ServiceError) as err:
         classify(_spec(image_uri=image))
     assert err.value.http_status == 400 and "pre-built" in err.value.message.lower()

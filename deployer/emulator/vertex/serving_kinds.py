@@ -21,7 +21,7 @@ from typing import Any
 
 from deployer import settings
 from deployer.emulator.context import EmulatorContext
-from deployer.emulator.http import ApiError
+from deployer.emulator.http import ServiceError
 from deployer.emulator.vertex import containers
 from deployer.emulator.vertex.containers import ContainerSpec, Placement
 from deployer.wire.prebuilt import (
@@ -70,7 +70,7 @@ def classify(container_spec: Any) -> Serving:
     """The Serving for a v1 ModelContainerSpec; 400 INVALID_ARGUMENT for an unknown pre-built."""
     image = container_spec.image_uri or ""
     if not image:
-        raise ApiError(400, "INVALID_ARGUMENT", "Model.container_spec.image_uri must be set.")
+        raise ServiceError(400, "INVALID_ARGUMENT", "Model.container_spec.image_uri must be set.")
     tf = TF_IMAGE_RE.match(image)
     if tf is not None:
         return Serving(Kind.TENSORFLOW, image, gpu=tf["kind"] == "gpu")
@@ -83,7 +83,7 @@ def classify(container_spec: Any) -> Serving:
     if parsed is not None:
         problem = check_prebuilt(parsed)
     if parsed is None or problem is not None:
-        raise ApiError(
+        raise ServiceError(
             400,
             "INVALID_ARGUMENT",
             f"Container image {image!r}: {problem}. Pre-built prediction images are named "
@@ -99,7 +99,7 @@ def check_deployable(serving: Serving) -> None:
     """400 FAILED_PRECONDITION when this emulator cannot run the image (said before deploying)."""
     if serving.kind is Kind.PREBUILT and serving.framework not in SERVED_FRAMEWORKS:
         what = serving.framework.value if serving.framework else "these"
-        raise ApiError(
+        raise ServiceError(
             400,
             "FAILED_PRECONDITION",
             f"The local emulator does not serve {what} pre-built images ({serving.image}). "
@@ -111,7 +111,7 @@ def check_deployable(serving: Serving) -> None:
         try:
             containers.find_runtime()
         except containers.ContainerRuntimeMissing as exc:
-            raise ApiError(400, "FAILED_PRECONDITION", str(exc)) from exc
+            raise ServiceError(400, "FAILED_PRECONDITION", str(exc)) from exc
 
 
 def check_artifact(ctx: EmulatorContext, serving: Serving, uri: str) -> None:
@@ -121,13 +121,13 @@ def check_artifact(ctx: EmulatorContext, serving: Serving, uri: str) -> None:
     if serving.kind is Kind.CUSTOM and not uri:
         return  # a custom container may bring its model inside the image
     if not uri:
-        raise ApiError(
+        raise ServiceError(
             400,
             "INVALID_ARGUMENT",
             "Model.artifact_uri must be set for a pre-built container.",
         )
     if not uri.startswith("gs://"):
-        raise ApiError(
+        raise ServiceError(
             400,
             "INVALID_ARGUMENT",
             f"artifact_uri {uri!r} must be a Cloud Storage directory (gs://bucket/path/).",
@@ -135,7 +135,7 @@ def check_artifact(ctx: EmulatorContext, serving: Serving, uri: str) -> None:
     bucket, prefix = parse_gs_uri(uri)
     prefix = prefix.rstrip("/") + "/" if prefix else ""
     if not ctx.objects.bucket_exists(bucket):
-        raise ApiError(
+        raise ServiceError(
             400, "INVALID_ARGUMENT", f"Bucket {bucket!r} of artifact_uri {uri!r} does not exist."
         )
     if serving.kind is Kind.CUSTOM:
@@ -153,7 +153,7 @@ def check_artifact(ctx: EmulatorContext, serving: Serving, uri: str) -> None:
         else bool(find_artifact(framework, found))
     )
     if not ok:
-        raise ApiError(
+        raise ServiceError(
             400,
             "INVALID_ARGUMENT",
             f"Model directory {uri} is expected to contain exactly one of: [{', '.join(wanted)}].",
