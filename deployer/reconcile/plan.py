@@ -403,6 +403,7 @@ def _plan_model(
                     (),
                     model.description,
                     model.kms_key_name,
+                    v.container_spec,
                 ),
             )
         )
