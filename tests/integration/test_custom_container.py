@@ -4,7 +4,6 @@ removed when its replica is stopped or when the emulator dies by SIGKILL."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import signal
@@ -22,19 +21,7 @@ from tests.integration._vertex import put_tree
 from tests.integration.test_serve_support import ROOT, http
 from tests.support.containers import containers_labelled, example_image
 from tests.support.emulator import EmulatorProcess, free_port
-
-sys.path.insert(0, str(ROOT / "scripts"))
-import train_frameworks  # scripts/ is importable only after the line above
-
-
-def _server_module() -> Any:
-    spec = importlib.util.spec_from_file_location(
-        "custom_example_server", ROOT / "examples" / "custom-container" / "server.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests.support.frameworks import rows, server_module, train_all
 
 
 def _wait_health(url: str, log: Path, timeout: float = 60) -> None:
@@ -54,8 +41,7 @@ def test_container_serves_from_the_emulators_storage_and_dies_with_its_parent(
     tmp_path: Path, emulator: EmulatorProcess, storage_client: Any
 ) -> None:
     image = example_image()
-    models, data = tmp_path / "models", tmp_path / "data"
-    train_frameworks.train_custom(models / "custom_diabetes", data)
+    models, data = train_all(tmp_path)
     uri = put_tree(storage_client, "custom-bucket", "models/custom", models / "custom_diabetes")
     port = free_port()
     where = Placement(
@@ -91,15 +77,13 @@ def test_container_serves_from_the_emulators_storage_and_dies_with_its_parent(
     try:
         base = f"http://127.0.0.1:{port}"
         _wait_health(base + "/v1/endpoints/111/deployedModels/222", log)
-        instances = [
-            json.loads(x) for x in (data / "diabetes_batch.jsonl").read_text().splitlines()
-        ]
+        instances = rows(data, "diabetes")
         status, body = http(
             "POST", base + "/v1/endpoints/111/deployedModels/222:predict", {"instances": instances}
         )
         assert status == 200, body
         model = json.loads((models / "custom_diabetes" / "model.json").read_text())
-        assert body == {"predictions": _server_module().predict(model, instances)}
+        assert body == {"predictions": server_module().predict(model, instances)}
         assert containers_labelled(owner) == [name]
         assert f"model loaded from {uri}" in log.read_text()
     finally:

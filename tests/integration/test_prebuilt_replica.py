@@ -3,10 +3,8 @@ custom-container contract (AIP_* variables, health and predict routes) over the 
 
 from __future__ import annotations
 
-import json
 import os
 import signal
-import sys
 import time
 from pathlib import Path
 
@@ -15,18 +13,13 @@ import numpy as np
 import pytest
 import xgboost as xgb
 
-from tests.integration.test_serve_support import ROOT, ServerProcess, http
-
-sys.path.insert(0, str(ROOT / "scripts"))
-import train_frameworks  # scripts/ is importable only after the line above
+from tests.integration.test_serve_support import ServerProcess, http
+from tests.support.frameworks import rows, train_all
 
 
 @pytest.fixture(scope="module")
 def examples(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    base = tmp_path_factory.mktemp("frameworks")
-    train_frameworks.train_sklearn(base / "models" / "sklearn_iris", base / "data")
-    train_frameworks.train_xgboost(base / "models" / "xgboost_cancer", base / "data")
-    return base / "models", base / "data"
+    return train_all(tmp_path_factory.mktemp("frameworks"))
 
 
 def _start(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> ServerProcess:
@@ -37,10 +30,6 @@ def _start(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> Ser
     finally:
         for key in env or {}:
             os.environ.pop(key, None)
-
-
-def _instances(data: Path, stem: str) -> list[list[float]]:
-    return [json.loads(line) for line in (data / f"{stem}_batch.jsonl").read_text().splitlines()]
 
 
 @pytest.mark.timeout(120)
@@ -63,7 +52,7 @@ def test_sklearn_replica_is_unhealthy_until_loaded_then_predicts_as_the_library(
     try:
         base = f"http://127.0.0.1:{server.bound_port('HTTP')}"
         server.wait_ready(base + "/v1/endpoints/1/deployedModels/2")
-        instances = _instances(data, "iris")
+        instances = rows(data, "iris")
         status, body = http(
             "POST", base + "/v1/endpoints/1/deployedModels/2:predict", {"instances": instances}
         )
@@ -104,7 +93,7 @@ def test_xgboost_replica_predicts_as_the_booster(
     try:
         base = f"http://127.0.0.1:{server.bound_port('HTTP')}"
         server.wait_ready(base + "/health")
-        instances = _instances(data, "cancer")
+        instances = rows(data, "cancer")
         status, body = http("POST", base + "/predict", {"instances": instances})
         booster = xgb.Booster(model_file=str(models / "xgboost_cancer" / "model.bst"))
         assert status == 200
