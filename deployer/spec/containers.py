@@ -193,8 +193,7 @@ def artifact_content(reference: str, directory: Path) -> rules.Problem | None:
     if image is None:
         return None  # a custom container loads whatever it likes
     names = {p.name for p in directory.iterdir() if p.is_file()}
-    if image.framework is Framework.TENSORFLOW and "saved_model.pb" in names:
-        return rules.savedmodel_problem(directory)  # parses, and has a serving signature
+    # (A saved_model.pb is parsed, and its signature checked, by rules.artifact already.)
     if find_artifact(image.framework, names) is not None:
         return None
     if image.framework is Framework.TENSORFLOW:

@@ -291,7 +291,9 @@ def artifact(text: str, resolve: Callable[[str], Path] | None) -> Problem | None
             f"artifact {str(resolved)!r} is a file, not a SavedModel directory",
             "point at the directory that holds saved_model.pb",
         )
-    return None  # what the directory must hold depends on the container (spec.containers)
+    if (resolved / "saved_model.pb").is_file():
+        return savedmodel_problem(resolved)
+    return None  # what else the directory must hold depends on the container (spec.containers)
 
 
 def savedmodel_problem(model_dir: Path) -> Problem | None:
