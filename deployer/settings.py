@@ -206,6 +206,15 @@ REPLICA_READY_TIMEOUT: Setting[float] = Setting(
     (EMULATOR,),
     "How long the emulator waits for a replica to load its model and answer its health route.",
 )
+CONTAINER_RUNTIME: Setting[str | None] = Setting(
+    "DEPLOYER_CONTAINER_RUNTIME",
+    "docker or podman",
+    "",
+    _optional,
+    (EMULATOR,),
+    "The runtime that runs custom serving containers; unset: Docker if its daemon answers, "
+    "else Podman.",
+)
 EMULATOR_BATCH_SHARD_ROWS: Setting[int] = Setting(
     "DEPLOYER_EMULATOR_BATCH_SHARD_ROWS",
     _COUNT,
@@ -236,6 +245,7 @@ ALL: tuple[Setting[Any], ...] = (
     BATCH_UPLOADS_IN_FLIGHT,
     REPLICA_MODULE,
     REPLICA_READY_TIMEOUT,
+    CONTAINER_RUNTIME,
     EMULATOR_BATCH_SHARD_ROWS,
     EMULATOR_BATCH_MAX_REPLICAS,
 )

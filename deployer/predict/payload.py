@@ -234,6 +234,7 @@ def serving_signature(spec: Spec, endpoint_name: str) -> tuple[Signature | None,
     remote (gs://) or unreadable, or when the versions' inputs differ: then the instances
     are sent as given.
     """
+    from deployer.wire.prebuilt import Framework, parse_prebuilt
     from deployer.wire.savedmodel import SignatureError, read_signature
 
     endpoint = next(e for e in spec.endpoints if e.name == endpoint_name)
@@ -243,7 +244,18 @@ def serving_signature(spec: Spec, endpoint_name: str) -> tuple[Signature | None,
         if d.traffic <= 0:
             continue
         label = f"{d.model}@{d.version}"
-        artifact = versions[(d.model, d.version)].artifact
+        version = versions[(d.model, d.version)]
+        artifact = version.artifact
+        image = parse_prebuilt(version.container_image)
+        tensorflow = (
+            image.framework is Framework.TENSORFLOW
+            if image
+            else "/prediction/tf" in version.container_image  # e.g. gcr.io/cloud-aiplatform/...
+        )
+        if not tensorflow:
+            # scikit-learn, XGBoost and custom containers take instances as they are.
+            served = image.framework.value if image else "a custom container"
+            return None, f"{label} is served by {served}, which takes instances as given"
         if artifact.startswith("gs://"):
             return None, f"{label}'s artifact is in Cloud Storage ({artifact}), not read locally"
         try:

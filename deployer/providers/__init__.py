@@ -30,7 +30,7 @@ import enum
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from deployer.spec.production_model import (
     BatchJobSettings,
@@ -45,6 +45,9 @@ from deployer.state import (
     ObservedVersion,
     StackState,
 )
+
+if TYPE_CHECKING:
+    from deployer.spec.model import Container
 
 Labels = tuple[tuple[str, str], ...]
 Traffic = tuple[tuple[str, int], ...]  # (deployed model id, percent); "0" is the one deploying
@@ -133,6 +136,7 @@ class VersionRequest:
     aliases: tuple[str, ...]
     model_description: str = ""  # model-level, sent with every version so all agree
     kms_key_name: str | None = None  # Model.encryption_spec (CMEK)
+    container: Container | None = None  # containerSpec fields beyond the image, if any
 
 
 class Registry(Protocol):

@@ -29,6 +29,7 @@ from deployer.providers import (
 )
 from deployer.providers.batch_jobs import VertexJobs
 from deployer.providers.clients import resolve_target
+from deployer.providers.containers import container_spec, predict_schemata
 from deployer.providers.vertex_endpoints import VertexEndpoints
 from deployer.state import (
     LABEL_NAME,
@@ -220,19 +221,22 @@ class VertexProvider(VertexEndpoints, VertexJobs):
         return self._read(f"get model {model_id}@{alias}", get)
 
     def upload_version(self, req: VersionRequest) -> Operation:
-        from google.cloud.aiplatform_v1.types.model import Model, ModelContainerSpec
+        from google.cloud.aiplatform_v1.types.model import Model
 
         model = Model(
             display_name=req.display_name,
             description=req.model_description,
             version_description=req.description,
             artifact_uri=req.artifact_uri,
-            container_spec=ModelContainerSpec(image_uri=req.container_image),
+            container_spec=container_spec(req.container_image, req.container),
             labels=dict(req.labels),
             version_aliases=list(req.aliases),
         )
         if req.kms_key_name:
             model.encryption_spec = vertex_production.encryption(req.kms_key_name)
+        schemata = predict_schemata(req.container)
+        if schemata is not None:
+            model.predict_schemata = schemata
         request: dict[str, Any] = {"parent": self._parent(), "model": model}
         if req.parent_exists:
             request["parent_model"] = self._model_name(req.model_id)

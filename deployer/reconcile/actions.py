@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from deployer.spec.model import RolloutPolicy
+from deployer.spec.model import Container, RolloutPolicy
 from deployer.spec.production_model import (
     DeployedModelSettings,
     EndpointSettings,
@@ -89,6 +89,7 @@ class CreateVersion:
     aliases: tuple[str, ...]  # only aliases no other version holds at that point
     model_description: str = ""  # the registry model's description (model-level, like display_name)
     kms_key_name: str | None = None  # the model's encryption_spec (CMEK)
+    container: Container | None = None  # the full containerSpec (None: container_image alone)
 
 
 @dataclass(frozen=True)

@@ -344,6 +344,7 @@ class Executor:
             a.aliases,
             a.model_description,
             a.kms_key_name,
+            a.container,
         )
 
         def probe() -> Operation | None:

@@ -70,15 +70,13 @@ from deployer.state import (
 # ------------------------------------------------------------------------ helpers
 
 
-def version_spec_hash(
-    artifact_hash: str, container_image: str, kms_key_name: str | None = None
-) -> str:
+def version_spec_hash(artifact_hash: str, container: str, kms_key_name: str | None = None) -> str:
     """Identity of a version: a new registry version iff the artifact, container or CMEK key
     changes (Vertex cannot change a model's encryption_spec; versions without a key keep
     the identity they had before keys existed)."""
     if kms_key_name:
-        return short_hash("version", artifact_hash, container_image, kms_key_name)
-    return short_hash("version", artifact_hash, container_image)
+        return short_hash("version", artifact_hash, container, kms_key_name)
+    return short_hash("version", artifact_hash, container)
 
 
 def _user_labels(labels: Labels) -> Labels:
@@ -328,7 +326,9 @@ def _plan_model(
                 f"no artifact hash for {model.name}@{v.alias}",
                 hint="hash the artifacts before planning (deployer.reconcile.upload)",
             )
-        sh = version_spec_hash(art_hash, v.container_image, model.kms_key_name)
+        # The container's every setting, not just its image: a changed route or env is a new
+        # version (an image-only container's fingerprint is the image: hashes stay).
+        sh = version_spec_hash(art_hash, v.container_spec.fingerprint, model.kms_key_name)
         aliases = desired_aliases.setdefault(sh, set())
         aliases.add(v.alias)
         if i == len(model.versions) - 1:
@@ -403,6 +403,7 @@ def _plan_model(
                     (),
                     model.description,
                     model.kms_key_name,
+                    v.container_spec,
                 ),
             )
         )

@@ -36,7 +36,8 @@ from pydantic import (
     model_validator,
 )
 
-from deployer.spec import production, rules
+from deployer.spec import containers, production, rules
+from deployer.spec.containers import ContainerDoc
 from deployer.spec.docbase import (
     DocModel,
     ImageRef,
@@ -119,8 +120,10 @@ class ModelVersionDoc(DocModel):
     artifact: str = Field(
         description="SavedModel directory (relative to the spec file) or a gs:// URI."
     )
-    container: ImageRef | None = Field(
-        None, description="Serving container image; overrides the model's."
+    container: ImageRef | ContainerDoc | None = Field(
+        None,
+        description="Serving container (an image, or custom-container settings); overrides "
+        "the model's.",
     )
     description: str = Field("", description="Shown in the model registry.")
     labels: Labels = Field(default_factory=dict, description="User labels (GCP label rules).")
@@ -143,9 +146,12 @@ class ModelVersionDoc(DocModel):
         return ModelVersion(
             alias=self.alias,
             artifact=locate(self.artifact),
-            container_image=self.container or model.container or "",
+            container_image=containers.image_of(self.container or model.container) or "",
             description=self.description,
             labels=tuple(sorted(self.labels.items())),
+            container=containers.build(chosen)
+            if (chosen := self.container or model.container)
+            else None,
         )
 
 
@@ -153,10 +159,11 @@ class ModelDoc(DocModel):
     name: Annotated[Name, unique("model name")] = Field(
         description="Logical model name, unique in the spec."
     )
-    container: ImageRef | None = Field(
+    container: ImageRef | ContainerDoc | None = Field(
         None,
-        description="Default serving container image for the versions, e.g. "
-        "us-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-12:latest.",
+        description="Default serving container for the versions: a pre-built image, e.g. "
+        "us-docker.pkg.dev/vertex-ai/prediction/sklearn-cpu.1-6:latest, or a custom container "
+        "({image, command, args, env, ports, predict_route, health_route, ...}).",
     )
     display_name: str | None = Field(None, description="Registry display name; defaults to name.")
     description: str = Field("", description="Shown in the model registry.")
@@ -180,6 +187,17 @@ class ModelDoc(DocModel):
                     f"set container: {rules.EXAMPLE_CONTAINER} on the model (or on each version)",
                 )
                 self._report(info, ("container",), problem)
+        self._report(info, ("container",), _prebuilt(self.container))
+        resolve = local_resolver(info)
+        for j, version in enumerate(self.versions):
+            self._report(info, ("versions", j, "container"), _prebuilt(version.container))
+            image = containers.image_of(version.container or self.container)
+            if resolve is None or image is None or version.artifact.startswith("gs:"):
+                continue
+            directory = resolve(version.artifact)
+            if directory.is_dir():
+                found = containers.artifact_content(image, directory)
+                self._report(info, ("versions", j, "artifact"), found)
         return self
 
     def build(self, locate: Callable[[str], str]) -> Model:
@@ -191,6 +209,11 @@ class ModelDoc(DocModel):
             labels=tuple(sorted(self.labels.items())),
             kms_key_name=self.encryption_spec.kms_key_name if self.encryption_spec else None,
         )
+
+
+def _prebuilt(container: str | ContainerDoc | None) -> rules.Problem | None:
+    image = containers.image_of(container)
+    return containers.prebuilt_image(image) if image else None
 
 
 class AcceleratorDoc(DocModel):
@@ -610,6 +633,27 @@ class SpecDoc(DocModel):
         for where, spec in owners:
             for below, problem in production.model_problems(spec, self.region):
                 self._report(info, (*where, *below), problem)
+        return self
+
+    @model_validator(mode="after")
+    def _gpu_images_have_gpus(self, info: ValidationInfo) -> Self:
+        # A GPU pre-built image on a machine without an accelerator fails to deploy on Vertex.
+        images = {
+            f"{m.name}@{v.alias}": containers.image_of(v.container or m.container)
+            for m in self.models
+            for v in m.versions
+        }
+        for i, endpoint in enumerate(self.endpoints):
+            for j, dep in enumerate(endpoint.deployments):
+                image = images.get(dep.model)
+                if image and dep.accelerator is None and containers.gpu_image(image):
+                    problem = (
+                        f"{dep.model} is served by the GPU image {image}, and this deployment "
+                        "has no accelerator",
+                        "add accelerator: {type: NVIDIA_TESLA_T4, count: 1} (and a machine "
+                        "type that takes it), or use the image's -cpu variant",
+                    )
+                    self._report(info, ("endpoints", i, "deployments", j, "accelerator"), problem)
         return self
 
     def to_spec(self, *, source: Path) -> Spec:

@@ -47,12 +47,61 @@ class Bucket:
 
 
 @dataclass(frozen=True)
+class Probe:
+    """A startup or health probe of a custom container (Vertex's Probe, the fields users set)."""
+
+    exec: tuple[str, ...] = ()  # command run in the container; exit 0 = healthy
+    http_path: str = ""  # GET on the serving port; 2xx = healthy
+    period_seconds: int | None = None
+    timeout_seconds: int | None = None
+    failure_threshold: int | None = None
+    initial_delay_seconds: int | None = None
+
+
+@dataclass(frozen=True)
+class Container:
+    """A model version's serving container: Vertex's ModelContainerSpec, as users set it."""
+
+    image: str  # a pre-built prediction image or a custom one
+    command: tuple[str, ...] = ()  # replaces ENTRYPOINT
+    args: tuple[str, ...] = ()  # replaces CMD
+    env: tuple[tuple[str, str], ...] = ()  # in spec order
+    ports: tuple[int, ...] = ()  # the first is where Vertex sends requests
+    grpc_ports: tuple[int, ...] = ()
+    predict_route: str = ""  # "" = Vertex's default
+    health_route: str = ""
+    startup_probe: Probe | None = None
+    health_probe: Probe | None = None
+    shared_memory_size_mb: int | None = None
+    deployment_timeout_s: int | None = None
+    instance_schema: str = ""  # gs:// URIs of the model's predict schemata
+    parameters_schema: str = ""
+    prediction_schema: str = ""
+
+    @property
+    def fingerprint(self) -> str:
+        """What identifies the container for the plan: the image alone when nothing else is set
+        (so specs that only name an image keep their version hashes), else every field."""
+        if self == Container(image=self.image):
+            return self.image
+        import json
+        from dataclasses import asdict
+
+        return json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))
+
+
+@dataclass(frozen=True)
 class ModelVersion:
     alias: str  # version alias in the registry, e.g. "v1"; unique within the model
-    artifact: str  # absolute local SavedModel dir, or a gs:// URI
+    artifact: str  # absolute local artifact dir (SavedModel, model.joblib, ...) or a gs:// URI
     container_image: str  # serving container image (version overrides model)
     description: str = ""  # shown in the registry
     labels: tuple[tuple[str, str], ...] = ()  # user labels, merged with deployer's
+    container: Container | None = None  # the full container (None: container_image alone)
+
+    @property
+    def container_spec(self) -> Container:
+        return self.container or Container(image=self.container_image)
 
     @property
     def is_local(self) -> bool:

@@ -292,17 +292,11 @@ def artifact(text: str, resolve: Callable[[str], Path] | None) -> Problem | None
             "point at the directory that holds saved_model.pb",
         )
     if (resolved / "saved_model.pb").is_file():
-        return _savedmodel_problem(resolved)
-    if not (resolved / "saved_model.pbtxt").is_file():
-        return (
-            f"{str(resolved)!r} holds no saved_model.pb, so it is not a SavedModel",
-            "point at a version directory that holds saved_model.pb (e.g. "
-            "models/my_mnist_model/0001)",
-        )
-    return None
+        return savedmodel_problem(resolved)
+    return None  # what else the directory must hold depends on the container (spec.containers)
 
 
-def _savedmodel_problem(model_dir: Path) -> Problem | None:
+def savedmodel_problem(model_dir: Path) -> Problem | None:
     """A saved_model.pb that does not parse, or has no serving signature, fails only once
     deployed (the replica cannot load it): refuse it here, before any API call. Reads the
     signature only, not the graph behind it (~0.1 ms on the MNIST models)."""

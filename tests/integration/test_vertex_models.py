@@ -195,9 +195,15 @@ def test_unsupported_image_is_refused_naming_what_is_supported(
 ) -> None:
     with raises_status(gexc.BadRequest, "INVALID_ARGUMENT") as err:
         upload_model(
+            clients, artifact, image="us-docker.pkg.dev/vertex-ai/prediction/sklearn-gpu.1-3:latest"
+        )
+    assert "sklearn 1-3 has no GPU image" in str(err.value)
+    # A SavedModel under a scikit-learn image: not what that image loads.
+    with raises_status(gexc.BadRequest, "INVALID_ARGUMENT") as err:
+        upload_model(
             clients, artifact, image="us-docker.pkg.dev/vertex-ai/prediction/sklearn-cpu.1-3:latest"
         )
-    assert "tf2-cpu" in str(err.value)
+    assert "[model.joblib, model.pkl]" in str(err.value)
     for image in (
         "gcr.io/cloud-aiplatform/prediction/tf2-gpu.2-8:latest",
         "europe-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-15:latest",

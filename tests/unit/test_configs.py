@@ -1,6 +1,7 @@
 """Every spec in configs/ validates, and the example models behind them do what they claim.
 
-A session fixture runs `train_mnist.ensure_models()` and `make_batch_inputs.write_inputs()`
+A session fixture runs `train_mnist.ensure_models()`, `make_batch_inputs.write_inputs()` and
+`train_frameworks.main()` (scikit-learn, XGBoost and custom-container examples, seconds)
 (idempotent: they reuse models/ and data/ when present; a first run trains for ~40 s), so the
 artifact and input checks always run instead of being skipped.
 """
@@ -16,12 +17,14 @@ import numpy as np
 import pytest
 
 from deployer.spec import InputFormat, Target, load_spec
+from deployer.wire.prebuilt import find_artifact, parse_prebuilt
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIGS = sorted((REPO / "configs").glob("*.yaml"))
 sys.path.insert(0, str(REPO / "scripts"))
 
 import make_batch_inputs  # noqa: E402 - scripts/ is importable only after the line above
+import train_frameworks  # noqa: E402 - scripts/ is importable only after the line above
 import train_mnist  # noqa: E402 - scripts/ is importable only after the line above
 
 
@@ -29,6 +32,7 @@ import train_mnist  # noqa: E402 - scripts/ is importable only after the line ab
 def example_artifacts() -> dict[str, Any]:
     metrics = train_mnist.ensure_models()
     make_batch_inputs.write_inputs()
+    train_frameworks.main([])
     return metrics
 
 
@@ -68,7 +72,12 @@ def test_config_validates_with_its_artifacts_and_inputs(
     spec = load_spec(path, environ={})
     for model in spec.models:
         for version in model.versions:
-            assert (Path(version.artifact) / "saved_model.pb").is_file()
+            image = parse_prebuilt(version.container_image)
+            names = {p.name for p in Path(version.artifact).iterdir()}
+            if image is None:  # a custom container: the example server's model
+                assert names == {"model.json"}
+            else:
+                assert find_artifact(image.framework, names) is not None, (image, names)
     for job in spec.batch_jobs:
         assert all(Path(p).exists() for p in job.input.paths)
 

@@ -27,6 +27,7 @@ from deployer.reconcile.plan import (
     version_spec_hash,
 )
 from deployer.spec import Bucket, Deployment, Endpoint, Model, ModelVersion, Spec, Target
+from deployer.spec.model import Container
 from deployer.state import (
     LABEL_NAME,
     LABEL_SPEC,
@@ -233,6 +234,20 @@ def test_changed_artifact_creates_one_new_version_and_replaces_its_deployment() 
     assert plan.actions[-1].kind is ActionKind.DELETE
     merges = [a.payload for a in plan.actions if isinstance(a.payload, MergeAliases)]
     assert merges[0].remove == ("v1",) and merges[1].add == ("v1",)
+
+
+def test_a_changed_container_setting_creates_a_new_version_carrying_the_container() -> None:
+    spec = make_spec()
+    state = applied_state(spec)
+    (model,) = spec.models
+    routed = replace(
+        model.versions[0], container=Container(image=IMAGE, predict_route="/v2/predict")
+    )
+    spec = replace(spec, models=(replace(model, versions=(routed, model.versions[1])),))
+    plan = plan_stack(spec, state, INPUTS)
+    creates = [a.payload for a in plan.actions if isinstance(a.payload, CreateVersion)]
+    assert len(creates) == 1 and creates[0].artifact_uri.endswith("/" + "a" * 64 + "/")
+    assert creates[0].container == routed.container
 
 
 def test_new_traffic_split_deploys_then_shifts_without_undeploying() -> None:

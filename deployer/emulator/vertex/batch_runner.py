@@ -123,7 +123,7 @@ class JobRun:
         # so a malformed input fails before any prediction is made.
         abort = threading.Event()
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="batch-start") as pool:
-            starting = pool.submit(self._start_replicas, model.artifact_uri, abort)
+            starting = pool.submit(self._start_replicas, model, abort)
             try:
                 total = count_valid_instances(objects, sources, fmt)
             except InputError as exc:
@@ -176,7 +176,7 @@ class JobRun:
             )
         return SUCCEEDED, 0, ""
 
-    def _start_replicas(self, artifact_uri: str, abort: threading.Event) -> list[Any]:
+    def _start_replicas(self, model: Any, abort: threading.Event) -> list[Any]:
         """Start the replicas in parallel (each loads TensorFlow: seconds); [] if cancelled."""
         wanted = min(
             # A laptop is not a fleet: at most this many replica processes per job.
@@ -196,7 +196,12 @@ class JobRun:
         with ThreadPoolExecutor(max_workers=wanted) as pool:
             futures = [
                 pool.submit(
-                    self.jobs.replicas.start, artifact_uri, name=f"{stem}-{i}", cancelled=stop
+                    self.jobs.replicas.start,
+                    model.artifact_uri,
+                    name=f"{stem}-{i}",
+                    container=model.container_spec,
+                    endpoint=self.job.name,  # AIP_PROJECT_NUMBER; the job id stands for an endpoint
+                    cancelled=stop,
                 )
                 for i in range(wanted)
             ]

@@ -27,9 +27,8 @@ from google.cloud.aiplatform_v1.types import endpoint_service as es
 
 from deployer.emulator.context import EmulatorContext
 from deployer.emulator.http import Request, Response, ServiceError
-from deployer.emulator.vertex import protos
+from deployer.emulator.vertex import protos, serving_kinds
 from deployer.emulator.vertex.endpoints import EndpointService, check_traffic
-from deployer.emulator.vertex.models import check_serving_image
 from deployer.emulator.vertex.names import (
     API,
     PARENT_RE,
@@ -158,7 +157,8 @@ class Deployer:
         with self.store.tx():
             ep = self.store.require_endpoint(name)
             model = self.store.resolve_model(dm.model)
-            kind = check_serving_image(model.container_spec.image_uri)
+            serving = serving_kinds.classify(model.container_spec)
+            serving_kinds.check_deployable(serving)
             dm.id = check_deployed_model_id(dm.id) if dm.id else new_numeric_id()[:18]
             taken = {r["deployed_model_id"] for r in self.store.deployments(endpoint=name)}
             if dm.id in taken:
@@ -195,7 +195,7 @@ class Deployer:
             if dm.HasField("dedicated_resources")
             else 0
         )
-        if gpu or kind == "gpu":
+        if gpu or serving.gpu:
             log.info(
                 "deployModel %s on %s: GPU requested (accelerator %s, image %s); the local "
                 "emulator serves it on CPU",
@@ -216,7 +216,7 @@ class Deployer:
         ).start()
 
     def _start_replicas(
-        self, endpoint: str, dm: Any, artifact_uri: str, cancelled: threading.Event | None = None
+        self, endpoint: str, dm: Any, model: Any, cancelled: threading.Event | None = None
     ) -> list[Replica]:
         wanted = _replica_count(dm)
         count = min(wanted, MAX_LOCAL_REPLICAS)
@@ -234,9 +234,11 @@ class Deployer:
                 futures = [
                     pool.submit(
                         self.replicas.start,
-                        artifact_uri,
+                        model.artifact_uri,
                         name=f"{ep_id}-{dm.id}-{i}",
                         model_name=dm.id,
+                        container=model.container_spec,
+                        endpoint=endpoint,
                         cancelled=cancelled,
                     )
                     for i in range(count)
@@ -278,7 +280,7 @@ class Deployer:
         started: list[Replica] = []
         try:
             model = self.store.resolve_model(f"{row['model_base']}@{row['version']}")
-            started = self._start_replicas(endpoint, dm, model.artifact_uri, cancelled)
+            started = self._start_replicas(endpoint, dm, model, cancelled)
             op_row = self.store.operation_row(op_name)
             while op_row is not None and time.time() < op_row["done_at"] and not cancelled.is_set():
                 time.sleep(0.05)
@@ -494,6 +496,8 @@ class Deployer:
                     model.artifact_uri,
                     name=f"{endpoint.rsplit('/', 1)[1]}-{dm.id}-{i}",
                     model_name=dm.id,
+                    container=model.container_spec,
+                    endpoint=endpoint,
                 )
                 for i in range(len(current), want)
             ]
@@ -554,7 +558,13 @@ class Deployer:
         try:
             model = self.store.resolve_model(f"{rows[0]['model_base']}@{rows[0]['version']}")
             fresh = [
-                self.replicas.start(model.artifact_uri, name=f"{r.name}-r", model_name=dmid)
+                self.replicas.start(
+                    model.artifact_uri,
+                    name=f"{r.name}-r",
+                    model_name=dmid,
+                    container=model.container_spec,
+                    endpoint=endpoint,
+                )
                 for r in dead
             ]
         except Exception as exc:
@@ -574,7 +584,7 @@ class Deployer:
         dm = protos.loads(row["body"], DeployedModel)
         try:
             model = self.store.resolve_model(f"{row['model_base']}@{row['version']}")
-            started = self._start_replicas(row["endpoint"], dm, model.artifact_uri)
+            started = self._start_replicas(row["endpoint"], dm, model)
         except Exception as exc:
             log.error("could not restart replicas of %s on %s: %s", dm.id, row["endpoint"], exc)
             return

@@ -4,8 +4,8 @@ mergeVersionAliases, patch, delete, deleteVersion.
 Owns version and alias semantics as Vertex has them: the first version of a
 model holds the `default` alias; an alias names at most one version of a model
 and giving it to a version moves it; `models/ID` means the default version;
-list returns each model's default version. Also owns which serving images the
-emulator can run (`check_serving_image`).
+list returns each model's default version. Which images the emulator runs, and what
+their artifact directory must hold, is `serving_kinds`'.
 
 Must not: start replicas, or import TensorFlow.
 """
@@ -23,7 +23,7 @@ from google.cloud.aiplatform_v1.types import operation as operation_t
 
 from deployer.emulator.context import EmulatorContext
 from deployer.emulator.http import Request, Response, ServiceError
-from deployer.emulator.vertex import protos
+from deployer.emulator.vertex import protos, serving_kinds
 from deployer.emulator.vertex.listing import compile_filter, order, paginate
 from deployer.emulator.vertex.names import (
     API,
@@ -47,62 +47,9 @@ DEDICATED = protos.pb(model_t.Model).DeploymentResourcesType.DEDICATED_RESOURCES
 DeployedModelRef = protos.pb(dmr_t.DeployedModelRef)
 DeleteOperationMetadata = protos.pb(operation_t.DeleteOperationMetadata)
 
-# The pre-built TensorFlow 2 prediction images Vertex publishes; they are TF
-# Serving inside, which deployer.serving reproduces.
-_TF_IMAGE_RE = re.compile(
-    r"^(?:(?:us|europe|asia)-docker\.pkg\.dev/vertex-ai(?:-restricted)?/prediction"
-    r"|(?:(?:us|eu|asia)\.)?gcr\.io/cloud-aiplatform/prediction)"
-    r"/tf2-(?P<kind>cpu|gpu)\.[0-9]+-[0-9]+(?::[\w.\-]+|@sha256:[0-9a-f]+)?$"
-)
-SUPPORTED_IMAGES = (
-    "the pre-built TensorFlow 2 prediction images: "
-    "us-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.X-Y "
-    "or tf2-gpu.X-Y (also europe-docker / asia-docker, and "
-    "gcr.io/cloud-aiplatform/prediction/tf2-*)"
-)
 _BATCH_INPUT_FORMATS = ["jsonl", "csv", "tf-record", "tf-record-gzip", "file-list"]
 _BATCH_OUTPUT_FORMATS = ["jsonl"]
 _EDITABLE = {"display_name", "description", "labels", "version_description", "version_aliases"}
-
-
-def check_serving_image(image: str) -> str:
-    """'cpu' or 'gpu' for a supported image; 400 INVALID_ARGUMENT naming what is supported."""
-    m = _TF_IMAGE_RE.match(image or "")
-    if m is None:
-        raise ServiceError(
-            400,
-            "INVALID_ARGUMENT",
-            f"The local emulator cannot run container image {image!r}: it serves SavedModels with "
-            f"TensorFlow and supports {SUPPORTED_IMAGES}.",
-        )
-    return m["kind"]
-
-
-def _check_artifact(ctx: EmulatorContext, uri: str) -> None:
-    from deployer.emulator.objects import parse_gs_uri
-
-    if not uri.startswith("gs://"):
-        raise ServiceError(
-            400,
-            "INVALID_ARGUMENT",
-            f"artifact_uri {uri!r} must be a Cloud Storage directory (gs://bucket/path/).",
-        )
-    bucket, prefix = parse_gs_uri(uri)
-    prefix = prefix.rstrip("/") + "/" if prefix else ""
-    if not ctx.objects.bucket_exists(bucket):
-        raise ServiceError(
-            400, "INVALID_ARGUMENT", f"Bucket {bucket!r} of artifact_uri {uri!r} does not exist."
-        )
-    found = [
-        n for n in ("saved_model.pb", "saved_model.pbtxt") if ctx.objects.stat(bucket, prefix + n)
-    ]
-    if len(found) != 1:
-        raise ServiceError(
-            400,
-            "INVALID_ARGUMENT",
-            f"Model directory {uri} is expected to contain exactly one of: "
-            "[saved_model.pb, saved_model.pbtxt].",
-        )
 
 
 class ModelRegistry:
@@ -145,14 +92,8 @@ class ModelRegistry:
         model = body.model
         if not model.display_name:
             raise ServiceError(400, "INVALID_ARGUMENT", "Model.display_name must be set.")
-        check_serving_image(model.container_spec.image_uri)
-        if not model.artifact_uri:
-            raise ServiceError(
-                400,
-                "INVALID_ARGUMENT",
-                "Model.artifact_uri must be set for a pre-built TensorFlow container.",
-            )
-        _check_artifact(self.ctx, model.artifact_uri)
+        serving = serving_kinds.classify(model.container_spec)
+        serving_kinds.check_artifact(self.ctx, serving, model.artifact_uri)
         aliases = [check_alias(a) for a in model.version_aliases]
         if len(set(aliases)) != len(aliases):
             raise ServiceError(400, "INVALID_ARGUMENT", f"Duplicate version aliases in {aliases}.")

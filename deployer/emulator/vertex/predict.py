@@ -204,7 +204,9 @@ def _forward(target: Target, replica: Replica, body: bytes) -> bytes:
         return data
     message = error_message(data)
     if 400 <= status < 500:
-        raise ServiceError(400, "INVALID_ARGUMENT", message)
+        # Vertex answers a pre-built image's "Prediction failed: ..." as FAILED_PRECONDITION.
+        code = "FAILED_PRECONDITION" if replica.kind == "prebuilt" else "INVALID_ARGUMENT"
+        raise ServiceError(400, code, message)
     raise ServiceError(
         503 if status in (502, 503, 504) else 500,
         "UNAVAILABLE" if status in (502, 503, 504) else "INTERNAL",
@@ -221,7 +223,7 @@ def register(router: Routes, routing: Routing, misbehaviours: Misbehaviours | No
         _check_size(body)
         target, replica = routing.choose(m["name"])
         effect = misbehaving.before(m["name"], target.deployed_model_id)
-        if b'"parameters"' in body:
+        if b'"parameters"' in body and replica.kind == "tensorflow":
             # TF Serving's REST API knows no "parameters"; the pre-built TF containers drop them.
             try:
                 obj = json.loads(body)

@@ -1,26 +1,31 @@
 """Replica processes of the serving runtime, and the artifact cache they load from.
 
-Owns: fetching a SavedModel tree from the emulated bucket into a cache keyed by
-its content (`<data_dir>/vertex/artifacts/<sha256>/`), starting replica
-processes (`python -m deployer.serving.replica --saved-model DIR --model-name
-NAME --host 127.0.0.1 --port PORT`), waiting until they report the model
-AVAILABLE, a keep-alive HTTP connection pool per replica for the predict hot
-path, and stopping them (SIGTERM, then SIGKILL after a grace period).
+Owns: fetching a model's artifact tree from the emulated bucket into a cache keyed by
+its content (`<data_dir>/vertex/artifacts/<sha256>/`), starting replica processes for
+the Model's container (`serving_kinds` decides: the TF Serving replica
+`python -m deployer.serving.replica`, a pre-built framework replica
+`python -m deployer.serving.prebuilt`, or a custom container under Docker/Podman,
+which reads its artifacts through the emulator's Cloud Storage), waiting until the
+health route answers, a keep-alive HTTP connection pool per replica for the predict
+hot path, and stopping them (SIGTERM, then SIGKILL after a grace period); at start,
+removing containers a killed emulator left behind (by label).
 
 Interface for other emulator surfaces (batch jobs):
 
     manager = ReplicaManager(ctx)
-    replica = manager.start("gs://bucket/model/", name="job-123")   # blocks until warm
-    status, body = replica.post_predict(b'{"instances": [[...]]}')   # TF Serving REST JSON
+    replica = manager.start("gs://bucket/model/", name="job-123",
+                            container=model.container_spec)      # blocks until warm
+    status, body = replica.post_predict(b'{"instances": [[...]]}')   # {"predictions": ...}
     body = replica.predict(b'{"instances": [...]}')  # same, raises ReplicaError on non-200
     replica.stop()
 
-Must not: import TensorFlow or deployer.serving (replicas run in their own
-processes), or know endpoints and traffic.
+Must not: import TensorFlow, a framework or deployer.serving (replicas run in their
+own processes), or know endpoints and traffic.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import http.client
 import json
@@ -30,16 +35,18 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from deployer import settings
-from deployer.emulator.context import EmulatorContext
+from deployer.emulator.context import EmulatorContext, project_number
 from deployer.emulator.http import ServiceError
 from deployer.emulator.objects import parse_gs_uri
 from deployer.emulator.paths import contained
+from deployer.emulator.vertex import containers, serving_kinds
+from deployer.emulator.vertex.containers import Placement
 
 log = logging.getLogger("deployer.emulator.vertex")
 
@@ -76,6 +83,9 @@ class Replica:
         port: int,
         process: subprocess.Popen[bytes],
         log_path: Path,
+        predict_path: str = "",
+        health_path: str = "",
+        kind: str = "tensorflow",
     ) -> None:
         self.name = name  # owner-chosen label, e.g. "<endpoint id>/<deployed model id>#0"
         self.model_name = model_name  # the name the replica serves under /v1/models/NAME
@@ -83,7 +93,10 @@ class Replica:
         self.process = process
         self.log_path = log_path  # stdout+stderr of the process
         self.url = f"http://127.0.0.1:{port}"
-        self._predict_path = f"/v1/models/{model_name}:predict"
+        # TF Serving's routes unless the replica serves Vertex's (pre-built framework, custom).
+        self.predict_path = predict_path or f"/v1/models/{model_name}:predict"
+        self.health_path = health_path or f"/v1/models/{model_name}"
+        self.kind = kind  # serving_kinds.Kind value: tensorflow | prebuilt | custom
         self._pool: list[http.client.HTTPConnection] = []
         self._pool_lock = threading.Lock()
         self._stopped = False
@@ -133,7 +146,7 @@ class Replica:
 
     def post_predict(self, body: bytes) -> tuple[int, bytes]:
         """POST a TF Serving REST predict body; (status, response body)."""
-        return self.request("POST", self._predict_path, body)
+        return self.request("POST", self.predict_path, body)
 
     def predict(self, body: bytes) -> bytes:
         """Like post_predict, but raises ReplicaError (with the replica's message) on non-200."""
@@ -193,6 +206,12 @@ class ReplicaManager:
         self.logs.mkdir(parents=True, exist_ok=True)
         for stale in self.cache.glob(".tmp-*"):  # half-fetched trees of a killed emulator
             shutil.rmtree(stale, ignore_errors=True)
+        # Custom containers carry this label; ones a killed run left are removed (a runtime
+        # call of a second or so: off the start-up path).
+        self.owner = containers.owner_label(str(ctx.data_dir))
+        threading.Thread(
+            target=containers.sweep, args=(self.owner,), daemon=True, name="container-sweep"
+        ).start()
         self._live: set[Replica] = set()
         self._lock = threading.Lock()
         self._fetch_lock = threading.Lock()
@@ -285,33 +304,44 @@ class ReplicaManager:
         *,
         name: str,
         model_name: str = "model",
+        container: Any = None,
+        endpoint: str = "",
         timeout: float | None = None,
         cancelled: threading.Event | None = None,
     ) -> Replica:
         """Fetch the artifact, start one replica, and wait until it serves the model.
 
-        Raises ReplicaError (with the tail of the replica's log) if it exits or is
-        not ready within `timeout` (None: $DEPLOYER_REPLICA_READY_TIMEOUT); the process
-        is stopped in that case.
+        `container` is the Model's containerSpec (None: a pre-built TensorFlow image): it
+        decides what runs (`serving_kinds`); `endpoint` is the endpoint's resource name, for a
+        container's AIP_* variables. Raises ReplicaError (with the tail of the replica's log)
+        if it exits or is not ready within `timeout` (None: $DEPLOYER_REPLICA_READY_TIMEOUT);
+        the process is stopped in that case.
         """
-        model_dir = self.fetch_artifact(artifact_uri)
-        return self.start_dir(
-            model_dir, name=name, model_name=model_name, timeout=timeout, cancelled=cancelled
+        serving = (
+            serving_kinds.classify(container)
+            if container is not None
+            else serving_kinds.Serving(serving_kinds.Kind.TENSORFLOW, "", gpu=False)
         )
-
-    def start_dir(
-        self,
-        model_dir: Path,
-        *,
-        name: str,
-        model_name: str = "model",
-        timeout: float | None = None,
-        cancelled: threading.Event | None = None,
-    ) -> Replica:
+        serving_kinds.check_deployable(serving)
+        # A custom container reads its artifacts through Cloud Storage itself (AIP_STORAGE_URI).
+        model_dir = (
+            None if serving.kind is serving_kinds.Kind.CUSTOM else self.fetch_artifact(artifact_uri)
+        )
+        parts = endpoint.split("/")
+        where = Placement(
+            endpoint_id=parts[-1] if endpoint else f"batch-{name}",
+            deployed_model_id=model_name,
+            project_number=project_number(parts[1]) if len(parts) > 1 else "0",
+            storage_uri=artifact_uri,
+            emulator_url=self.ctx.base_url,
+            port=0,
+        )
         for attempt in range(PORT_ATTEMPTS):
             try:
                 return self._start_once(
+                    serving,
                     model_dir,
+                    where,
                     name=name,
                     model_name=model_name,
                     timeout=settings.REPLICA_READY_TIMEOUT.get() if timeout is None else timeout,
@@ -327,7 +357,9 @@ class ReplicaManager:
 
     def _start_once(
         self,
-        model_dir: Path,
+        serving: serving_kinds.Serving,
+        model_dir: Path | None,
+        where: Placement,
         *,
         name: str,
         model_name: str,
@@ -339,27 +371,18 @@ class ReplicaManager:
         port = _free_port()
         safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
         log_path = contained(self.logs, f"{safe}.log", what=f"The log of replica {name!r}")
-        cmd = [
-            sys.executable,
-            "-m",
-            "deployer.emulator.vertex.replica_launch",
-            "--parent",
-            str(os.getpid()),
-            "--module",
-            settings.REPLICA_MODULE.get(),
-            "--",
-            "--saved-model",
-            str(model_dir),
-            "--model-name",
-            model_name,
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ]
+        launch = serving_kinds.launch(
+            serving,
+            model_dir=model_dir,
+            model_name=model_name,
+            port=port,
+            placement=dataclasses.replace(where, port=port),
+            replica_name=name,
+            owner=self.owner,
+        )
         with open(log_path, "ab") as log_file:
             proc = subprocess.Popen(
-                cmd,
+                launch.command,
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
@@ -367,15 +390,27 @@ class ReplicaManager:
                 start_new_session=True,
             )
         replica = Replica(
-            name=name, model_name=model_name, port=port, process=proc, log_path=log_path
+            name=name,
+            model_name=model_name,
+            port=port,
+            process=proc,
+            log_path=log_path,
+            predict_path=launch.predict_path,
+            health_path=launch.health_path,
+            kind=serving.kind.value,
         )
         with self._lock:
             self._live.add(replica)
         log.info(
-            "replica %s starting on port %d (pid %d, model %s)", name, port, proc.pid, model_dir
+            "replica %s starting on port %d (pid %d, %s %s)",
+            name,
+            port,
+            proc.pid,
+            serving.kind.value,
+            model_dir or serving.image,
         )
         try:
-            self._wait_ready(replica, timeout, cancelled)
+            self._wait_ready(replica, launch.ready_marker, timeout, cancelled)
         except BaseException:
             self.stop(replica)
             if replica.process.returncode == EXIT_PORT_TAKEN:
@@ -385,10 +420,14 @@ class ReplicaManager:
         return replica
 
     def _wait_ready(
-        self, replica: Replica, timeout: float, cancelled: threading.Event | None
+        self,
+        replica: Replica,
+        marker: bytes,
+        timeout: float,
+        cancelled: threading.Event | None,
     ) -> None:
         deadline = time.monotonic() + timeout
-        path = f"/v1/models/{replica.model_name}"
+        path = replica.health_path
         while True:
             if replica.process.poll() is not None:
                 raise ReplicaError(
@@ -400,7 +439,7 @@ class ReplicaManager:
                 raise ReplicaError(f"replica {replica.name}: start cancelled", http_status=499)
             try:
                 status, body = replica.request("GET", path)
-                if status == 200 and b"AVAILABLE" in body:
+                if status == 200 and marker in body:
                     return
             except ReplicaError:
                 pass  # not listening yet
