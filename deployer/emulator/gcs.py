@@ -6,7 +6,11 @@ Owns the wire format: routes under /storage/v1, /upload/storage/v1 and
 308), metadata get/patch, media download with Range, list with prefix /
 delimiter / pagination, delete, copy / rewrite / compose; preconditions; GCS's
 JSON resources (int64 fields as strings, md5Hash / crc32c in base64) and the
-x-goog-hash header the client verifies downloads with.
+x-goog-hash header the client verifies downloads with; object properties
+(contentEncoding, cacheControl, contentLanguage, contentDisposition, customTime,
+storageClass), bucket versioning (versions=true listings, get / delete by
+generation), matchGlob, the metadata-only insert and the /resumable/upload path.
+Reads (preconditions, ETag, download, transcoding) are `gcsmedia.py`'s.
 
 Must not: store anything itself (ObjectStore does, atomically), or import
 TensorFlow / deployer.serving.
@@ -15,44 +19,48 @@ TensorFlow / deployer.serving.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+import threading
+import time
+import uuid
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote, unquote
 
 from deployer.emulator import jsonlimits
 from deployer.emulator.context import EmulatorContext, project_number
-from deployer.emulator.http import Request, Response, Router, ServiceError, json_response
+from deployer.emulator.gcsmedia import check_read_preconditions, download, object_etag
+from deployer.emulator.gcsmedia import int_param as _int_param
+from deployer.emulator.http import ApiError, Handler, Request, Response, Router, json_response
 from deployer.emulator.jsonlimits import request_json
-from deployer.emulator.objects import ObjectMeta, validate_content_type, validate_object_name
+from deployer.emulator.objects import (
+    OBJECT_PROPERTIES,
+    ObjectMeta,
+    rfc3339,
+    validate_content_type,
+    validate_object_name,
+)
 
 _B = r"(?P<bucket>[^/]+)"
 _O = r"(?P<object>[^/]+)"
 _API = r"/storage/v1"
 _CHUNK = 1 << 20
-_PRECONDITIONS = (
-    "ifGenerationMatch",
-    "ifGenerationNotMatch",
-    "ifMetagenerationMatch",
-    "ifMetagenerationNotMatch",
-)
 # At most 19 digits: any int64, and never a number too long for int() to convert.
 _CONTENT_RANGE = re.compile(
     r"bytes (?:(?P<start>\d{1,19})-(?P<end>\d{1,19})|\*)/(?P<total>\d{1,19}|\*)"
 )
 # Text fields of an object resource a request may set (each a string when present).
-_TEXT_FIELDS = ("name", "contentType", "md5Hash", "crc32c")
-
-
-def _int_param(req: Request, name: str) -> int | None:
-    value = req.q(name)
-    if value in (None, ""):
-        return None
-    try:
-        return int(value)
-    except ValueError:
-        raise ServiceError(
-            400, "INVALID_ARGUMENT", f"Invalid value for {name}: {value!r}"
-        ) from None
+_TEXT_FIELDS = ("name", "contentType", "md5Hash", "crc32c", "storageClass", *OBJECT_PROPERTIES)
+_STORAGE_CLASSES = frozenset(
+    (
+        "STANDARD",
+        "NEARLINE",
+        "COLDLINE",
+        "ARCHIVE",
+        "MULTI_REGIONAL",
+        "REGIONAL",
+        "DURABLE_REDUCED_AVAILABILITY",
+    )
+)
 
 
 def _max_results(req: Request) -> int:
@@ -85,16 +93,20 @@ def object_resource(meta: ObjectMeta, base: str) -> dict[str, Any]:
         "bucket": meta.bucket,
         "generation": str(meta.generation),
         "metageneration": str(meta.metageneration),
-        "contentType": meta.content_type,
-        "storageClass": "STANDARD",
+        "storageClass": meta.storage_class,
         "size": str(meta.size),
         "md5Hash": meta.md5_hash,
         "crc32c": meta.crc32c,
-        "etag": f"{meta.md5_hash[:10]}{meta.generation % 100000}",
+        "etag": object_etag(meta),
         "timeCreated": meta.time_created,
         "updated": meta.updated,
         "timeStorageClassUpdated": meta.time_created,
+        **meta.properties,
     }
+    if meta.content_type:  # none when a compose gave none: GCS invents no default
+        resource["contentType"] = meta.content_type
+    if meta.time_deleted:
+        resource["timeDeleted"] = meta.time_deleted
     if meta.metadata:
         resource["metadata"] = dict(meta.metadata)
     return resource
@@ -123,7 +135,30 @@ def bucket_resource(bucket: dict[str, Any], base: str) -> dict[str, Any]:
     }
     if bucket["labels"]:
         resource["labels"] = dict(bucket["labels"])
+    if bucket["versioning"]:
+        resource["versioning"] = {"enabled": True}
     return resource
+
+
+def _versioning(body: dict[str, Any]) -> bool | None:
+    """A bucket resource's versioning.enabled (None when absent); 400 unless a boolean."""
+    versioning = body.get("versioning")
+    if versioning is None:
+        return None
+    enabled = versioning.get("enabled", False) if isinstance(versioning, dict) else None
+    if not isinstance(enabled, bool):
+        raise ApiError(400, "INVALID_ARGUMENT", 'versioning must be {"enabled": true|false}')
+    return enabled
+
+
+def _properties(body: dict[str, Any]) -> dict[str, Any]:
+    """The OBJECT_PROPERTIES a request's object resource names (a null value kept: patch
+    removes it), checked already by `_object_metadata_from_json`."""
+    return {key: body[key] for key in OBJECT_PROPERTIES if key in body}
+
+
+def _set_properties(body: dict[str, Any]) -> dict[str, str]:
+    return {k: v for k, v in _properties(body).items() if v is not None}
 
 
 def _object_metadata_from_json(body: Any) -> dict[str, Any]:
@@ -139,6 +174,24 @@ def _object_metadata_from_json(body: Any) -> dict[str, Any]:
         validate_object_name(body["name"])
     if body.get("contentType") is not None:
         validate_content_type(body["contentType"])
+    for key in OBJECT_PROPERTIES:
+        if body.get(key) is not None:
+            # Sent back as response headers (Cache-Control, ...): no CR/LF smuggling.
+            try:
+                validate_content_type(body[key])
+            except ApiError:
+                raise ApiError(400, "INVALID_ARGUMENT", f"Invalid {key}: {body[key]!r}") from None
+    if body.get("customTime") is not None:
+        try:
+            datetime.fromisoformat(body["customTime"].replace("Z", "+00:00"))
+        except ValueError:
+            raise ApiError(
+                400,
+                "INVALID_ARGUMENT",
+                f"Invalid customTime {body['customTime']!r}: expected an RFC 3339 timestamp",
+            ) from None
+    if body.get("storageClass") is not None and body["storageClass"] not in _STORAGE_CLASSES:
+        raise ApiError(400, "INVALID_ARGUMENT", f"Invalid storageClass: {body['storageClass']!r}")
     metadata = body.get("metadata") or {}
     if not isinstance(metadata, dict) or any(
         isinstance(v, (dict, list)) for v in metadata.values()
@@ -197,6 +250,9 @@ class GcsApi:
     def __init__(self, ctx: EmulatorContext) -> None:
         self.ctx = ctx
         self.store = ctx.objects
+        # bulkRestore's operations (kept in memory: they are done when created).
+        self._operations: dict[tuple[str, str], dict[str, Any]] = {}
+        self._ops_lock = threading.Lock()
 
     # ---- buckets ------------------------------------------------------------------
 
@@ -213,6 +269,7 @@ class GcsApi:
             labels=labels,
             storage_class=str(body.get("storageClass") or "STANDARD"),
             project=req.q("project"),
+            versioning=bool(_versioning(body)),
         )
         return json_response(bucket_resource(created, _base(req, self.ctx)))
 
@@ -230,7 +287,9 @@ class GcsApi:
         if req.method == "PUT" and labels is not None:
             current = self.store.require_bucket(unquote(m["bucket"]))["labels"]
             labels = {**dict.fromkeys(current), **labels}
-        bucket = self.store.update_bucket(unquote(m["bucket"]), labels=labels)
+        bucket = self.store.update_bucket(
+            unquote(m["bucket"]), labels=labels, versioning=_versioning(body)
+        )
         return json_response(bucket_resource(bucket, _base(req, self.ctx)))
 
     def list_buckets(self, req: Request, m: re.Match[str]) -> Response:
@@ -256,79 +315,10 @@ class GcsApi:
     def get_object(self, req: Request, m: re.Match[str]) -> Response:
         bucket, name = unquote(m["bucket"]), unquote(m["object"])
         if req.q("alt") == "media" or m.re.pattern.startswith("/download"):
-            return self._download(req, bucket, name)
-        meta = self.store.require(bucket, name)
-        self._check_read_preconditions(req, meta)
+            return download(req, self.store, bucket, name)
+        meta = self.store.stat_generation(bucket, name, _int_param(req, "generation"))
+        check_read_preconditions(req, meta)
         return json_response(object_resource(meta, _base(req, self.ctx)))
-
-    def _check_read_preconditions(self, req: Request, meta: ObjectMeta) -> None:
-        generation = _int_param(req, "generation")
-        if generation is not None and generation != meta.generation:
-            # Only live generations are kept.
-            raise ServiceError(
-                404, "NOT_FOUND", f"No such object: {meta.bucket}/{meta.name}#{generation}"
-            )
-        checks = {k: _int_param(req, k) for k in _PRECONDITIONS}
-        failed = (
-            (
-                checks["ifGenerationMatch"] is not None
-                and checks["ifGenerationMatch"] != meta.generation
-            )
-            or (
-                checks["ifMetagenerationMatch"] is not None
-                and checks["ifMetagenerationMatch"] != meta.metageneration
-            )
-            or (
-                checks["ifMetagenerationNotMatch"] is not None
-                and checks["ifMetagenerationNotMatch"] == meta.metageneration
-            )
-        )
-        if failed:
-            raise ServiceError(
-                412,
-                "FAILED_PRECONDITION",
-                "At least one of the pre-conditions you specified did not hold.",
-            )
-        if (
-            checks["ifGenerationNotMatch"] is not None
-            and checks["ifGenerationNotMatch"] == meta.generation
-        ):
-            raise ServiceError(304, "FAILED_PRECONDITION", "Not modified")
-
-    def _download(self, req: Request, bucket: str, name: str) -> Response:
-        meta, handle = self.store.open_with_meta(bucket, name)
-        try:
-            self._check_read_preconditions(req, meta)
-            start, end, status = 0, meta.size - 1, 200
-            headers = {
-                "Content-Type": meta.content_type,
-                "x-goog-generation": str(meta.generation),
-                "x-goog-metageneration": str(meta.metageneration),
-                "x-goog-stored-content-length": str(meta.size),
-                "x-goog-stored-content-encoding": "identity",
-                "x-goog-storage-class": "STANDARD",
-                "ETag": f'"{meta.md5_hash}"',
-                "Accept-Ranges": "bytes",
-            }
-            range_header = req.headers.get("range", "").strip()
-            if range_header and meta.size > 0:
-                start, end = _parse_range(range_header, meta.size)
-                status = 206
-                headers["Content-Range"] = f"bytes {start}-{end}/{meta.size}"
-            if status == 200:
-                # The client verifies whole downloads against these.
-                headers["x-goog-hash"] = f"crc32c={meta.crc32c},md5={meta.md5_hash}"
-            length = max(0, end - start + 1)
-            headers["Content-Length"] = str(length)
-        except BaseException:
-            handle.close()
-            raise
-        if req.method == "HEAD":
-            handle.close()
-            return Response(status, b"", headers)
-        return Response(
-            status, _stream_range(handle, start, length), headers, on_close=handle.close
-        )
 
     def list_objects(self, req: Request, m: re.Match[str]) -> Response:
         bucket = unquote(m["bucket"])
@@ -341,6 +331,8 @@ class GcsApi:
             start_offset=req.q("startOffset") or None,
             end_offset=req.q("endOffset") or None,
             include_trailing_delimiter=(req.q("includeTrailingDelimiter") or "").lower() == "true",
+            versions=(req.q("versions") or "").lower() == "true",
+            match_glob=req.q("matchGlob") or None,
         )
         base = _base(req, self.ctx)
         out: dict[str, Any] = {"kind": "storage#objects"}
@@ -366,6 +358,8 @@ class GcsApi:
         kind = req.q("uploadType") or (
             "multipart" if req.headers.get("content-type", "").startswith("multipart/") else "media"
         )
+        if req.raw_path.startswith("/resumable/"):  # the discovery document's resumable path
+            kind = "resumable"
         base = _base(req, self.ctx)
         if kind == "media":
             name = req.q("name")
@@ -379,6 +373,9 @@ class GcsApi:
                 name,
                 source,
                 content_type=req.headers.get("content-type", "application/octet-stream"),
+                properties=_set_properties(
+                    _object_metadata_from_json({"contentEncoding": req.q("contentEncoding")})
+                ),
                 **self._preconditions(req),
             )
             return json_response(object_resource(meta, base))
@@ -397,6 +394,8 @@ class GcsApi:
                 metadata=metadata.get("metadata") or {},
                 expected_md5=metadata.get("md5Hash"),
                 expected_crc32c=metadata.get("crc32c"),
+                properties=_set_properties(metadata),
+                storage_class=metadata.get("storageClass"),
                 **self._preconditions(req),
             )
             return json_response(object_resource(meta, base))
@@ -417,6 +416,8 @@ class GcsApi:
                 "metadata": body.get("metadata") or {},
                 "md5": body.get("md5Hash"),
                 "crc32c": body.get("crc32c"),
+                "properties": _set_properties(body),
+                "storage_class": body.get("storageClass"),
                 "preconditions": self._preconditions(req),
             }
             validate_content_type(spec["content_type"])  # now, not after the last chunk
@@ -509,6 +510,8 @@ class GcsApi:
             expected_md5=spec.get("md5"),
             expected_crc32c=spec.get("crc32c"),
             take_file=True,
+            properties=spec.get("properties"),
+            storage_class=spec.get("storage_class"),
             **spec["preconditions"],
         )
         resource = object_resource(meta, _base(req, self.ctx))
@@ -522,6 +525,27 @@ class GcsApi:
         self.store.finish_upload(upload_id)
         return Response(499, b"")
 
+    def insert_metadata_only(self, req: Request, m: re.Match[str]) -> Response:
+        """objects.insert without media (POST /storage/v1/b/{bucket}/o): an empty object
+        with the resource's metadata, as the service creates one."""
+        body = _object_metadata_from_json(request_json(req))
+        name = body.get("name") or req.q("name")
+        if not name:
+            raise ApiError(400, "INVALID_ARGUMENT", "objects.insert needs the object name")
+        meta = self.store.put(
+            unquote(m["bucket"]),
+            name,
+            b"",
+            content_type=body.get("contentType") or "application/octet-stream",
+            metadata=body.get("metadata") or {},
+            expected_md5=body.get("md5Hash"),
+            expected_crc32c=body.get("crc32c"),
+            properties=_set_properties(body),
+            storage_class=body.get("storageClass"),
+            **self._preconditions(req),
+        )
+        return json_response(object_resource(meta, _base(req, self.ctx)))
+
     def patch_object(self, req: Request, m: re.Match[str]) -> Response:
         body = _object_metadata_from_json(request_json(req))
         meta = self.store.update_metadata(
@@ -529,6 +553,7 @@ class GcsApi:
             unquote(m["object"]),
             metadata=body.get("metadata"),
             content_type=body.get("contentType"),
+            properties=_properties(body),
             replace=req.method == "PUT",
             if_generation_match=_int_param(req, "ifGenerationMatch"),
             if_metageneration_match=_int_param(req, "ifMetagenerationMatch"),
@@ -536,17 +561,10 @@ class GcsApi:
         return json_response(object_resource(meta, _base(req, self.ctx)))
 
     def delete_object(self, req: Request, m: re.Match[str]) -> Response:
-        bucket, name = unquote(m["bucket"]), unquote(m["object"])
-        generation = _int_param(req, "generation")
-        if generation is not None:
-            meta = self.store.require(bucket, name)
-            if meta.generation != generation:
-                raise ServiceError(
-                    404, "NOT_FOUND", f"No such object: {bucket}/{name}#{generation}"
-                )
         self.store.delete(
-            bucket,
-            name,
+            unquote(m["bucket"]),
+            unquote(m["object"]),
+            generation=_int_param(req, "generation"),
             if_generation_match=_int_param(req, "ifGenerationMatch"),
             if_metageneration_match=_int_param(req, "ifMetagenerationMatch"),
         )
@@ -561,6 +579,9 @@ class GcsApi:
             unquote(m["dobject"]),
             content_type=body.get("contentType"),
             metadata=body.get("metadata"),
+            properties=_set_properties(body),
+            storage_class=body.get("storageClass"),  # rewrite's way of changing the class
+            source_generation=_int_param(req, "sourceGeneration"),
             if_generation_match=_int_param(req, "ifGenerationMatch"),
             if_source_generation_match=_int_param(req, "ifSourceGenerationMatch"),
         )
@@ -584,8 +605,17 @@ class GcsApi:
         sources = []
         for src in body["sourceObjects"]:
             if not isinstance(src, dict) or not src.get("name"):
-                raise ServiceError(400, "INVALID_ARGUMENT", "each source object needs a name")
-            sources.append(str(src["name"]))
+                raise ApiError(400, "INVALID_ARGUMENT", "each source object needs a name")
+            conditions = src.get("objectPreconditions") or {}
+            if not isinstance(conditions, dict):
+                raise ApiError(400, "INVALID_ARGUMENT", "objectPreconditions must be an object")
+            sources.append(
+                (
+                    str(src["name"]),
+                    _int_field(src, "generation"),
+                    _int_field(conditions, "ifGenerationMatch"),
+                )
+            )
         dest = _object_metadata_from_json(body.get("destination") or {})
         meta = self.store.compose(
             unquote(m["bucket"]),
@@ -593,151 +623,134 @@ class GcsApi:
             unquote(m["object"]),
             content_type=dest.get("contentType"),
             metadata=dest.get("metadata"),
+            properties=_set_properties(dest),
             if_generation_match=_int_param(req, "ifGenerationMatch"),
         )
         return json_response(object_resource(meta, _base(req, self.ctx)))
 
+    # ---- bulkRestore and its operations -------------------------------------------
 
-def _parse_range(header: str, size: int) -> tuple[int, int]:
-    match = re.fullmatch(r"bytes=(\d{0,19})-(\d{0,19})", header.replace(" ", ""))
-    if match is None or (not match[1] and not match[2]):
-        raise ServiceError(416, "OUT_OF_RANGE", f"Malformed Range header: {header!r}")
-    if not match[1]:  # suffix: the last N bytes
-        n = int(match[2])
-        return max(0, size - n), size - 1
-    start = int(match[1])
-    end = int(match[2]) if match[2] else size - 1
-    if start >= size > 0 or end < start:
-        raise ServiceError(
-            416, "OUT_OF_RANGE", f"Request range not satisfiable: {header!r} for {size} bytes"
-        )
-    return start, min(end, size - 1)
+    def bulk_restore(self, req: Request, m: re.Match[str]) -> Response:
+        """objects.bulkRestore: restores soft-deleted objects. The emulator keeps none (soft
+        delete is not emulated: a delete is final, as in a bucket whose soft-delete retention
+        is 0), so the operation completes at once having restored nothing."""
+        bucket = unquote(m["bucket"])
+        self.store.require_bucket(bucket)
+        body = request_json(req)
+        if not isinstance(body, dict):
+            raise ApiError(400, "INVALID_ARGUMENT", "BulkRestoreObjectsRequest must be an object")
+        globs = body.get("matchGlobs") or []
+        if not isinstance(globs, list) or not all(isinstance(g, str) for g in globs):
+            raise ApiError(400, "INVALID_ARGUMENT", "matchGlobs must be a list of strings")
+        now = rfc3339(time.time())
+        op_id = uuid.uuid4().hex
+        operation = {
+            "kind": "storage#operation",
+            "name": f"projects/_/buckets/{bucket}/operations/{op_id}",
+            "done": True,
+            "metadata": {
+                "@type": "type.googleapis.com/google.storage.v2.BulkRestoreObjectsMetadata",
+                "commonMetadata": {
+                    "type": "bulk-restore-objects",
+                    "createTime": now,
+                    "updateTime": now,
+                    "endTime": now,
+                    "progressPercent": 100,
+                    "requestedCancellation": False,
+                },
+            },
+            "response": {"@type": "type.googleapis.com/google.protobuf.Empty"},
+        }
+        with self._ops_lock:
+            self._operations[(bucket, op_id)] = operation
+        return json_response(operation)
+
+    def get_operation(self, req: Request, m: re.Match[str]) -> Response:
+        bucket, op_id = unquote(m["bucket"]), unquote(m["op"])
+        self.store.require_bucket(bucket)
+        with self._ops_lock:
+            operation = self._operations.get((bucket, op_id))
+        if operation is None:
+            raise ApiError(404, "NOT_FOUND", f"No such operation: {bucket}/operations/{op_id}")
+        return json_response(operation)
+
+    def list_operations(self, req: Request, m: re.Match[str]) -> Response:
+        bucket = unquote(m["bucket"])
+        self.store.require_bucket(bucket)
+        with self._ops_lock:
+            found = [op for (b, _), op in self._operations.items() if b == bucket]
+        out: dict[str, Any] = {"kind": "storage#operations"}
+        if found:
+            out["operations"] = found
+        return json_response(out)
 
 
-def _stream_range(handle: Any, start: int, length: int) -> Iterator[bytes]:
-    handle.seek(start)
-    left = length
-    while left > 0:
-        data = handle.read(min(_CHUNK, left))
-        if not data:
-            break
-        left -= len(data)
-        yield data
+def _int_field(body: dict[str, Any], key: str) -> int | None:
+    """An int64 JSON field (a string or number on the wire); 400 for anything else."""
+    value = body.get(key)
+    if value is None:
+        return None
+    try:
+        if isinstance(value, bool):
+            raise ValueError(value)
+        return int(value)
+    except (TypeError, ValueError):
+        raise ApiError(400, "INVALID_ARGUMENT", f"Invalid value for {key}: {value!r}") from None
 
 
 def register(router: Router, ctx: EmulatorContext) -> None:
     """Register the GCS JSON API routes (raw-path matching: object names carry encoded '/')."""
     api = GcsApi(ctx)
-    add = router.add
     bo = f"{_API}/b/{_B}/o/{_O}"
-    add(
-        "POST",
-        rf"{_API}/b",
-        api.insert_bucket,
-        name="storage.buckets.insert",
-        mutating=True,
-        raw=True,
-    )
-    add(
-        "GET", rf"{_API}/b", api.list_buckets, name="storage.buckets.list", mutating=False, raw=True
-    )
-    add(
-        "GET",
-        rf"{_API}/b/{_B}",
-        api.get_bucket,
-        name="storage.buckets.get",
-        mutating=False,
-        raw=True,
-    )
-    add(
-        "PATCH",
-        rf"{_API}/b/{_B}",
-        api.patch_bucket,
-        name="storage.buckets.patch",
-        mutating=True,
-        raw=True,
-    )
-    add(
-        "PUT",
-        rf"{_API}/b/{_B}",
-        api.patch_bucket,
-        name="storage.buckets.update",
-        mutating=True,
-        raw=True,
-    )
-    add(
-        "DELETE",
-        rf"{_API}/b/{_B}",
-        api.delete_bucket,
-        name="storage.buckets.delete",
-        mutating=True,
-        raw=True,
-    )
-    add(
-        "GET",
-        rf"{_API}/b/{_B}/o",
-        api.list_objects,
-        name="storage.objects.list",
-        mutating=False,
-        raw=True,
-    )
-    add(
-        "POST",
-        rf"/upload{_API}/b/{_B}/o",
-        api.upload,
-        name="storage.objects.insert",
-        mutating=True,
-        raw=True,
-        streaming=True,
-    )
-    add(
-        "PUT",
-        rf"/upload{_API}/b/{_B}/o",
-        api.upload_chunk,
-        name="storage.objects.insert",
-        mutating=True,
-        raw=True,
-        streaming=True,
-    )
-    add(
-        "DELETE",
-        rf"/upload{_API}/b/{_B}/o",
-        api.cancel_upload,
-        name="storage.objects.insert",
-        mutating=True,
-        raw=True,
-    )
     copy = rf"{bo}/(?:copyTo|rewriteTo)/b/(?P<dbucket>[^/]+)/o/(?P<dobject>[^/]+)"
-    add("POST", copy, api.copy_object, name="storage.objects.copy", mutating=True, raw=True)
-    add(
-        "POST",
-        rf"{bo}/compose",
-        api.compose_object,
-        name="storage.objects.compose",
-        mutating=True,
-        raw=True,
-    )
-    add("GET", bo, api.get_object, name="storage.objects.get", mutating=False, raw=True)
-    add("HEAD", bo, api.get_object, name="storage.objects.get", mutating=False, raw=True)
-    add(
-        "GET",
-        rf"/download{bo}",
-        api.get_object,
-        name="storage.objects.get",
-        mutating=False,
-        raw=True,
-    )
-    add(
-        "HEAD",
-        rf"/download{bo}",
-        api.get_object,
-        name="storage.objects.get",
-        mutating=False,
-        raw=True,
-    )
-    add("PATCH", bo, api.patch_object, name="storage.objects.patch", mutating=True, raw=True)
-    add("PUT", bo, api.patch_object, name="storage.objects.update", mutating=True, raw=True)
-    add("DELETE", bo, api.delete_object, name="storage.objects.delete", mutating=True, raw=True)
+    uploads = (rf"/upload{_API}/b/{_B}/o", rf"/resumable/upload{_API}/b/{_B}/o")
+    ops = rf"{_API}/b/{_B}/operations"
+    routes: list[tuple[str, str, Handler, str, bool]] = [
+        # (HTTP method, path regex, handler, API method, mutating)
+        ("POST", rf"{_API}/b", api.insert_bucket, "storage.buckets.insert", True),
+        ("GET", rf"{_API}/b", api.list_buckets, "storage.buckets.list", False),
+        ("GET", rf"{_API}/b/{_B}", api.get_bucket, "storage.buckets.get", False),
+        ("PATCH", rf"{_API}/b/{_B}", api.patch_bucket, "storage.buckets.patch", True),
+        ("PUT", rf"{_API}/b/{_B}", api.patch_bucket, "storage.buckets.update", True),
+        ("DELETE", rf"{_API}/b/{_B}", api.delete_bucket, "storage.buckets.delete", True),
+        (
+            "GET",
+            rf"{ops}/(?P<op>[^/]+)",
+            api.get_operation,
+            "storage.buckets.operations.get",
+            False,
+        ),
+        ("GET", ops, api.list_operations, "storage.buckets.operations.list", False),
+        ("GET", rf"{_API}/b/{_B}/o", api.list_objects, "storage.objects.list", False),
+        ("POST", rf"{_API}/b/{_B}/o", api.insert_metadata_only, "storage.objects.insert", True),
+        (
+            "POST",
+            rf"{_API}/b/{_B}/o/bulkRestore",
+            api.bulk_restore,
+            "storage.objects.bulkRestore",
+            True,
+        ),
+        ("POST", copy, api.copy_object, "storage.objects.copy", True),
+        ("POST", rf"{bo}/compose", api.compose_object, "storage.objects.compose", True),
+        ("GET", bo, api.get_object, "storage.objects.get", False),
+        ("HEAD", bo, api.get_object, "storage.objects.get", False),
+        ("GET", rf"/download{bo}", api.get_object, "storage.objects.get", False),
+        ("HEAD", rf"/download{bo}", api.get_object, "storage.objects.get", False),
+        ("PATCH", bo, api.patch_object, "storage.objects.patch", True),
+        ("PUT", bo, api.patch_object, "storage.objects.update", True),
+        ("DELETE", bo, api.delete_object, "storage.objects.delete", True),
+    ]
+    for upload in uploads:
+        routes += [
+            ("POST", upload, api.upload, "storage.objects.insert", True),
+            ("PUT", upload, api.upload_chunk, "storage.objects.insert", True),
+            ("DELETE", upload, api.cancel_upload, "storage.objects.insert", True),
+        ]
+    for method, pattern, handler, name, mutating in routes:
+        streaming = handler in (api.upload, api.upload_chunk)
+        router.add(
+            method, pattern, handler, name=name, mutating=mutating, raw=True, streaming=streaming
+        )
 
 
 __all__ = ["GcsApi", "bucket_resource", "object_resource", "register"]

@@ -30,7 +30,8 @@ from typing import Any, BinaryIO
 
 from deployer.emulator import jsonlimits
 from deployer.emulator.blobfiles import CHUNK, BlobFiles, Hashed, IterReader, Readable
-from deployer.emulator.http import ServiceError
+from deployer.emulator.http import ApiError
+from deployer.emulator.objectquery import filtered_page
 from deployer.emulator.paths import contained
 
 _BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]")
@@ -62,6 +63,26 @@ CREATE TABLE IF NOT EXISTS objects (
     blob TEXT NOT NULL,
     PRIMARY KEY (bucket, name)
 ) WITHOUT ROWID;
+-- Noncurrent generations of objects in buckets with versioning enabled (same columns, plus
+-- when the generation stopped being live).
+CREATE TABLE IF NOT EXISTS noncurrent (
+    bucket TEXT NOT NULL,
+    name TEXT NOT NULL,
+    generation INTEGER NOT NULL,
+    metageneration INTEGER NOT NULL,
+    size INTEGER NOT NULL,
+    md5 TEXT NOT NULL,
+    crc32c TEXT NOT NULL,
+    content_type TEXT NOT NULL,
+    metadata TEXT NOT NULL,
+    time_created TEXT NOT NULL,
+    updated TEXT NOT NULL,
+    blob TEXT NOT NULL,
+    storage_class TEXT NOT NULL,
+    props TEXT NOT NULL,
+    time_deleted TEXT NOT NULL,
+    PRIMARY KEY (bucket, name, generation)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS uploads (
     upload_id TEXT PRIMARY KEY,
     bucket TEXT NOT NULL,
@@ -70,6 +91,22 @@ CREATE TABLE IF NOT EXISTS uploads (
     created REAL NOT NULL
 );
 """
+# Columns added after the first release: (table, column, declaration), added to older data dirs
+# at start (SQLite's ALTER TABLE ADD COLUMN is cheap: existing rows take the default).
+_ADDED_COLUMNS = (
+    ("buckets", "versioning", "INTEGER NOT NULL DEFAULT 0"),
+    ("objects", "storage_class", "TEXT NOT NULL DEFAULT 'STANDARD'"),
+    ("objects", "props", "TEXT NOT NULL DEFAULT '{}'"),
+)
+# Object resource fields kept as given (each a string), besides name/contentType/metadata.
+OBJECT_PROPERTIES = (
+    "contentEncoding",
+    "cacheControl",
+    "contentLanguage",
+    "contentDisposition",
+    "customTime",
+)
+_PRECONDITION_FAILED = "At least one of the pre-conditions you specified did not hold."
 
 
 def rfc3339(ts: float) -> str:
@@ -101,10 +138,14 @@ class ObjectMeta:
     metageneration: int  # bumped by metadata patches
     md5_hash: str  # base64 of the 16-byte digest, as GCS reports it
     crc32c: str  # base64 of the big-endian 4-byte CRC32C, as GCS reports it
-    content_type: str
+    content_type: str  # "" when the object has none (a compose without one)
     updated: str  # RFC 3339
     time_created: str  # RFC 3339
     metadata: dict[str, str] = field(default_factory=dict)  # user metadata
+    storage_class: str = "STANDARD"
+    # OBJECT_PROPERTIES that were set (contentEncoding, cacheControl, customTime, ...).
+    properties: dict[str, str] = field(default_factory=dict)
+    time_deleted: str | None = None  # set on noncurrent generations only
 
 
 @dataclass(frozen=True)
@@ -146,6 +187,10 @@ class ObjectStore:
         # NORMAL in WAL mode survives process crashes (kill -9) without losing commits.
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        for table, column, decl in _ADDED_COLUMNS:
+            have = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
+            if column not in have:
+                self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
         self._last_generation = 0
         self._sweep()
 
@@ -153,14 +198,24 @@ class ObjectStore:
 
     def _sweep(self) -> None:
         """Remove what a crash can leave: temp files, and blobs no row points at (startup only)."""
-        self._files.sweep({row[0] for row in self._db.execute("SELECT blob FROM objects")})
+        self._files.sweep(
+            {
+                row[0]
+                for row in self._db.execute(
+                    "SELECT blob FROM objects UNION SELECT blob FROM noncurrent"
+                )
+            }
+        )
         # Sessions older than a week are abandoned (GCS expires them after one).
         self._db.execute("DELETE FROM uploads WHERE created < ?", (time.time() - 7 * 86400,))
         live = {row[0] for row in self._db.execute("SELECT upload_id FROM uploads")}
         for partial in self.uploads_dir.iterdir():
             if partial.name not in live:
                 partial.unlink(missing_ok=True)
-        row = self._db.execute("SELECT MAX(generation) FROM objects").fetchone()
+        row = self._db.execute(
+            "SELECT MAX(g) FROM (SELECT MAX(generation) AS g FROM objects "
+            "UNION ALL SELECT MAX(generation) FROM noncurrent)"
+        ).fetchone()
         self._last_generation = int(row[0] or 0)
 
     def close(self) -> None:
@@ -177,8 +232,9 @@ class ObjectStore:
 
     @staticmethod
     def _bucket_row(row: tuple[Any, ...]) -> dict[str, Any]:
-        name, location, storage_class, labels, project, metageneration, created, updated = row
+        name, location, storage_class, labels, project, metageneration, created, updated = row[:8]
         return {
+            "versioning": bool(row[8]),
             "name": name,
             "location": location,
             "storage_class": storage_class,
@@ -215,6 +271,7 @@ class ObjectStore:
         labels: dict[str, str] | None = None,
         storage_class: str = "STANDARD",
         project: str | None = None,
+        versioning: bool = False,
     ) -> dict[str, Any]:
         """Create a bucket; 409 if it exists, 400 for a name GCS would refuse."""
         if not isinstance(name, str) or not _BUCKET_NAME.fullmatch(name) or ".." in name:
@@ -223,7 +280,7 @@ class ObjectStore:
         with self._lock:
             try:
                 self._db.execute(
-                    "INSERT INTO buckets VALUES (?,?,?,?,?,?,?,?)",
+                    "INSERT INTO buckets VALUES (?,?,?,?,?,?,?,?,?)",
                     (
                         name,
                         (location or "US").upper(),
@@ -233,6 +290,7 @@ class ObjectStore:
                         1,
                         now,
                         now,
+                        int(versioning),
                     ),
                 )
             except sqlite3.IntegrityError:
@@ -244,10 +302,18 @@ class ObjectStore:
                 ) from None
         return self.require_bucket(name)
 
-    def update_bucket(self, name: str, *, labels: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Patch a bucket's labels (a None value removes a label)."""
+    def update_bucket(
+        self, name: str, *, labels: dict[str, Any] | None = None, versioning: bool | None = None
+    ) -> dict[str, Any]:
+        """Patch a bucket's labels (a None value removes a label) and versioning."""
         with self._lock:
             current = self.require_bucket(name)
+            if versioning is not None and versioning != current["versioning"]:
+                self._db.execute(
+                    "UPDATE buckets SET versioning=?, metageneration=metageneration+1, updated=? "
+                    "WHERE name=?",
+                    (int(versioning), rfc3339(time.time()), name),
+                )
             if labels is not None:
                 merged = dict(current["labels"])
                 for key, value in labels.items():
@@ -271,8 +337,12 @@ class ObjectStore:
         """Delete an empty bucket; 404 if missing, 409 while it holds objects."""
         with self._lock:
             self.require_bucket(name)
-            if self._db.execute("SELECT 1 FROM objects WHERE bucket=? LIMIT 1", (name,)).fetchone():
-                raise ServiceError(
+            if self._db.execute(
+                "SELECT 1 FROM objects WHERE bucket=? UNION ALL "
+                "SELECT 1 FROM noncurrent WHERE bucket=? LIMIT 1",
+                (name, name),
+            ).fetchone():
+                raise ApiError(
                     409, "FAILED_PRECONDITION", "The bucket you tried to delete is not empty."
                 )
             self._db.execute("DELETE FROM buckets WHERE name=?", (name,))
@@ -281,15 +351,45 @@ class ObjectStore:
 
     _COLS = (
         "bucket,name,size,generation,metageneration,md5,crc32c,content_type,updated,"
-        "time_created,metadata"
+        "time_created,metadata,storage_class,props"
     )
 
     @staticmethod
-    def _meta(row: tuple[Any, ...]) -> ObjectMeta:
-        b, n, size, gen, mgen, md5, crc, ctype, updated, created, metadata = row
+    def _meta(row: tuple[Any, ...], time_deleted: str | None = None) -> ObjectMeta:
+        b, n, size, gen, mgen, md5, crc, ctype, updated, created, metadata, sclass, props = row
         return ObjectMeta(
-            b, n, size, gen, mgen, md5, crc, ctype, updated, created, json.loads(metadata)
+            b,
+            n,
+            size,
+            gen,
+            mgen,
+            md5,
+            crc,
+            ctype,
+            updated,
+            created,
+            json.loads(metadata),
+            sclass,
+            json.loads(props),
+            time_deleted,
         )
+
+    def stat_generation(self, bucket: str, name: str, generation: int | None) -> ObjectMeta:
+        """The live object, or with `generation` that generation (live or noncurrent); 404."""
+        meta = self.require(bucket, name) if generation is None else self.stat(bucket, name)
+        if generation is None or (meta is not None and meta.generation == generation):
+            assert meta is not None
+            return meta
+        with self._lock:
+            row = self._db.execute(
+                f"SELECT {self._COLS},time_deleted FROM noncurrent "
+                "WHERE bucket=? AND name=? AND generation=?",
+                (bucket, name, generation),
+            ).fetchone()
+        if row is None:
+            self.require_bucket(bucket)
+            raise ApiError(404, "NOT_FOUND", f"No such object: {bucket}/{name}#{generation}")
+        return self._meta(row[:-1], row[-1])
 
     def stat(self, bucket: str, name: str) -> ObjectMeta | None:
         with self._lock:
@@ -317,8 +417,23 @@ class ObjectStore:
             raise ServiceError(404, "NOT_FOUND", f"No such object: {bucket}/{name}")
         return self._files.path(row[0])
 
-    def open_with_meta(self, bucket: str, name: str) -> tuple[ObjectMeta, BinaryIO]:
+    def open_with_meta(
+        self, bucket: str, name: str, generation: int | None = None
+    ) -> tuple[ObjectMeta, BinaryIO]:
         """Metadata and an open file of the same generation (a later overwrite cannot mix them)."""
+        if generation is not None:
+            with self._lock:
+                meta = self.stat_generation(bucket, name, generation)
+                table = "noncurrent" if meta.time_deleted else "objects"
+                row = self._db.execute(
+                    f"SELECT blob FROM {table} WHERE bucket=? AND name=? AND generation=?",
+                    (bucket, name, generation),
+                ).fetchone()
+                if row is None:
+                    raise ApiError(
+                        404, "NOT_FOUND", f"No such object: {bucket}/{name}#{generation}"
+                    )
+                return meta, open(self._files.path(row[0]), "rb")
         with self._lock:
             row = self._db.execute(
                 f"SELECT {self._COLS},blob FROM objects WHERE bucket=? AND name=?", (bucket, name)
@@ -350,10 +465,28 @@ class ObjectStore:
         start_offset: str | None = None,
         end_offset: str | None = None,
         include_trailing_delimiter: bool = False,
+        versions: bool = False,
+        match_glob: str | None = None,
     ) -> ListPage:
-        """One page of objects in name order; items and prefixes both count toward max_results."""
+        """One page of objects in name order; items and prefixes both count toward max_results.
+
+        With `versions` noncurrent generations are listed too (each name's in generation
+        order); `match_glob` keeps the names matching it. Both take the slower path of
+        `objectquery`, which reads the whole range listed."""
         self.require_bucket(bucket)
         max_results = max(1, min(int(max_results), 1000))
+        if versions or match_glob:
+            generations = self._generations(bucket, prefix, start_offset, end_offset, versions)
+            found, rolled_up, token = filtered_page(
+                generations,
+                prefix=prefix,
+                delimiter=delimiter,
+                match_glob=match_glob,
+                page_token=page_token,
+                max_results=max_results,
+                include_trailing_delimiter=include_trailing_delimiter,
+            )
+            return ListPage(found, rolled_up, token)
         lower, inclusive = prefix, True
         if start_offset and start_offset > lower:
             lower = start_offset
@@ -423,6 +556,37 @@ class ObjectStore:
             if not jumped and len(rows) <= max_results:
                 return ListPage(items, prefixes, None)
 
+    def _generations(
+        self,
+        bucket: str,
+        prefix: str,
+        start_offset: str | None,
+        end_offset: str | None,
+        versions: bool,
+    ) -> list[ObjectMeta]:
+        """Every generation (live, and noncurrent with `versions`) in the range, sorted."""
+        where, args = "bucket=? AND name>=?", [bucket, max(prefix, start_offset or "")]
+        upper = _successor(prefix) if prefix else None
+        if end_offset and (upper is None or end_offset < upper):
+            upper = end_offset
+        if upper is not None:
+            where += " AND name<?"
+            args.append(upper)
+        with self._lock:
+            rows = [
+                (self._meta(r), r[1], r[3])
+                for r in self._db.execute(f"SELECT {self._COLS} FROM objects WHERE {where}", args)
+            ]
+            if versions:
+                rows += [
+                    (self._meta(r[:-1], r[-1]), r[1], r[3])
+                    for r in self._db.execute(
+                        f"SELECT {self._COLS},time_deleted FROM noncurrent WHERE {where}", args
+                    )
+                ]
+        rows.sort(key=lambda r: (r[1], r[2]))
+        return [r[0] for r in rows]
+
     def list(
         self,
         bucket: str,
@@ -460,36 +624,21 @@ class ObjectStore:
         if_metageneration_not_match: int | None = None,
     ) -> None:
         gen = current.generation if current else 0
-        if if_generation_match is not None and gen != if_generation_match:
-            raise ServiceError(
-                412,
-                "FAILED_PRECONDITION",
-                "At least one of the pre-conditions you specified did not hold.",
+        failed = (
+            (if_generation_match is not None and gen != if_generation_match)
+            or (if_generation_not_match is not None and gen == if_generation_not_match)
+            or (
+                if_metageneration_match is not None
+                and (current is None or current.metageneration != if_metageneration_match)
             )
-        if if_generation_not_match is not None and gen == if_generation_not_match:
-            raise ServiceError(
-                412,
-                "FAILED_PRECONDITION",
-                "At least one of the pre-conditions you specified did not hold.",
+            or (
+                if_metageneration_not_match is not None
+                and current is not None
+                and current.metageneration == if_metageneration_not_match
             )
-        if if_metageneration_match is not None and (
-            current is None or current.metageneration != if_metageneration_match
-        ):
-            raise ServiceError(
-                412,
-                "FAILED_PRECONDITION",
-                "At least one of the pre-conditions you specified did not hold.",
-            )
-        if (
-            if_metageneration_not_match is not None
-            and current is not None
-            and current.metageneration == if_metageneration_not_match
-        ):
-            raise ServiceError(
-                412,
-                "FAILED_PRECONDITION",
-                "At least one of the pre-conditions you specified did not hold.",
-            )
+        )
+        if failed:
+            raise ApiError(412, "FAILED_PRECONDITION", _PRECONDITION_FAILED)
 
     def put(
         self,
@@ -497,7 +646,7 @@ class ObjectStore:
         name: str,
         source: bytes | Readable | Path,
         *,
-        content_type: str = "application/octet-stream",
+        content_type: str | None = "application/octet-stream",
         if_generation_match: int | None = None,
         if_generation_not_match: int | None = None,
         if_metageneration_match: int | None = None,
@@ -505,15 +654,20 @@ class ObjectStore:
         expected_md5: str | None = None,
         expected_crc32c: str | None = None,
         take_file: bool = False,
+        storage_class: str | None = None,
+        properties: dict[str, str] | None = None,
     ) -> ObjectMeta:
         """Write an object atomically (readers see the old or the new bytes, never a mix).
 
+        content_type None stores none (compose without one); storage_class None takes the
+        bucket's; `properties` are OBJECT_PROPERTIES kept as given. In a bucket with
+        versioning the generation replaced becomes noncurrent instead of being deleted.
         With take_file=True and a Path source, the file itself becomes the object (moved,
         not copied; deleted if the write fails): for finished resumable uploads.
         """
         validate_object_name(name)
         validate_content_type(content_type or "application/octet-stream")
-        self.require_bucket(bucket)
+        bucket_row = self.require_bucket(bucket)
         preconditions = {
             "if_generation_match": if_generation_match,
             "if_generation_not_match": if_generation_not_match,
@@ -540,17 +694,46 @@ class ObjectStore:
                     f"Provided CRC32C {expected_crc32c!r} doesn't match calculated CRC32C "
                     f"{hashed.crc32c!r}.",
                 )
+            extra = (
+                storage_class or bucket_row["storage_class"],
+                json.dumps({k: str(v) for k, v in (properties or {}).items()}),
+            )
             return self._commit(
                 bucket,
                 name,
                 tmp,
                 hashed,
-                content_type or "application/octet-stream",
+                content_type or "",
                 metadata or {},
                 preconditions,
+                extra,
             )
         finally:
             tmp.unlink(missing_ok=True)
+
+    def _retire(self, bucket: str, name: str) -> str | None:
+        """Take the live row of `name` out of `objects` (inside a transaction): kept as a
+        noncurrent generation in a bucket with versioning (returns None), else returns its
+        blob for the caller to remove once committed."""
+        row = self._db.execute(
+            "SELECT blob FROM objects WHERE bucket=? AND name=?", (bucket, name)
+        ).fetchone()
+        if row is None:
+            return None
+        versioned = self._db.execute(
+            "SELECT versioning FROM buckets WHERE name=?", (bucket,)
+        ).fetchone()
+        if versioned and versioned[0]:
+            self._db.execute(
+                "INSERT OR REPLACE INTO noncurrent SELECT bucket,name,generation,metageneration,"
+                "size,md5,crc32c,content_type,metadata,time_created,updated,blob,storage_class,"
+                "props,? FROM objects WHERE bucket=? AND name=?",
+                (rfc3339(time.time()), bucket, name),
+            )
+            self._db.execute("DELETE FROM objects WHERE bucket=? AND name=?", (bucket, name))
+            return None
+        self._db.execute("DELETE FROM objects WHERE bucket=? AND name=?", (bucket, name))
+        return str(row[0])
 
     def _commit(
         self,
@@ -561,6 +744,7 @@ class ObjectStore:
         content_type: str,
         metadata: dict[str, str],
         preconditions: dict[str, int | None],
+        extra: tuple[str, str],
     ) -> ObjectMeta:
         old_blob: str | None = None
         with self._lock:
@@ -571,15 +755,13 @@ class ObjectStore:
             rel = self._files.publish(tmp)
             gen = self._next_generation()
             now = rfc3339(gen / 1_000_000)
-            created = now
             try:
                 self._db.execute("BEGIN IMMEDIATE")
-                row = self._db.execute(
-                    "SELECT blob FROM objects WHERE bucket=? AND name=?", (bucket, name)
-                ).fetchone()
-                old_blob = row[0] if row else None
+                old_blob = self._retire(bucket, name)
                 self._db.execute(
-                    "INSERT OR REPLACE INTO objects VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                    "INSERT INTO objects (bucket,name,generation,metageneration,size,md5,crc32c,"
+                    "content_type,metadata,time_created,updated,blob,storage_class,props) "
+                    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     (
                         bucket,
                         name,
@@ -590,9 +772,10 @@ class ObjectStore:
                         hashed.crc32c,
                         content_type,
                         json.dumps({str(k): str(v) for k, v in metadata.items()}),
-                        created,
+                        now,
                         now,
                         rel,
+                        *extra,
                     ),
                 )
                 self._db.execute("COMMIT")
@@ -614,11 +797,13 @@ class ObjectStore:
         *,
         metadata: dict[str, Any] | None = None,
         content_type: str | None = None,
+        properties: dict[str, str | None] | None = None,
         replace: bool = False,
         if_generation_match: int | None = None,
         if_metageneration_match: int | None = None,
     ) -> ObjectMeta:
-        """Patch (or with replace=True, set) user metadata / content type; bumps metageneration."""
+        """Patch (or with replace=True, set) user metadata, content type and properties (a
+        None value removes one); bumps metageneration."""
         if content_type is not None:
             validate_content_type(content_type)
         with self._lock:
@@ -635,13 +820,19 @@ class ObjectStore:
                     merged.pop(key, None)
                 else:
                     merged[str(key)] = str(value)
+            props: dict[str, str] = {} if replace else dict(current.properties)
+            for key, prop in (properties or {}).items():
+                if prop is None:
+                    props.pop(key, None)
+                else:
+                    props[key] = prop
             self._db.execute(
-                "UPDATE objects SET metadata=?, content_type=?, metageneration=metageneration+1, "
-                "updated=? "
-                "WHERE bucket=? AND name=?",
+                "UPDATE objects SET metadata=?, content_type=?, props=?, "
+                "metageneration=metageneration+1, updated=? WHERE bucket=? AND name=?",
                 (
                     json.dumps(merged),
                     content_type or current.content_type,
+                    json.dumps(props),
                     rfc3339(time.time()),
                     bucket,
                     name,
@@ -654,24 +845,42 @@ class ObjectStore:
         bucket: str,
         name: str,
         *,
+        generation: int | None = None,
         if_generation_match: int | None = None,
         if_metageneration_match: int | None = None,
     ) -> None:
-        """Delete an object; 404 if missing, 412 if a precondition fails."""
+        """Delete the live object (kept as noncurrent where the bucket has versioning), or
+        with `generation` that generation for good; 404 if missing, 412 if a precondition
+        fails."""
         with self._lock:
-            current = self.require(bucket, name)
+            current = self.stat_generation(bucket, name, generation)
             self._check_preconditions(
                 current,
                 if_generation_match=if_generation_match,
                 if_generation_not_match=None,
                 if_metageneration_match=if_metageneration_match,
             )
-            row = self._db.execute(
-                "SELECT blob FROM objects WHERE bucket=? AND name=?", (bucket, name)
-            ).fetchone()
-            self._db.execute("DELETE FROM objects WHERE bucket=? AND name=?", (bucket, name))
-        if row:
-            self._files.remove(row[0])
+            blob: str | None
+            if current.time_deleted is not None:
+                row = self._db.execute(
+                    "SELECT blob FROM noncurrent WHERE bucket=? AND name=? AND generation=?",
+                    (bucket, name, current.generation),
+                ).fetchone()
+                self._db.execute(
+                    "DELETE FROM noncurrent WHERE bucket=? AND name=? AND generation=?",
+                    (bucket, name, current.generation),
+                )
+                blob = str(row[0])
+            elif generation is not None:
+                row = self._db.execute(
+                    "SELECT blob FROM objects WHERE bucket=? AND name=?", (bucket, name)
+                ).fetchone()
+                self._db.execute("DELETE FROM objects WHERE bucket=? AND name=?", (bucket, name))
+                blob = str(row[0])
+            else:
+                blob = self._retire(bucket, name)
+        if blob:
+            self._files.remove(blob)
 
     def copy(
         self,
@@ -682,47 +891,54 @@ class ObjectStore:
         *,
         content_type: str | None = None,
         metadata: dict[str, str] | None = None,
+        properties: dict[str, str] | None = None,
+        storage_class: str | None = None,
+        source_generation: int | None = None,
         if_generation_match: int | None = None,
         if_source_generation_match: int | None = None,
     ) -> ObjectMeta:
-        """Copy an object (bytes re-hashed and written like any upload)."""
-        meta, handle = self.open_with_meta(src_bucket, src_name)
+        """Copy an object (bytes re-hashed and written like any upload); the source's content
+        type, metadata, properties and storage class unless given."""
+        meta, handle = self.open_with_meta(src_bucket, src_name, source_generation)
         with handle:
             if (
                 if_source_generation_match is not None
                 and meta.generation != if_source_generation_match
             ):
-                raise ServiceError(
-                    412,
-                    "FAILED_PRECONDITION",
-                    "At least one of the pre-conditions you specified did not hold.",
-                )
+                raise ApiError(412, "FAILED_PRECONDITION", _PRECONDITION_FAILED)
             return self.put(
                 dst_bucket,
                 dst_name,
                 handle,
-                content_type=content_type or meta.content_type,
+                content_type=content_type or meta.content_type or None,
                 metadata=meta.metadata if metadata is None else metadata,
+                properties={**meta.properties, **(properties or {})},
+                storage_class=storage_class or meta.storage_class,
                 if_generation_match=if_generation_match,
             )
 
     def compose(
         self,
         bucket: str,
-        sources: Sequence[str],
+        sources: Sequence[tuple[str, int | None, int | None]],
         dst_name: str,
         *,
         content_type: str | None = None,
         metadata: dict[str, str] | None = None,
+        properties: dict[str, str] | None = None,
         if_generation_match: int | None = None,
     ) -> ObjectMeta:
-        """Concatenate source objects of one bucket into `dst_name`."""
+        """Concatenate source objects of one bucket into `dst_name`. Each source is (name,
+        generation or None for the live one, ifGenerationMatch or None)."""
         if not 1 <= len(sources) <= 32:
-            raise ServiceError(
-                400, "INVALID_ARGUMENT", "compose takes between 1 and 32 source objects"
-            )
-        handles = [self.open(bucket, s) for s in sources]
+            raise ApiError(400, "INVALID_ARGUMENT", "compose takes between 1 and 32 source objects")
+        handles: list[BinaryIO] = []
         try:
+            for name, generation, must_match in sources:
+                meta, handle = self.open_with_meta(bucket, name, generation)
+                handles.append(handle)
+                if must_match is not None and meta.generation != must_match:
+                    raise ApiError(412, "FAILED_PRECONDITION", _PRECONDITION_FAILED)
 
             def chunks() -> Iterator[bytes]:
                 for h in handles:
@@ -733,8 +949,9 @@ class ObjectStore:
                 bucket,
                 dst_name,
                 IterReader(chunks()),
-                content_type=content_type or "application/octet-stream",
+                content_type=content_type,  # none invented: GCS leaves it unset
                 metadata=metadata,
+                properties=properties,
                 if_generation_match=if_generation_match,
             )
         finally:
