@@ -702,7 +702,7 @@ def register(router: Router, ctx: EmulatorContext) -> None:
     """Register the GCS JSON API routes (raw-path matching: object names carry encoded '/')."""
     api = GcsApi(ctx)
     bo = f"{_API}/b/{_B}/o/{_O}"
-    copy = rf"{bo}/(?:copyTo|rewriteTo)/b/(?P<dbucket>[^/]+)/o/(?P<dobject>[^/]+)"
+    dest = r"/b/(?P<dbucket>[^/]+)/o/(?P<dobject>[^/]+)"
     uploads = (rf"/upload{_API}/b/{_B}/o", rf"/resumable/upload{_API}/b/{_B}/o")
     ops = rf"{_API}/b/{_B}/operations"
     routes: list[tuple[str, str, Handler, str, bool]] = [
@@ -730,7 +730,8 @@ def register(router: Router, ctx: EmulatorContext) -> None:
             "storage.objects.bulkRestore",
             True,
         ),
-        ("POST", copy, api.copy_object, "storage.objects.copy", True),
+        ("POST", rf"{bo}/copyTo{dest}", api.copy_object, "storage.objects.copy", True),
+        ("POST", rf"{bo}/rewriteTo{dest}", api.copy_object, "storage.objects.rewrite", True),
         ("POST", rf"{bo}/compose", api.compose_object, "storage.objects.compose", True),
         ("GET", bo, api.get_object, "storage.objects.get", False),
         ("HEAD", bo, api.get_object, "storage.objects.get", False),
