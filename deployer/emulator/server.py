@@ -25,7 +25,7 @@ from typing import Any, BinaryIO, cast
 from urllib.parse import parse_qs, unquote
 
 from deployer.emulator.context import EmulatorContext
-from deployer.emulator.faults import FaultController, RequestLog, register_admin
+from deployer.emulator.faults import FaultController, RequestLog, register_admin, request_target
 from deployer.emulator.http import (
     Request,
     Response,
@@ -150,6 +150,11 @@ class _App:
                 request_bytes=request.content_length
                 if request.stream is not None
                 else len(request.body),
+                target=request_target(request),
+                request_body=request.body,
+                request_type=request.headers.get("content-type", ""),
+                response_body=response.body if isinstance(response.body, bytes) else None,
+                response_type=response.headers.get("Content-Type", ""),
             )
         # The access line, at DEBUG: the target as received (credentials in it are redacted
         # by the filter faults.register_admin installs on this logger).
@@ -177,6 +182,7 @@ def build_server(
     port: int = 0,
     data_dir: Path,
     request_log: Path | None = None,
+    request_log_bodies: bool = False,
     fault_rate: float = 0.0,
     drop_rate: float = 0.0,
     op_delay: float = 0.0,
@@ -214,8 +220,8 @@ def build_server(
     ctx.apis.append("gcs")
     if with_vertex:
         _register_vertex(router, ctx)
-    request_log_obj = RequestLog(request_log)
-    app.router, app.ctx, app.request_log = router, ctx, request_log_obj
+    request_log_obj = RequestLog(request_log, bodies=request_log_bodies)
+    server.app = _App(router, ctx, request_log_obj)
     ctx.on_shutdown(ctx.objects.close)
     ctx.on_shutdown(request_log_obj.close)
     return server, ctx
@@ -240,6 +246,7 @@ def run(
     port: int = 8080,
     data_dir: Path,
     request_log: Path | None = None,
+    request_log_bodies: bool = False,
     fault_rate: float = 0.0,
     drop_rate: float = 0.0,
     op_delay: float = 0.0,
@@ -257,6 +264,7 @@ def run(
         port=port,
         data_dir=data_dir,
         request_log=request_log,
+        request_log_bodies=request_log_bodies,
         fault_rate=fault_rate,
         drop_rate=drop_rate,
         op_delay=op_delay,
