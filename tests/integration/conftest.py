@@ -8,11 +8,39 @@ Stable names others import: `emulator` (fresh per test), `shared_emulator`
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from tests.support.emulator import EmulatorProcess
+from tests.support.emulator import EmulatorProcess, collect_request_logs
+
+_wire_dir: Path | None = None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Every emulator of the session records bodies, and its request log is kept for the wire
+    contract test (tests/integration/test_wire_contract.py), which runs last."""
+    global _wire_dir
+    _wire_dir = Path(tempfile.mkdtemp(prefix="deployer-wire-"))
+    collect_request_logs(_wire_dir)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    collect_request_logs(None)
+    if _wire_dir is not None:
+        shutil.rmtree(_wire_dir, ignore_errors=True)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The wire contract test checks what every other test sent: it runs after them all."""
+    last = [i for i in items if i.nodeid.endswith("test_wire_contract.py::" + _CONTRACT_TEST)]
+    items[:] = [i for i in items if i not in last] + last
+
+
+_CONTRACT_TEST = "test_every_request_of_the_session_keeps_the_wire_contract"
 
 
 def make_storage_client(url: str):  # type: ignore[no-untyped-def]

@@ -5,7 +5,8 @@ aiplatform v1), the methods in scope for deployer (storage's buckets and objects
 aiplatform's projects.locations models / endpoints / batchPredictionJobs / operations,
 each with their sub-resources), each method's HTTP binding as a regex over the raw request
 path, its documented query parameters, and the schemas of its request and response
-(`schema_fields`: the documented field names of a JSON body, recursively).
+(`schema`), and `match`, which names the documented methods a request (verb + raw path)
+is bound to.
 
 Must not: import deployer, start servers, or reach the network (the documents are files
 of an installed package).
@@ -147,45 +148,43 @@ def _verb(http_method: str, path: str, query: str) -> str:
     return verb
 
 
-def match(http_method: str, raw_path: str, query: str = "") -> list[Method]:
-    """The documented methods in scope whose binding matches a request (method + raw path)."""
+@cache
+def all_methods() -> tuple[Method, ...]:
+    """Every documented method of both documents (in scope or not)."""
+    out = []
+    for api in ("storage", "aiplatform"):
+        doc = document(api)
+        out += [_method(api, doc, raw) for raw in _walk(doc)]
+    return tuple(out)
+
+
+def match(
+    http_method: str, raw_path: str, query: str = "", *, scope: tuple[Method, ...] | None = None
+) -> list[Method]:
+    """The documented methods whose binding matches a request (verb + raw path); of every
+    method of both documents unless `scope` narrows it."""
     path = normalise_path(raw_path)
     verb = _verb(http_method, path, query)
     return [
         m
-        for m in methods()
+        for m in (all_methods() if scope is None else scope)
         if m.http_method == verb and any(_regex(t, m.api).fullmatch(path) for t in m.paths)
     ]
 
 
-def documented_anywhere(http_method: str, raw_path: str) -> list[str]:
-    """Ids of every method of both documents matching a request (in scope or not)."""
-    path = normalise_path(raw_path)
-    found = []
-    for api in ("storage", "aiplatform"):
-        doc = document(api)
-        for raw in _walk(doc):
-            m = _method(api, doc, raw)
-            if m.http_method == http_method.upper() and any(
-                _regex(t, api).fullmatch(path) for t in m.paths
-            ):
-                found.append(m.id)
-    return found
-
-
-def schema_fields(api: str, schema: str) -> dict[str, Any]:
-    """The schema's documented properties: {field: property description} ($ref kept)."""
-    return dict(document(api)["schemas"][schema].get("properties", {}))
+def schema(api: str, name: str) -> dict[str, Any]:
+    """The schema `name` of `api`'s document (its "properties", "additionalProperties", ...)."""
+    return dict(document(api)["schemas"][name])
 
 
 __all__ = [
     "AIPLATFORM_SCOPE",
     "STORAGE_SCOPE",
     "Method",
+    "all_methods",
     "document",
-    "documented_anywhere",
     "match",
     "methods",
     "normalise_path",
-    "schema_fields",
+    "schema",
 ]
