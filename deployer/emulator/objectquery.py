@@ -1,10 +1,10 @@
 """Object listings GCS filters beyond name order: `matchGlob`, and `versions=true`.
 
-Owns `glob_regex` (GCS's matchGlob syntax: `*` within a path segment, `**` across
-segments, `?`, `[...]` classes, `{a,b}` alternatives) and `filtered_page`, which
-pages through an already sorted sequence of generations with a delimiter and an
-opaque page token. The store's fast listing (one indexed range query per page)
-stays in `objects.py`; this slower path reads the range it lists, which is fine
+Owns `glob_matcher` (GCS's matchGlob syntax: `*` within a path segment, `**` across
+segments, `?`, `[...]` classes, `{a,b}` alternatives; matched in linear time per name)
+and `filtered_page`, which pages through an already sorted sequence of generations with
+a delimiter and an opaque page token. The store's fast listing (one indexed range query
+per page) stays in `objects.py`; this slower path reads the range it lists, which is fine
 for an emulator and keeps those two rarer options exact.
 
 Must not: touch SQLite, files or HTTP, or import TensorFlow / deployer.serving.
@@ -15,9 +15,9 @@ from __future__ import annotations
 import base64
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import lru_cache
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from deployer.emulator import jsonlimits
 from deployer.emulator.http import ApiError
@@ -34,52 +34,132 @@ class _Named(Protocol):
 T = TypeVar("T", bound=_Named)
 
 
-@lru_cache(maxsize=64)
-def glob_regex(glob: str) -> re.Pattern[str]:
-    """A compiled regex (fullmatch) for a GCS matchGlob pattern; 400 for a malformed one."""
-    out: list[str] = []
-    i, depth = 0, 0
-    while i < len(glob):
+# A glob's {a,b} alternatives expand to at most this many patterns (400 beyond).
+_MAX_ALTERNATIVES = 256
+_MAX_GLOB = 1024  # characters
+
+
+def _alternatives(glob: str) -> list[str]:
+    """`glob` with its {a,b} groups expanded (nested ones too); 400 if unbalanced or huge."""
+    open_at = glob.find("{")
+    if open_at < 0:
+        if "}" in glob:
+            raise ApiError(400, "INVALID_ARGUMENT", f"Invalid matchGlob: {glob!r}")
+        return [glob]
+    depth, options, start = 0, [], open_at + 1
+    for i in range(open_at, len(glob)):
         c = glob[i]
+        if c == "{":
+            depth += 1
+        elif c == "}":
+            depth -= 1
+            if depth == 0:
+                options.append(glob[start:i])
+                head, tail = glob[:open_at], glob[i + 1 :]
+                out: list[str] = []
+                for option in options:
+                    out += _alternatives(head + option + tail)
+                    if len(out) > _MAX_ALTERNATIVES:
+                        raise ApiError(
+                            400,
+                            "INVALID_ARGUMENT",
+                            f"matchGlob has too many alternatives: {glob!r}",
+                        )
+                return out
+        elif c == "," and depth == 1:
+            options.append(glob[start:i])
+            start = i + 1
+    raise ApiError(400, "INVALID_ARGUMENT", f"Invalid matchGlob: {glob!r}")
+
+
+# Tokens of one expanded glob: ("lit", char), ("one",) for ?, ("class", regex) for [...],
+# ("star",) for *, ("any",) for **, ("dirs",) for **/ (empty, or anything ending in /).
+_Token = tuple[str, Any]
+
+
+def _tokens(glob: str) -> list[_Token]:
+    out: list[_Token] = []
+    i = 0
+    while i < len(glob):
         if glob.startswith("**/", i):
-            out.append("(?:.*/)?")
+            out.append(("dirs", None))
             i += 3
-            continue
-        if glob.startswith("**", i):
-            out.append(".*")
+        elif glob.startswith("**", i):
+            out.append(("any", None))
             i += 2
-            continue
-        if c == "*":
-            out.append("[^/]*")
-        elif c == "?":
-            out.append("[^/]")
-        elif c == "[":
+        elif glob[i] == "*":
+            out.append(("star", None))
+            i += 1
+        elif glob[i] == "?":
+            out.append(("one", None))
+            i += 1
+        elif glob[i] == "[":
             close = glob.find("]", i + 2)
             if close < 0:
                 raise ApiError(400, "INVALID_ARGUMENT", f"Invalid matchGlob: {glob!r}")
             body = glob[i + 1 : close]
             negate = body[:1] in ("!", "^")
             body = body[1:] if negate else body
-            out.append("[" + ("^" if negate else "") + body.replace("\\", "\\\\") + "]")
+            try:
+                cls = re.compile("[" + ("^" if negate else "") + body.replace("\\", "\\\\") + "]")
+            except re.error as exc:
+                raise ApiError(
+                    400, "INVALID_ARGUMENT", f"Invalid matchGlob {glob!r}: {exc}"
+                ) from None
+            out.append(("class", cls))
             i = close + 1
-            continue
-        elif c == "{":
-            depth += 1
-            out.append("(?:")
-        elif c == "}" and depth:
-            depth -= 1
-            out.append(")")
-        elif c == "," and depth:
-            out.append("|")
         else:
-            out.append(re.escape(c))
-        i += 1
-    if depth:
-        raise ApiError(400, "INVALID_ARGUMENT", f"Invalid matchGlob: {glob!r}")
-    try:
-        return re.compile("".join(out), re.DOTALL)
-    except re.error as exc:
-        raise ApiError(400, "INVALID_ARGUMENT", f"Invalid matchGlob {glob!r}: {exc}") from None
+            out.append(("lit", glob[i]))
+            i += 1
+    return out
+
+
+def _closure(tokens: list[_Token], states: set[int]) -> set[int]:
+    """`states` plus every state reachable without a character (past empty-matching tokens)."""
+    todo, seen = list(states), set(states)
+    while todo:
+        j = todo.pop()
+        if j < len(tokens) and tokens[j][0] in ("star", "any", "dirs") and j + 1 not in seen:
+            seen.add(j + 1)
+            todo.append(j + 1)
+    return seen
+
+
+def _matches(tokens: list[_Token], name: str) -> bool:
+    """Whether `name` matches, by simulating the glob's automaton: O(len(name) x tokens),
+    whatever the pattern (a backtracking regex can take exponential time on `**a**a**b`)."""
+    states = _closure(tokens, {0})
+    for ch in name:
+        nxt: set[int] = set()
+        for j in states:
+            if j == len(tokens):
+                continue
+            kind, arg = tokens[j]
+            if kind == "any" or (kind == "star" and ch != "/"):
+                nxt.add(j)
+            elif kind == "dirs":
+                nxt.add(j)
+                if ch == "/":
+                    nxt.add(j + 1)
+            elif (
+                (kind == "lit" and ch == arg)
+                or (kind == "one" and ch != "/")
+                or (kind == "class" and arg.fullmatch(ch))
+            ):
+                nxt.add(j + 1)
+        if not nxt:
+            return False
+        states = _closure(tokens, nxt)
+    return len(tokens) in states
+
+
+@lru_cache(maxsize=64)
+def glob_matcher(glob: str) -> Callable[[str], bool]:
+    """A predicate for GCS's matchGlob syntax; 400 for a malformed (or oversized) pattern."""
+    if len(glob) > _MAX_GLOB:
+        raise ApiError(400, "INVALID_ARGUMENT", "matchGlob is too long")
+    patterns = [_tokens(alt) for alt in _alternatives(glob)]
+    return lambda name: any(_matches(tokens, name) for tokens in patterns)
 
 
 def _token(key: tuple[str, int, bool]) -> str:
@@ -109,13 +189,13 @@ def filtered_page(
 ) -> tuple[list[T], list[str], str | None]:
     """(items, prefixes, next page token) of `generations` (sorted by name, then generation,
     all under `prefix`) that match the glob."""
-    pattern = glob_regex(match_glob) if match_glob else None
+    matcher = glob_matcher(match_glob) if match_glob else None
     after = _after(page_token) if page_token else None
     items: list[T] = []
     prefixes: list[str] = []
     last: tuple[str, int, bool] | None = None
     for meta in generations:
-        if pattern is not None and not pattern.fullmatch(meta.name):
+        if matcher is not None and not matcher(meta.name):
             continue
         rolled = None
         if delimiter:
@@ -146,4 +226,4 @@ def filtered_page(
     return items, prefixes, None
 
 
-__all__ = ["filtered_page", "glob_regex"]
+__all__ = ["filtered_page", "glob_matcher"]
