@@ -9,33 +9,40 @@ object either fully present with its recorded checksums or absent; leftovers
 crc32c are computed while streaming. No operation does O(objects) work per
 upload: every change touches one row.
 
+Buckets, listings and upload sessions are in `buckettable.py`, `objectlisting.py` and
+`uploadsessions.py` (mixins of `ObjectStore`); the shared types in `gcstypes.py`, re-exported
+here.
+
 Must not: speak HTTP or render GCS JSON (that is `gcs.py`), or import
 TensorFlow / deployer.serving.
 """
 
 from __future__ import annotations
 
-import base64
 import json
-import re
 import sqlite3
 import threading
 import time
-import uuid
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from deployer.emulator import jsonlimits
 from deployer.emulator.blobfiles import CHUNK, BlobFiles, Hashed, IterReader, Readable
+from deployer.emulator.gcstypes import (
+    OBJECT_COLUMNS,
+    OBJECT_PROPERTIES,
+    PRECONDITION_FAILED,
+    ListPage,
+    ObjectMeta,
+    object_meta,
+    parse_gs_uri,
+    rfc3339,
+    validate_content_type,
+    validate_object_name,
+)
 from deployer.emulator.http import ApiError
-from deployer.emulator.objectquery import filtered_page
-from deployer.emulator.paths import contained
-
-_BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+from deployer.emulator.objectlisting import ObjectListing
+from deployer.emulator.uploadsessions import UploadSessions
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS buckets (
@@ -98,79 +105,13 @@ _ADDED_COLUMNS = (
     ("objects", "storage_class", "TEXT NOT NULL DEFAULT 'STANDARD'"),
     ("objects", "props", "TEXT NOT NULL DEFAULT '{}'"),
 )
-# Object resource fields kept as given (each a string), besides name/contentType/metadata.
-OBJECT_PROPERTIES = (
-    "contentEncoding",
-    "cacheControl",
-    "contentLanguage",
-    "contentDisposition",
-    "customTime",
-)
-_PRECONDITION_FAILED = "At least one of the pre-conditions you specified did not hold."
 
 
-def rfc3339(ts: float) -> str:
-    """GCS timestamp format: 2024-01-02T03:04:05.678Z."""
-    dt = datetime.fromtimestamp(ts, tz=UTC)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+class ObjectStore(ObjectListing, UploadSessions):
+    """Buckets and objects of the emulator, safe against crashes and concurrent requests.
 
-
-def parse_gs_uri(uri: str) -> tuple[str, str]:
-    """ "gs://b/a/b" -> ("b", "a/b"); "gs://b" or "gs://b/" -> ("b", ""); else ServiceError 400."""
-    if not isinstance(uri, str) or not uri.startswith("gs://"):
-        raise ServiceError(
-            400, "INVALID_ARGUMENT", f"Not a Cloud Storage URI (gs://bucket/path): {uri!r}"
-        )
-    bucket, _, name = uri[len("gs://") :].partition("/")
-    if not bucket:
-        raise ServiceError(400, "INVALID_ARGUMENT", f"Cloud Storage URI without a bucket: {uri!r}")
-    return bucket, name
-
-
-@dataclass(frozen=True)
-class ObjectMeta:
-    """Metadata of one live object generation."""
-
-    bucket: str
-    name: str
-    size: int  # bytes
-    generation: int  # microseconds since epoch at write, strictly increasing per store
-    metageneration: int  # bumped by metadata patches
-    md5_hash: str  # base64 of the 16-byte digest, as GCS reports it
-    crc32c: str  # base64 of the big-endian 4-byte CRC32C, as GCS reports it
-    content_type: str  # "" when the object has none (a compose without one)
-    updated: str  # RFC 3339
-    time_created: str  # RFC 3339
-    metadata: dict[str, str] = field(default_factory=dict)  # user metadata
-    storage_class: str = "STANDARD"
-    # OBJECT_PROPERTIES that were set (contentEncoding, cacheControl, customTime, ...).
-    properties: dict[str, str] = field(default_factory=dict)
-    time_deleted: str | None = None  # set on noncurrent generations only
-
-
-@dataclass(frozen=True)
-class ListPage:
-    """One page of an object listing."""
-
-    items: list[ObjectMeta]
-    prefixes: list[str]  # rolled-up "directories" when a delimiter was given
-    next_page_token: str | None
-
-
-def _successor(prefix: str) -> str | None:
-    """Smallest string greater than every string starting with `prefix`; None if there is
-    none (the prefix is all U+10FFFF)."""
-    stripped = prefix.rstrip("\U0010ffff")
-    if not stripped:
-        return None
-    nxt = ord(stripped[-1]) + 1
-    if 0xD800 <= nxt <= 0xDFFF:  # surrogates are not text (SQLite cannot bind them)
-        nxt = 0xE000
-    return stripped[:-1] + chr(nxt)
-
-
-class ObjectStore:
-    """Buckets and objects of the emulator, safe against crashes and concurrent requests."""
+    Buckets (`BucketTable`), listings (`ObjectListing`) and resumable upload sessions
+    (`UploadSessions`) are mixins over the same connection and lock."""
 
     def __init__(self, data_dir: Path, *, fsync: bool = True) -> None:
         self.root = Path(data_dir) / "gcs"
@@ -228,151 +169,7 @@ class ObjectStore:
             self._last_generation = gen
             return gen
 
-    # ---- buckets ------------------------------------------------------------------
-
-    @staticmethod
-    def _bucket_row(row: tuple[Any, ...]) -> dict[str, Any]:
-        name, location, storage_class, labels, project, metageneration, created, updated = row[:8]
-        return {
-            "versioning": bool(row[8]),
-            "name": name,
-            "location": location,
-            "storage_class": storage_class,
-            "labels": json.loads(labels),
-            "project": project,
-            "metageneration": metageneration,
-            "time_created": created,
-            "updated": updated,
-        }
-
-    def bucket_exists(self, bucket: str) -> bool:
-        with self._lock:
-            return (
-                self._db.execute("SELECT 1 FROM buckets WHERE name=?", (bucket,)).fetchone()
-                is not None
-            )
-
-    def get_bucket(self, bucket: str) -> dict[str, Any] | None:
-        with self._lock:
-            row = self._db.execute("SELECT * FROM buckets WHERE name=?", (bucket,)).fetchone()
-        return self._bucket_row(row) if row else None
-
-    def require_bucket(self, bucket: str) -> dict[str, Any]:
-        found = self.get_bucket(bucket)
-        if found is None:
-            raise ServiceError(404, "NOT_FOUND", f"The specified bucket does not exist: {bucket}")
-        return found
-
-    def create_bucket(
-        self,
-        name: str,
-        *,
-        location: str = "US",
-        labels: dict[str, str] | None = None,
-        storage_class: str = "STANDARD",
-        project: str | None = None,
-        versioning: bool = False,
-    ) -> dict[str, Any]:
-        """Create a bucket; 409 if it exists, 400 for a name GCS would refuse."""
-        if not isinstance(name, str) or not _BUCKET_NAME.fullmatch(name) or ".." in name:
-            raise ServiceError(400, "INVALID_ARGUMENT", f"Invalid bucket name: {name!r}")
-        now = rfc3339(time.time())
-        with self._lock:
-            try:
-                self._db.execute(
-                    "INSERT INTO buckets VALUES (?,?,?,?,?,?,?,?,?)",
-                    (
-                        name,
-                        (location or "US").upper(),
-                        storage_class or "STANDARD",
-                        json.dumps(labels or {}),
-                        project,
-                        1,
-                        now,
-                        now,
-                        int(versioning),
-                    ),
-                )
-            except sqlite3.IntegrityError:
-                raise ServiceError(
-                    409,
-                    "ALREADY_EXISTS",
-                    "The requested bucket name is not available. The bucket namespace is shared "
-                    "by all users of the system. Please select a different name and try again.",
-                ) from None
-        return self.require_bucket(name)
-
-    def update_bucket(
-        self, name: str, *, labels: dict[str, Any] | None = None, versioning: bool | None = None
-    ) -> dict[str, Any]:
-        """Patch a bucket's labels (a None value removes a label) and versioning."""
-        with self._lock:
-            current = self.require_bucket(name)
-            if versioning is not None and versioning != current["versioning"]:
-                self._db.execute(
-                    "UPDATE buckets SET versioning=?, metageneration=metageneration+1, updated=? "
-                    "WHERE name=?",
-                    (int(versioning), rfc3339(time.time()), name),
-                )
-            if labels is not None:
-                merged = dict(current["labels"])
-                for key, value in labels.items():
-                    if value is None:
-                        merged.pop(key, None)
-                    else:
-                        merged[key] = str(value)
-                self._db.execute(
-                    "UPDATE buckets SET labels=?, metageneration=metageneration+1, updated=? WHERE "
-                    "name=?",
-                    (json.dumps(merged), rfc3339(time.time()), name),
-                )
-            return self.require_bucket(name)
-
-    def list_buckets(self, prefix: str = "") -> list[dict[str, Any]]:
-        with self._lock:
-            rows = self._db.execute("SELECT * FROM buckets ORDER BY name").fetchall()
-        return [self._bucket_row(r) for r in rows if r[0].startswith(prefix)]
-
-    def delete_bucket(self, name: str) -> None:
-        """Delete an empty bucket; 404 if missing, 409 while it holds objects."""
-        with self._lock:
-            self.require_bucket(name)
-            if self._db.execute(
-                "SELECT 1 FROM objects WHERE bucket=? UNION ALL "
-                "SELECT 1 FROM noncurrent WHERE bucket=? LIMIT 1",
-                (name, name),
-            ).fetchone():
-                raise ApiError(
-                    409, "FAILED_PRECONDITION", "The bucket you tried to delete is not empty."
-                )
-            self._db.execute("DELETE FROM buckets WHERE name=?", (name,))
-
     # ---- objects: reads -----------------------------------------------------------
-
-    _COLS = (
-        "bucket,name,size,generation,metageneration,md5,crc32c,content_type,updated,"
-        "time_created,metadata,storage_class,props"
-    )
-
-    @staticmethod
-    def _meta(row: tuple[Any, ...], time_deleted: str | None = None) -> ObjectMeta:
-        b, n, size, gen, mgen, md5, crc, ctype, updated, created, metadata, sclass, props = row
-        return ObjectMeta(
-            b,
-            n,
-            size,
-            gen,
-            mgen,
-            md5,
-            crc,
-            ctype,
-            updated,
-            created,
-            json.loads(metadata),
-            sclass,
-            json.loads(props),
-            time_deleted,
-        )
 
     def stat_generation(self, bucket: str, name: str, generation: int | None) -> ObjectMeta:
         """The live object, or with `generation` that generation (live or noncurrent); 404."""
@@ -382,21 +179,21 @@ class ObjectStore:
             return meta
         with self._lock:
             row = self._db.execute(
-                f"SELECT {self._COLS},time_deleted FROM noncurrent "
+                f"SELECT {OBJECT_COLUMNS},time_deleted FROM noncurrent "
                 "WHERE bucket=? AND name=? AND generation=?",
                 (bucket, name, generation),
             ).fetchone()
         if row is None:
             self.require_bucket(bucket)
             raise ApiError(404, "NOT_FOUND", f"No such object: {bucket}/{name}#{generation}")
-        return self._meta(row[:-1], row[-1])
+        return object_meta(row[:-1], row[-1])
 
     def stat(self, bucket: str, name: str) -> ObjectMeta | None:
         with self._lock:
             row = self._db.execute(
-                f"SELECT {self._COLS} FROM objects WHERE bucket=? AND name=?", (bucket, name)
+                f"SELECT {OBJECT_COLUMNS} FROM objects WHERE bucket=? AND name=?", (bucket, name)
             ).fetchone()
-        return self._meta(row) if row else None
+        return object_meta(row) if row else None
 
     def require(self, bucket: str, name: str) -> ObjectMeta:
         """Metadata of an object; 404 naming the bucket or object that is missing."""
@@ -436,7 +233,8 @@ class ObjectStore:
                 return meta, open(self._files.path(row[0]), "rb")
         with self._lock:
             row = self._db.execute(
-                f"SELECT {self._COLS},blob FROM objects WHERE bucket=? AND name=?", (bucket, name)
+                f"SELECT {OBJECT_COLUMNS},blob FROM objects WHERE bucket=? AND name=?",
+                (bucket, name),
             ).fetchone()
             if row is None:
                 self.require(bucket, name)
@@ -444,7 +242,7 @@ class ObjectStore:
             # Opened under the lock: an overwrite unlinks the old blob only after its
             # commit, and an open file survives the unlink.
             handle = open(self._files.path(row[-1]), "rb")
-        return self._meta(row[:-1]), handle
+        return object_meta(row[:-1]), handle
 
     def open(self, bucket: str, name: str) -> BinaryIO:
         """The object's bytes as a binary file; ServiceError 404 if missing. Caller closes it."""
@@ -453,164 +251,6 @@ class ObjectStore:
     def read_bytes(self, bucket: str, name: str) -> bytes:
         with self.open(bucket, name) as fh:
             return fh.read()
-
-    def list_page(
-        self,
-        bucket: str,
-        *,
-        prefix: str = "",
-        delimiter: str | None = None,
-        page_token: str | None = None,
-        max_results: int = 1000,
-        start_offset: str | None = None,
-        end_offset: str | None = None,
-        include_trailing_delimiter: bool = False,
-        versions: bool = False,
-        match_glob: str | None = None,
-    ) -> ListPage:
-        """One page of objects in name order; items and prefixes both count toward max_results.
-
-        With `versions` noncurrent generations are listed too (each name's in generation
-        order); `match_glob` keeps the names matching it. Both take the slower path of
-        `objectquery`, which reads the whole range listed."""
-        self.require_bucket(bucket)
-        max_results = max(1, min(int(max_results), 1000))
-        if versions or match_glob:
-            generations = self._generations(bucket, prefix, start_offset, end_offset, versions)
-            found, rolled_up, token = filtered_page(
-                generations,
-                prefix=prefix,
-                delimiter=delimiter,
-                match_glob=match_glob,
-                page_token=page_token,
-                max_results=max_results,
-                include_trailing_delimiter=include_trailing_delimiter,
-            )
-            return ListPage(found, rolled_up, token)
-        lower, inclusive = prefix, True
-        if start_offset and start_offset > lower:
-            lower = start_offset
-        if page_token:
-            try:
-                token = jsonlimits.loads(base64.urlsafe_b64decode(page_token.encode()))
-                after, rolled = str(token["a"]), bool(token["p"])
-            except (ValueError, KeyError, TypeError) as exc:
-                raise ServiceError(400, "INVALID_ARGUMENT", "Invalid pageToken") from exc
-            if rolled:
-                lower_bound = _successor(after)
-                if lower_bound is None:  # nothing sorts after that rolled-up prefix
-                    return ListPage([], [], None)
-                lower, inclusive = lower_bound, True
-            else:
-                lower, inclusive = after, False
-        upper = _successor(prefix) if prefix else None
-        if end_offset and (upper is None or end_offset < upper):
-            upper = end_offset
-        items: list[ObjectMeta] = []
-        prefixes: list[str] = []
-        last: tuple[str, bool] | None = None  # (key, is_prefix) of the last thing emitted
-
-        def make_token() -> str:
-            assert last is not None
-            return base64.urlsafe_b64encode(
-                json.dumps({"a": last[0], "p": last[1]}).encode()
-            ).decode()
-
-        while True:
-            sql = (
-                f"SELECT {self._COLS} FROM objects WHERE bucket=? AND name "
-                f"{'>=' if inclusive else '>'} ?"
-            )
-            args: list[Any] = [bucket, lower]
-            if upper is not None:
-                sql += " AND name < ?"
-                args.append(upper)
-            sql += " ORDER BY name LIMIT ?"
-            args.append(max_results + 1)
-            with self._lock:
-                rows = self._db.execute(sql, args).fetchall()
-            if not rows:
-                return ListPage(items, prefixes, None)
-            jumped = False
-            for row in rows:
-                if len(items) + len(prefixes) >= max_results:
-                    return ListPage(items, prefixes, make_token())  # `row` proves there is more
-                name = row[1]
-                if delimiter:
-                    idx = name.find(delimiter, len(prefix))
-                    if idx >= 0:
-                        rolled = name[: idx + len(delimiter)]
-                        if include_trailing_delimiter and name == rolled:
-                            items.append(self._meta(row))
-                        prefixes.append(rolled)
-                        last = (rolled, True)
-                        # Skip everything under the rolled-up prefix with a fresh query.
-                        after_rolled = _successor(rolled)
-                        if after_rolled is None:  # nothing sorts after it
-                            return ListPage(items, prefixes, None)
-                        lower, inclusive, jumped = after_rolled, True, True
-                        break
-                items.append(self._meta(row))
-                last = (name, False)
-                lower, inclusive = name, False
-            if not jumped and len(rows) <= max_results:
-                return ListPage(items, prefixes, None)
-
-    def _generations(
-        self,
-        bucket: str,
-        prefix: str,
-        start_offset: str | None,
-        end_offset: str | None,
-        versions: bool,
-    ) -> list[ObjectMeta]:
-        """Every generation (live, and noncurrent with `versions`) in the range, sorted."""
-        where, args = "bucket=? AND name>=?", [bucket, max(prefix, start_offset or "")]
-        upper = _successor(prefix) if prefix else None
-        if end_offset and (upper is None or end_offset < upper):
-            upper = end_offset
-        if upper is not None:
-            where += " AND name<?"
-            args.append(upper)
-        with self._lock:
-            rows = [
-                (self._meta(r), r[1], r[3])
-                for r in self._db.execute(f"SELECT {self._COLS} FROM objects WHERE {where}", args)
-            ]
-            if versions:
-                rows += [
-                    (self._meta(r[:-1], r[-1]), r[1], r[3])
-                    for r in self._db.execute(
-                        f"SELECT {self._COLS},time_deleted FROM noncurrent WHERE {where}", args
-                    )
-                ]
-        rows.sort(key=lambda r: (r[1], r[2]))
-        return [r[0] for r in rows]
-
-    def list(
-        self,
-        bucket: str,
-        prefix: str = "",
-        delimiter: str | None = None,
-        *,
-        start_offset: str | None = None,
-        end_offset: str | None = None,
-    ) -> Iterator[ObjectMeta]:
-        """Objects in name order (with a delimiter: only those not rolled up into a prefix)."""
-        token: str | None = None
-        while True:
-            page = self.list_page(
-                bucket,
-                prefix=prefix,
-                delimiter=delimiter,
-                page_token=token,
-                start_offset=start_offset,
-                end_offset=end_offset,
-            )
-            yield from page.items
-            if not page.next_page_token:
-                return
-            token = page.next_page_token
 
     # ---- objects: writes ----------------------------------------------------------
 
@@ -638,7 +278,7 @@ class ObjectStore:
             )
         )
         if failed:
-            raise ApiError(412, "FAILED_PRECONDITION", _PRECONDITION_FAILED)
+            raise ApiError(412, "FAILED_PRECONDITION", PRECONDITION_FAILED)
 
     def put(
         self,
@@ -905,7 +545,7 @@ class ObjectStore:
                 if_source_generation_match is not None
                 and meta.generation != if_source_generation_match
             ):
-                raise ApiError(412, "FAILED_PRECONDITION", _PRECONDITION_FAILED)
+                raise ApiError(412, "FAILED_PRECONDITION", PRECONDITION_FAILED)
             return self.put(
                 dst_bucket,
                 dst_name,
@@ -938,7 +578,7 @@ class ObjectStore:
                 meta, handle = self.open_with_meta(bucket, name, generation)
                 handles.append(handle)
                 if must_match is not None and meta.generation != must_match:
-                    raise ApiError(412, "FAILED_PRECONDITION", _PRECONDITION_FAILED)
+                    raise ApiError(412, "FAILED_PRECONDITION", PRECONDITION_FAILED)
 
             def chunks() -> Iterator[bytes]:
                 for h in handles:
@@ -958,76 +598,9 @@ class ObjectStore:
             for h in handles:
                 h.close()
 
-    # ---- resumable upload sessions ------------------------------------------------
-
-    def create_upload(self, bucket: str, name: str, spec: dict[str, Any]) -> str:
-        """Start a resumable upload session; bytes accumulate in uploads_dir/<id>."""
-        validate_object_name(name)
-        self.require_bucket(bucket)
-        upload_id = uuid.uuid4().hex
-        self.upload_path(upload_id).touch()
-        with self._lock:
-            self._db.execute(
-                "INSERT INTO uploads VALUES (?,?,?,?,?)",
-                (upload_id, bucket, name, json.dumps(spec), time.time()),
-            )
-        return upload_id
-
-    def get_upload(self, upload_id: str) -> tuple[str, str, dict[str, Any]] | None:
-        with self._lock:
-            row = self._db.execute(
-                "SELECT bucket,name,spec FROM uploads WHERE upload_id=?", (upload_id,)
-            ).fetchone()
-        return (row[0], row[1], json.loads(row[2])) if row else None
-
-    def finish_upload(self, upload_id: str, result: dict[str, Any] | None = None) -> None:
-        """End a session: cancelled (result None: forgotten) or completed (result kept, so a
-        client whose final response was lost can ask again and get the object)."""
-        with self._lock:
-            if result is None:
-                self._db.execute("DELETE FROM uploads WHERE upload_id=?", (upload_id,))
-            else:
-                row = self._db.execute(
-                    "SELECT spec FROM uploads WHERE upload_id=?", (upload_id,)
-                ).fetchone()
-                if row is not None:
-                    spec = {**json.loads(row[0]), "result": result}
-                    self._db.execute(
-                        "UPDATE uploads SET spec=? WHERE upload_id=?", (json.dumps(spec), upload_id)
-                    )
-        self.upload_path(upload_id).unlink(missing_ok=True)
-
-    def upload_path(self, upload_id: str) -> Path:
-        """The file a resumable session's bytes accumulate in (`upload_id` comes from a URL)."""
-        return contained(self.uploads_dir, upload_id, what=f"Upload session {upload_id!r}")
-
-
-def validate_object_name(name: object) -> None:
-    """400 for a name GCS refuses: empty, over 1,024 UTF-8 bytes, "." / "..", CR or LF.
-
-    Other names (with "..", NUL, a leading "/") are stored as names: they only become
-    paths through `paths.contained`, which refuses them there.
-    """
-    if not isinstance(name, str):
-        raise ServiceError(400, "INVALID_ARGUMENT", f"Object name must be a string, not {name!r}")
-    try:
-        size = len(name.encode("utf-8"))
-    except UnicodeEncodeError:
-        raise ServiceError(
-            400, "INVALID_ARGUMENT", f"Invalid object name {name!r}: not valid Unicode"
-        ) from None
-    if not name or size > 1024 or name in (".", "..") or "\n" in name or "\r" in name:
-        raise ServiceError(400, "INVALID_ARGUMENT", f"Invalid object name: {name!r}")
-
-
-def validate_content_type(value: object) -> None:
-    """400 unless `value` is text that can go in a Content-Type header (no control characters:
-    a CR/LF would split the download response)."""
-    if not isinstance(value, str) or len(value) > 1024 or _CONTROL.search(value):
-        raise ServiceError(400, "INVALID_ARGUMENT", f"Invalid contentType: {value!r}")
-
 
 __all__ = [
+    "OBJECT_PROPERTIES",
     "ListPage",
     "ObjectMeta",
     "ObjectStore",

@@ -43,6 +43,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 _CONTRACT_TEST = "test_every_request_of_the_session_keeps_the_wire_contract"
 
 
+def _in_contract(request: pytest.FixtureRequest) -> bool:
+    """False for tests marked wire_contract_exempt: they send malformed requests on purpose."""
+    return request.node.get_closest_marker("wire_contract_exempt") is None
+
+
 def make_storage_client(url: str):  # type: ignore[no-untyped-def]
     """A google.cloud.storage.Client talking to the emulator at `url` with anonymous credentials."""
     from google.api_core.client_options import ClientOptions
@@ -57,16 +62,16 @@ def make_storage_client(url: str):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def emulator() -> Iterator[EmulatorProcess]:
+def emulator(request: pytest.FixtureRequest) -> Iterator[EmulatorProcess]:
     """A fresh emulator (own port, own temp data dir and request log), stopped after the test."""
-    with EmulatorProcess() as proc:
+    with EmulatorProcess(wire_contract=_in_contract(request)) as proc:
         yield proc
 
 
 @pytest.fixture(scope="module")
-def module_emulator() -> Iterator[EmulatorProcess]:
+def module_emulator(request: pytest.FixtureRequest) -> Iterator[EmulatorProcess]:
     """One emulator for a test module: tests in it must not depend on each other's leftovers."""
-    with EmulatorProcess() as proc:
+    with EmulatorProcess(wire_contract=_in_contract(request)) as proc:
         yield proc
 
 

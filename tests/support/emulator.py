@@ -101,6 +101,7 @@ class EmulatorProcess:
         env: dict[str, str] | None = None,
         start_timeout: float = 60.0,
         port: int | None = None,
+        wire_contract: bool = True,
     ) -> None:
         self._tmp = None if data_dir else tempfile.TemporaryDirectory(prefix="deployer-emu-")
         self.data_dir = Path(data_dir) if data_dir else Path(self._tmp.name) / "data"  # type: ignore[union-attr]
@@ -114,6 +115,9 @@ class EmulatorProcess:
         # no other process can take a port between our choosing it and the server binding it.
         self._port = port
         self._log_offset = 0  # where this start's output begins in stderr_path
+        # Whether the session's wire contract test sees this emulator's traffic (False for
+        # tests that send malformed requests on purpose).
+        self.wire_contract = wire_contract
         self._archived = 0  # bytes of the request log already kept for the session
         self._archive_name = f"{uuid.uuid4().hex}.jsonl"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -153,10 +157,11 @@ class EmulatorProcess:
             str(self.data_dir),
             "--request-log",
             str(self.request_log_path),
-            *(["--request-log-bodies"] if _ARCHIVE_DIR is not None else []),
+            *(["--request-log-bodies"] if self._collected() else []),
             *self.extra_args,
         ]
-        _LIVE.add(self)
+        if self._collected():
+            _LIVE.add(self)
         env = {**os.environ, **(self.env or {})}
         env.pop("STORAGE_EMULATOR_HOST", None)
         stderr = open(self.stderr_path, "ab")
@@ -303,9 +308,12 @@ class EmulatorProcess:
     def _unarchived(self) -> list[dict[str, Any]]:
         return _read_lines(self._new_log_bytes())
 
+    def _collected(self) -> bool:
+        return _ARCHIVE_DIR is not None and self.wire_contract
+
     def _archive(self) -> None:
         """Keep the request log's new lines for the session's wire contract test."""
-        if _ARCHIVE_DIR is None:
+        if _ARCHIVE_DIR is None or not self.wire_contract:
             return
         data = self._new_log_bytes()
         if data:
