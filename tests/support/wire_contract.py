@@ -8,8 +8,10 @@ part of a multipart upload), only documented fields of its request schema; each 
 successful JSON response must carry only documented fields of the method's response schema
 (recursively), plus the output fields clients rely on (`REQUIRED_OUTPUT`); and every
 long-running operation a response holds must be pollable through a documented `get`
-binding. Emulator-private routes (`EXCLUDED_PREFIXES`) are left out explicitly; the
-replicas' own servers are separate processes and never write to this log.
+binding. Left out explicitly: emulator-private routes (`EXCLUDED_PREFIXES`), requests the
+emulator refused as the service does (`REFUSED`), and the emulators of tests marked
+`wire_contract_exempt` (tests/support/emulator.py never collects them); the replicas' own
+servers are separate processes and never write to this log.
 
 Must not: import deployer, or start anything (it reads entries it is given).
 """
@@ -26,6 +28,11 @@ from tests.support import discovery
 
 # The emulator's own admin and test routes: not Google's API, never checked.
 EXCLUDED_PREFIXES = ("/_emulator/",)
+# Statuses with which the emulator refused a request as the service would (400 unknown field
+# or bad value, 405 verb not bound, 411, 413 too large, 416 bad range): tests send such
+# requests on purpose, and a client that sent one by mistake saw the error. A 404 is still
+# checked: a client that probes for existence would take "no such API" for "absent".
+REFUSED = frozenset({400, 405, 411, 413, 416})
 # Query parameters a documented protocol adds without listing it as a method parameter:
 # `upload_id` names a resumable upload session (the session URI the service returns);
 # `$alt` is the system parameter `alt` as Google's REST clients spell it ("$alt=json;
@@ -125,7 +132,7 @@ def check_entry(entry: dict[str, Any]) -> list[str]:
     if target is None:
         return [f"{_where(entry)}: no target recorded (is the request log recording targets?)"]
     parts = urlsplit(target)
-    if parts.path.startswith(EXCLUDED_PREFIXES):
+    if parts.path.startswith(EXCLUDED_PREFIXES) or int(entry.get("status", 0)) in REFUSED:
         return []
     found = discovery.match(entry["method"], parts.path, parts.query)
     if len(found) != 1:
@@ -169,4 +176,11 @@ def check(entries: Iterable[dict[str, Any]]) -> list[str]:
     return list(dict.fromkeys(p for entry in entries for p in check_entry(entry)))
 
 
-__all__ = ["EXCLUDED_PREFIXES", "PROTOCOL_PARAMS", "REQUIRED_OUTPUT", "check", "check_entry"]
+__all__ = [
+    "EXCLUDED_PREFIXES",
+    "PROTOCOL_PARAMS",
+    "REFUSED",
+    "REQUIRED_OUTPUT",
+    "check",
+    "check_entry",
+]

@@ -51,6 +51,12 @@ def test_well_formed_calls_keep_the_contract() -> None:
 
 def test_an_undocumented_request_fails() -> None:
     assert wire_contract.check([_entry("POST", "/storage/v1/b/b/o/o/frobnicate")])
+    # Answered "no such API": still a problem (a probe would take it for "absent").
+    assert wire_contract.check([_entry("POST", "/storage/v1/b/b/o/o/frobnicate", status=404)])
+    # Refused as the service refuses it (a test sending a bad request on purpose): left out.
+    assert not wire_contract.check(
+        [_entry("PUT", "/v1/projects/p/locations/l/models/m", status=405)]
+    )
     [problem] = wire_contract.check([_entry("GET", "/storage/v1/b/b/o?colour=red")])
     assert "query parameter 'colour' not documented for storage.objects.list" in problem
     [problem] = wire_contract.check(
