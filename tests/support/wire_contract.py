@@ -8,7 +8,8 @@ part of a multipart upload), only documented fields of its request schema; each 
 successful JSON response must carry only documented fields of the method's response schema
 (recursively), plus the output fields clients rely on (`REQUIRED_OUTPUT`); and every
 long-running operation a response holds must be pollable through a documented `get`
-binding. Left out explicitly: emulator-private routes (`EXCLUDED_PREFIXES`), requests the
+binding. Left out explicitly: emulator-private routes (`EXCLUDED_PREFIXES`), paths under
+neither API's root (`API_ROOTS`), raw HTTP bodies (`RAW_BODY`: rawPredict), requests the
 emulator refused as the service does (`REFUSED`), and the emulators of tests marked
 `wire_contract_exempt` (tests/support/emulator.py never collects them); the replicas' own
 servers are separate processes and never write to this log.
@@ -33,11 +34,24 @@ EXCLUDED_PREFIXES = ("/_emulator/",)
 # requests on purpose, and a client that sent one by mistake saw the error. A 404 is still
 # checked: a client that probes for existence would take "no such API" for "absent".
 REFUSED = frozenset({400, 405, 411, 413, 416})
-# Query parameters a documented protocol adds without listing it as a method parameter:
-# `upload_id` names a resumable upload session (the session URI the service returns);
-# `$alt` is the system parameter `alt` as Google's REST clients spell it ("$alt=json;
-# enum-encoding=int").
-PROTOCOL_PARAMS = frozenset({"upload_id", "$alt"})
+# Where the two APIs live (aiplatform's "/ui/" is its operations alias): a request under none
+# of these roots is addressed to neither API (e.g. a test's "/no/such/api"), not checked.
+API_ROOTS = ("/storage/", "/upload/", "/download/", "/resumable/", "/batch/", "/v1", "/ui/")
+# Query parameters every Google API takes besides a method's own: the system parameters
+# (cloud.google.com/apis/docs/system-parameters), each document's API-level parameters and
+# their "$" spellings ("$alt=json;enum-encoding=int" from the GAPIC REST clients), and
+# `upload_id`, which names a resumable upload session (the session URI the service returns).
+_SYSTEM = {"access_token", "alt", "callback", "fields", "key", "prettyPrint", "quotaUser"}
+PROTOCOL_PARAMS = frozenset(
+    {"upload_id"}
+    | _SYSTEM
+    | set(discovery.document("storage").get("parameters", {}))
+    | set(discovery.document("aiplatform").get("parameters", {}))
+    | {f"${p}" for p in _SYSTEM}
+)
+# A request or response schema whose JSON is the raw HTTP body (google.api.HttpBody bound to
+# the whole body: rawPredict's model input and output), not fields of the schema.
+RAW_BODY = "GoogleApiHttpBody"
 # Output fields clients read, per response schema: present in every such resource returned.
 REQUIRED_OUTPUT: dict[str, tuple[str, ...]] = {
     "Object": ("name", "bucket", "generation", "metageneration", "etag", "timeCreated", "updated"),
@@ -118,6 +132,12 @@ def _multipart_json(text: str) -> Any:
         return None
 
 
+def _raw_body(api: str, schema_ref: str) -> bool:
+    """Whether a request of this schema carries an HttpBody as the whole HTTP body."""
+    props = discovery.schema(api, schema_ref).get("properties", {})
+    return schema_ref == RAW_BODY or any(p.get("$ref") == RAW_BODY for p in props.values())
+
+
 def _operation_binding(api: str, name: str) -> str:
     """The GET path a client polls an operation named `name` at (each API's convention)."""
     if api == "storage":
@@ -132,7 +152,11 @@ def check_entry(entry: dict[str, Any]) -> list[str]:
     if target is None:
         return [f"{_where(entry)}: no target recorded (is the request log recording targets?)"]
     parts = urlsplit(target)
-    if parts.path.startswith(EXCLUDED_PREFIXES) or int(entry.get("status", 0)) in REFUSED:
+    if (
+        parts.path.startswith(EXCLUDED_PREFIXES)
+        or not parts.path.startswith(API_ROOTS)
+        or int(entry.get("status", 0)) in REFUSED
+    ):
         return []
     found = discovery.match(entry["method"], parts.path, parts.query)
     if len(found) != 1:
@@ -149,7 +173,7 @@ def check_entry(entry: dict[str, Any]) -> list[str]:
     body = request.get("json")
     if body is None and "text" in request and "multipart" in target + request["text"][:200]:
         body = _multipart_json(request["text"])
-    if body is not None and method.request:
+    if body is not None and method.request and not _raw_body(method.api, method.request):
         for problem, at in _fields(method.api, method.request, body, "request", output=False):
             problems.append(f"{_where(entry)}: {at}: {problem}")
     response = (entry.get("response_body") or {}).get("json")
@@ -157,7 +181,7 @@ def check_entry(entry: dict[str, Any]) -> list[str]:
     media = ("alt", "media") in parse_qsl(parts.query) or parts.path.startswith("/download/")
     if media:  # the object's own bytes, whatever they look like
         response = None
-    if ok and response is not None and method.response:
+    if ok and response is not None and method.response and method.response != RAW_BODY:
         for problem, at in _fields(method.api, method.response, response, "response", output=True):
             if problem == "operation":
                 polled = discovery.match("GET", _operation_binding(method.api, at))
@@ -177,8 +201,10 @@ def check(entries: Iterable[dict[str, Any]]) -> list[str]:
 
 
 __all__ = [
+    "API_ROOTS",
     "EXCLUDED_PREFIXES",
     "PROTOCOL_PARAMS",
+    "RAW_BODY",
     "REFUSED",
     "REQUIRED_OUTPUT",
     "check",

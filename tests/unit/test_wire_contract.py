@@ -40,6 +40,14 @@ def test_well_formed_calls_keep_the_contract() -> None:
         _entry("PUT", "/upload/storage/v1/b/b/o?uploadType=resumable&upload_id=abc"),
         _entry("GET", "/download/storage/v1/b/b/o/o?alt=media", response_body={"x": 1}),
         _entry("GET", "/_emulator/anything?x=1"),
+        _entry("GET", "/no/such/api", status=404),  # addressed to neither API
+        _entry("GET", "/storage/v1/b/b/o?access_token=REDACTED&prettyPrint=false"),
+        _entry(
+            "POST",
+            "/v1/projects/p/locations/l/endpoints/1:rawPredict",
+            request_body={"instances": [[1.0]]},  # the model's own input, as the raw body
+            response_body={"predictions": [[0.5]]},
+        ),
         _entry(
             "GET",
             "/ui/projects/p/locations/l/operations/7?%24alt=json%3Benum-encoding%3Dint",
@@ -51,6 +59,7 @@ def test_well_formed_calls_keep_the_contract() -> None:
 
 def test_an_undocumented_request_fails() -> None:
     assert wire_contract.check([_entry("POST", "/storage/v1/b/b/o/o/frobnicate")])
+    assert wire_contract.check([_entry("GET", "/v1beta1/projects/p/locations/l/models")])
     # Answered "no such API": still a problem (a probe would take it for "absent").
     assert wire_contract.check([_entry("POST", "/storage/v1/b/b/o/o/frobnicate", status=404)])
     # Refused as the service refuses it (a test sending a bad request on purpose): left out.
