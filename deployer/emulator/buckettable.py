@@ -17,7 +17,7 @@ import time
 from typing import Any
 
 from deployer.emulator.gcstypes import rfc3339
-from deployer.emulator.http import ApiError
+from deployer.emulator.http import ServiceError
 
 _BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]")
 
@@ -59,7 +59,7 @@ class BucketTable:
     def require_bucket(self, bucket: str) -> dict[str, Any]:
         found = self.get_bucket(bucket)
         if found is None:
-            raise ApiError(404, "NOT_FOUND", f"The specified bucket does not exist: {bucket}")
+            raise ServiceError(404, "NOT_FOUND", f"The specified bucket does not exist: {bucket}")
         return found
 
     def create_bucket(
@@ -74,7 +74,7 @@ class BucketTable:
     ) -> dict[str, Any]:
         """Create a bucket; 409 if it exists, 400 for a name GCS would refuse."""
         if not isinstance(name, str) or not _BUCKET_NAME.fullmatch(name) or ".." in name:
-            raise ApiError(400, "INVALID_ARGUMENT", f"Invalid bucket name: {name!r}")
+            raise ServiceError(400, "INVALID_ARGUMENT", f"Invalid bucket name: {name!r}")
         now = rfc3339(time.time())
         with self._lock:
             try:
@@ -93,7 +93,7 @@ class BucketTable:
                     ),
                 )
             except sqlite3.IntegrityError:
-                raise ApiError(
+                raise ServiceError(
                     409,
                     "ALREADY_EXISTS",
                     "The requested bucket name is not available. The bucket namespace is shared "
@@ -141,7 +141,7 @@ class BucketTable:
                 "SELECT 1 FROM noncurrent WHERE bucket=? LIMIT 1",
                 (name, name),
             ).fetchone():
-                raise ApiError(
+                raise ServiceError(
                     409, "FAILED_PRECONDITION", "The bucket you tried to delete is not empty."
                 )
             self._db.execute("DELETE FROM buckets WHERE name=?", (name,))

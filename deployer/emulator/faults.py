@@ -22,7 +22,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
-from urllib.parse import urlencode
 
 from deployer.emulator.http import (
     Request,
@@ -216,13 +215,6 @@ def _status_name(code: int) -> str:
 
 # Bodies larger than this are logged as their size only (the log is for reading, not replay).
 MAX_LOGGED_BODY = 256 * 1024
-
-
-def request_target(request: Request) -> str:
-    """The request's raw (still percent-encoded) path and query string, as the client sent
-    them (the query re-encoded from its parsed form, order kept)."""
-    query = urlencode([(k, v) for k, vs in request.query.items() for v in vs])
-    return request.raw_path + (f"?{query}" if query else "")
 
 
 def _logged_body(body: bytes | None, content_type: str) -> dict[str, Any]:

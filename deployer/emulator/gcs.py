@@ -40,7 +40,7 @@ from deployer.emulator.gcsresources import (
     versioning_of,
 )
 from deployer.emulator.gcsupload import GcsUploads
-from deployer.emulator.http import ApiError, Handler, Request, Response, Router, json_response
+from deployer.emulator.http import Handler, Request, Response, Router, ServiceError, json_response
 from deployer.emulator.jsonlimits import request_json
 from deployer.emulator.objects import (
     rfc3339,
@@ -211,10 +211,10 @@ class GcsApi:
         sources = []
         for src in body["sourceObjects"]:
             if not isinstance(src, dict) or not src.get("name"):
-                raise ApiError(400, "INVALID_ARGUMENT", "each source object needs a name")
+                raise ServiceError(400, "INVALID_ARGUMENT", "each source object needs a name")
             conditions = src.get("objectPreconditions") or {}
             if not isinstance(conditions, dict):
-                raise ApiError(400, "INVALID_ARGUMENT", "objectPreconditions must be an object")
+                raise ServiceError(400, "INVALID_ARGUMENT", "objectPreconditions must be an object")
             sources.append(
                 (
                     str(src["name"]),
@@ -244,10 +244,12 @@ class GcsApi:
         self.store.require_bucket(bucket)
         body = request_json(req)
         if not isinstance(body, dict):
-            raise ApiError(400, "INVALID_ARGUMENT", "BulkRestoreObjectsRequest must be an object")
+            raise ServiceError(
+                400, "INVALID_ARGUMENT", "BulkRestoreObjectsRequest must be an object"
+            )
         globs = body.get("matchGlobs") or []
         if not isinstance(globs, list) or not all(isinstance(g, str) for g in globs):
-            raise ApiError(400, "INVALID_ARGUMENT", "matchGlobs must be a list of strings")
+            raise ServiceError(400, "INVALID_ARGUMENT", "matchGlobs must be a list of strings")
         now = rfc3339(time.time())
         op_id = uuid.uuid4().hex
         operation = {
@@ -277,7 +279,7 @@ class GcsApi:
         with self._ops_lock:
             operation = self._operations.get((bucket, op_id))
         if operation is None:
-            raise ApiError(404, "NOT_FOUND", f"No such operation: {bucket}/operations/{op_id}")
+            raise ServiceError(404, "NOT_FOUND", f"No such operation: {bucket}/operations/{op_id}")
         return json_response(operation)
 
     def list_operations(self, req: Request, m: re.Match[str]) -> Response:

@@ -23,7 +23,7 @@ import zlib
 from collections.abc import Iterator
 from typing import Any
 
-from deployer.emulator.http import ApiError, Request, Response
+from deployer.emulator.http import Request, Response, ServiceError
 from deployer.emulator.objects import ObjectMeta, ObjectStore
 
 log = logging.getLogger("deployer.emulator")
@@ -51,7 +51,9 @@ def int_param(req: Request, name: str) -> int | None:
     try:
         return int(value)
     except ValueError:
-        raise ApiError(400, "INVALID_ARGUMENT", f"Invalid value for {name}: {value!r}") from None
+        raise ServiceError(
+            400, "INVALID_ARGUMENT", f"Invalid value for {name}: {value!r}"
+        ) from None
 
 
 def _varint(value: int) -> bytes:
@@ -93,7 +95,7 @@ def check_read_preconditions(req: Request, meta: ObjectMeta) -> None:
         or (if_match is not None and not {"*", etag} & set(_etags(if_match)))
     )
     if failed:
-        raise ApiError(
+        raise ServiceError(
             412,
             "FAILED_PRECONDITION",
             "At least one of the pre-conditions you specified did not hold.",
@@ -103,7 +105,7 @@ def check_read_preconditions(req: Request, meta: ObjectMeta) -> None:
         checks["ifGenerationNotMatch"] is not None
         and checks["ifGenerationNotMatch"] == meta.generation
     ) or (if_none_match is not None and {"*", etag} & set(_etags(if_none_match))):
-        raise ApiError(304, "FAILED_PRECONDITION", "Not modified")
+        raise ServiceError(304, "FAILED_PRECONDITION", "Not modified")
 
 
 def download(req: Request, store: ObjectStore, bucket: str, name: str) -> Response:
@@ -179,14 +181,14 @@ def _gunzip(handle: Any, meta: ObjectMeta) -> Iterator[bytes]:
 def parse_range(header: str, size: int) -> tuple[int, int]:
     match = re.fullmatch(r"bytes=(\d{0,19})-(\d{0,19})", header.replace(" ", ""))
     if match is None or (not match[1] and not match[2]):
-        raise ApiError(416, "OUT_OF_RANGE", f"Malformed Range header: {header!r}")
+        raise ServiceError(416, "OUT_OF_RANGE", f"Malformed Range header: {header!r}")
     if not match[1]:  # suffix: the last N bytes
         n = int(match[2])
         return max(0, size - n), size - 1
     start = int(match[1])
     end = int(match[2]) if match[2] else size - 1
     if start >= size > 0 or end < start:
-        raise ApiError(
+        raise ServiceError(
             416, "OUT_OF_RANGE", f"Request range not satisfiable: {header!r} for {size} bytes"
         )
     return start, min(end, size - 1)

@@ -16,7 +16,7 @@ from urllib.parse import quote
 
 from deployer.emulator.context import EmulatorContext, project_number
 from deployer.emulator.gcsmedia import int_param, object_etag
-from deployer.emulator.http import ApiError, Request
+from deployer.emulator.http import Request, ServiceError
 from deployer.emulator.objects import (
     OBJECT_PROPERTIES,
     ObjectMeta,
@@ -43,7 +43,7 @@ def max_results(req: Request) -> int:
     """maxResults as GCS takes it: absent or 0 means the default (1,000); negative is 400."""
     value = int_param(req, "maxResults")
     if value is not None and value < 0:
-        raise ApiError(
+        raise ServiceError(
             400, "INVALID_ARGUMENT", f"Invalid value for maxResults: {value} (must be >= 0)"
         )
     return min(value or 1000, 1000)
@@ -123,7 +123,7 @@ def versioning_of(body: dict[str, Any]) -> bool | None:
         return None
     enabled = versioning.get("enabled", False) if isinstance(versioning, dict) else None
     if not isinstance(enabled, bool):
-        raise ApiError(400, "INVALID_ARGUMENT", 'versioning must be {"enabled": true|false}')
+        raise ServiceError(400, "INVALID_ARGUMENT", 'versioning must be {"enabled": true|false}')
     return enabled
 
 
@@ -140,10 +140,12 @@ def set_properties(body: dict[str, Any]) -> dict[str, str]:
 def object_metadata_from_json(body: Any) -> dict[str, Any]:
     """A request's object resource, checked for the field types the store relies on."""
     if not isinstance(body, dict):
-        raise ApiError(400, "INVALID_ARGUMENT", "Object metadata must be a JSON object")
+        raise ServiceError(400, "INVALID_ARGUMENT", "Object metadata must be a JSON object")
     for key in TEXT_FIELDS:
         if body.get(key) is not None and not isinstance(body[key], str):
-            raise ApiError(400, "INVALID_ARGUMENT", f"{key} must be a string, not {body[key]!r}")
+            raise ServiceError(
+                400, "INVALID_ARGUMENT", f"{key} must be a string, not {body[key]!r}"
+            )
     if body.get("name") is not None:
         validate_object_name(body["name"])
     if body.get("contentType") is not None:
@@ -153,24 +155,28 @@ def object_metadata_from_json(body: Any) -> dict[str, Any]:
             # Sent back as response headers (Cache-Control, ...): no CR/LF smuggling.
             try:
                 validate_content_type(body[key])
-            except ApiError:
-                raise ApiError(400, "INVALID_ARGUMENT", f"Invalid {key}: {body[key]!r}") from None
+            except ServiceError:
+                raise ServiceError(
+                    400, "INVALID_ARGUMENT", f"Invalid {key}: {body[key]!r}"
+                ) from None
     if body.get("customTime") is not None:
         try:
             datetime.fromisoformat(body["customTime"].replace("Z", "+00:00"))
         except ValueError:
-            raise ApiError(
+            raise ServiceError(
                 400,
                 "INVALID_ARGUMENT",
                 f"Invalid customTime {body['customTime']!r}: expected an RFC 3339 timestamp",
             ) from None
     if body.get("storageClass") is not None and body["storageClass"] not in STORAGE_CLASSES:
-        raise ApiError(400, "INVALID_ARGUMENT", f"Invalid storageClass: {body['storageClass']!r}")
+        raise ServiceError(
+            400, "INVALID_ARGUMENT", f"Invalid storageClass: {body['storageClass']!r}"
+        )
     metadata = body.get("metadata") or {}
     if not isinstance(metadata, dict) or any(
         isinstance(v, (dict, list)) for v in metadata.values()
     ):
-        raise ApiError(400, "INVALID_ARGUMENT", "metadata must be an object of string values")
+        raise ServiceError(400, "INVALID_ARGUMENT", "metadata must be an object of string values")
     return body
 
 
@@ -184,7 +190,7 @@ def int_field(body: dict[str, Any], key: str) -> int | None:
             raise ValueError(value)
         return int(value)
     except (TypeError, ValueError):
-        raise ApiError(400, "INVALID_ARGUMENT", f"Invalid value for {key}: {value!r}") from None
+        raise ServiceError(400, "INVALID_ARGUMENT", f"Invalid value for {key}: {value!r}") from None
 
 
 __all__ = [

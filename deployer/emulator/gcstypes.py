@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from deployer.emulator.http import ApiError
+from deployer.emulator.http import ServiceError
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # Object resource fields kept as given (each a string), besides name/contentType/metadata.
@@ -43,14 +43,14 @@ def rfc3339(ts: float) -> str:
 
 
 def parse_gs_uri(uri: str) -> tuple[str, str]:
-    """ "gs://b/a/b" -> ("b", "a/b"); "gs://b" or "gs://b/" -> ("b", ""). ApiError 400 otherwise."""
+    """ "gs://b/a/b" -> ("b", "a/b"); "gs://b" or "gs://b/" -> ("b", ""); 400 otherwise."""
     if not isinstance(uri, str) or not uri.startswith("gs://"):
-        raise ApiError(
+        raise ServiceError(
             400, "INVALID_ARGUMENT", f"Not a Cloud Storage URI (gs://bucket/path): {uri!r}"
         )
     bucket, _, name = uri[len("gs://") :].partition("/")
     if not bucket:
-        raise ApiError(400, "INVALID_ARGUMENT", f"Cloud Storage URI without a bucket: {uri!r}")
+        raise ServiceError(400, "INVALID_ARGUMENT", f"Cloud Storage URI without a bucket: {uri!r}")
     return bucket, name
 
 
@@ -124,22 +124,22 @@ def validate_object_name(name: object) -> None:
     paths through `paths.contained`, which refuses them there.
     """
     if not isinstance(name, str):
-        raise ApiError(400, "INVALID_ARGUMENT", f"Object name must be a string, not {name!r}")
+        raise ServiceError(400, "INVALID_ARGUMENT", f"Object name must be a string, not {name!r}")
     try:
         size = len(name.encode("utf-8"))
     except UnicodeEncodeError:
-        raise ApiError(
+        raise ServiceError(
             400, "INVALID_ARGUMENT", f"Invalid object name {name!r}: not valid Unicode"
         ) from None
     if not name or size > 1024 or name in (".", "..") or "\n" in name or "\r" in name:
-        raise ApiError(400, "INVALID_ARGUMENT", f"Invalid object name: {name!r}")
+        raise ServiceError(400, "INVALID_ARGUMENT", f"Invalid object name: {name!r}")
 
 
 def validate_content_type(value: object) -> None:
     """400 unless `value` is text that can go in a Content-Type header (no control characters:
     a CR/LF would split the download response)."""
     if not isinstance(value, str) or len(value) > 1024 or _CONTROL.search(value):
-        raise ApiError(400, "INVALID_ARGUMENT", f"Invalid contentType: {value!r}")
+        raise ServiceError(400, "INVALID_ARGUMENT", f"Invalid contentType: {value!r}")
 
 
 __all__ = [

@@ -23,7 +23,7 @@ from deployer.emulator.gcsresources import (
     object_resource,
     set_properties,
 )
-from deployer.emulator.http import ApiError, Request, Response, json_response
+from deployer.emulator.http import Request, Response, ServiceError, json_response
 from deployer.emulator.jsonlimits import request_json
 from deployer.emulator.objects import (
     validate_content_type,
@@ -42,7 +42,7 @@ def _parse_multipart(req: Request) -> tuple[dict[str, Any], bytes, str]:
     ctype = req.headers.get("content-type", "")
     match = re.search(r'boundary="?([^";]+)"?', ctype)
     if not ctype.startswith("multipart/related") or match is None:
-        raise ApiError(
+        raise ServiceError(
             400,
             "INVALID_ARGUMENT",
             "uploadType=multipart needs Content-Type multipart/related with a boundary",
@@ -51,7 +51,7 @@ def _parse_multipart(req: Request) -> tuple[dict[str, Any], bytes, str]:
     parts = req.read_body().split(delim)
     # ['', meta-part, media-part, '--\r\n']
     if len(parts) < 4:
-        raise ApiError(
+        raise ServiceError(
             400, "INVALID_ARGUMENT", "Multipart body must hold a metadata part and a media part"
         )
 
@@ -59,7 +59,7 @@ def _parse_multipart(req: Request) -> tuple[dict[str, Any], bytes, str]:
         part = part[2:] if part.startswith(b"\r\n") else part
         head, sep, content = part.partition(b"\r\n\r\n")
         if not sep:
-            raise ApiError(400, "INVALID_ARGUMENT", "Malformed multipart part")
+            raise ServiceError(400, "INVALID_ARGUMENT", "Malformed multipart part")
         headers = {}
         for line in head.decode("latin-1").split("\r\n"):
             key, _, value = line.partition(":")
@@ -71,7 +71,7 @@ def _parse_multipart(req: Request) -> tuple[dict[str, Any], bytes, str]:
     try:
         meta = jsonlimits.loads(meta_bytes or b"{}")
     except ValueError as exc:
-        raise ApiError(
+        raise ServiceError(
             400, "INVALID_ARGUMENT", f"Invalid JSON in multipart metadata: {exc}"
         ) from exc
     return (
@@ -106,7 +106,7 @@ class GcsUploads:
         if kind == "media":
             name = req.q("name")
             if not name:
-                raise ApiError(
+                raise ServiceError(
                     400, "INVALID_ARGUMENT", "uploadType=media needs the name query parameter"
                 )
             source = req.stream if req.stream is not None else req.body
@@ -125,7 +125,9 @@ class GcsUploads:
             metadata, media, media_type = _parse_multipart(req)
             name = metadata.get("name") or req.q("name")
             if not name:
-                raise ApiError(400, "INVALID_ARGUMENT", "Multipart upload metadata needs a name")
+                raise ServiceError(
+                    400, "INVALID_ARGUMENT", "Multipart upload metadata needs a name"
+                )
             meta = self.store.put(
                 bucket,
                 name,
@@ -141,11 +143,13 @@ class GcsUploads:
             return json_response(object_resource(meta, base))
         if kind == "resumable":
             if req.q("upload_id"):
-                raise ApiError(400, "INVALID_ARGUMENT", "Send resumable upload chunks with PUT")
+                raise ServiceError(400, "INVALID_ARGUMENT", "Send resumable upload chunks with PUT")
             body = object_metadata_from_json(request_json(req))
             name = body.get("name") or req.q("name")
             if not name:
-                raise ApiError(400, "INVALID_ARGUMENT", "Resumable upload needs the object name")
+                raise ServiceError(
+                    400, "INVALID_ARGUMENT", "Resumable upload needs the object name"
+                )
             validate_object_name(name)  # before it is looked up: the lookup needs text
             spec: dict[str, Any] = {
                 "content_type": body.get("contentType")
@@ -169,20 +173,20 @@ class GcsUploads:
                 f"?uploadType=resumable&upload_id={upload_id}"
             )
             return Response(200, b"", {"Location": location, "X-GUploader-UploadID": upload_id})
-        raise ApiError(400, "INVALID_ARGUMENT", f"Unsupported uploadType: {kind!r}")
+        raise ServiceError(400, "INVALID_ARGUMENT", f"Unsupported uploadType: {kind!r}")
 
     def upload_chunk(self, req: Request, m: re.Match[str]) -> Response:
         """PUT to a resumable session: append a chunk, answer 308 until the last one."""
         upload_id = req.q("upload_id")
         if not upload_id:
-            raise ApiError(
+            raise ServiceError(
                 400,
                 "INVALID_ARGUMENT",
                 "PUT uploads need an upload_id (start a resumable session first)",
             )
         session = self.store.get_upload(upload_id)
         if session is None:
-            raise ApiError(404, "NOT_FOUND", f"No such upload session: {upload_id}")
+            raise ServiceError(404, "NOT_FOUND", f"No such upload session: {upload_id}")
         bucket, name, spec = session
         if spec.get("result"):
             return json_response(spec["result"])  # already complete: a retry after a lost reply
@@ -193,18 +197,18 @@ class GcsUploads:
         if content_range:
             cr = _CONTENT_RANGE.fullmatch(content_range)
             if cr is None:
-                raise ApiError(
+                raise ServiceError(
                     400, "INVALID_ARGUMENT", f"Malformed Content-Range: {content_range!r}"
                 )
             total = None if cr["total"] == "*" else int(cr["total"])
             if cr["start"] is not None:
                 start = int(cr["start"])
                 if int(cr["end"]) < start:
-                    raise ApiError(
+                    raise ServiceError(
                         400, "INVALID_ARGUMENT", f"Malformed Content-Range: {content_range!r}"
                     )
             if start > received:
-                raise ApiError(
+                raise ServiceError(
                     400,
                     "INVALID_ARGUMENT",
                     f"Chunk starts at {start} but only {received} bytes were received",
@@ -234,7 +238,7 @@ class GcsUploads:
                 headers["Range"] = f"bytes=0-{received - 1}"
             return Response(308, b"", headers)
         if received > total:
-            raise ApiError(
+            raise ServiceError(
                 400,
                 "INVALID_ARGUMENT",
                 f"Received {received} bytes, more than the declared {total}",
@@ -259,7 +263,7 @@ class GcsUploads:
     def cancel_upload(self, req: Request, m: re.Match[str]) -> Response:
         upload_id = req.q("upload_id")
         if not upload_id or self.store.get_upload(upload_id) is None:
-            raise ApiError(404, "NOT_FOUND", f"No such upload session: {upload_id}")
+            raise ServiceError(404, "NOT_FOUND", f"No such upload session: {upload_id}")
         self.store.finish_upload(upload_id)
         return Response(499, b"")
 
@@ -269,7 +273,7 @@ class GcsUploads:
         body = object_metadata_from_json(request_json(req))
         name = body.get("name") or req.q("name")
         if not name:
-            raise ApiError(400, "INVALID_ARGUMENT", "objects.insert needs the object name")
+            raise ServiceError(400, "INVALID_ARGUMENT", "objects.insert needs the object name")
         meta = self.store.put(
             unquote(m["bucket"]),
             name,

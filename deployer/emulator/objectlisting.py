@@ -19,7 +19,7 @@ from typing import Any
 from deployer.emulator import jsonlimits
 from deployer.emulator.buckettable import BucketTable
 from deployer.emulator.gcstypes import OBJECT_COLUMNS, ListPage, ObjectMeta, object_meta, successor
-from deployer.emulator.http import ApiError
+from deployer.emulator.http import ServiceError
 from deployer.emulator.objectquery import filtered_page
 
 
@@ -67,7 +67,7 @@ class ObjectListing(BucketTable):
                 token = jsonlimits.loads(base64.urlsafe_b64decode(page_token.encode()))
                 after, rolled = str(token["a"]), bool(token["p"])
             except (ValueError, KeyError, TypeError) as exc:
-                raise ApiError(400, "INVALID_ARGUMENT", "Invalid pageToken") from exc
+                raise ServiceError(400, "INVALID_ARGUMENT", "Invalid pageToken") from exc
             if rolled:
                 lower_bound = successor(after)
                 if lower_bound is None:  # nothing sorts after that rolled-up prefix

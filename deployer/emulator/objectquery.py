@@ -20,7 +20,7 @@ from functools import lru_cache
 from typing import Any, Protocol, TypeVar
 
 from deployer.emulator import jsonlimits
-from deployer.emulator.http import ApiError
+from deployer.emulator.http import ServiceError
 
 
 class _Named(Protocol):
@@ -44,7 +44,7 @@ def _alternatives(glob: str) -> list[str]:
     open_at = glob.find("{")
     if open_at < 0:
         if "}" in glob:
-            raise ApiError(400, "INVALID_ARGUMENT", f"Invalid matchGlob: {glob!r}")
+            raise ServiceError(400, "INVALID_ARGUMENT", f"Invalid matchGlob: {glob!r}")
         return [glob]
     depth, options, start = 0, [], open_at + 1
     for i in range(open_at, len(glob)):
@@ -60,7 +60,7 @@ def _alternatives(glob: str) -> list[str]:
                 for option in options:
                     out += _alternatives(head + option + tail)
                     if len(out) > _MAX_ALTERNATIVES:
-                        raise ApiError(
+                        raise ServiceError(
                             400,
                             "INVALID_ARGUMENT",
                             f"matchGlob has too many alternatives: {glob!r}",
@@ -69,7 +69,7 @@ def _alternatives(glob: str) -> list[str]:
         elif c == "," and depth == 1:
             options.append(glob[start:i])
             start = i + 1
-    raise ApiError(400, "INVALID_ARGUMENT", f"Invalid matchGlob: {glob!r}")
+    raise ServiceError(400, "INVALID_ARGUMENT", f"Invalid matchGlob: {glob!r}")
 
 
 # Tokens of one expanded glob: ("lit", char), ("one",) for ?, ("class", regex) for [...],
@@ -96,14 +96,14 @@ def _tokens(glob: str) -> list[_Token]:
         elif glob[i] == "[":
             close = glob.find("]", i + 2)
             if close < 0:
-                raise ApiError(400, "INVALID_ARGUMENT", f"Invalid matchGlob: {glob!r}")
+                raise ServiceError(400, "INVALID_ARGUMENT", f"Invalid matchGlob: {glob!r}")
             body = glob[i + 1 : close]
             negate = body[:1] in ("!", "^")
             body = body[1:] if negate else body
             try:
                 cls = re.compile("[" + ("^" if negate else "") + body.replace("\\", "\\\\") + "]")
             except re.error as exc:
-                raise ApiError(
+                raise ServiceError(
                     400, "INVALID_ARGUMENT", f"Invalid matchGlob {glob!r}: {exc}"
                 ) from None
             out.append(("class", cls))
@@ -157,7 +157,7 @@ def _matches(tokens: list[_Token], name: str) -> bool:
 def glob_matcher(glob: str) -> Callable[[str], bool]:
     """A predicate for GCS's matchGlob syntax; 400 for a malformed (or oversized) pattern."""
     if len(glob) > _MAX_GLOB:
-        raise ApiError(400, "INVALID_ARGUMENT", "matchGlob is too long")
+        raise ServiceError(400, "INVALID_ARGUMENT", "matchGlob is too long")
     patterns = [_tokens(alt) for alt in _alternatives(glob)]
     return lambda name: any(_matches(tokens, name) for tokens in patterns)
 
@@ -174,7 +174,7 @@ def _after(page_token: str) -> tuple[str, int, bool]:
         token = jsonlimits.loads(base64.urlsafe_b64decode(page_token.encode()))
         return str(token["n"]), int(token["g"]), bool(token["p"])
     except (ValueError, KeyError, TypeError) as exc:
-        raise ApiError(400, "INVALID_ARGUMENT", "Invalid pageToken") from exc
+        raise ServiceError(400, "INVALID_ARGUMENT", "Invalid pageToken") from exc
 
 
 def filtered_page(

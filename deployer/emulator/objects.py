@@ -40,7 +40,7 @@ from deployer.emulator.gcstypes import (
     validate_content_type,
     validate_object_name,
 )
-from deployer.emulator.http import ApiError
+from deployer.emulator.http import ServiceError
 from deployer.emulator.objectlisting import ObjectListing
 from deployer.emulator.uploadsessions import UploadSessions
 
@@ -185,7 +185,7 @@ class ObjectStore(ObjectListing, UploadSessions):
             ).fetchone()
         if row is None:
             self.require_bucket(bucket)
-            raise ApiError(404, "NOT_FOUND", f"No such object: {bucket}/{name}#{generation}")
+            raise ServiceError(404, "NOT_FOUND", f"No such object: {bucket}/{name}#{generation}")
         return object_meta(row[:-1], row[-1])
 
     def stat(self, bucket: str, name: str) -> ObjectMeta | None:
@@ -227,7 +227,7 @@ class ObjectStore(ObjectListing, UploadSessions):
                     (bucket, name, generation),
                 ).fetchone()
                 if row is None:
-                    raise ApiError(
+                    raise ServiceError(
                         404, "NOT_FOUND", f"No such object: {bucket}/{name}#{generation}"
                     )
                 return meta, open(self._files.path(row[0]), "rb")
@@ -278,7 +278,7 @@ class ObjectStore(ObjectListing, UploadSessions):
             )
         )
         if failed:
-            raise ApiError(412, "FAILED_PRECONDITION", PRECONDITION_FAILED)
+            raise ServiceError(412, "FAILED_PRECONDITION", PRECONDITION_FAILED)
 
     def put(
         self,
@@ -545,7 +545,7 @@ class ObjectStore(ObjectListing, UploadSessions):
                 if_source_generation_match is not None
                 and meta.generation != if_source_generation_match
             ):
-                raise ApiError(412, "FAILED_PRECONDITION", PRECONDITION_FAILED)
+                raise ServiceError(412, "FAILED_PRECONDITION", PRECONDITION_FAILED)
             return self.put(
                 dst_bucket,
                 dst_name,
@@ -571,14 +571,16 @@ class ObjectStore(ObjectListing, UploadSessions):
         """Concatenate source objects of one bucket into `dst_name`. Each source is (name,
         generation or None for the live one, ifGenerationMatch or None)."""
         if not 1 <= len(sources) <= 32:
-            raise ApiError(400, "INVALID_ARGUMENT", "compose takes between 1 and 32 source objects")
+            raise ServiceError(
+                400, "INVALID_ARGUMENT", "compose takes between 1 and 32 source objects"
+            )
         handles: list[BinaryIO] = []
         try:
             for name, generation, must_match in sources:
                 meta, handle = self.open_with_meta(bucket, name, generation)
                 handles.append(handle)
                 if must_match is not None and meta.generation != must_match:
-                    raise ApiError(412, "FAILED_PRECONDITION", PRECONDITION_FAILED)
+                    raise ServiceError(412, "FAILED_PRECONDITION", PRECONDITION_FAILED)
 
             def chunks() -> Iterator[bytes]:
                 for h in handles:

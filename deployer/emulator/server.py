@@ -25,7 +25,7 @@ from typing import Any, BinaryIO, cast
 from urllib.parse import parse_qs, unquote
 
 from deployer.emulator.context import EmulatorContext
-from deployer.emulator.faults import FaultController, RequestLog, register_admin, request_target
+from deployer.emulator.faults import FaultController, RequestLog, register_admin
 from deployer.emulator.http import (
     Request,
     Response,
@@ -150,7 +150,8 @@ class _App:
                 request_bytes=request.content_length
                 if request.stream is not None
                 else len(request.body),
-                target=request_target(request),
+                target=raw_path
+                + (f"?{http_request.query_string}" if http_request.query_string else ""),
                 request_body=request.body,
                 request_type=request.headers.get("content-type", ""),
                 response_body=response.body if isinstance(response.body, bytes) else None,
@@ -221,7 +222,7 @@ def build_server(
     if with_vertex:
         _register_vertex(router, ctx)
     request_log_obj = RequestLog(request_log, bodies=request_log_bodies)
-    server.app = _App(router, ctx, request_log_obj)
+    app.router, app.ctx, app.request_log = router, ctx, request_log_obj
     ctx.on_shutdown(ctx.objects.close)
     ctx.on_shutdown(request_log_obj.close)
     return server, ctx

@@ -119,7 +119,7 @@ def _router():  # type: ignore[no-untyped-def]
 
 
 def rows() -> list[Row]:
-    from deployer.emulator.http import ApiError, Request
+    from deployer.emulator.http import Request, ServiceError
 
     router, ctx, tmp = _router()
     try:
@@ -130,7 +130,7 @@ def rows() -> list[Row]:
                 path = discovery.Method(**{**method.__dict__, "paths": (template,)}).sample_path()
                 try:
                     found = router.resolve(Request.from_target(method.http_method, path, {}))
-                except ApiError:  # 405: the path is served, not with this verb
+                except ServiceError:  # 405: the path is served, not with this verb
                     found = None
                 if found is None or found[0].name.startswith("_emulator"):
                     missing.append(template)

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from deployer.emulator.http import ApiError
+from deployer.emulator.http import ServiceError
 from deployer.emulator.objectquery import glob_matcher
 
 
@@ -39,6 +39,6 @@ def test_a_pathological_glob_is_matched_in_linear_time() -> None:
 
 @pytest.mark.parametrize("glob", ["{a,b", "a}", "[ab", "x" * 2000, "{a,b}" * 9])
 def test_a_malformed_or_oversized_glob_is_a_400(glob: str) -> None:
-    with pytest.raises(ApiError) as err:
+    with pytest.raises(ServiceError) as err:
         glob_matcher(glob)
     assert err.value.http_status == 400
