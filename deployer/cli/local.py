@@ -44,6 +44,13 @@ def _server_options(func: Any) -> Any:
             help="Append one JSON line per API call to this file.",
         ),
         click.option(
+            "--request-log-bodies",
+            is_flag=True,
+            default=False,
+            help="Also record request and response bodies in the request log (credentials "
+            "redacted; bodies over 256 KiB as their size).",
+        ),
+        click.option(
             "--inject-faults",
             type=click.FloatRange(0, 1),
             default=0.0,
@@ -85,6 +92,7 @@ def _server_options(func: Any) -> Any:
 
 def _extra_args(
     request_log: Path | None,
+    request_log_bodies: bool,
     inject_faults: float,
     drop_responses: float,
     op_delay: float,
@@ -94,6 +102,8 @@ def _extra_args(
     args = ["--log-level", log_level]
     if request_log is not None:
         args += ["--request-log", str(request_log.resolve())]
+    if request_log_bodies:
+        args += ["--request-log-bodies"]
     if inject_faults:
         args += ["--inject-faults", str(inject_faults)]
     if drop_responses:
@@ -117,6 +127,7 @@ def run(
     port: int | None,
     data_dir: Path | None,
     request_log: Path | None,
+    request_log_bodies: bool,
     inject_faults: float,
     drop_responses: float,
     op_delay: float,
@@ -133,6 +144,7 @@ def run(
         port=instance.DEFAULT_PORT if port is None else port,
         data_dir=data_dir or instance.local_dir() / "data",
         request_log=request_log,
+        request_log_bodies=request_log_bodies,
         fault_rate=inject_faults,
         drop_rate=drop_responses,
         op_delay=op_delay,
@@ -161,6 +173,7 @@ def up(
     port: int | None,
     data_dir: Path | None,
     request_log: Path | None,
+    request_log_bodies: bool,
     inject_faults: float,
     drop_responses: float,
     op_delay: float,
@@ -176,7 +189,13 @@ def up(
         port=port,
         data_dir=data_dir.resolve() if data_dir else None,
         extra_args=_extra_args(
-            request_log, inject_faults, drop_responses, op_delay, seed, log_level
+            request_log,
+            request_log_bodies,
+            inject_faults,
+            drop_responses,
+            op_delay,
+            seed,
+            log_level,
         ),
     )
     info = inst.to_json(already_running=already)

@@ -2,7 +2,8 @@
 
 Owns: `FaultController` (random fault rate, dropped responses, operation delay,
 scripted faults such as "the next 2 deployModel calls fail with 503"), the
-`RequestLog` (one JSON line per API call), and the `/_emulator/...` admin
+`RequestLog` (one JSON line per API call: target with its query string, and with
+`bodies` the request and response bodies, credentials redacted), and the `/_emulator/...` admin
 routes (health, faults). Faults are decided BEFORE a handler runs, so an
 injected 503/429 never has an effect; a dropped response is decided after a
 mutating call took effect, and the server then closes the connection.
@@ -31,7 +32,7 @@ from deployer.emulator.http import (
     json_response,
 )
 from deployer.emulator.jsonlimits import request_json
-from deployer.emulator.redact import install_log_redaction, redact_text
+from deployer.emulator.redact import install_log_redaction, redact_json, redact_text
 
 if TYPE_CHECKING:
     from deployer.emulator.context import EmulatorContext
@@ -212,11 +213,40 @@ def _status_name(code: int) -> str:
     return canonical_status(code)
 
 
-class RequestLog:
-    """Appends one JSON line per API call; thread-safe; a no-op without a path."""
+# Bodies larger than this are logged as their size only (the log is for reading, not replay).
+MAX_LOGGED_BODY = 256 * 1024
 
-    def __init__(self, path: Path | None) -> None:
+
+def _logged_body(body: bytes | None, content_type: str) -> dict[str, Any]:
+    """A body as the request log keeps it: decoded JSON (credential fields redacted), else
+    text (redacted), else only its size; nothing for an empty body."""
+    if not body:
+        return {}
+    if len(body) > MAX_LOGGED_BODY:
+        return {"omitted": f"{len(body)} bytes, over {MAX_LOGGED_BODY}"}
+    if "json" in content_type or body[:1] in (b"{", b"["):
+        try:
+            return {"json": redact_json(json.loads(body))}
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            pass
+    try:
+        return {"text": redact_text(body.decode("utf-8"))}
+    except UnicodeDecodeError:
+        return {"omitted": f"{len(body)} bytes of binary data"}
+
+
+class RequestLog:
+    """Appends one JSON line per API call; thread-safe; a no-op without a path.
+
+    Each line has the call's method, path (decoded), target (raw path and query string),
+    API method name, status, duration and body size; with `bodies=True` also the request
+    and response bodies (`request_body` / `response_body`: {"json": ...} or {"text": ...},
+    or {"omitted": why}). Credentials are redacted from all of it.
+    """
+
+    def __init__(self, path: Path | None, *, bodies: bool = False) -> None:
         self.path = path
+        self.bodies = bodies  # also record request and response bodies (--request-log-bodies)
         self._lock = threading.Lock()
         self._file: BinaryIO | None = None
         if path is not None:
@@ -235,10 +265,17 @@ class RequestLog:
         mutating: bool,
         fault: str | None = None,
         request_bytes: int | None = None,
+        target: str | None = None,
+        request_body: bytes | None = None,
+        request_type: str = "",
+        response_body: bytes | None = None,
+        response_type: str = "",
     ) -> None:
+        """Write one line. `target` is the raw path with the query string; the bodies
+        (bytes, with their content types) are kept only when the log records bodies."""
         if self._file is None:
             return
-        entry = {
+        entry: dict[str, Any] = {
             "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(started))
             + f".{int(started % 1 * 1e6):06d}Z",
             "method": method,
@@ -249,8 +286,15 @@ class RequestLog:
             "mutating": mutating,
             "request_bytes": request_bytes,  # body size (declared size for streamed uploads)
         }
+        if target is not None:
+            entry["target"] = redact_text(target)
         if fault:
             entry["fault"] = fault  # "injected" or "dropped": the call was not answered normally
+        if self.bodies:
+            if logged := _logged_body(request_body, request_type.lower()):
+                entry["request_body"] = logged
+            if logged := _logged_body(response_body, response_type.lower()):
+                entry["response_body"] = logged
         line = (json.dumps(entry, separators=(",", ":")) + "\n").encode()
         with self._lock:
             self._file.write(line)

@@ -9,32 +9,40 @@ object either fully present with its recorded checksums or absent; leftovers
 crc32c are computed while streaming. No operation does O(objects) work per
 upload: every change touches one row.
 
+Buckets, listings and upload sessions are in `buckettable.py`, `objectlisting.py` and
+`uploadsessions.py` (mixins of `ObjectStore`); the shared types in `gcstypes.py`, re-exported
+here.
+
 Must not: speak HTTP or render GCS JSON (that is `gcs.py`), or import
 TensorFlow / deployer.serving.
 """
 
 from __future__ import annotations
 
-import base64
 import json
-import re
 import sqlite3
 import threading
 import time
-import uuid
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from deployer.emulator import jsonlimits
 from deployer.emulator.blobfiles import CHUNK, BlobFiles, Hashed, IterReader, Readable
+from deployer.emulator.gcstypes import (
+    OBJECT_COLUMNS,
+    OBJECT_PROPERTIES,
+    PRECONDITION_FAILED,
+    ListPage,
+    ObjectMeta,
+    object_meta,
+    parse_gs_uri,
+    rfc3339,
+    validate_content_type,
+    validate_object_name,
+)
 from deployer.emulator.http import ServiceError
-from deployer.emulator.paths import contained
-
-_BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+from deployer.emulator.objectlisting import ObjectListing
+from deployer.emulator.uploadsessions import UploadSessions
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS buckets (
@@ -62,6 +70,26 @@ CREATE TABLE IF NOT EXISTS objects (
     blob TEXT NOT NULL,
     PRIMARY KEY (bucket, name)
 ) WITHOUT ROWID;
+-- Noncurrent generations of objects in buckets with versioning enabled (same columns, plus
+-- when the generation stopped being live).
+CREATE TABLE IF NOT EXISTS noncurrent (
+    bucket TEXT NOT NULL,
+    name TEXT NOT NULL,
+    generation INTEGER NOT NULL,
+    metageneration INTEGER NOT NULL,
+    size INTEGER NOT NULL,
+    md5 TEXT NOT NULL,
+    crc32c TEXT NOT NULL,
+    content_type TEXT NOT NULL,
+    metadata TEXT NOT NULL,
+    time_created TEXT NOT NULL,
+    updated TEXT NOT NULL,
+    blob TEXT NOT NULL,
+    storage_class TEXT NOT NULL,
+    props TEXT NOT NULL,
+    time_deleted TEXT NOT NULL,
+    PRIMARY KEY (bucket, name, generation)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS uploads (
     upload_id TEXT PRIMARY KEY,
     bucket TEXT NOT NULL,
@@ -70,66 +98,20 @@ CREATE TABLE IF NOT EXISTS uploads (
     created REAL NOT NULL
 );
 """
+# Columns added after the first release: (table, column, declaration), added to older data dirs
+# at start (SQLite's ALTER TABLE ADD COLUMN is cheap: existing rows take the default).
+_ADDED_COLUMNS = (
+    ("buckets", "versioning", "INTEGER NOT NULL DEFAULT 0"),
+    ("objects", "storage_class", "TEXT NOT NULL DEFAULT 'STANDARD'"),
+    ("objects", "props", "TEXT NOT NULL DEFAULT '{}'"),
+)
 
 
-def rfc3339(ts: float) -> str:
-    """GCS timestamp format: 2024-01-02T03:04:05.678Z."""
-    dt = datetime.fromtimestamp(ts, tz=UTC)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+class ObjectStore(ObjectListing, UploadSessions):
+    """Buckets and objects of the emulator, safe against crashes and concurrent requests.
 
-
-def parse_gs_uri(uri: str) -> tuple[str, str]:
-    """ "gs://b/a/b" -> ("b", "a/b"); "gs://b" or "gs://b/" -> ("b", ""); else ServiceError 400."""
-    if not isinstance(uri, str) or not uri.startswith("gs://"):
-        raise ServiceError(
-            400, "INVALID_ARGUMENT", f"Not a Cloud Storage URI (gs://bucket/path): {uri!r}"
-        )
-    bucket, _, name = uri[len("gs://") :].partition("/")
-    if not bucket:
-        raise ServiceError(400, "INVALID_ARGUMENT", f"Cloud Storage URI without a bucket: {uri!r}")
-    return bucket, name
-
-
-@dataclass(frozen=True)
-class ObjectMeta:
-    """Metadata of one live object generation."""
-
-    bucket: str
-    name: str
-    size: int  # bytes
-    generation: int  # microseconds since epoch at write, strictly increasing per store
-    metageneration: int  # bumped by metadata patches
-    md5_hash: str  # base64 of the 16-byte digest, as GCS reports it
-    crc32c: str  # base64 of the big-endian 4-byte CRC32C, as GCS reports it
-    content_type: str
-    updated: str  # RFC 3339
-    time_created: str  # RFC 3339
-    metadata: dict[str, str] = field(default_factory=dict)  # user metadata
-
-
-@dataclass(frozen=True)
-class ListPage:
-    """One page of an object listing."""
-
-    items: list[ObjectMeta]
-    prefixes: list[str]  # rolled-up "directories" when a delimiter was given
-    next_page_token: str | None
-
-
-def _successor(prefix: str) -> str | None:
-    """Smallest string greater than every string starting with `prefix`; None if there is
-    none (the prefix is all U+10FFFF)."""
-    stripped = prefix.rstrip("\U0010ffff")
-    if not stripped:
-        return None
-    nxt = ord(stripped[-1]) + 1
-    if 0xD800 <= nxt <= 0xDFFF:  # surrogates are not text (SQLite cannot bind them)
-        nxt = 0xE000
-    return stripped[:-1] + chr(nxt)
-
-
-class ObjectStore:
-    """Buckets and objects of the emulator, safe against crashes and concurrent requests."""
+    Buckets (`BucketTable`), listings (`ObjectListing`) and resumable upload sessions
+    (`UploadSessions`) are mixins over the same connection and lock."""
 
     def __init__(self, data_dir: Path, *, fsync: bool = True) -> None:
         self.root = Path(data_dir) / "gcs"
@@ -146,6 +128,10 @@ class ObjectStore:
         # NORMAL in WAL mode survives process crashes (kill -9) without losing commits.
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        for table, column, decl in _ADDED_COLUMNS:
+            have = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
+            if column not in have:
+                self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
         self._last_generation = 0
         self._sweep()
 
@@ -153,14 +139,24 @@ class ObjectStore:
 
     def _sweep(self) -> None:
         """Remove what a crash can leave: temp files, and blobs no row points at (startup only)."""
-        self._files.sweep({row[0] for row in self._db.execute("SELECT blob FROM objects")})
+        self._files.sweep(
+            {
+                row[0]
+                for row in self._db.execute(
+                    "SELECT blob FROM objects UNION SELECT blob FROM noncurrent"
+                )
+            }
+        )
         # Sessions older than a week are abandoned (GCS expires them after one).
         self._db.execute("DELETE FROM uploads WHERE created < ?", (time.time() - 7 * 86400,))
         live = {row[0] for row in self._db.execute("SELECT upload_id FROM uploads")}
         for partial in self.uploads_dir.iterdir():
             if partial.name not in live:
                 partial.unlink(missing_ok=True)
-        row = self._db.execute("SELECT MAX(generation) FROM objects").fetchone()
+        row = self._db.execute(
+            "SELECT MAX(g) FROM (SELECT MAX(generation) AS g FROM objects "
+            "UNION ALL SELECT MAX(generation) FROM noncurrent)"
+        ).fetchone()
         self._last_generation = int(row[0] or 0)
 
     def close(self) -> None:
@@ -173,130 +169,31 @@ class ObjectStore:
             self._last_generation = gen
             return gen
 
-    # ---- buckets ------------------------------------------------------------------
-
-    @staticmethod
-    def _bucket_row(row: tuple[Any, ...]) -> dict[str, Any]:
-        name, location, storage_class, labels, project, metageneration, created, updated = row
-        return {
-            "name": name,
-            "location": location,
-            "storage_class": storage_class,
-            "labels": json.loads(labels),
-            "project": project,
-            "metageneration": metageneration,
-            "time_created": created,
-            "updated": updated,
-        }
-
-    def bucket_exists(self, bucket: str) -> bool:
-        with self._lock:
-            return (
-                self._db.execute("SELECT 1 FROM buckets WHERE name=?", (bucket,)).fetchone()
-                is not None
-            )
-
-    def get_bucket(self, bucket: str) -> dict[str, Any] | None:
-        with self._lock:
-            row = self._db.execute("SELECT * FROM buckets WHERE name=?", (bucket,)).fetchone()
-        return self._bucket_row(row) if row else None
-
-    def require_bucket(self, bucket: str) -> dict[str, Any]:
-        found = self.get_bucket(bucket)
-        if found is None:
-            raise ServiceError(404, "NOT_FOUND", f"The specified bucket does not exist: {bucket}")
-        return found
-
-    def create_bucket(
-        self,
-        name: str,
-        *,
-        location: str = "US",
-        labels: dict[str, str] | None = None,
-        storage_class: str = "STANDARD",
-        project: str | None = None,
-    ) -> dict[str, Any]:
-        """Create a bucket; 409 if it exists, 400 for a name GCS would refuse."""
-        if not isinstance(name, str) or not _BUCKET_NAME.fullmatch(name) or ".." in name:
-            raise ServiceError(400, "INVALID_ARGUMENT", f"Invalid bucket name: {name!r}")
-        now = rfc3339(time.time())
-        with self._lock:
-            try:
-                self._db.execute(
-                    "INSERT INTO buckets VALUES (?,?,?,?,?,?,?,?)",
-                    (
-                        name,
-                        (location or "US").upper(),
-                        storage_class or "STANDARD",
-                        json.dumps(labels or {}),
-                        project,
-                        1,
-                        now,
-                        now,
-                    ),
-                )
-            except sqlite3.IntegrityError:
-                raise ServiceError(
-                    409,
-                    "ALREADY_EXISTS",
-                    "The requested bucket name is not available. The bucket namespace is shared "
-                    "by all users of the system. Please select a different name and try again.",
-                ) from None
-        return self.require_bucket(name)
-
-    def update_bucket(self, name: str, *, labels: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Patch a bucket's labels (a None value removes a label)."""
-        with self._lock:
-            current = self.require_bucket(name)
-            if labels is not None:
-                merged = dict(current["labels"])
-                for key, value in labels.items():
-                    if value is None:
-                        merged.pop(key, None)
-                    else:
-                        merged[key] = str(value)
-                self._db.execute(
-                    "UPDATE buckets SET labels=?, metageneration=metageneration+1, updated=? WHERE "
-                    "name=?",
-                    (json.dumps(merged), rfc3339(time.time()), name),
-                )
-            return self.require_bucket(name)
-
-    def list_buckets(self, prefix: str = "") -> list[dict[str, Any]]:
-        with self._lock:
-            rows = self._db.execute("SELECT * FROM buckets ORDER BY name").fetchall()
-        return [self._bucket_row(r) for r in rows if r[0].startswith(prefix)]
-
-    def delete_bucket(self, name: str) -> None:
-        """Delete an empty bucket; 404 if missing, 409 while it holds objects."""
-        with self._lock:
-            self.require_bucket(name)
-            if self._db.execute("SELECT 1 FROM objects WHERE bucket=? LIMIT 1", (name,)).fetchone():
-                raise ServiceError(
-                    409, "FAILED_PRECONDITION", "The bucket you tried to delete is not empty."
-                )
-            self._db.execute("DELETE FROM buckets WHERE name=?", (name,))
-
     # ---- objects: reads -----------------------------------------------------------
 
-    _COLS = (
-        "bucket,name,size,generation,metageneration,md5,crc32c,content_type,updated,"
-        "time_created,metadata"
-    )
-
-    @staticmethod
-    def _meta(row: tuple[Any, ...]) -> ObjectMeta:
-        b, n, size, gen, mgen, md5, crc, ctype, updated, created, metadata = row
-        return ObjectMeta(
-            b, n, size, gen, mgen, md5, crc, ctype, updated, created, json.loads(metadata)
-        )
+    def stat_generation(self, bucket: str, name: str, generation: int | None) -> ObjectMeta:
+        """The live object, or with `generation` that generation (live or noncurrent); 404."""
+        meta = self.require(bucket, name) if generation is None else self.stat(bucket, name)
+        if generation is None or (meta is not None and meta.generation == generation):
+            assert meta is not None
+            return meta
+        with self._lock:
+            row = self._db.execute(
+                f"SELECT {OBJECT_COLUMNS},time_deleted FROM noncurrent "
+                "WHERE bucket=? AND name=? AND generation=?",
+                (bucket, name, generation),
+            ).fetchone()
+        if row is None:
+            self.require_bucket(bucket)
+            raise ServiceError(404, "NOT_FOUND", f"No such object: {bucket}/{name}#{generation}")
+        return object_meta(row[:-1], row[-1])
 
     def stat(self, bucket: str, name: str) -> ObjectMeta | None:
         with self._lock:
             row = self._db.execute(
-                f"SELECT {self._COLS} FROM objects WHERE bucket=? AND name=?", (bucket, name)
+                f"SELECT {OBJECT_COLUMNS} FROM objects WHERE bucket=? AND name=?", (bucket, name)
             ).fetchone()
-        return self._meta(row) if row else None
+        return object_meta(row) if row else None
 
     def require(self, bucket: str, name: str) -> ObjectMeta:
         """Metadata of an object; 404 naming the bucket or object that is missing."""
@@ -317,11 +214,27 @@ class ObjectStore:
             raise ServiceError(404, "NOT_FOUND", f"No such object: {bucket}/{name}")
         return self._files.path(row[0])
 
-    def open_with_meta(self, bucket: str, name: str) -> tuple[ObjectMeta, BinaryIO]:
+    def open_with_meta(
+        self, bucket: str, name: str, generation: int | None = None
+    ) -> tuple[ObjectMeta, BinaryIO]:
         """Metadata and an open file of the same generation (a later overwrite cannot mix them)."""
+        if generation is not None:
+            with self._lock:
+                meta = self.stat_generation(bucket, name, generation)
+                table = "noncurrent" if meta.time_deleted else "objects"
+                row = self._db.execute(
+                    f"SELECT blob FROM {table} WHERE bucket=? AND name=? AND generation=?",
+                    (bucket, name, generation),
+                ).fetchone()
+                if row is None:
+                    raise ServiceError(
+                        404, "NOT_FOUND", f"No such object: {bucket}/{name}#{generation}"
+                    )
+                return meta, open(self._files.path(row[0]), "rb")
         with self._lock:
             row = self._db.execute(
-                f"SELECT {self._COLS},blob FROM objects WHERE bucket=? AND name=?", (bucket, name)
+                f"SELECT {OBJECT_COLUMNS},blob FROM objects WHERE bucket=? AND name=?",
+                (bucket, name),
             ).fetchone()
             if row is None:
                 self.require(bucket, name)
@@ -329,7 +242,7 @@ class ObjectStore:
             # Opened under the lock: an overwrite unlinks the old blob only after its
             # commit, and an open file survives the unlink.
             handle = open(self._files.path(row[-1]), "rb")
-        return self._meta(row[:-1]), handle
+        return object_meta(row[:-1]), handle
 
     def open(self, bucket: str, name: str) -> BinaryIO:
         """The object's bytes as a binary file; ServiceError 404 if missing. Caller closes it."""
@@ -338,115 +251,6 @@ class ObjectStore:
     def read_bytes(self, bucket: str, name: str) -> bytes:
         with self.open(bucket, name) as fh:
             return fh.read()
-
-    def list_page(
-        self,
-        bucket: str,
-        *,
-        prefix: str = "",
-        delimiter: str | None = None,
-        page_token: str | None = None,
-        max_results: int = 1000,
-        start_offset: str | None = None,
-        end_offset: str | None = None,
-        include_trailing_delimiter: bool = False,
-    ) -> ListPage:
-        """One page of objects in name order; items and prefixes both count toward max_results."""
-        self.require_bucket(bucket)
-        max_results = max(1, min(int(max_results), 1000))
-        lower, inclusive = prefix, True
-        if start_offset and start_offset > lower:
-            lower = start_offset
-        if page_token:
-            try:
-                token = jsonlimits.loads(base64.urlsafe_b64decode(page_token.encode()))
-                after, rolled = str(token["a"]), bool(token["p"])
-            except (ValueError, KeyError, TypeError) as exc:
-                raise ServiceError(400, "INVALID_ARGUMENT", "Invalid pageToken") from exc
-            if rolled:
-                lower_bound = _successor(after)
-                if lower_bound is None:  # nothing sorts after that rolled-up prefix
-                    return ListPage([], [], None)
-                lower, inclusive = lower_bound, True
-            else:
-                lower, inclusive = after, False
-        upper = _successor(prefix) if prefix else None
-        if end_offset and (upper is None or end_offset < upper):
-            upper = end_offset
-        items: list[ObjectMeta] = []
-        prefixes: list[str] = []
-        last: tuple[str, bool] | None = None  # (key, is_prefix) of the last thing emitted
-
-        def make_token() -> str:
-            assert last is not None
-            return base64.urlsafe_b64encode(
-                json.dumps({"a": last[0], "p": last[1]}).encode()
-            ).decode()
-
-        while True:
-            sql = (
-                f"SELECT {self._COLS} FROM objects WHERE bucket=? AND name "
-                f"{'>=' if inclusive else '>'} ?"
-            )
-            args: list[Any] = [bucket, lower]
-            if upper is not None:
-                sql += " AND name < ?"
-                args.append(upper)
-            sql += " ORDER BY name LIMIT ?"
-            args.append(max_results + 1)
-            with self._lock:
-                rows = self._db.execute(sql, args).fetchall()
-            if not rows:
-                return ListPage(items, prefixes, None)
-            jumped = False
-            for row in rows:
-                if len(items) + len(prefixes) >= max_results:
-                    return ListPage(items, prefixes, make_token())  # `row` proves there is more
-                name = row[1]
-                if delimiter:
-                    idx = name.find(delimiter, len(prefix))
-                    if idx >= 0:
-                        rolled = name[: idx + len(delimiter)]
-                        if include_trailing_delimiter and name == rolled:
-                            items.append(self._meta(row))
-                        prefixes.append(rolled)
-                        last = (rolled, True)
-                        # Skip everything under the rolled-up prefix with a fresh query.
-                        after_rolled = _successor(rolled)
-                        if after_rolled is None:  # nothing sorts after it
-                            return ListPage(items, prefixes, None)
-                        lower, inclusive, jumped = after_rolled, True, True
-                        break
-                items.append(self._meta(row))
-                last = (name, False)
-                lower, inclusive = name, False
-            if not jumped and len(rows) <= max_results:
-                return ListPage(items, prefixes, None)
-
-    def list(
-        self,
-        bucket: str,
-        prefix: str = "",
-        delimiter: str | None = None,
-        *,
-        start_offset: str | None = None,
-        end_offset: str | None = None,
-    ) -> Iterator[ObjectMeta]:
-        """Objects in name order (with a delimiter: only those not rolled up into a prefix)."""
-        token: str | None = None
-        while True:
-            page = self.list_page(
-                bucket,
-                prefix=prefix,
-                delimiter=delimiter,
-                page_token=token,
-                start_offset=start_offset,
-                end_offset=end_offset,
-            )
-            yield from page.items
-            if not page.next_page_token:
-                return
-            token = page.next_page_token
 
     # ---- objects: writes ----------------------------------------------------------
 
@@ -460,36 +264,21 @@ class ObjectStore:
         if_metageneration_not_match: int | None = None,
     ) -> None:
         gen = current.generation if current else 0
-        if if_generation_match is not None and gen != if_generation_match:
-            raise ServiceError(
-                412,
-                "FAILED_PRECONDITION",
-                "At least one of the pre-conditions you specified did not hold.",
+        failed = (
+            (if_generation_match is not None and gen != if_generation_match)
+            or (if_generation_not_match is not None and gen == if_generation_not_match)
+            or (
+                if_metageneration_match is not None
+                and (current is None or current.metageneration != if_metageneration_match)
             )
-        if if_generation_not_match is not None and gen == if_generation_not_match:
-            raise ServiceError(
-                412,
-                "FAILED_PRECONDITION",
-                "At least one of the pre-conditions you specified did not hold.",
+            or (
+                if_metageneration_not_match is not None
+                and current is not None
+                and current.metageneration == if_metageneration_not_match
             )
-        if if_metageneration_match is not None and (
-            current is None or current.metageneration != if_metageneration_match
-        ):
-            raise ServiceError(
-                412,
-                "FAILED_PRECONDITION",
-                "At least one of the pre-conditions you specified did not hold.",
-            )
-        if (
-            if_metageneration_not_match is not None
-            and current is not None
-            and current.metageneration == if_metageneration_not_match
-        ):
-            raise ServiceError(
-                412,
-                "FAILED_PRECONDITION",
-                "At least one of the pre-conditions you specified did not hold.",
-            )
+        )
+        if failed:
+            raise ServiceError(412, "FAILED_PRECONDITION", PRECONDITION_FAILED)
 
     def put(
         self,
@@ -497,7 +286,7 @@ class ObjectStore:
         name: str,
         source: bytes | Readable | Path,
         *,
-        content_type: str = "application/octet-stream",
+        content_type: str | None = "application/octet-stream",
         if_generation_match: int | None = None,
         if_generation_not_match: int | None = None,
         if_metageneration_match: int | None = None,
@@ -505,15 +294,20 @@ class ObjectStore:
         expected_md5: str | None = None,
         expected_crc32c: str | None = None,
         take_file: bool = False,
+        storage_class: str | None = None,
+        properties: dict[str, str] | None = None,
     ) -> ObjectMeta:
         """Write an object atomically (readers see the old or the new bytes, never a mix).
 
+        content_type None stores none (compose without one); storage_class None takes the
+        bucket's; `properties` are OBJECT_PROPERTIES kept as given. In a bucket with
+        versioning the generation replaced becomes noncurrent instead of being deleted.
         With take_file=True and a Path source, the file itself becomes the object (moved,
         not copied; deleted if the write fails): for finished resumable uploads.
         """
         validate_object_name(name)
         validate_content_type(content_type or "application/octet-stream")
-        self.require_bucket(bucket)
+        bucket_row = self.require_bucket(bucket)
         preconditions = {
             "if_generation_match": if_generation_match,
             "if_generation_not_match": if_generation_not_match,
@@ -540,17 +334,46 @@ class ObjectStore:
                     f"Provided CRC32C {expected_crc32c!r} doesn't match calculated CRC32C "
                     f"{hashed.crc32c!r}.",
                 )
+            extra = (
+                storage_class or bucket_row["storage_class"],
+                json.dumps({k: str(v) for k, v in (properties or {}).items()}),
+            )
             return self._commit(
                 bucket,
                 name,
                 tmp,
                 hashed,
-                content_type or "application/octet-stream",
+                content_type or "",
                 metadata or {},
                 preconditions,
+                extra,
             )
         finally:
             tmp.unlink(missing_ok=True)
+
+    def _retire(self, bucket: str, name: str) -> str | None:
+        """Take the live row of `name` out of `objects` (inside a transaction): kept as a
+        noncurrent generation in a bucket with versioning (returns None), else returns its
+        blob for the caller to remove once committed."""
+        row = self._db.execute(
+            "SELECT blob FROM objects WHERE bucket=? AND name=?", (bucket, name)
+        ).fetchone()
+        if row is None:
+            return None
+        versioned = self._db.execute(
+            "SELECT versioning FROM buckets WHERE name=?", (bucket,)
+        ).fetchone()
+        if versioned and versioned[0]:
+            self._db.execute(
+                "INSERT OR REPLACE INTO noncurrent SELECT bucket,name,generation,metageneration,"
+                "size,md5,crc32c,content_type,metadata,time_created,updated,blob,storage_class,"
+                "props,? FROM objects WHERE bucket=? AND name=?",
+                (rfc3339(time.time()), bucket, name),
+            )
+            self._db.execute("DELETE FROM objects WHERE bucket=? AND name=?", (bucket, name))
+            return None
+        self._db.execute("DELETE FROM objects WHERE bucket=? AND name=?", (bucket, name))
+        return str(row[0])
 
     def _commit(
         self,
@@ -561,6 +384,7 @@ class ObjectStore:
         content_type: str,
         metadata: dict[str, str],
         preconditions: dict[str, int | None],
+        extra: tuple[str, str],
     ) -> ObjectMeta:
         old_blob: str | None = None
         with self._lock:
@@ -571,15 +395,13 @@ class ObjectStore:
             rel = self._files.publish(tmp)
             gen = self._next_generation()
             now = rfc3339(gen / 1_000_000)
-            created = now
             try:
                 self._db.execute("BEGIN IMMEDIATE")
-                row = self._db.execute(
-                    "SELECT blob FROM objects WHERE bucket=? AND name=?", (bucket, name)
-                ).fetchone()
-                old_blob = row[0] if row else None
+                old_blob = self._retire(bucket, name)
                 self._db.execute(
-                    "INSERT OR REPLACE INTO objects VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                    "INSERT INTO objects (bucket,name,generation,metageneration,size,md5,crc32c,"
+                    "content_type,metadata,time_created,updated,blob,storage_class,props) "
+                    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     (
                         bucket,
                         name,
@@ -590,9 +412,10 @@ class ObjectStore:
                         hashed.crc32c,
                         content_type,
                         json.dumps({str(k): str(v) for k, v in metadata.items()}),
-                        created,
+                        now,
                         now,
                         rel,
+                        *extra,
                     ),
                 )
                 self._db.execute("COMMIT")
@@ -614,11 +437,13 @@ class ObjectStore:
         *,
         metadata: dict[str, Any] | None = None,
         content_type: str | None = None,
+        properties: dict[str, str | None] | None = None,
         replace: bool = False,
         if_generation_match: int | None = None,
         if_metageneration_match: int | None = None,
     ) -> ObjectMeta:
-        """Patch (or with replace=True, set) user metadata / content type; bumps metageneration."""
+        """Patch (or with replace=True, set) user metadata, content type and properties (a
+        None value removes one); bumps metageneration."""
         if content_type is not None:
             validate_content_type(content_type)
         with self._lock:
@@ -635,13 +460,19 @@ class ObjectStore:
                     merged.pop(key, None)
                 else:
                     merged[str(key)] = str(value)
+            props: dict[str, str] = {} if replace else dict(current.properties)
+            for key, prop in (properties or {}).items():
+                if prop is None:
+                    props.pop(key, None)
+                else:
+                    props[key] = prop
             self._db.execute(
-                "UPDATE objects SET metadata=?, content_type=?, metageneration=metageneration+1, "
-                "updated=? "
-                "WHERE bucket=? AND name=?",
+                "UPDATE objects SET metadata=?, content_type=?, props=?, "
+                "metageneration=metageneration+1, updated=? WHERE bucket=? AND name=?",
                 (
                     json.dumps(merged),
                     content_type or current.content_type,
+                    json.dumps(props),
                     rfc3339(time.time()),
                     bucket,
                     name,
@@ -654,24 +485,42 @@ class ObjectStore:
         bucket: str,
         name: str,
         *,
+        generation: int | None = None,
         if_generation_match: int | None = None,
         if_metageneration_match: int | None = None,
     ) -> None:
-        """Delete an object; 404 if missing, 412 if a precondition fails."""
+        """Delete the live object (kept as noncurrent where the bucket has versioning), or
+        with `generation` that generation for good; 404 if missing, 412 if a precondition
+        fails."""
         with self._lock:
-            current = self.require(bucket, name)
+            current = self.stat_generation(bucket, name, generation)
             self._check_preconditions(
                 current,
                 if_generation_match=if_generation_match,
                 if_generation_not_match=None,
                 if_metageneration_match=if_metageneration_match,
             )
-            row = self._db.execute(
-                "SELECT blob FROM objects WHERE bucket=? AND name=?", (bucket, name)
-            ).fetchone()
-            self._db.execute("DELETE FROM objects WHERE bucket=? AND name=?", (bucket, name))
-        if row:
-            self._files.remove(row[0])
+            blob: str | None
+            if current.time_deleted is not None:
+                row = self._db.execute(
+                    "SELECT blob FROM noncurrent WHERE bucket=? AND name=? AND generation=?",
+                    (bucket, name, current.generation),
+                ).fetchone()
+                self._db.execute(
+                    "DELETE FROM noncurrent WHERE bucket=? AND name=? AND generation=?",
+                    (bucket, name, current.generation),
+                )
+                blob = str(row[0])
+            elif generation is not None:
+                row = self._db.execute(
+                    "SELECT blob FROM objects WHERE bucket=? AND name=?", (bucket, name)
+                ).fetchone()
+                self._db.execute("DELETE FROM objects WHERE bucket=? AND name=?", (bucket, name))
+                blob = str(row[0])
+            else:
+                blob = self._retire(bucket, name)
+        if blob:
+            self._files.remove(blob)
 
     def copy(
         self,
@@ -682,47 +531,56 @@ class ObjectStore:
         *,
         content_type: str | None = None,
         metadata: dict[str, str] | None = None,
+        properties: dict[str, str] | None = None,
+        storage_class: str | None = None,
+        source_generation: int | None = None,
         if_generation_match: int | None = None,
         if_source_generation_match: int | None = None,
     ) -> ObjectMeta:
-        """Copy an object (bytes re-hashed and written like any upload)."""
-        meta, handle = self.open_with_meta(src_bucket, src_name)
+        """Copy an object (bytes re-hashed and written like any upload); the source's content
+        type, metadata, properties and storage class unless given."""
+        meta, handle = self.open_with_meta(src_bucket, src_name, source_generation)
         with handle:
             if (
                 if_source_generation_match is not None
                 and meta.generation != if_source_generation_match
             ):
-                raise ServiceError(
-                    412,
-                    "FAILED_PRECONDITION",
-                    "At least one of the pre-conditions you specified did not hold.",
-                )
+                raise ServiceError(412, "FAILED_PRECONDITION", PRECONDITION_FAILED)
             return self.put(
                 dst_bucket,
                 dst_name,
                 handle,
-                content_type=content_type or meta.content_type,
+                content_type=content_type or meta.content_type or None,
                 metadata=meta.metadata if metadata is None else metadata,
+                properties={**meta.properties, **(properties or {})},
+                storage_class=storage_class or meta.storage_class,
                 if_generation_match=if_generation_match,
             )
 
     def compose(
         self,
         bucket: str,
-        sources: Sequence[str],
+        sources: Sequence[tuple[str, int | None, int | None]],
         dst_name: str,
         *,
         content_type: str | None = None,
         metadata: dict[str, str] | None = None,
+        properties: dict[str, str] | None = None,
         if_generation_match: int | None = None,
     ) -> ObjectMeta:
-        """Concatenate source objects of one bucket into `dst_name`."""
+        """Concatenate source objects of one bucket into `dst_name`. Each source is (name,
+        generation or None for the live one, ifGenerationMatch or None)."""
         if not 1 <= len(sources) <= 32:
             raise ServiceError(
                 400, "INVALID_ARGUMENT", "compose takes between 1 and 32 source objects"
             )
-        handles = [self.open(bucket, s) for s in sources]
+        handles: list[BinaryIO] = []
         try:
+            for name, generation, must_match in sources:
+                meta, handle = self.open_with_meta(bucket, name, generation)
+                handles.append(handle)
+                if must_match is not None and meta.generation != must_match:
+                    raise ServiceError(412, "FAILED_PRECONDITION", PRECONDITION_FAILED)
 
             def chunks() -> Iterator[bytes]:
                 for h in handles:
@@ -733,84 +591,18 @@ class ObjectStore:
                 bucket,
                 dst_name,
                 IterReader(chunks()),
-                content_type=content_type or "application/octet-stream",
+                content_type=content_type,  # none invented: GCS leaves it unset
                 metadata=metadata,
+                properties=properties,
                 if_generation_match=if_generation_match,
             )
         finally:
             for h in handles:
                 h.close()
 
-    # ---- resumable upload sessions ------------------------------------------------
-
-    def create_upload(self, bucket: str, name: str, spec: dict[str, Any]) -> str:
-        """Start a resumable upload session; bytes accumulate in uploads_dir/<id>."""
-        validate_object_name(name)
-        self.require_bucket(bucket)
-        upload_id = uuid.uuid4().hex
-        self.upload_path(upload_id).touch()
-        with self._lock:
-            self._db.execute(
-                "INSERT INTO uploads VALUES (?,?,?,?,?)",
-                (upload_id, bucket, name, json.dumps(spec), time.time()),
-            )
-        return upload_id
-
-    def get_upload(self, upload_id: str) -> tuple[str, str, dict[str, Any]] | None:
-        with self._lock:
-            row = self._db.execute(
-                "SELECT bucket,name,spec FROM uploads WHERE upload_id=?", (upload_id,)
-            ).fetchone()
-        return (row[0], row[1], json.loads(row[2])) if row else None
-
-    def finish_upload(self, upload_id: str, result: dict[str, Any] | None = None) -> None:
-        """End a session: cancelled (result None: forgotten) or completed (result kept, so a
-        client whose final response was lost can ask again and get the object)."""
-        with self._lock:
-            if result is None:
-                self._db.execute("DELETE FROM uploads WHERE upload_id=?", (upload_id,))
-            else:
-                row = self._db.execute(
-                    "SELECT spec FROM uploads WHERE upload_id=?", (upload_id,)
-                ).fetchone()
-                if row is not None:
-                    spec = {**json.loads(row[0]), "result": result}
-                    self._db.execute(
-                        "UPDATE uploads SET spec=? WHERE upload_id=?", (json.dumps(spec), upload_id)
-                    )
-        self.upload_path(upload_id).unlink(missing_ok=True)
-
-    def upload_path(self, upload_id: str) -> Path:
-        """The file a resumable session's bytes accumulate in (`upload_id` comes from a URL)."""
-        return contained(self.uploads_dir, upload_id, what=f"Upload session {upload_id!r}")
-
-
-def validate_object_name(name: object) -> None:
-    """400 for a name GCS refuses: empty, over 1,024 UTF-8 bytes, "." / "..", CR or LF.
-
-    Other names (with "..", NUL, a leading "/") are stored as names: they only become
-    paths through `paths.contained`, which refuses them there.
-    """
-    if not isinstance(name, str):
-        raise ServiceError(400, "INVALID_ARGUMENT", f"Object name must be a string, not {name!r}")
-    try:
-        size = len(name.encode("utf-8"))
-    except UnicodeEncodeError:
-        raise ServiceError(
-            400, "INVALID_ARGUMENT", f"Invalid object name {name!r}: not valid Unicode"
-        ) from None
-    if not name or size > 1024 or name in (".", "..") or "\n" in name or "\r" in name:
-        raise ServiceError(400, "INVALID_ARGUMENT", f"Invalid object name: {name!r}")
-
-
-def validate_content_type(value: object) -> None:
-    """400 unless `value` is text that can go in a Content-Type header (no control characters:
-    a CR/LF would split the download response)."""
-    if not isinstance(value, str) or len(value) > 1024 or _CONTROL.search(value):
-        raise ServiceError(400, "INVALID_ARGUMENT", f"Invalid contentType: {value!r}")
-
 
 __all__ = [
+    "OBJECT_PROPERTIES",
     "ListPage",
     "ObjectMeta",
     "ObjectStore",

@@ -3,9 +3,10 @@
 Owns `redact_text` (credential query parameters - `access_token`, `key`, ... - and
 credential headers written as `Authorization: Bearer ...` get their value replaced by
 `REDACTED`, in any text: a request line, a URL, a log message), `redact_headers` (the same
-for a header mapping), `RedactingFilter` (a logging filter applying `redact_text` to each
-record's final message) and `install_log_redaction` (puts that filter on the emulator's
-loggers and on the handlers of the root logger, once).
+for a header mapping), `redact_json` (credential fields of a JSON body, at any depth),
+`RedactingFilter` (a logging filter applying `redact_text` to each record's final message)
+and `install_log_redaction` (puts that filter on the emulator's loggers and on the handlers
+of the root logger, once).
 
 The emulator accepts and ignores these credentials (clients send them as they would to
 Google); a DEBUG log or a request log shared in a bug report must not carry them.
@@ -18,6 +19,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterable, Mapping
+from typing import Any
 from urllib.parse import unquote
 
 REDACTED = "REDACTED"
@@ -83,6 +85,27 @@ def redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
     return {k: (REDACTED if k.lower() in SECRET_HEADERS else v) for k, v in headers.items()}
 
 
+# JSON body fields that carry a credential (compared case-blind), besides SECRET_PARAMS.
+SECRET_FIELDS = SECRET_PARAMS | frozenset(
+    {"password", "private_key", "private_key_id", "refresh_token", "authorization"}
+)
+
+
+def redact_json(value: Any) -> Any:
+    """A copy of a decoded JSON value with the values of credential fields replaced, at any
+    depth, and `redact_text` applied to every string (a URL in a field may carry a token)."""
+    if isinstance(value, dict):
+        return {
+            k: (REDACTED if str(k).lower() in SECRET_FIELDS else redact_json(v))
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [redact_json(v) for v in value]
+    if isinstance(value, str):
+        return redact_text(value)
+    return value
+
+
 class RedactingFilter(logging.Filter):
     """Rewrites a record's message with `redact_text` (never drops a record)."""
 
@@ -130,5 +153,6 @@ __all__ = [
     "RedactingFilter",
     "install_log_redaction",
     "redact_headers",
+    "redact_json",
     "redact_text",
 ]

@@ -150,6 +150,12 @@ class _App:
                 request_bytes=request.content_length
                 if request.stream is not None
                 else len(request.body),
+                target=raw_path
+                + (f"?{http_request.query_string}" if http_request.query_string else ""),
+                request_body=request.body,
+                request_type=request.headers.get("content-type", ""),
+                response_body=response.body if isinstance(response.body, bytes) else None,
+                response_type=response.headers.get("Content-Type", ""),
             )
         # The access line, at DEBUG: the target as received (credentials in it are redacted
         # by the filter faults.register_admin installs on this logger).
@@ -177,6 +183,7 @@ def build_server(
     port: int = 0,
     data_dir: Path,
     request_log: Path | None = None,
+    request_log_bodies: bool = False,
     fault_rate: float = 0.0,
     drop_rate: float = 0.0,
     op_delay: float = 0.0,
@@ -214,7 +221,7 @@ def build_server(
     ctx.apis.append("gcs")
     if with_vertex:
         _register_vertex(router, ctx)
-    request_log_obj = RequestLog(request_log)
+    request_log_obj = RequestLog(request_log, bodies=request_log_bodies)
     app.router, app.ctx, app.request_log = router, ctx, request_log_obj
     ctx.on_shutdown(ctx.objects.close)
     ctx.on_shutdown(request_log_obj.close)
@@ -240,6 +247,7 @@ def run(
     port: int = 8080,
     data_dir: Path,
     request_log: Path | None = None,
+    request_log_bodies: bool = False,
     fault_rate: float = 0.0,
     drop_rate: float = 0.0,
     op_delay: float = 0.0,
@@ -257,6 +265,7 @@ def run(
         port=port,
         data_dir=data_dir,
         request_log=request_log,
+        request_log_bodies=request_log_bodies,
         fault_rate=fault_rate,
         drop_rate=drop_rate,
         op_delay=op_delay,

@@ -1,8 +1,12 @@
 """Test helper: the local emulator as a real subprocess on a free port with a temp data dir.
 
 Owns `EmulatorProcess` (start, wait for health, read the request log, admin
-faults, restart, kill -9, stop; always cleans up its process) and
-`emulator_env(url)` (the environment variables clients need). Tests drive the
+faults, restart, kill -9, stop; always cleans up its process),
+`emulator_env(url)` (the environment variables clients need), and the session's
+collection of request logs for the wire contract test: after
+`collect_request_logs(dir)` every emulator records bodies too, and what its
+request log held is kept under `dir` before the log is cleared or deleted;
+`session_request_log()` reads it all back (and the logs of emulators still running). Tests drive the
 emulator only over HTTP, through the official clients.
 
 Must not: import the emulator in-process (tests exercise the real process), or
@@ -22,8 +26,44 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+import uuid
+import weakref
 from pathlib import Path
 from typing import Any, Self
+
+# Where request logs are kept for the session's wire contract test (None: not collected).
+_ARCHIVE_DIR: Path | None = None
+_LIVE: weakref.WeakSet[EmulatorProcess] = weakref.WeakSet()
+
+
+def collect_request_logs(directory: Path | None) -> None:
+    """Keep every emulator's request log (with bodies) under `directory` from now on."""
+    global _ARCHIVE_DIR
+    _ARCHIVE_DIR = directory
+    if directory is not None:
+        directory.mkdir(parents=True, exist_ok=True)
+
+
+def session_request_log() -> list[dict[str, Any]]:
+    """Every request-log entry kept this session, then those of emulators still running."""
+    entries: list[dict[str, Any]] = []
+    if _ARCHIVE_DIR is not None:
+        for path in sorted(_ARCHIVE_DIR.glob("*.jsonl")):
+            entries += _read_lines(path.read_bytes())
+    for proc in list(_LIVE):
+        entries += proc._unarchived()
+    return entries
+
+
+def _read_lines(data: bytes) -> list[dict[str, Any]]:
+    # A line cut short by a kill -9 of its writer is skipped, not fatal.
+    out = []
+    for line in data.decode(errors="replace").splitlines():
+        try:
+            out.append(json.loads(line))
+        except ValueError:
+            continue
+    return out
 
 
 def free_port() -> int:
@@ -61,6 +101,7 @@ class EmulatorProcess:
         env: dict[str, str] | None = None,
         start_timeout: float = 60.0,
         port: int | None = None,
+        wire_contract: bool = True,
     ) -> None:
         self._tmp = None if data_dir else tempfile.TemporaryDirectory(prefix="deployer-emu-")
         self.data_dir = Path(data_dir) if data_dir else Path(self._tmp.name) / "data"  # type: ignore[union-attr]
@@ -74,6 +115,11 @@ class EmulatorProcess:
         # no other process can take a port between our choosing it and the server binding it.
         self._port = port
         self._log_offset = 0  # where this start's output begins in stderr_path
+        # Whether the session's wire contract test sees this emulator's traffic (False for
+        # tests that send malformed requests on purpose).
+        self.wire_contract = wire_contract
+        self._archived = 0  # bytes of the request log already kept for the session
+        self._archive_name = f"{uuid.uuid4().hex}.jsonl"
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -111,8 +157,11 @@ class EmulatorProcess:
             str(self.data_dir),
             "--request-log",
             str(self.request_log_path),
+            *(["--request-log-bodies"] if self._collected() else []),
             *self.extra_args,
         ]
+        if self._collected():
+            _LIVE.add(self)
         env = {**os.environ, **(self.env or {})}
         env.pop("STORAGE_EMULATOR_HOST", None)
         stderr = open(self.stderr_path, "ab")
@@ -196,6 +245,8 @@ class EmulatorProcess:
 
     def cleanup(self) -> None:
         self.stop()
+        self._archive()
+        _LIVE.discard(self)
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None
@@ -240,5 +291,32 @@ class EmulatorProcess:
     def clear_request_log(self) -> None:
         """Forget earlier calls (the server appends; truncating keeps its handle valid)."""
         if self.request_log_path.exists():
+            self._archive()
             with open(self.request_log_path, "r+b") as fh:
                 fh.truncate(0)
+            self._archived = 0
+
+    def _new_log_bytes(self) -> bytes:
+        try:
+            with open(self.request_log_path, "rb") as fh:
+                fh.seek(self._archived)
+                data = fh.read()
+        except OSError:
+            return b""
+        return data[: data.rfind(b"\n") + 1]  # whole lines only
+
+    def _unarchived(self) -> list[dict[str, Any]]:
+        return _read_lines(self._new_log_bytes())
+
+    def _collected(self) -> bool:
+        return _ARCHIVE_DIR is not None and self.wire_contract
+
+    def _archive(self) -> None:
+        """Keep the request log's new lines for the session's wire contract test."""
+        if _ARCHIVE_DIR is None or not self.wire_contract:
+            return
+        data = self._new_log_bytes()
+        if data:
+            with open(_ARCHIVE_DIR / self._archive_name, "ab") as out:
+                out.write(data)
+            self._archived += len(data)
