@@ -10,12 +10,18 @@ change the logging sampling rate: one endpoint patch.
 from __future__ import annotations
 
 import json
+import sys
 import urllib.request
 from pathlib import Path
 
 import pytest
 
 from tests.support.stacks import StackFiles, run_cli
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+
+import make_batch_inputs
+import train_mnist
 
 CPU = "aiplatform.googleapis.com/prediction/online/cpu/utilization"
 SA = "serving@test-project.iam.gserviceaccount.com"
@@ -152,8 +158,10 @@ def test_the_emulator_refuses_a_sampling_rate_outside_0_1(emulator) -> None:  # 
 @pytest.mark.timeout(600)
 def test_the_production_config_applies_on_the_emulator(emulator, storage_client) -> None:  # type: ignore[no-untyped-def]
     config = Path(__file__).resolve().parents[2] / "configs" / "mnist-production.yaml"
-    if not (config.parent.parent / "models" / "my_mnist_model" / "0002").is_dir():
-        pytest.skip("models/my_mnist_model/0002 not trained (python scripts/train_mnist.py)")
+    # The config names the example's models and batch input: make them as the quickstart does
+    # (reused when present), so the test does not depend on which test ran before it.
+    train_mnist.ensure_models()
+    make_batch_inputs.write_inputs()
     out = " ".join(run_cli(["apply", str(config), "--yes"], emulator.url).output.split())
     assert "Apply complete" in out
     assert out.count("not simulated locally") == 1
