@@ -91,52 +91,51 @@ def parse_model_name(name: str) -> ModelName:
     return ModelName(m.group(1), m.group(2), m.group(3))
 
 
+def _checked(pattern: re.Pattern[str], value: str, message: str) -> str:
+    """`value` if it matches `pattern` whole, else 400 INVALID_ARGUMENT with `message`."""
+    if not pattern.fullmatch(value):
+        raise ServiceError(400, "INVALID_ARGUMENT", message)
+    return value
+
+
 def check_model_id(value: str) -> str:
     """UploadModelRequest.model_id as the v1 reference documents it."""
-    if not _MODEL_ID_RE.fullmatch(value):
-        raise ServiceError(
-            400,
-            "INVALID_ARGUMENT",
-            f"Invalid Model id {value!r}: it may be up to 63 characters of [a-z0-9_-], and the "
-            "first character cannot be a number or hyphen.",
-        )
-    return value
+    return _checked(
+        _MODEL_ID_RE,
+        value,
+        f"Invalid Model id {value!r}: it may be up to 63 characters of [a-z0-9_-], and the "
+        "first character cannot be a number or hyphen.",
+    )
 
 
 def check_endpoint_id(value: str) -> str:
     """endpoints.create's endpointId as the v1 reference documents it."""
-    if not _ENDPOINT_ID_RE.fullmatch(value):
-        raise ServiceError(
-            400,
-            "INVALID_ARGUMENT",
-            f"Invalid Endpoint id {value!r}: if the first character is a letter, it may be up to "
-            "63 characters of [a-z0-9-] and must end with a letter or number; if the first "
-            "character is a number, it may be up to 9 digits with no leading zeros.",
-        )
-    return value
+    return _checked(
+        _ENDPOINT_ID_RE,
+        value,
+        f"Invalid Endpoint id {value!r}: if the first character is a letter, it may be up to "
+        "63 characters of [a-z0-9-] and must end with a letter or number; if the first "
+        "character is a number, it may be up to 9 digits with no leading zeros.",
+    )
 
 
 def check_deployed_model_id(value: str) -> str:
     """DeployedModel.id as the v1 reference documents it."""
-    if not _DEPLOYED_ID_RE.fullmatch(value):
-        raise ServiceError(
-            400,
-            "INVALID_ARGUMENT",
-            f"Invalid DeployedModel id {value!r}: it should be 1-10 characters, and valid "
-            "characters are [0-9].",
-        )
-    return value
+    return _checked(
+        _DEPLOYED_ID_RE,
+        value,
+        f"Invalid DeployedModel id {value!r}: it should be 1-10 characters, and valid "
+        "characters are [0-9].",
+    )
 
 
 def check_alias(alias: str) -> str:
     """Aliases look like `v1`, `prod`, `default`; they must not look like a version id."""
-    if not _ALIAS_RE.fullmatch(alias):
-        raise ServiceError(
-            400,
-            "INVALID_ARGUMENT",
-            f"Invalid version alias {alias!r}: it must match [a-z][a-zA-Z0-9-]{{0,126}}[a-z0-9].",
-        )
-    return alias
+    return _checked(
+        _ALIAS_RE,
+        alias,
+        f"Invalid version alias {alias!r}: it must match [a-z][a-zA-Z0-9-]{{0,126}}[a-z0-9].",
+    )
 
 
 def operation_name(resource: str) -> str:
