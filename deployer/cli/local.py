@@ -90,6 +90,30 @@ def _server_options(func: Any) -> Any:
     return func
 
 
+def _console_options(func: Any) -> Any:
+    """The console's options, shared by `run` and `up`."""
+    func = click.option(
+        "--no-console",
+        is_flag=True,
+        default=False,
+        help="Do not serve the browser console.",
+    )(func)
+    return click.option(
+        "--console-port",
+        type=click.IntRange(0, 65535),
+        default=0,
+        show_default=True,
+        help="Port of the browser console at /_console/ (its own listener; 0 = any free "
+        "port, printed at start).",
+    )(func)
+
+
+def _console_args(console_port: int, no_console: bool) -> list[str]:
+    if no_console:
+        return ["--no-console"]
+    return ["--console-port", str(console_port)] if console_port else []
+
+
 def _extra_args(
     request_log: Path | None,
     request_log_bodies: bool,
@@ -122,6 +146,7 @@ def local() -> None:
 
 @local.command("run")
 @_server_options
+@_console_options
 def run(
     host: str,
     port: int | None,
@@ -133,6 +158,8 @@ def run(
     op_delay: float,
     seed: int | None,
     log_level: str,
+    console_port: int,
+    no_console: bool,
 ) -> None:
     """Run the emulator in the foreground (logs to stderr; Ctrl-C stops it cleanly)."""
     from deployer import settings
@@ -150,6 +177,7 @@ def run(
         op_delay=op_delay,
         seed=seed,
         log_level=log_level,
+        console_port=None if no_console else console_port,
     )
     raise SystemExit(code)
 
@@ -163,10 +191,13 @@ def _render_settings(info: dict[str, Any], *, headline: str) -> None:
         f"credentials)"
     )
     click.echo(f"  Cloud Storage:  export STORAGE_EMULATOR_HOST={info['url']}")
+    if info.get("console_url"):
+        click.echo(f"Console (in a browser): {info['console_url']}")
 
 
 @local.command("up")
 @_server_options
+@_console_options
 @output_option
 def up(
     host: str,
@@ -179,6 +210,8 @@ def up(
     op_delay: float,
     seed: int | None,
     log_level: str,
+    console_port: int,
+    no_console: bool,
     output: str,
 ) -> None:
     """Start a background emulator (idempotent) and print the settings clients need."""
@@ -196,7 +229,8 @@ def up(
             op_delay,
             seed,
             log_level,
-        ),
+        )
+        + _console_args(console_port, no_console),
     )
     info = inst.to_json(already_running=already)
     if already:

@@ -14,6 +14,7 @@ the server.
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import signal
@@ -21,9 +22,10 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, BinaryIO, cast
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
 from urllib.parse import parse_qs, unquote
 
+from deployer.emulator.console.activity import Activity
 from deployer.emulator.context import EmulatorContext
 from deployer.emulator.faults import FaultController, RequestLog, register_admin
 from deployer.emulator.http import (
@@ -38,12 +40,17 @@ from deployer.emulator.objects import ObjectStore
 from deployer.errors import ConfigError
 from deployer.httpserve import HttpRequest, HttpResponse, HttpServer, IncompleteBody, RequestBody
 
+if TYPE_CHECKING:
+    from deployer.emulator.console import Console
+
 log = logging.getLogger("deployer.emulator")
 
 # Non-streaming routes buffer their body; anything larger is refused (413).
 MAX_BUFFERED_BODY = 256 * 1024 * 1024
 # An unread body larger than this closes the connection instead of being skipped.
 _SKIP_UNREAD_BODY = 8 * 1024 * 1024
+# The console's forms (a try-predict payload is at most Vertex's 1.5 MB, form-encoded).
+MAX_CONSOLE_BODY = 8 * 1024 * 1024
 _ADMIN_PREFIX = "_emulator."
 _STOP_GRACE_S = 5.0  # in-flight requests get this long to finish on SIGTERM
 
@@ -87,76 +94,21 @@ class _App:
     router: Router
     ctx: EmulatorContext
     request_log: RequestLog
+    activity: Activity | None = None  # recent calls for the console (None: console off)
 
     def handle(self, http_request: HttpRequest) -> HttpResponse:
         started = time.time()
-        raw_path = http_request.raw_path or "/"
-        request = Request(
-            method=http_request.method,
-            path=unquote(raw_path),
-            raw_path=raw_path,
-            query=parse_qs(http_request.query_string, keep_blank_values=True),
-            headers=http_request.headers,
-        )
+        request = _request(http_request)
         length = http_request.content_length
-        request.content_length = length
         body = _Body(http_request.body)
-        response: Response | None = None
-        name, mutating, fault = "unknown", False, None
+        response, name, mutating, fault = self._run(request, body)
         close = False
-        try:
-            resolved = self.router.resolve(request)
-            if resolved is None:
-                response = error_response(
-                    404, "NOT_FOUND", f"No such API: {request.method} {request.path}"
-                )
-            else:
-                route, match = resolved
-                name, mutating = route.name, route.mutating
-                admin = name.startswith(_ADMIN_PREFIX)
-                response = None if admin else self.ctx.faults.before_call(name)
-                if response is not None:
-                    fault = "injected"
-                else:
-                    if route.streaming:
-                        request.stream = cast(BinaryIO, body)
-                    else:
-                        if length is not None and length > MAX_BUFFERED_BODY:
-                            raise ServiceError(413, "PAYLOAD_TOO_LARGE", "Request body too large")
-                        request.body = body.read_bounded(MAX_BUFFERED_BODY)
-                    response = self.router.call(route, match, request)
-                    if not admin and self.ctx.faults.drop_after(
-                        name, mutating=mutating, status=response.status
-                    ):
-                        fault = "dropped"
-        except ServiceError as exc:
-            response = exc.to_response()
         if body.failed or (
             not http_request.body.done and (length is None or length > _SKIP_UNREAD_BODY)
         ):
             # A broken or large unread body: answer, then close rather than read it all.
             close = True
-        assert response is not None
-        if not name.startswith(_ADMIN_PREFIX):
-            # Logged before the reply goes out, so a client that got its answer finds the line.
-            self.request_log.record(
-                method=request.method,
-                path=request.path,
-                name=name,
-                status=response.status,
-                started=started,
-                mutating=mutating,
-                fault=fault,
-                request_bytes=request.content_length
-                if request.stream is not None
-                else len(request.body),
-                target=raw_path
-                + (f"?{http_request.query_string}" if http_request.query_string else ""),
-                request_body=request.body,
-                request_type=request.headers.get("content-type", ""),
-                response_body=response.body if isinstance(response.body, bytes) else None,
-                response_type=response.headers.get("Content-Type", ""),
-            )
+        self._record(request, response, name, mutating, fault, started, http_request.query_string)
         # The access line, at DEBUG: the target as received (credentials in it are redacted
         # by the filter faults.register_admin installs on this logger).
         log.debug(
@@ -176,6 +128,138 @@ class _App:
             on_close=response.on_close,
         )
 
+    def call_in_process(self, request: Request) -> tuple[Response, str | None]:
+        """An API call made inside this process (the console's try-predict form), with its
+        body in `request.body`: the same routing, faults, request log and activity as a call
+        over HTTP, without a socket. Returns the response and the fault, if one was made."""
+        started = time.time()
+        request.content_length = len(request.body)
+        response, name, mutating, fault = self._run(request, None)
+        self._record(request, response, name, mutating, fault, started, "")
+        return response, fault
+
+    def _run(self, request: Request, body: _Body | None) -> tuple[Response, str, bool, str | None]:
+        """Resolve, fault, call: (response, API method name, mutating, fault)."""
+        length = request.content_length
+        name, mutating, fault = "unknown", False, None
+        try:
+            resolved = self.router.resolve(request)
+            if resolved is None:
+                return (
+                    error_response(
+                        404, "NOT_FOUND", f"No such API: {request.method} {request.path}"
+                    ),
+                    name,
+                    mutating,
+                    fault,
+                )
+            route, match = resolved
+            name, mutating = route.name, route.mutating
+            admin = name.startswith(_ADMIN_PREFIX)
+            response = None if admin else self.ctx.faults.before_call(name)
+            if response is not None:
+                fault = "injected"
+            else:
+                if body is None:  # in-process: the body is already in request.body
+                    if route.streaming:
+                        request.stream = io.BytesIO(request.body)
+                elif route.streaming:
+                    request.stream = cast(BinaryIO, body)
+                else:
+                    if length is not None and length > MAX_BUFFERED_BODY:
+                        raise ServiceError(413, "PAYLOAD_TOO_LARGE", "Request body too large")
+                    request.body = body.read_bounded(MAX_BUFFERED_BODY)
+                response = self.router.call(route, match, request)
+                if not admin and self.ctx.faults.drop_after(
+                    name, mutating=mutating, status=response.status
+                ):
+                    fault = "dropped"
+        except ServiceError as exc:
+            response = exc.to_response()
+        return response, name, mutating, fault
+
+    def _record(
+        self,
+        request: Request,
+        response: Response,
+        name: str,
+        mutating: bool,
+        fault: str | None,
+        started: float,
+        query_string: str,
+    ) -> None:
+        if name.startswith(_ADMIN_PREFIX):
+            return
+        body = response.body if isinstance(response.body, bytes) else None
+        # Logged before the reply goes out, so a client that got its answer finds the line.
+        self.request_log.record(
+            method=request.method,
+            path=request.path,
+            name=name,
+            status=response.status,
+            started=started,
+            mutating=mutating,
+            fault=fault,
+            request_bytes=request.content_length
+            if request.stream is not None
+            else len(request.body),
+            target=request.raw_path + (f"?{query_string}" if query_string else ""),
+            request_body=request.body,
+            request_type=request.headers.get("content-type", ""),
+            response_body=body,
+            response_type=response.headers.get("Content-Type", ""),
+        )
+        if self.activity is not None:
+            self.activity.record(
+                method=request.method,
+                path=request.path,
+                api=name,
+                status=response.status,
+                started=started,
+                fault=fault,
+                body=body,
+                headers=response.headers,
+            )
+
+
+def _request(http_request: HttpRequest) -> Request:
+    raw_path = http_request.raw_path or "/"
+    return Request(
+        method=http_request.method,
+        path=unquote(raw_path),
+        raw_path=raw_path,
+        query=parse_qs(http_request.query_string, keep_blank_values=True),
+        headers=http_request.headers,
+        content_length=http_request.content_length,
+    )
+
+
+class _ConsoleApp:
+    """Per-request glue for the console's own listener: bounded bodies, no faults, not
+    logged as API calls (the console is not an API)."""
+
+    def __init__(self, site: Console) -> None:
+        self.site = site
+
+    def handle(self, http_request: HttpRequest) -> HttpResponse:
+        request = _request(http_request)
+        body = _Body(http_request.body)
+        try:
+            length = http_request.content_length
+            if length is not None and length > MAX_CONSOLE_BODY:
+                raise ServiceError(413, "PAYLOAD_TOO_LARGE", "Request body too large")
+            request.body = body.read_bounded(MAX_CONSOLE_BODY)
+            response = self.site.handle(request)
+        except ServiceError as exc:
+            response = self.site.error_page(exc.http_status, exc.message)
+        return HttpResponse(
+            status=response.status,
+            body=response.body,
+            headers=response.headers,
+            close=body.failed,
+            on_close=response.on_close,
+        )
+
 
 def build_server(
     *,
@@ -189,8 +273,10 @@ def build_server(
     op_delay: float = 0.0,
     seed: int | None = None,
     with_vertex: bool = True,
-) -> tuple[HttpServer, EmulatorContext]:
-    """Bind the server and register every API surface; the caller start()s it."""
+    console_port: int | None = None,
+) -> tuple[HttpServer, EmulatorContext, HttpServer | None]:
+    """Bind the server and register every API surface; with `console_port` (0 = any free
+    port) also bind the console's own listener on the same host. The caller start()s them."""
     data_dir = Path(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
     app = _App()
@@ -225,7 +311,29 @@ def build_server(
     app.router, app.ctx, app.request_log = router, ctx, request_log_obj
     ctx.on_shutdown(ctx.objects.close)
     ctx.on_shutdown(request_log_obj.close)
-    return server, ctx
+    console_server = None
+    if console_port is not None:
+        console_server = _build_console(app, host=host, port=console_port)
+    return server, ctx, console_server
+
+
+def _build_console(app: _App, *, host: str, port: int) -> HttpServer:
+    """The console's listener: its own port, the same host, state read in-process."""
+    from deployer.emulator.console import Console
+
+    app.activity = Activity()
+    site = Console(app.ctx, activity=app.activity, call_api=app.call_in_process)
+    try:
+        server = HttpServer(
+            _ConsoleApp(site).handle, host=host, port=port, error_body=_error_body, name="console"
+        )
+    except OSError as exc:
+        raise ConfigError(
+            f"Cannot listen on {host}:{port} for the console: {exc.strerror or exc}",
+            hint="pick another --console-port (0 = any free port), or pass --no-console",
+        ) from exc
+    site.bind(port=server.port)
+    return server
 
 
 def _register_vertex(router: Router, ctx: EmulatorContext) -> None:
@@ -241,6 +349,11 @@ def _register_vertex(router: Router, ctx: EmulatorContext) -> None:
     ctx.apis.append("vertex")
 
 
+def _console_url(base_url: str, port: int) -> str:
+    """The console's address: the API's host with the console's port."""
+    return f"{base_url.rsplit(':', 1)[0]}:{port}/_console/"
+
+
 def run(
     *,
     host: str = "127.0.0.1",
@@ -253,6 +366,7 @@ def run(
     op_delay: float = 0.0,
     seed: int | None = None,
     log_level: str = "INFO",
+    console_port: int | None = 0,
 ) -> int:
     """Run the emulator in the foreground until SIGINT/SIGTERM; returns the exit status."""
     logging.basicConfig(
@@ -260,7 +374,7 @@ def run(
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    server, ctx = build_server(
+    server, ctx, console = build_server(
         host=host,
         port=port,
         data_dir=data_dir,
@@ -270,6 +384,7 @@ def run(
         drop_rate=drop_rate,
         op_delay=op_delay,
         seed=seed,
+        console_port=console_port,
     )
     stopping = threading.Event()
 
@@ -285,11 +400,14 @@ def run(
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
     server.start()
+    if console is not None:
+        console.start()
     # Printed whatever the log level: launchers that asked for port 0 read the real one here.
     sys.stderr.write(
         f"deployer emulator listening on {ctx.base_url} (data dir {data_dir}; APIs: "
         f"{', '.join(ctx.apis)})\n"
         f"use api_endpoint={ctx.base_url} and STORAGE_EMULATOR_HOST={ctx.base_url}\n"
+        + (f"console at {_console_url(ctx.base_url, console.port)}\n" if console else "")
     )
     sys.stderr.flush()
     try:
@@ -297,6 +415,8 @@ def run(
         while not stopping.wait(0.2) and not server.wait(0):
             pass
     finally:
+        if console is not None:
+            console.stop(1.0)
         server.stop(_STOP_GRACE_S)
         ctx.run_shutdown_hooks()
         log.info("stopped")
