@@ -39,7 +39,9 @@ _HEADERS = {
     "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; "
     "img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",  # a ?token= URL must not leak through Referer
+    # Never to another origin (a token URL must not leak); same-origin keeps the Origin
+    # header of the console's own form posts (no-referrer would send "Origin: null").
+    "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
     "X-Frame-Options": "DENY",
 }
