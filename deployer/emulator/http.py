@@ -89,6 +89,9 @@ class Request:
     # reading past `content_length` is prevented by the server.
     stream: BinaryIO | None = None
     content_length: int | None = None  # declared body size, None if chunked/absent
+    # A path prefix the transport removed before routing (the containers' reader door,
+    # deployer.emulator.access): links a handler returns to this client must keep it.
+    base_path: str = ""
 
     @classmethod
     def from_target(

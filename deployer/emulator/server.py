@@ -1,7 +1,8 @@
 """The emulator's HTTP transport: requests to routes, faults, request log, lifecycle.
 
 Owns: turning each request of the shared HTTP server (`deployer.httpserve`: keep-alive,
-bodies, streaming, graceful stop) into the emulator's `Request`, buffering bodies of
+bodies, streaming, graceful stop) into the emulator's `Request` once the access rules
+(`deployer.emulator.access`: Host, Origin, token) admit it, buffering bodies of
 non-streaming routes (bounded: 413 beyond `MAX_BUFFERED_BODY`) or handing streaming routes
 the body stream, fault injection before any effect, dropped responses after mutating
 calls, the request log, and a clean stop on SIGINT/SIGTERM that runs the context's
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, cast
 from urllib.parse import parse_qs, unquote
 
+from deployer.emulator.access import AccessPolicy, Denial, Scope, check_bind, reader_may
 from deployer.emulator.context import EmulatorContext
 from deployer.emulator.faults import FaultController, RequestLog, register_admin
 from deployer.emulator.http import (
@@ -87,16 +89,25 @@ class _App:
     router: Router
     ctx: EmulatorContext
     request_log: RequestLog
+    access: AccessPolicy
 
     def handle(self, http_request: HttpRequest) -> HttpResponse:
         started = time.time()
         raw_path = http_request.raw_path or "/"
+        query = parse_qs(http_request.query_string, keep_blank_values=True)
+        # Host, Origin and token first: a refused request reaches no route (no effect at all).
+        verdict = self.access.check(http_request.method, raw_path, http_request.headers, query)
+        denial = verdict if isinstance(verdict, Denial) else None
+        scope = Scope.FULL
+        if not isinstance(verdict, Denial):
+            scope, raw_path = verdict.scope, verdict.raw_path
         request = Request(
             method=http_request.method,
             path=unquote(raw_path),
             raw_path=raw_path,
-            query=parse_qs(http_request.query_string, keep_blank_values=True),
+            query=query,
             headers=http_request.headers,
+            base_path="" if isinstance(verdict, Denial) else verdict.base_path,
         )
         length = http_request.content_length
         request.content_length = length
@@ -105,7 +116,17 @@ class _App:
         name, mutating, fault = "unknown", False, None
         close = False
         try:
+            if denial is not None:
+                _note_denial(denial, http_request)
+                raise ServiceError(denial.status, denial.reason, denial.message)
             resolved = self.router.resolve(request)
+            if resolved is not None and scope is Scope.READER:
+                if not reader_may(request.method, resolved[0].name):
+                    raise ServiceError(
+                        403,
+                        "PERMISSION_DENIED",
+                        "The serving containers' storage URL may only read Cloud Storage",
+                    )
             if resolved is None:
                 response = error_response(
                     404, "NOT_FOUND", f"No such API: {request.method} {request.path}"
@@ -177,10 +198,31 @@ class _App:
         )
 
 
+_denials_noted: set[str] = set()
+
+
+def _note_denial(denial: Denial, http_request: HttpRequest) -> None:
+    """Log a refusal: the first of each kind at WARNING (a user whose client is refused learns
+    why), the rest at DEBUG (a hostile page retrying must not flood the log)."""
+    kind = denial.message.split(" ", 1)[0] + str(denial.status)
+    level = logging.DEBUG if kind in _denials_noted else logging.WARNING
+    _denials_noted.add(kind)
+    log.log(
+        level,
+        "refused %s %s: %d %s",
+        http_request.method,
+        http_request.raw_path[:200],
+        denial.status,
+        denial.message,
+    )
+
+
 def build_server(
     *,
     host: str = "127.0.0.1",
     port: int = 0,
+    auth_token: str | None = None,
+    allow_hosts: tuple[str, ...] = (),
     data_dir: Path,
     request_log: Path | None = None,
     request_log_bodies: bool = False,
@@ -190,7 +232,10 @@ def build_server(
     seed: int | None = None,
     with_vertex: bool = True,
 ) -> tuple[HttpServer, EmulatorContext]:
-    """Bind the server and register every API surface; the caller start()s it."""
+    """Bind the server and register every API surface; the caller start()s it.
+
+    Refuses (ConfigError), before binding, a non-loopback `host` without `auth_token`."""
+    check_bind(host, auth_token)
     data_dir = Path(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
     app = _App()
@@ -203,6 +248,9 @@ def build_server(
             f"Cannot listen on {host}:{port}: {exc.strerror or exc}",
             hint="pick another --port (0 = any free port) or stop what holds it",
         ) from exc
+    access = AccessPolicy(
+        bind_host=host, port=server.port, token=auth_token, extra_hosts=allow_hosts
+    )
     faults = FaultController(
         fault_rate=fault_rate, drop_rate=drop_rate, op_delay=op_delay, seed=seed
     )
@@ -212,6 +260,7 @@ def build_server(
         port=server.port,
         objects=ObjectStore(data_dir),
         faults=faults,
+        access=access,
     )
     router = Router()
     register_admin(router, ctx)
@@ -222,7 +271,7 @@ def build_server(
     if with_vertex:
         _register_vertex(router, ctx)
     request_log_obj = RequestLog(request_log, bodies=request_log_bodies)
-    app.router, app.ctx, app.request_log = router, ctx, request_log_obj
+    app.router, app.ctx, app.request_log, app.access = router, ctx, request_log_obj, access
     ctx.on_shutdown(ctx.objects.close)
     ctx.on_shutdown(request_log_obj.close)
     return server, ctx
@@ -245,6 +294,8 @@ def run(
     *,
     host: str = "127.0.0.1",
     port: int = 8080,
+    auth_token: str | None = None,
+    allow_hosts: tuple[str, ...] = (),
     data_dir: Path,
     request_log: Path | None = None,
     request_log_bodies: bool = False,
@@ -263,6 +314,8 @@ def run(
     server, ctx = build_server(
         host=host,
         port=port,
+        auth_token=auth_token,
+        allow_hosts=allow_hosts,
         data_dir=data_dir,
         request_log=request_log,
         request_log_bodies=request_log_bodies,
@@ -290,6 +343,11 @@ def run(
         f"deployer emulator listening on {ctx.base_url} (data dir {data_dir}; APIs: "
         f"{', '.join(ctx.apis)})\n"
         f"use api_endpoint={ctx.base_url} and STORAGE_EMULATOR_HOST={ctx.base_url}\n"
+        + (
+            "clients must send the auth token (deployer: set DEPLOYER_EMULATOR_TOKEN)\n"
+            if auth_token
+            else ""
+        )
     )
     sys.stderr.flush()
     try:
