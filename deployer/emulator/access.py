@@ -19,7 +19,9 @@ emulator serves (the API port and the console's port, see `serve_port`):
   a non-loopback address), every request must carry it, compared in constant time, as
   `Authorization: Bearer <token>` (the clients), the `access_token` query parameter (Google's
   own alternative, already redacted from logs; the console's first URL) or the
-  `deployer_emulator_token` cookie (set by the console). Refused: 401. Without a token the
+  `deployer_emulator_token` cookie (set by the console). Refused: 403, not Google's 401: on a
+  401 the official clients try to refresh their credentials and fail with "Anonymous
+  credentials cannot be refreshed" instead of showing our message. Without a token the
   Authorization header is ignored (the official clients send one even when anonymous).
   `GET /_emulator/health` needs no token, so launchers can wait for a server they started.
 - Readers: custom serving containers read their artifacts through STORAGE_EMULATOR_HOST with
@@ -64,7 +66,7 @@ class Scope(str, Enum):
 class Denial:
     """A refused request: answer `status` with Google's error body."""
 
-    status: int  # 401 or 403
+    status: int  # 403
     reason: str  # google.rpc status name
     message: str  # says what was refused and how to get in
 
@@ -301,8 +303,8 @@ class AccessPolicy:
 
 def _unauthenticated(what: str) -> Denial:
     return Denial(
-        401,
-        "UNAUTHENTICATED",
-        f"Request is missing valid authentication: {what}. Send `Authorization: Bearer "
-        "<token>` with the emulator's token (deployer sends DEPLOYER_EMULATOR_TOKEN).",
+        403,
+        "PERMISSION_DENIED",
+        f"Request is missing valid authentication: {what}. Send the emulator's token as a "
+        "bearer token in the Authorization header (deployer sends DEPLOYER_EMULATOR_TOKEN).",
     )

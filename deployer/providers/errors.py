@@ -64,6 +64,13 @@ def _from_http(code: int | None, status: str | None, message: str, what: str) ->
     if code == 412 or status == "FAILED_PRECONDITION":
         return errors.FailedPrecondition(text, **kw)
     if code in (401, 403) or status in ("PERMISSION_DENIED", "UNAUTHENTICATED"):
+        if "DEPLOYER_EMULATOR_TOKEN" in message:  # the local emulator's own refusal
+            return errors.PermissionDenied(
+                text,
+                hint="set DEPLOYER_EMULATOR_TOKEN to the token the emulator was started with "
+                "(its --auth-token, or its DEPLOYER_EMULATOR_TOKEN)",
+                **kw,
+            )
         return errors.PermissionDenied(
             text,
             hint="check the credentials (gcloud auth application-default login) and "

@@ -145,8 +145,8 @@ def test_with_a_token_every_request_must_carry_it() -> None:
     policy = AccessPolicy(bind_host="127.0.0.1", port=8765, token=TOKEN)
     host = "127.0.0.1:8765"
     missing = check(policy, host=host)
-    assert isinstance(missing, Denial) and missing.status == 401
-    assert missing.reason == "UNAUTHENTICATED" and "requires a bearer token" in missing.message
+    assert isinstance(missing, Denial) and missing.status == 403
+    assert missing.reason == "PERMISSION_DENIED" and "requires a bearer token" in missing.message
     wrong = check(policy, host=host, authorization=f"Bearer {TOKEN}x")
     assert isinstance(wrong, Denial) and "not this emulator's" in wrong.message
     assert isinstance(check(policy, host=host, authorization=f"Basic {TOKEN}"), Denial)
@@ -179,7 +179,7 @@ def test_reader_capability_is_read_only_storage_and_per_run() -> None:
     verdict = check(policy, f"{READER_PREFIX}{capability}/storage/v1/b/x/o", host="127.0.0.1:8765")
     assert verdict == Grant(Scope.READER, "/storage/v1/b/x/o", READER_PREFIX + capability)
     forged = check(policy, f"{READER_PREFIX}{capability}x/storage/v1/b", host="127.0.0.1:8765")
-    assert isinstance(forged, Denial) and forged.status == 401
+    assert isinstance(forged, Denial) and forged.status == 403
     other_run = AccessPolicy(bind_host="127.0.0.1", port=8765, token=TOKEN)
     assert other_run.reader_url("http://h:1") != policy.reader_url("http://h:1")
     assert reader_may("GET", "storage.objects.get") and reader_may("HEAD", "storage.objects.get")
