@@ -3,10 +3,11 @@
 Owns: turning each request of the shared HTTP server (`deployer.httpserve`: keep-alive,
 bodies, streaming, graceful stop) into the emulator's `Request` once the access rules
 (`deployer.emulator.access`: Host, Origin, token) admit it, buffering bodies of
-non-streaming routes (bounded: 413 beyond `MAX_BUFFERED_BODY`) or handing streaming routes
-the body stream, fault injection before any effect, dropped responses after mutating
-calls, the request log, and a clean stop on SIGINT/SIGTERM that runs the context's
-shutdown hooks (replica processes are stopped that way).
+non-streaming routes (bounded per route by `body_limit`: 413 beyond, refused on the
+declared Content-Length before reading) or handing streaming routes the body stream (what
+they read whole is bounded too: `Request.read_body`), fault injection before any effect,
+dropped responses after mutating calls, the request log, and a clean stop on SIGINT/SIGTERM
+that runs the context's shutdown hooks (replica processes are stopped that way).
 
 Must not: know any API's semantics (routes do), or import TensorFlow / deployer.serving.
 A malformed request answers 4xx with Google's error body; nothing a client sends may kill
@@ -29,12 +30,16 @@ from deployer.emulator.access import AccessPolicy, Denial, Scope, check_bind, re
 from deployer.emulator.context import EmulatorContext
 from deployer.emulator.faults import FaultController, RequestLog, register_admin
 from deployer.emulator.http import (
+    CONTROL_MAX_BODY,
+    METADATA_MAX_BODY,
+    PREDICT_MAX_BODY,
     Request,
     Response,
     Router,
     ServiceError,
     canonical_status,
     error_response,
+    too_large,
 )
 from deployer.emulator.objects import ObjectStore
 from deployer.errors import ConfigError
@@ -42,8 +47,6 @@ from deployer.httpserve import HttpRequest, HttpResponse, HttpServer, Incomplete
 
 log = logging.getLogger("deployer.emulator")
 
-# Non-streaming routes buffer their body; anything larger is refused (413).
-MAX_BUFFERED_BODY = 256 * 1024 * 1024
 # An unread body larger than this closes the connection instead of being skipped.
 _SKIP_UNREAD_BODY = 8 * 1024 * 1024
 _ADMIN_PREFIX = "_emulator."
@@ -64,17 +67,31 @@ class _Body:
             self.failed = True
             raise ServiceError(400, "INVALID_ARGUMENT", f"Request body ended early: {exc}") from exc
 
-    def read_bounded(self, limit: int) -> bytes:
-        """The whole body, or 413 once it exceeds `limit` bytes."""
+    def read_bounded(self, limit: int, refusal: ServiceError) -> bytes:
+        """The whole body, or `refusal` once it exceeds `limit` bytes (memory stays bounded:
+        at most `limit` plus one read are held)."""
         parts: list[bytes] = []
         total = 0
         while chunk := self.read(1 << 20):
             total += len(chunk)
             if total > limit:
                 self.failed = True
-                raise ServiceError(413, "PAYLOAD_TOO_LARGE", "Request body too large")
+                raise refusal
             parts.append(chunk)
         return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+def body_limit(route_name: str) -> tuple[int, ServiceError]:
+    """The most body bytes a route reads whole, and the answer beyond (by API method name)."""
+    if route_name in ("predict", "rawPredict"):
+        # Vertex's own answer to an oversized online prediction (400, not 413).
+        return PREDICT_MAX_BODY, ServiceError(
+            400,
+            "INVALID_ARGUMENT",
+            f"Request payload size exceeds the limit: {PREDICT_MAX_BODY} bytes.",
+        )
+    limit = METADATA_MAX_BODY if route_name.startswith("storage.") else CONTROL_MAX_BODY
+    return limit, too_large(limit)
 
 
 def _error_body(status: int, message: str) -> tuple[str, bytes]:
@@ -139,12 +156,14 @@ class _App:
                 if response is not None:
                     fault = "injected"
                 else:
+                    limit, refusal = body_limit(name)
+                    request.max_body = limit  # what read_body takes on a streaming route
                     if route.streaming:
                         request.stream = cast(BinaryIO, body)
                     else:
-                        if length is not None and length > MAX_BUFFERED_BODY:
-                            raise ServiceError(413, "PAYLOAD_TOO_LARGE", "Request body too large")
-                        request.body = body.read_bounded(MAX_BUFFERED_BODY)
+                        if length is not None and length > limit:
+                            raise refusal  # refused before reading a byte of it
+                        request.body = body.read_bounded(limit, refusal)
                     response = self.router.call(route, match, request)
                     if not admin and self.ctx.faults.drop_after(
                         name, mutating=mutating, status=response.status

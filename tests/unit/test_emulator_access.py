@@ -1,4 +1,5 @@
-"""The emulator's access rules (deployer.emulator.access): Host, Origin, token, reader scope.
+"""The emulator's access rules (deployer.emulator.access): Host, Origin, token, reader scope;
+and the one JSON depth bound of its request parsing.
 
 Pure: the policy decides from headers; tests/integration/test_emulator_access.py drives the
 real server.
@@ -18,6 +19,8 @@ from deployer.emulator.access import (
     check_bind,
     reader_may,
 )
+from deployer.emulator.http import Request, ServiceError
+from deployer.emulator.jsonlimits import MAX_DEPTH, request_json
 from deployer.errors import ConfigError
 
 TOKEN = "s3cret-token-0123456789"
@@ -223,3 +226,21 @@ def test_a_wildcard_bind_accepts_ip_literals_and_loopback_names_not_other_names(
 def test_a_malformed_allow_host_is_a_config_error() -> None:
     with pytest.raises(ConfigError):
         AccessPolicy(bind_host="127.0.0.1", port=1, extra_hosts=("host:notaport",))
+
+
+# ---- one JSON depth bound for both ways a handler reads JSON --------------------------
+
+
+@pytest.mark.parametrize("depth", [MAX_DEPTH, MAX_DEPTH + 1])
+def test_request_json_and_request_json_helper_share_one_depth_bound(depth: int) -> None:
+    body = b"[" * depth + b"]" * depth
+    request = Request.from_target("POST", "/x", {}, body)
+    outcomes = []
+    for parse in (request.json, lambda: request_json(request)):
+        try:
+            parse()
+            outcomes.append("ok")
+        except ServiceError as exc:
+            outcomes.append(f"{exc.http_status} {'deeper than' in exc.message}")
+    refused = "400 True"
+    assert outcomes == (["ok", "ok"] if depth == MAX_DEPTH else [refused, refused])
