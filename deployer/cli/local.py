@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import click
 
@@ -114,6 +115,36 @@ def _console_args(console_port: int, no_console: bool) -> list[str]:
     return ["--console-port", str(console_port)] if console_port else []
 
 
+def _access_options(func: Any) -> Any:
+    """Who may drive the emulator (deployer.emulator.access); kept apart from the others."""
+    func = click.option(
+        "--allow-host",
+        "allow_hosts",
+        multiple=True,
+        metavar="NAME[:PORT]",
+        help="Also accept this Host name (repeatable; e.g. for a tunnel or port forwarding). "
+        "Other names are refused (DNS rebinding guard).",
+    )(func)
+    return click.option(
+        "--auth-token",
+        default=None,
+        metavar="TOKEN",
+        help="Require `Authorization: Bearer TOKEN` on every request [default: "
+        "$DEPLOYER_EMULATOR_TOKEN]; required with a non-loopback --host. Prefer the variable "
+        "(a command line is visible to other users) and set it for clients too.",
+    )(func)
+
+
+def _access_args(host: str, auth_token: str | None, allow_hosts: tuple[str, ...]) -> str | None:
+    """The effective token, after refusing a bad one or a non-loopback host without one."""
+    from deployer import settings
+    from deployer.emulator.access import check_bind
+
+    token = auth_token or settings.EMULATOR_TOKEN.get()
+    check_bind(host, token)
+    return token
+
+
 def _extra_args(
     request_log: Path | None,
     request_log_bodies: bool,
@@ -147,7 +178,10 @@ def local() -> None:
 @local.command("run")
 @_server_options
 @_console_options
+@_access_options
 def run(
+    auth_token: str | None,
+    allow_hosts: tuple[str, ...],
     host: str,
     port: int | None,
     data_dir: Path | None,
@@ -168,6 +202,8 @@ def run(
     settings.check(read_by=settings.EMULATOR)  # a bad value fails here, not in a job later
     code = server.run(
         host=host,
+        auth_token=_access_args(host, auth_token, allow_hosts),
+        allow_hosts=allow_hosts,
         port=instance.DEFAULT_PORT if port is None else port,
         data_dir=data_dir or instance.local_dir() / "data",
         request_log=request_log,
@@ -182,7 +218,7 @@ def run(
     raise SystemExit(code)
 
 
-def _render_settings(info: dict[str, Any], *, headline: str) -> None:
+def _render_settings(info: dict[str, Any], *, headline: str, token: str | None = None) -> None:
     click.echo(headline)
     click.echo(f"  pid {info['pid']}, data dir {info['data_dir']}, log {info['log']}")
     click.echo("Point the official clients at it with:")
@@ -192,14 +228,20 @@ def _render_settings(info: dict[str, Any], *, headline: str) -> None:
     )
     click.echo(f"  Cloud Storage:  export STORAGE_EMULATOR_HOST={info['url']}")
     if info.get("console_url"):
-        click.echo(f"Console (in a browser): {info['console_url']}")
+        # With a token, the URL carries it once: the console keeps it in a cookie and drops
+        # it from the address bar.
+        query = f"?{urlencode({'access_token': token})}" if token else ""
+        click.echo(f"Console (in a browser): {info['console_url']}{query}")
 
 
 @local.command("up")
 @_server_options
 @_console_options
+@_access_options
 @output_option
 def up(
+    auth_token: str | None,
+    allow_hosts: tuple[str, ...],
     host: str,
     port: int | None,
     data_dir: Path | None,
@@ -217,6 +259,7 @@ def up(
     """Start a background emulator (idempotent) and print the settings clients need."""
     from deployer.emulator import instance
 
+    token = _access_args(host, auth_token, allow_hosts)
     inst, already = instance.up(
         host=host,
         port=port,
@@ -230,7 +273,10 @@ def up(
             seed,
             log_level,
         )
-        + _console_args(console_port, no_console),
+        + _console_args(console_port, no_console)
+        + [arg for name in allow_hosts for arg in ("--allow-host", name)],
+        # The token travels in the environment, not on a command line other users can read.
+        token=token,
     )
     info = inst.to_json(already_running=already)
     if already:
@@ -253,7 +299,12 @@ def up(
         click.echo(json.dumps(info))
         return
     verb = "already running" if already else "started"
-    _render_settings(info, headline=f"Local emulator {verb} at {inst.url}")
+    _render_settings(info, headline=f"Local emulator {verb} at {inst.url}", token=token)
+    if token:
+        click.echo(
+            "  Auth:           every request needs the token: set DEPLOYER_EMULATOR_TOKEN where "
+            "deployer runs (other clients: `Authorization: Bearer <token>`)"
+        )
 
 
 @local.command("down")

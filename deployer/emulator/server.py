@@ -1,11 +1,15 @@
 """The emulator's HTTP transport: requests to routes, faults, request log, lifecycle.
 
 Owns: turning each request of the shared HTTP server (`deployer.httpserve`: keep-alive,
-bodies, streaming, graceful stop) into the emulator's `Request`, buffering bodies of
-non-streaming routes (bounded: 413 beyond `MAX_BUFFERED_BODY`) or handing streaming routes
-the body stream, fault injection before any effect, dropped responses after mutating
-calls, the request log, and a clean stop on SIGINT/SIGTERM that runs the context's
-shutdown hooks (replica processes are stopped that way).
+bodies, streaming, graceful stop) into the emulator's `Request` once the access rules
+(`deployer.emulator.access`: Host, Origin, token) admit it, buffering bodies of
+non-streaming routes (bounded per route by `body_limit`: 413 beyond, refused on the
+declared Content-Length before reading) or handing streaming routes the body stream (what
+they read whole is bounded too: `Request.read_body`), fault injection before any effect,
+dropped responses after mutating calls, the request log (and the console's in-memory
+`Activity`), in-process API calls for the console (`call_in_process`), the console's own
+listener (`--console-port`, same access rules), and a clean stop on SIGINT/SIGTERM
+that runs the context's shutdown hooks (replica processes are stopped that way).
 
 Must not: know any API's semantics (routes do), or import TensorFlow / deployer.serving.
 A malformed request answers 4xx with Google's error body; nothing a client sends may kill
@@ -25,16 +29,21 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, cast
 from urllib.parse import parse_qs, unquote
 
+from deployer.emulator.access import AccessPolicy, Denial, Scope, check_bind, reader_may
 from deployer.emulator.console.activity import Activity
 from deployer.emulator.context import EmulatorContext
 from deployer.emulator.faults import FaultController, RequestLog, register_admin
 from deployer.emulator.http import (
+    CONTROL_MAX_BODY,
+    METADATA_MAX_BODY,
+    PREDICT_MAX_BODY,
     Request,
     Response,
     Router,
     ServiceError,
     canonical_status,
     error_response,
+    too_large,
 )
 from deployer.emulator.objects import ObjectStore
 from deployer.errors import ConfigError
@@ -45,8 +54,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("deployer.emulator")
 
-# Non-streaming routes buffer their body; anything larger is refused (413).
-MAX_BUFFERED_BODY = 256 * 1024 * 1024
 # An unread body larger than this closes the connection instead of being skipped.
 _SKIP_UNREAD_BODY = 8 * 1024 * 1024
 # The console's forms (a try-predict payload is at most Vertex's 1.5 MB, form-encoded).
@@ -69,17 +76,31 @@ class _Body:
             self.failed = True
             raise ServiceError(400, "INVALID_ARGUMENT", f"Request body ended early: {exc}") from exc
 
-    def read_bounded(self, limit: int) -> bytes:
-        """The whole body, or 413 once it exceeds `limit` bytes."""
+    def read_bounded(self, limit: int, refusal: ServiceError) -> bytes:
+        """The whole body, or `refusal` once it exceeds `limit` bytes (memory stays bounded:
+        at most `limit` plus one read are held)."""
         parts: list[bytes] = []
         total = 0
         while chunk := self.read(1 << 20):
             total += len(chunk)
             if total > limit:
                 self.failed = True
-                raise ServiceError(413, "PAYLOAD_TOO_LARGE", "Request body too large")
+                raise refusal
             parts.append(chunk)
         return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+def body_limit(route_name: str) -> tuple[int, ServiceError]:
+    """The most body bytes a route reads whole, and the answer beyond (by API method name)."""
+    if route_name in ("predict", "rawPredict"):
+        # Vertex's own answer to an oversized online prediction (400, not 413).
+        return PREDICT_MAX_BODY, ServiceError(
+            400,
+            "INVALID_ARGUMENT",
+            f"Request payload size exceeds the limit: {PREDICT_MAX_BODY} bytes.",
+        )
+    limit = METADATA_MAX_BODY if route_name.startswith("storage.") else CONTROL_MAX_BODY
+    return limit, too_large(limit)
 
 
 def _error_body(status: int, message: str) -> tuple[str, bytes]:
@@ -94,14 +115,34 @@ class _App:
     router: Router
     ctx: EmulatorContext
     request_log: RequestLog
+    access: AccessPolicy
     activity: Activity | None = None  # recent calls for the console (None: console off)
 
     def handle(self, http_request: HttpRequest) -> HttpResponse:
         started = time.time()
-        request = _request(http_request)
+        raw_path = http_request.raw_path or "/"
+        query = parse_qs(http_request.query_string, keep_blank_values=True)
+        # Host, Origin and token first: a refused request reaches no route (no effect at all).
+        verdict = self.access.check(http_request.method, raw_path, http_request.headers, query)
+        if not isinstance(verdict, Denial):
+            raw_path = verdict.raw_path
+        request = Request(
+            method=http_request.method,
+            path=unquote(raw_path),
+            raw_path=raw_path,
+            query=query,
+            headers=http_request.headers,
+            base_path="" if isinstance(verdict, Denial) else verdict.base_path,
+        )
         length = http_request.content_length
+        request.content_length = length
         body = _Body(http_request.body)
-        response, name, mutating, fault = self._run(request, body)
+        if isinstance(verdict, Denial):
+            _note_denial(verdict, http_request)
+            refused = ServiceError(verdict.status, verdict.reason, verdict.message)
+            response, name, mutating, fault = refused.to_response(), "unknown", False, None
+        else:
+            response, name, mutating, fault = self._run(request, body, verdict.scope)
         close = False
         if body.failed or (
             not http_request.body.done and (length is None or length > _SKIP_UNREAD_BODY)
@@ -129,51 +170,59 @@ class _App:
         )
 
     def call_in_process(self, request: Request) -> tuple[Response, str | None]:
-        """An API call made inside this process (the console's try-predict form), with its
-        body in `request.body`: the same routing, faults, request log and activity as a call
-        over HTTP, without a socket. Returns the response and the fault, if one was made."""
+        """An API call made inside this process (the console's try-predict form, already
+        admitted by the access rules), its body in `request.body`: the same routing, body
+        bounds, faults, request log and activity as a call over HTTP, without a socket.
+        Returns the response and the fault, if one was made."""
         started = time.time()
         request.content_length = len(request.body)
-        response, name, mutating, fault = self._run(request, None)
+        response, name, mutating, fault = self._run(request, None, Scope.FULL)
         self._record(request, response, name, mutating, fault, started, "")
         return response, fault
 
-    def _run(self, request: Request, body: _Body | None) -> tuple[Response, str, bool, str | None]:
-        """Resolve, fault, call: (response, API method name, mutating, fault)."""
+    def _run(
+        self, request: Request, body: _Body | None, scope: Scope
+    ) -> tuple[Response, str, bool, str | None]:
+        """Resolve, fault, call: (response, API method name, mutating, fault). `body` None:
+        an in-process call whose body is already in `request.body`."""
         length = request.content_length
         name, mutating, fault = "unknown", False, None
         try:
             resolved = self.router.resolve(request)
+            if resolved is not None and scope is Scope.READER:
+                if not reader_may(request.method, resolved[0].name):
+                    raise ServiceError(
+                        403,
+                        "PERMISSION_DENIED",
+                        "The serving containers' storage URL may only read Cloud Storage",
+                    )
             if resolved is None:
-                return (
-                    error_response(
-                        404, "NOT_FOUND", f"No such API: {request.method} {request.path}"
-                    ),
-                    name,
-                    mutating,
-                    fault,
+                response = error_response(
+                    404, "NOT_FOUND", f"No such API: {request.method} {request.path}"
                 )
+                return response, name, mutating, fault
             route, match = resolved
             name, mutating = route.name, route.mutating
             admin = name.startswith(_ADMIN_PREFIX)
-            response = None if admin else self.ctx.faults.before_call(name)
-            if response is not None:
-                fault = "injected"
+            fault_response = None if admin else self.ctx.faults.before_call(name)
+            if fault_response is not None:
+                return fault_response, name, mutating, "injected"
+            limit, refusal = body_limit(name)
+            request.max_body = limit  # what read_body takes on a streaming route
+            if length is not None and length > limit and not route.streaming:
+                raise refusal  # refused before reading a byte of it
+            if body is None:
+                if route.streaming:
+                    request.stream = io.BytesIO(request.body)
+            elif route.streaming:
+                request.stream = cast(BinaryIO, body)
             else:
-                if body is None:  # in-process: the body is already in request.body
-                    if route.streaming:
-                        request.stream = io.BytesIO(request.body)
-                elif route.streaming:
-                    request.stream = cast(BinaryIO, body)
-                else:
-                    if length is not None and length > MAX_BUFFERED_BODY:
-                        raise ServiceError(413, "PAYLOAD_TOO_LARGE", "Request body too large")
-                    request.body = body.read_bounded(MAX_BUFFERED_BODY)
-                response = self.router.call(route, match, request)
-                if not admin and self.ctx.faults.drop_after(
-                    name, mutating=mutating, status=response.status
-                ):
-                    fault = "dropped"
+                request.body = body.read_bounded(limit, refusal)
+            response = self.router.call(route, match, request)
+            if not admin and self.ctx.faults.drop_after(
+                name, mutating=mutating, status=response.status
+            ):
+                fault = "dropped"
         except ServiceError as exc:
             response = exc.to_response()
         return response, name, mutating, fault
@@ -222,33 +271,37 @@ class _App:
             )
 
 
-def _request(http_request: HttpRequest) -> Request:
-    raw_path = http_request.raw_path or "/"
-    return Request(
-        method=http_request.method,
-        path=unquote(raw_path),
-        raw_path=raw_path,
-        query=parse_qs(http_request.query_string, keep_blank_values=True),
-        headers=http_request.headers,
-        content_length=http_request.content_length,
-    )
-
-
 class _ConsoleApp:
-    """Per-request glue for the console's own listener: bounded bodies, no faults, not
-    logged as API calls (the console is not an API)."""
+    """Per-request glue for the console's own listener: the same access rules as the API
+    (its port is one the policy serves), bounded bodies, no faults, not logged as API calls
+    (the console is not an API)."""
 
-    def __init__(self, site: Console) -> None:
+    def __init__(self, site: Console, access: AccessPolicy) -> None:
         self.site = site
+        self.access = access
 
     def handle(self, http_request: HttpRequest) -> HttpResponse:
-        request = _request(http_request)
+        raw_path = http_request.raw_path or "/"
+        query = parse_qs(http_request.query_string, keep_blank_values=True)
+        request = Request(
+            method=http_request.method,
+            path=unquote(raw_path),
+            raw_path=raw_path,
+            query=query,
+            headers=http_request.headers,
+            content_length=http_request.content_length,
+        )
         body = _Body(http_request.body)
+        verdict = self.access.check(http_request.method, raw_path, http_request.headers, query)
         try:
+            if isinstance(verdict, Denial):
+                _note_denial(verdict, http_request)
+                raise ServiceError(verdict.status, verdict.reason, verdict.message)
+            refusal = too_large(MAX_CONSOLE_BODY)
             length = http_request.content_length
             if length is not None and length > MAX_CONSOLE_BODY:
-                raise ServiceError(413, "PAYLOAD_TOO_LARGE", "Request body too large")
-            request.body = body.read_bounded(MAX_CONSOLE_BODY)
+                raise refusal
+            request.body = body.read_bounded(MAX_CONSOLE_BODY, refusal)
             response = self.site.handle(request)
         except ServiceError as exc:
             response = self.site.error_page(exc.http_status, exc.message)
@@ -256,15 +309,42 @@ class _ConsoleApp:
             status=response.status,
             body=response.body,
             headers=response.headers,
-            close=body.failed,
+            close=body.failed or not http_request.body.done,
             on_close=response.on_close,
         )
 
 
-def build_server(
+_denials_noted: set[str] = set()
+
+
+def _note_denial(denial: Denial, http_request: HttpRequest) -> None:
+    """Log a refusal: the first of each kind at WARNING (a user whose client is refused learns
+    why), the rest at DEBUG (a hostile page retrying must not flood the log)."""
+    kind = denial.message.split(" ", 1)[0] + str(denial.status)
+    level = logging.DEBUG if kind in _denials_noted else logging.WARNING
+    _denials_noted.add(kind)
+    log.log(
+        level,
+        "refused %s %s: %d %s",
+        http_request.method,
+        http_request.raw_path[:200],
+        denial.status,
+        denial.message,
+    )
+
+
+def build_server(**options: Any) -> tuple[HttpServer, EmulatorContext]:
+    """Bind the API server without the console (`build_servers`' options but console_port)."""
+    server, ctx, _ = build_servers(**options, console_port=None)
+    return server, ctx
+
+
+def build_servers(
     *,
     host: str = "127.0.0.1",
     port: int = 0,
+    auth_token: str | None = None,
+    allow_hosts: tuple[str, ...] = (),
     data_dir: Path,
     request_log: Path | None = None,
     request_log_bodies: bool = False,
@@ -276,7 +356,10 @@ def build_server(
     console_port: int | None = None,
 ) -> tuple[HttpServer, EmulatorContext, HttpServer | None]:
     """Bind the server and register every API surface; with `console_port` (0 = any free
-    port) also bind the console's own listener on the same host. The caller start()s them."""
+    port) also bind the console's own listener on the same host. The caller start()s them.
+
+    Refuses (ConfigError), before binding, a non-loopback `host` without `auth_token`."""
+    check_bind(host, auth_token)
     data_dir = Path(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
     app = _App()
@@ -289,6 +372,9 @@ def build_server(
             f"Cannot listen on {host}:{port}: {exc.strerror or exc}",
             hint="pick another --port (0 = any free port) or stop what holds it",
         ) from exc
+    access = AccessPolicy(
+        bind_host=host, port=server.port, token=auth_token, extra_hosts=allow_hosts
+    )
     faults = FaultController(
         fault_rate=fault_rate, drop_rate=drop_rate, op_delay=op_delay, seed=seed
     )
@@ -298,6 +384,7 @@ def build_server(
         port=server.port,
         objects=ObjectStore(data_dir),
         faults=faults,
+        access=access,
     )
     router = Router()
     register_admin(router, ctx)
@@ -308,7 +395,7 @@ def build_server(
     if with_vertex:
         _register_vertex(router, ctx)
     request_log_obj = RequestLog(request_log, bodies=request_log_bodies)
-    app.router, app.ctx, app.request_log = router, ctx, request_log_obj
+    app.router, app.ctx, app.request_log, app.access = router, ctx, request_log_obj, access
     ctx.on_shutdown(ctx.objects.close)
     ctx.on_shutdown(request_log_obj.close)
     console_server = None
@@ -318,21 +405,26 @@ def build_server(
 
 
 def _build_console(app: _App, *, host: str, port: int) -> HttpServer:
-    """The console's listener: its own port, the same host, state read in-process."""
+    """The console's listener: its own port, the same host and access rules, state read
+    in-process."""
     from deployer.emulator.console import Console
 
     app.activity = Activity()
     site = Console(app.ctx, activity=app.activity, call_api=app.call_in_process)
     try:
         server = HttpServer(
-            _ConsoleApp(site).handle, host=host, port=port, error_body=_error_body, name="console"
+            _ConsoleApp(site, app.access).handle,
+            host=host,
+            port=port,
+            error_body=_error_body,
+            name="console",
         )
     except OSError as exc:
         raise ConfigError(
             f"Cannot listen on {host}:{port} for the console: {exc.strerror or exc}",
             hint="pick another --console-port (0 = any free port), or pass --no-console",
         ) from exc
-    site.bind(port=server.port)
+    app.access.serve_port(server.port)  # its Host and Origin values are the emulator's own
     return server
 
 
@@ -358,6 +450,8 @@ def run(
     *,
     host: str = "127.0.0.1",
     port: int = 8080,
+    auth_token: str | None = None,
+    allow_hosts: tuple[str, ...] = (),
     data_dir: Path,
     request_log: Path | None = None,
     request_log_bodies: bool = False,
@@ -374,9 +468,11 @@ def run(
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    server, ctx, console = build_server(
+    server, ctx, console = build_servers(
         host=host,
         port=port,
+        auth_token=auth_token,
+        allow_hosts=allow_hosts,
         data_dir=data_dir,
         request_log=request_log,
         request_log_bodies=request_log_bodies,
@@ -407,6 +503,11 @@ def run(
         f"deployer emulator listening on {ctx.base_url} (data dir {data_dir}; APIs: "
         f"{', '.join(ctx.apis)})\n"
         f"use api_endpoint={ctx.base_url} and STORAGE_EMULATOR_HOST={ctx.base_url}\n"
+        + (
+            "clients must send the auth token (deployer: set DEPLOYER_EMULATOR_TOKEN)\n"
+            if auth_token
+            else ""
+        )
         + (f"console at {_console_url(ctx.base_url, console.port)}\n" if console else "")
     )
     sys.stderr.flush()

@@ -8,8 +8,10 @@ form (through the API's own handler, in-process) and the fault-injection control
 calls as /_emulator/faults and /_emulator/misbehave). Pages are rendered on the server
 (`views`, `markup`: everything escaped), with one stylesheet and one small script shipped in
 `static/`; nothing is fetched from anywhere else (the Content-Security-Policy says so too).
-Access (`guard`): its own Host only, forms from its own origin only, and the emulator's
-token when one is set.
+Access: the transport applies the emulator's rules (deployer.emulator.access: its own Host
+only, no request from another origin or site, the token when one is set) before `handle`;
+the console adds the token's first visit: `?access_token=` in the URL `deployer local up`
+prints becomes an HttpOnly SameSite=Strict cookie, and the page reloads without it.
 
 Must not: import the core, talk HTTP to the emulator (state is read in-process), or change
 state except through the calls the API and admin routes make.
@@ -22,11 +24,11 @@ import math
 from collections.abc import Callable
 from importlib import resources
 from typing import Any
-from urllib.parse import parse_qs, quote
+from urllib.parse import parse_qs, quote, urlencode
 
+from deployer.emulator.access import TOKEN_COOKIE, TOKEN_QUERY, Denial
 from deployer.emulator.console import data, views
 from deployer.emulator.console.activity import Activity
-from deployer.emulator.console.guard import Admit, Guard
 from deployer.emulator.console.markup import NAV, ROOT, Markup, notice, page
 from deployer.emulator.context import EmulatorContext
 from deployer.emulator.http import Request, Response, ServiceError
@@ -77,13 +79,10 @@ class Console:
         *,
         activity: Activity,
         call_api: ApiCall,
-        token: str | None = None,
     ) -> None:
         self.ctx = ctx
         self.activity = activity
         self.call_api = call_api
-        self.token = token
-        self.guard: Guard | None = None  # set by bind(), once the port is known
         self._get: dict[str, Callable[[Request], Response]] = {
             "": self._home,
             "models": self._models,
@@ -105,20 +104,13 @@ class Console:
             "misbehave": self._misbehave,
         }
 
-    def bind(self, *, port: int) -> None:
-        self.guard = Guard(host=self.ctx.host, port=port, token=self.token)
-
     # ---- dispatch ---------------------------------------------------------------------
 
     def handle(self, request: Request) -> Response:
-        assert self.guard is not None, "bind() the console before serving it"
-        verdict = self.guard.check(request)
-        if not isinstance(verdict, Admit):
-            return self.error_page(verdict.status, verdict.message)
-        if verdict.redirect is not None:
-            response = self._redirect(verdict.redirect)
-            response.headers["Set-Cookie"] = verdict.set_cookie or ""
-            return response
+        """Serve one request the transport's access rules admitted."""
+        login = self._token_login(request)
+        if login is not None:
+            return login
         if not request.path.startswith(ROOT):
             if request.path in ("/", "/_console"):
                 return self._redirect(ROOT)
@@ -140,12 +132,47 @@ class Console:
             log.exception("console view %s failed", view)
             return self.error_page(500, "This view failed; see the emulator log.")
 
+    def _token_login(self, request: Request) -> Response | None:
+        """The token in the URL (a first visit from what `local up` printed): keep it in an
+        HttpOnly SameSite=Strict cookie and load the page without it, so it stays out of the
+        address bar, history and links."""
+        access = self.ctx.access
+        offered = request.q(TOKEN_QUERY)
+        if access is None or not access.token_required or offered is None:
+            return None
+        if request.method != "GET":
+            return None
+        # Admitted, but maybe by a cookie or header: keep the URL's token only if it is right.
+        alone = access.check(
+            "GET",
+            request.raw_path,
+            {"host": request.headers.get("host", "")},
+            {TOKEN_QUERY: [offered]},
+        )
+        rest = {k: v for k, v in request.query.items() if k != TOKEN_QUERY}
+        response = self._redirect(
+            request.raw_path + ("?" + urlencode(rest, doseq=True) if rest else "")
+        )
+        if not isinstance(alone, Denial):
+            response.headers["Set-Cookie"] = (
+                f"{TOKEN_COOKIE}={offered}; HttpOnly; SameSite=Strict; Path={ROOT}"
+            )
+        return response
+
     def _page(self, view: str, body: Markup, *, title: str = "", status: int = 200) -> Response:
         text = page(view, title or _TITLES.get(view, "Console"), body, api_url=self.ctx.base_url)
         return Response(status, text, {**_HEADERS, "Content-Type": "text/html; charset=utf-8"})
 
     def error_page(self, status: int, message: str) -> Response:
         body = notice(message, error=True)
+        if status == 403 and self.ctx.access is not None and self.ctx.access.token_required:
+            body = Markup(
+                body
+                + notice(
+                    "This emulator has a token: open the console URL that `deployer local up` "
+                    "printed (it carries the token once)."
+                )
+            )
         return self._page("", body, title=f"Error {status}", status=status)
 
     @staticmethod
