@@ -161,7 +161,7 @@ def _values(instances: list[Any]) -> list[Any]:
 
 
 @pytest.fixture(scope="module")
-def browser(world: World) -> Iterator[Any]:
+def browser() -> Iterator[Any]:
     sync_playwright = _browser_or_skip()
     profile = tempfile.mkdtemp(prefix="deployer-chromium-")  # a new, empty profile
     with sync_playwright() as pw:
@@ -481,3 +481,40 @@ def test_the_browser_cannot_leave_loopback(world: World, browser: Any, page: Any
     assert [page.evaluate(probe, url) for url in targets] == ["failed", "failed"]
     assert page.left_loopback == targets
     page.left_loopback.clear()
+
+
+TOKEN = "console-browser-token-0123456789"
+
+
+def test_the_printed_token_url_logs_the_browser_in_with_an_httponly_cookie(
+    browser: Any, page: Any
+) -> None:
+    with EmulatorProcess(env={"DEPLOYER_EMULATOR_TOKEN": TOKEN}, wire_contract=False) as emu:
+        console = _console_url(emu)
+        try:
+            refused = page.goto(console + "faults")
+            assert refused is not None and refused.status == 403
+            assert "carries the token once" in page.locator("main").inner_text()
+            answered = page.goto(console + f"faults?access_token={TOKEN}")
+            assert answered is not None and answered.status == 200
+            assert page.url == console + "faults"  # the token left the address bar
+            (cookie,) = [
+                c for c in browser.cookies(console) if c["name"] == "deployer_emulator_token"
+            ]
+            assert (
+                cookie["value"] == TOKEN and cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+            )
+            assert page.evaluate("document.cookie") == ""  # no script can read it
+            page.get_by_label(re.compile("^Seconds long-running")).fill("0.5")
+            page.get_by_role("button", name="Save fault rates").click()
+            assert page.get_by_role("status").filter(has_text="Saved.").count() == 1
+            import urllib.request
+
+            request = urllib.request.Request(
+                emu.url + "/_emulator/faults", headers={"Authorization": f"Bearer {TOKEN}"}
+            )
+            with urllib.request.urlopen(request, timeout=10) as resp:
+                assert json.loads(resp.read())["op_delay"] == 0.5
+            _shot(page, "token-login")
+        finally:
+            browser.clear_cookies()

@@ -27,7 +27,7 @@ from typing import Any
 from urllib.parse import parse_qs, quote, urlencode
 
 from deployer.emulator.access import TOKEN_COOKIE, TOKEN_QUERY, Denial
-from deployer.emulator.console import data, views
+from deployer.emulator.console import data, forms, views
 from deployer.emulator.console.activity import Activity
 from deployer.emulator.console.markup import NAV, ROOT, Markup, notice, page
 from deployer.emulator.context import EmulatorContext
@@ -251,13 +251,13 @@ class Console:
             status=filters["status"],
         )
         kept = len(self.activity.calls())
-        return self._page("requests", views.requests_view(calls, filters, kept))
+        return self._page("requests", forms.requests_view(calls, filters, kept))
 
     def _endpoint_names(self) -> list[str]:
         return [ep.name for ep in self._vertex().store.all_endpoints()]
 
     def _predict_form(self, request: Request) -> Response:
-        return self._page("predict", views.predict_view(self._endpoint_names()))
+        return self._page("predict", forms.predict_view(self._endpoint_names()))
 
     def _predict(self, request: Request) -> Response:
         form = _form(request)
@@ -265,7 +265,7 @@ class Console:
         names = self._endpoint_names()
 
         def again(status: int, **kw: Any) -> Response:
-            body = views.predict_view(names, chosen=endpoint, instances=text, **kw)
+            body = forms.predict_view(names, chosen=endpoint, instances=text, **kw)
             return self._page("predict", body, status=status)
 
         if endpoint not in names:
@@ -285,7 +285,7 @@ class Console:
         )
         response, fault = self.call_api(api_request)
         answer = response.body if isinstance(response.body, bytes) else b""
-        shown = views.pretty(answer)
+        shown = forms.pretty(answer)
         if fault == "dropped":
             shown = "(fault injection dropped this reply; the call took effect)\n" + shown
         return again(200, result=(response.status, shown))
@@ -301,7 +301,7 @@ class Console:
             misbehaviours = vertex.misbehaviours.listing()
             for ep in vertex.store.all_endpoints():
                 deployed += [(ep.name.rsplit("/", 1)[-1], dm.id) for dm in ep.deployed_models]
-        body = views.faults_view(
+        body = forms.faults_view(
             self.ctx.faults.settings(), misbehaviours, deployed, message=message, error=error
         )
         return self._page("faults", body, status=status)
