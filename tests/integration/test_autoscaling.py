@@ -1,6 +1,7 @@
-"""Local autoscaling: a deployed model with min < max replicas and a requests-per-minute target
-gains replicas under a bounded loopback load and falls back to min after it, read back through
-the official client (DeployedModel.status.available_replica_count) and `deployer status`.
+"""Local autoscaling: a deployed model with min < max replicas and a requests-per-minute or CPU
+target gains replicas under a bounded loopback load and falls back to min after it, read back
+through the official client (DeployedModel.status.available_replica_count) and `deployer
+status`.
 
 The emulator runs with a short evaluation interval and cool-down, and a cap of 2 replicas
 below the spec's max of 3 (the cap is what a busy laptop keeps).
@@ -21,6 +22,7 @@ from tests.support.emulator import EmulatorProcess
 from tests.support.stacks import StackFiles, json_out, run_cli
 
 RPM = "aiplatform.googleapis.com/prediction/online/request_count"
+CPU = "aiplatform.googleapis.com/prediction/online/cpu/utilization"
 CAP = 2
 # The most requests the load sends (about 3 minutes here): bounded even if no replica ever
 # starts; it stops as soon as the replicas have risen (a new TF replica took 19 s under load).
@@ -50,7 +52,18 @@ def _load(url: str, endpoint: str, stop: threading.Event, sent: list[int]) -> No
 
 
 @pytest.mark.timeout(600)
-def test_replicas_rise_under_load_and_fall_back_to_min_after(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("metric", "target"),
+    [
+        (RPM, 60),  # requests per minute per replica
+        # Percent of one core per replica: a loaded replica used about 45% here, an idle one
+        # well under 1%.
+        (CPU, 5),
+    ],
+)
+def test_replicas_rise_under_load_and_fall_back_to_min_after(
+    tmp_path: Path, metric: str, target: int
+) -> None:
     env = {
         "DEPLOYER_EMULATOR_AUTOSCALE_INTERVAL": "0.5",
         "DEPLOYER_EMULATOR_AUTOSCALE_COOLDOWN": "3",
@@ -63,7 +76,7 @@ def test_replicas_rise_under_load_and_fall_back_to_min_after(tmp_path: Path) -> 
             spec.read_text().replace(
                 "min_replicas: 1, max_replicas: 1}",
                 "min_replicas: 1, max_replicas: 3,"
-                f" autoscaling_metric_specs: [{{metric_name: {RPM}, target: 60}}]}}",
+                f" autoscaling_metric_specs: [{{metric_name: {metric}, target: {target}}}]}}",
             )
         )
         run_cli(["apply", str(spec), "--yes"], emu.url)
@@ -94,7 +107,7 @@ def test_replicas_rise_under_load_and_fall_back_to_min_after(tmp_path: Path) -> 
         for t in threads:
             t.start()
         try:
-            # Far above 60 requests per minute per replica: up to the cap, not the spec's 3.
+            # Far above the target: up to the cap, not the spec's 3.
             poll_until(serving, lambda n: n >= CAP, timeout=240, fixed=0.5, on_value=seen.append)
             status = json_out(run_cli(["status", str(spec), "--output", "json"], emu.url))
             [dep] = status["endpoints"][0]["deployments"]

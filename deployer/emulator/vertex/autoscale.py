@@ -282,6 +282,9 @@ class Autoscaler:
                     return
                 serving = self.routing.replicas_of(endpoint, deployed_model_id)
                 self.routing.set_replicas(endpoint, deployed_model_id, serving + fresh)
+                if not self._deployed(endpoint, deployed_model_id):
+                    # Undeployed between the check and the swap: take back what it left.
+                    self._stop_all(self.routing.pop_replicas(endpoint, deployed_model_id))
             elif want < len(current):
                 keep, retire = current[:want], current[want:]
                 self.routing.set_replicas(endpoint, deployed_model_id, keep)
