@@ -1,13 +1,14 @@
 """What a spec asks of Vertex that the local emulator stores and returns but does not act on.
 
 Owns the one list `apply` names once, on target local, as "not simulated locally" (issue 16):
-private networking, customer-managed keys, request/response logging's BigQuery table,
-identities, Spot, resource pools, logging switches, dedicated endpoints, batch model
-parameters. Not in it, because the emulator acts on them: autoscaling targets (it scales
-replicas against them, deployer.emulator.vertex.autoscale, capped by
-DEPLOYER_EMULATOR_MAX_REPLICAS; an accelerator duty cycle is measured as CPU) and a batch
-job's BigQuery input and output (simulated by a local table file,
-`<data dir>/bigquery/<project>.<dataset>.<table>.jsonl`, deployer.emulator.vertex.batch_tables).
+private networking, customer-managed keys, identities, Spot, resource pools, logging
+switches, dedicated endpoints, batch model parameters. Not in it, because the emulator acts
+on them: autoscaling targets (it scales replicas against them,
+deployer.emulator.vertex.autoscale, capped by DEPLOYER_EMULATOR_MAX_REPLICAS; an accelerator
+duty cycle is measured as CPU), request/response logging and a batch job's BigQuery input and
+output (each simulated by a local table file,
+`<data dir>/bigquery/<project>.<dataset>.<table>.jsonl`:
+deployer.emulator.vertex.reqlog and batch_tables).
 Pure: reads the frozen spec only.
 
 Must not: call a provider, or claim the emulator simulates a setting it only stores.
@@ -38,9 +39,6 @@ def not_simulated_locally(spec: Spec) -> list[str]:
             add("private networking", where)
         if s.kms_key_name:
             add("customer-managed encryption keys", where)
-        logging = s.predict_request_response_logging_config
-        if logging is not None and logging.enabled:
-            add("request/response logging to BigQuery", where)
         if s.dedicated_endpoint_enabled:
             add("dedicated endpoints", where)
         for d in ep.deployments:
