@@ -75,7 +75,12 @@ for config in "${CONFIGS[@]}"; do
 s = load_spec(sys.argv[1]); print(" ".join(e.name for e in s.endpoints))' "$config")
   read -r -a JOBS < <("$PY" -c 'import sys; from deployer.spec import load_spec
 s = load_spec(sys.argv[1]); print(" ".join(j.name for j in s.batch_jobs))' "$config")
+  # The config's own usage comment names its instances file (what a reader would run).
   instances="$(sed -n 's/^#   deployer predict .* --instances \([^ ]*\).*/\1/p' "$config" | head -1)"
+  if [[ ${#ENDPOINTS[@]} -gt 0 && -z "$instances" ]]; then
+    echo "error: $config has no '#   deployer predict ... --instances FILE' usage line" >&2
+    exit 1
+  fi
 
   log "$config: apply"
   APPLIED="$config"
