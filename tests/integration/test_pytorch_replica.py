@@ -93,6 +93,41 @@ def test_base_handler_serves_the_torchscript_model_as_in_process(
     assert "must match the size" in body["error"] and "Traceback" not in body["error"]
 
 
+def test_an_eager_model_file_with_a_state_dict_is_built_and_loaded(
+    examples: tuple[Path, Path], tmp_path: Path, serve: object
+) -> None:
+    import torch
+
+    _, data = examples
+    source = b"""
+import torch
+
+
+class Net(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.linear = torch.nn.Linear(13, 3)
+
+    def forward(self, x):
+        return self.linear(x.float() / 100.0)
+"""
+    namespace: dict[str, object] = {}
+    exec(compile(source, "model.py", "exec"), namespace)  # the same class, in this process
+    torch.manual_seed(1)
+    net = namespace["Net"]()  # type: ignore[operator]
+    buf = io.BytesIO()
+    torch.save(net.state_dict(), buf)  # type: ignore[attr-defined]
+    art = _pack(
+        tmp_path / "eager", {"model.pth": buf.getvalue(), "model.py": source}, "base_handler"
+    )
+    base = serve(art)  # type: ignore[operator]
+    instances = rows(data, "wine")[:5]
+    with torch.inference_mode():
+        want = net(torch.as_tensor(instances)).tolist()  # type: ignore[operator]
+    status, body = http("POST", base + "/predict", {"instances": instances})
+    assert (status, body) == (200, {"predictions": want})
+
+
 def test_a_custom_handler_function_gets_the_instances_with_b64_decoded(
     examples: tuple[Path, Path], tmp_path: Path, serve: object
 ) -> None:
