@@ -1,13 +1,14 @@
 """Crash-safe storage of the emulator's GCS buckets and objects.
 
-Owns `ObjectStore`: bucket and object metadata in SQLite (WAL, one transaction
-per change), object bytes in immutable files under `<data_dir>/gcs/blobs` (see
-`blobfiles.py`), written atomically (temp file + fsync + rename) BEFORE the metadata row that
-points at them is committed. A `kill -9` at any moment therefore leaves every
-object either fully present with its recorded checksums or absent; leftovers
-(temp files, blobs no row points at) are swept at the next start. md5 and
-crc32c are computed while streaming. No operation does O(objects) work per
-upload: every change touches one row.
+Owns `ObjectStore`: bucket and object metadata in SQLite (WAL), object bytes in immutable
+files under `<data_dir>/gcs/blobs` (see `blobfiles.py`), written atomically (temp file, sync,
+rename) BEFORE the metadata row that points at them is committed, and a writer answered only
+after that commit. Uploads arriving together share one group commit (`groupcommit.py`): one
+sync pass over their files and one transaction for their rows, instead of an fsync and a
+transaction each. A `kill -9` at any moment therefore leaves every object either fully present
+with its recorded checksums or absent, and every acknowledged one present; leftovers (temp
+files, blobs no row points at) are swept at the next start. md5 and crc32c are computed while
+streaming. No operation does O(objects) work per upload: every change touches one row.
 
 Buckets, listings and upload sessions are in `buckettable.py`, `objectlisting.py` and
 `uploadsessions.py` (mixins of `ObjectStore`); the shared types in `gcstypes.py`, re-exported
@@ -24,8 +25,9 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, NamedTuple
 
 from deployer.emulator.blobfiles import CHUNK, BlobFiles, Hashed, IterReader, Readable
 from deployer.emulator.gcstypes import (
@@ -40,6 +42,7 @@ from deployer.emulator.gcstypes import (
     validate_content_type,
     validate_object_name,
 )
+from deployer.emulator.groupcommit import GroupCommit
 from deployer.emulator.http import ServiceError
 from deployer.emulator.objectlisting import ObjectListing
 from deployer.emulator.uploadsessions import UploadSessions
@@ -107,6 +110,28 @@ _ADDED_COLUMNS = (
 )
 
 
+class _Current(NamedTuple):
+    """What a precondition reads of the live generation."""
+
+    generation: int
+    metageneration: int
+
+
+@dataclass(frozen=True)
+class _Write:
+    """One object, its bytes written to a temp file and hashed, waiting for a group commit."""
+
+    bucket: str
+    name: str
+    tmp: Path  # temp file (or finished resumable session file) holding the bytes
+    hashed: Hashed
+    content_type: str  # "" for none
+    metadata: dict[str, str]  # user metadata
+    preconditions: dict[str, int | None]  # checked again at commit, inside the transaction
+    storage_class: str
+    properties: dict[str, str]  # OBJECT_PROPERTIES as given
+
+
 class ObjectStore(ObjectListing, UploadSessions):
     """Buckets and objects of the emulator, safe against crashes and concurrent requests.
 
@@ -134,6 +159,8 @@ class ObjectStore(ObjectListing, UploadSessions):
                 self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
         self._last_generation = 0
         self._sweep()
+        # Concurrent uploads share one sync and one transaction (see _commit_batch).
+        self._group: GroupCommit[_Write, ObjectMeta] = GroupCommit(self._commit_batch)
 
     # ---- housekeeping -------------------------------------------------------------
 
@@ -256,7 +283,7 @@ class ObjectStore(ObjectListing, UploadSessions):
 
     def _check_preconditions(
         self,
-        current: ObjectMeta | None,
+        current: ObjectMeta | _Current | None,
         *,
         if_generation_match: int | None,
         if_generation_not_match: int | None,
@@ -304,17 +331,25 @@ class ObjectStore(ObjectListing, UploadSessions):
         versioning the generation replaced becomes noncurrent instead of being deleted.
         With take_file=True and a Path source, the file itself becomes the object (moved,
         not copied; deleted if the write fails): for finished resumable uploads.
+        Returns once the object is durable: its bytes synced, its row committed (with the
+        other writes of the same group commit).
         """
         validate_object_name(name)
         validate_content_type(content_type or "application/octet-stream")
-        bucket_row = self.require_bucket(bucket)
+        with self._lock:
+            row = self._db.execute(
+                "SELECT storage_class FROM buckets WHERE name=?", (bucket,)
+            ).fetchone()
+        if row is None:
+            raise ServiceError(404, "NOT_FOUND", f"The specified bucket does not exist: {bucket}")
         preconditions = {
             "if_generation_match": if_generation_match,
             "if_generation_not_match": if_generation_not_match,
             "if_metageneration_match": if_metageneration_match,
         }
-        # Fail early (cheap) before streaming bytes; checked again atomically at commit.
-        self._check_preconditions(self.stat(bucket, name), **preconditions)
+        if any(v is not None for v in preconditions.values()):
+            # Fail early (cheap) before streaming bytes; checked again atomically at commit.
+            self._check_preconditions(self._current(bucket, name), **preconditions)
         if take_file and isinstance(source, Path):
             tmp, hashed = self._files.adopt(source)
         else:
@@ -334,22 +369,30 @@ class ObjectStore(ObjectListing, UploadSessions):
                     f"Provided CRC32C {expected_crc32c!r} doesn't match calculated CRC32C "
                     f"{hashed.crc32c!r}.",
                 )
-            extra = (
-                storage_class or bucket_row["storage_class"],
-                json.dumps({k: str(v) for k, v in (properties or {}).items()}),
+            return self._group.submit(
+                _Write(
+                    bucket,
+                    name,
+                    tmp,
+                    hashed,
+                    content_type or "",
+                    {str(k): str(v) for k, v in (metadata or {}).items()},
+                    preconditions,
+                    storage_class or str(row[0]),
+                    {k: str(v) for k, v in (properties or {}).items()},
+                )
             )
-            return self._commit(
-                bucket,
-                name,
-                tmp,
-                hashed,
-                content_type or "",
-                metadata or {},
-                preconditions,
-                extra,
-            )
-        finally:
-            tmp.unlink(missing_ok=True)
+        except BaseException:
+            tmp.unlink(missing_ok=True)  # still there unless the commit moved it
+            raise
+
+    def _current(self, bucket: str, name: str) -> _Current | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT generation,metageneration FROM objects WHERE bucket=? AND name=?",
+                (bucket, name),
+            ).fetchone()
+        return _Current(int(row[0]), int(row[1])) if row else None
 
     def _retire(self, bucket: str, name: str) -> str | None:
         """Take the live row of `name` out of `objects` (inside a transaction): kept as a
@@ -375,60 +418,87 @@ class ObjectStore(ObjectListing, UploadSessions):
         self._db.execute("DELETE FROM objects WHERE bucket=? AND name=?", (bucket, name))
         return str(row[0])
 
-    def _commit(
-        self,
-        bucket: str,
-        name: str,
-        tmp: Path,
-        hashed: Hashed,
-        content_type: str,
-        metadata: dict[str, str],
-        preconditions: dict[str, int | None],
-        extra: tuple[str, str],
-    ) -> ObjectMeta:
-        old_blob: str | None = None
-        with self._lock:
-            self.require_bucket(bucket)
-            current = self.stat(bucket, name)
-            self._check_preconditions(current, **preconditions)
-            # Bytes are durable under their final name before any row points at them.
-            rel = self._files.publish(tmp)
-            gen = self._next_generation()
-            now = rfc3339(gen / 1_000_000)
-            try:
-                self._db.execute("BEGIN IMMEDIATE")
-                old_blob = self._retire(bucket, name)
-                self._db.execute(
-                    "INSERT INTO objects (bucket,name,generation,metageneration,size,md5,crc32c,"
-                    "content_type,metadata,time_created,updated,blob,storage_class,props) "
-                    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                    (
-                        bucket,
-                        name,
-                        gen,
-                        1,
-                        hashed.size,
-                        hashed.md5,
-                        hashed.crc32c,
-                        content_type,
-                        json.dumps({str(k): str(v) for k, v in metadata.items()}),
-                        now,
-                        now,
-                        rel,
-                        *extra,
-                    ),
-                )
-                self._db.execute("COMMIT")
-            except BaseException:
-                if self._db.in_transaction:
-                    self._db.execute("ROLLBACK")
+    def _commit_batch(self, writes: Sequence[_Write]) -> list[ObjectMeta | BaseException]:
+        """Make a batch of written objects durable and live: the group commit's one step.
+
+        Each file is moved under its final, fresh name, then one sync makes the bytes and
+        the renames durable, then one transaction inserts every row that points at them;
+        each writer is answered only after that COMMIT. A kill at any point leaves each
+        object of the batch either whole and listed, or absent (blobs no row points at are
+        swept at the next start)."""
+        blobs = [self._files.publish(w.tmp) for w in writes]
+        outcomes: list[ObjectMeta | BaseException] = []
+        unused: list[str] = []  # blobs of refused writes, and of generations replaced
+        try:
+            self._files.sync()
+            with self._lock:
+                try:
+                    self._db.execute("BEGIN IMMEDIATE")
+                    for w, rel in zip(writes, blobs, strict=True):
+                        try:
+                            outcomes.append(self._insert(w, rel, unused))
+                        except ServiceError as exc:  # this writer's answer; the others go on
+                            outcomes.append(exc)
+                            unused.append(rel)
+                    self._db.execute("COMMIT")
+                except BaseException:
+                    if self._db.in_transaction:
+                        self._db.execute("ROLLBACK")
+                    raise
+        except BaseException:
+            for rel in blobs:
                 self._files.remove(rel)
-                raise
-        if old_blob:
-            self._files.remove(old_blob)
-        meta = self.stat(bucket, name)
-        assert meta is not None
-        return meta
+            raise
+        for rel in unused:
+            self._files.remove(rel)
+        return outcomes
+
+    def _insert(self, w: _Write, rel: str, unused: list[str]) -> ObjectMeta:
+        """One write of a batch, inside its transaction: checks, then its row."""
+        if self._db.execute("SELECT 1 FROM buckets WHERE name=?", (w.bucket,)).fetchone() is None:
+            raise ServiceError(404, "NOT_FOUND", f"The specified bucket does not exist: {w.bucket}")
+        current = self._current(w.bucket, w.name)
+        self._check_preconditions(current, **w.preconditions)
+        if current is not None and (old := self._retire(w.bucket, w.name)):
+            unused.append(old)
+        gen = self._next_generation()
+        now = rfc3339(gen / 1_000_000)
+        self._db.execute(
+            "INSERT INTO objects (bucket,name,generation,metageneration,size,md5,crc32c,"
+            "content_type,metadata,time_created,updated,blob,storage_class,props) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                w.bucket,
+                w.name,
+                gen,
+                1,
+                w.hashed.size,
+                w.hashed.md5,
+                w.hashed.crc32c,
+                w.content_type,
+                json.dumps(w.metadata),
+                now,
+                now,
+                rel,
+                w.storage_class,
+                json.dumps(w.properties),
+            ),
+        )
+        return ObjectMeta(
+            w.bucket,
+            w.name,
+            w.hashed.size,
+            gen,
+            1,
+            w.hashed.md5,
+            w.hashed.crc32c,
+            w.content_type,
+            now,
+            now,
+            dict(w.metadata),
+            w.storage_class,
+            dict(w.properties),
+        )
 
     def update_metadata(
         self,
