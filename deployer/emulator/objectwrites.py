@@ -4,7 +4,7 @@ Owns `ObjectWrites`, the part of `ObjectStore` (a mixin over its connection, loc
 files) that writes an object: `put` streams the bytes into a temp file while hashing them (on
 the request's thread, no lock held), then hands the write to the store's `GroupCommit`;
 `_commit_batch` makes every write queued meanwhile durable at once (files moved under their
-final names, ONE sync of the file system, ONE transaction for their rows) and each writer is
+final names, ONE sync pass, ONE transaction for their rows) and each writer is
 answered only after that COMMIT. A `kill -9` at any moment therefore leaves every object
 either whole and listed, or absent, and every acknowledged one present. Also the
 precondition checks and generation numbers the other writes (patch, delete) share.
@@ -213,8 +213,9 @@ class ObjectWrites(UploadSessions):
     def _commit_batch(self, writes: Sequence[_Write]) -> list[ObjectMeta | BaseException]:
         """Make a batch of written objects durable and live: the group commit's one step.
 
-        Each file is moved under its final, fresh name, then one sync makes the bytes and
-        the renames durable, then one transaction inserts every row that points at them;
+        Each file is moved under its final, fresh name, then one sync pass makes the bytes
+        durable (`BlobFiles.sync`: a syncfs for the batch, or an fsync each for one or two
+        files), then one transaction inserts every row that points at them;
         each writer is answered only after that COMMIT. A kill at any point leaves each
         object of the batch either whole and listed, or absent (blobs no row points at are
         swept at the next start)."""
@@ -222,7 +223,7 @@ class ObjectWrites(UploadSessions):
         outcomes: list[ObjectMeta | BaseException] = []
         unused: list[str] = []  # blobs of refused writes, and of generations replaced
         try:
-            self._files.sync()
+            self._files.sync(blobs)
             with self._lock:
                 try:
                     self._db.execute("BEGIN IMMEDIATE")

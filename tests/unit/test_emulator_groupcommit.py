@@ -132,3 +132,14 @@ def test_an_overwrite_in_a_batch_replaces_the_old_blob(tmp_path: Path) -> None:
     assert second.generation > first.generation
     assert store.read_bytes("bkt", "x") == b"two"
     assert sum(1 for p in (tmp_path / "gcs" / "blobs").rglob("*") if p.is_file()) == 1
+
+
+def test_blob_sync_takes_one_file_or_a_batch(tmp_path: Path) -> None:
+    from deployer.emulator.blobfiles import BlobFiles
+
+    files = BlobFiles(tmp_path, fsync=True)
+    rels = [files.publish(files.write_temp(bytes([i]) * 100)[0]) for i in range(5)]
+    files.sync(rels[:1])  # a lone writer: its own file
+    files.sync(rels)  # a batch: one syncfs on Linux
+    files.sync([])
+    assert [files.path(r).read_bytes() for r in rels] == [bytes([i]) * 100 for i in range(5)]
