@@ -73,10 +73,28 @@ def _server_options(func: Any) -> Any:
             help="Seconds long-running operations stay done:false.",
         ),
         click.option(
+            "--latency",
+            type=click.FloatRange(0, 60_000),
+            default=0.0,
+            show_default=True,
+            metavar="MS",
+            help="Milliseconds every API request waits before it is handled, as a round trip "
+            "over a wide-area network adds (admin routes excepted).",
+        ),
+        click.option(
+            "--latency-jitter",
+            type=click.FloatRange(0, 60_000),
+            default=0.0,
+            show_default=True,
+            metavar="MS",
+            help="Each request's delay is drawn uniformly from --latency +/- this many "
+            "milliseconds (never below 0).",
+        ),
+        click.option(
             "--seed",
             type=int,
             default=None,
-            help="Seed for the fault injection, for reproducible runs.",
+            help="Seed for the fault injection and the latency jitter, for reproducible runs.",
         ),
         click.option(
             "--log-level",
@@ -96,6 +114,8 @@ def _extra_args(
     inject_faults: float,
     drop_responses: float,
     op_delay: float,
+    latency: float,
+    latency_jitter: float,
     seed: int | None,
     log_level: str,
 ) -> list[str]:
@@ -110,6 +130,10 @@ def _extra_args(
         args += ["--drop-responses", str(drop_responses)]
     if op_delay:
         args += ["--op-delay", str(op_delay)]
+    if latency:
+        args += ["--latency", str(latency)]
+    if latency_jitter:
+        args += ["--latency-jitter", str(latency_jitter)]
     if seed is not None:
         args += ["--seed", str(seed)]
     return args
@@ -131,14 +155,21 @@ def run(
     inject_faults: float,
     drop_responses: float,
     op_delay: float,
+    latency: float,
+    latency_jitter: float,
     seed: int | None,
     log_level: str,
 ) -> None:
     """Run the emulator in the foreground (logs to stderr; Ctrl-C stops it cleanly)."""
     from deployer import settings
     from deployer.emulator import instance, server
+    from deployer.emulator.latency import Latency
 
     settings.check(read_by=settings.EMULATOR)  # a bad value fails here, not in a job later
+    try:
+        delay = Latency(latency, latency_jitter, seed)
+    except ValueError as exc:  # nan passes click's range check
+        raise click.BadParameter(str(exc), param_hint="--latency / --latency-jitter") from None
     code = server.run(
         host=host,
         port=instance.DEFAULT_PORT if port is None else port,
@@ -150,6 +181,7 @@ def run(
         op_delay=op_delay,
         seed=seed,
         log_level=log_level,
+        latency=delay,
     )
     raise SystemExit(code)
 
@@ -177,6 +209,8 @@ def up(
     inject_faults: float,
     drop_responses: float,
     op_delay: float,
+    latency: float,
+    latency_jitter: float,
     seed: int | None,
     log_level: str,
     output: str,
@@ -194,6 +228,8 @@ def up(
             inject_faults,
             drop_responses,
             op_delay,
+            latency,
+            latency_jitter,
             seed,
             log_level,
         ),

@@ -34,6 +34,7 @@ from deployer.emulator.http import (
     canonical_status,
     error_response,
 )
+from deployer.emulator.latency import Latency
 from deployer.emulator.objects import ObjectStore
 from deployer.errors import ConfigError
 from deployer.httpserve import HttpRequest, HttpResponse, HttpServer, IncompleteBody, RequestBody
@@ -189,6 +190,7 @@ def build_server(
     op_delay: float = 0.0,
     seed: int | None = None,
     with_vertex: bool = True,
+    latency: Latency | None = None,
 ) -> tuple[HttpServer, EmulatorContext]:
     """Bind the server and register every API surface; the caller start()s it."""
     data_dir = Path(data_dir)
@@ -196,7 +198,12 @@ def build_server(
     app = _App()
     try:
         server = HttpServer(
-            app.handle, host=host, port=port, error_body=_error_body, name="emulator"
+            app.handle,
+            host=host,
+            port=port,
+            error_body=_error_body,
+            name="emulator",
+            delay=latency.delay if latency is not None and latency.active else None,
         )
     except OSError as exc:
         raise ConfigError(
@@ -253,6 +260,7 @@ def run(
     op_delay: float = 0.0,
     seed: int | None = None,
     log_level: str = "INFO",
+    latency: Latency | None = None,
 ) -> int:
     """Run the emulator in the foreground until SIGINT/SIGTERM; returns the exit status."""
     logging.basicConfig(
@@ -270,6 +278,7 @@ def run(
         drop_rate=drop_rate,
         op_delay=op_delay,
         seed=seed,
+        latency=latency,
     )
     stopping = threading.Event()
 
