@@ -120,6 +120,16 @@ EMULATOR_URL: Setting[str | None] = Setting(
     "URL of a running emulator for `target: local`; unset: the `deployer local up` instance, "
     "started on demand.",
 )
+EMULATOR_TOKEN: Setting[str | None] = Setting(
+    "DEPLOYER_EMULATOR_TOKEN",
+    "a secret of 16+ printable characters",
+    "",
+    _optional,
+    (CLI, EMULATOR),
+    "Bearer token of the local emulator: the emulator requires it on every request "
+    "(`--auth-token` overrides; required to bind a non-loopback address) and deployer sends "
+    "it as `Authorization: Bearer`.",
+)
 UPLOAD_WORKERS: Setting[int] = Setting(
     "DEPLOYER_UPLOAD_WORKERS",
     _COUNT,
@@ -263,6 +273,7 @@ EMULATOR_AUTOSCALE_COOLDOWN: Setting[float] = Setting(
 ALL: tuple[Setting[Any], ...] = (
     HOME,
     EMULATOR_URL,
+    EMULATOR_TOKEN,
     UPLOAD_WORKERS,
     DOWNLOAD_WORKERS,
     RETRY_SCALE,

@@ -108,6 +108,36 @@ def _server_options(func: Any) -> Any:
     return func
 
 
+def _access_options(func: Any) -> Any:
+    """Who may drive the emulator (deployer.emulator.access); kept apart from the others."""
+    func = click.option(
+        "--allow-host",
+        "allow_hosts",
+        multiple=True,
+        metavar="NAME[:PORT]",
+        help="Also accept this Host name (repeatable; e.g. for a tunnel or port forwarding). "
+        "Other names are refused (DNS rebinding guard).",
+    )(func)
+    return click.option(
+        "--auth-token",
+        default=None,
+        metavar="TOKEN",
+        help="Require `Authorization: Bearer TOKEN` on every request [default: "
+        "$DEPLOYER_EMULATOR_TOKEN]; required with a non-loopback --host. Prefer the variable "
+        "(a command line is visible to other users) and set it for clients too.",
+    )(func)
+
+
+def _access_args(host: str, auth_token: str | None, allow_hosts: tuple[str, ...]) -> str | None:
+    """The effective token, after refusing a bad one or a non-loopback host without one."""
+    from deployer import settings
+    from deployer.emulator.access import check_bind
+
+    token = auth_token or settings.EMULATOR_TOKEN.get()
+    check_bind(host, token)
+    return token
+
+
 def _extra_args(
     request_log: Path | None,
     request_log_bodies: bool,
@@ -146,7 +176,10 @@ def local() -> None:
 
 @local.command("run")
 @_server_options
+@_access_options
 def run(
+    auth_token: str | None,
+    allow_hosts: tuple[str, ...],
     host: str,
     port: int | None,
     data_dir: Path | None,
@@ -172,6 +205,8 @@ def run(
         raise click.BadParameter(str(exc), param_hint="--latency / --latency-jitter") from None
     code = server.run(
         host=host,
+        auth_token=_access_args(host, auth_token, allow_hosts),
+        allow_hosts=allow_hosts,
         port=instance.DEFAULT_PORT if port is None else port,
         data_dir=data_dir or instance.local_dir() / "data",
         request_log=request_log,
@@ -199,8 +234,11 @@ def _render_settings(info: dict[str, Any], *, headline: str) -> None:
 
 @local.command("up")
 @_server_options
+@_access_options
 @output_option
 def up(
+    auth_token: str | None,
+    allow_hosts: tuple[str, ...],
     host: str,
     port: int | None,
     data_dir: Path | None,
@@ -218,6 +256,7 @@ def up(
     """Start a background emulator (idempotent) and print the settings clients need."""
     from deployer.emulator import instance
 
+    token = _access_args(host, auth_token, allow_hosts)
     inst, already = instance.up(
         host=host,
         port=port,
@@ -232,7 +271,10 @@ def up(
             latency_jitter,
             seed,
             log_level,
-        ),
+        )
+        + [arg for name in allow_hosts for arg in ("--allow-host", name)],
+        # The token travels in the environment, not on a command line other users can read.
+        token=token,
     )
     info = inst.to_json(already_running=already)
     if already:
@@ -256,6 +298,11 @@ def up(
         return
     verb = "already running" if already else "started"
     _render_settings(info, headline=f"Local emulator {verb} at {inst.url}")
+    if token:
+        click.echo(
+            "  Auth:           every request needs the token: set DEPLOYER_EMULATOR_TOKEN where "
+            "deployer runs (other clients: `Authorization: Bearer <token>`)"
+        )
 
 
 @local.command("down")
