@@ -74,10 +74,28 @@ def _server_options(func: Any) -> Any:
             help="Seconds long-running operations stay done:false.",
         ),
         click.option(
+            "--latency",
+            type=click.FloatRange(0, 60_000),
+            default=0.0,
+            show_default=True,
+            metavar="MS",
+            help="Milliseconds every API request waits before it is handled, as a round trip "
+            "over a wide-area network adds (admin routes excepted).",
+        ),
+        click.option(
+            "--latency-jitter",
+            type=click.FloatRange(0, 60_000),
+            default=0.0,
+            show_default=True,
+            metavar="MS",
+            help="Each request's delay is drawn uniformly from --latency +/- this many "
+            "milliseconds (never below 0).",
+        ),
+        click.option(
             "--seed",
             type=int,
             default=None,
-            help="Seed for the fault injection, for reproducible runs.",
+            help="Seed for the fault injection and the latency jitter, for reproducible runs.",
         ),
         click.option(
             "--log-level",
@@ -151,6 +169,8 @@ def _extra_args(
     inject_faults: float,
     drop_responses: float,
     op_delay: float,
+    latency: float,
+    latency_jitter: float,
     seed: int | None,
     log_level: str,
 ) -> list[str]:
@@ -165,6 +185,10 @@ def _extra_args(
         args += ["--drop-responses", str(drop_responses)]
     if op_delay:
         args += ["--op-delay", str(op_delay)]
+    if latency:
+        args += ["--latency", str(latency)]
+    if latency_jitter:
+        args += ["--latency-jitter", str(latency_jitter)]
     if seed is not None:
         args += ["--seed", str(seed)]
     return args
@@ -190,6 +214,8 @@ def run(
     inject_faults: float,
     drop_responses: float,
     op_delay: float,
+    latency: float,
+    latency_jitter: float,
     seed: int | None,
     log_level: str,
     console_port: int,
@@ -198,8 +224,13 @@ def run(
     """Run the emulator in the foreground (logs to stderr; Ctrl-C stops it cleanly)."""
     from deployer import settings
     from deployer.emulator import instance, server
+    from deployer.emulator.latency import Latency
 
     settings.check(read_by=settings.EMULATOR)  # a bad value fails here, not in a job later
+    try:
+        delay = Latency(latency, latency_jitter, seed)
+    except ValueError as exc:  # nan passes click's range check
+        raise click.BadParameter(str(exc), param_hint="--latency / --latency-jitter") from None
     code = server.run(
         host=host,
         auth_token=_access_args(host, auth_token, allow_hosts),
@@ -213,6 +244,7 @@ def run(
         op_delay=op_delay,
         seed=seed,
         log_level=log_level,
+        latency=delay,
         console_port=None if no_console else console_port,
     )
     raise SystemExit(code)
@@ -250,6 +282,8 @@ def up(
     inject_faults: float,
     drop_responses: float,
     op_delay: float,
+    latency: float,
+    latency_jitter: float,
     seed: int | None,
     log_level: str,
     console_port: int,
@@ -270,6 +304,8 @@ def up(
             inject_faults,
             drop_responses,
             op_delay,
+            latency,
+            latency_jitter,
             seed,
             log_level,
         )

@@ -45,6 +45,7 @@ from deployer.emulator.http import (
     error_response,
     too_large,
 )
+from deployer.emulator.latency import Latency
 from deployer.emulator.objects import ObjectStore
 from deployer.errors import ConfigError
 from deployer.httpserve import HttpRequest, HttpResponse, HttpServer, IncompleteBody, RequestBody
@@ -353,10 +354,12 @@ def build_servers(
     op_delay: float = 0.0,
     seed: int | None = None,
     with_vertex: bool = True,
+    latency: Latency | None = None,
     console_port: int | None = None,
 ) -> tuple[HttpServer, EmulatorContext, HttpServer | None]:
     """Bind the server and register every API surface; with `console_port` (0 = any free
-    port) also bind the console's own listener on the same host. The caller start()s them.
+    port) also bind the console's own listener on the same host (`latency` delays the API
+    only). The caller start()s them.
 
     Refuses (ConfigError), before binding, a non-loopback `host` without `auth_token`."""
     check_bind(host, auth_token)
@@ -365,7 +368,12 @@ def build_servers(
     app = _App()
     try:
         server = HttpServer(
-            app.handle, host=host, port=port, error_body=_error_body, name="emulator"
+            app.handle,
+            host=host,
+            port=port,
+            error_body=_error_body,
+            name="emulator",
+            delay=latency.delay if latency is not None and latency.active else None,
         )
     except OSError as exc:
         raise ConfigError(
@@ -460,6 +468,7 @@ def run(
     op_delay: float = 0.0,
     seed: int | None = None,
     log_level: str = "INFO",
+    latency: Latency | None = None,
     console_port: int | None = 0,
 ) -> int:
     """Run the emulator in the foreground until SIGINT/SIGTERM; returns the exit status."""
@@ -480,6 +489,7 @@ def run(
         drop_rate=drop_rate,
         op_delay=op_delay,
         seed=seed,
+        latency=latency,
         console_port=console_port,
     )
     stopping = threading.Event()

@@ -306,9 +306,14 @@ class HttpServer:
         name: str = "http",
         keep_alive_s: int = 300,
         backlog: int = BACKLOG,
+        delay: Callable[[HttpRequest], float] | None = None,
     ) -> None:
-        """Bind now (raises OSError if the address is taken); serve after start()."""
+        """Bind now (raises OSError if the address is taken); serve after start().
+
+        `delay(request)`: seconds to wait before the handler runs (simulated network
+        latency), awaited on the event loop so a waiting request holds no worker thread."""
         self._handler = handler
+        self._delay = delay
         self._error_body = error_body
         self._name = name
         self._workers = _Workers(MAX_WORKERS, name)
@@ -408,6 +413,8 @@ class HttpServer:
             content_length=length,
             body=body,
         )
+        if self._delay is not None and (wait := self._delay(request)) > 0:
+            await asyncio.sleep(wait)
         try:
             response: HttpResponse = await self._workers.run(self._handler, request)
         except Exception:

@@ -323,6 +323,9 @@ def test_the_reader_url_reads_storage_and_nothing_else(tmp_path: Path) -> None:
         assert blobs[0].media_link.startswith(reader_url)
         assert blobs[0].download_as_bytes() == b"pb"
         assert reader.bucket("art").blob("m/saved_model.pb").download_as_bytes() == b"pb"
+        # As examples/custom-container/server.py reads it: the variable plus the JSON API path.
+        raw = requests.get(f"{reader_url}/storage/v1/b/art/o/m%2Fsaved_model.pb?alt=media")
+        assert raw.status_code == 200 and raw.content == b"pb"
         assert isinstance(reader, Client)
         with pytest.raises(gexc.Forbidden):
             reader.bucket("art").blob("written").upload_from_string(b"no")

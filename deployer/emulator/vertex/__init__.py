@@ -51,6 +51,7 @@ class VertexState:
 def register(router: Router, ctx: EmulatorContext) -> None:
     from deployer.emulator import misbehave
     from deployer.emulator.vertex import (
+        autoscale,
         batch_jobs,
         deploy,
         endpoints,
@@ -83,8 +84,10 @@ def register(router: Router, ctx: EmulatorContext) -> None:
                 svc.refresh_route(ep)
 
     registry.on_renamed = refresh_routes_of
-    dep = deploy.register(routes, ctx, store, svc, replicas)
+    autoscaler = autoscale.Autoscaler(ctx, store, routing, replicas)
+    dep = deploy.register(routes, ctx, store, svc, replicas, autoscaler)
     jobs = batch_jobs.register(routes, ctx, store, replicas)
     dep.recover()
+    autoscaler.start()
     ctx.vertex = VertexState(store, routing, jobs, misbehaviours)
     ctx.on_shutdown(store.close)
