@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import click
 
@@ -108,6 +109,30 @@ def _server_options(func: Any) -> Any:
     return func
 
 
+def _console_options(func: Any) -> Any:
+    """The console's options, shared by `run` and `up`."""
+    func = click.option(
+        "--no-console",
+        is_flag=True,
+        default=False,
+        help="Do not serve the browser console.",
+    )(func)
+    return click.option(
+        "--console-port",
+        type=click.IntRange(0, 65535),
+        default=0,
+        show_default=True,
+        help="Port of the browser console at /_console/ (its own listener; 0 = any free "
+        "port, printed at start).",
+    )(func)
+
+
+def _console_args(console_port: int, no_console: bool) -> list[str]:
+    if no_console:
+        return ["--no-console"]
+    return ["--console-port", str(console_port)] if console_port else []
+
+
 def _access_options(func: Any) -> Any:
     """Who may drive the emulator (deployer.emulator.access); kept apart from the others."""
     func = click.option(
@@ -176,6 +201,7 @@ def local() -> None:
 
 @local.command("run")
 @_server_options
+@_console_options
 @_access_options
 def run(
     auth_token: str | None,
@@ -192,6 +218,8 @@ def run(
     latency_jitter: float,
     seed: int | None,
     log_level: str,
+    console_port: int,
+    no_console: bool,
 ) -> None:
     """Run the emulator in the foreground (logs to stderr; Ctrl-C stops it cleanly)."""
     from deployer import settings
@@ -217,11 +245,12 @@ def run(
         seed=seed,
         log_level=log_level,
         latency=delay,
+        console_port=None if no_console else console_port,
     )
     raise SystemExit(code)
 
 
-def _render_settings(info: dict[str, Any], *, headline: str) -> None:
+def _render_settings(info: dict[str, Any], *, headline: str, token: str | None = None) -> None:
     click.echo(headline)
     click.echo(f"  pid {info['pid']}, data dir {info['data_dir']}, log {info['log']}")
     click.echo("Point the official clients at it with:")
@@ -230,10 +259,16 @@ def _render_settings(info: dict[str, Any], *, headline: str) -> None:
         f"credentials)"
     )
     click.echo(f"  Cloud Storage:  export STORAGE_EMULATOR_HOST={info['url']}")
+    if info.get("console_url"):
+        # With a token, the URL carries it once: the console keeps it in a cookie and drops
+        # it from the address bar.
+        query = f"?{urlencode({'access_token': token})}" if token else ""
+        click.echo(f"Console (in a browser): {info['console_url']}{query}")
 
 
 @local.command("up")
 @_server_options
+@_console_options
 @_access_options
 @output_option
 def up(
@@ -251,6 +286,8 @@ def up(
     latency_jitter: float,
     seed: int | None,
     log_level: str,
+    console_port: int,
+    no_console: bool,
     output: str,
 ) -> None:
     """Start a background emulator (idempotent) and print the settings clients need."""
@@ -272,6 +309,7 @@ def up(
             seed,
             log_level,
         )
+        + _console_args(console_port, no_console)
         + [arg for name in allow_hosts for arg in ("--allow-host", name)],
         # The token travels in the environment, not on a command line other users can read.
         token=token,
@@ -297,7 +335,7 @@ def up(
         click.echo(json.dumps(info))
         return
     verb = "already running" if already else "started"
-    _render_settings(info, headline=f"Local emulator {verb} at {inst.url}")
+    _render_settings(info, headline=f"Local emulator {verb} at {inst.url}", token=token)
     if token:
         click.echo(
             "  Auth:           every request needs the token: set DEPLOYER_EMULATOR_TOKEN where "

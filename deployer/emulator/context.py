@@ -5,7 +5,9 @@ the object store, the fault controller, and the shutdown hooks run (in reverse
 order of registration) when the server stops cleanly, e.g. to stop replica
 processes; and `project_number`, the stable number each project id has here (Vertex
 returns resource names with the project number, Cloud Storage reports it as a bucket's
-`projectNumber`).
+`projectNumber`). The Vertex surface leaves its in-process state on `vertex` for the
+console (deployer.emulator.console), which reads it and never changes it except through
+the same calls the API makes.
 
 Must not: import TensorFlow / deployer.serving, or do I/O at import time.
 """
@@ -21,6 +23,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from deployer.emulator.access import AccessPolicy
 from deployer.emulator.faults import FaultController
@@ -61,6 +64,9 @@ class EmulatorContext:
     access: AccessPolicy | None = None
     # API surfaces registered on the router ("gcs", "vertex", ...), shown by the health route.
     apis: list[str] = field(default_factory=list)
+    # The Vertex surface's in-process state (deployer.emulator.vertex.VertexState) once
+    # registered; the console reads it (typed Any: this module sits below the surfaces).
+    vertex: Any = None
     _hooks: list[Callable[[], None]] = field(default_factory=list, repr=False)
     _hooks_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _stopped: bool = field(default=False, repr=False)

@@ -1,7 +1,7 @@
 """The background emulator instance behind `deployer local up / down / status`.
 
 Owns the state file `$DEPLOYER_HOME/local/instance.json` ({"url", "host",
-"port", "pid", "data_dir", "log"}), starting a detached
+"port", "pid", "data_dir", "log", "console_url"}), starting a detached
 `python -m deployer local run ...` with its log in a file, waiting for its
 health route, and stopping it (SIGTERM, then SIGKILL). `up` is idempotent and
 serialised by a file lock, so concurrent callers (CLI, reconciler) share one
@@ -54,6 +54,7 @@ class Instance:
     pid: int
     data_dir: str
     log: str  # path of its log file
+    console_url: str | None = None  # the browser console (its own port), None when off
 
     def to_json(self, *, already_running: bool | None = None) -> dict[str, Any]:
         out: dict[str, Any] = asdict(self)
@@ -92,7 +93,8 @@ def _pid_is_emulator(pid: int) -> bool:
 def read_state() -> Instance | None:
     try:
         data = json.loads(state_path().read_text())
-        return Instance(**{k: data[k] for k in ("url", "host", "port", "pid", "data_dir", "log")})
+        fields = ("url", "host", "port", "pid", "data_dir", "log")
+        return Instance(**{k: data[k] for k in fields}, console_url=data.get("console_url"))
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
@@ -215,6 +217,7 @@ def up(
                     pid=proc.pid,
                     data_dir=str(data),
                     log=str(log_path),
+                    console_url=_reported_console(log_path, log_offset),
                 )
                 _write_state(inst)
                 return inst, False
@@ -226,14 +229,23 @@ def up(
         )
 
 
-def _reported_url(log_path: Path, offset: int) -> str | None:
+def _log_since(log_path: Path, offset: int) -> str:
     try:
         with open(log_path, "rb") as fh:
             fh.seek(offset)
-            text = fh.read().decode(errors="replace")
+            return fh.read().decode(errors="replace")
     except OSError:
-        return None
-    match = re.search(r"listening on (http://\S+:\d+)", text)
+        return ""
+
+
+def _reported_url(log_path: Path, offset: int) -> str | None:
+    match = re.search(r"listening on (http://\S+:\d+)", _log_since(log_path, offset))
+    return match.group(1) if match else None
+
+
+def _reported_console(log_path: Path, offset: int) -> str | None:
+    """The console URL the server printed with its address (both lines are written at once)."""
+    match = re.search(r"^console at (http://\S+)", _log_since(log_path, offset), re.MULTILINE)
     return match.group(1) if match else None
 
 

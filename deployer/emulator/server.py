@@ -6,7 +6,9 @@ bodies, streaming, graceful stop) into the emulator's `Request` once the access 
 non-streaming routes (bounded per route by `body_limit`: 413 beyond, refused on the
 declared Content-Length before reading) or handing streaming routes the body stream (what
 they read whole is bounded too: `Request.read_body`), fault injection before any effect,
-dropped responses after mutating calls, the request log, and a clean stop on SIGINT/SIGTERM
+dropped responses after mutating calls, the request log (and the console's in-memory
+`Activity`), in-process API calls for the console (`call_in_process`), the console's own
+listener (`--console-port`, same access rules), and a clean stop on SIGINT/SIGTERM
 that runs the context's shutdown hooks (replica processes are stopped that way).
 
 Must not: know any API's semantics (routes do), or import TensorFlow / deployer.serving.
@@ -16,6 +18,7 @@ the server.
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import signal
@@ -23,10 +26,11 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, BinaryIO, cast
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
 from urllib.parse import parse_qs, unquote
 
 from deployer.emulator.access import AccessPolicy, Denial, Scope, check_bind, reader_may
+from deployer.emulator.console.activity import Activity
 from deployer.emulator.context import EmulatorContext
 from deployer.emulator.faults import FaultController, RequestLog, register_admin
 from deployer.emulator.http import (
@@ -46,10 +50,15 @@ from deployer.emulator.objects import ObjectStore
 from deployer.errors import ConfigError
 from deployer.httpserve import HttpRequest, HttpResponse, HttpServer, IncompleteBody, RequestBody
 
+if TYPE_CHECKING:
+    from deployer.emulator.console import Console
+
 log = logging.getLogger("deployer.emulator")
 
 # An unread body larger than this closes the connection instead of being skipped.
 _SKIP_UNREAD_BODY = 8 * 1024 * 1024
+# The console's forms (a try-predict payload is at most Vertex's 1.5 MB, form-encoded).
+MAX_CONSOLE_BODY = 8 * 1024 * 1024
 _ADMIN_PREFIX = "_emulator."
 _STOP_GRACE_S = 5.0  # in-flight requests get this long to finish on SIGTERM
 
@@ -108,6 +117,7 @@ class _App:
     ctx: EmulatorContext
     request_log: RequestLog
     access: AccessPolicy
+    activity: Activity | None = None  # recent calls for the console (None: console off)
 
     def handle(self, http_request: HttpRequest) -> HttpResponse:
         started = time.time()
@@ -115,10 +125,8 @@ class _App:
         query = parse_qs(http_request.query_string, keep_blank_values=True)
         # Host, Origin and token first: a refused request reaches no route (no effect at all).
         verdict = self.access.check(http_request.method, raw_path, http_request.headers, query)
-        denial = verdict if isinstance(verdict, Denial) else None
-        scope = Scope.FULL
         if not isinstance(verdict, Denial):
-            scope, raw_path = verdict.scope, verdict.raw_path
+            raw_path = verdict.raw_path
         request = Request(
             method=http_request.method,
             path=unquote(raw_path),
@@ -130,74 +138,19 @@ class _App:
         length = http_request.content_length
         request.content_length = length
         body = _Body(http_request.body)
-        response: Response | None = None
-        name, mutating, fault = "unknown", False, None
+        if isinstance(verdict, Denial):
+            _note_denial(verdict, http_request)
+            refused = ServiceError(verdict.status, verdict.reason, verdict.message)
+            response, name, mutating, fault = refused.to_response(), "unknown", False, None
+        else:
+            response, name, mutating, fault = self._run(request, body, verdict.scope)
         close = False
-        try:
-            if denial is not None:
-                _note_denial(denial, http_request)
-                raise ServiceError(denial.status, denial.reason, denial.message)
-            resolved = self.router.resolve(request)
-            if resolved is not None and scope is Scope.READER:
-                if not reader_may(request.method, resolved[0].name):
-                    raise ServiceError(
-                        403,
-                        "PERMISSION_DENIED",
-                        "The serving containers' storage URL may only read Cloud Storage",
-                    )
-            if resolved is None:
-                response = error_response(
-                    404, "NOT_FOUND", f"No such API: {request.method} {request.path}"
-                )
-            else:
-                route, match = resolved
-                name, mutating = route.name, route.mutating
-                admin = name.startswith(_ADMIN_PREFIX)
-                response = None if admin else self.ctx.faults.before_call(name)
-                if response is not None:
-                    fault = "injected"
-                else:
-                    limit, refusal = body_limit(name)
-                    request.max_body = limit  # what read_body takes on a streaming route
-                    if route.streaming:
-                        request.stream = cast(BinaryIO, body)
-                    else:
-                        if length is not None and length > limit:
-                            raise refusal  # refused before reading a byte of it
-                        request.body = body.read_bounded(limit, refusal)
-                    response = self.router.call(route, match, request)
-                    if not admin and self.ctx.faults.drop_after(
-                        name, mutating=mutating, status=response.status
-                    ):
-                        fault = "dropped"
-        except ServiceError as exc:
-            response = exc.to_response()
         if body.failed or (
             not http_request.body.done and (length is None or length > _SKIP_UNREAD_BODY)
         ):
             # A broken or large unread body: answer, then close rather than read it all.
             close = True
-        assert response is not None
-        if not name.startswith(_ADMIN_PREFIX):
-            # Logged before the reply goes out, so a client that got its answer finds the line.
-            self.request_log.record(
-                method=request.method,
-                path=request.path,
-                name=name,
-                status=response.status,
-                started=started,
-                mutating=mutating,
-                fault=fault,
-                request_bytes=request.content_length
-                if request.stream is not None
-                else len(request.body),
-                target=raw_path
-                + (f"?{http_request.query_string}" if http_request.query_string else ""),
-                request_body=request.body,
-                request_type=request.headers.get("content-type", ""),
-                response_body=response.body if isinstance(response.body, bytes) else None,
-                response_type=response.headers.get("Content-Type", ""),
-            )
+        self._record(request, response, name, mutating, fault, started, http_request.query_string)
         # The access line, at DEBUG: the target as received (credentials in it are redacted
         # by the filter faults.register_admin installs on this logger).
         log.debug(
@@ -214,6 +167,150 @@ class _App:
             headers=response.headers,
             close=close,
             abort=fault == "dropped",
+            on_close=response.on_close,
+        )
+
+    def call_in_process(self, request: Request) -> tuple[Response, str | None]:
+        """An API call made inside this process (the console's try-predict form, already
+        admitted by the access rules), its body in `request.body`: the same routing, body
+        bounds, faults, request log and activity as a call over HTTP, without a socket.
+        Returns the response and the fault, if one was made."""
+        started = time.time()
+        request.content_length = len(request.body)
+        response, name, mutating, fault = self._run(request, None, Scope.FULL)
+        self._record(request, response, name, mutating, fault, started, "")
+        return response, fault
+
+    def _run(
+        self, request: Request, body: _Body | None, scope: Scope
+    ) -> tuple[Response, str, bool, str | None]:
+        """Resolve, fault, call: (response, API method name, mutating, fault). `body` None:
+        an in-process call whose body is already in `request.body`."""
+        length = request.content_length
+        name, mutating, fault = "unknown", False, None
+        try:
+            resolved = self.router.resolve(request)
+            if resolved is not None and scope is Scope.READER:
+                if not reader_may(request.method, resolved[0].name):
+                    raise ServiceError(
+                        403,
+                        "PERMISSION_DENIED",
+                        "The serving containers' storage URL may only read Cloud Storage",
+                    )
+            if resolved is None:
+                response = error_response(
+                    404, "NOT_FOUND", f"No such API: {request.method} {request.path}"
+                )
+                return response, name, mutating, fault
+            route, match = resolved
+            name, mutating = route.name, route.mutating
+            admin = name.startswith(_ADMIN_PREFIX)
+            fault_response = None if admin else self.ctx.faults.before_call(name)
+            if fault_response is not None:
+                return fault_response, name, mutating, "injected"
+            limit, refusal = body_limit(name)
+            request.max_body = limit  # what read_body takes on a streaming route
+            if length is not None and length > limit and not route.streaming:
+                raise refusal  # refused before reading a byte of it
+            if body is None:
+                if route.streaming:
+                    request.stream = io.BytesIO(request.body)
+            elif route.streaming:
+                request.stream = cast(BinaryIO, body)
+            else:
+                request.body = body.read_bounded(limit, refusal)
+            response = self.router.call(route, match, request)
+            if not admin and self.ctx.faults.drop_after(
+                name, mutating=mutating, status=response.status
+            ):
+                fault = "dropped"
+        except ServiceError as exc:
+            response = exc.to_response()
+        return response, name, mutating, fault
+
+    def _record(
+        self,
+        request: Request,
+        response: Response,
+        name: str,
+        mutating: bool,
+        fault: str | None,
+        started: float,
+        query_string: str,
+    ) -> None:
+        if name.startswith(_ADMIN_PREFIX):
+            return
+        body = response.body if isinstance(response.body, bytes) else None
+        # Logged before the reply goes out, so a client that got its answer finds the line.
+        self.request_log.record(
+            method=request.method,
+            path=request.path,
+            name=name,
+            status=response.status,
+            started=started,
+            mutating=mutating,
+            fault=fault,
+            request_bytes=request.content_length
+            if request.stream is not None
+            else len(request.body),
+            target=request.raw_path + (f"?{query_string}" if query_string else ""),
+            request_body=request.body,
+            request_type=request.headers.get("content-type", ""),
+            response_body=body,
+            response_type=response.headers.get("Content-Type", ""),
+        )
+        if self.activity is not None:
+            self.activity.record(
+                method=request.method,
+                path=request.path,
+                api=name,
+                status=response.status,
+                started=started,
+                fault=fault,
+                body=body,
+                headers=response.headers,
+            )
+
+
+class _ConsoleApp:
+    """Per-request glue for the console's own listener: the same access rules as the API
+    (its port is one the policy serves), bounded bodies, no faults, not logged as API calls
+    (the console is not an API)."""
+
+    def __init__(self, site: Console, access: AccessPolicy) -> None:
+        self.site = site
+        self.access = access
+
+    def handle(self, http_request: HttpRequest) -> HttpResponse:
+        raw_path = http_request.raw_path or "/"
+        query = parse_qs(http_request.query_string, keep_blank_values=True)
+        request = Request(
+            method=http_request.method,
+            path=unquote(raw_path),
+            raw_path=raw_path,
+            query=query,
+            headers=http_request.headers,
+            content_length=http_request.content_length,
+        )
+        body = _Body(http_request.body)
+        verdict = self.access.check(http_request.method, raw_path, http_request.headers, query)
+        try:
+            if isinstance(verdict, Denial):
+                _note_denial(verdict, http_request)
+                raise ServiceError(verdict.status, verdict.reason, verdict.message)
+            refusal = too_large(MAX_CONSOLE_BODY)
+            length = http_request.content_length
+            if length is not None and length > MAX_CONSOLE_BODY:
+                raise refusal
+            request.body = body.read_bounded(MAX_CONSOLE_BODY, refusal)
+            response = self.site.handle(request)
+        except ServiceError as exc:
+            response = self.site.error_page(exc.http_status, exc.message)
+        return HttpResponse(
+            status=response.status,
+            body=response.body,
+            headers=response.headers,
+            close=body.failed or not http_request.body.done,
             on_close=response.on_close,
         )
 
@@ -237,7 +334,13 @@ def _note_denial(denial: Denial, http_request: HttpRequest) -> None:
     )
 
 
-def build_server(
+def build_server(**options: Any) -> tuple[HttpServer, EmulatorContext]:
+    """Bind the API server without the console (`build_servers`' options but console_port)."""
+    server, ctx, _ = build_servers(**options, console_port=None)
+    return server, ctx
+
+
+def build_servers(
     *,
     host: str = "127.0.0.1",
     port: int = 0,
@@ -252,8 +355,11 @@ def build_server(
     seed: int | None = None,
     with_vertex: bool = True,
     latency: Latency | None = None,
-) -> tuple[HttpServer, EmulatorContext]:
-    """Bind the server and register every API surface; the caller start()s it.
+    console_port: int | None = None,
+) -> tuple[HttpServer, EmulatorContext, HttpServer | None]:
+    """Bind the server and register every API surface; with `console_port` (0 = any free
+    port) also bind the console's own listener on the same host (`latency` delays the API
+    only). The caller start()s them.
 
     Refuses (ConfigError), before binding, a non-loopback `host` without `auth_token`."""
     check_bind(host, auth_token)
@@ -300,7 +406,34 @@ def build_server(
     app.router, app.ctx, app.request_log, app.access = router, ctx, request_log_obj, access
     ctx.on_shutdown(ctx.objects.close)
     ctx.on_shutdown(request_log_obj.close)
-    return server, ctx
+    console_server = None
+    if console_port is not None:
+        console_server = _build_console(app, host=host, port=console_port)
+    return server, ctx, console_server
+
+
+def _build_console(app: _App, *, host: str, port: int) -> HttpServer:
+    """The console's listener: its own port, the same host and access rules, state read
+    in-process."""
+    from deployer.emulator.console import Console
+
+    app.activity = Activity()
+    site = Console(app.ctx, activity=app.activity, call_api=app.call_in_process)
+    try:
+        server = HttpServer(
+            _ConsoleApp(site, app.access).handle,
+            host=host,
+            port=port,
+            error_body=_error_body,
+            name="console",
+        )
+    except OSError as exc:
+        raise ConfigError(
+            f"Cannot listen on {host}:{port} for the console: {exc.strerror or exc}",
+            hint="pick another --console-port (0 = any free port), or pass --no-console",
+        ) from exc
+    app.access.serve_port(server.port)  # its Host and Origin values are the emulator's own
+    return server
 
 
 def _register_vertex(router: Router, ctx: EmulatorContext) -> None:
@@ -314,6 +447,11 @@ def _register_vertex(router: Router, ctx: EmulatorContext) -> None:
         return
     register(router, ctx)
     ctx.apis.append("vertex")
+
+
+def _console_url(base_url: str, port: int) -> str:
+    """The console's address: the API's host with the console's port."""
+    return f"{base_url.rsplit(':', 1)[0]}:{port}/_console/"
 
 
 def run(
@@ -331,6 +469,7 @@ def run(
     seed: int | None = None,
     log_level: str = "INFO",
     latency: Latency | None = None,
+    console_port: int | None = 0,
 ) -> int:
     """Run the emulator in the foreground until SIGINT/SIGTERM; returns the exit status."""
     logging.basicConfig(
@@ -338,7 +477,7 @@ def run(
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    server, ctx = build_server(
+    server, ctx, console = build_servers(
         host=host,
         port=port,
         auth_token=auth_token,
@@ -351,6 +490,7 @@ def run(
         op_delay=op_delay,
         seed=seed,
         latency=latency,
+        console_port=console_port,
     )
     stopping = threading.Event()
 
@@ -366,6 +506,8 @@ def run(
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
     server.start()
+    if console is not None:
+        console.start()
     # Printed whatever the log level: launchers that asked for port 0 read the real one here.
     sys.stderr.write(
         f"deployer emulator listening on {ctx.base_url} (data dir {data_dir}; APIs: "
@@ -376,6 +518,7 @@ def run(
             if auth_token
             else ""
         )
+        + (f"console at {_console_url(ctx.base_url, console.port)}\n" if console else "")
     )
     sys.stderr.flush()
     try:
@@ -383,6 +526,8 @@ def run(
         while not stopping.wait(0.2) and not server.wait(0):
             pass
     finally:
+        if console is not None:
+            console.stop(1.0)
         server.stop(_STOP_GRACE_S)
         ctx.run_shutdown_hooks()
         log.info("stopped")

@@ -8,14 +8,24 @@ and registers batch prediction jobs, passing them the store and the replica mana
 
     batch_jobs.register(routes, ctx, store, replicas)
 
+and leaves the in-process state the console reads (`VertexState`) on `ctx.vertex`.
+
 Must not: import TensorFlow or deployer.serving (replicas are separate processes).
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from deployer import lazyimport
+
+if TYPE_CHECKING:
+    from deployer.emulator.misbehave import Misbehaviours
+    from deployer.emulator.vertex.batch_jobs import BatchJobs
+    from deployer.emulator.vertex.predict import Routing
+    from deployer.emulator.vertex.store import VertexStore
 
 # Before any aiplatform_v1 type is imported by this package's modules: the control
 # plane needs a dozen message types, not every client of the API (see deployer.lazyimport).
@@ -25,6 +35,17 @@ from deployer.emulator.context import EmulatorContext  # noqa: E402 - after inst
 from deployer.emulator.http import Router  # noqa: E402 - after install(), on purpose
 
 log = logging.getLogger("deployer.emulator.vertex")
+
+
+@dataclass(frozen=True)
+class VertexState:
+    """What the console reads of the Vertex surface in-process; it changes only what the
+    admin routes change (misbehaviours), through the same calls."""
+
+    store: VertexStore  # models, endpoints, deployments, the batch_jobs table
+    routing: Routing  # each deployed model's serving replicas
+    jobs: BatchJobs  # batch prediction job records
+    misbehaviours: Misbehaviours  # deliberately broken deployed models (/_emulator/misbehave)
 
 
 def register(router: Router, ctx: EmulatorContext) -> None:
@@ -65,7 +86,8 @@ def register(router: Router, ctx: EmulatorContext) -> None:
     registry.on_renamed = refresh_routes_of
     autoscaler = autoscale.Autoscaler(ctx, store, routing, replicas)
     dep = deploy.register(routes, ctx, store, svc, replicas, autoscaler)
-    batch_jobs.register(routes, ctx, store, replicas)
+    jobs = batch_jobs.register(routes, ctx, store, replicas)
     dep.recover()
     autoscaler.start()
+    ctx.vertex = VertexState(store, routing, jobs, misbehaviours)
     ctx.on_shutdown(store.close)
