@@ -137,6 +137,62 @@ class _App:
             # A broken or large unread body: answer, then close rather than read it all.
             close = True
         assert response is not None
+        # "dropped": the call took effect; the client never learns it (like a lost reply).
+        return self._finish(http_request, request, response, name, mutating, fault, started, close)
+
+    async def handle_async(self, http_request: HttpRequest) -> HttpResponse | None:
+        """`handle` on the event loop, for routes with an async twin (online prediction);
+        None (every other request) sends the request to `handle` on a worker thread.
+
+        Everything `handle` applies around a call applies here too: faults before it, the
+        request log and the access line after it. httpserve calls this only once the body
+        is complete, so reading it never blocks."""
+        if http_request.method != "POST" or not http_request.raw_path.endswith("Predict"):
+            return None  # a cheap filter: the async routes are :predict and :rawPredict
+        started = time.time()
+        raw_path = http_request.raw_path
+        request = Request(
+            method=http_request.method,
+            path=unquote(raw_path),
+            raw_path=raw_path,
+            query=parse_qs(http_request.query_string, keep_blank_values=True),
+            headers=http_request.headers,
+        )
+        try:
+            resolved = self.router.resolve(request)
+        except ServiceError:
+            return None
+        if resolved is None or resolved[0].async_handler is None:
+            return None
+        route, match = resolved
+        request.content_length = http_request.content_length
+        request.body = http_request.body.read()
+        fault = None
+        response = self.ctx.faults.before_call(route.name)
+        if response is not None:
+            fault = "injected"
+        else:
+            response = await self.router.call_async(route, match, request)
+            if self.ctx.faults.drop_after(
+                route.name, mutating=route.mutating, status=response.status
+            ):
+                fault = "dropped"
+        return self._finish(
+            http_request, request, response, route.name, route.mutating, fault, started, False
+        )
+
+    def _finish(
+        self,
+        http_request: HttpRequest,
+        request: Request,
+        response: Response,
+        name: str,
+        mutating: bool,
+        fault: str | None,
+        started: float,
+        close: bool,
+    ) -> HttpResponse:
+        """The request log and access lines, then the answer (or its drop)."""
         if not name.startswith(_ADMIN_PREFIX):
             # Logged before the reply goes out, so a client that got its answer finds the line.
             self.request_log.record(
@@ -150,7 +206,7 @@ class _App:
                 request_bytes=request.content_length
                 if request.stream is not None
                 else len(request.body),
-                target=raw_path
+                target=request.raw_path
                 + (f"?{http_request.query_string}" if http_request.query_string else ""),
                 request_body=request.body,
                 request_type=request.headers.get("content-type", ""),
@@ -196,7 +252,12 @@ def build_server(
     app = _App()
     try:
         server = HttpServer(
-            app.handle, host=host, port=port, error_body=_error_body, name="emulator"
+            app.handle,
+            host=host,
+            port=port,
+            error_body=_error_body,
+            name="emulator",
+            async_handler=app.handle_async,
         )
     except OSError as exc:
         raise ConfigError(
