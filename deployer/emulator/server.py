@@ -147,7 +147,9 @@ class _App:
         Everything `handle` applies around a call applies here too: faults before it, the
         request log and the access line after it. httpserve calls this only once the body
         is complete, so reading it never blocks."""
-        if http_request.method != "POST" or not http_request.raw_path.endswith("Predict"):
+        if http_request.method != "POST" or not http_request.raw_path.endswith(
+            ("predict", "Predict")
+        ):
             return None  # a cheap filter: the async routes are :predict and :rawPredict
         started = time.time()
         raw_path = http_request.raw_path
