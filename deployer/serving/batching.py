@@ -34,6 +34,10 @@ Arrays = dict[str, np.ndarray]
 # submit_async runs an idle batcher's model call on the event loop itself when calls take
 # less than this (the MLP's 0.13 ms); longer ones go to a batch thread, never blocking the loop.
 INLINE_CALL_S = 0.002
+# ...and only after the batcher has been idle this long: a lone client's next request comes a
+# round trip after its answer, while under load one follows another within microseconds and
+# the loop is better spent parsing them while a batch thread runs the model (GIL released).
+INLINE_AFTER_IDLE_S = 0.0002
 
 
 def _on_loop(loop: asyncio.AbstractEventLoop) -> bool:
@@ -183,6 +187,7 @@ class Batcher:
         self._requests = 0
         self._call_s = 0.0  # running mean of one model call (seconds)
         self._dispatch_scheduled = False  # submit_async: a _dispatch is due on the loop
+        self._last_done = 0.0  # when the last batch finished (monotonic)
         self._threads = [
             threading.Thread(target=self._loop, name=f"{name}-{i}", daemon=True)
             for i in range(params.num_batch_threads)
@@ -280,6 +285,7 @@ class Batcher:
                 and first.loop is loop
                 and not self._executing
                 and self._call_s < INLINE_CALL_S
+                and time.monotonic() - self._last_done > INLINE_AFTER_IDLE_S
                 and self.params.batch_timeout_micros == 0
                 and not self.params.allowed_batch_sizes
             )
@@ -387,6 +393,7 @@ class Batcher:
                 else:
                     with contextlib.suppress(RuntimeError):  # a closed loop waits for nothing
                         loop.call_soon_threadsafe(_wake, tasks)  # one wake-up per batch
+        self._last_done = time.monotonic()
         with self._stats_lock:
             self._sizes[size] += 1
 
