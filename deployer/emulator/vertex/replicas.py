@@ -59,6 +59,10 @@ PORT_ATTEMPTS = 3
 # deployer.serving.replica prints its cause on a line of its own with this prefix before exiting.
 ERROR_PREFIX = "error: "
 _JSON_TYPE = {"Content-Type": "application/json"}
+# How often a starting replica's health route is asked: its ready moment is seen this late at
+# most (was 0.2 s: a tenth of a second of every deploy's ready time, on average). A health
+# check costs the replica a fraction of a millisecond.
+READY_POLL_S = 0.05
 
 
 class _PortTaken(Exception):
@@ -468,7 +472,7 @@ class ReplicaManager:
                     f"{self._failure_cause(replica)}",
                     http_status=504,
                 )
-            time.sleep(0.2)
+            time.sleep(READY_POLL_S)
 
     @staticmethod
     def _failure_cause(replica: Replica, limit: int = 1500) -> str:
