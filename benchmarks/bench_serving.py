@@ -339,7 +339,7 @@ def _wrk_rows(
     lua = serving_rows.wrk_script(ctx.workdir / "serving", body)
     by_name = {t.name: t for t in targets}
     on, off = by_name["replica, batching on"], by_name["replica, batching off"]
-    seconds = 2 if ctx.quick else 4
+    seconds = 1 if ctx.quick else 2
     if on.url and off.url and on.proc is not None and off.proc is not None:
         serving_rows.batching_five_runs(
             res, (on.url, on.proc.pid), (off.url, off.proc.pid), lua, seconds=seconds
