@@ -145,8 +145,10 @@ class _App:
         None (every other request) sends the request to `handle` on a worker thread.
 
         Everything `handle` applies around a call applies here too: faults before it, the
-        request log and the access line after it. httpserve calls this only once the body
-        is complete, so reading it never blocks."""
+        request log and the access line after it; any admission check `handle` makes before
+        routing must run here first as well (answering None on anything but a plain admit,
+        so `handle` gives the refusal). httpserve calls this only once the body is complete,
+        so reading it never blocks."""
         if http_request.method != "POST" or not http_request.raw_path.endswith(
             ("predict", "Predict")
         ):
