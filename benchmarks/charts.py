@@ -32,11 +32,10 @@ SIZE_INCHES = (8.0, 4.5)
 LATENCY_PNG = "serving-latency.png"
 THROUGHPUT_PNG = "serving-throughput.png"
 
-# The rows bench_serving writes: "<server>: latency, 1 client" (value p50 ms, spread "p99 N ms")
-# and "<server>: throughput, N client(s)" (value: median pred/s over rounds).
+# The rows bench_serving writes: "<server>: latency, 1 client" (value: p50 ms, figures["p99"]:
+# p99 ms) and "<server>: throughput, N client(s)" (value: median pred/s over rounds).
 _LATENCY = re.compile(r"^(?P<server>.+): latency, 1 client$")
 _THROUGHPUT = re.compile(r"^(?P<server>.+): throughput, (?P<clients>\d+) clients?$")
-_P99 = re.compile(r"\bp99 (?P<ms>[\d,.]+) ms\b")
 
 
 def write_results(
@@ -79,9 +78,9 @@ def serving_latency(doc: dict[str, Any]) -> dict[str, dict[str, float]]:
         if m is None or row.get("unit") != "ms":
             continue
         figures = {"p50": float(row["value"])}
-        p99 = _P99.search(row.get("spread", ""))
-        if p99:
-            figures["p99"] = float(p99["ms"].replace(",", ""))
+        p99 = (row.get("figures") or {}).get("p99")
+        if p99 is not None:
+            figures["p99"] = float(p99)
         out[m["server"]] = figures
     return out
 

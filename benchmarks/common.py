@@ -134,6 +134,9 @@ class Measurement:
     baseline: str = ""  # what the ratio is against, e.g. "sequential loop"
     target: str = ""  # the target, e.g. ">= 3x"
     met: bool | None = None  # None: informational row, no target
+    # Further figures of the row as numbers, in `unit`, for readers of the results file (the
+    # charts), e.g. {"p99": 4.1}; `spread` stays the human text and is never parsed back.
+    figures: dict[str, float] = field(default_factory=dict)
 
     def value_text(self) -> str:
         return f"{fmt_num(self.value)} {self.unit}".strip()

@@ -1,8 +1,9 @@
 """Per framework: replica ready time and one-instance predict latency (p50, p99).
 
 Owns one measured comparison on one machine, for the replicas the emulator starts:
-- scikit-learn and XGBoost: `python -m deployer.serving.prebuilt` on the example models
-  (scripts/train_frameworks.py), as the emulator runs them;
+- scikit-learn, XGBoost and PyTorch (when torch is installed: the `pytorch` extra):
+  `python -m deployer.serving.prebuilt` on the example models (scripts/train_frameworks.py),
+  as the emulator runs them;
 - the custom container: examples/custom-container's image under Podman/Docker, its model
   read from a directory mounted read-only (skipped when no runtime works);
 Ready time = process start -> health route answers 200 (imports, model load, container start).
@@ -95,10 +96,12 @@ def main(argv: list[str] | None = None) -> int:
         train_frameworks.train_sklearn(models / "sklearn_iris", data)
         train_frameworks.train_xgboost(models / "xgboost_cancer", data)
         train_frameworks.train_custom(models / "custom_diabetes", data)
-        for framework, model, stem in [
-            ("sklearn", "sklearn_iris", "iris"),
-            ("xgboost", "xgboost_cancer", "cancer"),
-        ]:
+        served = [("sklearn", "sklearn_iris", "iris"), ("xgboost", "xgboost_cancer", "cancer")]
+        if train_frameworks.train_pytorch(models / "pytorch_wine", data) is None:
+            print("pytorch            skipped: torch is not installed")
+        else:
+            served.append(("pytorch", "pytorch_wine", "wine"))
+        for framework, model, stem in served:
             port = _free_port()
             instance = json.loads((data / f"{stem}_batch.jsonl").read_text().splitlines()[0])
             cmd = [sys.executable, "-m", "deployer.serving.prebuilt", "--framework", framework]

@@ -6,7 +6,11 @@ book's sequential loop (`blob.upload_from_filename` per file), and
 `transfer_manager.upload_many_from_filenames` with 8 threads and with 8
 processes. Prints median / min / max seconds and the speed-up over sequential.
 
-Run: `python -m benchmarks.upload_smoke [--files 500] [--size 65536] [--repeats 3]`.
+With `--latency MS` the emulator delays every request that long (`deployer local run
+--latency`, jittered by `--jitter MS`, seeded), as a wide-area network would.
+
+Run: `python -m benchmarks.upload_smoke [--files 500] [--size 65536] [--repeats 3]
+[--latency 30 --jitter 5]`.
 Must not: touch anything but loopback and its temp dir.
 """
 
@@ -41,7 +45,10 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=64 * 1024)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--workers", type=int, default=8)
+    parser.add_argument("--latency", type=float, default=0.0, help="ms added per request")
+    parser.add_argument("--jitter", type=float, default=0.0, help="+/- ms around --latency")
     args = parser.parse_args()
+    latency_args = ["--latency", str(args.latency), "--latency-jitter", str(args.jitter)]
 
     from google.cloud.storage import transfer_manager
 
@@ -53,7 +60,9 @@ def main() -> None:
             (src / name).parent.mkdir(parents=True, exist_ok=True)
             (src / name).write_bytes(os.urandom(args.size))
             names.append(name)
-        with EmulatorProcess(data_dir=Path(tmp) / "data") as emu:
+        with EmulatorProcess(
+            data_dir=Path(tmp) / "data", extra_args=[*latency_args, "--seed", "1"]
+        ) as emu:
             client = _client(emu.url)
             bucket = client.create_bucket("upload-smoke")
 
@@ -93,7 +102,7 @@ def main() -> None:
             seq = statistics.median(times["sequential loop"])
             print(
                 f"{args.files} files x {args.size // 1024} KB, {args.repeats} repeats, "
-                f"cores={os.cpu_count()}"
+                f"latency {args.latency:g} +/- {args.jitter:g} ms, cores={os.cpu_count()}"
             )
             print(
                 f"{'way':34} {'median s':>9} {'min s':>7} {'max s':>7} {'files/s':>8} {'vs seq':>7}"

@@ -120,6 +120,16 @@ EMULATOR_URL: Setting[str | None] = Setting(
     "URL of a running emulator for `target: local`; unset: the `deployer local up` instance, "
     "started on demand.",
 )
+EMULATOR_TOKEN: Setting[str | None] = Setting(
+    "DEPLOYER_EMULATOR_TOKEN",
+    "a secret of 16+ printable characters",
+    "",
+    _optional,
+    (CLI, EMULATOR),
+    "Bearer token of the local emulator: the emulator requires it on every request "
+    "(`--auth-token` overrides; required to bind a non-loopback address) and deployer sends "
+    "it as `Authorization: Bearer`.",
+)
 UPLOAD_WORKERS: Setting[int] = Setting(
     "DEPLOYER_UPLOAD_WORKERS",
     _COUNT,
@@ -232,9 +242,38 @@ EMULATOR_BATCH_MAX_REPLICAS: Setting[int] = Setting(
     "Most replica processes one emulated batch job starts, whatever its `replicas` asks.",
 )
 
+EMULATOR_MAX_REPLICAS: Setting[int] = Setting(
+    "DEPLOYER_EMULATOR_MAX_REPLICAS",
+    _COUNT,
+    "4",
+    _positive_int,
+    (EMULATOR,),
+    "Most replica processes the emulator runs for one deployed model: caps both its "
+    "`min_replicas` and how far autoscaling goes towards `max_replicas`.",
+)
+EMULATOR_AUTOSCALE_INTERVAL: Setting[float] = Setting(
+    "DEPLOYER_EMULATOR_AUTOSCALE_INTERVAL",
+    "seconds, > 0",
+    "5",
+    _positive_float,
+    (EMULATOR,),
+    "How often the emulator measures each autoscaled deployed model (requests per minute, "
+    "replica CPU) and resizes its replicas towards the target.",
+)
+EMULATOR_AUTOSCALE_COOLDOWN: Setting[float] = Setting(
+    "DEPLOYER_EMULATOR_AUTOSCALE_COOLDOWN",
+    "seconds, > 0",
+    "60",
+    _positive_float,
+    (EMULATOR,),
+    "How long load must stay low before the emulator removes replicas (scale-up is at once; "
+    "Vertex waits several minutes before scaling down).",
+)
+
 ALL: tuple[Setting[Any], ...] = (
     HOME,
     EMULATOR_URL,
+    EMULATOR_TOKEN,
     UPLOAD_WORKERS,
     DOWNLOAD_WORKERS,
     RETRY_SCALE,
@@ -248,6 +287,9 @@ ALL: tuple[Setting[Any], ...] = (
     CONTAINER_RUNTIME,
     EMULATOR_BATCH_SHARD_ROWS,
     EMULATOR_BATCH_MAX_REPLICAS,
+    EMULATOR_MAX_REPLICAS,
+    EMULATOR_AUTOSCALE_INTERVAL,
+    EMULATOR_AUTOSCALE_COOLDOWN,
 )
 
 

@@ -147,6 +147,9 @@ class ObservedDeployment:
     # What mutateDeployedModel changes besides replicas (autoscaling targets, container
     # logging) as text (deployer.spec.production_model.mutable_settings); None: not read.
     settings: tuple[tuple[str, str], ...] | None = None
+    # Replicas serving now (DeployedModel.status.available_replica_count; autoscaling moves it
+    # between min and max); None: not reported.
+    replicas_available: int | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)

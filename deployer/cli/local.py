@@ -73,10 +73,28 @@ def _server_options(func: Any) -> Any:
             help="Seconds long-running operations stay done:false.",
         ),
         click.option(
+            "--latency",
+            type=click.FloatRange(0, 60_000),
+            default=0.0,
+            show_default=True,
+            metavar="MS",
+            help="Milliseconds every API request waits before it is handled, as a round trip "
+            "over a wide-area network adds (admin routes excepted).",
+        ),
+        click.option(
+            "--latency-jitter",
+            type=click.FloatRange(0, 60_000),
+            default=0.0,
+            show_default=True,
+            metavar="MS",
+            help="Each request's delay is drawn uniformly from --latency +/- this many "
+            "milliseconds (never below 0).",
+        ),
+        click.option(
             "--seed",
             type=int,
             default=None,
-            help="Seed for the fault injection, for reproducible runs.",
+            help="Seed for the fault injection and the latency jitter, for reproducible runs.",
         ),
         click.option(
             "--log-level",
@@ -90,12 +108,44 @@ def _server_options(func: Any) -> Any:
     return func
 
 
+def _access_options(func: Any) -> Any:
+    """Who may drive the emulator (deployer.emulator.access); kept apart from the others."""
+    func = click.option(
+        "--allow-host",
+        "allow_hosts",
+        multiple=True,
+        metavar="NAME[:PORT]",
+        help="Also accept this Host name (repeatable; e.g. for a tunnel or port forwarding). "
+        "Other names are refused (DNS rebinding guard).",
+    )(func)
+    return click.option(
+        "--auth-token",
+        default=None,
+        metavar="TOKEN",
+        help="Require `Authorization: Bearer TOKEN` on every request [default: "
+        "$DEPLOYER_EMULATOR_TOKEN]; required with a non-loopback --host. Prefer the variable "
+        "(a command line is visible to other users) and set it for clients too.",
+    )(func)
+
+
+def _access_args(host: str, auth_token: str | None, allow_hosts: tuple[str, ...]) -> str | None:
+    """The effective token, after refusing a bad one or a non-loopback host without one."""
+    from deployer import settings
+    from deployer.emulator.access import check_bind
+
+    token = auth_token or settings.EMULATOR_TOKEN.get()
+    check_bind(host, token)
+    return token
+
+
 def _extra_args(
     request_log: Path | None,
     request_log_bodies: bool,
     inject_faults: float,
     drop_responses: float,
     op_delay: float,
+    latency: float,
+    latency_jitter: float,
     seed: int | None,
     log_level: str,
 ) -> list[str]:
@@ -110,6 +160,10 @@ def _extra_args(
         args += ["--drop-responses", str(drop_responses)]
     if op_delay:
         args += ["--op-delay", str(op_delay)]
+    if latency:
+        args += ["--latency", str(latency)]
+    if latency_jitter:
+        args += ["--latency-jitter", str(latency_jitter)]
     if seed is not None:
         args += ["--seed", str(seed)]
     return args
@@ -122,7 +176,10 @@ def local() -> None:
 
 @local.command("run")
 @_server_options
+@_access_options
 def run(
+    auth_token: str | None,
+    allow_hosts: tuple[str, ...],
     host: str,
     port: int | None,
     data_dir: Path | None,
@@ -131,16 +188,25 @@ def run(
     inject_faults: float,
     drop_responses: float,
     op_delay: float,
+    latency: float,
+    latency_jitter: float,
     seed: int | None,
     log_level: str,
 ) -> None:
     """Run the emulator in the foreground (logs to stderr; Ctrl-C stops it cleanly)."""
     from deployer import settings
     from deployer.emulator import instance, server
+    from deployer.emulator.latency import Latency
 
     settings.check(read_by=settings.EMULATOR)  # a bad value fails here, not in a job later
+    try:
+        delay = Latency(latency, latency_jitter, seed)
+    except ValueError as exc:  # nan passes click's range check
+        raise click.BadParameter(str(exc), param_hint="--latency / --latency-jitter") from None
     code = server.run(
         host=host,
+        auth_token=_access_args(host, auth_token, allow_hosts),
+        allow_hosts=allow_hosts,
         port=instance.DEFAULT_PORT if port is None else port,
         data_dir=data_dir or instance.local_dir() / "data",
         request_log=request_log,
@@ -150,6 +216,7 @@ def run(
         op_delay=op_delay,
         seed=seed,
         log_level=log_level,
+        latency=delay,
     )
     raise SystemExit(code)
 
@@ -167,8 +234,11 @@ def _render_settings(info: dict[str, Any], *, headline: str) -> None:
 
 @local.command("up")
 @_server_options
+@_access_options
 @output_option
 def up(
+    auth_token: str | None,
+    allow_hosts: tuple[str, ...],
     host: str,
     port: int | None,
     data_dir: Path | None,
@@ -177,6 +247,8 @@ def up(
     inject_faults: float,
     drop_responses: float,
     op_delay: float,
+    latency: float,
+    latency_jitter: float,
     seed: int | None,
     log_level: str,
     output: str,
@@ -184,6 +256,7 @@ def up(
     """Start a background emulator (idempotent) and print the settings clients need."""
     from deployer.emulator import instance
 
+    token = _access_args(host, auth_token, allow_hosts)
     inst, already = instance.up(
         host=host,
         port=port,
@@ -194,9 +267,14 @@ def up(
             inject_faults,
             drop_responses,
             op_delay,
+            latency,
+            latency_jitter,
             seed,
             log_level,
-        ),
+        )
+        + [arg for name in allow_hosts for arg in ("--allow-host", name)],
+        # The token travels in the environment, not on a command line other users can read.
+        token=token,
     )
     info = inst.to_json(already_running=already)
     if already:
@@ -220,6 +298,11 @@ def up(
         return
     verb = "already running" if already else "started"
     _render_settings(info, headline=f"Local emulator {verb} at {inst.url}")
+    if token:
+        click.echo(
+            "  Auth:           every request needs the token: set DEPLOYER_EMULATOR_TOKEN where "
+            "deployer runs (other clients: `Authorization: Bearer <token>`)"
+        )
 
 
 @local.command("down")

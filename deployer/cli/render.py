@@ -202,7 +202,11 @@ def status_rows(
                         if d.accelerator_type
                         else None
                     ),
-                    "replicas": {"min": d.min_replicas, "max": d.max_replicas},
+                    "replicas": {
+                        "min": d.min_replicas,
+                        "max": d.max_replicas,
+                        "available": d.replicas_available,
+                    },
                     "hourly_usd": rate,
                     "running_usd": round(rate * hours, 4) if rate is not None and hours else None,
                     "deployed_at": d.deployed_at,
@@ -247,10 +251,17 @@ def status_text(doc: dict[str, Any]) -> str:
             acc = f" + {d['accelerator']}" if d["accelerator"] else ""
             lines.append(
                 f"    {d['model']:<16} {d['traffic']:>3}%  {d['machine_type']}{acc}  replicas "
-                f"{d['replicas']['min']}-{d['replicas']['max']}  {_usd(d['hourly_usd'])}/h  "
+                f"{d['replicas']['min']}-{d['replicas']['max']}{_serving(d['replicas'])}  "
+                f"{_usd(d['hourly_usd'])}/h  "
                 f"running {_usd(d['running_usd'])}"
             )
     return "\n".join(lines)
+
+
+def _serving(replicas: dict[str, Any]) -> str:
+    """' (N serving)' when the service reported how many replicas run now."""
+    available = replicas.get("available")
+    return "" if available is None else f" ({available} serving)"
 
 
 class ConsoleReporter(Reporter):

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from deployer.emulator.access import AccessPolicy
 from deployer.emulator.faults import FaultController
 from deployer.emulator.objects import ObjectStore
 
@@ -56,6 +57,8 @@ class EmulatorContext:
     )
     pid: int = field(default_factory=os.getpid)  # the emulator's process id (health route)
     started_at: float = field(default_factory=time.time)  # epoch seconds the context was made
+    # Host/Origin/token rules (None only for contexts built without a server, in unit tests).
+    access: AccessPolicy | None = None
     # API surfaces registered on the router ("gcs", "vertex", ...), shown by the health route.
     apis: list[str] = field(default_factory=list)
     _hooks: list[Callable[[], None]] = field(default_factory=list, repr=False)
@@ -71,6 +74,12 @@ class EmulatorContext:
         if ":" in host:
             host = f"[{host}]"
         return f"http://{host}:{self.port}"
+
+    @property
+    def reader_url(self) -> str:
+        """STORAGE_EMULATOR_HOST for serving containers: read-only Cloud Storage when the
+        emulator has a token (deployer.emulator.access), else `base_url`."""
+        return self.base_url if self.access is None else self.access.reader_url(self.base_url)
 
     def on_shutdown(self, fn: Callable[[], None]) -> None:
         """Register a hook run at clean stop; hooks run in reverse order of registration."""

@@ -51,7 +51,7 @@ def max_results(req: Request) -> int:
 
 def base_url(req: Request, ctx: EmulatorContext) -> str:
     host = req.headers.get("host")
-    return f"http://{host}" if host else ctx.base_url
+    return f"http://{host}{req.base_path}" if host else ctx.base_url + req.base_path
 
 
 def object_resource(meta: ObjectMeta, base: str) -> dict[str, Any]:

@@ -23,7 +23,13 @@ from deployer.emulator.gcsresources import (
     object_resource,
     set_properties,
 )
-from deployer.emulator.http import Request, Response, ServiceError, json_response
+from deployer.emulator.http import (
+    MULTIPART_MAX_BODY,
+    Request,
+    Response,
+    ServiceError,
+    json_response,
+)
 from deployer.emulator.jsonlimits import request_json
 from deployer.emulator.objects import (
     validate_content_type,
@@ -48,7 +54,7 @@ def _parse_multipart(req: Request) -> tuple[dict[str, Any], bytes, str]:
             "uploadType=multipart needs Content-Type multipart/related with a boundary",
         )
     delim = b"--" + match.group(1).encode()
-    parts = req.read_body().split(delim)
+    parts = req.read_body(MULTIPART_MAX_BODY).split(delim)
     # ['', meta-part, media-part, '--\r\n']
     if len(parts) < 4:
         raise ServiceError(

@@ -21,6 +21,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import orjson
 
+from deployer.wire.jsonlimits import MAX_DEPTH, check_depth
+
 log = logging.getLogger("deployer.emulator")
 
 # HTTP status -> canonical Google status string, for errors raised without one.
@@ -57,6 +59,15 @@ _GCS_REASON = {
 }
 
 
+# Bounds on request bodies a handler reads whole (bytes); streamed media has none. The
+# transport picks one per route (deployer.emulator.server.body_limit) and answers 413 beyond.
+PREDICT_MAX_BODY = 1_572_864  # Vertex's online prediction request limit: 1.5 MB
+METADATA_MAX_BODY = 1 << 20  # Cloud Storage JSON (custom metadata alone is capped at 8 KiB)
+CONTROL_MAX_BODY = 4 << 20  # every other JSON route (Vertex control plane, admin)
+MULTIPART_MAX_BODY = 64 << 20  # a multipart upload, held whole (clients switch to resumable
+# uploads, which stream, above 8 MiB)
+
+
 def canonical_status(http_status: int) -> str:
     """The google.rpc status name conventionally paired with an HTTP status."""
     return _CANONICAL.get(http_status, "UNKNOWN")
@@ -89,6 +100,10 @@ class Request:
     # reading past `content_length` is prevented by the server.
     stream: BinaryIO | None = None
     content_length: int | None = None  # declared body size, None if chunked/absent
+    max_body: int = CONTROL_MAX_BODY  # most bytes `read_body` takes (the route's bound)
+    # A path prefix the transport removed before routing (the containers' reader door,
+    # deployer.emulator.access): links a handler returns to this client must keep it.
+    base_path: str = ""
 
     @classmethod
     def from_target(
@@ -107,12 +122,18 @@ class Request:
         )
 
     def json(self) -> Any:
-        """The body parsed as JSON (empty body -> {}); 400 INVALID_ARGUMENT otherwise."""
+        """The body parsed as JSON (empty body -> {}); 400 INVALID_ARGUMENT otherwise.
+
+        Nesting is bounded by the one `MAX_DEPTH` every JSON body meets (deployer.wire.
+        jsonlimits, which `jsonlimits.request_json` applies too), not orjson's own 1,024:
+        a body one parser takes, the other takes too. orjson refuses lone surrogates itself.
+        """
         if not self.body.strip():
             return {}
         try:
+            check_depth(self.body, MAX_DEPTH)
             return orjson.loads(self.body)
-        except orjson.JSONDecodeError as exc:
+        except ValueError as exc:  # JsonRejected, orjson.JSONDecodeError, UnicodeDecodeError
             raise ServiceError(
                 400, "INVALID_ARGUMENT", f"Invalid JSON payload received: {exc}"
             ) from exc
@@ -122,10 +143,21 @@ class Request:
         values = self.query.get(name)
         return values[0] if values else default
 
-    def read_body(self) -> bytes:
-        """The whole body, reading the stream of a streaming route if needed."""
+    def read_body(self, limit: int | None = None) -> bytes:
+        """The whole body, reading the stream of a streaming route if needed; 413 beyond
+        `limit` bytes (default: the route's `max_body`), found before reading when declared."""
         if self.stream is not None:
-            self.body = self.stream.read()
+            bound = self.max_body if limit is None else limit
+            if self.content_length is not None and self.content_length > bound:
+                raise too_large(bound)
+            parts: list[bytes] = []
+            total = 0
+            while chunk := self.stream.read(1 << 20):
+                total += len(chunk)
+                if total > bound:
+                    raise too_large(bound)
+                parts.append(chunk)
+            self.body = parts[0] if len(parts) == 1 else b"".join(parts)
             self.stream = None
         return self.body
 
@@ -145,6 +177,13 @@ def json_response(obj: Any, status: int = 200) -> Response:
     """A JSON response with the content type the Google clients expect (compact UTF-8)."""
     body = orjson.dumps(obj, option=orjson.OPT_NON_STR_KEYS)
     return Response(status, body, {"Content-Type": "application/json; charset=UTF-8"})
+
+
+def too_large(limit: int) -> ServiceError:
+    """413 with Google's body, for a request body over `limit` bytes."""
+    return ServiceError(
+        413, "PAYLOAD_TOO_LARGE", f"Request body too large: this method accepts {limit} bytes"
+    )
 
 
 def error_response(http_status: int, status: str, message: str) -> Response:

@@ -152,6 +152,7 @@ def up(
     port: int | None = None,
     data_dir: Path | None = None,
     extra_args: list[str] | None = None,
+    token: str | None = None,
     wait_s: float = 60.0,
 ) -> tuple[Instance, bool]:
     """Start the background instance unless one is already healthy; returns (instance,
@@ -191,6 +192,8 @@ def up(
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
                 close_fds=True,
+                # The auth token (if any) in the environment: argv is visible to all users.
+                env={**os.environ, settings.EMULATOR_TOKEN.name: token} if token else None,
             )
         deadline = time.monotonic() + wait_s
         while time.monotonic() < deadline:

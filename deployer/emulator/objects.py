@@ -1,16 +1,18 @@
 """Crash-safe storage of the emulator's GCS buckets and objects.
 
-Owns `ObjectStore`: bucket and object metadata in SQLite (WAL, one transaction
-per change), object bytes in immutable files under `<data_dir>/gcs/blobs` (see
-`blobfiles.py`), written atomically (temp file + fsync + rename) BEFORE the metadata row that
-points at them is committed. A `kill -9` at any moment therefore leaves every
-object either fully present with its recorded checksums or absent; leftovers
-(temp files, blobs no row points at) are swept at the next start. md5 and
-crc32c are computed while streaming. No operation does O(objects) work per
-upload: every change touches one row.
+Owns `ObjectStore`: bucket and object metadata in SQLite (WAL), object bytes in immutable
+files under `<data_dir>/gcs/blobs` (see `blobfiles.py`), written atomically (temp file, sync,
+rename) BEFORE the metadata row that points at them is committed, and a writer answered only
+after that commit. Uploads arriving together share one group commit (`groupcommit.py`): one
+sync pass over their files and one transaction for their rows, instead of an fsync and a
+transaction each. A `kill -9` at any moment therefore leaves every object either fully present
+with its recorded checksums or absent, and every acknowledged one present; leftovers (temp
+files, blobs no row points at) are swept at the next start. md5 and crc32c are computed while
+streaming. No operation does O(objects) work per upload: every change touches one row.
 
-Buckets, listings and upload sessions are in `buckettable.py`, `objectlisting.py` and
-`uploadsessions.py` (mixins of `ObjectStore`); the shared types in `gcstypes.py`, re-exported
+Buckets, listings, upload sessions and object writes (with the group commit) are in
+`buckettable.py`, `objectlisting.py`, `uploadsessions.py` and `objectwrites.py` (mixins of
+`ObjectStore`); the shared types in `gcstypes.py`, re-exported
 here.
 
 Must not: speak HTTP or render GCS JSON (that is `gcs.py`), or import
@@ -27,7 +29,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from deployer.emulator.blobfiles import CHUNK, BlobFiles, Hashed, IterReader, Readable
+from deployer.emulator.blobfiles import CHUNK, BlobFiles, IterReader, Readable
 from deployer.emulator.gcstypes import (
     OBJECT_COLUMNS,
     OBJECT_PROPERTIES,
@@ -40,9 +42,10 @@ from deployer.emulator.gcstypes import (
     validate_content_type,
     validate_object_name,
 )
+from deployer.emulator.groupcommit import GroupCommit
 from deployer.emulator.http import ServiceError
 from deployer.emulator.objectlisting import ObjectListing
-from deployer.emulator.uploadsessions import UploadSessions
+from deployer.emulator.objectwrites import ObjectWrites
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS buckets (
@@ -107,7 +110,7 @@ _ADDED_COLUMNS = (
 )
 
 
-class ObjectStore(ObjectListing, UploadSessions):
+class ObjectStore(ObjectListing, ObjectWrites):
     """Buckets and objects of the emulator, safe against crashes and concurrent requests.
 
     Buckets (`BucketTable`), listings (`ObjectListing`) and resumable upload sessions
@@ -134,6 +137,8 @@ class ObjectStore(ObjectListing, UploadSessions):
                 self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
         self._last_generation = 0
         self._sweep()
+        # Concurrent uploads share one sync and one transaction (see _commit_batch).
+        self._group = GroupCommit(self._commit_batch)
 
     # ---- housekeeping -------------------------------------------------------------
 
@@ -162,12 +167,6 @@ class ObjectStore(ObjectListing, UploadSessions):
     def close(self) -> None:
         with self._lock:
             self._db.close()
-
-    def _next_generation(self) -> int:
-        with self._lock:
-            gen = max(int(time.time() * 1_000_000), self._last_generation + 1)
-            self._last_generation = gen
-            return gen
 
     # ---- objects: reads -----------------------------------------------------------
 
@@ -253,182 +252,6 @@ class ObjectStore(ObjectListing, UploadSessions):
             return fh.read()
 
     # ---- objects: writes ----------------------------------------------------------
-
-    def _check_preconditions(
-        self,
-        current: ObjectMeta | None,
-        *,
-        if_generation_match: int | None,
-        if_generation_not_match: int | None,
-        if_metageneration_match: int | None,
-        if_metageneration_not_match: int | None = None,
-    ) -> None:
-        gen = current.generation if current else 0
-        failed = (
-            (if_generation_match is not None and gen != if_generation_match)
-            or (if_generation_not_match is not None and gen == if_generation_not_match)
-            or (
-                if_metageneration_match is not None
-                and (current is None or current.metageneration != if_metageneration_match)
-            )
-            or (
-                if_metageneration_not_match is not None
-                and current is not None
-                and current.metageneration == if_metageneration_not_match
-            )
-        )
-        if failed:
-            raise ServiceError(412, "FAILED_PRECONDITION", PRECONDITION_FAILED)
-
-    def put(
-        self,
-        bucket: str,
-        name: str,
-        source: bytes | Readable | Path,
-        *,
-        content_type: str | None = "application/octet-stream",
-        if_generation_match: int | None = None,
-        if_generation_not_match: int | None = None,
-        if_metageneration_match: int | None = None,
-        metadata: dict[str, str] | None = None,
-        expected_md5: str | None = None,
-        expected_crc32c: str | None = None,
-        take_file: bool = False,
-        storage_class: str | None = None,
-        properties: dict[str, str] | None = None,
-    ) -> ObjectMeta:
-        """Write an object atomically (readers see the old or the new bytes, never a mix).
-
-        content_type None stores none (compose without one); storage_class None takes the
-        bucket's; `properties` are OBJECT_PROPERTIES kept as given. In a bucket with
-        versioning the generation replaced becomes noncurrent instead of being deleted.
-        With take_file=True and a Path source, the file itself becomes the object (moved,
-        not copied; deleted if the write fails): for finished resumable uploads.
-        """
-        validate_object_name(name)
-        validate_content_type(content_type or "application/octet-stream")
-        bucket_row = self.require_bucket(bucket)
-        preconditions = {
-            "if_generation_match": if_generation_match,
-            "if_generation_not_match": if_generation_not_match,
-            "if_metageneration_match": if_metageneration_match,
-        }
-        # Fail early (cheap) before streaming bytes; checked again atomically at commit.
-        self._check_preconditions(self.stat(bucket, name), **preconditions)
-        if take_file and isinstance(source, Path):
-            tmp, hashed = self._files.adopt(source)
-        else:
-            tmp, hashed = self._files.write_temp(source)
-        try:
-            if expected_md5 and expected_md5 != hashed.md5:
-                raise ServiceError(
-                    400,
-                    "INVALID_ARGUMENT",
-                    f"Provided MD5 hash {expected_md5!r} doesn't match calculated MD5 hash "
-                    f"{hashed.md5!r}.",
-                )
-            if expected_crc32c and expected_crc32c != hashed.crc32c:
-                raise ServiceError(
-                    400,
-                    "INVALID_ARGUMENT",
-                    f"Provided CRC32C {expected_crc32c!r} doesn't match calculated CRC32C "
-                    f"{hashed.crc32c!r}.",
-                )
-            extra = (
-                storage_class or bucket_row["storage_class"],
-                json.dumps({k: str(v) for k, v in (properties or {}).items()}),
-            )
-            return self._commit(
-                bucket,
-                name,
-                tmp,
-                hashed,
-                content_type or "",
-                metadata or {},
-                preconditions,
-                extra,
-            )
-        finally:
-            tmp.unlink(missing_ok=True)
-
-    def _retire(self, bucket: str, name: str) -> str | None:
-        """Take the live row of `name` out of `objects` (inside a transaction): kept as a
-        noncurrent generation in a bucket with versioning (returns None), else returns its
-        blob for the caller to remove once committed."""
-        row = self._db.execute(
-            "SELECT blob FROM objects WHERE bucket=? AND name=?", (bucket, name)
-        ).fetchone()
-        if row is None:
-            return None
-        versioned = self._db.execute(
-            "SELECT versioning FROM buckets WHERE name=?", (bucket,)
-        ).fetchone()
-        if versioned and versioned[0]:
-            self._db.execute(
-                "INSERT OR REPLACE INTO noncurrent SELECT bucket,name,generation,metageneration,"
-                "size,md5,crc32c,content_type,metadata,time_created,updated,blob,storage_class,"
-                "props,? FROM objects WHERE bucket=? AND name=?",
-                (rfc3339(time.time()), bucket, name),
-            )
-            self._db.execute("DELETE FROM objects WHERE bucket=? AND name=?", (bucket, name))
-            return None
-        self._db.execute("DELETE FROM objects WHERE bucket=? AND name=?", (bucket, name))
-        return str(row[0])
-
-    def _commit(
-        self,
-        bucket: str,
-        name: str,
-        tmp: Path,
-        hashed: Hashed,
-        content_type: str,
-        metadata: dict[str, str],
-        preconditions: dict[str, int | None],
-        extra: tuple[str, str],
-    ) -> ObjectMeta:
-        old_blob: str | None = None
-        with self._lock:
-            self.require_bucket(bucket)
-            current = self.stat(bucket, name)
-            self._check_preconditions(current, **preconditions)
-            # Bytes are durable under their final name before any row points at them.
-            rel = self._files.publish(tmp)
-            gen = self._next_generation()
-            now = rfc3339(gen / 1_000_000)
-            try:
-                self._db.execute("BEGIN IMMEDIATE")
-                old_blob = self._retire(bucket, name)
-                self._db.execute(
-                    "INSERT INTO objects (bucket,name,generation,metageneration,size,md5,crc32c,"
-                    "content_type,metadata,time_created,updated,blob,storage_class,props) "
-                    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                    (
-                        bucket,
-                        name,
-                        gen,
-                        1,
-                        hashed.size,
-                        hashed.md5,
-                        hashed.crc32c,
-                        content_type,
-                        json.dumps({str(k): str(v) for k, v in metadata.items()}),
-                        now,
-                        now,
-                        rel,
-                        *extra,
-                    ),
-                )
-                self._db.execute("COMMIT")
-            except BaseException:
-                if self._db.in_transaction:
-                    self._db.execute("ROLLBACK")
-                self._files.remove(rel)
-                raise
-        if old_blob:
-            self._files.remove(old_blob)
-        meta = self.stat(bucket, name)
-        assert meta is not None
-        return meta
 
     def update_metadata(
         self,

@@ -1,11 +1,13 @@
 """The emulator's HTTP transport: requests to routes, faults, request log, lifecycle.
 
 Owns: turning each request of the shared HTTP server (`deployer.httpserve`: keep-alive,
-bodies, streaming, graceful stop) into the emulator's `Request`, buffering bodies of
-non-streaming routes (bounded: 413 beyond `MAX_BUFFERED_BODY`) or handing streaming routes
-the body stream, fault injection before any effect, dropped responses after mutating
-calls, the request log, and a clean stop on SIGINT/SIGTERM that runs the context's
-shutdown hooks (replica processes are stopped that way).
+bodies, streaming, graceful stop) into the emulator's `Request` once the access rules
+(`deployer.emulator.access`: Host, Origin, token) admit it, buffering bodies of
+non-streaming routes (bounded per route by `body_limit`: 413 beyond, refused on the
+declared Content-Length before reading) or handing streaming routes the body stream (what
+they read whole is bounded too: `Request.read_body`), fault injection before any effect,
+dropped responses after mutating calls, the request log, and a clean stop on SIGINT/SIGTERM
+that runs the context's shutdown hooks (replica processes are stopped that way).
 
 Must not: know any API's semantics (routes do), or import TensorFlow / deployer.serving.
 A malformed request answers 4xx with Google's error body; nothing a client sends may kill
@@ -24,24 +26,28 @@ from pathlib import Path
 from typing import Any, BinaryIO, cast
 from urllib.parse import parse_qs, unquote
 
+from deployer.emulator.access import AccessPolicy, Denial, Scope, check_bind, reader_may
 from deployer.emulator.context import EmulatorContext
 from deployer.emulator.faults import FaultController, RequestLog, register_admin
 from deployer.emulator.http import (
+    CONTROL_MAX_BODY,
+    METADATA_MAX_BODY,
+    PREDICT_MAX_BODY,
     Request,
     Response,
     Router,
     ServiceError,
     canonical_status,
     error_response,
+    too_large,
 )
+from deployer.emulator.latency import Latency
 from deployer.emulator.objects import ObjectStore
 from deployer.errors import ConfigError
 from deployer.httpserve import HttpRequest, HttpResponse, HttpServer, IncompleteBody, RequestBody
 
 log = logging.getLogger("deployer.emulator")
 
-# Non-streaming routes buffer their body; anything larger is refused (413).
-MAX_BUFFERED_BODY = 256 * 1024 * 1024
 # An unread body larger than this closes the connection instead of being skipped.
 _SKIP_UNREAD_BODY = 8 * 1024 * 1024
 _ADMIN_PREFIX = "_emulator."
@@ -62,17 +68,31 @@ class _Body:
             self.failed = True
             raise ServiceError(400, "INVALID_ARGUMENT", f"Request body ended early: {exc}") from exc
 
-    def read_bounded(self, limit: int) -> bytes:
-        """The whole body, or 413 once it exceeds `limit` bytes."""
+    def read_bounded(self, limit: int, refusal: ServiceError) -> bytes:
+        """The whole body, or `refusal` once it exceeds `limit` bytes (memory stays bounded:
+        at most `limit` plus one read are held)."""
         parts: list[bytes] = []
         total = 0
         while chunk := self.read(1 << 20):
             total += len(chunk)
             if total > limit:
                 self.failed = True
-                raise ServiceError(413, "PAYLOAD_TOO_LARGE", "Request body too large")
+                raise refusal
             parts.append(chunk)
         return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+def body_limit(route_name: str) -> tuple[int, ServiceError]:
+    """The most body bytes a route reads whole, and the answer beyond (by API method name)."""
+    if route_name in ("predict", "rawPredict"):
+        # Vertex's own answer to an oversized online prediction (400, not 413).
+        return PREDICT_MAX_BODY, ServiceError(
+            400,
+            "INVALID_ARGUMENT",
+            f"Request payload size exceeds the limit: {PREDICT_MAX_BODY} bytes.",
+        )
+    limit = METADATA_MAX_BODY if route_name.startswith("storage.") else CONTROL_MAX_BODY
+    return limit, too_large(limit)
 
 
 def _error_body(status: int, message: str) -> tuple[str, bytes]:
@@ -87,16 +107,25 @@ class _App:
     router: Router
     ctx: EmulatorContext
     request_log: RequestLog
+    access: AccessPolicy
 
     def handle(self, http_request: HttpRequest) -> HttpResponse:
         started = time.time()
         raw_path = http_request.raw_path or "/"
+        query = parse_qs(http_request.query_string, keep_blank_values=True)
+        # Host, Origin and token first: a refused request reaches no route (no effect at all).
+        verdict = self.access.check(http_request.method, raw_path, http_request.headers, query)
+        denial = verdict if isinstance(verdict, Denial) else None
+        scope = Scope.FULL
+        if not isinstance(verdict, Denial):
+            scope, raw_path = verdict.scope, verdict.raw_path
         request = Request(
             method=http_request.method,
             path=unquote(raw_path),
             raw_path=raw_path,
-            query=parse_qs(http_request.query_string, keep_blank_values=True),
+            query=query,
             headers=http_request.headers,
+            base_path="" if isinstance(verdict, Denial) else verdict.base_path,
         )
         length = http_request.content_length
         request.content_length = length
@@ -105,7 +134,17 @@ class _App:
         name, mutating, fault = "unknown", False, None
         close = False
         try:
+            if denial is not None:
+                _note_denial(denial, http_request)
+                raise ServiceError(denial.status, denial.reason, denial.message)
             resolved = self.router.resolve(request)
+            if resolved is not None and scope is Scope.READER:
+                if not reader_may(request.method, resolved[0].name):
+                    raise ServiceError(
+                        403,
+                        "PERMISSION_DENIED",
+                        "The serving containers' storage URL may only read Cloud Storage",
+                    )
             if resolved is None:
                 response = error_response(
                     404, "NOT_FOUND", f"No such API: {request.method} {request.path}"
@@ -118,12 +157,14 @@ class _App:
                 if response is not None:
                     fault = "injected"
                 else:
+                    limit, refusal = body_limit(name)
+                    request.max_body = limit  # what read_body takes on a streaming route
                     if route.streaming:
                         request.stream = cast(BinaryIO, body)
                     else:
-                        if length is not None and length > MAX_BUFFERED_BODY:
-                            raise ServiceError(413, "PAYLOAD_TOO_LARGE", "Request body too large")
-                        request.body = body.read_bounded(MAX_BUFFERED_BODY)
+                        if length is not None and length > limit:
+                            raise refusal  # refused before reading a byte of it
+                        request.body = body.read_bounded(limit, refusal)
                     response = self.router.call(route, match, request)
                     if not admin and self.ctx.faults.drop_after(
                         name, mutating=mutating, status=response.status
@@ -144,23 +185,29 @@ class _App:
         """`handle` on the event loop, for routes with an async twin (online prediction);
         None (every other request) sends the request to `handle` on a worker thread.
 
-        Everything `handle` applies around a call applies here too: faults before it, the
-        request log and the access line after it; any admission check `handle` makes before
-        routing must run here first as well (answering None on anything but a plain admit,
-        so `handle` gives the refusal). httpserve calls this only once the body is complete,
-        so reading it never blocks."""
+        Everything `handle` applies around a call applies here too: the access rules before
+        it (anything but a full admit goes to `handle`, which answers the refusal), the
+        route's body limit, faults, the request log and the access line after it. httpserve
+        calls this only once the body is complete, so reading it never blocks."""
         if http_request.method != "POST" or not http_request.raw_path.endswith(
             ("predict", "Predict")
         ):
             return None  # a cheap filter: the async routes are :predict and :rawPredict
         started = time.time()
-        raw_path = http_request.raw_path
+        query = parse_qs(http_request.query_string, keep_blank_values=True)
+        verdict = self.access.check(
+            http_request.method, http_request.raw_path, http_request.headers, query
+        )
+        if isinstance(verdict, Denial) or verdict.scope is not Scope.FULL:
+            return None
+        raw_path = verdict.raw_path
         request = Request(
             method=http_request.method,
             path=unquote(raw_path),
             raw_path=raw_path,
-            query=parse_qs(http_request.query_string, keep_blank_values=True),
+            query=query,
             headers=http_request.headers,
+            base_path=verdict.base_path,
         )
         try:
             resolved = self.router.resolve(request)
@@ -169,7 +216,12 @@ class _App:
         if resolved is None or resolved[0].async_handler is None:
             return None
         route, match = resolved
-        request.content_length = http_request.content_length
+        limit, _ = body_limit(route.name)
+        length = http_request.content_length
+        if length is None or length > limit:
+            return None  # `handle` refuses it with the route's answer
+        request.content_length = length
+        request.max_body = limit
         request.body = http_request.body.read()
         fault = None
         response = self.ctx.faults.before_call(route.name)
@@ -237,10 +289,31 @@ class _App:
         )
 
 
+_denials_noted: set[str] = set()
+
+
+def _note_denial(denial: Denial, http_request: HttpRequest) -> None:
+    """Log a refusal: the first of each kind at WARNING (a user whose client is refused learns
+    why), the rest at DEBUG (a hostile page retrying must not flood the log)."""
+    kind = denial.message.split(" ", 1)[0] + str(denial.status)
+    level = logging.DEBUG if kind in _denials_noted else logging.WARNING
+    _denials_noted.add(kind)
+    log.log(
+        level,
+        "refused %s %s: %d %s",
+        http_request.method,
+        http_request.raw_path[:200],
+        denial.status,
+        denial.message,
+    )
+
+
 def build_server(
     *,
     host: str = "127.0.0.1",
     port: int = 0,
+    auth_token: str | None = None,
+    allow_hosts: tuple[str, ...] = (),
     data_dir: Path,
     request_log: Path | None = None,
     request_log_bodies: bool = False,
@@ -249,8 +322,12 @@ def build_server(
     op_delay: float = 0.0,
     seed: int | None = None,
     with_vertex: bool = True,
+    latency: Latency | None = None,
 ) -> tuple[HttpServer, EmulatorContext]:
-    """Bind the server and register every API surface; the caller start()s it."""
+    """Bind the server and register every API surface; the caller start()s it.
+
+    Refuses (ConfigError), before binding, a non-loopback `host` without `auth_token`."""
+    check_bind(host, auth_token)
     data_dir = Path(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
     app = _App()
@@ -261,6 +338,7 @@ def build_server(
             port=port,
             error_body=_error_body,
             name="emulator",
+            delay=latency.delay if latency is not None and latency.active else None,
             async_handler=app.handle_async,
         )
     except OSError as exc:
@@ -268,6 +346,9 @@ def build_server(
             f"Cannot listen on {host}:{port}: {exc.strerror or exc}",
             hint="pick another --port (0 = any free port) or stop what holds it",
         ) from exc
+    access = AccessPolicy(
+        bind_host=host, port=server.port, token=auth_token, extra_hosts=allow_hosts
+    )
     faults = FaultController(
         fault_rate=fault_rate, drop_rate=drop_rate, op_delay=op_delay, seed=seed
     )
@@ -277,6 +358,7 @@ def build_server(
         port=server.port,
         objects=ObjectStore(data_dir),
         faults=faults,
+        access=access,
     )
     router = Router()
     register_admin(router, ctx)
@@ -287,7 +369,7 @@ def build_server(
     if with_vertex:
         _register_vertex(router, ctx)
     request_log_obj = RequestLog(request_log, bodies=request_log_bodies)
-    app.router, app.ctx, app.request_log = router, ctx, request_log_obj
+    app.router, app.ctx, app.request_log, app.access = router, ctx, request_log_obj, access
     ctx.on_shutdown(ctx.objects.close)
     ctx.on_shutdown(request_log_obj.close)
     return server, ctx
@@ -310,6 +392,8 @@ def run(
     *,
     host: str = "127.0.0.1",
     port: int = 8080,
+    auth_token: str | None = None,
+    allow_hosts: tuple[str, ...] = (),
     data_dir: Path,
     request_log: Path | None = None,
     request_log_bodies: bool = False,
@@ -318,6 +402,7 @@ def run(
     op_delay: float = 0.0,
     seed: int | None = None,
     log_level: str = "INFO",
+    latency: Latency | None = None,
 ) -> int:
     """Run the emulator in the foreground until SIGINT/SIGTERM; returns the exit status."""
     logging.basicConfig(
@@ -328,6 +413,8 @@ def run(
     server, ctx = build_server(
         host=host,
         port=port,
+        auth_token=auth_token,
+        allow_hosts=allow_hosts,
         data_dir=data_dir,
         request_log=request_log,
         request_log_bodies=request_log_bodies,
@@ -335,6 +422,7 @@ def run(
         drop_rate=drop_rate,
         op_delay=op_delay,
         seed=seed,
+        latency=latency,
     )
     stopping = threading.Event()
 
@@ -355,6 +443,11 @@ def run(
         f"deployer emulator listening on {ctx.base_url} (data dir {data_dir}; APIs: "
         f"{', '.join(ctx.apis)})\n"
         f"use api_endpoint={ctx.base_url} and STORAGE_EMULATOR_HOST={ctx.base_url}\n"
+        + (
+            "clients must send the auth token (deployer: set DEPLOYER_EMULATOR_TOKEN)\n"
+            if auth_token
+            else ""
+        )
     )
     sys.stderr.flush()
     try:

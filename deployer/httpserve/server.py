@@ -324,13 +324,17 @@ class HttpServer:
         name: str = "http",
         keep_alive_s: int = 300,
         backlog: int = BACKLOG,
+        delay: Callable[[HttpRequest], float] | None = None,
         async_handler: AsyncHandler | None = None,
     ) -> None:
         """Bind now (raises OSError if the address is taken); serve after start().
 
+        `delay(request)`: seconds to wait before the handler runs (simulated network
+        latency), awaited on the event loop so a waiting request holds no worker thread.
         `async_handler`, if given, sees each request whose body is already complete first,
         on the event loop (it must not block); its None hands the request to `handler`."""
         self._handler = handler
+        self._delay = delay
         self._async_handler = async_handler
         self._error_body = error_body
         self._name = name
@@ -431,6 +435,8 @@ class HttpServer:
             content_length=length,
             body=body,
         )
+        if self._delay is not None and (wait := self._delay(request)) > 0:
+            await asyncio.sleep(wait)
         response: HttpResponse | None = None
         try:
             if self._async_handler is not None and not more:

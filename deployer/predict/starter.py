@@ -1,7 +1,8 @@
 """A starter spec for a model folder (`deployer init`): detect, suggest, write commented YAML.
 
-Owns: the framework detection table (which files identify which framework, and Vertex
-AI's pre-built serving image for it), the machine suggested for an artifact's size with
+Owns: the framework detection rules (the files are deployer.wire.prebuilt's ARTIFACT_FILES,
+the one table of what each pre-built image loads; here: the order, the label and Vertex
+AI's pre-built serving image for each framework), the machine suggested for an artifact's size with
 its hourly cost, the names derived from the folder, and the text of the starter YAML
 (every field explained by a comment). Lives beside the signature reader because a
 SavedModel's serving signature is what the comments describe to the user.
@@ -15,57 +16,58 @@ from __future__ import annotations
 import math
 import os
 import re
+from collections import Counter
 from dataclasses import dataclass
-from enum import Enum
 from pathlib import Path
 
 from deployer.cost import PriceTable, format_usd
 from deployer.errors import ConfigError
 from deployer.spec import catalog
+from deployer.wire.prebuilt import ARTIFACT_FILES, Framework
 from deployer.wire.savedmodel import Signature, SignatureError, TensorSpec, read_signature
 
 REGION = "us-central1"  # what the spec's region defaults to, and where the price is quoted
 PROJECT = "${GOOGLE_CLOUD_PROJECT:-local-project}"  # the emulator's project unless set
 
 
-class Framework(str, Enum):
-    TENSORFLOW = "TensorFlow"
-    SKLEARN = "scikit-learn"
-    XGBOOST = "XGBoost"
-    PYTORCH = "PyTorch"
-
-
 @dataclass(frozen=True)
 class FrameworkRule:
     framework: Framework
-    markers: tuple[str, ...]  # file names in the artifact folder; any one identifies it
+    label: str  # how the user reads the framework's name
     container: str  # Vertex AI's pre-built prediction image for the framework
     savedmodel: bool = False  # the artifact is a SavedModel: read its serving signature
 
+    @property
+    def markers(self) -> tuple[str, ...]:
+        """The files the image loads (deployer.wire.prebuilt's table, in the image's order)."""
+        return ARTIFACT_FILES[self.framework]
 
-# First match wins (model.joblib is scikit-learn's before XGBoost's). A framework's serving
-# support adds its row here; markers are the files Vertex AI's pre-built images load ("Export
-# model artifacts for prediction"), images the newest CPU version each framework publishes.
+
+# A framework's pre-built image, the newest CPU version it publishes. The files that identify
+# it are deployer.wire.prebuilt's ARTIFACT_FILES (what Vertex's images load, "Export model
+# artifacts for prediction"), the one table the spec, the emulator and this share. A file
+# two images load (model.joblib, model.pkl: scikit-learn and XGBoost) names the first rule
+# here; a file only one loads (model.bst) wins over it.
 FRAMEWORKS: tuple[FrameworkRule, ...] = (
     FrameworkRule(
         Framework.TENSORFLOW,
-        ("saved_model.pb", "saved_model.pbtxt"),
+        "TensorFlow",
         "us-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-12:latest",
         savedmodel=True,
     ),
     FrameworkRule(
         Framework.SKLEARN,
-        ("model.joblib", "model.pkl"),
+        "scikit-learn",
         "us-docker.pkg.dev/vertex-ai/prediction/sklearn-cpu.1-6:latest",
     ),
     FrameworkRule(
         Framework.XGBOOST,
-        ("model.bst",),
+        "XGBoost",
         "us-docker.pkg.dev/vertex-ai/prediction/xgboost-cpu.1-7:latest",
     ),
     FrameworkRule(
         Framework.PYTORCH,
-        ("model.mar",),
+        "PyTorch",
         "us-docker.pkg.dev/vertex-ai/prediction/pytorch-cpu.2-4:latest",
     ),
 )
@@ -102,6 +104,7 @@ class Starter:
     rule: FrameworkRule
     marker: str  # the file that identified the framework
     signature: Signature | None  # SavedModels only
+    notes: tuple[str, ...]  # comment lines about the image's request shape (not SavedModels)
     machine: str
     hourly_usd: float | None  # one replica of `machine` in REGION, None if not in the table
     price_source: str
@@ -115,11 +118,13 @@ def detect(folder: Path) -> tuple[FrameworkRule, str]:
             hint="give the model's artifact folder (the one that holds saved_model.pb, "
             "model.joblib, model.bst, ...)",
         )
-    for rule in FRAMEWORKS:
-        for marker in rule.markers:
-            if (folder / marker).is_file():
-                return rule, marker
-    looked = ", ".join(m for r in FRAMEWORKS for m in r.markers)
+    owners = Counter(m for r in FRAMEWORKS for m in r.markers)
+    for unique in (True, False):
+        for rule in FRAMEWORKS:
+            for marker in rule.markers:
+                if (owners[marker] == 1) == unique and (folder / marker).is_file():
+                    return rule, marker
+    looked = ", ".join(dict.fromkeys(m for r in FRAMEWORKS for m in r.markers))
     raise ConfigError(
         f"{folder} holds no model file deployer recognises (looked for {looked})",
         hint="point at the model's artifact folder; for a SavedModel, the version folder "
@@ -180,10 +185,46 @@ def plan_starter(folder: Path, spec_path: Path, name: str | None, prices: PriceT
         rule=rule,
         marker=marker,
         signature=signature,
+        notes=_notes(rule, folder / marker),
         machine=machine,
         hourly_usd=prices.machine_hourly(machine, REGION),
         price_source=prices.describe(),
     )
+
+
+def _notes(rule: FrameworkRule, artifact: Path) -> tuple[str, ...]:
+    """What a request to the framework's pre-built image looks like, as comment lines."""
+    if rule.framework is Framework.TENSORFLOW:
+        return ()
+    if rule.framework is not Framework.PYTORCH:
+        return (
+            'Request: {"instances": [[<feature>, ...], ...]} (one row of numbers per instance);',
+            "a prediction is what the model's predict() answers for the row.",
+        )
+    handler = _mar_handler(artifact)
+    return (
+        f"TorchServe archive, handler {handler}: the instances go to it as one list;",
+        "base_handler answers the model's output per instance. Locally this needs",
+        "pip install 'deployer[pytorch]'.",
+    )
+
+
+def _mar_handler(path: Path) -> str:
+    """The handler a TorchServe archive's manifest names (read with zipfile; no torch)."""
+    import json
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as mar:
+            manifest = json.loads(mar.read("MAR-INF/MANIFEST.json"))
+        handler = manifest["model"].get("handler") or "base_handler"
+    except (OSError, KeyError, ValueError, TypeError, AttributeError, zipfile.BadZipFile) as exc:
+        raise ConfigError(
+            f"{path}: not a TorchServe model archive ({type(exc).__name__}: {exc})",
+            hint="pack it with torch-model-archiver --model-name model (a zip holding "
+            "MAR-INF/MANIFEST.json)",
+        ) from exc
+    return str(handler)
 
 
 def _tensor(t: TensorSpec) -> str:
@@ -254,8 +295,9 @@ def render(s: Starter, *, command: str, spec: str) -> str:
         f'bucket: {{name: "{bucket}", create: true}}',
         "models:",
         f"  - name: {s.stack}",
-        f"    # {s.rule.framework.value} (found {s.marker}): Vertex AI's pre-built serving image.",
+        f"    # {s.rule.label} (found {s.marker}): Vertex AI's pre-built serving image.",
         f"    container: {s.rule.container}",
+        *(f"    # {note}" for note in s.notes),
         "    versions:",
         *_signature_comment(s.signature, "      "),
         f"      # The artifact folder ({_size(s.artifact_bytes)}), relative to this file;"

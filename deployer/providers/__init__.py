@@ -284,6 +284,9 @@ class JobStatus:
     incomplete: int = 0  # instances not yet processed (0 if the service does not say)
     error: str | None = None  # the job's error message when it failed
     output_dir: str | None = None  # gs:// directory holding the shards
+    # bq://project.dataset.table of a BigQuery output (outputInfo's dataset and table); None
+    # for Cloud Storage outputs.
+    bigquery_output: str | None = None
     labels: Labels = ()
     create_time: float = 0.0  # unix seconds
     model: str = ""  # model version resource the job runs

@@ -131,6 +131,14 @@ class VertexJobs(VertexBase):
         return self._operation(op)
 
 
+def _bigquery_output(info: Any) -> str | None:
+    """bq://project.dataset.table from outputInfo (the dataset comes as bq://project.dataset)."""
+    if not info.bigquery_output_dataset:
+        return None
+    table = f".{info.bigquery_output_table}" if info.bigquery_output_table else ""
+    return f"{info.bigquery_output_dataset}{table}"
+
+
 def _status(job: Any) -> JobStatus:
     stats = job.completion_stats
     error = job.error.message if job.error and job.error.code else None
@@ -144,6 +152,7 @@ def _status(job: Any) -> JobStatus:
         incomplete=int(stats.incomplete_count),
         error=error,
         output_dir=job.output_info.gcs_output_directory or None,
+        bigquery_output=_bigquery_output(job.output_info),
         labels=tuple(sorted(dict(job.labels).items())),
         create_time=created,
         model=job.model,

@@ -5,8 +5,8 @@ Owns: `ClientTarget` (where the APIs are and which credentials to use) and `Clie
 `transport="rest"`, an authorized HTTP session for online prediction, and a storage
 client). Local and cloud differ only here:
 - local: the emulator's URL (env DEPLOYER_EMULATOR, else `deployer local up --output json`
-  run as a subprocess, so the core never imports deployer.emulator), anonymous credentials,
-  storage through the same URL;
+  run as a subprocess, so the core never imports deployer.emulator), anonymous credentials
+  (or DEPLOYER_EMULATOR_TOKEN as a bearer token when set), storage through the same URL;
 - vertex: Application Default Credentials, `{region}-aiplatform.googleapis.com`.
 
 Must not: make API calls itself (beyond starting the local emulator), or be imported by
@@ -116,6 +116,12 @@ class Clients:
 
     def _credentials(self) -> Any:
         if self.target.kind == Target.LOCAL:
+            token = settings.EMULATOR_TOKEN.get()
+            if token:
+                # A static bearer token: never refreshed, sent as `Authorization: Bearer`.
+                from google.oauth2.credentials import Credentials
+
+                return Credentials(token=token)  # type: ignore[no-untyped-call]
             from google.auth.credentials import AnonymousCredentials
 
             return AnonymousCredentials()  # type: ignore[no-untyped-call]

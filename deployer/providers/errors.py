@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from deployer import errors
+from deployer import errors, settings
 
 _TRANSIENT_HTTP = {408, 429, 500, 502, 503, 504}
 
@@ -64,6 +64,14 @@ def _from_http(code: int | None, status: str | None, message: str, what: str) ->
     if code == 412 or status == "FAILED_PRECONDITION":
         return errors.FailedPrecondition(text, **kw)
     if code in (401, 403) or status in ("PERMISSION_DENIED", "UNAUTHENTICATED"):
+        token_var = settings.EMULATOR_TOKEN.name
+        if token_var in message:  # the local emulator's own refusal names it
+            return errors.PermissionDenied(
+                text,
+                hint=f"set {token_var} to the token the emulator was started with "
+                f"(its --auth-token, or its {token_var})",
+                **kw,
+            )
         return errors.PermissionDenied(
             text,
             hint="check the credentials (gcloud auth application-default login) and "

@@ -28,6 +28,13 @@ from deployer.state import LABEL_NAME, ObservedDeployment, ObservedEndpoint
 PREDICT_TIMEOUT_S = 90.0
 
 
+def _available_replicas(d: Any) -> int | None:
+    """DeployedModel.status.available_replica_count, None when Vertex sent no status."""
+    if not type(d).pb(d).HasField("status"):
+        return None
+    return int(d.status.available_replica_count)
+
+
 class VertexEndpoints(VertexBase):
     @staticmethod
     def _observed_endpoint(e: Any) -> ObservedEndpoint:
@@ -50,6 +57,7 @@ class VertexEndpoints(VertexBase):
                     res.max_replica_count,
                     d.create_time.timestamp() if d.create_time else None,
                     production.observed_deployment_settings(d),
+                    _available_replicas(d),
                 )
             )
         eid = e.name.rsplit("/", 1)[-1]

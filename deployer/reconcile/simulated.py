@@ -1,8 +1,14 @@
 """What a spec asks of Vertex that the local emulator stores and returns but does not act on.
 
 Owns the one list `apply` names once, on target local, as "not simulated locally" (issue 16):
-private networking, customer-managed keys, BigQuery, identities, Spot, resource pools,
-logging switches, autoscaling targets, dedicated endpoints, batch model parameters.
+private networking, customer-managed keys, identities, Spot, resource pools, logging
+switches, dedicated endpoints, batch model parameters. Not in it, because the emulator acts
+on them: autoscaling targets (it scales replicas against them,
+deployer.emulator.vertex.autoscale, capped by DEPLOYER_EMULATOR_MAX_REPLICAS; an accelerator
+duty cycle is measured as CPU), request/response logging and a batch job's BigQuery input and
+output (each simulated by a local table file,
+`<data dir>/bigquery/<project>.<dataset>.<table>.jsonl`:
+deployer.emulator.vertex.reqlog and batch_tables).
 Pure: reads the frozen spec only.
 
 Must not: call a provider, or claim the emulator simulates a setting it only stores.
@@ -33,9 +39,6 @@ def not_simulated_locally(spec: Spec) -> list[str]:
             add("private networking", where)
         if s.kms_key_name:
             add("customer-managed encryption keys", where)
-        logging = s.predict_request_response_logging_config
-        if logging is not None and logging.enabled:
-            add("request/response logging to BigQuery", where)
         if s.dedicated_endpoint_enabled:
             add("dedicated endpoints", where)
         for d in ep.deployments:
@@ -46,8 +49,6 @@ def not_simulated_locally(spec: Spec) -> list[str]:
                 add("Spot VMs (never preempted here)", at)
             if ds.shared_resources:
                 add("deployment resource pools", at)
-            if ds.autoscaling_metric_specs:
-                add("autoscaling targets", at)
             if ds.enable_access_logging or ds.disable_container_logging:
                 add("Cloud Logging switches", at)
     for job in spec.batch_jobs:
@@ -56,8 +57,6 @@ def not_simulated_locally(spec: Spec) -> list[str]:
             add("customer-managed encryption keys", at)
         if js.service_account:
             add("service accounts", at)
-        if js.bigquery_source or js.bigquery_destination:
-            add("BigQuery input and output", at)
         if js.model_parameters_json is not None:
             # The pre-built TensorFlow containers drop "parameters", and so does the emulator.
             add("batch model_parameters", at)

@@ -1,6 +1,6 @@
-"""Replica process for Vertex's pre-built scikit-learn / XGBoost images, custom-container style.
+"""Replica process for Vertex's pre-built scikit-learn / XGBoost / PyTorch images.
 
-    python -m deployer.serving.prebuilt --framework sklearn|xgboost --artifact DIR
+    python -m deployer.serving.prebuilt --framework sklearn|xgboost|pytorch --artifact DIR
         [--host 127.0.0.1] [--port P] [--health-route R] [--predict-route R] [--verbose]
 
 Owns: the HTTP contract Vertex holds a serving container to, for one loaded model: the port,
@@ -115,7 +115,7 @@ def _parser() -> argparse.ArgumentParser:
     env = os.environ
     parser = argparse.ArgumentParser(
         prog="python -m deployer.serving.prebuilt",
-        description="Serve one model as Vertex's pre-built scikit-learn/XGBoost image does.",
+        description="Serve one model as Vertex's pre-built sklearn/XGBoost/PyTorch image does.",
     )
     parser.add_argument("--framework", required=True, choices=[f.value for f in SERVED])
     parser.add_argument(

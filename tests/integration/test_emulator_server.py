@@ -243,7 +243,9 @@ def test_a_stalled_client_does_not_block_others(emulator: EmulatorProcess) -> No
     with socket.create_connection(("127.0.0.1", emulator.port), timeout=30) as stalled:
         # Sends its headers and one byte of the body, then stalls: its handler thread waits.
         stalled.sendall(
-            b"POST /storage/v1/b HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"POST /storage/v1/b HTTP/1.1\r\nHost: 127.0.0.1:"
+            + str(emulator.port).encode()
+            + b"\r\nContent-Type: application/json\r\n"
             + f"Content-Length: {len(body)}\r\n\r\n".encode()
             + body[:1]
         )

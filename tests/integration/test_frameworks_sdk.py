@@ -1,8 +1,9 @@
-"""scikit-learn, XGBoost and a custom container through the official SDK, exactly as Vertex's
-documentation shows (`Model.upload` with a pre-built image or container settings, `deploy`,
+"""scikit-learn, XGBoost, PyTorch and a custom container through the official SDK, exactly as
+Vertex's documentation shows (`Model.upload` with a pre-built image or container settings, `deploy`,
 `predict`, `batch_predict` + `iter_outputs`), against the emulator: served predictions equal
-the library (or the example server) called in-process. And a SIGKILLed emulator leaves no
-replica process and no container behind."""
+the library (or the example server) called in-process. A SIGKILLed emulator leaves no
+replica process and no container behind; without the PyTorch extra a deploy fails saying how
+to install it."""
 
 from __future__ import annotations
 
@@ -21,11 +22,12 @@ from tests.integration._vertex import PARENT, gapic_clients, put_tree, sdk_sessi
 from tests.integration.conftest import make_storage_client
 from tests.support.containers import containers_labelled, example_image
 from tests.support.emulator import EmulatorProcess
-from tests.support.frameworks import in_process, rows, train_all
+from tests.support.frameworks import in_process, no_torch_env, require_torch, rows, train_all
 
 pytestmark = pytest.mark.timeout(600)
 SKLEARN_IMAGE = "us-docker.pkg.dev/vertex-ai/prediction/sklearn-cpu.1-6:latest"
 XGBOOST_IMAGE = "us-docker.pkg.dev/vertex-ai/prediction/xgboost-cpu.1-7:latest"
+PYTORCH_IMAGE = "us-docker.pkg.dev/vertex-ai/prediction/pytorch-cpu.2-4:latest"
 
 
 @pytest.fixture(scope="module")
@@ -53,6 +55,7 @@ def _batch_results(job: Any) -> list[dict[str, Any]]:
     [
         ("iris", "sklearn_iris", {"serving_container_image_uri": SKLEARN_IMAGE}, "csv"),
         ("cancer", "xgboost_cancer", {"serving_container_image_uri": XGBOOST_IMAGE}, "jsonl"),
+        ("wine", "pytorch_wine", {"serving_container_image_uri": PYTORCH_IMAGE}, "jsonl"),
         (
             "diabetes",
             "custom_diabetes",
@@ -66,7 +69,7 @@ def _batch_results(job: Any) -> list[dict[str, Any]]:
             "jsonl",
         ),
     ],
-    ids=["sklearn", "xgboost", "custom-container"],
+    ids=["sklearn", "xgboost", "pytorch", "custom-container"],
 )
 def test_sdk_upload_deploy_predict_and_batch_predict(
     sdk: Any,
@@ -79,6 +82,8 @@ def test_sdk_upload_deploy_predict_and_batch_predict(
 ) -> None:
     if stem == "diabetes":
         example_image()
+    if stem == "wine":
+        require_torch()
     models, data = trained
     storage = make_storage_client(emulator.url)
     artifact = put_tree(storage, "sdk-frameworks", f"models/{stem}", models / model_dir)
@@ -218,24 +223,27 @@ def test_a_sigkilled_emulator_leaves_no_replica_and_no_container(
     assert os.path.isdir(tmp_path / "data")
 
 
-def test_a_pytorch_image_uploads_but_deploy_says_how_to_serve_it_locally(
-    sdk: Any, emulator: EmulatorProcess, tmp_path: Path
+def test_without_the_pytorch_extra_deploy_fails_saying_how_to_install_it(
+    tmp_path: Path, trained: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from google.api_core import exceptions
 
-    (tmp_path / "mar").mkdir()
-    (tmp_path / "mar" / "model.mar").write_bytes(b"PK\x05\x06" + b"\0" * 18)  # an empty zip
-    storage = make_storage_client(emulator.url)
-    model = sdk.Model.upload(
-        display_name="torch",
-        artifact_uri=put_tree(storage, "sdk-frameworks", "models/torch", tmp_path / "mar"),
-        serving_container_image_uri="us-docker.pkg.dev/vertex-ai/prediction/pytorch-cpu.2-4:latest",
-        staging_bucket="gs://sdk-frameworks",
-    )
-    with pytest.raises(exceptions.BadRequest) as err:
-        model.deploy(machine_type="n1-standard-2")
-    assert "does not serve pytorch pre-built images" in str(err.value)
-    assert "custom container" in str(err.value)
+    require_torch()  # the archive is trained with torch; the emulator then runs without it
+    models, _ = trained
+    with EmulatorProcess(env=no_torch_env(tmp_path)) as emulator:
+        with sdk_session(emulator.url, "sdk-no-torch", monkeypatch) as aiplatform:
+            storage = make_storage_client(emulator.url)
+            model = aiplatform.Model.upload(
+                display_name="wine",
+                artifact_uri=put_tree(storage, "sdk-no-torch", "m/wine", models / "pytorch_wine"),
+                serving_container_image_uri=PYTORCH_IMAGE,
+                staging_bucket="gs://sdk-no-torch",
+            )
+            with pytest.raises(exceptions.GoogleAPICallError) as err:
+                model.deploy(machine_type="n1-standard-2")
+    message = str(err.value)
+    assert "pip install 'deployer[pytorch]'" in message, message
+    assert "needs torch, which is not installed" in message, message
 
 
 def test_a_custom_image_without_docker_or_podman_names_both(tmp_path: Path) -> None:

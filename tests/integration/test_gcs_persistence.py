@@ -94,10 +94,24 @@ def test_restart_keeps_buckets_objects_and_metadata(emulator: EmulatorProcess) -
     assert again.generation > before.generation
 
 
-def test_kill9_during_uploads_leaves_no_torn_object(emulator: EmulatorProcess) -> None:
+def _crc32c(data: bytes) -> str:
+    import google_crc32c
+
+    return base64.b64encode(google_crc32c.Checksum(data).digest()).decode()
+
+
+@pytest.mark.parametrize(
+    ("workers", "size"),
+    [(8, 256 * 1024), (16, 64 * 1024)],  # 16 small uploads at once: group commits of many
+    ids=["8x256KiB", "16x64KiB"],
+)
+def test_kill9_during_uploads_keeps_every_acknowledged_object_and_tears_none(
+    emulator: EmulatorProcess, workers: int, size: int
+) -> None:
     client = make_storage_client(emulator.url)
     client.create_bucket("crash")
-    expected = {f"obj-{i:04d}": os.urandom(256 * 1024 + i) for i in range(600)}
+    expected = {f"obj-{i:04d}": os.urandom(size + i) for i in range(600)}
+    acknowledged: set[str] = set()
     stop = threading.Event()
     done = threading.Semaphore(0)
 
@@ -109,13 +123,15 @@ def test_kill9_during_uploads_leaves_no_torn_object(emulator: EmulatorProcess) -
             client.bucket("crash").blob(name).upload_from_string(
                 expected[name], retry=None, timeout=5
             )
-            done.release()
         except Exception:
             stop.set()
+            return
+        acknowledged.add(name)  # the emulator answered 200: it promised the object
+        done.release()
 
-    with ThreadPoolExecutor(8) as pool:
+    with ThreadPoolExecutor(workers) as pool:
         futures = [pool.submit(upload, n) for n in expected]
-        for _ in range(40):  # kill once some uploads are through and others are in flight
+        for _ in range(60):  # kill once some uploads are through and others are in flight
             assert done.acquire(timeout=60)
         emulator.kill9()
         for f in futures:
@@ -123,12 +139,18 @@ def test_kill9_during_uploads_leaves_no_torn_object(emulator: EmulatorProcess) -
 
     emulator.start()
     client = make_storage_client(emulator.url)
-    present = list(client.list_blobs("crash"))
+    present = {b.name: b for b in client.list_blobs("crash")}
     assert 0 < len(present) < len(expected), "the kill should land mid-way"
-    for blob in present:
-        data = expected[blob.name]
-        assert (blob.size, blob.md5_hash) == (len(data), _md5(data))
+    # Durability: every upload that was answered is there after the kill.
+    assert acknowledged <= set(present), sorted(acknowledged - set(present))[:5]
+    # Atomicity: whatever is listed (answered or not) is whole: size, md5, crc32c, bytes.
+    for name, blob in present.items():
+        data = expected[name]
+        assert (blob.size, blob.md5_hash, blob.crc32c) == (len(data), _md5(data), _crc32c(data))
         assert blob.download_as_bytes() == data
+    # Nothing half-listed: an object that is not listed cannot be read either.
+    for name in sorted(set(expected) - set(present))[:20]:
+        assert client.bucket("crash").get_blob(name) is None
     # Leftovers of interrupted writes are swept at start: one blob file per object.
     gcs = emulator.data_dir / "gcs"
     assert not any((gcs / "tmp").iterdir())

@@ -77,11 +77,12 @@ PARTIAL: dict[str, str] = {
     ),
     "aiplatform.projects.locations.batchPredictionJobs.create": (
         "runs on the emulator's local replicas (machine types recorded, not provisioned); "
-        "predictionsFormat jsonl only"
+        "BigQuery input and output are local table files (<data dir>/bigquery/P.D.T.jsonl)"
     ),
     "aiplatform.projects.locations.endpoints.deployModel": (
         "replicas are local processes running the emulator's runtimes, not the container "
-        "image; machine types and accelerators recorded, not provisioned"
+        "image; machine types and accelerators recorded, not provisioned; autoscaled between "
+        "min and max replicas, at most $DEPLOYER_EMULATOR_MAX_REPLICAS"
     ),
 }
 

@@ -19,7 +19,13 @@ def _results() -> list[BenchResult]:
         ("emulator endpoint (:predict)", 2.1, 4.0, (400.0, 1500.0, 2100.0)),
         ("replica, batching on", 1.2, 2.5, (700.0, 2600.0, 3900.0)),
     ):
-        serving.add(f"{server}: latency, 1 client", p50, "ms", spread=f"p99 {p99} ms (n=100)")
+        serving.add(
+            f"{server}: latency, 1 client",
+            p50,
+            "ms",
+            spread=f"p99 {p99} ms (n=100)",
+            figures={"p99": p99},
+        )
         for clients, value in zip((1, 8, 32), tput, strict=True):
             serving.add(
                 f"{server}: throughput, {clients} client{'s' if clients > 1 else ''}",
@@ -27,6 +33,8 @@ def _results() -> list[BenchResult]:
                 "pred/s",
                 spread="IQR 1–2 (n=1)",
             )
+    # A server whose row carries no p99 figure: its display text is never read back.
+    serving.add("naive Flask + model.predict: latency, 1 client", 9.5, "ms", spread="p99 30 ms")
     # A single-point series (one client count) is left out of the line chart.
     serving.add("CNN (0002) replica, batching off: throughput, 32 clients", 900.0, "pred/s")
     skipped = BenchResult(name="upload", title="1. Upload", skipped="no emulator")
@@ -41,9 +49,12 @@ def test_a_results_file_round_trips_and_yields_the_serving_series(tmp_path: Path
     doc = charts.load_results(path)
 
     assert doc["results"][1]["skipped"] == "no emulator"
+    latency_rows = [r for r in doc["results"][0]["rows"] if r["case"].endswith("latency, 1 client")]
+    assert [r["figures"] for r in latency_rows] == [{"p99": 4.0}, {"p99": 2.5}, {}]
     assert charts.serving_latency(doc) == {
         "emulator endpoint (:predict)": {"p50": 2.1, "p99": 4.0},
         "replica, batching on": {"p50": 1.2, "p99": 2.5},
+        "naive Flask + model.predict": {"p50": 9.5},
     }
     assert charts.serving_throughput(doc) == {
         "emulator endpoint (:predict)": {1: 400.0, 8: 1500.0, 32: 2100.0},

@@ -47,6 +47,25 @@ def test_each_marker_file_names_its_framework_and_prebuilt_image(
     assert rule.container.startswith("us-docker.pkg.dev/vertex-ai/prediction/" + image)
 
 
+def test_detection_reads_the_one_artifact_table_and_a_file_one_image_loads_wins(
+    tmp_path: Path,
+) -> None:
+    from deployer.wire.prebuilt import ARTIFACT_FILES
+
+    assert {r.framework: r.markers for r in starter.FRAMEWORKS} == ARTIFACT_FILES
+    (tmp_path / "model.joblib").write_bytes(b"x")  # loaded by scikit-learn's and XGBoost's
+    assert starter.detect(tmp_path)[0].framework is starter.Framework.SKLEARN
+    (tmp_path / "model.bst").write_bytes(b"x")  # loaded by XGBoost's only
+    assert starter.detect(tmp_path) == (starter.FRAMEWORKS[2], "model.bst")
+
+
+def test_a_model_mar_that_is_not_an_archive_is_refused_with_the_fix(tmp_path: Path) -> None:
+    (tmp_path / "model.mar").write_bytes(b"not a zip")
+    with pytest.raises(ConfigError, match="not a TorchServe model archive") as err:
+        starter.plan_starter(tmp_path, tmp_path / "s.yaml", None, packaged_price_table())
+    assert "torch-model-archiver" in (err.value.hint or "")
+
+
 def test_a_folder_without_a_model_file_is_refused_naming_what_was_looked_for(
     tmp_path: Path,
 ) -> None:

@@ -147,6 +147,25 @@ def test_xgboost_bad_instances_fail_as_the_prebuilt_container_words_it(tmp_path:
     assert str(err.value).startswith("Prediction failed: Exception during xgboost prediction: ")
 
 
-def test_pytorch_is_not_served_by_this_runtime(tmp_path: Path) -> None:
-    with pytest.raises(frameworks.ModelLoadError, match="pytorch"):
-        frameworks.load(Framework.PYTORCH, tmp_path)
+@pytest.mark.parametrize(("raw_format", "named"), [("json", "JSON"), ("ubj", "UBJSON")])
+def test_xgboost_model_bst_is_loaded_by_content_and_its_format_named(
+    tmp_path: Path, raw_format: str, named: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    import warnings
+
+    x, y = _cancer()
+    booster = xgb.train({"nthread": 1}, xgb.DMatrix(x, label=y), num_boost_round=3)
+    (tmp_path / "model.bst").write_bytes(bytes(booster.save_raw(raw_format=raw_format)))
+    caplog.set_level("INFO", logger="deployer.serving.frameworks.xgboost")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "Unknown file format: bst ... as a guess"
+        served = frameworks.load(Framework.XGBOOST, tmp_path).predict(x[:5].tolist())
+    assert served == booster.predict(xgb.DMatrix(x[:5])).tolist()
+    assert f"model.bst: an XGBoost Booster in {named} format" in caplog.text
+
+
+def test_a_pytorch_directory_without_model_mar_names_it(tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    (tmp_path / "m").mkdir()
+    with pytest.raises(frameworks.ModelLoadError, match=r"provided in .*: \['model.mar'\]"):
+        frameworks.load(Framework.PYTORCH, tmp_path / "m")

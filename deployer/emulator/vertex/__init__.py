@@ -30,6 +30,7 @@ log = logging.getLogger("deployer.emulator.vertex")
 def register(router: Router, ctx: EmulatorContext) -> None:
     from deployer.emulator import misbehave
     from deployer.emulator.vertex import (
+        autoscale,
         batch_jobs,
         deploy,
         endpoints,
@@ -62,7 +63,9 @@ def register(router: Router, ctx: EmulatorContext) -> None:
                 svc.refresh_route(ep)
 
     registry.on_renamed = refresh_routes_of
-    dep = deploy.register(routes, ctx, store, svc, replicas)
+    autoscaler = autoscale.Autoscaler(ctx, store, routing, replicas)
+    dep = deploy.register(routes, ctx, store, svc, replicas, autoscaler)
     batch_jobs.register(routes, ctx, store, replicas)
     dep.recover()
+    autoscaler.start()
     ctx.on_shutdown(store.close)

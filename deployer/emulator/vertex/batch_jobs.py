@@ -29,7 +29,7 @@ from google.rpc import code_pb2
 from deployer.emulator.context import EmulatorContext
 from deployer.emulator.http import Request, Response, ServiceError
 from deployer.emulator.objects import parse_gs_uri
-from deployer.emulator.vertex import listing, protos
+from deployer.emulator.vertex import batch_tables, listing, protos
 from deployer.emulator.vertex.batch_runner import (
     CANCELLING,
     FAILED,
@@ -240,28 +240,50 @@ def _validate(job: Any) -> None:
             "BatchPredictionJob.model is required (projects/*/locations/*/models/*[@version])."
         )
     fmt = job.input_config.instances_format
-    if fmt not in formats.FORMATS:
+    if fmt not in (*formats.FORMATS, "bigquery"):
         raise bad(
             f"Unsupported instances_format {fmt!r}: the emulator supports "
-            f"{', '.join(formats.FORMATS)}."
+            f"{', '.join(formats.FORMATS)}, bigquery."
         )
-    if not job.input_config.gcs_source.uris:
+    if fmt == "bigquery":
+        # The local table file is looked for when the job runs (a missing one fails the job).
+        _check_bq(job.input_config.bigquery_source.input_uri, "input_config.bigquery_source")
+    elif not job.input_config.gcs_source.uris:
         raise bad("input_config.gcs_source.uris is required.")
-    if job.output_config.predictions_format not in ("jsonl", ""):
+    out = job.output_config
+    if out.predictions_format not in ("jsonl", "csv", "bigquery", ""):
         raise bad(
-            f"Unsupported predictions_format {job.output_config.predictions_format!r}: use jsonl."
+            f"Unsupported predictions_format {out.predictions_format!r}: use jsonl, csv or "
+            "bigquery."
         )
-    if not job.output_config.predictions_format:
-        job.output_config.predictions_format = "jsonl"
-    prefix = job.output_config.gcs_destination.output_uri_prefix
-    if not prefix:
-        raise bad("output_config.gcs_destination.output_uri_prefix is required.")
-    parse_gs_uri(prefix)
+    if not out.predictions_format:
+        out.predictions_format = "jsonl"
+    if out.predictions_format == "bigquery":
+        _check_bq(out.bigquery_destination.output_uri, "output_config.bigquery_destination")
+    else:
+        prefix = out.gcs_destination.output_uri_prefix
+        if not prefix:
+            raise bad("output_config.gcs_destination.output_uri_prefix is required.")
+        parse_gs_uri(prefix)
     res = job.dedicated_resources
     if res.max_replica_count and res.starting_replica_count > res.max_replica_count:
         raise bad("dedicated_resources.starting_replica_count must not exceed max_replica_count.")
     if job.manual_batch_tuning_parameters.batch_size < 0:
         raise bad("manual_batch_tuning_parameters.batch_size must be positive.")
+
+
+def _check_bq(uri: str, where: str) -> None:
+    field = "input_uri" if "source" in where else "output_uri"
+    if not uri:
+        raise ServiceError(400, "INVALID_ARGUMENT", f"{where}.{field} is required.")
+    try:
+        _, _, table = batch_tables.parse_bq_uri(uri)
+    except ValueError as exc:
+        raise ServiceError(400, "INVALID_ARGUMENT", f"{where}.{field}: {exc}.") from exc
+    if field == "input_uri" and table is None:
+        raise ServiceError(
+            400, "INVALID_ARGUMENT", f"{where}.{field} must be bq://project.dataset.table."
+        )
 
 
 def register(router: Routes, ctx: EmulatorContext, store: VertexStore, replicas: Any) -> BatchJobs:

@@ -35,7 +35,7 @@ from google.rpc import code_pb2, status_pb2
 from deployer import settings
 from deployer.emulator.http import ServiceError
 from deployer.emulator.objects import parse_gs_uri
-from deployer.emulator.vertex import protos
+from deployer.emulator.vertex import batch_tables, protos
 from deployer.emulator.vertex.batch_formats import (
     InputError,
     Instance,
@@ -109,15 +109,24 @@ class JobRun:
         except ServiceError as exc:
             return FAILED, code_pb2.NOT_FOUND, exc.message
         job.model_version_id = model.version_id
-        out_bucket, out_dir = self._output_dir(model.display_name or "model")
+        to_table = job.output_config.predictions_format == "bigquery"  # batch_tables writes it
+        out_bucket, out_dir = (
+            ("", "") if to_table else self._output_dir(model.display_name or "model")
+        )
         self.jobs.save(job)
         objects = self.jobs.ctx.objects
         fmt = job.input_config.instances_format
+        table: batch_tables.TableInput | None = None
         try:
-            sources = expand_sources(objects, list(job.input_config.gcs_source.uris))
+            if fmt == "bigquery":
+                uri = job.input_config.bigquery_source.input_uri
+                table = batch_tables.TableInput(self.jobs.ctx.data_dir, uri)
+            sources = (
+                [] if table else expand_sources(objects, list(job.input_config.gcs_source.uris))
+            )
         except InputError as exc:
             return FAILED, code_pb2.INVALID_ARGUMENT, str(exc)
-        if not objects.bucket_exists(out_bucket):
+        if not to_table and not objects.bucket_exists(out_bucket):
             return FAILED, code_pb2.INVALID_ARGUMENT, f"Output bucket {out_bucket} does not exist."
         # Replicas take seconds to load TensorFlow: validate and count the input meanwhile,
         # so a malformed input fails before any prediction is made.
@@ -125,7 +134,7 @@ class JobRun:
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="batch-start") as pool:
             starting = pool.submit(self._start_replicas, model, abort)
             try:
-                total = count_valid_instances(objects, sources, fmt)
+                total = table.count() if table else count_valid_instances(objects, sources, fmt)
             except InputError as exc:
                 abort.set()
                 replicas.extend(_quiet_result(starting))
@@ -149,9 +158,12 @@ class JobRun:
         try:
             writer = _ShardWriter(work)
             try:
-                self._predict_all(
-                    iter_instances(objects, sources, fmt, parse=False), replicas, writer
+                rows = (
+                    table.instances()
+                    if table
+                    else iter_instances(objects, sources, fmt, parse=False)
                 )
+                self._predict_all(rows, replicas, writer)
             except InputError as exc:  # changed since it was counted
                 return FAILED, code_pb2.INVALID_ARGUMENT, str(exc)
             if self.jobs._shutdown.is_set():
@@ -162,7 +174,11 @@ class JobRun:
                 )
             if self.cancel.is_set():
                 return CANCELLED, code_pb2.CANCELLED, "Job cancelled."
-            writer.publish(objects, out_bucket, out_dir)
+            if job.output_config.predictions_format in ("csv", "bigquery"):
+                shards = writer.shards()
+                batch_tables.publish(self.jobs.ctx, job, shards, model.display_name, out_dir)
+            else:
+                writer.publish(objects, out_bucket, out_dir)
         except ServiceError as exc:  # the object store refused an output
             return FAILED, _code(exc.status), exc.message
         finally:
@@ -245,7 +261,9 @@ class JobRun:
         self, instances: Iterator[Instance], replicas: list[Any], writer: _ShardWriter
     ) -> None:
         size = self.job.manual_batch_tuning_parameters.batch_size or DEFAULT_BATCH_SIZE
-        shape = InstanceShaper(self.job.instance_config)
+        # BigQuery rows go to the model as arrays unless instance_type says otherwise (Vertex).
+        table = self.job.input_config.instances_format == "bigquery"
+        shape = InstanceShaper(self.job.instance_config, default_array=table)
         # Two batches in flight per replica keeps each busy while the next request travels.
         window = 2 * len(replicas)
         pending: deque[tuple[list[Any], Future[list[tuple[Any, Any, Any]]]]] = deque()
@@ -359,6 +377,12 @@ class _ShardWriter:
             if fh is not None:
                 fh.close()
 
+    def shards(self) -> list[tuple[Path, Path]]:
+        """The finished (results, errors) JSON Lines files, in input order (batch_tables
+        turns them into CSV files or table rows)."""
+        self._close()
+        return [(self.work / f"r{i}", self.work / f"e{i}") for i in range(self.index + 1)]
+
     def publish(self, objects: Any, bucket: str, directory: str) -> None:
         self._close()
         count = max(1, self.index + 1)
@@ -384,11 +408,11 @@ class InstanceShaper:
     instance_type array sends the values, object the object. Other instances pass unchanged.
     """
 
-    def __init__(self, config: Any) -> None:
+    def __init__(self, config: Any, *, default_array: bool = False) -> None:
         self.key = config.key_field or None
         self.included = list(config.included_fields)
         self.excluded = set(config.excluded_fields)
-        self.array = config.instance_type == "array"
+        self.array = config.instance_type == "array" or (default_array and not config.instance_type)
         self.active = bool(self.key or self.included or self.excluded or self.array)
 
     def __call__(self, instance: bytes) -> tuple[bytes, tuple[bytes, bytes]]:

@@ -28,6 +28,7 @@ from google.cloud.aiplatform_v1.types import endpoint_service as es
 from deployer.emulator.context import EmulatorContext
 from deployer.emulator.http import Request, Response, ServiceError
 from deployer.emulator.vertex import protos, serving_kinds
+from deployer.emulator.vertex.autoscale import Autoscaler, replica_cap
 from deployer.emulator.vertex.endpoints import EndpointService, check_traffic
 from deployer.emulator.vertex.names import (
     API,
@@ -61,9 +62,6 @@ MutateDeployedModelRequest = protos.pb(es.MutateDeployedModelRequest)
 MutateDeployedModelResponse = protos.pb(es.MutateDeployedModelResponse)
 MutateDeployedModelOperationMetadata = protos.pb(es.MutateDeployedModelOperationMetadata)
 
-# Replicas actually started per deployed model: the machine is shared; more
-# would only compete for the same cores. The log says when a request is capped.
-MAX_LOCAL_REPLICAS = 2
 # How often dead replicas are looked for (and replaced).
 SUPERVISE_INTERVAL_S = 2.0
 _MUTABLE = {
@@ -138,12 +136,14 @@ class Deployer:
         store: VertexStore,
         endpoints: EndpointService,
         replicas: ReplicaManager,
+        autoscaler: Autoscaler,
     ) -> None:
         self.ctx = ctx
         self.store = store
         self.endpoints = endpoints
         self.routing = endpoints.routing
         self.replicas = replicas
+        self.autoscaler = autoscaler
 
     # -- deployModel ------------------------------------------------------------------
 
@@ -219,7 +219,8 @@ class Deployer:
         self, endpoint: str, dm: Any, model: Any, cancelled: threading.Event | None = None
     ) -> list[Replica]:
         wanted = _replica_count(dm)
-        count = min(wanted, MAX_LOCAL_REPLICAS)
+        # The machine is shared: $DEPLOYER_EMULATOR_MAX_REPLICAS caps it (the log says so).
+        count = min(wanted, replica_cap())
         if count < wanted:
             log.info(
                 "deployed model %s asks for %d replicas; the local emulator starts %d",
@@ -435,7 +436,6 @@ class Deployer:
                 raise ServiceError(
                     404, "NOT_FOUND", f"DeployedModel {patch.id!r} not found on Endpoint {name}."
                 )
-            before = _replica_count(dm)
             for path in paths:
                 head, _, leaf = path.partition(".")
                 if not leaf:
@@ -482,30 +482,9 @@ class Deployer:
                 metadata=meta,
                 response=MutateDeployedModelResponse(deployed_model=dm),
             )
-        if _replica_count(dm) != before:
-            threading.Thread(target=self._rescale, args=(name, dm), daemon=True).start()
+        # New bounds: the replica count moves into them (autoscaling goes on from there).
+        threading.Thread(target=self.autoscaler.fit, args=(name, dm), daemon=True).start()
         return protos.proto_response(req, op)
-
-    def _rescale(self, endpoint: str, dm: Any) -> None:
-        current = self.routing.replicas_of(endpoint, dm.id)
-        want = min(_replica_count(dm), MAX_LOCAL_REPLICAS)
-        if want > len(current):
-            model = self.store.resolve_model(dm.model)
-            extra = [
-                self.replicas.start(
-                    model.artifact_uri,
-                    name=f"{endpoint.rsplit('/', 1)[1]}-{dm.id}-{i}",
-                    model_name=dm.id,
-                    container=model.container_spec,
-                    endpoint=endpoint,
-                )
-                for i in range(len(current), want)
-            ]
-            self.routing.set_replicas(endpoint, dm.id, current + extra)
-        elif want < len(current):
-            self.routing.set_replicas(endpoint, dm.id, current[:want])
-            for r in current[want:]:
-                self.replicas.stop(r)
 
     # -- restart -----------------------------------------------------------------------
 
@@ -604,8 +583,9 @@ def register(
     store: VertexStore,
     endpoints: EndpointService,
     replicas: ReplicaManager,
+    autoscaler: Autoscaler,
 ) -> Deployer:
-    dep = Deployer(ctx, store, endpoints, replicas)
+    dep = Deployer(ctx, store, endpoints, replicas, autoscaler)
     one = rf"{API}(?P<name>{PARENT_RE}/endpoints/{SEG})"
     router.add("POST", one + ":deployModel", dep.deploy, name="deployModel", mutating=True)
     router.add("POST", one + ":undeployModel", dep.undeploy, name="undeployModel", mutating=True)

@@ -131,12 +131,23 @@ class EndpointService:
         self.refresh_route(ep)
         return protos.proto_response(req, op)
 
+    def with_status(self, endpoint: Any) -> Any:
+        """The endpoint with each DeployedModel's status as Vertex reports it: replicas
+        serving now (autoscaling moves it) and when that last changed."""
+        for dm in endpoint.deployed_models:
+            key = (endpoint.name, dm.id)
+            dm.status.available_replica_count = len(self.routing.replicas_of(*key))
+            changed = self.routing.changed_at.get(key)
+            if changed is not None:
+                dm.status.last_update_time.FromNanoseconds(int(changed * 1e9))
+        return endpoint
+
     def get(self, req: Request, m: re.Match[str]) -> Response:
-        return protos.proto_response(req, self.store.require_endpoint(m["name"]))
+        return protos.proto_response(req, self.with_status(self.store.require_endpoint(m["name"])))
 
     def list_endpoints(self, req: Request, m: re.Match[str]) -> Response:
         pred = compile_filter(req.q("filter"))
-        found = [e for e in self.store.endpoints_in(m["parent"]) if pred(e)]
+        found = [self.with_status(e) for e in self.store.endpoints_in(m["parent"]) if pred(e)]
         page, token = paginate(order(found, req.q("orderBy") or req.q("order_by")), req)
         return protos.proto_response(
             req, ListEndpointsResponse(endpoints=page, next_page_token=token)

@@ -21,6 +21,8 @@ import json
 import random
 import re
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
@@ -73,6 +75,10 @@ class Routing:
         self._routes: dict[str, Route] = {}
         self._replicas: dict[tuple[str, str], list[Replica]] = {}
         self._lock = threading.Lock()
+        # Autoscaling's request meter (autoscale.Meter.hit), called per routed request.
+        self.meter: Callable[[str, str], None] | None = None
+        # When each replica set last changed: DeployedModel.status.last_update_time.
+        self.changed_at: dict[tuple[str, str], float] = {}
 
     def refresh(self, endpoint: Any, models: dict[str, tuple[str, str]]) -> None:
         """Rebuild an endpoint's route from its Endpoint proto.
@@ -129,6 +135,7 @@ class Routing:
     ) -> None:
         with self._lock:
             self._replicas[(endpoint_name, deployed_model_id)] = replicas
+            self.changed_at[(endpoint_name, deployed_model_id)] = time.time()
             route = self._routes.get(endpoint_name)
             if route and deployed_model_id in route.targets:
                 route.targets[deployed_model_id].replicas = replicas
@@ -136,6 +143,7 @@ class Routing:
     def pop_replicas(self, endpoint_name: str, deployed_model_id: str) -> list[Replica]:
         with self._lock:
             replicas = self._replicas.pop((endpoint_name, deployed_model_id), [])
+            self.changed_at.pop((endpoint_name, deployed_model_id), None)
             route = self._routes.get(endpoint_name)
             if route and deployed_model_id in route.targets:
                 route.targets[deployed_model_id].replicas = []
@@ -178,6 +186,8 @@ class Routing:
                 f"Deployed model {target.deployed_model_id} on {endpoint_name} is starting "
                 "(its replicas are not ready yet); retry shortly.",
             )
+        if self.meter is not None:
+            self.meter(endpoint_name, target.deployed_model_id)
         return target, replicas[next(target.turn) % len(replicas)]
 
 

@@ -356,7 +356,7 @@ class ReplicaManager:
             deployed_model_id=model_name,
             project_number=project_number(parts[1]) if len(parts) > 1 else "0",
             storage_uri=artifact_uri,
-            emulator_url=self.ctx.base_url,
+            emulator_url=self.ctx.reader_url,
             port=0,
         )
         for attempt in range(PORT_ATTEMPTS):

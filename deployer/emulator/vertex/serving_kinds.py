@@ -1,7 +1,9 @@
 """Which replica serves a Model's container: TensorFlow, a pre-built framework, or custom.
 
 Owns: classifying a Model's `containerSpec` (Vertex's pre-built TensorFlow images -> the TF
-Serving replica; pre-built scikit-learn / XGBoost images -> `deployer.serving.prebuilt`;
+Serving replica; pre-built scikit-learn / XGBoost / PyTorch images ->
+`deployer.serving.prebuilt`, whose PyTorch runtime is an optional extra: without it the
+replica exits naming `pip install 'deployer[pytorch]'` and the deploy operation fails so;
 any other image -> a custom container under Docker or Podman), checking at upload that the
 artifact directory holds what the image loads (Vertex's 400 wording), and the command, health
 route and predict route of one replica process for each kind.
@@ -42,7 +44,6 @@ TF_IMAGE_RE = re.compile(
     r"|(?:(?:us|eu|asia)\.)?gcr\.io/cloud-aiplatform/prediction)"
     r"/tf2-(?P<kind>cpu|gpu)\.[0-9]+-[0-9]+(?::[\w.\-]+|@sha256:[0-9a-f]+)?$"
 )
-SERVED_FRAMEWORKS = (Framework.SKLEARN, Framework.XGBOOST)
 
 
 class Kind(str, Enum):
@@ -96,17 +97,12 @@ def classify(container_spec: Any) -> Serving:
 
 
 def check_deployable(serving: Serving) -> None:
-    """400 FAILED_PRECONDITION when this emulator cannot run the image (said before deploying)."""
-    if serving.kind is Kind.PREBUILT and serving.framework not in SERVED_FRAMEWORKS:
-        what = serving.framework.value if serving.framework else "these"
-        raise ServiceError(
-            400,
-            "FAILED_PRECONDITION",
-            f"The local emulator does not serve {what} pre-built images ({serving.image}). "
-            "To run this model locally, serve it from a "
-            "custom container (e.g. TorchServe in your own image) with container.image set to "
-            "that image; on Vertex AI the pre-built image works as is.",
-        )
+    """400 FAILED_PRECONDITION when this emulator cannot run the image (said before deploying).
+
+    Every pre-built framework is served; a missing optional runtime (PyTorch) is the
+    replica's own error, in the failed deploy operation, since only the replica's
+    interpreter can tell (the control plane never imports a framework).
+    """
     if serving.kind is Kind.CUSTOM:
         try:
             containers.find_runtime()

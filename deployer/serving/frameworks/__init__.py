@@ -26,6 +26,7 @@ from deployer.wire.prebuilt import ARTIFACT_FILES, Framework
 _MODULES = {
     Framework.SKLEARN: "deployer.serving.frameworks.sklearn",
     Framework.XGBOOST: "deployer.serving.frameworks.xgboost",
+    Framework.PYTORCH: "deployer.serving.frameworks.torch",
 }
 _EXTRAS = {Framework.PYTORCH: "pytorch"}
 

@@ -1,6 +1,7 @@
 """XGBoost, as Vertex's pre-built `xgboost-cpu.*` images serve it.
 
-Owns: loading `model.bst` (a Booster file), else `model.joblib` (joblib; a Booster file saved
+Owns: loading `model.bst` (a Booster file in JSON, UBJSON or legacy binary format, told
+apart by content and named in the log), else `model.joblib` (joblib; a Booster file saved
 under that name is read with Booster.load_model, as the pre-built server falls back to), else
 `model.pkl` (pickle), and predicting: a Booster predicts a DMatrix of the instances (raw
 `Booster.predict`: probabilities for classifiers), a scikit-learn API model (XGBClassifier,
@@ -10,7 +11,7 @@ Must not: speak HTTP or know the emulator.
 
 from __future__ import annotations
 
-import warnings
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,7 @@ from deployer.serving.frameworks.sklearn import load_object
 from deployer.wire.prebuilt import Framework
 
 THREADS = 1  # per prediction call; see load()
+log = logging.getLogger("deployer.serving.frameworks.xgboost")
 
 
 @dataclass(frozen=True)
@@ -75,13 +77,29 @@ def load(artifact_dir: Path) -> XgboostPredictor:
     return XgboostPredictor(model=model, artifact=path)
 
 
+def booster_format(head: bytes) -> str:
+    """The model format of a Booster file, from its first bytes (as XGBoost itself tells them
+    apart): JSON text, UBJSON (binary JSON, `{` then a type marker letter), or the legacy
+    binary format of XGBoost before 1.0 (deprecated; XGBoost 3 no longer reads it)."""
+    if head[:1] == b"{":
+        return "UBJSON" if head[1:2].isalpha() else "JSON"
+    return "legacy binary"
+
+
 def _booster(xgb: Any, path: Path) -> Any:
+    # Loaded from the bytes, so XGBoost tells the format by content, as the pre-built image's
+    # XGBoost does for model.bst (loading by file name warns "Unknown file format: bst").
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ModelLoadError(f"cannot read {path.name}: {exc}") from exc
+    fmt = booster_format(data[:2])
     try:
         booster = xgb.Booster()
-        with warnings.catch_warnings():
-            # "Unknown file format: bst ... as a guess": the guess (UBJSON or JSON) is right.
-            warnings.simplefilter("ignore", UserWarning)
-            booster.load_model(str(path))
-        return booster
-    except Exception as exc:  # xgboost.core.XGBoostError and file errors
-        raise ModelLoadError(f"cannot load {path.name} as an XGBoost Booster: {exc}") from exc
+        booster.load_model(bytearray(data))
+    except Exception as exc:  # xgboost.core.XGBoostError
+        raise ModelLoadError(
+            f"cannot load {path.name} ({fmt} format) as an XGBoost Booster: {exc}"
+        ) from exc
+    log.info("%s: an XGBoost Booster in %s format", path.name, fmt)
+    return booster
