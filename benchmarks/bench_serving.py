@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmarks import loadgen
+from benchmarks import loadgen, serving_rows
 from benchmarks.common import (
     REPO_ROOT,
     BenchResult,
@@ -243,6 +243,8 @@ def run(ctx: Any) -> BenchResult:
         for _ in range(rounds):
             for t in live:
                 _measure_round(t, bodies, seconds)
+        wrk_rows = BenchResult(name="serving", title=TITLE)
+        _wrk_rows(wrk_rows, ctx, targets, emulator_target, bodies[0], ceiling_single.median)
 
     # ---- rows
     res.add(
@@ -306,6 +308,9 @@ def run(ctx: Any) -> BenchResult:
                 row.target, row.met = "batching >= 1.5x off", row.ratio >= 1.5
         if t.errors:
             res.notes.append(f"{t.name}: {t.errors} failed requests (first: {t.first_error})")
+    res.rows.extend(wrk_rows.rows)
+    res.notes.extend(wrk_rows.notes)
+    serving_rows.ready_times(res, ctx)
     cnn_batching(res, ctx, bodies, rounds=rounds, seconds=seconds)
     res.notes.append(
         f"Instances: {source}, one 28x28 float32 image per request as a JSON list "
@@ -318,6 +323,33 @@ def run(ctx: Any) -> BenchResult:
         "throughput here is a floor of what a separate client machine would see."
     )
     return res
+
+
+def _wrk_rows(
+    res: BenchResult,
+    ctx: Any,
+    targets: list[Target],
+    emulator: Target,
+    body: bytes,
+    in_process_s: float,
+) -> None:
+    """The wrk-measured rows (serving_rows): batching on/off five runs, p50 over in-process."""
+    if not serving_rows.has_wrk():
+        res.notes.append("wrk rows: not measured (wrk is not on PATH: apt-get install -y wrk)")
+        return
+    lua = serving_rows.wrk_script(ctx.workdir / "serving", body)
+    by_name = {t.name: t for t in targets}
+    on, off = by_name["replica, batching on"], by_name["replica, batching off"]
+    seconds = 1 if ctx.quick else 2
+    if on.url and off.url and on.proc is not None and off.proc is not None:
+        serving_rows.batching_five_runs(
+            res, (on.url, on.proc.pid), (off.url, off.proc.pid), lua, seconds=seconds
+        )
+    emu_proc = ctx.emulator().proc
+    if emulator.url and emu_proc is not None:
+        serving_rows.p50_over_in_process(
+            res, emulator.url, lua, emu_proc.pid, in_process_s * 1e3, seconds=seconds
+        )
 
 
 def cnn_batching(

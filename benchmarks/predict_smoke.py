@@ -83,7 +83,7 @@ def _deploy(url: str, model_dir: Path) -> str:
         traffic_split={"0": 100},
         deployed_model=v1.DeployedModel(
             model=model,
-            id="mnist",
+            id="1",  # Vertex: 1-10 digits
             dedicated_resources=v1.DedicatedResources(
                 machine_spec=v1.MachineSpec(machine_type="n1-standard-4"),
                 min_replica_count=1,

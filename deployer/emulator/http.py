@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -201,6 +201,8 @@ def error_response(http_status: int, status: str, message: str) -> Response:
 
 
 Handler = Callable[[Request, "re.Match[str]"], Response]
+# The event-loop twin of a route's handler (online prediction): it must never block.
+AsyncHandler = Callable[[Request, "re.Match[str]"], Awaitable[Response]]
 
 
 @dataclass(frozen=True)
@@ -215,6 +217,7 @@ class Route:
     mutating: bool  # changes state: eligible for --drop-responses, counted as mutating in the log
     raw: bool  # match only the raw (still encoded) path: needed where names hold encoded '/'
     streaming: bool  # the handler reads request.stream itself (large uploads)
+    async_handler: AsyncHandler | None = None  # served on the event loop when set
 
 
 class Router:
@@ -233,11 +236,21 @@ class Router:
         mutating: bool,
         raw: bool = False,
         streaming: bool = False,
+        async_handler: AsyncHandler | None = None,
     ) -> None:
         """Register a route. `pattern` is fullmatched against request.path, then raw_path
         (or raw_path only with raw=True)."""
         self._routes.append(
-            Route(method.upper(), re.compile(pattern), handler, name, mutating, raw, streaming)
+            Route(
+                method.upper(),
+                re.compile(pattern),
+                handler,
+                name,
+                mutating,
+                raw,
+                streaming,
+                async_handler,
+            )
         )
 
     def resolve(self, request: Request) -> tuple[Route, re.Match[str]] | None:
@@ -267,6 +280,21 @@ class Router:
         """Run a resolved route's handler, mapping exceptions to Google error bodies."""
         try:
             return route.handler(request, match)
+        except ServiceError as exc:
+            return exc.to_response()
+        except Exception:
+            log.exception(
+                "handler %s failed on %s %s", route.name, request.method, request.raw_path
+            )
+            return error_response(
+                500, "INTERNAL", f"Internal error in {route.name}; see the emulator log."
+            )
+
+    async def call_async(self, route: Route, match: re.Match[str], request: Request) -> Response:
+        """`call` for a route's async handler."""
+        assert route.async_handler is not None
+        try:
+            return await route.async_handler(request, match)
         except ServiceError as exc:
             return exc.to_response()
         except Exception:

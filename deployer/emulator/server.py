@@ -150,6 +150,77 @@ class _App:
         ):
             # A broken or large unread body: answer, then close rather than read it all.
             close = True
+        return self._finish(http_request, request, response, name, mutating, fault, started, close)
+
+    async def handle_async(self, http_request: HttpRequest) -> HttpResponse | None:
+        """`handle` on the event loop, for routes with an async twin (online prediction);
+        None (every other request) sends the request to `handle` on a worker thread.
+
+        Everything `handle` applies around a call applies here too: the access rules before
+        it (anything but a full admit goes to `handle`, which answers the refusal), the
+        route's body limit, faults, the request log and the access line after it. httpserve
+        calls this only once the body is complete, so reading it never blocks."""
+        if http_request.method != "POST" or not http_request.raw_path.endswith(
+            ("predict", "Predict")
+        ):
+            return None  # a cheap filter: the async routes are :predict and :rawPredict
+        started = time.time()
+        query = parse_qs(http_request.query_string, keep_blank_values=True)
+        verdict = self.access.check(
+            http_request.method, http_request.raw_path, http_request.headers, query
+        )
+        if isinstance(verdict, Denial) or verdict.scope is not Scope.FULL:
+            return None
+        raw_path = verdict.raw_path
+        request = Request(
+            method=http_request.method,
+            path=unquote(raw_path),
+            raw_path=raw_path,
+            query=query,
+            headers=http_request.headers,
+            base_path=verdict.base_path,
+        )
+        try:
+            resolved = self.router.resolve(request)
+        except ServiceError:
+            return None
+        if resolved is None or resolved[0].async_handler is None:
+            return None
+        route, match = resolved
+        limit, _ = body_limit(route.name)
+        length = http_request.content_length
+        if length is None or length > limit:
+            return None  # `handle` refuses it with the route's answer
+        request.content_length = length
+        request.max_body = limit
+        request.body = http_request.body.read()
+        fault = None
+        response = self.ctx.faults.before_call(route.name)
+        if response is not None:
+            fault = "injected"
+        else:
+            response = await self.router.call_async(route, match, request)
+            if self.ctx.faults.drop_after(
+                route.name, mutating=route.mutating, status=response.status
+            ):
+                fault = "dropped"
+        return self._finish(
+            http_request, request, response, route.name, route.mutating, fault, started, False
+        )
+
+    def _finish(
+        self,
+        http_request: HttpRequest,
+        request: Request,
+        response: Response,
+        name: str,
+        mutating: bool,
+        fault: str | None,
+        started: float,
+        close: bool,
+    ) -> HttpResponse:
+        """The request log, the console's activity and the access line, then the answer (or
+        its drop)."""
         self._record(request, response, name, mutating, fault, started, http_request.query_string)
         # The access line, at DEBUG: the target as received (credentials in it are redacted
         # by the filter faults.register_admin installs on this logger).
@@ -374,6 +445,7 @@ def build_servers(
             error_body=_error_body,
             name="emulator",
             delay=latency.delay if latency is not None and latency.active else None,
+            async_handler=app.handle_async,
         )
     except OSError as exc:
         raise ConfigError(

@@ -26,7 +26,7 @@ import logging
 import queue
 import socket
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -82,6 +82,12 @@ class RequestBody:
     def done(self) -> bool:
         """True once every byte of the body has been read."""
         return not self._more and not self._buf
+
+    @property
+    def complete(self) -> bool:
+        """True when the whole body is already here (read on the loop before the handler):
+        `read()` then never blocks, so an async handler may call it."""
+        return not self._more
 
     def _check_complete(self) -> None:
         if not self._more and self._expected is not None and self.received < self._expected:
@@ -152,6 +158,9 @@ class HttpResponse:
 
 
 Handler = Callable[[HttpRequest], HttpResponse]
+# Runs on the event loop, for the few hot routes that never block (online prediction);
+# answers None to hand the request to the synchronous handler on a worker thread instead.
+AsyncHandler = Callable[[HttpRequest], Awaitable["HttpResponse | None"]]
 
 
 class _Workers:
@@ -199,6 +208,15 @@ class _Workers:
                 pass
             del loop, future, fn, args, result, error
             self._idle.release()
+
+
+_SHARED_WORKERS = _Workers(MAX_WORKERS, "blocking")
+
+
+def to_thread(fn: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
+    """Await fn(*args) run on a daemon worker thread: for the rare blocking step of an async
+    handler (the thread never keeps a stopping process alive, unlike asyncio.to_thread's)."""
+    return _SHARED_WORKERS.run(fn, *args)
 
 
 _Task = tuple[asyncio.AbstractEventLoop, "asyncio.Future[Any]", Callable[..., Any], tuple[Any, ...]]
@@ -307,13 +325,17 @@ class HttpServer:
         keep_alive_s: int = 300,
         backlog: int = BACKLOG,
         delay: Callable[[HttpRequest], float] | None = None,
+        async_handler: AsyncHandler | None = None,
     ) -> None:
         """Bind now (raises OSError if the address is taken); serve after start().
 
         `delay(request)`: seconds to wait before the handler runs (simulated network
-        latency), awaited on the event loop so a waiting request holds no worker thread."""
+        latency), awaited on the event loop so a waiting request holds no worker thread.
+        `async_handler`, if given, sees each request whose body is already complete first,
+        on the event loop (it must not block); its None hands the request to `handler`."""
         self._handler = handler
         self._delay = delay
+        self._async_handler = async_handler
         self._error_body = error_body
         self._name = name
         self._workers = _Workers(MAX_WORKERS, name)
@@ -415,8 +437,12 @@ class HttpServer:
         )
         if self._delay is not None and (wait := self._delay(request)) > 0:
             await asyncio.sleep(wait)
+        response: HttpResponse | None = None
         try:
-            response: HttpResponse = await self._workers.run(self._handler, request)
+            if self._async_handler is not None and not more:
+                response = await self._async_handler(request)
+            if response is None:
+                response = await self._workers.run(self._handler, request)
         except Exception:
             log.exception("handler failed on %s %s", request.method, request.raw_path)
             ctype, data = self._error_body(500, "internal error; see the server log")

@@ -3,7 +3,9 @@
 Owns: `BatchingParameters` (TF Serving's knobs and its batching-parameters text-proto file),
 the `Batcher` (a queue, batch-forming with a timeout, N executing threads, splitting of requests
 larger than the max batch, padding to allowed batch sizes) and its batch-size statistics.
-Must not: import TensorFlow or know about HTTP/gRPC; it batches numpy arrays for any callable.
+Callers block (`submit`: gRPC, a worker thread) or await (`submit_async`: the REST front end's
+event loop, woken once per batch). Must not: import TensorFlow or know about HTTP/gRPC; it
+batches numpy arrays for any callable.
 
 Semantics follow TF Serving's shared batch scheduler: one batch is formed at a time; it closes
 when full or `batch_timeout_micros` after its first request was enqueued (0 = take what is
@@ -14,7 +16,9 @@ dtypes agree are merged; the queue holds at most `max_enqueued_batches * max_bat
 
 from __future__ import annotations
 
+import asyncio
 import collections
+import contextlib
 import os
 import re
 import threading
@@ -27,6 +31,20 @@ from typing import Any
 import numpy as np
 
 Arrays = dict[str, np.ndarray]
+# submit_async runs an idle batcher's model call on the event loop itself when calls take
+# less than this (the MLP's 0.13 ms); longer ones go to a batch thread, never blocking the loop.
+INLINE_CALL_S = 0.002
+# ...and only after the batcher has been idle this long: a lone client's next request comes a
+# round trip after its answer, while under load one follows another within microseconds and
+# the loop is better spent parsing them while a batch thread runs the model (GIL released).
+INLINE_AFTER_IDLE_S = 0.0002
+
+
+def _on_loop(loop: asyncio.AbstractEventLoop) -> bool:
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False
 
 
 class QueueFull(RuntimeError):
@@ -121,17 +139,29 @@ def load_batching_parameters(path: str | os.PathLike[str]) -> BatchingParameters
 
 
 class _Task:
-    __slots__ = ("done", "enqueued", "error", "inputs", "key", "result", "size")
+    __slots__ = ("done", "enqueued", "error", "future", "inputs", "key", "loop", "result", "size")
 
-    def __init__(self, inputs: Arrays, size: int) -> None:
+    def __init__(
+        self, inputs: Arrays, size: int, loop: asyncio.AbstractEventLoop | None = None
+    ) -> None:
         self.inputs = inputs
         self.size = size
         # Only tasks with equal non-batch shapes and dtypes can be concatenated.
         self.key = tuple((k, v.shape[1:], v.dtype.str) for k, v in inputs.items())
         self.enqueued = time.monotonic()
-        self.done = threading.Event()
+        # A blocking caller waits on `done`; an async one on `future`, of its event loop.
+        self.loop = loop
+        self.future: asyncio.Future[None] | None = loop.create_future() if loop else None
+        self.done = None if loop else threading.Event()
         self.result: Arrays | None = None
         self.error: BaseException | None = None
+
+
+def _wake(tasks: list[_Task]) -> None:
+    """Resolve the futures of finished async tasks (on their loop)."""
+    for t in tasks:
+        if t.future is not None and not t.future.done():
+            t.future.set_result(None)
 
 
 class Batcher:
@@ -155,6 +185,9 @@ class Batcher:
         self._stats_lock = threading.Lock()
         self._sizes: collections.Counter[int] = collections.Counter()
         self._requests = 0
+        self._call_s = 0.0  # running mean of one model call (seconds)
+        self._dispatch_scheduled = False  # submit_async: a _dispatch is due on the loop
+        self._last_done = 0.0  # when the last batch finished (monotonic)
         self._threads = [
             threading.Thread(target=self._loop, name=f"{name}-{i}", daemon=True)
             for i in range(params.num_batch_threads)
@@ -162,17 +195,20 @@ class Batcher:
         for t in self._threads:
             t.start()
 
-    def submit(self, inputs: Arrays) -> Arrays:
-        """Run `inputs` (leading dim = rows) through the model, batched with others. Blocks."""
+    def _tasks(self, inputs: Arrays, loop: asyncio.AbstractEventLoop | None) -> list[_Task]:
         size = len(next(iter(inputs.values())))
         cap = self.params.max_batch_size
         if size <= cap:
-            tasks = [_Task(inputs, size)]
-        else:  # TF Serving's large batch splitting
-            tasks = [
-                _Task({k: v[i : i + cap] for k, v in inputs.items()}, min(cap, size - i))
-                for i in range(0, size, cap)
-            ]
+            return [_Task(inputs, size, loop)]
+        return [  # TF Serving's large batch splitting
+            _Task({k: v[i : i + cap] for k, v in inputs.items()}, min(cap, size - i), loop)
+            for i in range(0, size, cap)
+        ]
+
+    def _enqueue(self, tasks: list[_Task], *, inline_ok: bool, notify: bool = True) -> bool:
+        """Queue `tasks`, or claim the idle path (True: the caller runs them itself)."""
+        size = sum(t.size for t in tasks)
+        cap = self.params.max_batch_size
         with self._cond:
             if self._closed:
                 raise BatcherClosed("the model version is unloading")
@@ -180,7 +216,8 @@ class Batcher:
             # other request could join this one: run it on the caller's thread and save two
             # thread hand-offs (~0.1 ms). Under load the batcher is never idle: normal batching.
             idle = (
-                len(tasks) == 1
+                inline_ok
+                and len(tasks) == 1
                 and not self._queue
                 and not self._executing
                 and self.params.batch_timeout_micros == 0
@@ -196,17 +233,21 @@ class Batcher:
                     )
                 self._queue.extend(tasks)
                 self._queued_rows += size
-                self._cond.notify()
+                if notify:
+                    self._cond.notify()
         with self._stats_lock:
             self._requests += 1
-        if idle:
-            try:
-                self._execute(tasks)
-            finally:
-                with self._cond:
-                    self._executing -= 1
-        for t in tasks:
-            t.done.wait()
+        return idle
+
+    def _run_inline(self, tasks: list[_Task]) -> None:
+        try:
+            self._execute(tasks)
+        finally:
+            with self._cond:
+                self._executing -= 1
+
+    @staticmethod
+    def _results(tasks: list[_Task]) -> Arrays:
         for t in tasks:
             if t.error is not None:
                 raise t.error
@@ -214,6 +255,57 @@ class Batcher:
             return tasks[0].result  # type: ignore[return-value]
         names = list(tasks[0].result or {})
         return {n: np.concatenate([t.result[n] for t in tasks]) for n in names}  # type: ignore[index]
+
+    async def submit_async(self, inputs: Arrays) -> Arrays:
+        """`submit` for an event loop: the loop never waits on the model while others are
+        queued; a batch thread runs them and wakes the loop once per batch.
+
+        The batch thread is told at the end of the loop's current round, so the requests
+        that arrived together join one batch. Alone and idle, a model call measured short
+        (under `INLINE_CALL_S`) runs on the loop itself: no thread hand-off for a lone
+        client, and too short to hold other connections up."""
+        loop = asyncio.get_running_loop()
+        tasks = self._tasks(inputs, loop)
+        self._enqueue(tasks, inline_ok=False, notify=False)
+        if not self._dispatch_scheduled:
+            self._dispatch_scheduled = True
+            loop.call_soon(self._dispatch, loop)
+        for t in tasks:
+            await t.future  # type: ignore[misc]
+        return self._results(tasks)
+
+    def _dispatch(self, loop: asyncio.AbstractEventLoop) -> None:
+        """End of a loop round: run a lone request here, or wake a batch thread."""
+        self._dispatch_scheduled = False
+        with self._cond:
+            first = self._queue[0] if self._queue else None
+            alone = (
+                first is not None
+                and len(self._queue) == 1
+                and first.loop is loop
+                and not self._executing
+                and self._call_s < INLINE_CALL_S
+                and time.monotonic() - self._last_done > INLINE_AFTER_IDLE_S
+                and self.params.batch_timeout_micros == 0
+                and not self.params.allowed_batch_sizes
+            )
+            if alone:
+                self._queue.popleft()
+                self._queued_rows -= first.size  # type: ignore[union-attr]
+                self._executing += 1
+            elif self._queue:
+                self._cond.notify()
+        if alone:
+            self._run_inline([first])  # type: ignore[list-item]
+
+    def submit(self, inputs: Arrays) -> Arrays:
+        """Run `inputs` (leading dim = rows) through the model, batched with others. Blocks."""
+        tasks = self._tasks(inputs, None)
+        if self._enqueue(tasks, inline_ok=True):
+            self._run_inline(tasks)
+        for t in tasks:
+            t.done.wait()  # type: ignore[union-attr]
+        return self._results(tasks)
 
     def _form(self) -> list[_Task] | None:
         cap, timeout = self.params.max_batch_size, self.params.batch_timeout_micros / 1e6
@@ -271,7 +363,10 @@ class Batcher:
                     n: np.concatenate([a, np.repeat(a[:1], padded - size, axis=0)])
                     for n, a in inputs.items()
                 }
+            started = time.perf_counter()
             outputs = self._run(inputs)
+            # A running mean of the model call, for submit_async's inline decision.
+            self._call_s += (time.perf_counter() - started - self._call_s) * 0.2
             for name, out in outputs.items():
                 if out.ndim == 0 or out.shape[0] != padded:
                     raise RuntimeError(
@@ -286,8 +381,19 @@ class Batcher:
             for t in batch:
                 t.error = exc
         finally:
+            waiting: dict[asyncio.AbstractEventLoop, list[_Task]] = {}
             for t in batch:
-                t.done.set()
+                if t.done is not None:
+                    t.done.set()
+                elif t.loop is not None:
+                    waiting.setdefault(t.loop, []).append(t)
+            for loop, tasks in waiting.items():
+                if _on_loop(loop):  # the idle path, inline: resolve directly
+                    _wake(tasks)
+                else:
+                    with contextlib.suppress(RuntimeError):  # a closed loop waits for nothing
+                        loop.call_soon_threadsafe(_wake, tasks)  # one wake-up per batch
+        self._last_done = time.monotonic()
         with self._stats_lock:
             self._sizes[size] += 1
 

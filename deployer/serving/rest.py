@@ -43,7 +43,8 @@ def _error_body(status: int, message: str) -> tuple[str, bytes]:
 
 
 class _Api:
-    """The request handler (runs on the HTTP server's worker threads)."""
+    """The request handler (runs on the HTTP server's worker threads; the batched predict
+    path on its event loop)."""
 
     def __init__(self, model_server: ModelServer) -> None:
         self.model_server = model_server
@@ -65,6 +66,32 @@ class _Api:
             close = close or exc.http_status == 411
         except IncompleteBody as exc:
             status, payload, close = 400, {"error": f"request body ended early: {exc}"}, True
+        except Exception as exc:  # a bug must cost one 500, not the connection
+            log.exception("internal error on %s %s", request.method, request.raw_path)
+            status, payload = 500, {"error": f"{type(exc).__name__}: {exc}"}
+        return HttpResponse(status, _json(payload), _JSON, close=close)
+
+    async def handle_async(self, request: HttpRequest) -> HttpResponse | None:
+        """The predict hot path on the event loop when batching is on (the batcher wakes the
+        loop once per batch); None sends every other request to `__call__` on a thread."""
+        if (
+            request.method != "POST"
+            or not request.raw_path.endswith(":predict")
+            or request.content_length is None
+            or not self.model_server.batching
+        ):
+            return None
+        close = self.closing
+        try:
+            _, version, action = self._route(request.raw_path)
+            if action != ":predict":
+                return None
+            status, payload = (
+                200,
+                await self.model_server.predict_json_async(request.body.read(), version),
+            )
+        except ServingError as exc:
+            status, payload = exc.http_status, {"error": exc.message}
         except Exception as exc:  # a bug must cost one 500, not the connection
             log.exception("internal error on %s %s", request.method, request.raw_path)
             status, payload = 500, {"error": f"{type(exc).__name__}: {exc}"}
@@ -156,6 +183,7 @@ class RestServer:
             error_body=_error_body,
             name="rest",
             keep_alive_s=_KEEP_ALIVE_S,
+            async_handler=self._api.handle_async,
         )
 
     @property

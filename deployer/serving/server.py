@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import orjson
 
+from deployer.httpserve import to_thread
 from deployer.serving.batching import BatcherClosed, QueueFull
 from deployer.serving.codec import (
     RequestError,
@@ -59,6 +60,25 @@ def _map_error(exc: Exception) -> ServingError:
     return ServingError("INTERNAL", 500, f"{type(exc).__name__}: {exc}")
 
 
+def _parse(body: bytes) -> tuple[Any, str | None]:
+    """A REST predict body -> (parsed JSON, signature name)."""
+    try:
+        parsed = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise ServingError("INVALID_ARGUMENT", 400, f"JSON Parse error: {exc}") from exc
+    sig_name = parsed.get("signature_name") if isinstance(parsed, dict) else None
+    if sig_name is not None and not isinstance(sig_name, str):
+        raise ServingError("INVALID_ARGUMENT", 400, '"signature_name" must be a string')
+    return parsed, sig_name
+
+
+def _encoded(outputs: dict[str, np.ndarray], row: bool) -> dict[str, Any]:
+    try:
+        return encode_json(outputs, row_format=row)
+    except RequestError as exc:
+        raise ServingError("INVALID_ARGUMENT", 400, str(exc)) from exc
+
+
 class ModelServer:
     """Serves one model name. Thread-safe; every protocol front end calls into this."""
 
@@ -99,19 +119,40 @@ class ModelServer:
         except Exception as exc:
             raise _map_error(exc) from exc
 
+    @property
+    def batching(self) -> bool:
+        """True if predictions go through a batcher (the REST front end then awaits them)."""
+        return self.manager.batching is not None
+
+    async def predict_arrays_async(
+        self, version: int | None, signature_name: str | None, json_body: Any
+    ) -> tuple[SignatureInfo, dict[str, np.ndarray], bool]:
+        """predict_arrays for a parsed REST body, awaited on an event loop: the model runs on
+        the batcher's thread (or a worker thread), never blocking the loop."""
+        try:
+            with self.manager.lease(version) as slot:
+                model = slot.model
+                assert model is not None  # AVAILABLE slots always hold their model
+                sig = model.signature_for(signature_name)
+                inputs, row = decode_json(json_body, sig)
+                batcher = slot.batchers.get(sig.name)
+                if batcher is not None and len({len(a) for a in inputs.values()}) == 1:
+                    outputs = await batcher.submit_async(inputs)
+                else:
+                    outputs = await to_thread(model.run, inputs, sig.name)
+                return sig, outputs, row
+        except Exception as exc:
+            raise _map_error(exc) from exc
+
     def predict_json(self, body: bytes, version: int | None) -> dict[str, Any]:
-        try:
-            parsed = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            raise ServingError("INVALID_ARGUMENT", 400, f"JSON Parse error: {exc}") from exc
-        sig_name = parsed.get("signature_name") if isinstance(parsed, dict) else None
-        if sig_name is not None and not isinstance(sig_name, str):
-            raise ServingError("INVALID_ARGUMENT", 400, '"signature_name" must be a string')
+        parsed, sig_name = _parse(body)
         _, _, outputs, row = self.predict_arrays(version, sig_name, json_body=parsed)
-        try:
-            return encode_json(outputs, row_format=row)
-        except RequestError as exc:
-            raise ServingError("INVALID_ARGUMENT", 400, str(exc)) from exc
+        return _encoded(outputs, row)
+
+    async def predict_json_async(self, body: bytes, version: int | None) -> dict[str, Any]:
+        parsed, sig_name = _parse(body)
+        _, outputs, row = await self.predict_arrays_async(version, sig_name, parsed)
+        return _encoded(outputs, row)
 
     def metadata(self, version: int | None) -> tuple[int, Any]:
         """(version, SignatureDefMap proto) of the requested or newest version."""

@@ -244,3 +244,66 @@ def test_tf_serving_batching_parameters_file_is_parsed() -> None:
 def test_bad_batching_parameters_are_explained(text: str, fragment: str) -> None:
     with pytest.raises(ValueError, match=fragment):
         parse_batching_parameters(text)
+
+
+def test_async_callers_that_arrive_together_join_one_batch_and_get_their_own_rows() -> None:
+    # Requests an event loop takes in one round go to the batch thread together: one model
+    # call, each awaiting caller woken with its own rows, the loop never blocked on the model.
+    import asyncio
+
+    model = RecordingModel()
+    batcher = Batcher(model, BatchingParameters(max_batch_size=64, num_batch_threads=1))
+
+    async def main() -> list[dict[str, np.ndarray]]:
+        return await asyncio.gather(
+            *(batcher.submit_async({"x": np.full((1, 4), float(i), np.float32)}) for i in range(8))
+        )
+
+    try:
+        results = asyncio.run(main())
+        for i, out in enumerate(results):
+            assert np.all(out["y"] == 2.0 * i), f"caller {i} got someone else's rows"
+        assert model.calls == [8]
+        assert threading.get_ident() not in model.threads  # ran on the batch thread
+    finally:
+        batcher.close()
+
+
+def test_async_errors_and_splitting_match_the_blocking_path() -> None:
+    import asyncio
+
+    def failing(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        raise ValueError("bad input")
+
+    model = RecordingModel()
+    batcher = Batcher(model, BatchingParameters(max_batch_size=4, num_batch_threads=1))
+    broken = Batcher(failing, BatchingParameters(num_batch_threads=1))
+    try:
+        x = np.arange(40, dtype=np.float32).reshape(10, 4)
+        out = asyncio.run(batcher.submit_async({"x": x}))
+        assert np.array_equal(out["y"], x * 2.0)  # split into 4+4+2 and put back in order
+        assert sorted(model.calls) == [2, 4, 4]
+        with pytest.raises(ValueError, match="bad input"):
+            asyncio.run(broken.submit_async({"x": np.ones((1, 4), np.float32)}))
+    finally:
+        batcher.close()
+        broken.close()
+
+
+def test_a_lone_async_request_after_an_idle_pause_runs_on_the_loop() -> None:
+    # A lone client: no thread hand-off when the model call is short and nothing else runs.
+    import asyncio
+
+    model = RecordingModel()
+    batcher = Batcher(model, BatchingParameters(num_batch_threads=1))
+
+    async def main() -> None:
+        await batcher.submit_async({"x": np.ones((1, 4), np.float32)})  # measures the call
+        await asyncio.sleep(0.01)
+        await batcher.submit_async({"x": np.ones((1, 4), np.float32)})
+
+    try:
+        asyncio.run(main())
+        assert model.threads[-1] == threading.get_ident()
+    finally:
+        batcher.close()

@@ -196,3 +196,24 @@ def test_a_broken_new_version_leaves_the_old_one_serving(
     assert v2["status"]["error_message"]  # the load error, reported as TF Serving does
     assert _serving_version(manager) == 1
     manager.stop()
+
+
+def test_tensorflow_is_imported_without_scikit_learn_which_stays_importable() -> None:
+    # A replica's ready time is mostly `import tensorflow`; Keras's optional scikit-learn
+    # wrapper would add about a second of it. Fresh process: this one may have TF already.
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from deployer.serving import runtime\n"
+        "tf = runtime.import_tensorflow()\n"
+        "assert 'tensorflow' in sys.modules and 'sklearn' not in sys.modules\n"
+        "import sklearn\n"
+        "print('ok', tf.constant(2).numpy() * 2)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=False
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["ok", "4"]

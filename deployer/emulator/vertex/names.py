@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from deployer.emulator.context import project_number
-from deployer.emulator.http import Handler, Request, Response, ServiceError
+from deployer.emulator.http import AsyncHandler, Handler, Request, Response, ServiceError
 
 # One path segment of a resource name (no '/', no ':' which starts a custom verb).
 SEG = r"[^/:]+"
@@ -147,7 +147,14 @@ class Routes(Protocol):
     """Where the Vertex route modules register their handlers (a Router, or ByProjectNumber)."""
 
     def add(
-        self, method: str, pattern: str, handler: Handler, *, name: str, mutating: bool
+        self,
+        method: str,
+        pattern: str,
+        handler: Handler,
+        *,
+        name: str,
+        mutating: bool,
+        async_handler: AsyncHandler | None = None,
     ) -> None: ...
 
 
@@ -163,12 +170,40 @@ class ByProjectNumber:
         self._routes = routes
 
     def add(
-        self, method: str, pattern: str, handler: Handler, *, name: str, mutating: bool
+        self,
+        method: str,
+        pattern: str,
+        handler: Handler,
+        *,
+        name: str,
+        mutating: bool,
+        async_handler: AsyncHandler | None = None,
     ) -> None:
         def by_number_handler(req: Request, m: re.Match[str]) -> Response:
-            path = by_number(m.string)
-            if path != m.string:
-                m = m.re.fullmatch(path) or m
-            return handler(req, m)
+            return handler(req, _by_number_match(m))
 
-        self._routes.add(method, pattern, by_number_handler, name=name, mutating=mutating)
+        by_number_async: AsyncHandler | None = None
+        if async_handler is not None:
+            twin = async_handler
+
+            async def by_number_twin(req: Request, m: re.Match[str]) -> Response:
+                return await twin(req, _by_number_match(m))
+
+            by_number_async = by_number_twin
+
+        self._routes.add(
+            method,
+            pattern,
+            by_number_handler,
+            name=name,
+            mutating=mutating,
+            async_handler=by_number_async,
+        )
+
+
+def _by_number_match(m: re.Match[str]) -> re.Match[str]:
+    """`m` matched again on its path with the project's number in place of its id."""
+    path = by_number(m.string)
+    if path != m.string:
+        return m.re.fullmatch(path) or m
+    return m

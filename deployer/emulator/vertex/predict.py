@@ -5,9 +5,10 @@ replicas live in memory (`Routing`), rebuilt from the store whenever an
 endpoint changes, so a predict call never touches SQLite or parses protobuf:
 it checks the payload size, picks a deployed model by weighted random choice
 over the traffic split, picks a replica round-robin, forwards the body over a
-pooled keep-alive connection, and splices `deployedModelId`, `model`,
-`modelDisplayName` and `modelVersionId` into the replica's JSON answer (rawPredict
-sends them as `X-Vertex-AI-*` headers instead, as Vertex does).
+pooled keep-alive connection (on the server's event loop: no thread hand-off),
+and splices `deployedModelId`, `model`, `modelDisplayName` and `modelVersionId`
+into the replica's JSON answer (rawPredict sends them as `X-Vertex-AI-*` headers
+instead, as Vertex does).
 
 Must not: change state, or import TensorFlow.
 """
@@ -32,6 +33,7 @@ from deployer.emulator.misbehave import Misbehaviours
 from deployer.emulator.vertex.names import API, PARENT_RE, SEG, Routes
 from deployer.emulator.vertex.replicas import Replica, ReplicaError, error_message
 from deployer.emulator.vertex.reqlog import RequestResponseLog
+from deployer.httpserve import to_thread
 
 # Printable ASCII but '%' (the escape itself) passes into header values unchanged.
 _HEADER_SAFE = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) != "%")
@@ -111,6 +113,11 @@ class Routing:
         )
         with self._lock:
             self._routes[name] = Route(targets, weighted, weights, logging)
+
+    def logging_on(self, endpoint_name: str) -> bool:
+        """True if the endpoint's request/response logging may write a row."""
+        route = self._routes.get(endpoint_name)
+        return self.reqlog is not None and route is not None and route.logging is not None
 
     def log(self, endpoint_name: str, target: Target, request: bytes, response: bytes) -> None:
         route = self._routes.get(endpoint_name)
@@ -201,15 +208,8 @@ def _check_size(body: bytes) -> None:
         ) from exc
 
 
-def _forward(target: Target, replica: Replica, body: bytes) -> bytes:
-    try:
-        status, data = replica.post_predict(body)
-    except ReplicaError as exc:
-        raise ServiceError(
-            503,
-            "UNAVAILABLE",
-            f"Deployed model {target.deployed_model_id} is unavailable: {exc.message}",
-        ) from exc
+def _answer(target: Target, replica: Replica, status: int, data: bytes) -> bytes:
+    """The replica's answer on 200; its failure as Vertex reports it otherwise."""
     if status == 200:
         return data
     message = error_message(data)
@@ -224,55 +224,143 @@ def _forward(target: Target, replica: Replica, body: bytes) -> bytes:
     )
 
 
+def _unavailable(target: Target, exc: ReplicaError) -> ServiceError:
+    return ServiceError(
+        503,
+        "UNAVAILABLE",
+        f"Deployed model {target.deployed_model_id} is unavailable: {exc.message}",
+    )
+
+
+def _forward(target: Target, replica: Replica, body: bytes) -> bytes:
+    try:
+        status, data = replica.post_predict(body)
+    except ReplicaError as exc:
+        raise _unavailable(target, exc) from exc
+    return _answer(target, replica, status, data)
+
+
+async def _forward_async(target: Target, replica: Replica, body: bytes) -> bytes:
+    try:
+        status, data = await replica.post_predict_async(body)
+    except ReplicaError as exc:
+        raise _unavailable(target, exc) from exc
+    return _answer(target, replica, status, data)
+
+
+def _without_parameters(body: bytes, replica: Replica) -> bytes:
+    """TF Serving's REST API knows no "parameters"; the pre-built TF containers drop them."""
+    if b'"parameters"' not in body or replica.kind != "tensorflow":
+        return body
+    try:
+        obj = json.loads(body)
+    except ValueError as exc:
+        raise ServiceError(
+            400, "INVALID_ARGUMENT", f"Invalid JSON payload received. {exc}"
+        ) from exc
+    if isinstance(obj, dict):
+        obj.pop("parameters", None)
+        body = json.dumps(obj).encode()
+    return body
+
+
+def _spliced(target: Target, data: bytes) -> bytes:
+    """The replica's {"predictions": ...} with the deployed model's fields added, as Vertex
+    answers."""
+    data = data.rstrip()
+    if not data.endswith(b"}"):
+        raise ServiceError(500, "INTERNAL", "The replica answered a non-object JSON body.")
+    return data[:-1] + target.suffix + b"}"
+
+
+def _raw_headers(endpoint_name: str, target: Target) -> dict[str, str]:
+    headers = dict(_JSON)
+    # Which deployed model answered: the SDK's Endpoint.predict(use_raw_predict=True)
+    # reads the deployed model id, the model and its version from these headers.
+    headers["X-Vertex-AI-Endpoint-Id"] = endpoint_name.rsplit("/", 1)[1]
+    headers["X-Vertex-AI-Deployed-Model-Id"] = target.deployed_model_id
+    headers["X-Vertex-AI-Model"] = target.model
+    headers["X-Vertex-AI-Model-Display-Name"] = _header_value(target.model_display_name)
+    headers["X-Vertex-AI-Model-Version-Id"] = target.model_version_id
+    return headers
+
+
+def _raw_answer(data: bytes) -> bytes:
+    """GAPIC's raw_predict gets its answer back as an HttpBody."""
+    out = {"contentType": "application/json", "data": base64.b64encode(data).decode()}
+    return json.dumps(out).encode()
+
+
 def register(router: Routes, routing: Routing, misbehaviours: Misbehaviours | None = None) -> None:
     endpoint = rf"{API}(?P<name>{PARENT_RE}/endpoints/{SEG})"
     misbehaving = misbehaviours or Misbehaviours()  # tests break a canary through it
 
+    # Each route twice: the synchronous handler (worker threads: a request whose body had to
+    # be streamed) and its event-loop twin, the hot path (no thread hand-off, the replica
+    # reached over the loop's keep-alive connections). They differ only in how they wait.
+
     def predict(req: Request, m: re.Match[str]) -> Response:
-        body = req.body
-        _check_size(body)
+        _check_size(req.body)
         target, replica = routing.choose(m["name"])
         effect = misbehaving.before(m["name"], target.deployed_model_id)
-        if b'"parameters"' in body and replica.kind == "tensorflow":
-            # TF Serving's REST API knows no "parameters"; the pre-built TF containers drop them.
-            try:
-                obj = json.loads(body)
-            except ValueError as exc:
-                raise ServiceError(
-                    400, "INVALID_ARGUMENT", f"Invalid JSON payload received. {exc}"
-                ) from exc
-            if isinstance(obj, dict):
-                obj.pop("parameters", None)
-                body = json.dumps(obj).encode()
-        data = Misbehaviours.after(effect, _forward(target, replica, body)).rstrip()
-        if not data.endswith(b"}"):
-            raise ServiceError(500, "INTERNAL", "The replica answered a non-object JSON body.")
-        answer = data[:-1] + target.suffix + b"}"
+        body = _without_parameters(req.body, replica)
+        data = Misbehaviours.after(effect, _forward(target, replica, body))
+        answer = _spliced(target, data)
         routing.log(m["name"], target, req.body, answer)
         return Response(200, answer, dict(_JSON))
 
+    async def predict_async(req: Request, m: re.Match[str]) -> Response:
+        _check_size(req.body)
+        target, replica = routing.choose(m["name"])
+        effect = None
+        if misbehaving.get(m["name"], target.deployed_model_id) is not None:
+            # Rare (tests breaking a canary): its added latency sleeps, so off the loop.
+            effect = await to_thread(misbehaving.before, m["name"], target.deployed_model_id)
+        body = _without_parameters(req.body, replica)
+        data = Misbehaviours.after(effect, await _forward_async(target, replica, body))
+        answer = _spliced(target, data)
+        if routing.logging_on(m["name"]):
+            await to_thread(routing.log, m["name"], target, req.body, answer)
+        return Response(200, answer, dict(_JSON))
+
     def raw_predict(req: Request, m: re.Match[str]) -> Response:
-        body = req.body
-        _check_size(body)
+        _check_size(req.body)
         target, replica = routing.choose(m["name"])
         misbehaving.before(m["name"], target.deployed_model_id)
-        headers = dict(_JSON)
-        # Which deployed model answered: the SDK's Endpoint.predict(use_raw_predict=True)
-        # reads the deployed model id, the model and its version from these headers.
-        headers["X-Vertex-AI-Endpoint-Id"] = m["name"].rsplit("/", 1)[1]
-        headers["X-Vertex-AI-Deployed-Model-Id"] = target.deployed_model_id
-        headers["X-Vertex-AI-Model"] = target.model
-        headers["X-Vertex-AI-Model-Display-Name"] = _header_value(target.model_display_name)
-        headers["X-Vertex-AI-Model-Version-Id"] = target.model_version_id
-        http_body = _as_http_body(body)
+        headers = _raw_headers(m["name"], target)
+        http_body = _as_http_body(req.body)
         if http_body is not None:
-            data = _forward(target, replica, http_body)
-            out = {"contentType": "application/json", "data": base64.b64encode(data).decode()}
-            return Response(200, json.dumps(out).encode(), headers)
-        return Response(200, _forward(target, replica, body), headers)
+            return Response(200, _raw_answer(_forward(target, replica, http_body)), headers)
+        return Response(200, _forward(target, replica, req.body), headers)
 
-    router.add("POST", endpoint + ":predict", predict, name="predict", mutating=False)
-    router.add("POST", endpoint + ":rawPredict", raw_predict, name="rawPredict", mutating=False)
+    async def raw_predict_async(req: Request, m: re.Match[str]) -> Response:
+        _check_size(req.body)
+        target, replica = routing.choose(m["name"])
+        if misbehaving.get(m["name"], target.deployed_model_id) is not None:
+            await to_thread(misbehaving.before, m["name"], target.deployed_model_id)
+        headers = _raw_headers(m["name"], target)
+        http_body = _as_http_body(req.body)
+        if http_body is not None:
+            data = await _forward_async(target, replica, http_body)
+            return Response(200, _raw_answer(data), headers)
+        return Response(200, await _forward_async(target, replica, req.body), headers)
+
+    router.add(
+        "POST",
+        endpoint + ":predict",
+        predict,
+        name="predict",
+        mutating=False,
+        async_handler=predict_async,
+    )
+    router.add(
+        "POST",
+        endpoint + ":rawPredict",
+        raw_predict,
+        name="rawPredict",
+        mutating=False,
+        async_handler=raw_predict_async,
+    )
 
 
 def _header_value(text: str) -> str:
