@@ -1,0 +1,254 @@
+"""Fast path of the emulator's batch jobs: JSON Lines of numbers decoded straight into arrays.
+
+Owns: reading a JSON Lines input object in large blocks of raw lines (line numbers kept for
+error messages), a strict bulk decoder that turns a block of rectangular number arrays (every
+line shaped like the first) into ONE numpy array without a Python object per value, or says
+it cannot (`None`: the caller takes the JSON path, which validates row by row), the wire of
+the TF replica's `:predictArrays` route (instances as .npy in the narrowest dtype that holds
+them exactly, outputs as .npz) and each row's prediction as JSON text, byte for byte what TF
+Serving's REST `predictions` holds for it.
+
+Strict on purpose: the decoder accepts only text that is valid JSON (no `+1`, `.5`, `01`,
+`NaN`), because the input line is echoed as is into the outputs.
+
+Must not: import TensorFlow or deployer.serving (replicas are processes), write outputs, or
+touch job state.
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import BinaryIO
+
+import numpy as np
+import orjson
+
+ARRAYS_ACTION = ":predictArrays"  # the TF replica's route (deployer.serving.arrays)
+_READ = 4 << 20  # bytes per read of the input object
+_NUMBER_INT = b"0123456789-"
+_NUMBER = b"0123456789-.eE+"
+# Bytes: '[' 91, ']' 93, ',' 44, '-' 45, '+' 43, '.' 46, 'e' 101, 'E' 69, '0' 48.
+_OPEN, _CLOSE, _COMMA, _MINUS, _PLUS, _DOT = 91, 93, 44, 45, 43, 46
+_MAX_DIGITS = 15  # longer integers take the JSON path (float64 holds 15 digits exactly)
+# '[' and ']' become blanks and line ends commas: np.fromstring then reads the values in order.
+_FLATTEN = bytes.maketrans(b"[]\n", b"  ,")
+
+
+@dataclass(frozen=True)
+class Block:
+    """Consecutive non-blank lines of one input object."""
+
+    source: str  # gs://bucket/object
+    lines: list[bytes]  # each line's text, stripped, as read (echoed into the outputs)
+    numbers: list[int]  # each line's 1-based line number in `source`
+
+
+def iter_blocks(handle: BinaryIO, source: str, size: int) -> Iterator[Block]:
+    """The object's non-blank lines, `size` at a time (the last block may be shorter).
+
+    Reads in large chunks and splits them with bytes methods: no Python object per line
+    beyond the line itself.
+    """
+    lines: list[bytes] = []
+    numbers: list[int] = []
+    line_no = 0
+    rest = b""
+    while True:
+        chunk = handle.read(_READ)
+        if not chunk:
+            parts = [rest] if rest else []
+        else:
+            parts = (rest + chunk).split(b"\n")
+            rest = parts.pop()
+        for part in parts:
+            line_no += 1
+            text = part.strip()
+            if text:
+                lines.append(text)
+                numbers.append(line_no)
+                if len(lines) >= size:
+                    yield Block(source, lines, numbers)
+                    lines, numbers = [], []
+        if not chunk:
+            break
+    if lines:
+        yield Block(source, lines, numbers)
+
+
+def decode_block(lines: Sequence[bytes]) -> np.ndarray | None:
+    """The lines as one array [len(lines), *shape of the first line], or None.
+
+    None unless every line is a JSON array of numbers, rectangular, shaped like the first
+    line and written the same way (same brackets, commas and `, ` spacing): then only the
+    numbers differ, and they are read in bulk. Integers come back as int64, anything with a
+    fraction or exponent as float64 (what JSON parsing would give).
+    """
+    if not lines:
+        return None
+    shape = _shape_of(lines[0])
+    if shape is None:
+        return None
+    per_row = int(np.prod(shape))
+    text = b"\n".join(lines)
+    if b", " in text:  # json.dumps' default separators
+        text = text.replace(b", ", b",")
+    first = lines[0].replace(b", ", b",")
+    # Integers unless the first line has a fraction or exponent (or the integer skeleton
+    # does not match: a later line has one).
+    floats = b"." in first or b"e" in first or b"E" in first
+    if not floats and not _same_skeleton(text, first, _NUMBER_INT, len(lines)):
+        floats = True
+    if floats and not _same_skeleton(text, first, _NUMBER, len(lines)):
+        return None
+    data = np.frombuffer(text, dtype=np.uint8)
+    values = _floats(text, data) if floats else _ints(data)
+    if values is None or values.size != per_row * len(lines):
+        return None
+    return values.reshape((len(lines), *shape))
+
+
+def _same_skeleton(text: bytes, first: bytes, number: bytes, rows: int) -> bool:
+    """Every line has the first line's brackets, commas and spaces: only numbers differ.
+    (A space next to a number is then refused by the checks of `_ints` / `_floats`.)"""
+    return text.translate(None, number) == b"\n".join(
+        itertools.repeat(first.translate(None, number), rows)
+    )
+
+
+def _shape_of(line: bytes) -> tuple[int, ...] | None:
+    """The shape of one line's value when it is a non-empty rectangular array of numbers."""
+    try:
+        value = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(value, list):
+        return None
+    try:
+        array = np.asarray(value)
+    except ValueError:  # ragged
+        return None
+    # Booleans are not numbers here (JSON true/false); strings and objects take the JSON path.
+    if array.dtype.kind not in "iuf" or array.size == 0:
+        return None
+    return tuple(int(d) for d in array.shape)
+
+
+def _table(allowed: bytes) -> np.ndarray:
+    table = np.zeros(256, dtype=bool)
+    table[list(allowed)] = True
+    return table
+
+
+_BEFORE = _table(b"[,")  # what may precede a number (or its '-')
+_AFTER = _table(b",]")  # what may follow a number
+_BEFORE_DIGITS = _table(b"[,-")
+_EXPONENT = _table(b"eE")
+_SIGN = _table(b"+-")
+_NUMBER_BYTES = _table(_NUMBER)
+
+
+def _runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(starts, ends) of the runs of True in `mask` (ends exclusive). The text starts with
+    '[' and ends with ']', so no run touches either end."""
+    edges = np.flatnonzero(mask[1:] != mask[:-1]) + 1
+    return edges[0::2], edges[1::2]
+
+
+def _ints(data: np.ndarray) -> np.ndarray | None:
+    digits = data - np.uint8(48)
+    is_digit = digits < 10
+    starts, ends = _runs(is_digit)
+    if not len(starts):
+        return None
+    minus = np.flatnonzero(data == _MINUS)
+    # '-' directly before a number, after '[' or ','.
+    if len(minus) and not (is_digit[minus + 1].all() and _BEFORE[data[minus - 1]].all()):
+        return None
+    if not (_BEFORE_DIGITS[data[starts - 1]].all() and _AFTER[data[ends]].all()):
+        return None
+    lengths = ends - starts
+    longest = int(lengths.max())
+    if longest > _MAX_DIGITS or bool(((lengths > 1) & (digits[starts] == 0)).any()):
+        return None  # huge integers, or leading zeros (not JSON)
+    values: np.ndarray = digits[starts].astype(np.int64)
+    for k in range(1, longest):
+        longer = np.flatnonzero(lengths > k)
+        values[longer] = values[longer] * 10 + digits[starts[longer] + k]
+    if len(minus):
+        values[data[starts - 1] == _MINUS] *= -1
+    return values
+
+
+def _floats(text: bytes, data: np.ndarray) -> np.ndarray | None:
+    is_digit = (data - np.uint8(48)) < 10
+    is_number = _NUMBER_BYTES[data]
+    starts, ends = _runs(is_number)
+    if not len(starts) or not (_BEFORE[data[starts - 1]].all() and _AFTER[data[ends]].all()):
+        return None
+    # The JSON number grammar, checked where np.fromstring is laxer: '.' between digits,
+    # an exponent after a digit and before a digit or sign, '+' only after an exponent,
+    # '-' only at a number's start or after an exponent, no leading zeros.
+    at = np.flatnonzero(is_number & ~is_digit)
+    if len(at) and (at[0] == 0 or at[-1] + 1 >= len(data)):
+        return None
+    kind, prev, after = data[at], data[at - 1], data[at + 1]
+    prev_digit, next_digit = is_digit[at - 1], is_digit[at + 1]
+    exp_prev = _EXPONENT[prev]
+    ok = np.where(
+        kind == _DOT,
+        prev_digit & next_digit,
+        np.where(
+            kind == _PLUS,
+            exp_prev & next_digit,
+            np.where(
+                kind == _MINUS,
+                (_BEFORE[prev] | exp_prev) & next_digit,
+                prev_digit & (next_digit | _SIGN[after]),  # e / E
+            ),
+        ),
+    )
+    if not ok.all():
+        return None
+    first = np.where(data[starts] == _MINUS, starts + 1, starts)
+    if bool(((data[first] == 48) & is_digit[np.minimum(first + 1, len(data) - 1)]).any()):
+        return None
+    try:
+        return np.fromstring(text.translate(_FLATTEN), dtype=np.float64, sep=",")
+    except ValueError:  # e.g. "1.2.3": the grammar check above does not see it
+        return None
+
+
+def npy_body(values: np.ndarray) -> bytes:
+    """Instances as .npy, integers in the narrowest dtype that holds them exactly (MNIST
+    pixels: one byte each instead of eight); the replica casts to the signature's dtype."""
+    if values.dtype.kind == "i" and values.size:
+        low, high = int(values.min()), int(values.max())
+        for dtype in (np.uint8, np.int8, np.int16, np.int32):
+            info = np.iinfo(dtype)
+            if info.min <= low and high <= info.max:
+                values = values.astype(dtype)
+                break
+    buf = io.BytesIO()
+    np.save(buf, values, allow_pickle=False)
+    return buf.getvalue()
+
+
+def read_npz(body: bytes) -> dict[str, np.ndarray]:
+    with np.load(io.BytesIO(body), allow_pickle=False) as npz:
+        return {name: npz[name] for name in npz.files}
+
+
+def prediction_rows(outputs: dict[str, np.ndarray], rows: int) -> list[bytes] | None:
+    """Each row's prediction as JSON text, as TF Serving's row format answers it (one output:
+    its row; several: an object keyed by output name); None if the outputs have no row
+    format (a scalar output, different batch sizes): the JSON path then reports it."""
+    if not outputs or any(a.ndim == 0 or a.shape[0] != rows for a in outputs.values()):
+        return None
+    if len(outputs) == 1:
+        (array,) = outputs.values()
+        return [orjson.dumps(row) for row in array.tolist()]
+    columns = {name: array.tolist() for name, array in outputs.items()}
+    return [orjson.dumps({name: col[i] for name, col in columns.items()}) for i in range(rows)]
