@@ -93,9 +93,13 @@ def decode_block(lines: Sequence[bytes]) -> np.ndarray | None:
         return None
     per_row = int(np.prod(shape))
     text = b"\n".join(lines)
-    if b", " in text:  # json.dumps' default separators
+    first = lines[0]
+    # json.dumps' default separators, seen on the first line (searching the whole block
+    # for two bytes would cost more than the replace; a later line that differs fails the
+    # skeleton check below, and the block takes the JSON path).
+    if b", " in first:
         text = text.replace(b", ", b",")
-    first = lines[0].replace(b", ", b",")
+        first = first.replace(b", ", b",")
     # Integers unless the first line has a fraction or exponent (or the integer skeleton
     # does not match: a later line has one).
     floats = b"." in first or b"e" in first or b"E" in first
@@ -157,28 +161,50 @@ def _runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return edges[0::2], edges[1::2]
 
 
+def _any_of(data: np.ndarray, allowed: bytes) -> np.ndarray:
+    out = data == allowed[0]
+    for b in allowed[1:]:
+        out |= data == b
+    return out
+
+
 def _ints(data: np.ndarray) -> np.ndarray | None:
     digits = data - np.uint8(48)
     is_digit = digits < 10
-    starts, ends = _runs(is_digit)
-    if not len(starts):
+    # Validation is done on the bytes (cheap passes over a uint8 array), not per number.
+    # The text starts with '[' and ends with ']', so the shifted views below never miss a
+    # number. Pairs (left byte, right byte):
+    left, right = is_digit[:-1], is_digit[1:]
+    minus = data == _MINUS
+    opens = _any_of(data, b"[,")
+    starts_at = right & ~left  # right is a number's first digit
+    # What precedes a number: '[', ',' or a '-' that itself follows '[' or ','; what follows
+    # it: ',' or ']'; no leading zeros.
+    if (starts_at & ~(opens | minus)[:-1]).any():
         return None
-    minus = np.flatnonzero(data == _MINUS)
-    # '-' directly before a number, after '[' or ','.
-    if len(minus) and not (is_digit[minus + 1].all() and _BEFORE[data[minus - 1]].all()):
+    if (minus[1:] & ~opens[:-1]).any() or (minus[:-1] & ~right).any():
         return None
-    if not (_BEFORE_DIGITS[data[starts - 1]].all() and _AFTER[data[ends]].all()):
+    if (left & ~right & ~_any_of(data[1:], b",]")).any():
         return None
-    lengths = ends - starts
+    zero_first = starts_at[:-1] & (digits[1:-1] == 0) & is_digit[2:]
+    if zero_first.any():
+        return None  # leading zeros are not JSON
+    # Index i of `before` is the byte before a number, of `last` its last digit.
+    before = np.flatnonzero(starts_at)
+    if not len(before):
+        return None
+    last = np.flatnonzero(left & ~right)
+    lengths = last - before
     longest = int(lengths.max())
-    if longest > _MAX_DIGITS or bool(((lengths > 1) & (digits[starts] == 0)).any()):
-        return None  # huge integers, or leading zeros (not JSON)
-    values: np.ndarray = digits[starts].astype(np.int64)
+    if longest > _MAX_DIGITS:
+        return None  # past float64's exact integers: the JSON path
+    after = digits[1:]  # after[i] is the digit following byte i
+    values: np.ndarray = after[before].astype(np.int64)
     for k in range(1, longest):
         longer = np.flatnonzero(lengths > k)
-        values[longer] = values[longer] * 10 + digits[starts[longer] + k]
-    if len(minus):
-        values[data[starts - 1] == _MINUS] *= -1
+        values[longer] = values[longer] * 10 + after[before[longer] + k]
+    if minus.any():
+        values[data[before] == _MINUS] *= -1
     return values
 
 
@@ -244,11 +270,19 @@ def read_npz(body: bytes) -> dict[str, np.ndarray]:
 def prediction_rows(outputs: dict[str, np.ndarray], rows: int) -> list[bytes] | None:
     """Each row's prediction as JSON text, as TF Serving's row format answers it (one output:
     its row; several: an object keyed by output name); None if the outputs have no row
-    format (a scalar output, different batch sizes): the JSON path then reports it."""
+    format (a scalar output, different batch sizes): the JSON path then reports it.
+
+    orjson writes the same text for a float64 array as for the Python floats the replica's
+    JSON path holds (`tolist()` of float32 values): the shortest form that reads back equal.
+    """
     if not outputs or any(a.ndim == 0 or a.shape[0] != rows for a in outputs.values()):
         return None
     if len(outputs) == 1:
         (array,) = outputs.values()
+        if array.ndim == 2 and array.shape[1] and array.dtype.kind == "f":
+            # One dump for the whole batch, cut into rows: "[[a,b],[c,d]]" -> "[a,b]", "[c,d]".
+            text = orjson.dumps(array.astype(np.float64), option=orjson.OPT_SERIALIZE_NUMPY)
+            return [b"[" + row + b"]" for row in text[2:-2].split(b"],[")]
         return [orjson.dumps(row) for row in array.tolist()]
     columns = {name: array.tolist() for name, array in outputs.items()}
     return [orjson.dumps({name: col[i] for name, col in columns.items()}) for i in range(rows)]
