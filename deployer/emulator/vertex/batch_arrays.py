@@ -162,7 +162,7 @@ def _runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _any_of(data: np.ndarray, allowed: bytes) -> np.ndarray:
-    out = data == allowed[0]
+    out: np.ndarray = data == allowed[0]
     for b in allowed[1:]:
         out |= data == b
     return out
