@@ -30,9 +30,8 @@ ARRAYS_ACTION = ":predictArrays"  # the TF replica's route (deployer.serving.arr
 _READ = 4 << 20  # bytes per read of the input object
 _NUMBER_INT = b"0123456789-"
 _NUMBER = b"0123456789-.eE+"
-# Bytes: '[' 91, ']' 93, ',' 44, '-' 45, '+' 43, '.' 46, 'e' 101, 'E' 69, '0' 48.
-_OPEN, _CLOSE, _COMMA, _MINUS, _PLUS, _DOT = 91, 93, 44, 45, 43, 46
-_MAX_DIGITS = 15  # longer integers take the JSON path (float64 holds 15 digits exactly)
+_MINUS, _PLUS, _DOT = 45, 43, 46  # b"-", b"+", b"."
+_MAX_DIGITS = 15  # longer integers take the JSON path (int64 cannot overflow below that)
 # '[' and ']' become blanks and line ends commas: np.fromstring then reads the values in order.
 _FLATTEN = bytes.maketrans(b"[]\n", b"  ,")
 
@@ -148,7 +147,6 @@ def _table(allowed: bytes) -> np.ndarray:
 
 _BEFORE = _table(b"[,")  # what may precede a number (or its '-')
 _AFTER = _table(b",]")  # what may follow a number
-_BEFORE_DIGITS = _table(b"[,-")
 _EXPONENT = _table(b"eE")
 _SIGN = _table(b"+-")
 _NUMBER_BYTES = _table(_NUMBER)
@@ -242,9 +240,11 @@ def _floats(text: bytes, data: np.ndarray) -> np.ndarray | None:
     if bool(((data[first] == 48) & is_digit[np.minimum(first + 1, len(data) - 1)]).any()):
         return None
     try:
-        return np.fromstring(text.translate(_FLATTEN), dtype=np.float64, sep=",")
+        values = np.fromstring(text.translate(_FLATTEN), dtype=np.float64, sep=",")
     except ValueError:  # e.g. "1.2.3": the grammar check above does not see it
         return None
+    # np.fromstring reads an empty field ("[,1]") as -1: one value per number, or nothing.
+    return values if values.size == len(starts) else None
 
 
 def npy_body(values: np.ndarray) -> bytes:
