@@ -130,3 +130,10 @@ def test_prediction_rows_are_the_text_the_json_path_writes() -> None:
     )
     assert named is not None and json.loads(named[1])["label"] == 4
     assert batch_arrays.prediction_rows({"total": np.float32(1.0) + np.zeros(())}, 1) is None
+
+
+def test_a_float_after_many_integer_rows_reads_the_block_as_floats() -> None:
+    lines = [b"[1, 2]"] * 300 + [b"[0.5, -3]"]
+    got = decode_block(lines)
+    assert got is not None and got.dtype == np.float64
+    np.testing.assert_array_equal(got, _reference(lines))

@@ -31,6 +31,9 @@ _READ = 4 << 20  # bytes per read of the input object
 _NUMBER_INT = b"0123456789-"
 _NUMBER = b"0123456789-.eE+"
 _MINUS, _PLUS, _DOT = 45, 43, 46  # b"-", b"+", b"."
+# Rows decoded at once: the temporaries (about 40 bytes per byte of text) stay a few MB,
+# whatever the job's batch size.
+_SLICE = 256
 _MAX_DIGITS = 15  # longer integers take the JSON path (int64 cannot overflow below that)
 # '[' and ']' become blanks and line ends commas: np.fromstring then reads the values in order.
 _FLATTEN = bytes.maketrans(b"[]\n", b"  ,")
@@ -90,15 +93,30 @@ def decode_block(lines: Sequence[bytes]) -> np.ndarray | None:
     shape = _shape_of(lines[0])
     if shape is None:
         return None
-    per_row = int(np.prod(shape))
-    text = b"\n".join(lines)
     first = lines[0]
     # json.dumps' default separators, seen on the first line (searching the whole block
     # for two bytes would cost more than the replace; a later line that differs fails the
-    # skeleton check below, and the block takes the JSON path).
-    if b", " in first:
-        text = text.replace(b", ", b",")
+    # skeleton check, and the block takes the JSON path).
+    spaced = b", " in first
+    if spaced:
         first = first.replace(b", ", b",")
+    per_row = int(np.prod(shape))
+    parts = []
+    for at in range(0, len(lines), _SLICE):
+        part = _decode_slice(lines[at : at + _SLICE], first, spaced=spaced, per_row=per_row)
+        if part is None:
+            return None
+        parts.append(part)
+    values = parts[0] if len(parts) == 1 else np.concatenate(parts)  # int64 + float64: float64
+    return values.reshape((len(lines), *shape))
+
+
+def _decode_slice(
+    lines: Sequence[bytes], first: bytes, *, spaced: bool, per_row: int
+) -> np.ndarray | None:
+    text = b"\n".join(lines)
+    if spaced:
+        text = text.replace(b", ", b",")
     # Integers unless the first line has a fraction or exponent (or the integer skeleton
     # does not match: a later line has one).
     floats = b"." in first or b"e" in first or b"E" in first
@@ -110,7 +128,7 @@ def decode_block(lines: Sequence[bytes]) -> np.ndarray | None:
     values = _floats(text, data) if floats else _ints(data)
     if values is None or values.size != per_row * len(lines):
         return None
-    return values.reshape((len(lines), *shape))
+    return values
 
 
 def _same_skeleton(text: bytes, first: bytes, number: bytes, rows: int) -> bool:
