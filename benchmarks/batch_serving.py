@@ -48,7 +48,7 @@ class ServingRun:
     cpu_s: float  # emulator + replica CPU seconds while serving
     plane_before_mb: float  # the emulator process when the job was created
     plane_peak_mb: float  # the emulator process alone, during the job
-    tree_peak_mb: float  # with the job's replica
+    replica_peak_mb: float  # the job's replica process(es)
 
     @property
     def serving_s(self) -> float:
@@ -82,23 +82,29 @@ def ceiling(fn: Any, x: np.ndarray, rows: int) -> Ceiling:
     return Ceiling(rows / wall, cpu / rows * 1e6)
 
 
-class _CpuSampler:
-    """CPU seconds of the emulator and each descendant, every 50 ms (a replica's are gone once
-    it exits, so the serving window is read from samples taken while it ran)."""
+class _Sampler:
+    """CPU seconds of the emulator and each descendant every 50 ms (a replica's are gone once
+    it exits, so the serving window is read from samples taken while it ran), and the peak RSS
+    of the processes that were not there at the start: the job's replicas."""
 
     def __init__(self, pid: int) -> None:
         self.pid = pid
         self.samples: list[tuple[float, dict[int, float]]] = []
+        self.replica_peak = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
+        existing = set(process_tree(self.pid))
         while not self._stop.is_set():
             now = time.time()
-            self.samples.append((now, {p: process_cpu_seconds(p) for p in process_tree(self.pid)}))
+            tree = process_tree(self.pid)
+            self.samples.append((now, {p: process_cpu_seconds(p) for p in tree}))
+            new = sum(rss_bytes(p) for p in tree if p not in existing)
+            self.replica_peak = max(self.replica_peak, new)
             self._stop.wait(0.05)
 
-    def __enter__(self) -> _CpuSampler:
+    def __enter__(self) -> _Sampler:
         self._thread.start()
         return self
 
@@ -142,11 +148,7 @@ def run_job(emu: Emulator, model: str, uri: str, rows: int, out_prefix: str) -> 
     )
     parent = model.split("/models/", 1)[0]
     before = rss_bytes(emu.pid) / MB
-    with (
-        PeakRss(emu.pid, children=False) as plane,
-        PeakRss(emu.pid) as tree,
-        _CpuSampler(emu.pid) as cpu,
-    ):
+    with PeakRss(emu.pid, children=False) as plane, _Sampler(emu.pid) as sampler:
         t0 = time.perf_counter()
         name = jobs.create_batch_prediction_job(parent=parent, batch_prediction_job=job).name
         while True:
@@ -170,10 +172,10 @@ def run_job(emu: Emulator, model: str, uri: str, rows: int, out_prefix: str) -> 
         scored_s=scored,
         published_s=published,
         job_wall_s=wall,
-        cpu_s=cpu.between(end - scored - published, end),
+        cpu_s=sampler.between(end - scored - published, end),
         plane_before_mb=before,
         plane_peak_mb=plane.peak / MB,
-        tree_peak_mb=tree.peak / MB,
+        replica_peak_mb=sampler.replica_peak / MB,
     )
 
 
