@@ -132,7 +132,7 @@ def count_valid_instances(
             except ServiceError as exc:  # deleted since the job started
                 raise InputError(f"Input file {uri} could not be read: {exc.message}") from exc
             with handle:
-                for block in iter_blocks(handle, uri, 1 << 14):
+                for block in iter_blocks(handle, uri, 1024):  # ~2 MB at a time
                     try:
                         b"\n".join(block.lines).decode("utf-8")  # ASCII: at memory speed
                     except UnicodeDecodeError as exc:
