@@ -85,8 +85,9 @@ def decode_block(lines: Sequence[bytes]) -> np.ndarray | None:
 
     None unless every line is a JSON array of numbers, rectangular, shaped like the first
     line and written the same way (same brackets, commas and `, ` spacing): then only the
-    numbers differ, and they are read in bulk. Integers come back as int64, anything with a
-    fraction or exponent as float64 (what JSON parsing would give).
+    numbers differ, and they are read in bulk. Integers come back in the narrowest integer
+    dtype that holds them (MNIST pixels: uint8), anything with a fraction or exponent as
+    float64 (what JSON parsing would give).
     """
     if not lines:
         return None
@@ -107,7 +108,8 @@ def decode_block(lines: Sequence[bytes]) -> np.ndarray | None:
         if part is None:
             return None
         parts.append(part)
-    values = parts[0] if len(parts) == 1 else np.concatenate(parts)  # int64 + float64: float64
+    # Slices of different dtypes meet in one that holds both exactly (uint8 + int8: int16).
+    values = parts[0] if len(parts) == 1 else np.concatenate(parts)
     return values.reshape((len(lines), *shape))
 
 
@@ -128,7 +130,7 @@ def _decode_slice(
     values = _floats(text, data) if floats else _ints(data)
     if values is None or values.size != per_row * len(lines):
         return None
-    return values
+    return narrow(values)
 
 
 def _same_skeleton(text: bytes, first: bytes, number: bytes, rows: int) -> bool:
@@ -265,18 +267,23 @@ def _floats(text: bytes, data: np.ndarray) -> np.ndarray | None:
     return values if values.size == len(starts) else None
 
 
+def narrow(values: np.ndarray) -> np.ndarray:
+    """Integers in the narrowest dtype that holds them exactly (MNIST pixels: one byte each
+    instead of eight); other arrays unchanged."""
+    if values.dtype.kind not in "iu" or values.dtype.itemsize == 1 or not values.size:
+        return values
+    low, high = int(values.min()), int(values.max())
+    for dtype in (np.uint8, np.int8, np.int16, np.int32):
+        info = np.iinfo(dtype)
+        if info.min <= low and high <= info.max:
+            return values.astype(dtype)
+    return values
+
+
 def npy_body(values: np.ndarray) -> bytes:
-    """Instances as .npy, integers in the narrowest dtype that holds them exactly (MNIST
-    pixels: one byte each instead of eight); the replica casts to the signature's dtype."""
-    if values.dtype.kind == "i" and values.size:
-        low, high = int(values.min()), int(values.max())
-        for dtype in (np.uint8, np.int8, np.int16, np.int32):
-            info = np.iinfo(dtype)
-            if info.min <= low and high <= info.max:
-                values = values.astype(dtype)
-                break
+    """Instances as .npy in the narrowest exact dtype; the replica casts to the signature's."""
     buf = io.BytesIO()
-    np.save(buf, values, allow_pickle=False)
+    np.save(buf, narrow(values), allow_pickle=False)
     return buf.getvalue()
 
 
