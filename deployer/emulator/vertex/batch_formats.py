@@ -22,7 +22,7 @@ from typing import Any
 
 from deployer.emulator.http import ServiceError
 from deployer.emulator.objects import ObjectStore, parse_gs_uri
-from deployer.emulator.vertex.batch_arrays import iter_blocks
+from deployer.emulator.vertex.batch_arrays import Block, iter_blocks
 from deployer.wire import batch_formats as formats
 
 _WILDCARDS = "*?["
@@ -86,7 +86,7 @@ def iter_instances(
 ) -> Iterator[Instance]:
     """Every instance of every source in order, streamed; InputError on a malformed row.
 
-    (The job runner reads JSON Lines in raw blocks instead: `batch_arrays.iter_blocks`.)
+    (The job runner reads JSON Lines in raw blocks instead: `iter_batches`.)
     """
     if instances_format not in formats.FORMATS:
         raise InputError(
@@ -111,6 +111,31 @@ def iter_instances(
             ) from exc
         finally:
             handle.close()
+
+
+def iter_batches(
+    objects: ObjectStore, sources: list[tuple[str, str]], instances_format: str, size: int
+) -> Iterator[Block | list[bytes]]:
+    """The job's batches in input order: blocks of raw JSON Lines rows (decoded, or validated,
+    when scored: batch_scoring), else lists of `size` instances as JSON text."""
+    if instances_format != "jsonl":
+        batch: list[bytes] = []
+        for inst in iter_instances(objects, sources, instances_format):
+            batch.append(inst.json_bytes())
+            if len(batch) >= size:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+        return
+    for bucket, name in sources:
+        uri = f"gs://{bucket}/{name}"
+        try:
+            handle = objects.open(bucket, name)
+        except ServiceError as exc:  # deleted since the job started
+            raise InputError(f"Input file {uri} could not be read: {exc.message}") from exc
+        with handle:
+            yield from iter_blocks(handle, uri, size)
 
 
 def count_valid_instances(

@@ -27,7 +27,6 @@ import tempfile
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,14 +37,12 @@ from google.rpc import code_pb2, status_pb2
 from deployer import settings
 from deployer.emulator.http import ServiceError
 from deployer.emulator.objects import parse_gs_uri
-from deployer.emulator.vertex import batch_arrays, protos
-from deployer.emulator.vertex.batch_arrays import Block
+from deployer.emulator.vertex import protos
 from deployer.emulator.vertex.batch_formats import (
     InputError,
-    Instance,
     count_valid_instances,
     expand_sources,
-    iter_instances,
+    iter_batches,
 )
 from deployer.emulator.vertex.batch_scoring import Row, Scorer, dumps, status_code
 from deployer.wire import batch_formats as formats
@@ -292,7 +289,7 @@ class JobRun:
         window = 2 * len(replicas)
         pending: deque[Future[list[Row]]] = deque()
         with ThreadPoolExecutor(max_workers=window, thread_name_prefix="batch-predict") as pool:
-            for n, item in enumerate(_work(objects, sources, fmt, size)):
+            for n, item in enumerate(iter_batches(objects, sources, fmt, size)):
                 if self.stopping():
                     break
                 replica = replicas[n % len(replicas)]
@@ -468,35 +465,6 @@ def _release_free_memory() -> None:
 
 
 _TRIM: Any = None
-
-
-def _work(
-    objects: Any, sources: list[tuple[str, str]], fmt: str, size: int
-) -> Iterator[Block | list[bytes]]:
-    """The job's batches in input order: blocks of raw JSON Lines rows (decoded, or validated,
-    when scored), else lists of instances as JSON text."""
-    if fmt != "jsonl":
-        yield from _chunks(iter_instances(objects, sources, fmt), size)
-        return
-    for bucket, name in sources:
-        uri = f"gs://{bucket}/{name}"
-        try:
-            handle = objects.open(bucket, name)
-        except ServiceError as exc:  # deleted since the job started
-            raise InputError(f"Input file {uri} could not be read: {exc.message}") from exc
-        with handle:
-            yield from batch_arrays.iter_blocks(handle, uri, size)
-
-
-def _chunks(instances: Iterator[Instance], size: int) -> Iterator[list[bytes]]:
-    batch: list[bytes] = []
-    for inst in instances:
-        batch.append(inst.json_bytes())
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
 
 
 class _AnyEvent:
