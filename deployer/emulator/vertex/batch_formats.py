@@ -36,15 +36,12 @@ class InputError(Exception):
 class Instance:
     """One instance to predict, and where it came from (for error messages)."""
 
-    value: Any  # the JSON value sent in "instances" (None when only `raw` was kept)
+    value: Any  # the JSON value sent in "instances"
     source: str  # gs://bucket/object
     where: str  # "line 12" / "record 3"
-    raw: bytes | None = None  # the instance's JSON text as read (jsonl), sent and echoed as is
 
     def json_bytes(self) -> bytes:
-        """The instance as JSON text: the input's own bytes when kept (no re-encoding)."""
-        if self.raw is not None:
-            return self.raw
+        """The instance as JSON text (JSON Lines rows skip this: their own text is kept)."""
         return json.dumps(self.value, separators=(",", ":")).encode()
 
 
