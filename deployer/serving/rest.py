@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 
 from deployer.httpserve import HttpRequest, HttpResponse, HttpServer, IncompleteBody
+from deployer.serving import arrays
 from deployer.serving.server import ModelServer, ServingError
 
 log = logging.getLogger("deployer.serving.rest")
@@ -25,7 +26,7 @@ log = logging.getLogger("deployer.serving.rest")
 _ROUTE = re.compile(
     r"^/v1/models/(?P<name>[^/:]+)"
     r"(?:/versions/(?P<version>-?\d+)|/labels/(?P<label>[^/:]+))?"
-    r"(?P<action>/metadata|/stats|:predict|:classify|:regress)?/?$"
+    r"(?P<action>/metadata|/stats|:predictArrays|:predict|:classify|:regress)?/?$"
 )
 _HEALTH = ("/healthz", "/readyz", "/health")
 _JSON = {"Content-Type": "application/json"}
@@ -56,7 +57,10 @@ class _Api:
             if request.method in ("GET", "HEAD"):
                 status, payload = self._get(request)
             elif request.method == "POST":
-                status, payload = 200, self._post(request)
+                answer = self._post(request)
+                if isinstance(answer, HttpResponse):  # :predictArrays answers .npz, not JSON
+                    return answer
+                status, payload = 200, answer
             else:
                 raise ServingError(
                     "METHOD_NOT_ALLOWED", 405, f"{request.method} is not supported here"
@@ -148,6 +152,11 @@ class _Api:
             raise ServingError("INVALID_ARGUMENT", 411, "a Content-Length header is required")
         body = request.body.read()
         _, version, action = self._route(request.raw_path)
+        if action == arrays.ACTION:
+            data = arrays.predict_npy(self.model_server, body, version)
+            return HttpResponse(
+                200, data, {"Content-Type": arrays.CONTENT_TYPE}, close=self.closing
+            )
         if action != ":predict":
             raise ServingError(
                 "UNIMPLEMENTED",

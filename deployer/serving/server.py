@@ -97,10 +97,13 @@ class ModelServer:
         arrays: Mapping[str, np.ndarray] | None = None,
         *,
         json_body: Any = None,
+        batching: bool = True,
     ) -> tuple[int, SignatureInfo, dict[str, np.ndarray], bool]:
         """Run one request -> (version served, signature, outputs, row_format).
 
-        Give either numpy `arrays` (gRPC, warmup) or a parsed REST `json_body`."""
+        Give either numpy `arrays` (gRPC, warmup) or a parsed REST `json_body`. `batching=False`
+        calls the model directly: a batch job's request is already a large batch, which the
+        batcher would only split into max_batch_size pieces."""
         try:
             with self.manager.lease(version) as slot:
                 model = slot.model
@@ -111,7 +114,7 @@ class ModelServer:
                 else:
                     inputs, row = check_arrays(sig, arrays or {}), False
                 batcher = slot.batchers.get(sig.name)
-                if batcher is not None and len({len(a) for a in inputs.values()}) == 1:
+                if batching and batcher is not None and len({len(a) for a in inputs.values()}) == 1:
                     outputs = batcher.submit(inputs)
                 else:
                     outputs = model.run(inputs, sig.name)

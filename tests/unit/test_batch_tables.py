@@ -52,10 +52,23 @@ def test_a_missing_or_malformed_input_table_fails_the_job(tmp_path: Path) -> Non
     path.parent.mkdir()
     path.write_text('{"a": 1, "b": 2}\n\n[1, 2]\n')
     table = batch_tables.TableInput(tmp_path, "bq://p.d.t")
-    rows = table.instances()
-    assert next(rows).json_bytes() == b'{"a": 1, "b": 2}'
+    rows = table.rows()
+    assert next(rows) == b'{"a": 1, "b": 2}'
     with pytest.raises(InputError, match="row 3: a row must be a JSON object"):
         next(rows)
+
+
+def test_table_rows_come_in_batches_of_the_job_size_in_order(tmp_path: Path) -> None:
+    path = tmp_path / "bigquery" / "p.d.t.jsonl"
+    path.parent.mkdir()
+    path.write_text("".join(f'{{"x": {i}}}\n' for i in range(5)))
+    table = batch_tables.TableInput(tmp_path, "bq://p.d.t")
+    assert table.count() == 5
+    assert list(table.batches(2)) == [
+        [b'{"x": 0}', b'{"x": 1}'],
+        [b'{"x": 2}', b'{"x": 3}'],
+        [b'{"x": 4}'],
+    ]
 
 
 def _shards(tmp_path: Path) -> list[tuple[Path, Path]]:

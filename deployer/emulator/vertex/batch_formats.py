@@ -22,6 +22,7 @@ from typing import Any
 
 from deployer.emulator.http import ServiceError
 from deployer.emulator.objects import ObjectStore, parse_gs_uri
+from deployer.emulator.vertex.batch_arrays import Block, iter_blocks
 from deployer.wire import batch_formats as formats
 
 _WILDCARDS = "*?["
@@ -35,15 +36,12 @@ class InputError(Exception):
 class Instance:
     """One instance to predict, and where it came from (for error messages)."""
 
-    value: Any  # the JSON value sent in "instances" (None when only `raw` was kept)
+    value: Any  # the JSON value sent in "instances"
     source: str  # gs://bucket/object
     where: str  # "line 12" / "record 3"
-    raw: bytes | None = None  # the instance's JSON text as read (jsonl), sent and echoed as is
 
     def json_bytes(self) -> bytes:
-        """The instance as JSON text: the input's own bytes when kept (no re-encoding)."""
-        if self.raw is not None:
-            return self.raw
+        """The instance as JSON text (JSON Lines rows skip this: their own text is kept)."""
         return json.dumps(self.value, separators=(",", ":")).encode()
 
 
@@ -81,17 +79,11 @@ def expand_sources(objects: ObjectStore, uris: list[str]) -> list[tuple[str, str
 
 
 def iter_instances(
-    objects: ObjectStore,
-    sources: list[tuple[str, str]],
-    instances_format: str,
-    *,
-    parse: bool = True,
+    objects: ObjectStore, sources: list[tuple[str, str]], instances_format: str
 ) -> Iterator[Instance]:
     """Every instance of every source in order, streamed; InputError on a malformed row.
 
-    `parse=False` (jsonl only) keeps each line's text without decoding it: for a second
-    pass over an input `count_valid_instances` already validated, so JSON is neither decoded
-    nor re-encoded on the way to the replica and into the outputs.
+    (The job runner reads JSON Lines in raw blocks instead: `iter_batches`.)
     """
     if instances_format not in formats.FORMATS:
         raise InputError(
@@ -105,13 +97,7 @@ def iter_instances(
         except ServiceError as exc:  # deleted since the job started
             raise InputError(f"Input file {uri} could not be read: {exc.message}") from exc
         try:
-            if instances_format == "jsonl" and not parse:
-                for n, line in enumerate(handle, start=1):
-                    text = line.strip()
-                    if text:
-                        yield Instance(None, uri, f"line {n}", raw=text)
-            else:
-                yield from _iter_one(objects, handle, uri, instances_format)
+            yield from _iter_one(objects, handle, uri, instances_format)
         except formats.FormatError as exc:
             raise InputError(
                 f"Malformed {instances_format} input {uri}, {exc.where}: {exc.reason}"
@@ -124,14 +110,59 @@ def iter_instances(
             handle.close()
 
 
+def iter_batches(
+    objects: ObjectStore, sources: list[tuple[str, str]], instances_format: str, size: int
+) -> Iterator[Block | list[bytes]]:
+    """The job's batches in input order: blocks of raw JSON Lines rows (decoded, or validated,
+    when scored: batch_scoring), else lists of `size` instances as JSON text."""
+    if instances_format != "jsonl":
+        batch: list[bytes] = []
+        for inst in iter_instances(objects, sources, instances_format):
+            batch.append(inst.json_bytes())
+            if len(batch) >= size:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+        return
+    for bucket, name in sources:
+        uri = f"gs://{bucket}/{name}"
+        try:
+            handle = objects.open(bucket, name)
+        except ServiceError as exc:  # deleted since the job started
+            raise InputError(f"Input file {uri} could not be read: {exc.message}") from exc
+        with handle:
+            yield from iter_blocks(handle, uri, size)
+
+
 def count_valid_instances(
     objects: ObjectStore, sources: list[tuple[str, str]], instances_format: str
 ) -> int:
     """Validate every row and count the instances, without sending anything anywhere.
 
     Reads like `iter_instances` but, for file lists, only checks that each listed
-    file exists (its bytes are read once, when predicting).
+    file exists (its bytes are read once, when predicting), and JSON Lines rows are only
+    counted: they are validated as they are scored (a second parse of a large input would
+    cost as much as the job).
     """
+    if instances_format == "jsonl":
+        total = 0
+        for bucket, name in sources:
+            uri = f"gs://{bucket}/{name}"
+            try:
+                handle = objects.open(bucket, name)
+            except ServiceError as exc:  # deleted since the job started
+                raise InputError(f"Input file {uri} could not be read: {exc.message}") from exc
+            with handle:
+                for block in iter_blocks(handle, uri, 1024):  # ~2 MB at a time
+                    try:
+                        b"\n".join(block.lines).decode("utf-8")  # ASCII: at memory speed
+                    except UnicodeDecodeError as exc:
+                        raise InputError(
+                            f"Malformed jsonl input {uri}: not UTF-8 text ({exc})"
+                        ) from exc
+                    total += len(block.lines)
+        return total
     if instances_format != "file-list":
         return sum(1 for _ in iter_instances(objects, sources, instances_format))
     count = 0

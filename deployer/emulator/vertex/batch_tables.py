@@ -27,7 +27,7 @@ from typing import Any
 
 from deployer.emulator.context import EmulatorContext
 from deployer.emulator.paths import contained
-from deployer.emulator.vertex.batch_formats import InputError, Instance
+from deployer.emulator.vertex.batch_formats import InputError
 
 # bq://project[.dataset[.table]]; a domain-scoped project is `example.com:project`.
 _BQ_RE = re.compile(
@@ -72,8 +72,9 @@ class TableInput:
                 f"BigQuery table {uri} does not exist (the emulator reads it from {self.path})."
             )
 
-    def instances(self) -> Iterator[Instance]:
-        """Each row, as its JSON object text; InputError on a line that is not an object."""
+    def rows(self) -> Iterator[bytes]:
+        """Each row, as its JSON object text (sent and echoed as is); InputError on a line
+        that is not an object."""
         with open(self.path, "rb") as fh:
             for n, line in enumerate(fh, start=1):
                 text = line.strip()
@@ -87,10 +88,22 @@ class TableInput:
                     raise InputError(
                         f"BigQuery table {self.uri}, row {n}: a row must be a JSON object."
                     )
-                yield Instance(None, self.uri, f"row {n}", raw=text)
+                yield text
 
     def count(self) -> int:
-        return sum(1 for _ in self.instances())
+        return sum(1 for _ in self.rows())
+
+    def batches(self, size: int) -> Iterator[list[bytes]]:
+        """The rows in input order as lists of `size` JSON texts (what
+        batch_formats.iter_batches yields for instances that are not JSON Lines blocks)."""
+        batch: list[bytes] = []
+        for row in self.rows():
+            batch.append(row)
+            if len(batch) >= size:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
 
 
 def _stamp(now: datetime) -> str:
