@@ -60,7 +60,7 @@ _GCS_REASON = {
 
 
 # Bounds on request bodies a handler reads whole (bytes); streamed media has none. The
-# transport picks one per route (deployer.emulator.server.body_limit) and answers 413 beyond.
+# transport picks one per route (deployer.emulator.admission.body_limit) and answers 413 beyond.
 PREDICT_MAX_BODY = 1_572_864  # Vertex's online prediction request limit: 1.5 MB
 METADATA_MAX_BODY = 1 << 20  # Cloud Storage JSON (custom metadata alone is capped at 8 KiB)
 CONTROL_MAX_BODY = 4 << 20  # every other JSON route (Vertex control plane, admin)

@@ -3,12 +3,12 @@
 Owns: turning each request of the shared HTTP server (`deployer.httpserve`: keep-alive,
 bodies, streaming, graceful stop) into the emulator's `Request` once the access rules
 (`deployer.emulator.access`: Host, Origin, token) admit it, buffering bodies of
-non-streaming routes (bounded per route by `body_limit`: 413 beyond, refused on the
-declared Content-Length before reading) or handing streaming routes the body stream (what
+non-streaming routes (bounded per route by `admission.body_limit`: 413 beyond, refused on
+the declared Content-Length before reading) or handing streaming routes the body stream (what
 they read whole is bounded too: `Request.read_body`), fault injection before any effect,
 dropped responses after mutating calls, the request log (and the console's in-memory
-`Activity`), in-process API calls for the console (`call_in_process`), the console's own
-listener (`--console-port`, same access rules), and a clean stop on SIGINT/SIGTERM
+`Activity`), in-process API calls for the console (`call_in_process`), starting the console's own
+listener (`--console-port`; console/listener.py), and a clean stop on SIGINT/SIGTERM
 that runs the context's shutdown hooks (replica processes are stopped that way).
 
 Must not: know any API's semantics (routes do), or import TensorFlow / deployer.serving.
@@ -26,88 +26,32 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, cast
+from typing import Any, BinaryIO, cast
 from urllib.parse import parse_qs, unquote
 
 from deployer.emulator.access import AccessPolicy, Denial, Scope, check_bind, reader_may
+from deployer.emulator.admission import Body, body_limit, error_body, note_denial
 from deployer.emulator.console.activity import Activity
 from deployer.emulator.context import EmulatorContext
 from deployer.emulator.faults import FaultController, RequestLog, register_admin
 from deployer.emulator.http import (
-    CONTROL_MAX_BODY,
-    METADATA_MAX_BODY,
-    PREDICT_MAX_BODY,
     Request,
     Response,
     Router,
     ServiceError,
-    canonical_status,
     error_response,
-    too_large,
 )
 from deployer.emulator.latency import Latency
 from deployer.emulator.objects import ObjectStore
 from deployer.errors import ConfigError
-from deployer.httpserve import HttpRequest, HttpResponse, HttpServer, IncompleteBody, RequestBody
-
-if TYPE_CHECKING:
-    from deployer.emulator.console import Console
+from deployer.httpserve import HttpRequest, HttpResponse, HttpServer
 
 log = logging.getLogger("deployer.emulator")
 
 # An unread body larger than this closes the connection instead of being skipped.
 _SKIP_UNREAD_BODY = 8 * 1024 * 1024
-# The console's forms (a try-predict payload is at most Vertex's 1.5 MB, form-encoded).
-MAX_CONSOLE_BODY = 8 * 1024 * 1024
 _ADMIN_PREFIX = "_emulator."
 _STOP_GRACE_S = 5.0  # in-flight requests get this long to finish on SIGTERM
-
-
-class _Body:
-    """The request body stream as handlers read it: a body cut short is a 400."""
-
-    def __init__(self, body: RequestBody) -> None:
-        self._body = body
-        self.failed = False
-
-    def read(self, n: int = -1) -> bytes:
-        try:
-            return self._body.read(n)
-        except IncompleteBody as exc:
-            self.failed = True
-            raise ServiceError(400, "INVALID_ARGUMENT", f"Request body ended early: {exc}") from exc
-
-    def read_bounded(self, limit: int, refusal: ServiceError) -> bytes:
-        """The whole body, or `refusal` once it exceeds `limit` bytes (memory stays bounded:
-        at most `limit` plus one read are held)."""
-        parts: list[bytes] = []
-        total = 0
-        while chunk := self.read(1 << 20):
-            total += len(chunk)
-            if total > limit:
-                self.failed = True
-                raise refusal
-            parts.append(chunk)
-        return parts[0] if len(parts) == 1 else b"".join(parts)
-
-
-def body_limit(route_name: str) -> tuple[int, ServiceError]:
-    """The most body bytes a route reads whole, and the answer beyond (by API method name)."""
-    if route_name in ("predict", "rawPredict"):
-        # Vertex's own answer to an oversized online prediction (400, not 413).
-        return PREDICT_MAX_BODY, ServiceError(
-            400,
-            "INVALID_ARGUMENT",
-            f"Request payload size exceeds the limit: {PREDICT_MAX_BODY} bytes.",
-        )
-    limit = METADATA_MAX_BODY if route_name.startswith("storage.") else CONTROL_MAX_BODY
-    return limit, too_large(limit)
-
-
-def _error_body(status: int, message: str) -> tuple[str, bytes]:
-    """Protocol-level errors (unparseable request line, headers, chunking) as Google JSON."""
-    response = error_response(status, canonical_status(status), message)
-    return response.headers["Content-Type"], cast(bytes, response.body)
 
 
 class _App:
@@ -137,9 +81,9 @@ class _App:
         )
         length = http_request.content_length
         request.content_length = length
-        body = _Body(http_request.body)
+        body = Body(http_request.body)
         if isinstance(verdict, Denial):
-            _note_denial(verdict, http_request)
+            note_denial(verdict, http_request)
             refused = ServiceError(verdict.status, verdict.reason, verdict.message)
             response, name, mutating, fault = refused.to_response(), "unknown", False, None
         else:
@@ -253,7 +197,7 @@ class _App:
         return response, fault
 
     def _run(
-        self, request: Request, body: _Body | None, scope: Scope
+        self, request: Request, body: Body | None, scope: Scope
     ) -> tuple[Response, str, bool, str | None]:
         """Resolve, fault, call: (response, API method name, mutating, fault). `body` None:
         an in-process call whose body is already in `request.body`."""
@@ -343,68 +287,6 @@ class _App:
             )
 
 
-class _ConsoleApp:
-    """Per-request glue for the console's own listener: the same access rules as the API
-    (its port is one the policy serves), bounded bodies, no faults, not logged as API calls
-    (the console is not an API)."""
-
-    def __init__(self, site: Console, access: AccessPolicy) -> None:
-        self.site = site
-        self.access = access
-
-    def handle(self, http_request: HttpRequest) -> HttpResponse:
-        raw_path = http_request.raw_path or "/"
-        query = parse_qs(http_request.query_string, keep_blank_values=True)
-        request = Request(
-            method=http_request.method,
-            path=unquote(raw_path),
-            raw_path=raw_path,
-            query=query,
-            headers=http_request.headers,
-            content_length=http_request.content_length,
-        )
-        body = _Body(http_request.body)
-        verdict = self.access.check(http_request.method, raw_path, http_request.headers, query)
-        try:
-            if isinstance(verdict, Denial):
-                _note_denial(verdict, http_request)
-                raise ServiceError(verdict.status, verdict.reason, verdict.message)
-            refusal = too_large(MAX_CONSOLE_BODY)
-            length = http_request.content_length
-            if length is not None and length > MAX_CONSOLE_BODY:
-                raise refusal
-            request.body = body.read_bounded(MAX_CONSOLE_BODY, refusal)
-            response = self.site.handle(request)
-        except ServiceError as exc:
-            response = self.site.error_page(exc.http_status, exc.message)
-        return HttpResponse(
-            status=response.status,
-            body=response.body,
-            headers=response.headers,
-            close=body.failed or not http_request.body.done,
-            on_close=response.on_close,
-        )
-
-
-_denials_noted: set[str] = set()
-
-
-def _note_denial(denial: Denial, http_request: HttpRequest) -> None:
-    """Log a refusal: the first of each kind at WARNING (a user whose client is refused learns
-    why), the rest at DEBUG (a hostile page retrying must not flood the log)."""
-    kind = denial.message.split(" ", 1)[0] + str(denial.status)
-    level = logging.DEBUG if kind in _denials_noted else logging.WARNING
-    _denials_noted.add(kind)
-    log.log(
-        level,
-        "refused %s %s: %d %s",
-        http_request.method,
-        http_request.raw_path[:200],
-        denial.status,
-        denial.message,
-    )
-
-
 def build_server(**options: Any) -> tuple[HttpServer, EmulatorContext]:
     """Bind the API server without the console (`build_servers`' options but console_port)."""
     server, ctx, _ = build_servers(**options, console_port=None)
@@ -442,7 +324,7 @@ def build_servers(
             app.handle,
             host=host,
             port=port,
-            error_body=_error_body,
+            error_body=error_body,
             name="emulator",
             delay=latency.delay if latency is not None and latency.active else None,
             async_handler=app.handle_async,
@@ -480,32 +362,12 @@ def build_servers(
     ctx.on_shutdown(request_log_obj.close)
     console_server = None
     if console_port is not None:
-        console_server = _build_console(app, host=host, port=console_port)
-    return server, ctx, console_server
+        from deployer.emulator.console.listener import build_console
 
-
-def _build_console(app: _App, *, host: str, port: int) -> HttpServer:
-    """The console's listener: its own port, the same host and access rules, state read
-    in-process."""
-    from deployer.emulator.console import Console
-
-    app.activity = Activity()
-    site = Console(app.ctx, activity=app.activity, call_api=app.call_in_process)
-    try:
-        server = HttpServer(
-            _ConsoleApp(site, app.access).handle,
-            host=host,
-            port=port,
-            error_body=_error_body,
-            name="console",
+        console_server, app.activity = build_console(
+            ctx, access, app.call_in_process, host=host, port=console_port
         )
-    except OSError as exc:
-        raise ConfigError(
-            f"Cannot listen on {host}:{port} for the console: {exc.strerror or exc}",
-            hint="pick another --console-port (0 = any free port), or pass --no-console",
-        ) from exc
-    app.access.serve_port(server.port)  # its Host and Origin values are the emulator's own
-    return server
+    return server, ctx, console_server
 
 
 def _register_vertex(router: Router, ctx: EmulatorContext) -> None:

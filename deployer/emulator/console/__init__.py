@@ -1,17 +1,18 @@
 """The emulator's console: a browser view of the local Vertex AI project, on its own port.
 
 Owns `Console`, the site served at `/_console/` by a second listener of the emulator
-(emulator/server.py binds it, `--console-port`, off with `--no-console`): the views
-(models, endpoints with traffic split and per deployed model replicas and recent traffic,
-batch jobs, a bucket browser with download, the request log with filters), the try-predict
-form (through the API's own handler, in-process) and the fault-injection controls (the same
-calls as /_emulator/faults and /_emulator/misbehave). Pages are rendered on the server
-(`views`, `markup`: everything escaped), with one stylesheet and one small script shipped in
-`static/`; nothing is fetched from anywhere else (the Content-Security-Policy says so too).
-Access: the transport applies the emulator's rules (deployer.emulator.access: its own Host
-only, no request from another origin or site, the token when one is set) before `handle`;
-the console adds the token's first visit: `?access_token=` in the URL `deployer local up`
-prints becomes an HttpOnly SameSite=Strict cookie, and the page reloads without it.
+(console/listener.py binds it when emulator/server.py starts; `--console-port`, off with
+`--no-console`): the views (models, endpoints with traffic split and per deployed model
+replicas and recent traffic, batch jobs, a bucket browser with download, the request log
+with filters), the try-predict form (through the API's own handler, in-process) and the
+fault-injection controls (the same calls as /_emulator/faults and /_emulator/misbehave).
+Pages are rendered on the server (`views`, `markup`: everything escaped), with one
+stylesheet and one small script shipped in `static/`; nothing is fetched from anywhere else
+(the Content-Security-Policy says so too). Access: the transport applies the emulator's
+rules (deployer.emulator.access: its own Host only, no request from another origin or site,
+the token when one is set) before `handle`; the console adds the token's first visit:
+`?access_token=` in the URL `deployer local up` prints becomes an HttpOnly SameSite=Strict
+cookie, and the page reloads without it.
 
 Must not: import the core, talk HTTP to the emulator (state is read in-process), or change
 state except through the calls the API and admin routes make.
