@@ -55,6 +55,16 @@ def _reference(model_dir: Path, x: np.ndarray) -> np.ndarray:
     return reference_predict(model_dir, {"flatten_input": x})["output_0"]
 
 
+def _stored(endpoint: Any) -> Any:
+    """The endpoint (as a protobuf message) without its deployed models' live status."""
+    pb = type(endpoint).pb(endpoint)
+    copy = type(pb)()
+    copy.CopyFrom(pb)
+    for dm in copy.deployed_models:
+        dm.ClearField("status")
+    return copy
+
+
 def test_clean_restart_keeps_models_endpoints_and_serving(
     emulator: EmulatorProcess, mnist_dir: Path
 ) -> None:
@@ -77,14 +87,20 @@ def test_clean_restart_keeps_models_endpoints_and_serving(
     before_ep = clients.endpoint.get_endpoint(name=ep.name)
     before_versions = list(clients.model.list_model_versions(name=model))
 
+    assert [dm.status.available_replica_count for dm in before_ep.deployed_models] == [1]
+
     emulator.restart()
     clients = gapic_clients(emulator.url)
-    assert clients.endpoint.get_endpoint(name=ep.name) == before_ep
+    # Everything stored comes back as it was; each DeployedModel's status is live state
+    # (replicas serving now, and since when), which a restart resets while replicas start.
+    assert _stored(clients.endpoint.get_endpoint(name=ep.name)) == _stored(before_ep)
     assert list(clients.model.list_model_versions(name=model)) == before_versions
     assert clients.model.get_model(name=f"{model}@v2").version_id == "2"
     x = np.random.default_rng(5).random((2, 784), dtype=np.float32)
     got = _predict_when_ready(clients, ep.name, x)
     assert got.deployed_model_id == "7"
+    after = clients.endpoint.get_endpoint(name=ep.name)
+    assert [dm.status.available_replica_count for dm in after.deployed_models] == [1]
     np.testing.assert_allclose(
         np.array(got.predictions), _reference(mnist_dir, x), rtol=1e-5, atol=1e-6
     )
