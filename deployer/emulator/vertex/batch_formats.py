@@ -16,7 +16,7 @@ import base64
 import fnmatch
 import io
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -91,11 +91,7 @@ def iter_instances(
             f"{', '.join(formats.FORMATS)}."
         )
     for bucket, name in sources:
-        uri = f"gs://{bucket}/{name}"
-        try:
-            handle = objects.open(bucket, name)
-        except ServiceError as exc:  # deleted since the job started
-            raise InputError(f"Input file {uri} could not be read: {exc.message}") from exc
+        uri, handle = _open_input(objects, bucket, name)
         try:
             yield from _iter_one(objects, handle, uri, instances_format)
         except formats.FormatError as exc:
@@ -110,27 +106,38 @@ def iter_instances(
             handle.close()
 
 
+def _open_input(objects: ObjectStore, bucket: str, name: str) -> tuple[str, Any]:
+    """(gs:// URI, open handle) of one input file; InputError if it is gone."""
+    uri = f"gs://{bucket}/{name}"
+    try:
+        return uri, objects.open(bucket, name)
+    except ServiceError as exc:  # deleted since the job started
+        raise InputError(f"Input file {uri} could not be read: {exc.message}") from exc
+
+
+def chunked(texts: Iterable[bytes], size: int) -> Iterator[list[bytes]]:
+    """`texts` in input order, as lists of `size` (the last one shorter)."""
+    batch: list[bytes] = []
+    for text in texts:
+        batch.append(text)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
 def iter_batches(
     objects: ObjectStore, sources: list[tuple[str, str]], instances_format: str, size: int
 ) -> Iterator[Block | list[bytes]]:
     """The job's batches in input order: blocks of raw JSON Lines rows (decoded, or validated,
     when scored: batch_scoring), else lists of `size` instances as JSON text."""
     if instances_format != "jsonl":
-        batch: list[bytes] = []
-        for inst in iter_instances(objects, sources, instances_format):
-            batch.append(inst.json_bytes())
-            if len(batch) >= size:
-                yield batch
-                batch = []
-        if batch:
-            yield batch
+        texts = (inst.json_bytes() for inst in iter_instances(objects, sources, instances_format))
+        yield from chunked(texts, size)
         return
     for bucket, name in sources:
-        uri = f"gs://{bucket}/{name}"
-        try:
-            handle = objects.open(bucket, name)
-        except ServiceError as exc:  # deleted since the job started
-            raise InputError(f"Input file {uri} could not be read: {exc.message}") from exc
+        uri, handle = _open_input(objects, bucket, name)
         with handle:
             yield from iter_blocks(handle, uri, size)
 
@@ -148,11 +155,7 @@ def count_valid_instances(
     if instances_format == "jsonl":
         total = 0
         for bucket, name in sources:
-            uri = f"gs://{bucket}/{name}"
-            try:
-                handle = objects.open(bucket, name)
-            except ServiceError as exc:  # deleted since the job started
-                raise InputError(f"Input file {uri} could not be read: {exc.message}") from exc
+            uri, handle = _open_input(objects, bucket, name)
             with handle:
                 for block in iter_blocks(handle, uri, 1024):  # ~2 MB at a time
                     try:

@@ -27,7 +27,7 @@ from typing import Any
 
 from deployer.emulator.context import EmulatorContext
 from deployer.emulator.paths import contained
-from deployer.emulator.vertex.batch_formats import InputError
+from deployer.emulator.vertex.batch_formats import InputError, chunked
 
 # bq://project[.dataset[.table]]; a domain-scoped project is `example.com:project`.
 _BQ_RE = re.compile(
@@ -96,14 +96,7 @@ class TableInput:
     def batches(self, size: int) -> Iterator[list[bytes]]:
         """The rows in input order as lists of `size` JSON texts (what
         batch_formats.iter_batches yields for instances that are not JSON Lines blocks)."""
-        batch: list[bytes] = []
-        for row in self.rows():
-            batch.append(row)
-            if len(batch) >= size:
-                yield batch
-                batch = []
-        if batch:
-            yield batch
+        return chunked(self.rows(), size)
 
 
 def _stamp(now: datetime) -> str:
